@@ -1,0 +1,3 @@
+from asrkit.cli.main import main
+
+main()

@@ -1,0 +1,111 @@
+"""Entry point of the ``asrkit`` command.
+
+Global options come before the subcommand::
+
+    asrkit --version
+    asrkit -q featurize ...      # no progress or info on stderr
+    asrkit --debug score ...     # show tracebacks of user errors
+
+Each command group lives in its own module in ``asrkit/cli/`` and is
+registered in :func:`_register`. An :class:`asrkit.errors.AsrkitError` becomes
+one red line on stderr and exit status 1 (2 for usage errors).
+"""
+from __future__ import annotations
+
+import sys
+from typing import Optional
+
+import typer
+from typer.exceptions import TyperException
+
+from asrkit import __version__, log
+from asrkit.errors import AsrkitError
+
+app = typer.Typer(
+    name="asrkit",
+    help="Speech recognition experiments: data dirs, features, models, decoding and scoring.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+_debug = False
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        typer.echo(f"asrkit {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _global_options(
+    version: Optional[bool] = typer.Option(
+        None, "--version", callback=_version_callback, is_eager=True, help="Print the version and exit."
+    ),
+    quiet: bool = typer.Option(False, "-q", "--quiet", help="No progress bars or info on stderr."),
+    debug: bool = typer.Option(False, "--debug", help="Show Python tracebacks for user errors."),
+) -> None:
+    global _debug
+    _debug = debug
+    log.set_quiet(quiet)
+
+
+def _register() -> None:
+    """Add every command group. Each module defines ``register(app)``."""
+    from asrkit.cli import lm, score
+
+    for module in (score, lm):
+        module.register(app)
+
+
+_register()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI and return (and exit with) its status."""
+    command = typer.main.get_command(app)
+    args = sys.argv[1:] if argv is None else list(argv)
+    try:
+        rv = command.main(args=args, prog_name="asrkit", standalone_mode=False)
+        code = rv if isinstance(rv, int) else 0
+    except typer.Exit as e:
+        code = e.exit_code
+    except typer.Abort:
+        log.console.print("[red]asrkit: aborted[/red]", highlight=False)
+        code = 130
+    except TyperException as e:
+        # typer's (bundled click) usage errors: bad option, missing argument.
+        msg = e.format_message() if hasattr(e, "format_message") else str(e)
+        ctx = getattr(e, "ctx", None)
+        hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
+        log.console.print(f"[red]asrkit: {_escape(msg + hint)}[/red]", highlight=False, soft_wrap=True)
+        code = getattr(e, "exit_code", 2)
+    except AsrkitError as e:
+        if _debug:
+            log.console.print_exception()
+        log.console.print(f"[red]asrkit: {_escape(str(e))}[/red]", highlight=False, soft_wrap=True)
+        code = e.exit_code
+    except KeyboardInterrupt:
+        log.console.print("[red]asrkit: interrupted[/red]", highlight=False)
+        code = 130
+    except BrokenPipeError:
+        # `asrkit ... | head`: the reader went away; not an error of ours.
+        try:
+            sys.stdout = None  # type: ignore[assignment]
+        finally:
+            code = 0
+    if argv is None:
+        sys.exit(code)
+    return code
+
+
+def _escape(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(text)
+
+
+if __name__ == "__main__":
+    main()

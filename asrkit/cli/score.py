@@ -1,0 +1,171 @@
+"""``asrkit score REF HYP``: WER / SER / CER of hypotheses against references.
+
+Thin: parse options, read files, call :func:`asrkit.score.score`, print.
+Everything is computed (and the ``--per-utt`` file written) before anything is
+printed, so a user error leaves stdout empty.
+"""
+from __future__ import annotations
+
+import json
+import sys
+from typing import Optional
+
+import typer
+
+from asrkit import log
+from asrkit.errors import InputError, UsageError
+from asrkit.io import atomic_write
+
+
+# Choices are checked here (not by typer) so that a bad value is one of our
+# UsageErrors: one red line, exit 2.
+_FORMATS = ("auto", "text", "trn")
+_MODES = ("strict", "present", "all")
+
+
+def score_command(
+    ref: str = typer.Argument(..., metavar="REF", help="Reference transcripts (Kaldi text or trn; '-' = stdin)."),
+    hyp: str = typer.Argument(..., metavar="HYP", help="Hypotheses (Kaldi text or trn; '-' = stdin)."),
+    fmt: str = typer.Option(
+        "auto", "--format", metavar="auto|text|trn", help="Input format of every file; auto detects per file."
+    ),
+    cer: bool = typer.Option(False, "--cer", help="Also report %CER over characters (spaces excluded)."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of the text report."),
+    per_utt: Optional[str] = typer.Option(
+        None, "--per-utt", metavar="FILE", help="Write an sclite style alignment of every utterance to FILE."
+    ),
+    per_spk: bool = typer.Option(False, "--per-spk", help="Print a per-speaker table."),
+    utt2spk: Optional[str] = typer.Option(
+        None, "--utt2spk", metavar="FILE", help="Speakers for --per-spk (default: utt-id prefix before '-' or '_')."
+    ),
+    confusions: int = typer.Option(
+        0, "--confusions", metavar="N", help="Print the N most frequent substitutions, deletions and insertions."
+    ),
+    mode: str = typer.Option(
+        "strict",
+        "--mode",
+        metavar="strict|present|all",
+        help="Missing/extra utterances: strict fails; present scores the intersection; "
+        "all counts a missing hypothesis as deletions.",
+    ),
+    ignore_case: bool = typer.Option(False, "--ignore-case", help="Lower-case both sides."),
+    strip_punct: bool = typer.Option(False, "--strip-punct", help="Delete punctuation characters from both sides."),
+    ignore: Optional[str] = typer.Option(
+        None, "--ignore", metavar="TOKENS", help="Comma list of tokens removed from both sides, e.g. '<noise>,\\[laughter]'."
+    ),
+    ci: bool = typer.Option(False, "--ci", help="95% bootstrap confidence interval of the WER (1000 resamples)."),
+    compare: Optional[str] = typer.Option(
+        None, "--compare", metavar="HYP2", help="Score a second system and test the WER difference (paired bootstrap)."
+    ),
+    seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap resampling."),
+) -> None:
+    """Score hypotheses against references: %WER, %SER (and %CER), Kaldi style.
+
+    Example: asrkit score data/test/text exp/ctc/hyp.txt --per-spk --confusions 10
+    """
+    from asrkit.data.table import read_table
+    from asrkit.score import bootstrap_ci, paired_bootstrap, read_transcripts, score
+    from asrkit.score import report
+
+    # -- usage checks (exit 2) ------------------------------------------------
+    stdin_users = [name for name, path in (("REF", ref), ("HYP", hyp), ("--compare", compare), ("--utt2spk", utt2spk)) if path == "-"]
+    if len(stdin_users) > 1:
+        raise UsageError(f"only one input can be stdin ('-'), got {' and '.join(stdin_users)}")
+    if utt2spk is not None and not per_spk:
+        raise UsageError("--utt2spk is only used by --per-spk; add --per-spk")
+    if fmt not in _FORMATS:
+        raise UsageError(f"--format must be one of {', '.join(_FORMATS)}, got '{fmt}'")
+    if mode not in _MODES:
+        raise UsageError(f"--mode must be one of {', '.join(_MODES)}, got '{mode}'")
+    if confusions < 0:
+        raise UsageError(f"--confusions must be >= 0, got {confusions}")
+    if per_utt == "-":
+        raise UsageError("--per-utt needs a file path (stdout carries the report)")
+    ignore_tokens: list[str] = []
+    if ignore is not None:
+        ignore_tokens = [t.strip() for t in ignore.split(",") if t.strip()]
+        if not ignore_tokens:
+            raise UsageError("--ignore needs a comma list of tokens, e.g. '<noise>,[laughter]'")
+
+    # -- read and score (exit 1 on bad input) -----------------------------------
+    refs = read_transcripts(ref, fmt)
+    hyps = read_transcripts(hyp, fmt)
+    hyps2 = read_transcripts(compare, fmt) if compare is not None else None
+    spk_map = read_table(utt2spk) if utt2spk is not None else None
+    options = dict(
+        mode=mode,
+        cer=cer,
+        utt2spk=spk_map,
+        ignore_case=ignore_case,
+        strip_punct=strip_punct,
+        ignore=ignore_tokens,
+        ref_name=refs.name,
+    )
+    result = score(refs.utts, hyps.utts, hyp_name=hyps.name, **options)
+    result2 = score(refs.utts, hyps2.utts, hyp_name=hyps2.name, **options) if hyps2 is not None else None
+
+    spk_stats = result.per_speaker() if per_spk else None
+    conf = result.confusions(confusions) if confusions > 0 else None
+    interval = bootstrap_ci(result, resamples=1000, seed=seed) if ci else None
+    comparison = paired_bootstrap(result, result2, resamples=1000, seed=seed) if result2 is not None else None
+
+    if per_utt is not None:
+        try:
+            with atomic_write(per_utt) as f:
+                report.write_per_utt(result, f)
+        except OSError as e:
+            raise InputError(f"{per_utt}: cannot write: {e.strerror or e}") from None
+
+    _say_left_out(result, refs.name, hyps.name)
+    if result2 is not None and hyps2 is not None:
+        _say_left_out(result2, refs.name, hyps2.name)
+
+    # -- print (stdout: results only) ----------------------------------------------
+    out = sys.stdout
+    if as_json:
+        obj = report.to_json(result, spk_stats, conf, interval, comparison)
+        out.write(json.dumps(obj, ensure_ascii=False) + "\n")
+        return
+    lines = report.summary_lines(result)
+    if interval is not None:
+        lines.append(report.ci_line(interval))
+    if comparison is not None and hyps2 is not None:
+        lines += report.compare_lines(comparison, hyps.name, hyps2.name)
+    out.write("\n".join(lines) + "\n")
+    tables = []
+    if spk_stats is not None:
+        tables.append(report.speaker_table(spk_stats, result))
+    if conf is not None:
+        tables += report.confusion_tables(conf)
+    if not tables:
+        return
+    if out.isatty():
+        from rich.console import Console
+
+        console = Console(file=out)
+        for t in tables:
+            console.print()
+            console.print(report.render_rich(t))
+    else:
+        for t in tables:
+            out.write("\n" + report.render_plain(t) + "\n")
+
+
+def _say_left_out(result, ref_name: str, hyp_name: str) -> None:
+    """stderr notes for the lenient modes (nothing left out: silent)."""
+    if result.mode == "present" and (result.missing or result.extra):
+        log.info(
+            f"{hyp_name}: scored {result.utts} utterance(s); left out {len(result.missing)} reference "
+            f"utterance(s) without hypothesis and {len(result.extra)} hypothesis utterance(s) not in {ref_name}"
+        )
+    elif result.mode == "all":
+        if result.missing:
+            log.info(f"{hyp_name}: {len(result.missing)} reference utterance(s) without hypothesis counted as deletions")
+        if result.extra:
+            log.warn(f"{hyp_name}: ignored {len(result.extra)} hypothesis utterance(s) not in {ref_name}")
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``asrkit score`` to the CLI."""
+    app.command("score", no_args_is_help=True)(score_command)
+

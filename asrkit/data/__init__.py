@@ -1,0 +1,2 @@
+"""On-disk formats: Kaldi-style data dirs, the feature store, datasets,
+tokenizers and lexicons."""

@@ -1,0 +1,40 @@
+"""The errors a user can cause.
+
+Every exception here carries a message that names the file / utterance and what
+to do. The CLI prints ``str(err)`` as one red line on stderr and exits with
+``err.exit_code`` (1 for data/runtime problems, 2 for usage problems); with
+``asrkit --debug`` it shows the traceback too.
+"""
+from __future__ import annotations
+
+
+class AsrkitError(Exception):
+    """Base class of every user-facing asrkit error (exit status 1)."""
+
+    exit_code = 1
+
+
+class UsageError(AsrkitError):
+    """Bad command-line usage: conflicting options, bad values (exit status 2)."""
+
+    exit_code = 2
+
+
+class InputError(AsrkitError):
+    """A file is missing, unreadable, not UTF-8, or malformed."""
+
+
+class DataError(AsrkitError):
+    """Data is inconsistent: utt-id mismatches, duplicates, missing labels."""
+
+
+class AudioError(InputError):
+    """Audio that cannot be read or decoded."""
+
+
+class ConfigError(UsageError):
+    """An unknown config key or a bad config value."""
+
+
+class TrainingError(AsrkitError):
+    """Training cannot go on (NaN loss streaks, dimension mismatches...)."""

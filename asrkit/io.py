@@ -1,0 +1,72 @@
+"""Small file helpers shared by every command: atomic writes and strict
+line reading with file:line error messages."""
+from __future__ import annotations
+
+import io
+import os
+import sys
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, Iterator
+
+from asrkit.errors import InputError
+
+
+@contextmanager
+def atomic_write(path: str | os.PathLike, mode: str = "w", encoding: str | None = "utf-8") -> Iterator[IO]:
+    """Write ``path`` through a temporary file in the same folder, renamed into
+    place only when the block finishes without an exception. An interrupted
+    write never leaves a file that looks complete."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    binary = "b" in mode
+    try:
+        with os.fdopen(fd, mode, encoding=None if binary else encoding) as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def display_name(path: str | os.PathLike) -> str:
+    return "<stdin>" if str(path) == "-" else str(path)
+
+
+def read_text(path: str | os.PathLike) -> str:
+    """Read a whole UTF-8 text file (``-`` is stdin). Missing/unreadable files
+    and invalid UTF-8 raise :class:`InputError` naming the file and line."""
+    name = display_name(path)
+    try:
+        if str(path) == "-":
+            data = sys.stdin.buffer.read()
+        else:
+            data = Path(path).read_bytes()
+    except FileNotFoundError:
+        raise InputError(f"{name}: no such file") from None
+    except IsADirectoryError:
+        raise InputError(f"{name}: is a directory, expected a file") from None
+    except OSError as e:
+        raise InputError(f"{name}: cannot read: {e.strerror}") from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data[: e.start].count(b"\n") + 1
+        raise InputError(f"{name}:{line}: invalid UTF-8 (byte {e.start})") from None
+
+
+def iter_lines(path: str | os.PathLike) -> Iterator[tuple[int, str]]:
+    """Yield ``(line_number, stripped_line)`` for the non-blank lines of a UTF-8
+    text file (``-`` for stdin)."""
+    text = read_text(path)
+    for lineno, line in enumerate(io.StringIO(text), start=1):
+        line = line.strip()
+        if line:
+            yield lineno, line

@@ -1,0 +1,202 @@
+"""ARPA files: writing a :class:`~asrkit.lm.kneser_ney.KneserNeyModel`, and a
+small pure-Python reader with standard backoff queries (the reference the
+tests hold kenlm and the estimator to).
+
+Format (as written by SRILM and kenlm's lmplz)::
+
+    \\data\\
+    ngram 1=V
+    ngram 2=M2
+    ...
+
+    \\1-grams:
+    log10 p(w)<TAB>w<TAB>log10 backoff(w)
+    ...
+    \\N-grams:
+    log10 p(wN | w1..wN-1)<TAB>w1 ... wN
+    \\end\\
+
+The highest order has no backoff column; neither has an n-gram ending in
+``</s>`` (it is never a history). ``<s>`` has log10 probability -99.
+"""
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field
+from typing import IO, Iterable
+
+import numpy as np
+
+from asrkit.errors import InputError
+from asrkit.io import atomic_write, display_name
+from asrkit.lm.counts import BOS, EOS, EOS_ID, UNK
+from asrkit.lm.kneser_ney import KneserNeyModel
+
+#: log10 "probability" of <s>, which is never predicted (kenlm's convention).
+BOS_LOGPROB = -99.0
+
+
+_BLOCK = 1 << 16  # n-grams formatted per write
+
+
+def _fmt(x: float) -> str:
+    return f"{x:.7g}"
+
+
+def _write_body(model: KneserNeyModel, f: IO[str]) -> None:
+    words = model.words
+    counts = model.ngram_counts()
+    f.write("\\data\\\n")
+    for k, c in enumerate(counts, start=1):
+        f.write(f"ngram {k}={c}\n")
+    n = model.order
+    with np.errstate(divide="ignore"):
+        lp1 = np.log10(model.unigram_prob)
+        lb1 = np.log10(model.unigram_backoff)
+    f.write("\n\\1-grams:\n")
+    lines = []
+    for i, w in enumerate(words):
+        p = BOS_LOGPROB if w == BOS else max(float(lp1[i]), BOS_LOGPROB)
+        if n > 1 and i != EOS_ID:
+            lines.append(f"{_fmt(p)}\t{w}\t{_fmt(float(lb1[i]))}\n")
+        else:
+            lines.append(f"{_fmt(p)}\t{w}\n")
+    f.writelines(lines)
+    vocab = np.array(words, dtype=object)
+    for k in range(2, n + 1):
+        t = model.tables[k]
+        f.write(f"\n\\{k}-grams:\n")
+        if len(t.rows) == 0:
+            continue
+        with np.errstate(divide="ignore"):
+            lp = [_fmt(x) for x in np.maximum(np.log10(t.prob), BOS_LOGPROB).tolist()]
+        if k < n:
+            with np.errstate(divide="ignore"):
+                lb = ["\t" + _fmt(x) for x in np.log10(t.backoff).tolist()]
+            for i in np.flatnonzero(t.rows[:, -1] == EOS_ID).tolist():
+                lb[i] = ""  # an n-gram ending in </s> is never a history
+        else:
+            lb = [""] * len(lp)
+        for start in range(0, len(lp), _BLOCK):
+            stop = start + _BLOCK
+            # Vectorized over a block of n-grams: the text of each row, then one line per row.
+            block = t.rows[start:stop]
+            text = vocab[block[:, 0]]
+            for j in range(1, k):
+                text = text + " " + vocab[block[:, j]]
+            f.write("".join([f"{p}\t{w}{b}\n" for p, w, b in zip(lp[start:stop], text.tolist(), lb[start:stop])]))
+    f.write("\n\\end\\\n")
+
+
+def write_arpa(model: KneserNeyModel, path: str | os.PathLike, stream: IO[str] | None = None) -> None:
+    """Write ``model`` as ARPA to ``path`` atomically (or to ``stream`` if given)."""
+    if stream is not None:
+        _write_body(model, stream)
+        return
+    with atomic_write(path, "w") as f:
+        _write_body(model, f)
+
+
+@dataclass
+class ArpaLM:
+    """An ARPA model in memory: ``ngrams[k][(w1, ..., wk)] = (log10 p, log10 backoff)``."""
+
+    order: int
+    ngrams: dict[int, dict[tuple[str, ...], tuple[float, float]]] = field(default_factory=dict)
+
+    @property
+    def vocab(self) -> list[str]:
+        return [w for (w,) in self.ngrams[1]]
+
+    def logprob(self, word: str, history: Iterable[str] = ()) -> float:
+        """log10 p(word | history) with standard ARPA backoff; unknown words
+        score as ``<unk>``. Only the last ``order-1`` history words matter."""
+        hist = tuple(history)[-(self.order - 1):] if self.order > 1 else ()
+        if (word,) not in self.ngrams[1]:
+            word = UNK
+        hist = tuple(w if (w,) in self.ngrams[1] else UNK for w in hist)
+        backoff = 0.0
+        for start in range(len(hist) + 1):
+            h = hist[start:]
+            entry = self.ngrams.get(len(h) + 1, {}).get(h + (word,))
+            if entry is not None:
+                return entry[0] + backoff
+            hb = self.ngrams.get(len(h), {}).get(h) if h else None
+            if hb is not None:
+                backoff += hb[1]
+        raise KeyError(word)  # unreachable: every word has a unigram
+
+    def sentence_logprob(self, words: Iterable[str], bos: bool = True, eos: bool = True) -> float:
+        """log10 probability of a sentence, with ``<s>`` history and ``</s>`` at the end."""
+        hist: list[str] = [BOS] if bos else []
+        total = 0.0
+        seq = list(words) + ([EOS] if eos else [])
+        for w in seq:
+            total += self.logprob(w, hist)
+            hist.append(w)
+        return total
+
+
+def read_arpa(path: str | os.PathLike) -> ArpaLM:
+    """Read an ARPA file into an :class:`ArpaLM` (meant for small models and
+    tests; use kenlm for large ones). Malformed files raise :class:`InputError`."""
+    name = display_name(path)
+    try:
+        text = open(path, encoding="utf-8").read()
+    except FileNotFoundError:
+        raise InputError(f"{name}: no such file") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise InputError(f"{name}: cannot read ARPA file: {e}") from None
+    lm = ArpaLM(order=0)
+    section = 0
+    expected: dict[int, int] = {}
+    for lineno, line in enumerate(text.splitlines(), start=1):
+        line = line.strip()
+        if not line:
+            continue
+        if line == "\\data\\":
+            section = -1
+            continue
+        if line == "\\end\\":
+            break
+        if line.startswith("\\") and line.endswith("-grams:"):
+            try:
+                section = int(line[1:-len("-grams:")])
+            except ValueError:
+                raise InputError(f"{name}:{lineno}: bad section header {line!r}") from None
+            lm.ngrams[section] = {}
+            lm.order = max(lm.order, section)
+            continue
+        if section == -1:
+            if line.startswith("ngram "):
+                k, _, c = line[6:].partition("=")
+                expected[int(k)] = int(c)
+            continue
+        if section <= 0:
+            raise InputError(f"{name}:{lineno}: text outside a section; is this an ARPA file?")
+        fields = line.split()
+        try:
+            lp = float(fields[0])
+            if len(fields) == section + 2:
+                bo = float(fields[-1])
+                gram = tuple(fields[1:-1])
+            elif len(fields) == section + 1:
+                bo = 0.0
+                gram = tuple(fields[1:])
+            else:
+                raise ValueError
+        except ValueError:
+            raise InputError(f"{name}:{lineno}: malformed {section}-gram line") from None
+        lm.ngrams[section][gram] = (lp, bo)
+    for k, c in expected.items():
+        if len(lm.ngrams.get(k, {})) != c:
+            raise InputError(f"{name}: header says {c} {k}-grams, found {len(lm.ngrams.get(k, {}))}")
+    if 1 not in lm.ngrams:
+        raise InputError(f"{name}: no \\1-grams: section; is this an ARPA file?")
+    return lm
+
+
+def prob_sum(lm: ArpaLM, history: tuple[str, ...]) -> float:
+    """Sum of p(w | history) over the vocabulary without ``<s>`` (1 for a normalized model)."""
+    return math.fsum(10.0 ** lm.logprob(w, history) for w in lm.vocab if w != BOS)

@@ -1,0 +1,93 @@
+"""``asrkit lm build``: text -> counts -> modified Kneser-Ney -> ARPA."""
+from __future__ import annotations
+
+import os
+import sys
+import time
+from dataclasses import dataclass
+
+from asrkit import log
+from asrkit.errors import InputError, UsageError
+from asrkit.io import display_name
+from asrkit.lm.arpa import write_arpa
+from asrkit.lm.counts import Vocabulary, count_text
+from asrkit.lm.kneser_ney import KneserNeyModel, estimate, parse_prune
+
+
+@dataclass
+class BuildStats:
+    """What :func:`build_lm` did: sizes and timings."""
+
+    sentences: int
+    tokens: int
+    windows: int  # n-gram occurrences counted (tokens + sentences)
+    ngrams: list[int]  # per order, as written
+    count_seconds: float
+    estimate_seconds: float
+    write_seconds: float
+
+    @property
+    def seconds(self) -> float:
+        return self.count_seconds + self.estimate_seconds + self.write_seconds
+
+
+def build_model(
+    text: str | os.PathLike,
+    order: int,
+    prune: str | list[int] | None = None,
+    vocab: str | os.PathLike | None = None,
+    keep_unk: bool = False,
+    progress: bool = True,
+) -> tuple[KneserNeyModel, BuildStats]:
+    """Count ``text`` (``-`` = stdin) and estimate an order-``order`` model.
+
+    ``prune``: per-order count thresholds (``"0,1,1"`` or a list), see
+    :mod:`asrkit.lm.kneser_ney`; ``vocab``: a word-list file that fixes the
+    vocabulary (other tokens become ``<unk>``); ``keep_unk``: estimate
+    ``<unk>`` like a word instead of leaving its n-grams out."""
+    if order < 1:
+        raise UsageError(f"--order {order}: the order must be at least 1")
+    thresholds = parse_prune(prune, order) if not isinstance(prune, list) else parse_prune(",".join(map(str, prune)), order)
+    voc = Vocabulary.from_file(vocab) if vocab is not None else Vocabulary()
+    t0 = time.perf_counter()
+    counter = count_text(text, order, voc, progress=progress)
+    rows, counts = counter.result()
+    if counter.sentences == 0:
+        raise InputError(f"{display_name(text)}: no text (every line is blank); nothing to estimate")
+    t1 = time.perf_counter()
+    log.info(f"counted {counter.sentences} sentences, {counter.tokens} tokens, {len(voc)} types, "
+             f"{len(rows)} distinct {order}-gram windows")
+    model = estimate(rows, counts, voc.words, order, keep_unk=keep_unk, prune=thresholds)
+    t2 = time.perf_counter()
+    stats = BuildStats(
+        sentences=counter.sentences,
+        tokens=counter.tokens,
+        windows=counter.windows,
+        ngrams=model.ngram_counts(),
+        count_seconds=t1 - t0,
+        estimate_seconds=t2 - t1,
+        write_seconds=0.0,
+    )
+    return model, stats
+
+
+def build_lm(
+    text: str | os.PathLike,
+    output: str | os.PathLike,
+    order: int,
+    prune: str | list[int] | None = None,
+    vocab: str | os.PathLike | None = None,
+    keep_unk: bool = False,
+    progress: bool = True,
+) -> BuildStats:
+    """Build an ARPA model from ``text`` and write it to ``output`` (atomically;
+    ``-`` writes to stdout). Returns :class:`BuildStats`."""
+    model, stats = build_model(text, order, prune=prune, vocab=vocab, keep_unk=keep_unk, progress=progress)
+    t = time.perf_counter()
+    if str(output) == "-":
+        write_arpa(model, output, stream=sys.stdout)
+        sys.stdout.flush()
+    else:
+        write_arpa(model, output)
+    stats.write_seconds = time.perf_counter() - t
+    return stats

@@ -1,0 +1,102 @@
+"""The CLI skeleton: global options, error handling, exit codes."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import asrkit
+from asrkit.cli.main import main
+
+ASRKIT = [sys.executable, "-m", "asrkit"]
+
+
+def test_version(capsys):
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out.strip() == f"asrkit {asrkit.__version__}"
+
+
+def test_help_lists_commands(capsys):
+    assert main(["--help"]) == 0
+    out = capsys.readouterr().out
+    assert "score" in out
+    assert "--quiet" in out and "--debug" in out
+
+
+def test_user_error_is_one_red_line_exit_1(tmp_path: Path):
+    missing = tmp_path / "nope.txt"
+    p = subprocess.run([*ASRKIT, "score", str(missing), str(missing)], capture_output=True, text=True)
+    assert p.returncode == 1
+    assert p.stdout == ""
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 1, p.stderr
+    assert "nope.txt" in lines[0] and "Traceback" not in p.stderr
+
+
+def test_debug_shows_traceback(tmp_path: Path):
+    missing = tmp_path / "nope.txt"
+    p = subprocess.run([*ASRKIT, "--debug", "score", str(missing), str(missing)], capture_output=True, text=True)
+    assert p.returncode == 1
+    assert "Traceback" in p.stderr and "nope.txt" in p.stderr
+
+
+def test_usage_error_exit_2(capsys):
+    assert main(["score", "--no-such-option"]) == 2
+    assert main(["no-such-command"]) == 2
+    err = capsys.readouterr().err
+    assert "no-such-option" in err.replace("\n", " ")
+
+
+def test_quiet_flag_sets_log_state():
+    from asrkit import log
+
+    try:
+        assert main(["-q", "--version"]) == 0
+        main(["-q", "score", "--help"])
+        assert log.is_quiet()
+    finally:
+        log.set_quiet(False)
+
+
+def test_atomic_write_leaves_nothing_on_error(tmp_path: Path):
+    from asrkit.io import atomic_write
+
+    target = tmp_path / "out.txt"
+    with pytest.raises(RuntimeError):
+        with atomic_write(target) as f:
+            f.write("half")
+            raise RuntimeError("boom")
+    assert list(tmp_path.iterdir()) == []
+    with atomic_write(target) as f:
+        f.write("whole\n")
+    assert target.read_text() == "whole\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["out.txt"]
+
+
+def test_read_text_errors_name_file_and_line(tmp_path: Path):
+    from asrkit.errors import InputError
+    from asrkit.io import read_text
+
+    bad = tmp_path / "bad.txt"
+    bad.write_bytes(b"ok line\n\xff\xfe broken\n")
+    with pytest.raises(InputError, match=r"bad.txt:2: invalid UTF-8"):
+        read_text(bad)
+    with pytest.raises(InputError, match="no such file"):
+        read_text(tmp_path / "missing.txt")
+    with pytest.raises(InputError, match="is a directory"):
+        read_text(tmp_path)
+
+
+def test_read_table_duplicate_ids(tmp_path: Path):
+    from asrkit.data.table import read_table, write_table
+    from asrkit.errors import InputError
+
+    f = tmp_path / "text"
+    write_table(f, {"b": "x y", "a": ["1", "2"], "B": "z"})
+    assert f.read_text() == "B z\na 1 2\nb x y\n"  # C-locale order
+    assert read_table(f) == {"B": "z", "a": "1 2", "b": "x y"}
+    f.write_text("a 1\n\nb 2\na 3\n")
+    with pytest.raises(InputError, match=r"text:4: duplicate id 'a' \(first on line 1\)"):
+        read_table(f)
