@@ -1,0 +1,114 @@
+"""Activation layers: Identity, Sigmoid, Tanh, ReLU, GELU, SiLU, Softmax, LogSoftmax.
+
+Constructor arguments as ``torch.nn``; ``impl="scratch"`` runs
+:mod:`asrkit.nn.functional.activation`, ``impl="native"`` torch's kernel.
+Element-wise layers map ``(*) -> (*)``.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as TF
+
+from asrkit.nn.functional import activation as A
+from asrkit.nn.module import Module
+
+
+class Identity(Module):
+    """Returns its input; takes and ignores any arguments, like ``torch.nn.Identity``."""
+
+    def __init__(self, *args: Any, impl: str = "scratch", **kwargs: Any) -> None:
+        super().__init__(impl)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x
+
+
+class Sigmoid(Module):
+    def __init__(self, *, impl: str = "scratch") -> None:
+        super().__init__(impl)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(x) if self.native else A.sigmoid(x)
+
+
+class Tanh(Module):
+    def __init__(self, *, impl: str = "scratch") -> None:
+        super().__init__(impl)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(x) if self.native else A.tanh(x)
+
+
+class ReLU(Module):
+    """``max(x, 0)``. ``inplace`` is honoured by the native path; scratch returns a new tensor."""
+
+    def __init__(self, inplace: bool = False, *, impl: str = "scratch") -> None:
+        super().__init__(impl)
+        self.inplace = inplace
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return TF.relu(x, inplace=self.inplace) if self.native else A.relu(x)
+
+    def extra_repr(self) -> str:
+        return ("inplace=True, " if self.inplace else "") + super().extra_repr()
+
+
+class GELU(Module):
+    """``x Phi(x)``; ``approximate="tanh"`` uses the tanh approximation."""
+
+    def __init__(self, approximate: str = "none", *, impl: str = "scratch") -> None:
+        super().__init__(impl)
+        if approximate not in ("none", "tanh"):
+            raise ValueError(f"approximate must be 'none' or 'tanh', got {approximate!r}")
+        self.approximate = approximate
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.native:
+            return TF.gelu(x, approximate=self.approximate)
+        return A.gelu(x, self.approximate)
+
+    def extra_repr(self) -> str:
+        return f"approximate={self.approximate!r}, " + super().extra_repr()
+
+
+class SiLU(Module):
+    """``x sigmoid(x)`` (swish)."""
+
+    def __init__(self, inplace: bool = False, *, impl: str = "scratch") -> None:
+        super().__init__(impl)
+        self.inplace = inplace
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return TF.silu(x, inplace=self.inplace) if self.native else A.silu(x)
+
+
+class Softmax(Module):
+    """Softmax over ``dim`` (``None``: torch's legacy implicit choice)."""
+
+    def __init__(self, dim: int | None = None, *, impl: str = "scratch") -> None:
+        super().__init__(impl)
+        self.dim = dim
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        dim = A.softmax_dim(x.dim()) if self.dim is None else self.dim
+        return TF.softmax(x, dim) if self.native else A.softmax(x, dim)
+
+    def extra_repr(self) -> str:
+        return f"dim={self.dim}, " + super().extra_repr()
+
+
+class LogSoftmax(Module):
+    """``log softmax`` over ``dim``, computed stably (``x - logsumexp(x)``)."""
+
+    def __init__(self, dim: int | None = None, *, impl: str = "scratch") -> None:
+        super().__init__(impl)
+        self.dim = dim
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        dim = A.softmax_dim(x.dim()) if self.dim is None else self.dim
+        return TF.log_softmax(x, dim) if self.native else A.log_softmax(x, dim)
+
+    def extra_repr(self) -> str:
+        return f"dim={self.dim}, " + super().extra_repr()

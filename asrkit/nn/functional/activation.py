@@ -1,0 +1,176 @@
+"""Activation kernels: sigmoid, tanh, relu, gelu (erf / tanh), silu, softmax, log_softmax.
+
+Each ``<op>_forward`` returns ``(out, cache)``; each ``<op>_backward(grad_out,
+cache)`` returns the gradient of the input. Element-wise ops keep the shape of
+their input everywhere: ``(*) -> (*)``.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+
+from asrkit.nn.functional._autograd import FP32_CUDA, NONE, apply, kernel_function
+
+# ---------------------------------------------------------------- sigmoid
+# s = 1 / (1 + e^-x);  ds/dx = s (1 - s)
+
+
+def sigmoid_forward(x: torch.Tensor) -> tuple[torch.Tensor, tuple]:
+    out = 1.0 / (1.0 + torch.exp(-x))
+    return out, (out,)
+
+
+def sigmoid_backward(grad_out: torch.Tensor, cache: tuple) -> tuple[torch.Tensor]:
+    (s,) = cache
+    return (grad_out * s * (1.0 - s),)
+
+
+# ---------------------------------------------------------------- tanh
+# t = (e^x - e^-x) / (e^x + e^-x) = sign(x) (1 - e^{-2|x|}) / (1 + e^{-2|x|});  dt/dx = 1 - t^2
+# (the |x| form never overflows; expm1 keeps small |x| exact)
+
+
+def tanh_forward(x: torch.Tensor) -> tuple[torch.Tensor, tuple]:
+    e = torch.exp(-2.0 * x.abs())
+    out = torch.sign(x) * (-torch.expm1(-2.0 * x.abs())) / (1.0 + e)
+    return out, (out,)
+
+
+def tanh_backward(grad_out: torch.Tensor, cache: tuple) -> tuple[torch.Tensor]:
+    (t,) = cache
+    return (grad_out * (1.0 - t * t),)
+
+
+# ---------------------------------------------------------------- relu
+# r = max(x, 0);  dr/dx = 1 where x > 0 else 0 (torch's choice at 0 as well)
+
+
+def relu_forward(x: torch.Tensor) -> tuple[torch.Tensor, tuple]:
+    out = torch.clamp_min(x, 0.0)
+    return out, (out,)
+
+
+def relu_backward(grad_out: torch.Tensor, cache: tuple) -> tuple[torch.Tensor]:
+    (out,) = cache
+    return (grad_out * (out > 0).to(grad_out.dtype),)
+
+
+# ---------------------------------------------------------------- gelu
+# erf:  g = x Phi(x),  Phi(x) = (1 + erf(x / sqrt 2)) / 2
+#       dg/dx = Phi(x) + x phi(x),  phi(x) = e^{-x^2/2} / sqrt(2 pi)
+# tanh: g = x/2 (1 + tanh(u)),  u = sqrt(2/pi) (x + 0.044715 x^3)
+#       dg/dx = (1 + tanh u)/2 + x/2 (1 - tanh^2 u) sqrt(2/pi) (1 + 3 * 0.044715 x^2)
+
+_SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
+_INV_SQRT_2 = 1.0 / math.sqrt(2.0)
+_INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
+
+
+def gelu_forward(x: torch.Tensor, approximate: str = "none") -> tuple[torch.Tensor, tuple]:
+    if approximate == "tanh":
+        t = torch.tanh(_SQRT_2_OVER_PI * (x + 0.044715 * x * x * x))
+        return 0.5 * x * (1.0 + t), (x, t, approximate)
+    if approximate != "none":
+        raise ValueError(f"approximate must be 'none' or 'tanh', got {approximate!r}")
+    cdf = 0.5 * (1.0 + torch.erf(x * _INV_SQRT_2))
+    return x * cdf, (x, cdf, approximate)
+
+
+def gelu_backward(grad_out: torch.Tensor, cache: tuple) -> tuple[torch.Tensor]:
+    x, aux, approximate = cache
+    if approximate == "tanh":
+        t = aux
+        du = _SQRT_2_OVER_PI * (1.0 + 3.0 * 0.044715 * x * x)
+        return (grad_out * (0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * du),)
+    pdf = torch.exp(-0.5 * x * x) * _INV_SQRT_2PI
+    return (grad_out * (aux + x * pdf),)
+
+
+# ---------------------------------------------------------------- silu
+# y = x s(x);  dy/dx = s + x s (1 - s) = s (1 + x (1 - s))
+
+
+def silu_forward(x: torch.Tensor) -> tuple[torch.Tensor, tuple]:
+    s = 1.0 / (1.0 + torch.exp(-x))
+    return x * s, (x, s)
+
+
+def silu_backward(grad_out: torch.Tensor, cache: tuple) -> tuple[torch.Tensor]:
+    x, s = cache
+    return (grad_out * s * (1.0 + x * (1.0 - s)),)
+
+
+# ---------------------------------------------------------------- softmax
+# y_i = e^{x_i - m} / sum_j e^{x_j - m}  (m = max for stability)
+# dL/dx_i = y_i (g_i - sum_j g_j y_j)
+
+
+def softmax_forward(x: torch.Tensor, dim: int) -> tuple[torch.Tensor, tuple]:
+    e = torch.exp(x - x.amax(dim=dim, keepdim=True))
+    out = e / e.sum(dim=dim, keepdim=True)
+    return out, (out, dim)
+
+
+def softmax_backward(grad_out: torch.Tensor, cache: tuple) -> tuple[torch.Tensor]:
+    y, dim = cache
+    return (y * (grad_out - (grad_out * y).sum(dim=dim, keepdim=True)),)
+
+
+# ---------------------------------------------------------------- log_softmax
+# z_i = x_i - m - log sum_j e^{x_j - m};  dL/dx_i = g_i - softmax_i sum_j g_j
+
+
+def log_softmax_forward(x: torch.Tensor, dim: int) -> tuple[torch.Tensor, tuple]:
+    shifted = x - x.amax(dim=dim, keepdim=True)
+    out = shifted - torch.log(torch.exp(shifted).sum(dim=dim, keepdim=True))
+    return out, (out, dim)
+
+
+def log_softmax_backward(grad_out: torch.Tensor, cache: tuple) -> tuple[torch.Tensor]:
+    z, dim = cache
+    return (grad_out - torch.exp(z) * grad_out.sum(dim=dim, keepdim=True),)
+
+
+SigmoidFunction = kernel_function("SigmoidFunction", sigmoid_forward, sigmoid_backward)
+TanhFunction = kernel_function("TanhFunction", tanh_forward, tanh_backward)
+ReLUFunction = kernel_function("ReLUFunction", relu_forward, relu_backward)
+GELUFunction = kernel_function("GELUFunction", gelu_forward, gelu_backward)
+SiLUFunction = kernel_function("SiLUFunction", silu_forward, silu_backward)
+SoftmaxFunction = kernel_function("SoftmaxFunction", softmax_forward, softmax_backward)
+LogSoftmaxFunction = kernel_function("LogSoftmaxFunction", log_softmax_forward, log_softmax_backward)
+
+
+def softmax_dim(ndim: int) -> int:
+    """torch's implicit softmax dim when ``dim=None`` (legacy rule: 0 for 0-, 1-, 3-D input, else 1)."""
+    return 0 if ndim in (0, 1, 3) else 1
+
+
+def sigmoid(x: torch.Tensor) -> torch.Tensor:
+    return apply(SigmoidFunction, NONE, x)
+
+
+def tanh(x: torch.Tensor) -> torch.Tensor:
+    return apply(TanhFunction, NONE, x)
+
+
+def relu(x: torch.Tensor) -> torch.Tensor:
+    return apply(ReLUFunction, NONE, x)
+
+
+def gelu(x: torch.Tensor, approximate: str = "none") -> torch.Tensor:
+    return apply(GELUFunction, NONE, x, approximate)
+
+
+def silu(x: torch.Tensor) -> torch.Tensor:
+    return apply(SiLUFunction, NONE, x)
+
+
+def softmax(x: torch.Tensor, dim: int | None = None) -> torch.Tensor:
+    dim = softmax_dim(x.dim()) if dim is None else dim
+    return apply(SoftmaxFunction, FP32_CUDA, x, dim)
+
+
+def log_softmax(x: torch.Tensor, dim: int | None = None) -> torch.Tensor:
+    dim = softmax_dim(x.dim()) if dim is None else dim
+    return apply(LogSoftmaxFunction, FP32_CUDA, x, dim)

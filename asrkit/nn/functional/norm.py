@@ -1,0 +1,175 @@
+"""Normalization kernels: layer norm and batch norm.
+
+Both normalize ``xhat = (x - mu) * r`` with ``r = 1 / sqrt(var + eps)`` (biased
+variance) and apply ``y = xhat * w + b``. With ``g = dL/dy`` and ``n`` the
+number of elements each statistic is taken over, the input gradient is
+
+    dL/dx = w r (g - mean(g) - xhat * mean(g xhat))
+
+(the two means are over the same elements as ``mu``), ``dL/dw = sum(g xhat)``
+and ``dL/db = sum(g)`` over everything but the parameter's axis. Inputs in
+fp16/bf16 (autocast) are accumulated in float32 and returned in their dtype.
+"""
+from __future__ import annotations
+
+import torch
+
+from asrkit.nn.functional._autograd import FP32_CUDA, NONE, acc_dtype, apply, kernel_function, workspace
+
+# ---------------------------------------------------------------- layer norm
+# x (*, D1..Dk) normalized over the last k dims (normalized_shape); w, b (D1..Dk)
+
+
+def layer_norm_forward(
+    x: torch.Tensor,
+    weight: torch.Tensor | None,
+    bias: torch.Tensor | None,
+    normalized_shape: tuple[int, ...],
+    eps: float = 1e-5,
+) -> tuple[torch.Tensor, tuple]:
+    k = len(normalized_shape)
+    if tuple(x.shape[x.dim() - k:]) != tuple(normalized_shape):
+        raise RuntimeError(
+            f"layer_norm: expected input with shape [*, {', '.join(map(str, normalized_shape))}], "
+            f"but got input of size {list(x.shape)}")
+    dt = acc_dtype(x)
+    d = 1
+    for s in normalized_shape:
+        d *= s
+    x2 = x.reshape(-1, d).to(dt)                                  # (M, D)
+    var, mu = torch.var_mean(x2, dim=1, unbiased=False, keepdim=True)  # (M, 1)
+    rstd = torch.rsqrt(var + eps)                                 # (M, 1)
+    xhat = (x2 - mu) * rstd                                       # (M, D)
+    y = xhat
+    if weight is not None:
+        y = y * weight.reshape(1, d).to(dt)                       # (M, D)
+    if bias is not None:
+        y = y + bias.reshape(1, d).to(dt)                         # (M, D)
+    y = y.reshape(x.shape).to(x.dtype)                            # (*, D1..Dk)
+    return y, (xhat, rstd, weight, bias is not None, x.shape, x.dtype)
+
+
+def layer_norm_backward(grad_out: torch.Tensor, cache: tuple) -> tuple:
+    xhat, rstd, weight, has_bias, shape, xdtype = cache
+    d = xhat.shape[1]
+    g = grad_out.reshape(-1, d).to(xhat.dtype)                    # (M, D)
+    gw = (g * xhat).sum(0).reshape(weight.shape).to(weight.dtype) if weight is not None else None
+    gb = g.sum(0).reshape(weight.shape if weight is not None else shape[-1:]) if has_bias else None
+    gxhat = g * weight.reshape(1, d).to(xhat.dtype) if weight is not None else g   # (M, D)
+    gx = rstd * (gxhat - gxhat.mean(1, keepdim=True)
+                 - xhat * (gxhat * xhat).mean(1, keepdim=True))   # (M, D)
+    return gx.reshape(shape).to(xdtype), gw, gb
+
+
+LayerNormFunction = kernel_function("LayerNormFunction", layer_norm_forward, layer_norm_backward)
+
+
+def layer_norm(
+    x: torch.Tensor,
+    normalized_shape: int | tuple[int, ...] | list[int] | torch.Size,
+    weight: torch.Tensor | None = None,
+    bias: torch.Tensor | None = None,
+    eps: float = 1e-5,
+) -> torch.Tensor:
+    """As ``torch.nn.functional.layer_norm``."""
+    if isinstance(normalized_shape, int):
+        normalized_shape = (normalized_shape,)
+    out = apply(LayerNormFunction, FP32_CUDA, x, weight, bias, tuple(normalized_shape), float(eps))
+    return out
+
+
+# ---------------------------------------------------------------- batch norm
+# x (N, C, *) normalized per channel over N and the trailing dims; w, b (C,)
+
+
+def _as_ncl(t: torch.Tensor) -> torch.Tensor:
+    return t.reshape(t.shape[0], t.shape[1], -1)                  # (N, C, L), L = prod(spatial)
+
+
+def batch_norm_forward(
+    x: torch.Tensor,
+    weight: torch.Tensor | None,
+    bias: torch.Tensor | None,
+    running_mean: torch.Tensor | None,
+    running_var: torch.Tensor | None,
+    training: bool,
+    momentum: float,
+    eps: float,
+) -> tuple[torch.Tensor, tuple]:
+    dt = acc_dtype(x)
+    x3 = _as_ncl(x).to(dt)                                        # (N, C, L)
+    n = x3.shape[0] * x3.shape[2]                                 # values per channel
+    if training:
+        if n <= 1:
+            raise ValueError(
+                f"Expected more than 1 value per channel when training, got input size {list(x.shape)}")
+        mu = x3.sum((0, 2)) / n                                   # (C,)
+        # two-pass variance; the centred copy lives in the workspace
+        xc = workspace(x3.numel(), dt, x.device).view(x3.shape)
+        torch.sub(x3, mu.view(1, -1, 1), out=xc)                  # (N, C, L)
+        sq = workspace(x3.numel(), dt, x.device, slot=1).view(x3.shape)
+        var = torch.mul(xc, xc, out=sq).sum((0, 2)) / n           # (C,) biased
+        if running_mean is not None:
+            running_mean.mul_(1 - momentum).add_(mu.to(running_mean.dtype), alpha=momentum)
+        if running_var is not None:                               # unbiased, as torch
+            running_var.mul_(1 - momentum).add_((var * (n / (n - 1))).to(running_var.dtype),
+                                                alpha=momentum)
+    else:
+        mu, var = running_mean.to(dt), running_var.to(dt)         # (C,)
+    rstd = torch.rsqrt(var + eps)                                 # (C,)
+    scale = weight.to(dt) * rstd if weight is not None else rstd  # (C,)
+    shift = -mu * scale
+    if bias is not None:
+        shift = shift + bias.to(dt)
+    # y = xhat * w + b = x * scale + shift, one pass
+    y = torch.addcmul(shift.view(1, -1, 1), x3, scale.view(1, -1, 1))  # (N, C, L)
+    return y.reshape(x.shape).to(x.dtype), (x, mu, rstd, weight, bias is not None, training)
+
+
+def batch_norm_backward(grad_out: torch.Tensor, cache: tuple, needs: tuple = (True,) * 3) -> tuple:
+    x, mu, rstd, weight, has_bias, training = cache
+    dt = mu.dtype
+    g3 = _as_ncl(grad_out).to(dt)                                 # (N, C, L)
+    x3 = _as_ncl(x).to(dt)                                        # (N, C, L)
+    n = x3.shape[0] * x3.shape[2]
+    sum_g = g3.sum((0, 2))                                        # (C,)
+    xc = workspace(x3.numel(), dt, x.device).view(x3.shape)
+    torch.sub(x3, mu.view(1, -1, 1), out=xc)                      # (N, C, L) x - mu
+    tmp = workspace(x3.numel(), dt, x.device, slot=1).view(x3.shape)
+    sum_gxhat = torch.mul(g3, xc, out=tmp).sum((0, 2)) * rstd     # (C,) sum(g * xhat)
+    k = weight.to(dt) * rstd if weight is not None else rstd      # (C,) w r
+    gx = None
+    if needs[0]:
+        if training:
+            # dx = w r (g - sum_g/n - xhat sum_gxhat/n) = k g + c1 (x - mu) + c0
+            c1 = -k * rstd * sum_gxhat / n
+            c0 = -k * sum_g / n
+            gx = torch.addcmul(c0.view(1, -1, 1), g3, k.view(1, -1, 1))   # (N, C, L)
+            gx.addcmul_(xc, c1.view(1, -1, 1))
+        else:
+            gx = g3 * k.view(1, -1, 1)                            # (N, C, L)
+        gx = gx.reshape(x.shape).to(x.dtype)
+    gw = sum_gxhat.to(weight.dtype) if weight is not None else None
+    gb = sum_g.to(weight.dtype if weight is not None else dt) if has_bias else None
+    return gx, gw, gb
+
+
+BatchNormFunction = kernel_function("BatchNormFunction", batch_norm_forward, batch_norm_backward,
+                                    pass_needs=True)
+
+
+def batch_norm(
+    x: torch.Tensor,
+    running_mean: torch.Tensor | None,
+    running_var: torch.Tensor | None,
+    weight: torch.Tensor | None = None,
+    bias: torch.Tensor | None = None,
+    training: bool = False,
+    momentum: float = 0.1,
+    eps: float = 1e-5,
+) -> torch.Tensor:
+    """As ``torch.nn.functional.batch_norm`` (running stats updated in place when training)."""
+    if not training and (running_mean is None or running_var is None):
+        raise ValueError("batch_norm: running_mean and running_var are needed when not training")
+    return apply(BatchNormFunction, NONE, x, weight, bias, running_mean, running_var,
+                 bool(training), float(momentum), float(eps))

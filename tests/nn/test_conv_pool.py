@@ -1,0 +1,191 @@
+"""asrkit.nn part 1: Conv1d/2d, ConvTranspose1d/2d, padding modes, pooling, resampling."""
+from __future__ import annotations
+
+import pytest
+import torch
+from torch.autograd import gradcheck
+
+import asrkit.nn as nn
+from asrkit.nn.functional import conv as C
+from asrkit.nn.functional import pool as P
+from asrkit.nn.functional import resample as R
+from nn1_util import parity
+
+F64 = torch.float64
+
+
+# ------------------------------------------------------------------ hand toy cases
+
+def test_toy_conv1d():
+    # y[t] = sum_k w[k] x[t + k]: x = [1, 2, 3, 4], w = [1, 0, -1] -> [1-3, 2-4] = [-2, -2]
+    x = torch.tensor([[[1.0, 2.0, 3.0, 4.0]]], dtype=F64, requires_grad=True)
+    w = torch.tensor([[[1.0, 0.0, -1.0]]], dtype=F64, requires_grad=True)
+    b = torch.tensor([0.5], dtype=F64, requires_grad=True)
+    y = C.conv1d(x, w, b)
+    assert y.tolist() == [[[-1.5, -1.5]]]
+    y.sum().backward()
+    assert x.grad.tolist() == [[[1.0, 1.0, -1.0, -1.0]]]   # each x_t sees the taps that touch it
+    assert w.grad.tolist() == [[[3.0, 5.0, 7.0]]]          # sum of x over each tap's positions
+    assert b.grad.tolist() == [2.0]
+    # stride 2, padding 1: windows [0,1,2], [2,3,4] of [0, 1, 2, 3, 4, 0]
+    y = C.conv1d(x, w, None, stride=2, padding=1)
+    assert y.tolist() == [[[0.0 - 2.0, 2.0 - 4.0]]]
+
+
+def test_toy_conv2d_and_transpose():
+    x = torch.arange(9, dtype=F64).reshape(1, 1, 3, 3)
+    w = torch.ones(1, 1, 2, 2, dtype=F64)
+    assert C.conv2d(x, w).tolist() == [[[[8.0, 12.0], [20.0, 24.0]]]]   # 2x2 window sums
+    # transposed conv, stride 2: each input pixel stamps the kernel at 2*(i, j)
+    xt = torch.tensor([[[[1.0, 2.0]]]], dtype=F64)
+    wt = torch.tensor([[[[1.0, 10.0]]]], dtype=F64)
+    assert C.conv_transpose2d(xt, wt, stride=(1, 2)).tolist() == [[[[1.0, 10.0, 2.0, 20.0]]]]
+    assert C.conv_transpose1d(xt[0], wt[0], stride=1).tolist() == [[[1.0, 12.0, 20.0]]]
+
+
+def test_toy_pool_and_resample():
+    x = torch.tensor([[[1.0, 5.0, 2.0, 4.0, 3.0]]], dtype=F64, requires_grad=True)
+    y, idx = P.max_pool1d(x, 2, return_indices=True)
+    assert y.tolist() == [[[5.0, 4.0]]] and idx.tolist() == [[[1, 3]]]
+    y.sum().backward()
+    assert x.grad.tolist() == [[[0.0, 1.0, 0.0, 1.0, 0.0]]]
+    assert P.avg_pool1d(x, 2).tolist() == [[[3.0, 3.0]]]
+    assert P.avg_pool1d(x, 2, padding=1, count_include_pad=False).tolist() == [[[1.0, 3.5, 3.5]]]
+    assert P.avg_pool1d(x, 2, padding=1).tolist() == [[[0.5, 3.5, 3.5]]]
+    u = torch.tensor([[[1.0, 2.0, 3.0]]], dtype=F64, requires_grad=True)
+    up = R.upsample(u, 2)
+    assert up.tolist() == [[[1.0, 0.0, 2.0, 0.0, 3.0]]]
+    (up * torch.arange(5.0, dtype=F64)).sum().backward()
+    assert u.grad.tolist() == [[[0.0, 2.0, 4.0]]]
+    d = torch.tensor([[[1.0, 2.0, 3.0, 4.0]]], dtype=F64, requires_grad=True)
+    dn = R.downsample(d, 2)
+    assert dn.tolist() == [[[1.0, 3.0]]]
+    dn.sum().backward()
+    assert d.grad.tolist() == [[[1.0, 0.0, 1.0, 0.0]]]
+    img = torch.arange(4.0, dtype=F64).reshape(1, 1, 2, 2)
+    assert R.upsample(img, 2, 2).tolist() == [[[[0.0, 0.0, 1.0], [0.0, 0.0, 0.0], [2.0, 0.0, 3.0]]]]
+    assert R.downsample(R.upsample(img, 3, 2), 3, 2).tolist() == img.tolist()
+
+
+# ------------------------------------------------------------------ parity with torch.nn
+
+CONV_CASES = [
+    # (class, torch class, args, kwargs, input shape)
+    (nn.Conv1d, torch.nn.Conv1d, (3, 5, 3), {}, (2, 3, 11)),
+    (nn.Conv1d, torch.nn.Conv1d, (4, 6, 4), {"stride": 2, "padding": 3, "dilation": 2, "groups": 2}, (1, 4, 13)),
+    (nn.Conv1d, torch.nn.Conv1d, (3, 4, 4), {"padding": "same", "bias": False}, (3, 3, 7)),
+    (nn.Conv1d, torch.nn.Conv1d, (2, 2, 3), {"padding": 2, "padding_mode": "reflect"}, (2, 2, 6)),
+    (nn.Conv1d, torch.nn.Conv1d, (2, 3, 3), {"padding": 1, "padding_mode": "circular"}, (1, 2, 5)),
+    (nn.Conv2d, torch.nn.Conv2d, (3, 4, 3), {"padding": 1}, (2, 3, 7, 6)),
+    (nn.Conv2d, torch.nn.Conv2d, (4, 6, (3, 2)), {"stride": (2, 1), "padding": (1, 0), "groups": 2,
+                                                 "dilation": (1, 2)}, (1, 4, 9, 8)),
+    (nn.Conv2d, torch.nn.Conv2d, (2, 3, 2), {"padding": "same", "dilation": 3}, (2, 2, 6, 5)),
+    (nn.Conv2d, torch.nn.Conv2d, (2, 3, 3), {"padding": (1, 2), "padding_mode": "replicate"}, (1, 2, 5, 4)),
+    (nn.ConvTranspose1d, torch.nn.ConvTranspose1d, (3, 5, 3), {"stride": 2, "padding": 1,
+                                                              "output_padding": 1}, (2, 3, 7)),
+    (nn.ConvTranspose1d, torch.nn.ConvTranspose1d, (4, 2, 2), {"groups": 2, "dilation": 2}, (1, 4, 5)),
+    (nn.ConvTranspose2d, torch.nn.ConvTranspose2d, (3, 4, 3), {"stride": 2, "padding": 1,
+                                                              "output_padding": 1}, (2, 3, 4, 5)),
+    (nn.ConvTranspose2d, torch.nn.ConvTranspose2d, (4, 6, (2, 3)), {"stride": (1, 3), "groups": 2,
+                                                                   "bias": False}, (1, 4, 3, 3)),
+]
+
+
+@pytest.mark.filterwarnings("ignore:Using padding='same'")
+@pytest.mark.parametrize("case", range(len(CONV_CASES)))
+def test_conv_parity(case):
+    cls, tcls, args, kw, shape = CONV_CASES[case]
+    torch.manual_seed(case)
+    twin = tcls(*args, **kw)
+    torch.manual_seed(case)
+    ours = cls(*args, **kw)
+    for k, v in twin.state_dict().items():      # same seed, same init
+        assert torch.equal(ours.state_dict()[k], v), k
+    parity(ours, twin, lambda: torch.randn(shape))
+    parity(cls(*args, **kw, impl="native"), twin, lambda: torch.randn(shape))
+    parity(ours, twin, lambda: torch.randn(shape[1:]))      # unbatched input
+
+
+def test_conv_transpose_output_size():
+    ours, twin = nn.ConvTranspose2d(2, 3, 3, stride=2), torch.nn.ConvTranspose2d(2, 3, 3, stride=2)
+    ours.load_state_dict(twin.state_dict())
+    x = torch.randn(1, 2, 4, 4)
+    torch.testing.assert_close(ours(x, output_size=[10, 9]), twin(x, output_size=[10, 9]))
+
+
+POOL_CASES = [
+    (nn.MaxPool1d, torch.nn.MaxPool1d, (3,), {}, (2, 3, 10)),
+    (nn.MaxPool1d, torch.nn.MaxPool1d, (3, 2, 1), {"dilation": 2, "ceil_mode": True}, (1, 2, 9)),
+    (nn.MaxPool2d, torch.nn.MaxPool2d, (2,), {}, (2, 3, 6, 7)),
+    (nn.MaxPool2d, torch.nn.MaxPool2d, ((3, 2), (2, 1), (1, 0)), {"ceil_mode": True}, (1, 2, 7, 5)),
+    (nn.AvgPool1d, torch.nn.AvgPool1d, (3, 2, 1), {}, (2, 3, 8)),
+    (nn.AvgPool1d, torch.nn.AvgPool1d, (4, 3, 2), {"ceil_mode": True, "count_include_pad": False}, (1, 2, 9)),
+    (nn.AvgPool2d, torch.nn.AvgPool2d, (2,), {}, (2, 3, 6, 5)),
+    (nn.AvgPool2d, torch.nn.AvgPool2d, (3, 2, 1), {"ceil_mode": True}, (1, 2, 6, 7)),
+    (nn.AvgPool2d, torch.nn.AvgPool2d, (3, 1, 1), {"divisor_override": 4}, (2, 1, 4, 4)),
+]
+
+
+@pytest.mark.parametrize("case", range(len(POOL_CASES)))
+def test_pool_parity(case):
+    cls, tcls, args, kw, shape = POOL_CASES[case]
+    parity(cls(*args, **kw), tcls(*args, **kw), lambda: torch.randn(shape))
+    parity(cls(*args, **kw, impl="native"), tcls(*args, **kw), lambda: torch.randn(shape))
+
+
+def test_max_pool_return_indices_parity():
+    x = torch.randn(2, 3, 7, 6)
+    ya, ia = nn.MaxPool2d(3, 2, 1, return_indices=True)(x)
+    yb, ib = torch.nn.MaxPool2d(3, 2, 1, return_indices=True)(x)
+    assert torch.equal(ya, yb) and torch.equal(ia, ib)
+
+
+@pytest.mark.parametrize("cls,shape", [(nn.Upsample1d, (2, 3, 5)), (nn.Upsample2d, (1, 2, 3, 4)),
+                                       (nn.Downsample1d, (2, 3, 7)), (nn.Downsample2d, (1, 2, 5, 6))])
+@pytest.mark.parametrize("k", [1, 2, 3])
+def test_resample_scratch_vs_native(cls, shape, k):
+    a, b = cls(k), cls(k, impl="native")
+    xa = torch.randn(shape, requires_grad=True)
+    xb = xa.detach().clone().requires_grad_()
+    ya, yb = a(xa), b(xb)
+    torch.testing.assert_close(ya, yb)
+    g = torch.randn_like(ya)
+    ya.backward(g)
+    yb.backward(g)
+    torch.testing.assert_close(xa.grad, xb.grad)
+
+
+# ------------------------------------------------------------------ gradcheck (float64)
+
+def _r(*shape):
+    return torch.randn(*shape, dtype=F64).requires_grad_()
+
+
+@pytest.mark.parametrize("name,fn,args", [
+    ("conv1d", C.Conv1dFunction, lambda: (_r(2, 4, 7), _r(6, 2, 3), _r(6), 2, (1, 2), 1, 2)),
+    ("conv2d", C.Conv2dFunction, lambda: (_r(1, 2, 5, 4), _r(3, 2, 2, 3), _r(3), (1, 2), (1, 0, 1, 1), (2, 1), 1)),
+    ("conv_t1d", C.ConvTranspose1dFunction, lambda: (_r(2, 2, 4), _r(2, 3, 3), _r(3), 2, 1, 1, 1, 1)),
+    ("conv_t2d", C.ConvTranspose2dFunction,
+     lambda: (_r(1, 4, 3, 3), _r(4, 1, 2, 2), None, (2, 1), (0, 1), (1, 0), (1, 2), 2)),
+    ("pad_reflect", C.PadFunction, lambda: (_r(1, 2, 4, 5), (2, 1, 3, 1), "reflect")),
+    ("pad_circular", C.PadFunction, lambda: (_r(1, 2, 5), (2, 3), "circular")),
+    ("max_pool", P.MaxPool2dFunction, lambda: (_r(2, 2, 5, 5), (3, 2), (2, 1), (1, 1), (1, 1), True)),
+    ("avg_pool", P.AvgPool2dFunction, lambda: (_r(2, 2, 5, 5), (3, 2), (2, 1), (1, 1), True, False, None)),
+    ("upsample", R.UpsampleFunction, lambda: (_r(2, 3, 4), 3, 2)),
+    ("downsample", R.DownsampleFunction, lambda: (_r(2, 3, 7), 2, 1)),
+])
+def test_gradcheck(name, fn, args):
+    assert gradcheck(lambda *a: fn.apply(*a)[0] if name == "max_pool" else fn.apply(*a),
+                     args(), eps=1e-6, atol=1e-5)
+
+
+@pytest.mark.parametrize("in_dtype", [torch.float32, torch.bfloat16])
+def test_conv_autocast_cpu_bf16(in_dtype):
+    ours = nn.Conv1d(4, 6, 3, padding=1)
+    nat = nn.Conv1d(4, 6, 3, padding=1, impl="native")
+    nat.load_state_dict(ours.state_dict())
+    x = torch.randn(2, 4, 9).to(in_dtype)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        ya, yb = ours(x), nat(x)
+    assert ya.dtype == yb.dtype == torch.bfloat16
+    torch.testing.assert_close(ya.float(), yb.float(), atol=5e-2, rtol=5e-2)
