@@ -2,13 +2,12 @@
 line reading with file:line error messages."""
 from __future__ import annotations
 
-import io
 import os
 import sys
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Iterator
+from typing import IO, Callable, Iterator
 
 from asrkit.errors import InputError
 
@@ -62,11 +61,56 @@ def read_text(path: str | os.PathLike) -> str:
         raise InputError(f"{name}:{line}: invalid UTF-8 (byte {e.start})") from None
 
 
-def iter_lines(path: str | os.PathLike) -> Iterator[tuple[int, str]]:
+def open_binary(path: str | os.PathLike) -> tuple[IO[bytes], int | None]:
+    """Open ``path`` (``-`` = stdin) for binary reading; returns the file and
+    its size in bytes (None for stdin). Missing or unreadable files raise
+    :class:`InputError` naming the file."""
+    name = display_name(path)
+    if str(path) == "-":
+        return sys.stdin.buffer, None
+    try:
+        f = open(path, "rb")
+    except FileNotFoundError:
+        raise InputError(f"{name}: no such file") from None
+    except IsADirectoryError:
+        raise InputError(f"{name}: is a directory, expected a file") from None
+    except OSError as e:
+        raise InputError(f"{name}: cannot read: {e.strerror}") from None
+    try:
+        size: int | None = os.fstat(f.fileno()).st_size
+    except OSError:
+        size = None
+    return f, size
+
+
+def iter_lines(
+    path: str | os.PathLike, progress: Callable[[int, int | None], None] | None = None
+) -> Iterator[tuple[int, str]]:
     """Yield ``(line_number, stripped_line)`` for the non-blank lines of a UTF-8
-    text file (``-`` for stdin)."""
-    text = read_text(path)
-    for lineno, line in enumerate(io.StringIO(text), start=1):
-        line = line.strip()
-        if line:
-            yield lineno, line
+    text file (``-`` for stdin), reading it as a stream (memory stays flat).
+
+    Invalid UTF-8 raises :class:`InputError` naming the file and line.
+    ``progress(bytes_read, total_bytes_or_None)`` is called every 16384 lines
+    and once at the end, for a progress bar.
+    """
+    name = display_name(path)
+    f, size = open_binary(path)
+    done = 0
+    try:
+        for lineno, raw in enumerate(f, start=1):
+            done += len(raw)
+            if progress is not None and lineno & 0x3FFF == 0:
+                progress(done, size)
+            try:
+                line = raw.decode("utf-8").strip()
+            except UnicodeDecodeError as e:
+                raise InputError(f"{name}:{lineno}: invalid UTF-8 (byte {e.start} of the line)") from None
+            if line:
+                yield lineno, line
+        if progress is not None:
+            progress(done, size)
+    except OSError as e:
+        raise InputError(f"{name}: read error: {e.strerror}") from None
+    finally:
+        if f is not sys.stdin.buffer:
+            f.close()

@@ -17,16 +17,15 @@ proportional to the number of distinct n-grams (plus one chunk of text).
 from __future__ import annotations
 
 import os
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Iterator
+from typing import Iterator
 
 import numpy as np
 
 from asrkit import log
 from asrkit.errors import InputError
-from asrkit.io import display_name
+from asrkit.io import display_name, iter_lines
 
 UNK = "<unk>"
 BOS = "<s>"
@@ -88,25 +87,6 @@ class Vocabulary:
         return vocab
 
 
-def _open_binary(path: str | os.PathLike) -> tuple[IO[bytes], int | None]:
-    name = display_name(path)
-    if str(path) == "-":
-        return sys.stdin.buffer, None
-    try:
-        f = open(path, "rb")
-    except FileNotFoundError:
-        raise InputError(f"{name}: no such file") from None
-    except IsADirectoryError:
-        raise InputError(f"{name}: is a directory, expected a text file") from None
-    except OSError as e:
-        raise InputError(f"{name}: cannot read: {e.strerror}") from None
-    try:
-        size = os.fstat(f.fileno()).st_size
-    except OSError:
-        size = None
-    return f, size
-
-
 class _NoBar:
     """Stands in for a progress bar when none is wanted."""
 
@@ -125,33 +105,16 @@ class _NoBar:
 
 def iter_sentences(path: str | os.PathLike, progress_desc: str | None = None) -> Iterator[tuple[int, list[str]]]:
     """Yield ``(line_number, tokens)`` for each non-blank line of a UTF-8 text
-    file (``-`` = stdin), reading it as a stream. Invalid UTF-8 raises
-    :class:`InputError` naming the file and line. With ``progress_desc`` a
-    progress bar (bytes read) is shown on stderr."""
-    name = display_name(path)
-    f, size = _open_binary(path)
-    try:
-        with (log.progress(transient=True) if progress_desc is not None else _NoBar()) as bar:
-            task = bar.add_task(progress_desc or "", total=size)
-            done = 0
-            lineno = 0
-            for lineno, raw in enumerate(f, start=1):
-                done += len(raw)
-                if lineno & 0x3FFF == 0:
-                    bar.update(task, completed=done)
-                try:
-                    line = raw.decode("utf-8")
-                except UnicodeDecodeError as e:
-                    raise InputError(f"{name}:{lineno}: invalid UTF-8 (byte {e.start} of the line)") from None
-                tokens = line.split()
-                if tokens:
-                    yield lineno, tokens
-            bar.update(task, completed=done, total=size if size is not None else done)
-    except OSError as e:
-        raise InputError(f"{name}: read error: {e.strerror}") from None
-    finally:
-        if f is not sys.stdin.buffer:
-            f.close()
+    file (``-`` = stdin), reading it as a stream (:func:`asrkit.io.iter_lines`).
+    With ``progress_desc`` a progress bar (bytes read) is shown on stderr."""
+    with (log.progress(transient=True) if progress_desc is not None else _NoBar()) as bar:
+        task = bar.add_task(progress_desc or "", total=None)
+
+        def report(done: int, total: int | None) -> None:
+            bar.update(task, completed=done, total=total if total is not None else done)
+
+        for lineno, line in iter_lines(path, progress=report):
+            yield lineno, line.split()
 
 
 def pack_rows(rows: np.ndarray, bits: int) -> np.ndarray:

@@ -46,7 +46,7 @@ import numpy as np
 
 from asrkit import log
 from asrkit.errors import DataError, UsageError
-from asrkit.lm.counts import BOS_ID, EOS_ID, UNK_ID, pack_rows, unique_rows
+from asrkit.lm.counts import BOS_ID, UNK_ID, pack_rows, unique_rows
 
 #: lmplz's fallback discounts for orders whose count-of-counts are unusable.
 FALLBACK_DISCOUNTS = (0.5, 1.0, 1.5)
