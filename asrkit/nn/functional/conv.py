@@ -7,8 +7,8 @@ gather every receptive field into a column::
     cols[n, g, (c, i, j), (ho, wo)] = xp[n, g*Cg + c, ho*sh + i*dh, wo*sw + j*dw]
                                                       # (N, G, Cg*kh*kw, Ho*Wo)
 
-(one ``as_strided`` view of ``xp``, copied once by ``reshape``; no Python loop
-over positions). Then, per group, with ``Wg (Og, Cg*kh*kw)``::
+(one ``as_strided`` view of ``xp``, copied once into a reused workspace; no
+Python loop over positions). Then, per group, with ``Wg (Og, Cg*kh*kw)``::
 
     y[n, g] = Wg @ cols[n, g] + b                     # (N, G, Og, Ho*Wo)
 
@@ -19,6 +19,12 @@ Backward with ``gy = dL/dy`` in the same layout::
     dL/dx     = col2im(dL/dcols)                      # add every column entry back to the
                                                       # pixel it came from (padding dropped)
     dL/db     = sum over n, ho, wo of gy
+
+Every item ``n`` only meets its own columns, so on the CPU the three
+products run over the batch a few items at a time, each chunk's columns
+staying in the cache between im2col/col2im and the matrix product (see
+"working in batch chunks" below); the maths is the same as for the whole
+batch at once.
 
 A transposed convolution is the adjoint of a convolution: its forward is the
 convolution's input gradient (``col2im(W^T @ x)``) and its input gradient is
@@ -57,27 +63,50 @@ def conv_out_size(size: int, k: int, s: int, p_lo: int, p_hi: int, d: int) -> in
     return (size + p_lo + p_hi - d * (k - 1) - 1) // s + 1
 
 
-# The column matrix is as large as the input times kh*kw. Allocating it fresh on
-# every call costs more than the copy itself (page faults on CPU), so the
-# columns go to a reused per-thread ``workspace`` and the backward rebuilds
-# them from the saved input instead of keeping them alive (as cuDNN / oneDNN
-# do with their workspaces). Nothing returned or saved ever aliases it.
+# ---------------------------------------------------------------- working in batch chunks
+# The column matrix is the input times kh*kw: 115 MB for a (32, 32, 56, 56)
+# input and a 3x3 kernel. Built for the whole batch at once it is written to
+# main memory by im2col and read back from there by the matrix product, and
+# allocating it fresh on every call costs page faults on top. So on the CPU
+# each kernel walks the batch in chunks of a few items whose columns (a few
+# MB) stay in the cache between the copy that writes them and the product
+# that reads them, in a reused per-thread ``workspace``. The arithmetic is
+# the same as for the whole batch: every item's columns only meet that
+# item's output. The backward rebuilds the columns from the saved input
+# (one cheap copy per chunk) instead of keeping them alive, as cuDNN and
+# oneDNN do with their workspaces. Nothing returned or saved aliases a
+# workspace. On a GPU, where a few large launches beat many small ones, the
+# whole batch is one chunk.
+
+_CHUNK_BYTES = 4 << 20                    # column bytes per chunk on the CPU
+
+
+def _chunks(n: int, item_numel: int, t: torch.Tensor) -> list[slice]:
+    """Split a batch of ``n`` items into about equal slices whose columns
+    (``item_numel`` elements each) fill at most ``_CHUNK_BYTES`` (at least one item)."""
+    if t.device.type != "cpu" or n == 0:
+        return [slice(0, n)]
+    per_chunk = max(1, _CHUNK_BYTES // max(1, item_numel * t.element_size()))
+    n_chunks = -(-n // per_chunk)                                   # ceil(n / per_chunk)
+    size = -(-n // n_chunks)                                        # balanced chunk size
+    return [slice(i, min(n, i + size)) for i in range(0, n, size)]
+
 
 # ---------------------------------------------------------------- im2col / col2im
 
 def _im2col(xp: torch.Tensor, groups: int, kernel: tuple[int, int], stride: tuple[int, int],
             dilation: tuple[int, int], out_hw: tuple[int, int]) -> torch.Tensor:
-    """``xp (N, C, Hp, Wp)`` -> ``cols (N, G, Cg*kh*kw, Ho*Wo)`` in the workspace (one copy)."""
-    xp = xp.contiguous()
-    n, c, hp, wp = xp.shape
+    """``xp (n, C, Hp, Wp)`` (padded) -> ``cols (n, G, Cg*kh*kw, Ho*Wo)`` in the workspace (one copy)."""
+    n, c = xp.shape[:2]
     (kh, kw), (sh, sw), (dh, dw), (ho, wo) = kernel, stride, dilation, out_hw
     sn, sc, sy, sx = xp.stride()
     shape = (n, groups, c // groups, kh, kw, ho, wo)
-    view = xp.as_strided(
-        shape, (sn, sc * (c // groups), sc, dh * sy, dw * sx, sh * sy, sw * sx))  # (N, G, Cg, kh, kw, Ho, Wo)
+    view = xp.as_strided(                                           # no copy: a window view
+        shape, (sn, sc * (c // groups), sc, dh * sy, dw * sx, sh * sy, sw * sx),
+        xp.storage_offset())                                        # (n, G, Cg, kh, kw, Ho, Wo)
     cols = workspace(view.numel(), xp.dtype, xp.device).view(shape)
     cols.copy_(view)
-    return cols.view(n, groups, (c // groups) * kh * kw, ho * wo)     # (N, G, K, L)
+    return cols.view(n, groups, (c // groups) * kh * kw, ho * wo)     # (n, G, K, L)
 
 
 def _tap_range(i: int, k_dil: int, s: int, lo: int, size: int, n_out: int) -> tuple[slice, slice] | None:
@@ -92,30 +121,56 @@ def _tap_range(i: int, k_dil: int, s: int, lo: int, size: int, n_out: int) -> tu
     return slice(o_min, o_max + 1), slice(x0, x0 + (o_max - o_min) * s + 1, s)
 
 
-def _col2im(cols: torch.Tensor, in_hw: tuple[int, int], kernel: tuple[int, int],
-            stride: tuple[int, int], dilation: tuple[int, int], pad: Pad4,
-            out_hw: tuple[int, int]) -> torch.Tensor:
-    """Adjoint of :func:`_im2col`: ``cols (N, G, K, L)`` -> ``(N, C, H, W)``.
+def _col2im_views(cols: torch.Tensor, gx: torch.Tensor, kernel: tuple[int, int],
+                  stride: tuple[int, int], dilation: tuple[int, int], pad: Pad4,
+                  out_hw: tuple[int, int]) -> tuple[list[tuple[torch.Tensor, torch.Tensor]], bool]:
+    """col2im, the adjoint of :func:`_im2col`, set up once for a whole call.
 
-    Every column entry is added back to the input pixel it was copied from;
-    entries that came from the zero padding are dropped. One strided add per
-    kernel tap (``kh * kw`` of them), each covering all positions at once.
+    ``cols (n, G, K, L)`` (the workspace of one chunk) and ``gx (N, C, H, W)``.
+    Every column entry goes back (is added) to the input pixel it was copied
+    from; entries that came from the zero padding are dropped. For each kernel
+    tap ``(i, j)`` that lands inside the input this is one strided add
+    covering all positions at once::
+
+        gx[:, :, rows_in, cols_in] += cols6[:, :, i, j, rows_out, cols_out]
+
+    Returns those ``(gx view, cols view)`` pairs (views made here once, so
+    each chunk only slices them) and whether the first tap reaches every pixel
+    (the centre tap of a stride-1 "same" convolution): it is then copied
+    instead of added onto zeros. Run with :func:`_col2im`.
     """
-    n, g, k, _ = cols.shape
+    n = cols.shape[0]
+    c, h, w = gx.shape[1:]
     (kh, kw), (ho, wo) = kernel, out_hw
-    c = g * (k // (kh * kw))
-    c6 = cols.view(n, c, kh, kw, ho, wo)                               # (N, C, kh, kw, Ho, Wo)
-    gx = torch.zeros(n, c, in_hw[0], in_hw[1], dtype=cols.dtype, device=cols.device)  # (N, C, H, W)
+    c6 = cols.view(n, c, kh, kw, ho, wo)                               # (n, C, kh, kw, Ho, Wo)
+    pairs, covers_all = [], False
     for i in range(kh):
-        rows = _tap_range(i, dilation[0], stride[0], pad[0], in_hw[0], ho)
-        if rows is None:
-            continue
+        rows = _tap_range(i, dilation[0], stride[0], pad[0], h, ho)
         for j in range(kw):
-            cs = _tap_range(j, dilation[1], stride[1], pad[2], in_hw[1], wo)
-            if cs is None:
+            cs = _tap_range(j, dilation[1], stride[1], pad[2], w, wo)
+            if rows is None or cs is None:
                 continue
-            gx[:, :, rows[1], cs[1]] += c6[:, :, i, j, rows[0], cs[0]]
-    return gx
+            pair = (gx[:, :, rows[1], cs[1]], c6[:, :, i, j, rows[0], cs[0]])
+            if not covers_all and (rows[1].indices(h), cs[1].indices(w)) == ((0, h, 1), (0, w, 1)):
+                pairs.insert(0, pair)
+                covers_all = True
+            else:
+                pairs.append(pair)
+    return pairs, covers_all
+
+
+def _col2im(views: tuple[list[tuple[torch.Tensor, torch.Tensor]], bool], gx: torch.Tensor,
+            b: slice) -> None:
+    """Write ``gx[b]`` from the current chunk's columns, by the views of :func:`_col2im_views`."""
+    pairs, covers_all = views
+    n = b.stop - b.start
+    if not covers_all:
+        gx[b].zero_()
+    for t, (pixels, entries) in enumerate(pairs):
+        if t == 0 and covers_all:
+            pixels[b].copy_(entries[:n])                                # (n, C, H, W)
+        else:
+            pixels[b].add_(entries[:n])                                 # (n, C, rows, cols)
 
 
 def _pad4(x: torch.Tensor, pad: Pad4) -> torch.Tensor:
@@ -132,38 +187,69 @@ def _out_hw(in_hw, kernel, stride, pad: Pad4, dilation) -> tuple[int, int]:
     return ho, wo
 
 
-def _conv2d(x: torch.Tensor, weight: torch.Tensor, stride, pad: Pad4, dilation, groups) -> torch.Tensor:
-    """``x (N, C, H, W)``, ``weight (O, Cg, kh, kw)`` -> ``y (N, O, Ho, Wo)``."""
+# ---------------------------------------------------------------- the three products
+
+def _conv2d(x: torch.Tensor, weight: torch.Tensor, stride, pad: Pad4, dilation, groups,
+            bias: torch.Tensor | None = None, out_hw: tuple[int, int] | None = None) -> torch.Tensor:
+    """``x (N, C, H, W)``, ``weight (O, Cg, kh, kw)``, ``bias (O,)`` -> ``y (N, O, Ho, Wo)``.
+
+    ``out_hw`` keeps only the first ``Ho x Wo`` output positions (default: all).
+    """
     n = x.shape[0]
     o, cg, kh, kw = weight.shape
-    ho, wo = _out_hw(x.shape[2:], (kh, kw), stride, pad, dilation)
-    cols = _im2col(_pad4(x, pad), groups, (kh, kw), stride, dilation, (ho, wo))  # (N, G, K, L)
+    ho, wo = out_hw or _out_hw(x.shape[2:], (kh, kw), stride, pad, dilation)
     wg = weight.reshape(groups, o // groups, cg * kh * kw)              # (G, Og, K)
-    y = torch.matmul(wg, cols)                                          # (N, G, Og, L)
-    return y.reshape(n, o, ho, wo)
+    y = torch.empty(n, o, ho, wo, dtype=x.dtype, device=x.device)      # (N, O, Ho, Wo)
+    y4 = y.view(n, groups, o // groups, ho * wo)                        # (N, G, Og, L)
+    for b in _chunks(n, groups * cg * kh * kw * ho * wo, x):
+        cols = _im2col(_pad4(x[b], pad), groups, (kh, kw), stride, dilation, (ho, wo))  # (n, G, K, L)
+        torch.matmul(wg, cols, out=y4[b])                               # (n, G, Og, L)
+        if bias is not None:
+            y[b] += bias.reshape(1, -1, 1, 1)                           # (n, O, Ho, Wo)
+    return y
 
 
-def _conv2d_input_grad(gy: torch.Tensor, weight: torch.Tensor, in_hw: tuple[int, int],
-                       stride, pad: Pad4, dilation, groups) -> torch.Tensor:
-    """``gy (N, O, Ho, Wo)`` -> ``dL/dx (N, C, H, W)`` (also: transposed conv forward)."""
+def _conv2d_grads(gy: torch.Tensor, x: torch.Tensor | None, weight: torch.Tensor,
+                  in_hw: tuple[int, int], stride, pad: Pad4, dilation, groups,
+                  need_x: bool = True, need_w: bool = True, need_b: bool = False
+                  ) -> tuple[torch.Tensor | None, torch.Tensor | None, torch.Tensor | None]:
+    """Gradients of ``y = conv(x, W) + b`` from ``gy (N, O, Ho, Wo)``, one batch chunk at a time
+    (each chunk of ``gy`` is read once, for all of them): ``dL/dx (N, C, H, W)`` (the
+    transposed conv's forward too) if ``need_x``, ``dL/dW (O, Cg, kh, kw)`` (needs ``x``)
+    if ``need_w``, ``dL/db (O,)`` if ``need_b``."""
+    gy = gy.contiguous()
     n, o, ho, wo = gy.shape
     _, cg, kh, kw = weight.shape
-    top, bottom, left, right = pad
-    wg = weight.reshape(groups, o // groups, cg * kh * kw)              # (G, Og, K)
-    g4 = gy.reshape(n, groups, o // groups, ho * wo)                    # (N, G, Og, L)
-    gcols = workspace(n * groups * cg * kh * kw * ho * wo, gy.dtype, gy.device).view(
-        n, groups, cg * kh * kw, ho * wo)
-    torch.matmul(wg.transpose(1, 2), g4, out=gcols)                     # (N, G, K, L)
-    return _col2im(gcols, in_hw, (kh, kw), stride, dilation, pad, (ho, wo))  # (N, C, H, W)
-
-
-def _conv2d_weight_grad(gy: torch.Tensor, cols: torch.Tensor, wshape) -> torch.Tensor:
-    """``gy (N, O, L)``-like and ``cols (N, G, K, L)`` -> ``dL/dW`` of shape ``wshape``."""
-    n, o = gy.shape[:2]
-    g, k = cols.shape[1:3]
-    g4 = gy.reshape(n, g, o // g, -1)                                   # (N, G, Og, L)
-    gw = torch.matmul(g4, cols.transpose(2, 3)).sum(0)                  # (G, Og, K)
-    return gw.reshape(wshape)                                           # (O, Cg, kh, kw)
+    k = cg * kh * kw
+    wgt = weight.reshape(groups, o // groups, k).transpose(1, 2)        # (G, K, Og)
+    g4 = gy.view(n, groups, o // groups, ho * wo)                       # (N, G, Og, L)
+    chunks = _chunks(n, groups * k * ho * wo, gy)
+    gx = gw = gb = None
+    if need_x:
+        gx = torch.empty(n, groups * cg, in_hw[0], in_hw[1], dtype=gy.dtype, device=gy.device)
+        size = chunks[0].stop                                           # items in the largest chunk
+        gcols = workspace(size * groups * k * ho * wo, gy.dtype, gy.device).view(
+            size, groups, k, ho * wo)                                   # (n, G, K, L)
+        views = _col2im_views(gcols, gx, (kh, kw), stride, dilation, pad, (ho, wo))
+    if need_w:
+        gw = torch.zeros(groups, o // groups, k, dtype=gy.dtype, device=gy.device)  # (G, Og, K)
+    if need_b:
+        gb = torch.zeros(groups, o // groups, dtype=gy.dtype, device=gy.device)   # (G, Og)
+    for b in chunks:
+        g = g4[b]                                                       # (n, G, Og, L)
+        if need_x:
+            # dL/dcols = W^T gy, then every column entry goes back to its pixel
+            torch.matmul(wgt, g, out=gcols[:g.shape[0]])                # (n, G, K, L)
+            _col2im(views, gx, b)                                       # gx[b] (n, C, H, W)
+        if need_w:
+            # rebuild this chunk's columns (cheaper than keeping them) and correlate with gy;
+            # they take the same workspace, gcols is used up by now
+            cols = _im2col(_pad4(x[b], pad), groups, (kh, kw), stride, dilation, (ho, wo))  # (n, G, K, L)
+            gw += torch.matmul(g, cols.transpose(2, 3)).sum(0)          # (n, G, Og, K) -> (G, Og, K)
+        if need_b:
+            gb += g.sum((0, 3))                                         # (G, Og): over items, positions
+    return (gx, gw.reshape(weight.shape) if gw is not None else None,  # (O, Cg, kh, kw)
+            gb.reshape(o) if gb is not None else None)                  # (O,)
 
 
 # ---------------------------------------------------------------- conv2d
@@ -172,26 +258,16 @@ def conv2d_forward(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | N
                    stride: tuple[int, int], pad: Pad4, dilation: tuple[int, int],
                    groups: int) -> tuple[torch.Tensor, tuple]:
     """``x (N, C, H, W)``, ``weight (O, C/G, kh, kw)``, ``bias (O,)`` -> ``(N, O, Ho, Wo)``."""
-    y = _conv2d(x, weight, stride, pad, dilation, groups)              # (N, O, Ho, Wo)
-    if bias is not None:
-        y += bias.reshape(1, -1, 1, 1)
+    y = _conv2d(x, weight, stride, pad, dilation, groups, bias)        # (N, O, Ho, Wo)
     return y, (x, weight, bias is not None, stride, pad, dilation, groups)
 
 
 def conv2d_backward(gy: torch.Tensor, cache: tuple, needs: tuple = (True,) * 3) -> tuple:
     x, weight, has_bias, stride, pad, dilation, groups = cache
     gy = gy.contiguous()
-    gw = gx = gb = None
-    if needs[1]:
-        # rebuild the columns (cheaper than keeping them) and correlate them with gy
-        cols = _im2col(_pad4(x, pad), groups, tuple(weight.shape[2:]), stride, dilation,
-                       tuple(gy.shape[2:]))                             # (N, G, K, L)
-        gw = _conv2d_weight_grad(gy, cols, weight.shape)                # (O, Cg, kh, kw)
-    if needs[0]:
-        gx = _conv2d_input_grad(gy, weight, tuple(x.shape[2:]), stride, pad, dilation, groups)
-    if has_bias and needs[2]:
-        gb = gy.sum((0, 2, 3))                                          # (O,)
-    return gx, gw, gb
+    return _conv2d_grads(gy, x, weight, tuple(x.shape[2:]), stride, pad, dilation, groups,
+                         need_x=needs[0], need_w=needs[1],
+                         need_b=has_bias and needs[2])                  # (N, C, H, W), (O, Cg, kh, kw), (O,)
 
 
 # ---------------------------------------------------------------- conv1d (H = 1)
@@ -233,9 +309,10 @@ def conv_transpose2d_forward(x: torch.Tensor, weight: torch.Tensor, bias: torch.
     # reached by the windows that the crop of p would otherwise drop (or by none: zeros)
     pad = (padding[0], padding[0], padding[1], padding[1])
     x = x.contiguous()
-    y = _conv2d_input_grad(x, weight, out_hw, stride, pad, dilation, groups)  # (N, C_out, Ho, Wo)
+    y, _, _ = _conv2d_grads(x, None, weight, out_hw, stride, pad, dilation, groups,
+                            need_w=False)                               # (N, C_out, Ho, Wo)
     if bias is not None:
-        y = y + bias.reshape(1, -1, 1, 1)
+        y += bias.reshape(1, -1, 1, 1)                                  # y is fresh: add in place
     return y, (x, weight, bias is not None, stride, pad, dilation, groups)
 
 
@@ -245,13 +322,13 @@ def conv_transpose2d_backward(gy: torch.Tensor, cache: tuple, needs: tuple = (Tr
     gx = gw = gb = None
     if needs[1]:
         # dL/dW[c_in, c_out] = sum x[c_in] * cols(gy)[c_out]: the conv weight gradient, roles swapped
-        cols = _im2col(_pad4(gy, pad), groups, tuple(weight.shape[2:]), stride, dilation,
-                       tuple(x.shape[2:]))                              # (N, G, K, H*W)
-        gw = _conv2d_weight_grad(x, cols, weight.shape)                 # (C_in, C_out/G, kh, kw)
+        _, gw, _ = _conv2d_grads(x, gy, weight, tuple(gy.shape[2:]), stride, pad, dilation,
+                                 groups, need_x=False)                  # (C_in, C_out/G, kh, kw)
     if needs[0]:
-        # dL/dx = conv(gy, W): the forward of the conv this op is the adjoint of
-        gx = _conv2d(gy, weight, stride, pad, dilation, groups)        # (N, C_in, >=H, >=W)
-        gx = gx[:, :, :x.shape[2], :x.shape[3]]                         # (N, C_in, H, W)
+        # dL/dx = conv(gy, W): the forward of the conv this op is the adjoint of, its first
+        # H x W outputs (output_padding rows/cols of y have no input position behind them)
+        gx = _conv2d(gy, weight, stride, pad, dilation, groups,
+                     out_hw=tuple(x.shape[2:]))                         # (N, C_in, H, W)
     if has_bias and needs[2]:
         gb = gy.sum((0, 2, 3))
     return gx, gw, gb
