@@ -118,7 +118,7 @@ def main() -> None:
     dev = torch.cuda.get_device_name() if args.device.startswith("cuda") else f"cpu, {args.threads} thread(s)"
     print(f"# asrkit.nn sequence layers, forward+backward, {dev}, torch {torch.__version__}, "
           f"min (median) of {args.repeat}")
-    print(f"| case | scratch s | reference | reference s | ratio (min) | ratio (median) | target |")
+    print("| case | scratch s | reference | reference s | ratio (min) | ratio (median) | target |")
     print("|---|---|---|---|---|---|---|")
     for name, refname, fn in cases:
         ts, tn = fn()

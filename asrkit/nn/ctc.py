@@ -1,7 +1,6 @@
 """``CTCLoss``: torch.nn.CTCLoss's signature and semantics, scratch or native."""
 from __future__ import annotations
 
-import torch
 import torch.nn.functional as TF
 from torch import Tensor
 

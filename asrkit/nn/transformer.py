@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from typing import Callable, Optional, Union
 
-import torch
 from torch import Tensor
 
 from asrkit.nn.activation import GELU, ReLU
