@@ -54,9 +54,9 @@ def _global_options(
 
 def _register() -> None:
     """Add every command group. Each module defines ``register(app)``."""
-    from asrkit.cli import lm, score
+    from asrkit.cli import audio, corpus, data, featurize, lm, score, tokenizer
 
-    for module in (score, lm):
+    for module in (score, corpus, lm, data, featurize, audio, tokenizer):
         module.register(app)
 
 

@@ -1,0 +1,112 @@
+"""``asrkit corpus synth|tiny|asterisk``: corpora that run anywhere."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from asrkit.errors import UsageError
+
+corpus_app = typer.Typer(
+    help="Corpora asrkit brings along: synthesized speech with exact alignments, the embedded tiny corpus, "
+    "and the Asterisk prompts (real speech).",
+    no_args_is_help=True,
+)
+
+
+def _range(text: str, name: str) -> tuple[float, float]:
+    try:
+        lo, hi = (float(x) for x in text.split(":"))
+    except ValueError:
+        raise UsageError(f"{name} must be LOW:HIGH (e.g. 0.9:1.1), got '{text}'") from None
+    return lo, hi
+
+
+@corpus_app.command("synth")
+def synth(
+    text: Path = typer.Option(..., "--text", help="Text file, one sentence per line ('-' for stdin)."),
+    out: Path = typer.Option(..., "--out", help="Data dir to write (a re-run resumes)."),
+    voices: str = typer.Option(
+        "kal16,awb,rms,slt", "--voices",
+        help="Comma-separated voices: flite kal, kal16, awb, rms, slt; festival kal_diphone, ked_diphone, "
+        "cmu_us_slt_arctic_hts.",
+    ),
+    num: Optional[int] = typer.Option(None, "--num", help="Use only the first N sentences."),
+    start_index: int = typer.Option(0, "--start-index", help="Number utterances from this index (keeps splits apart)."),
+    seed: int = typer.Option(0, "--seed", help="Seed of every random choice."),
+    variants: int = typer.Option(2, "--variants", help="Speakers per voice (each its own base rate and pitch)."),
+    rate: str = typer.Option("0.9:1.1", "--rate", help="Speaking-rate factor range LOW:HIGH."),
+    pitch: str = typer.Option("-2:2", "--pitch", help="Pitch shift range in semitones LOW:HIGH."),
+    noise_snr: Optional[float] = typer.Option(None, "--noise-snr", help="Add white noise at this SNR (dB)."),
+    audio_format: str = typer.Option("flac", "--format", help="Audio files: flac, wav or ogg (16 kHz)."),
+    jobs: int = typer.Option(1, "--jobs", "-j", help="Parallel synthesizer processes."),
+) -> None:
+    """Synthesize one utterance per sentence into a data dir with exact frame phone labels (ali).
+
+    Example: asrkit corpus synth --text sentences.txt --out data/synth --voices slt,awb --jobs 2
+    """
+    from asrkit import log
+    from asrkit.corpora.synth import SynthOptions, synth_corpus
+
+    options = SynthOptions(
+        voices=[v.strip() for v in voices.split(",") if v.strip()],
+        num=num,
+        start_index=start_index,
+        seed=seed,
+        variants=variants,
+        rate_range=_range(rate, "--rate"),
+        pitch_range=_range(pitch, "--pitch"),
+        noise_snr=noise_snr,
+        audio_format=audio_format,
+    )
+    r = synth_corpus(text, out, options, jobs=jobs)
+    speed = f", {r.seconds / r.wall_seconds:.1f}x real time" if r.synthesized == r.utterances and r.wall_seconds > 0 else ""
+    log.info(
+        f"{r.out}: {r.utterances} utterances ({r.synthesized} new), {r.speakers} speakers, "
+        f"{r.seconds / 3600:.3f} h ({r.seconds / 60:.1f} min){speed}"
+        + (f"; {r.skipped_sentences} lines without words skipped" if r.skipped_sentences else "")
+    )
+
+
+@corpus_app.command("tiny")
+def tiny(out: Path = typer.Argument(..., help="Folder to write train/, dev/, test/, audio/ and lm_text.txt into.")) -> None:
+    """Write the embedded tiny corpus as ready data dirs (absolute wav.scp paths).
+
+    Example: asrkit corpus tiny data/tiny
+    """
+    from asrkit import log
+    from asrkit.corpora.tiny import write_tiny
+
+    counts = write_tiny(out)
+    log.info(f"{out}: " + ", ".join(f"{k} {v} utterances" for k, v in counts.items()) + ", lm_text.txt")
+
+
+@corpus_app.command("asterisk")
+def asterisk(
+    out: Path = typer.Argument(..., help="Folder to write train/ and test/ into."),
+    source: Optional[Path] = typer.Option(
+        None, "--from", help="Folder where asterisk-core-sounds-en-wav and asterisk-core-sounds-en are unpacked."
+    ),
+    cache: Optional[Path] = typer.Option(
+        None, "--cache", help="Where apt-get download unpacks the packages (default ~/.cache/asrkit/asterisk)."
+    ),
+) -> None:
+    """Build train/test data dirs from the Asterisk prompts (real speech, 8 kHz, CC-BY-SA-3.0).
+
+    Example: asrkit corpus asterisk data/asterisk
+    """
+    from asrkit import log
+    from asrkit.corpora.asterisk import build_asterisk
+
+    r = build_asterisk(out, source=source, cache=cache)
+    log.info(
+        f"{r.out}: train {r.train}, test {r.test} utterances, {r.seconds / 60:.1f} min at {r.sample_rate} Hz; "
+        f"dropped {len(r.dropped_nonspeech)} non-speech, {len(r.missing_audio)} without audio, "
+        f"{len(r.missing_transcript)} without transcript"
+    )
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``corpus`` command group."""
+    app.add_typer(corpus_app, name="corpus")

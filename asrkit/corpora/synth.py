@@ -1,0 +1,582 @@
+"""Synthesized corpora with exact phone alignments (``asrkit corpus synth``).
+
+Each sentence of a text file becomes one utterance spoken by one of the
+Debian speech synthesizers' voices (``flite``: kal, kal16, awb, rms, slt;
+``festival``: kal_diphone, ked_diphone, cmu_us_slt_arctic_hts). The
+synthesizer reports where each phone ends; those end times give one phone
+label per 10 ms frame (``ali``), so the labels are exact by construction.
+
+Frame rule (default fbank conf: 25 ms window = 400 samples, 10 ms shift = 160
+samples, ``snip_edges=True``, 16 kHz)::
+
+    frames = 1 + (num_samples - 400) // 160   if num_samples >= 400 else 0
+
+Frame ``i`` covers samples ``[160 i, 160 i + 400)``; its label is the phone
+whose time span contains the frame's centre ``(160 i + 200) / 16000`` s
+(``sil`` after the last phone).
+
+Phones are ARPAbet without stress, 39 phones plus ``sil``, lowercase
+(:data:`ARPABET39`); :data:`PHONE_MAP` folds the synthesizers' radio/CMU phone
+sets onto it.
+
+Speaker variety: a speaker is a voice plus a variant (``slt-v1``); each variant
+has its own base speaking rate and pitch drawn from the ranges, and each
+utterance jitters around its variant's base (rate x U(0.96, 1.04), pitch +-0.5
+semitone, clipped to the ranges). Rate uses the synthesizer's own duration
+control (``duration_stretch`` / ``Duration_Stretch``), pitch its own F0 control
+(flite ``f0_shift``, festival ``int_lr_params``) where the voice has one;
+otherwise sox's ``tempo``/``pitch`` effects do it and phone times are scaled by
+the tempo factor (then labels follow the audio to within sox's WSOLA splicing:
+speech onset/offset stay within about 16 ms of the scaled times). Optional
+white noise at ``noise_snr`` dB relative to the speech power. All random draws
+come from the seed and the sentence index, so ``--jobs`` does not change the
+result.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import asdict, dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+import soundfile as sf
+
+from asrkit import log
+from asrkit.corpora.textnorm import normalize
+from asrkit.data.lexicon import ARPABET39
+from asrkit.data.table import sorted_keys, write_table
+from asrkit.errors import AsrkitError, AudioError, InputError, UsageError
+from asrkit.io import atomic_write, iter_lines
+
+__all__ = [
+    "ARPABET39",
+    "PHONE_MAP",
+    "SAMPLE_RATE",
+    "VOICES",
+    "SynthOptions",
+    "SynthResult",
+    "VoiceInfo",
+    "check_voices",
+    "frame_labels",
+    "map_phone",
+    "num_frames",
+    "synth_corpus",
+    "synthesize",
+]
+
+SAMPLE_RATE = 16000
+FRAME_LENGTH = 400  # samples: 25 ms at 16 kHz
+FRAME_SHIFT = 160  # samples: 10 ms at 16 kHz
+
+
+#: Synthesizer phone -> ARPAbet-39 (no stress) or ``sil``. The 39 phones map to
+#: themselves; the rest fold as TIMIT-to-CMU mappings usually do.
+PHONE_MAP: dict[str, str] = {p: p for p in ARPABET39}
+PHONE_MAP.update(
+    {
+        "pau": "sil", "h#": "sil", "brth": "sil", "ssil": "sil", "sil": "sil", "#": "sil",
+        "ax": "ah", "ah0": "ah", "axr": "er", "ix": "ih", "ux": "uw", "dx": "d", "nx": "n",
+        "el": "l", "em": "m", "en": "n", "eng": "ng", "hv": "hh", "q": "t", "axh": "ah",
+    }
+)
+
+
+def map_phone(phone: str) -> str:
+    """Map a synthesizer phone to ARPAbet-39/``sil``; stress digits are dropped."""
+    p = phone.lower().rstrip("012")
+    try:
+        return PHONE_MAP[p]
+    except KeyError:
+        raise AsrkitError(f"synthesizer produced the unknown phone '{phone}'; add it to PHONE_MAP") from None
+
+
+def num_frames(num_samples: int) -> int:
+    """Frames the default fbank conf (25 ms / 10 ms, snip_edges, 16 kHz) gives."""
+    if num_samples < FRAME_LENGTH:
+        return 0
+    return 1 + (num_samples - FRAME_LENGTH) // FRAME_SHIFT
+
+
+def frame_labels(segments: Sequence[tuple[str, float]], num_samples: int, sample_rate: int = SAMPLE_RATE) -> list[str]:
+    """One label per frame from ``(phone, end_seconds)`` segments in time order.
+
+    Frame ``i`` gets the phone whose span contains its centre
+    ``(160 i + 200) / sample_rate``; frames after the last end get ``sil``.
+    """
+    if sample_rate != SAMPLE_RATE:
+        raise ValueError(f"frame labels are defined at {SAMPLE_RATE} Hz, got {sample_rate}")
+    labels: list[str] = []
+    ends = [end for _, end in segments]
+    j = 0
+    for i in range(num_frames(num_samples)):
+        centre = (i * FRAME_SHIFT + FRAME_LENGTH / 2) / sample_rate
+        while j < len(ends) and ends[j] <= centre:
+            j += 1
+        labels.append(segments[j][0] if j < len(segments) else "sil")
+    return labels
+
+
+# --------------------------------------------------------------------------
+# Voices
+
+
+@dataclass(frozen=True)
+class VoiceInfo:
+    """A synthesizer voice and what it can do natively."""
+
+    name: str
+    engine: str  # "flite" | "festival"
+    package: str  # Debian package that provides it
+    sample_rate: int
+    native_rate: bool
+    native_pitch: bool
+    description: str
+
+
+VOICES: dict[str, VoiceInfo] = {
+    v.name: v
+    for v in (
+        VoiceInfo("kal", "flite", "flite", 8000, True, True, "US English male (Kevin), diphone, 8 kHz"),
+        VoiceInfo("kal16", "flite", "flite", 16000, True, True, "US English male (Kevin), diphone"),
+        VoiceInfo("awb", "flite", "flite", 16000, True, True, "Scottish English male (Alan Black), clustergen"),
+        VoiceInfo("rms", "flite", "flite", 16000, True, False, "US English male (Richard Stallman), clustergen"),
+        VoiceInfo("slt", "flite", "flite", 16000, True, True, "US English female (SLT, Arctic), clustergen"),
+        VoiceInfo("kal_diphone", "festival", "festvox-kallpc16k", 16000, True, True,
+                  "US English male (Kevin), residual-LPC diphone"),
+        VoiceInfo("ked_diphone", "festival", "festvox-kdlpc16k", 16000, True, True,
+                  "US English male (Kurt), residual-LPC diphone"),
+        VoiceInfo("cmu_us_slt_arctic_hts", "festival", "festvox-us-slt-hts", 32000, False, False,
+                  "US English female (SLT, Arctic), HTS"),
+    )
+}
+
+
+@lru_cache(maxsize=None)
+def _flite_voices() -> frozenset[str]:
+    out = subprocess.run(["flite", "-lv"], capture_output=True, text=True, check=False)
+    text = out.stdout + out.stderr
+    return frozenset(text.split(":", 1)[-1].split())
+
+
+@lru_cache(maxsize=None)
+def _festival_voices() -> frozenset[str]:
+    out = subprocess.run(
+        ["festival", "--batch", "(print (voice.list))"], capture_output=True, text=True, check=False
+    )
+    return frozenset(re.findall(r"[A-Za-z0-9_]+", out.stdout))
+
+
+def _other_festival_voice(name: str) -> VoiceInfo | None:
+    """An installed festival voice not in :data:`VOICES` (e.g. from another
+    ``festvox-*`` package): rate through ``Duration_Stretch`` (sox tempo for
+    HTS voices), pitch through sox, audio resampled to 16 kHz. Its phones must
+    be in :data:`PHONE_MAP` (English radio/CMU phone sets are)."""
+    if not re.fullmatch(r"[A-Za-z0-9_]+", name) or shutil.which("festival") is None:
+        return None
+    if name not in _festival_voices():
+        return None
+    hts = name.endswith("_hts")
+    return VoiceInfo(name, "festival", f"festvox package of {name}", 16000, not hts, False, "installed festival voice")
+
+
+def check_voices(names: Iterable[str]) -> list[VoiceInfo]:
+    """Resolve voice names; a missing synthesizer or voice raises
+    :class:`AsrkitError` naming the Debian package to install."""
+    voices = []
+    for name in names:
+        voice = VOICES.get(name) or _other_festival_voice(name)
+        if voice is None:
+            raise UsageError(
+                f"unknown voice '{name}'; known voices: {', '.join(VOICES)} (or any other installed festival voice)"
+            )
+        if shutil.which(voice.engine) is None:
+            raise AsrkitError(
+                f"voice '{name}' needs {voice.engine}, which is not installed: "
+                f"apt-get install {voice.engine if voice.engine == 'flite' else 'festival ' + voice.package}"
+            )
+        available = _flite_voices() if voice.engine == "flite" else _festival_voices()
+        if name not in available:
+            raise AsrkitError(f"{voice.engine} voice '{name}' is not installed: apt-get install {voice.package}")
+        if (not voice.native_rate or not voice.native_pitch) and shutil.which("sox") is None:
+            raise AsrkitError(f"voice '{name}' needs sox for rate/pitch changes: apt-get install sox")
+        voices.append(voice)
+    return voices
+
+
+# --------------------------------------------------------------------------
+# One utterance
+
+
+def _run(cmd: list[str], what: str) -> str:
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=300)
+    except subprocess.TimeoutExpired:
+        raise AsrkitError(f"{what}: {cmd[0]} did not finish within 300 s") from None
+    if proc.returncode != 0:
+        err = (proc.stderr or proc.stdout).strip().splitlines()
+        raise AsrkitError(f"{what}: {cmd[0]} failed (exit {proc.returncode}): {err[-1] if err else ''}")
+    return proc.stdout
+
+
+def _flite(voice: VoiceInfo, text: str, stretch: float, f0: float, wav: Path) -> list[tuple[str, float]]:
+    cmd = ["flite", "-voice", voice.name, "--setf", f"duration_stretch={stretch:.4f}"]
+    if voice.native_pitch:
+        cmd += ["--setf", f"f0_shift={f0:.4f}"]
+    cmd += ["-psdur", "-t", text, "-o", str(wav)]
+    out = _run(cmd, f"flite voice {voice.name}")
+    segments = []
+    for item in out.split():
+        phone, _, end = item.rpartition(":")
+        segments.append((phone, float(end)))
+    return segments
+
+
+_FESTIVAL_SCRIPT = """\
+(voice_{voice})
+(Parameter.set 'Duration_Stretch {stretch:.4f})
+(if (boundp 'int_lr_params)
+    (set! int_lr_params
+          (mapcar (lambda (p) (if (string-equal (car p) "target_f0_mean") (list (car p) (* {f0:.4f} (cadr p))) p))
+                  int_lr_params)))
+(set! utt (Utterance Text "{text}"))
+(utt.synth utt)
+(utt.save.wave utt "{wav}" 'riff)
+(mapcar (lambda (s) (format t "%s:%f\\n" (item.name s) (item.feat s "end"))) (utt.relation.items utt 'Segment))
+"""
+
+
+def _festival(voice: VoiceInfo, text: str, stretch: float, f0: float, wav: Path) -> list[tuple[str, float]]:
+    if '"' in text or "\\" in text:
+        raise AsrkitError(f"cannot pass text with quotes or backslashes to festival: {text!r}")
+    script = wav.with_suffix(".scm")
+    script.write_text(
+        _FESTIVAL_SCRIPT.format(voice=voice.name, stretch=stretch, f0=f0 if voice.native_pitch else 1.0,
+                                text=text, wav=wav),
+        encoding="utf-8",
+    )
+    out = _run(["festival", "--batch", str(script)], f"festival voice {voice.name}")
+    segments = []
+    for line in out.splitlines():
+        m = re.fullmatch(r"(\S+):([0-9.eE+-]+)", line.strip())
+        if m:
+            segments.append((m.group(1), float(m.group(2))))
+    if not wav.exists() or not segments:
+        raise AsrkitError(f"festival voice {voice.name} produced no audio/segments for {text!r}")
+    return segments
+
+
+def synthesize(
+    voice: VoiceInfo | str,
+    text: str,
+    rate: float = 1.0,
+    pitch: float = 0.0,
+    sample_rate: int = SAMPLE_RATE,
+) -> tuple[np.ndarray, list[tuple[str, float]]]:
+    """Speak normalized ``text`` with ``voice``.
+
+    ``rate`` is the speaking-rate factor (> 1 faster), ``pitch`` a shift in
+    semitones. Returns the waveform ``(num_samples,)`` float32 at
+    ``sample_rate`` and the phone segments ``[(arpabet39_phone, end_seconds)]``.
+    """
+    if isinstance(voice, str):
+        voice = check_voices([voice])[0]
+    if not text.strip():
+        raise InputError("cannot synthesize an empty sentence")
+    f0 = float(2.0 ** (pitch / 12.0))
+    stretch = 1.0 / rate
+    with tempfile.TemporaryDirectory(prefix="asrkit-synth-") as tmp:
+        wav = Path(tmp) / "utt.wav"
+        if voice.engine == "flite":
+            raw = _flite(voice, text, stretch, f0, wav)
+        else:
+            raw = _festival(voice, text, stretch, f0, wav)
+        effects: list[str] = []
+        time_scale = 1.0
+        if not voice.native_rate and abs(rate - 1.0) > 1e-6:
+            effects += ["tempo", "-s", f"{rate:.5f}"]
+            time_scale = 1.0 / rate
+        if not voice.native_pitch and abs(pitch) > 1e-6:
+            effects += ["pitch", f"{pitch * 100:.1f}"]
+        if effects:
+            out = Path(tmp) / "fx.wav"
+            _run(["sox", str(wav), str(out), *effects], f"sox effects for voice {voice.name}")
+            wav = out
+        try:
+            audio, sr = sf.read(str(wav), dtype="float32", always_2d=True)
+        except (RuntimeError, sf.LibsndfileError) as e:  # pragma: no cover - synthesizer bug
+            raise AudioError(f"cannot read synthesized audio of voice {voice.name}: {e}") from None
+        audio = audio[:, 0]
+    if sr != sample_rate:
+        import soxr
+
+        audio = soxr.resample(audio, sr, sample_rate).astype(np.float32)
+    segments = [(map_phone(p), end * time_scale) for p, end in raw]
+    return audio, segments
+
+
+# --------------------------------------------------------------------------
+# A corpus
+
+
+@dataclass
+class SynthOptions:
+    """Options of :func:`synth_corpus` (all of them go into ``synth.json``)."""
+
+    voices: list[str] = field(default_factory=lambda: ["kal16", "awb", "rms", "slt"])
+    num: int | None = None
+    start_index: int = 0  # utt ids number sentences from here (keeps splits' ids apart)
+    seed: int = 0
+    variants: int = 2
+    rate_range: tuple[float, float] = (0.9, 1.1)
+    pitch_range: tuple[float, float] = (-2.0, 2.0)
+    noise_snr: float | None = None
+    audio_format: str = "flac"  # flac | wav | ogg
+    ogg_quality: float = 0.9  # soundfile compression_level for ogg/vorbis (1 = smallest)
+
+    def check(self) -> None:
+        if not self.voices:
+            raise UsageError("give at least one voice")
+        if self.start_index < 0:
+            raise UsageError("--start-index must be >= 0")
+        if self.num is not None and self.num < 1:
+            raise UsageError("--num must be at least 1")
+        if not 1 <= self.variants <= 10:
+            raise UsageError("--variants must be between 1 and 10")
+        lo, hi = self.rate_range
+        if not 0.3 <= lo <= hi <= 3.0:
+            raise UsageError(f"bad rate range {lo}:{hi}: need 0.3 <= low <= high <= 3")
+        lo, hi = self.pitch_range
+        if not -12 <= lo <= hi <= 12:
+            raise UsageError(f"bad pitch range {lo}:{hi}: need -12 <= low <= high <= 12 semitones")
+        if self.audio_format not in _FORMATS:
+            raise UsageError(f"unknown audio format '{self.audio_format}'; use one of {', '.join(_FORMATS)}")
+
+
+_FORMATS = {"flac": ("FLAC", "PCM_16"), "wav": ("WAV", "PCM_16"), "ogg": ("OGG", "VORBIS")}
+
+
+@dataclass
+class SynthResult:
+    """What :func:`synth_corpus` made."""
+
+    out: Path
+    utterances: int
+    speakers: int
+    seconds: float
+    synthesized: int  # made in this run (the rest were resumed)
+    skipped_sentences: int  # empty after normalization
+    wall_seconds: float
+
+
+def _speaker_id(voice: str, variant: int) -> str:
+    return f"{voice}-v{variant}"
+
+
+def _variant_base(options: SynthOptions, voice: str, variant: int) -> tuple[float, float]:
+    digest = hashlib.sha256(f"{options.seed}/{voice}/{variant}".encode()).digest()
+    rng = np.random.default_rng(int.from_bytes(digest[:8], "little"))
+    if variant == 0:
+        # Variant 0 is the voice as it comes, so every voice is heard unmodified once.
+        return 1.0 if options.rate_range[0] <= 1.0 <= options.rate_range[1] else float(np.mean(options.rate_range)), (
+            0.0 if options.pitch_range[0] <= 0.0 <= options.pitch_range[1] else float(np.mean(options.pitch_range))
+        )
+    return float(rng.uniform(*options.rate_range)), float(rng.uniform(*options.pitch_range))
+
+
+def _utt_plan(options: SynthOptions, index: int, speakers: list[tuple[str, int]]) -> dict:
+    """Speaker, rate, pitch and noise seed of sentence ``index`` (deterministic)."""
+    order = np.random.default_rng(options.seed).permutation(len(speakers))
+    voice, variant = speakers[int(order[index % len(speakers)])]
+    rng = np.random.default_rng([options.seed, index])
+    base_rate, base_pitch = _variant_base(options, voice, variant)
+    rate = float(np.clip(base_rate * rng.uniform(0.96, 1.04), *options.rate_range))
+    pitch = float(np.clip(base_pitch + rng.uniform(-0.5, 0.5), *options.pitch_range))
+    return {
+        "voice": voice,
+        "variant": variant,
+        "speaker": _speaker_id(voice, variant),
+        "rate": round(rate, 4),
+        "pitch": round(pitch, 3),
+        "noise_seed": int(rng.integers(2**31)),
+    }
+
+
+def _add_noise(audio: np.ndarray, segments: list[tuple[str, float]], snr_db: float, seed: int) -> np.ndarray:
+    """White Gaussian noise at ``snr_db`` relative to the power of the speech
+    (non-``sil``) samples."""
+    mask = np.zeros(len(audio), dtype=bool)
+    start = 0.0
+    for phone, end in segments:
+        if phone != "sil":
+            mask[int(start * SAMPLE_RATE) : int(end * SAMPLE_RATE)] = True
+        start = end
+    speech = audio[mask] if mask.any() else audio
+    power = float(np.mean(speech.astype(np.float64) ** 2)) or 1e-10
+    noise = np.random.default_rng(seed).standard_normal(len(audio)) * np.sqrt(power / 10 ** (snr_db / 10))
+    return (audio + noise).astype(np.float32)
+
+
+def _read_sentences(text_path: str | os.PathLike, num: int | None) -> tuple[list[tuple[int, str]], int]:
+    """Normalized sentences ``(index, words)`` of a one-sentence-per-line file."""
+    sentences: list[tuple[int, str]] = []
+    skipped = 0
+    for _, line in iter_lines(text_path):
+        words = normalize(line)
+        if not words:
+            skipped += 1
+            continue
+        sentences.append((len(sentences), words))
+        if num is not None and len(sentences) >= num:
+            break
+    if not sentences:
+        raise InputError(f"{text_path}: no sentences with words in it")
+    return sentences, skipped
+
+
+def _make_utterance(out: Path, utt: str, words: str, plan: dict, options: SynthOptions, voice: VoiceInfo) -> dict:
+    audio, segments = synthesize(voice, words, rate=plan["rate"], pitch=plan["pitch"])
+    if options.noise_snr is not None:
+        audio = _add_noise(audio, segments, options.noise_snr, plan["noise_seed"])
+    peak = float(np.max(np.abs(audio))) if len(audio) else 0.0
+    if peak > 0.99:
+        audio = audio * (0.99 / peak)
+    labels = frame_labels(segments, len(audio))
+    if not labels:
+        raise AsrkitError(f"utterance {utt}: synthesized audio shorter than one frame ({len(audio)} samples)")
+    fmt, subtype = _FORMATS[options.audio_format]
+    path = out / "audio" / f"{utt}.{options.audio_format}"
+    with atomic_write(path, "wb") as f:
+        kwargs = {"compression_level": options.ogg_quality} if fmt == "OGG" else {}
+        sf.write(f, audio, SAMPLE_RATE, format=fmt, subtype=subtype, **kwargs)
+    record = {
+        "utt": utt,
+        "speaker": plan["speaker"],
+        "audio": str(path.relative_to(out)),
+        "num_samples": int(len(audio)),
+        "text": words,
+        "phones": [p for p, _ in segments],
+        "ali": labels,
+        **{k: plan[k] for k in ("voice", "rate", "pitch")},
+    }
+    with atomic_write(out / ".synth" / f"{utt}.json") as f:
+        json.dump(record, f)
+    return record
+
+
+def _options_record(options: SynthOptions, text_sha: str, num_sentences: int) -> dict:
+    rec = asdict(options)
+    rec["rate_range"] = list(options.rate_range)
+    rec["pitch_range"] = list(options.pitch_range)
+    rec["text_sha256"] = text_sha
+    rec["sentences"] = num_sentences
+    return rec
+
+
+def synth_corpus(text_path: str | os.PathLike, out: str | os.PathLike, options: SynthOptions, jobs: int = 1) -> SynthResult:
+    """Synthesize one utterance per sentence of ``text_path`` into the data dir ``out``.
+
+    Writes ``audio/``, ``wav.scp`` (absolute paths), ``text``, ``text.phones``,
+    ``utt2spk``, ``spk2utt``, ``utt2dur``, ``ali`` and ``synth.json`` (the
+    options). A re-run with the same options resumes: finished utterances
+    (recorded in ``.synth/``) are kept.
+    """
+    import time
+
+    options.check()
+    if jobs < 1:
+        raise UsageError("--jobs must be at least 1")
+    voices = check_voices(options.voices)
+    by_name = {v.name: v for v in voices}
+    sentences, skipped = _read_sentences(text_path, options.num)
+    out = Path(out).absolute()
+    text_sha = hashlib.sha256("\n".join(w for _, w in sentences).encode()).hexdigest()
+    record = _options_record(options, text_sha, len(sentences))
+    manifest = out / "synth.json"
+    if manifest.exists():
+        try:
+            previous = json.loads(manifest.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError):
+            previous = None
+        if previous != record:
+            raise UsageError(
+                f"{out} was made with other options or text ({manifest}); use a new --out or remove it"
+            )
+    else:
+        out.mkdir(parents=True, exist_ok=True)
+        with atomic_write(manifest) as f:
+            json.dump(record, f, indent=1, sort_keys=True)
+
+    speakers = [(v.name, k) for v in voices for k in range(options.variants)]
+    todo: list[tuple[str, str, dict]] = []
+    records: dict[str, dict] = {}
+    width = max(6, len(str(len(sentences) - 1 + options.start_index)))
+    for index, words in sentences:
+        index += options.start_index
+        plan = _utt_plan(options, index, speakers)
+        utt = f"{plan['speaker']}-{index:0{width}d}"
+        done = out / ".synth" / f"{utt}.json"
+        if done.exists():
+            try:
+                rec = json.loads(done.read_text(encoding="utf-8"))
+                if (out / rec["audio"]).exists() and rec["text"] == words:
+                    records[utt] = rec
+                    continue
+            except (OSError, json.JSONDecodeError, KeyError):
+                pass  # a broken record: make the utterance again
+        todo.append((utt, words, plan))
+
+    t0 = time.perf_counter()
+    if todo:
+        with log.progress() as bar:
+            task = bar.add_task(f"synth {out.name}", total=len(sentences), completed=len(records))
+            with ThreadPoolExecutor(max_workers=jobs) as pool:
+                futures = [
+                    pool.submit(_make_utterance, out, utt, words, plan, options, by_name[plan["voice"]])
+                    for utt, words, plan in todo
+                ]
+                try:
+                    for fut in as_completed(futures):
+                        rec = fut.result()
+                        records[rec["utt"]] = rec
+                        bar.advance(task)
+                except BaseException:
+                    for f in futures:
+                        f.cancel()
+                    raise
+    wall = time.perf_counter() - t0
+    _write_tables(out, records)
+    seconds = sum(r["num_samples"] for r in records.values()) / SAMPLE_RATE
+    return SynthResult(
+        out=out,
+        utterances=len(records),
+        speakers=len({r["speaker"] for r in records.values()}),
+        seconds=seconds,
+        synthesized=len(todo),
+        skipped_sentences=skipped,
+        wall_seconds=wall,
+    )
+
+
+def _write_tables(out: Path, records: dict[str, dict], relative_audio: bool = False) -> None:
+    """Write the data dir tables from per-utterance records."""
+    wav = {u: (r["audio"] if relative_audio else str(out / r["audio"])) for u, r in records.items()}
+    write_table(out / "wav.scp", wav)
+    write_table(out / "text", {u: r["text"] for u, r in records.items()})
+    write_table(out / "text.phones", {u: r["phones"] for u, r in records.items()})
+    write_table(out / "utt2spk", {u: r["speaker"] for u, r in records.items()})
+    spk2utt: dict[str, list[str]] = {}
+    for u in sorted_keys(records):
+        spk2utt.setdefault(records[u]["speaker"], []).append(u)
+    write_table(out / "spk2utt", spk2utt)
+    write_table(out / "utt2dur", {u: f"{r['num_samples'] / SAMPLE_RATE:.4f}" for u, r in records.items()})
+    write_table(out / "ali", {u: r["ali"] for u, r in records.items()})
+

@@ -1,0 +1,392 @@
+"""``asrkit featurize``: data dir -> feature store, in resumable shards.
+
+The utterances (sorted) are cut into ``num_shards`` contiguous shards, fixed
+in ``OUT/plan.json`` on the first run. A worker does whole shards: it reads
+each utterance's audio, computes features, appends them to the shard's one
+open file and accumulates CMVN stats; the shard becomes final (renamed, then
+its done-marker) only when all of it is written. A re-run skips finished
+shards and redoes any partial one. ``--shard I/N`` runs one shard (cluster
+array jobs) and ``--merge`` joins them; without ``--shard`` the merge follows.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import multiprocessing as mp
+import os
+import queue as queue_mod
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from asrkit import log
+from asrkit.data.datadir import DataDir, is_extra_table
+from asrkit.data.feature_store import (CMVN, CONF, INDEX, PLAN, SHARDS, FeatureStore, ShardWriter, clear_shard,
+                                       merge_shards, shard_done)
+from asrkit.data.table import write_table
+from asrkit.errors import AudioError, DataError, UsageError
+from asrkit.features.config import FeatureConfig
+from asrkit.io import atomic_write
+
+Item = tuple  # (utt, spk, source, start, end)
+_REPORT_EVERY = 0.2  # seconds between progress messages from a worker
+
+
+@dataclass
+class Result:
+    """What a featurize run did."""
+
+    out: Path
+    utterances: int
+    skipped: int
+    shards_done: int
+    shards_skipped: int
+    seconds_audio: float
+    wall: float
+    merged: bool
+
+
+def _items(d: DataDir) -> list[Item]:
+    out = []
+    for u in d.utt_ids:
+        src, start, end = d.source(u)
+        out.append((u, d.utt2spk[u], src, start, end))
+    return out
+
+
+def _fingerprint(items: list[Item]) -> str:
+    h = hashlib.sha1()
+    for it in items:
+        h.update(("\t".join("" if v is None else str(v) for v in it) + "\n").encode())
+    return h.hexdigest()
+
+
+def default_num_shards(n: int, jobs: int) -> int:
+    """Enough shards to keep ``jobs`` workers busy (4 each) and to lose at most
+    ~2000 utterances per worker to an interrupt, few enough to keep the
+    number of shard files modest (a million utterances: 500 shards)."""
+    if n == 0:
+        return 1
+    return max(1, min(n, max(4 * jobs, math.ceil(n / 2000))))
+
+
+def shard_bounds(n: int, num_shards: int, i: int) -> tuple[int, int]:
+    return i * n // num_shards, (i + 1) * n // num_shards
+
+
+# ----------------------------------------------------------------- the worker
+_worker_queue = None
+
+
+def _init_worker(q) -> None:
+    import signal
+
+    import torch
+
+    global _worker_queue
+    _worker_queue = q
+    torch.set_num_threads(1)
+    # A forked worker must not touch the parent's rich console (its lock may
+    # have been held by the progress thread at fork time): stay quiet and
+    # send what the parent should say through the queue.
+    log.set_quiet(True)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and terminates us
+
+
+def _run_shard(out: str, shard: int, items: list[Item], conf_dict: dict, skip_bad: bool,
+               report: Callable[[int, float], None] | None = None) -> dict:
+    """Featurize one shard's utterances into ``out``; returns its marker."""
+    try:
+        return _featurize_shard(out, shard, items, conf_dict, skip_bad, report)
+    except OSError as e:  # disk full, permissions: a user problem, not a bug
+        where = f" ({e.filename})" if e.filename else ""
+        raise DataError(f"{out}: shard {shard} failed: {e.strerror or e}{where}") from None
+
+
+def _featurize_shard(out: str, shard: int, items: list[Item], conf_dict: dict, skip_bad: bool,
+                     report: Callable[[int, float], None] | None) -> dict:
+    from asrkit.audio import cut, read
+    from asrkit.features.compute import compute
+
+    conf = FeatureConfig.from_dict(conf_dict)
+    rate = conf.sample_rate
+    if report is None and _worker_queue is not None:
+        q = _worker_queue
+
+        def report(n: int, s: float) -> None:
+            q.put((n, s))
+
+    seen_rates: set[int] = set()
+
+    clear_shard(out, shard)
+    cache_src, cache = None, None
+    n_pending, s_pending, last = 0, 0.0, time.monotonic()
+    with ShardWriter(out, shard) as w:
+        for utt, spk, src, start, end in items:
+            try:
+                if start is None:
+                    x, r = read(src)
+                else:
+                    if src != cache_src:  # segments of one recording: read it once
+                        cache = read(src)
+                        cache_src = src
+                    x, r = cache
+                if r != rate and r not in seen_rates and _worker_queue is not None:
+                    _worker_queue.put(("resample", r, rate))
+                seen_rates.add(r)
+                wave, _ = cut(x, r, src, rate, start=start, end=end)
+                feats = compute(wave, conf)  # (T, D)
+                if feats.shape[0] == 0:
+                    raise AudioError(f"{src}: {len(wave) / rate:.3f}s is shorter than one frame")
+                if not np.isfinite(feats).all():
+                    raise AudioError(f"{src}: features hold NaN or inf")
+            except AudioError as e:
+                if not skip_bad:
+                    raise AudioError(f"utterance '{utt}': {e} (use --skip-bad to leave it out)") from None
+                w.skip(utt, str(e))
+                feats = None
+            secs = len(wave) / rate if feats is not None else 0.0
+            if feats is not None:
+                w.add(utt, spk, feats, secs)
+            n_pending += 1
+            s_pending += secs
+            if report is not None:
+                now = time.monotonic()
+                if now - last >= _REPORT_EVERY:
+                    report(n_pending, s_pending)
+                    n_pending, s_pending, last = 0, 0.0, now
+    if report is not None and n_pending:
+        report(n_pending, s_pending)
+    return json.loads((Path(out) / SHARDS / f"{shard}.done").read_text())
+
+
+# ----------------------------------------------------------------- the driver
+def _prepare(out: Path, conf: FeatureConfig, items: list[Item], data: Path, jobs: int,
+             num_shards: int | None, overwrite: bool) -> dict:
+    fp = _fingerprint(items)
+    plan_path = out / PLAN
+    if plan_path.exists() and not overwrite:
+        plan = json.loads(plan_path.read_text())
+        if plan.get("conf") != conf.to_dict():
+            raise UsageError(f"{out} holds features made with another config; "
+                             f"use a new folder or --overwrite")
+        if plan.get("fingerprint") != fp:
+            raise UsageError(f"{out} holds features of other data (utterances or audio differ); "
+                             f"use a new folder or --overwrite")
+        if num_shards is not None and num_shards != plan["num_shards"]:
+            raise UsageError(f"{out} was planned with {plan['num_shards']} shards, not {num_shards}; "
+                             f"use --overwrite to start again")
+        return plan
+    if overwrite:
+        remove_store(out)
+    out.mkdir(parents=True, exist_ok=True)
+    n = num_shards or default_num_shards(len(items), jobs)
+    plan = {"version": 1, "num_shards": n, "utterances": len(items), "fingerprint": fp,
+            "data": str(data.resolve()), "conf": conf.to_dict()}
+    with atomic_write(out / CONF) as f:
+        f.write(conf.dump())
+    with atomic_write(plan_path) as f:
+        json.dump(plan, f, indent=1)
+    return plan
+
+
+def remove_store(out: Path) -> None:
+    """Delete the files a feature store consists of (and nothing else)."""
+    if not out.exists():
+        return
+    for p in out.glob("feats.*.f32*"):
+        p.unlink()
+    shutil.rmtree(out / SHARDS, ignore_errors=True)
+    for name in (INDEX, CMVN, CONF, PLAN, "skipped.txt", "utt2spk", "spk2utt", "text", "ali", "utt2dur",
+                 "feats.ark", "feats.scp", "cmvn.ark", "cmvn.scp"):
+        try:
+            (out / name).unlink()
+        except FileNotFoundError:
+            pass
+    for p in out.iterdir():
+        if p.is_file() and is_extra_table(p.name):
+            p.unlink()
+
+
+def _progress_columns():
+    from rich.progress import TextColumn
+
+    return (TextColumn("{task.fields[hours]:.2f} h audio"), TextColumn("{task.fields[xrt]:.0f}x real time"))
+
+
+def featurize(data: str | os.PathLike, out: str | os.PathLike, conf: FeatureConfig | None = None, *,
+              jobs: int = 1, shard: tuple[int, int] | None = None, merge: bool = False,
+              skip_bad: bool = False, kaldi: bool = False, overwrite: bool = False,
+              num_shards: int | None = None) -> Result:
+    """Compute features of data dir ``data`` into the store ``out``.
+
+    ``shard=(i, n)`` does shard ``i`` of ``n`` only (no merge);
+    ``merge=True`` only joins finished shards. Returns a :class:`Result`.
+    """
+    t0 = time.monotonic()
+    data, out = Path(data), Path(out)
+    conf = conf or FeatureConfig.load(None)
+    if jobs < 1:
+        raise UsageError(f"--jobs must be >= 1 (got {jobs})")
+    d = DataDir.load(data)
+    if not d.wav_scp:
+        raise DataError(f"{data}: no wav.scp; featurize needs audio")
+    items = _items(d)
+    if shard is not None:
+        i, n = shard
+        if not (0 <= i < n):
+            raise UsageError(f"--shard {i}/{n}: I must be in 0..{n - 1}")
+        num_shards = n
+    plan = _prepare(out, conf, items, data, jobs, num_shards, overwrite)
+    n = plan["num_shards"]
+    wanted = [shard[0]] if shard is not None else list(range(n))
+    if merge:
+        wanted = []
+    elif (out / INDEX).exists() and shard is None:
+        log.info(f"{out}: feature store is complete; nothing to do (--overwrite to redo)")
+        st = FeatureStore(out)
+        return Result(out, len(st), 0, 0, n, 0.0, time.monotonic() - t0, True)
+    todo = [i for i in wanted if not shard_done(out, i)]
+    finished = len(wanted) - len(todo)
+    if finished and todo:
+        log.info(f"resuming: {finished} of {len(wanted)} shard(s) already done")
+    done_utts, done_secs, skipped = 0, 0.0, 0
+    if todo:
+        total = sum(shard_bounds(len(items), n, i)[1] - shard_bounds(len(items), n, i)[0] for i in todo)
+        with log.progress(*_progress_columns()) as bar:
+            task = bar.add_task("featurize", total=total, hours=0.0, xrt=0.0)
+            t_start = time.monotonic()
+            state = {"secs": 0.0}
+
+            def report(k: int, s: float) -> None:
+                state["secs"] += s
+                el = max(time.monotonic() - t_start, 1e-6)
+                bar.update(task, advance=k, hours=state["secs"] / 3600, xrt=state["secs"] / el)
+
+            markers = _run(out, items, n, todo, conf, skip_bad, jobs, report)
+        for m in markers:
+            done_utts += m["utterances"]
+            skipped += m["skipped"]
+            done_secs += m.get("seconds", 0.0)
+        if skipped:
+            log.warn(f"{skipped} utterance(s) skipped; reasons in {out / 'skipped.txt'}")
+    merged = False
+    if shard is None:
+        merge_shards(out, n)
+        _copy_tables(d, out)
+        if kaldi:
+            write_kaldi(out)
+        merged = True
+    elif merge is False:
+        left = [i for i in range(n) if not shard_done(out, i)]
+        if not left:
+            log.info(f"all {n} shards done; join them with 'asrkit featurize {data} {out} --merge'")
+    return Result(out, done_utts, skipped, len(todo), finished, done_secs, time.monotonic() - t0, merged)
+
+
+def _run(out: Path, items: list[Item], n: int, todo: list[int], conf: FeatureConfig, skip_bad: bool,
+         jobs: int, report: Callable[[int, float], None]) -> list[dict]:
+    conf_dict = conf.to_dict()
+    chunks = {i: items[slice(*shard_bounds(len(items), n, i))] for i in todo}
+    if jobs == 1 or len(todo) == 1:
+        import torch
+
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            return [_run_shard(str(out), i, chunks[i], conf_dict, skip_bad, report) for i in todo]
+        finally:
+            torch.set_num_threads(threads)
+    ctx = mp.get_context("fork")
+    q = ctx.Queue()
+    pool = ctx.Pool(min(jobs, len(todo)), initializer=_init_worker, initargs=(q,))
+    try:
+        results = [pool.apply_async(_run_shard, (str(out), i, chunks[i], conf_dict, skip_bad)) for i in todo]
+        pool.close()
+        while True:
+            try:
+                while True:
+                    _message(q.get(timeout=0.1), report)
+            except queue_mod.Empty:
+                pass
+            for r in results:
+                if r.ready() and not r.successful():
+                    r.get()  # raises the worker's error
+            if all(r.ready() for r in results):
+                break
+        try:
+            while True:
+                _message(q.get_nowait(), report)
+        except queue_mod.Empty:
+            pass
+        return [r.get() for r in results]
+    except BaseException:
+        pool.terminate()
+        raise
+    finally:
+        pool.join()
+
+
+def _message(msg: tuple, report: Callable[[int, float], None]) -> None:
+    """A worker's message: progress ``(utterances, seconds)`` or
+    ``("resample", from_rate, to_rate)``, said once."""
+    if msg[0] == "resample":
+        from asrkit.audio.reader import note_resample
+
+        note_resample(msg[1], msg[2])
+        return
+    report(msg[0], msg[1])
+
+
+def merge_only(data: str | os.PathLike, out: str | os.PathLike, kaldi: bool = False) -> dict:
+    """``--merge``: join the shards of a store made with ``--shard I/N``."""
+    out = Path(out)
+    plan_path = out / PLAN
+    if not plan_path.exists():
+        raise DataError(f"{out}: no {PLAN}; nothing to merge (run featurize --shard I/N first)")
+    plan = json.loads(plan_path.read_text())
+    d = DataDir.load(data)
+    if _fingerprint(_items(d)) != plan["fingerprint"]:
+        raise UsageError(f"{out} was made from other data than {data}")
+    total = merge_shards(out, plan["num_shards"])
+    _copy_tables(d, out)
+    if kaldi:
+        write_kaldi(out)
+    return total
+
+
+def _copy_tables(d: DataDir, out: Path) -> None:
+    """Copy utt2spk/spk2utt/text/ali/utt2dur and ``text.*``/``ali.*`` tables
+    (e.g. ``text.phones``) of the stored utterances."""
+    st = FeatureStore(out)
+    sub = d.subset(st.keys())
+    write_table(out / "utt2spk", sub.utt2spk)
+    write_table(out / "spk2utt", sub.spk2utt)
+    for name, t in (("text", sub.text), ("ali", sub.ali), *sub.extra.items()):
+        if t is not None:
+            write_table(out / name, t)
+    if sub.utt2dur is not None:
+        write_table(out / "utt2dur", {u: f"{v:g}" for u, v in sub.utt2dur.items()})
+
+
+def write_kaldi(out: str | os.PathLike) -> None:
+    """Write ``feats.ark``/``feats.scp`` and per-speaker ``cmvn.ark``/``cmvn.scp``
+    (Kaldi ``compute-cmvn-stats --spk2utt`` layout) next to the store.
+    The .scp files are renamed into place last."""
+    import kaldiio
+
+    out = Path(out)
+    st = FeatureStore(out)
+    for base, write in (("feats", lambda w: [w(u, np.asarray(st[u])) for u in st.keys()]),
+                        ("cmvn", lambda w: [w(s, st.cmvn_stats(s).to_kaldi())
+                                            for s in sorted(set(st.utt2spk[u] for u in st.keys()),
+                                                            key=lambda s: s.encode())])):
+        scp_tmp = out / f".{base}.scp.partial"
+        with kaldiio.WriteHelper(f"ark,scp:{out / (base + '.ark')},{scp_tmp}") as w:
+            write(w)
+        os.replace(scp_tmp, out / f"{base}.scp")

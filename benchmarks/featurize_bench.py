@@ -1,0 +1,193 @@
+"""Speed of ``asrkit featurize`` against a plain loop over torchaudio's Kaldi fbank.
+
+    .venv/bin/python benchmarks/featurize_bench.py [--hours 1.0] [--repeats 3]
+
+Makes a corpus of 16 kHz 16-bit WAV files (3-15 s each) in a temp folder,
+then, side by side in this one process (best of ``--repeats``), measures
+audio-seconds per wall-second of:
+
+- ``loop (read+fbank)``: the reference, a plain loop: soundfile.read each
+  file, ``torchaudio.compliance.kaldi.fbank(wave * 32768, num_mel_bins=80,
+  dither=0.0)``, results dropped; one torch thread;
+- ``loop (fbank only)``: the same over waveforms already in memory;
+- ``loop (read+fbank), 2 processes``: the plain loop split over two forked
+  processes, the ceiling for ``--jobs 2`` on this machine under its load;
+- ``featurize --jobs 1`` / ``--jobs 2``: the whole command through its
+  Python entry point (reading audio, features, CMVN stats, shard files,
+  index, merge), a fresh output folder each time;
+- ``asrkit featurize`` CLI (subprocess, includes interpreter start-up);
+- peak RSS of the CLI on a quarter of the corpus and on all of it.
+
+Prints a table with ratios; the targets are featurize --jobs 1 >= 0.8 x the
+read+fbank loop and --jobs 2 >= 1.7 x --jobs 1 (needs 2 idle cores).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import torch
+import torchaudio
+
+from asrkit.data import DataDir
+from asrkit.features import FeatureConfig
+from asrkit.features.pipeline import featurize
+
+
+def make_corpus(root: Path, hours: float, seed: int = 0) -> tuple[Path, float]:
+    rng = np.random.default_rng(seed)
+    wav: dict[str, str] = {}
+    total = 0.0
+    i = 0
+    (root / "wav").mkdir(parents=True)
+    while total < hours * 3600:
+        dur = float(rng.uniform(3.0, 15.0))
+        n = int(dur * 16000)
+        # speech-like: noise shaped by a slow random envelope
+        env = np.repeat(rng.uniform(0.01, 0.3, n // 1600 + 1), 1600)[:n]
+        x = (rng.standard_normal(n) * env).clip(-1, 1).astype(np.float32)
+        utt = f"spk{i % 20:02d}-utt{i:05d}"
+        p = root / "wav" / f"{utt}.wav"
+        sf.write(p, x, 16000, subtype="PCM_16")
+        wav[utt] = str(p)
+        total += n / 16000
+        i += 1
+    DataDir(wav_scp=wav, utt2spk={u: u.split("-")[0] for u in wav}).save(root / "data")
+    return root / "data", total
+
+
+def loop_read_fbank(paths: list[str]) -> None:
+    for p in paths:
+        x, _ = sf.read(p, dtype="float32")
+        torchaudio.compliance.kaldi.fbank(torch.from_numpy(x).unsqueeze(0) * 32768, num_mel_bins=80,
+                                          dither=0.0, sample_frequency=16000)
+
+
+def loop_fbank(waves: list[torch.Tensor]) -> None:
+    for w in waves:
+        torchaudio.compliance.kaldi.fbank(w * 32768, num_mel_bins=80, dither=0.0, sample_frequency=16000)
+
+
+def loop_read_fbank_2proc(paths: list[str]) -> None:
+    """The plain loop split over 2 forked processes: what 2 cores give right now."""
+    import multiprocessing as mp
+
+    ctx = mp.get_context("fork")
+    procs = [ctx.Process(target=_half, args=(paths[i::2],)) for i in range(2)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join()
+
+
+def _half(paths: list[str]) -> None:
+    torch.set_num_threads(1)
+    loop_read_fbank(paths)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--hours", type=float, default=1.0)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--no-cli", action="store_true", help="skip the subprocess CLI run")
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    from asrkit import log
+
+    log.set_quiet(True)
+    tmp = Path(tempfile.mkdtemp(prefix="featbench."))
+    try:
+        data, secs = make_corpus(tmp, args.hours)
+        d = DataDir.load(data)
+        paths = [d.wav_scp[u] for u in d.utt_ids]
+        waves = [torch.from_numpy(sf.read(p, dtype="float32")[0]).unsqueeze(0) for p in paths]
+        conf = FeatureConfig.load(None)
+        best: dict[str, float] = {}
+
+        cpu: dict[str, float] = {}
+
+        def cpu_now() -> float:
+            a, b = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+            return a.ru_utime + a.ru_stime + b.ru_utime + b.ru_stime
+
+        runs: dict[str, list[float]] = {}
+
+        def timed(name: str, fn) -> None:
+            c = cpu_now()
+            t = time.perf_counter()
+            fn()
+            el = time.perf_counter() - t
+            runs.setdefault(name, []).append(el)
+            if el < best.get(name, float("inf")):
+                best[name] = el
+                cpu[name] = cpu_now() - c
+
+        for r in range(args.repeats):
+            timed("loop (read+fbank)", lambda: loop_read_fbank(paths))
+            timed("loop (fbank only)", lambda: loop_fbank(waves))
+            timed("loop (read+fbank), 2 processes", lambda: loop_read_fbank_2proc(paths))
+            for jobs in (1, 2):
+                out = tmp / f"feats{jobs}.{r}"
+                timed(f"featurize --jobs {jobs}", lambda: featurize(data, out, conf, jobs=jobs))
+                shutil.rmtree(out)
+            if not args.no_cli:
+                out = tmp / f"cli.{r}"
+                cli = [str(Path(sys.executable).with_name("asrkit")), "-q", "featurize", str(data), str(out)]
+                timed("asrkit featurize CLI --jobs 1", lambda: subprocess.run(cli, check=True))
+                shutil.rmtree(out)
+        waves.clear()  # free the audio before the memory runs
+        mem = {}
+        if not args.no_cli:
+            # peak RSS of the command for a quarter of the corpus vs all of it (flat = it streams)
+            d.first(max(1, len(d) // 4)).save(tmp / "quarter")
+            for name, src in (("quarter", tmp / "quarter"), ("full", data)):
+                cli = [str(Path(sys.executable).with_name("asrkit")), "-q", "featurize", str(src),
+                       str(tmp / f"mem.{name}"), "--jobs", "1"]
+                proc = subprocess.Popen(cli)
+                _, status, usage = os.wait4(proc.pid, 0)
+                mem[name] = usage.ru_maxrss / 1024  # MiB
+        ref = secs / best["loop (read+fbank)"]
+        print(f"corpus: {len(paths)} utterances, {secs / 3600:.2f} h of 16 kHz audio; best of {args.repeats}; "
+              f"load average before: {os.getloadavg()[0]:.2f}; cores: {os.cpu_count()}")
+        print(f"{'run':34s} {'seconds':>8s} {'cpu s':>7s} {'x real time':>12s} {'vs loop(read+fbank)':>20s}")
+        for name, el in best.items():
+            print(f"{name:34s} {el:8.2f} {cpu[name]:7.2f} {secs / el:12.0f} {secs / el / ref:20.2f}")
+        if mem:
+            print(f"peak RSS of 'asrkit featurize': {mem['quarter']:.0f} MiB for a quarter of the corpus, "
+                  f"{mem['full']:.0f} MiB for all of it")
+        # paired ratios: each repeat measures its rows back to back, so the ratio of
+        # one repeat shares that moment's load; the median over repeats is quoted too
+        def paired(a: str, b: str) -> list[float]:
+            return [x / y for x, y in zip(runs[a], runs[b])]
+
+        p1 = paired("loop (read+fbank)", "featurize --jobs 1")
+        p2 = paired("featurize --jobs 1", "featurize --jobs 2")
+        pc = paired("loop (read+fbank)", "loop (read+fbank), 2 processes")
+        fmt = lambda xs: " ".join(f"{x:.2f}" for x in xs)  # noqa: E731
+        print(f"per repeat  featurize --jobs 1 / loop(read+fbank): {fmt(p1)}  median {np.median(p1):.2f}")
+        print(f"per repeat  featurize --jobs 2 / --jobs 1:        {fmt(p2)}  median {np.median(p2):.2f}")
+        print(f"per repeat  loop 2 processes / 1 process:         {fmt(pc)}  median {np.median(pc):.2f}")
+        print()
+        j1, j2 = best["featurize --jobs 1"], best["featurize --jobs 2"]
+        print(f"best of    featurize --jobs 1 / loop(read+fbank): {ref and (secs / j1) / ref:.2f}   (target >= 0.80)")
+        print(f"best of    featurize --jobs 2 / --jobs 1:        {j1 / j2:.2f}   (target >= 1.70)")
+        ceiling = best["loop (read+fbank)"] / best["loop (read+fbank), 2 processes"]
+        print(f"best of    loop 2 processes / 1 process:         {ceiling:.2f}   (what the 2 cores give under the current load)")
+        c1, c2 = cpu["featurize --jobs 1"], cpu["featurize --jobs 2"]
+        print(f"cpu s      featurize --jobs 2 / --jobs 1:        {c2 / c1:.2f}   (parallel overhead; the wall-clock speed-up "
+              f"needs 2 idle cores, the load average says how many others used)")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,291 @@
+"""``asrkit corpus synth``: data dir validity, the frame rule, exact labels,
+speaker variety, noise, determinism, resume, and missing-synthesizer errors."""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+import torchaudio
+
+from asrkit.corpora import synth
+from asrkit.corpora.synth import (
+    ARPABET39,
+    PHONE_MAP,
+    SynthOptions,
+    check_voices,
+    frame_labels,
+    map_phone,
+    num_frames,
+    synth_corpus,
+)
+from asrkit.data import validate
+from asrkit.data.table import read_table
+from asrkit.errors import AsrkitError, UsageError
+
+needs_flite = pytest.mark.skipif(shutil.which("flite") is None, reason="flite not installed (apt-get install flite)")
+
+
+def _festival_voice(name: str) -> bool:
+    if shutil.which("festival") is None:
+        return False
+    try:
+        check_voices([name])
+    except AsrkitError:
+        return False
+    return True
+
+
+SENTENCES = [
+    "She sells sea shells by the sea shore.",
+    "Mr. Smith paid $5 on the 3rd of May.",
+    "The quick brown fox jumps over the lazy dog.",
+    "In 1984 we had 42 apples and 7 pears.",
+    "Fish and chips, please.",
+    "",
+    "!!!",
+    "Six thick thistle sticks.",
+]
+
+
+@pytest.fixture()
+def text_file(tmp_path: Path) -> Path:
+    p = tmp_path / "sentences.txt"
+    p.write_text("\n".join(SENTENCES) + "\n", encoding="utf-8")
+    return p
+
+
+def _fbank_frames(num_samples: int) -> int:
+    wave = torch.zeros(1, num_samples)
+    if num_samples < 400:
+        return 0  # torchaudio refuses signals shorter than one window
+    return torchaudio.compliance.kaldi.fbank(
+        wave * 32768, num_mel_bins=80, dither=0.0, sample_frequency=16000
+    ).shape[0]
+
+
+@pytest.mark.parametrize("n", [400, 401, 559, 560, 561, 16000, 16123, 47440])
+def test_frame_rule_matches_torchaudio_fbank(n):
+    assert num_frames(n) == 1 + (n - 400) // 160 == _fbank_frames(n)
+
+
+def test_frame_rule_short_signals():
+    assert num_frames(0) == num_frames(399) == 0
+    assert frame_labels([("sil", 0.01)], 399) == []
+    with pytest.raises((AssertionError, RuntimeError)):  # why the rule says 0: fbank cannot make a frame
+        torchaudio.compliance.kaldi.fbank(torch.zeros(1, 399), dither=0.0)
+
+
+def test_frame_rule_matches_featurizer_num_frames():
+    from asrkit.features import DEFAULT_FBANK80, FeatureConfig
+    from asrkit.features import num_frames as feat_num_frames
+
+    conf = DEFAULT_FBANK80 if isinstance(DEFAULT_FBANK80, FeatureConfig) else FeatureConfig.load(None)
+    for n in (0, 399, 400, 559, 560, 16123):
+        assert num_frames(n) == feat_num_frames(n, conf)
+
+
+def test_frame_labels_use_frame_centres():
+    # Frame i centre = (160 i + 200) / 16000 s: 12.5 ms, 22.5 ms, 32.5 ms, ...
+    segs = [("sil", 0.02), ("s", 0.021), ("iy", 0.05)]
+    labels = frame_labels(segs, 400 + 160 * 5)  # 6 frames
+    # The 1 ms "s" holds no frame centre, so no frame gets it; after the last end: sil.
+    assert labels == ["sil", "iy", "iy", "iy", "sil", "sil"]
+    assert frame_labels([("aa", 0.0125), ("b", 1.0)], 560) == ["b", "b"]  # ends are exclusive
+
+
+def test_phone_map_targets_arpabet39_plus_sil():
+    assert len(ARPABET39) == 39 and len(set(ARPABET39)) == 39
+    assert set(PHONE_MAP.values()) <= set(ARPABET39) | {"sil"}
+    assert map_phone("pau") == "sil" and map_phone("ax") == "ah" and map_phone("AH0") == "ah"
+    assert map_phone("axr") == "er" and map_phone("dx") == "d" and map_phone("el") == "l"
+    with pytest.raises(AsrkitError, match="unknown phone"):
+        map_phone("xyz")
+
+
+def _frame_energy(audio: np.ndarray) -> np.ndarray:
+    n = num_frames(len(audio))
+    idx = np.arange(n)[:, None] * 160 + np.arange(400)[None, :]
+    frames = audio[idx].astype(np.float64)
+    return np.log(np.mean(frames**2, axis=1) + 1e-10)
+
+
+def _zcr(audio: np.ndarray) -> np.ndarray:
+    n = num_frames(len(audio))
+    idx = np.arange(n)[:, None] * 160 + np.arange(400)[None, :]
+    frames = audio[idx]
+    return np.mean(np.abs(np.diff(np.signbit(frames), axis=1)), axis=1)
+
+
+def _check_datadir(out: Path) -> tuple[dict, dict]:
+    problems = validate(out)
+    assert problems == [], [str(p) for p in problems]
+    wav = read_table(out / "wav.scp")
+    ali = {k: v.split() for k, v in read_table(out / "ali").items()}
+    phones = {k: v.split() for k, v in read_table(out / "text.phones").items()}
+    text = read_table(out / "text")
+    utt2spk = read_table(out / "utt2spk")
+    allowed = set(ARPABET39) | {"sil"}
+    for utt, path in wav.items():
+        assert Path(path).is_absolute()
+        audio, rate = sf.read(path, dtype="float32")
+        assert rate == 16000
+        assert len(ali[utt]) == num_frames(len(audio)) == _fbank_frames(len(audio)), utt
+        assert set(ali[utt]) <= allowed and set(phones[utt]) <= allowed
+        assert phones[utt][0] == "sil" and phones[utt][-1] == "sil"
+        assert utt.startswith(utt2spk[utt])
+        assert all(w.isalpha() or "'" in w for w in text[utt].split())
+    return wav, ali
+
+
+@needs_flite
+def test_synth_flite_datadir_labels_line_up(text_file: Path, tmp_path: Path):
+    out = tmp_path / "synth"
+    r = synth_corpus(text_file, out, SynthOptions(voices=["slt", "awb", "rms"], variants=2, seed=3), jobs=2)
+    assert r.utterances == 6 and r.skipped_sentences == 1 and r.synthesized == 6  # blank lines are not sentences
+    wav, ali = _check_datadir(out)
+    text = read_table(out / "text")
+    assert "mister smith paid five dollars on the third of may" in text.values()
+    # Labels line up with the audio: sil frames are quiet, fricative frames hiss.
+    sil_e, speech_e, fric_z, vowel_z = [], [], [], []
+    for utt, path in wav.items():
+        audio, _ = sf.read(path, dtype="float32")
+        lab = np.array(ali[utt])
+        e = _frame_energy(audio)
+        z = _zcr(audio)
+        sil_e.append(e[lab == "sil"].mean())
+        speech_e.append(e[lab != "sil"].mean())
+        fric_z.extend(z[np.isin(lab, ["s", "sh", "z", "f", "th"])])
+        vowel_z.extend(z[np.isin(lab, ["aa", "ae", "ah", "ao", "eh", "ih", "iy", "uw", "ey", "ay", "ow"])])
+        assert e[lab == "sil"].mean() < e[lab != "sil"].mean() - 2.0, utt  # > 8.7 dB quieter
+    assert np.mean(fric_z) > 2 * np.mean(vowel_z)
+    # Speaker variety: speaker = voice + variant; rate and pitch recorded per utterance.
+    spks = set(read_table(out / "utt2spk").values())
+    assert spks <= {f"{v}-v{k}" for v in ("slt", "awb", "rms") for k in (0, 1)} and len(spks) == 6
+    recs = [json.loads(p.read_text()) for p in (out / ".synth").glob("*.json")]
+    assert len({r["rate"] for r in recs}) > 1 and len({r["pitch"] for r in recs}) > 1
+    assert all(0.9 <= r["rate"] <= 1.1 and -2 <= r["pitch"] <= 2 for r in recs)
+
+
+@needs_flite
+def test_synth_deterministic_across_jobs_and_resumes(text_file: Path, tmp_path: Path):
+    opts = dict(voices=["slt", "kal16"], variants=1, seed=7, num=4)
+    a, b = tmp_path / "a", tmp_path / "b"
+    synth_corpus(text_file, a, SynthOptions(**opts), jobs=1)
+    synth_corpus(text_file, b, SynthOptions(**opts), jobs=2)
+    for name in ("text", "text.phones", "utt2spk", "ali", "utt2dur"):
+        assert (a / name).read_text() == (b / name).read_text(), name
+    utts = list(read_table(a / "wav.scp"))
+    assert len(utts) == 4
+    # Resume: drop one finished utterance (record + audio) and a table; only it is made again.
+    gone = utts[1]
+    (a / ".synth" / f"{gone}.json").unlink()
+    (a / "audio" / f"{gone}.flac").unlink()
+    (a / "ali").unlink()
+    r = synth_corpus(text_file, a, SynthOptions(**opts), jobs=1)
+    assert r.synthesized == 1 and r.utterances == 4
+    assert (a / "ali").read_text() == (b / "ali").read_text()
+    # Other options into the same dir: refused.
+    with pytest.raises(UsageError, match="other options"):
+        synth_corpus(text_file, a, SynthOptions(**{**opts, "seed": 8}), jobs=1)
+    # Another seed: another voice assignment or rate/pitch.
+    c = tmp_path / "c"
+    synth_corpus(text_file, c, SynthOptions(**{**opts, "seed": 8}), jobs=1)
+    assert (c / "utt2dur").read_text() != (a / "utt2dur").read_text()
+
+
+@needs_flite
+def test_synth_noise_at_snr(text_file: Path, tmp_path: Path):
+    opts = dict(voices=["slt"], variants=1, seed=1, num=2, rate_range=(1.0, 1.0), pitch_range=(0.0, 0.0))
+    clean, noisy = tmp_path / "clean", tmp_path / "noisy"
+    synth_corpus(text_file, clean, SynthOptions(**opts))
+    synth_corpus(text_file, noisy, SynthOptions(**opts, noise_snr=10.0))
+    for utt, path in read_table(clean / "wav.scp").items():
+        x, _ = sf.read(path, dtype="float32")
+        y, _ = sf.read(read_table(noisy / "wav.scp")[utt], dtype="float32")
+        lab = np.array(read_table(clean / "ali")[utt].split())
+        noise = (y - x).astype(np.float64)
+        speech = np.concatenate([x[i * 160 : i * 160 + 160] for i in np.flatnonzero(lab != "sil")])
+        snr = 10 * np.log10(np.mean(speech.astype(np.float64) ** 2) / np.mean(noise**2))
+        assert 9.0 < snr < 11.5, snr
+
+
+@needs_flite
+def test_synth_rate_changes_duration(tmp_path: Path):
+    text = tmp_path / "t.txt"
+    text.write_text("the quick brown fox jumps over the lazy dog\n")
+    durs = {}
+    for rate in (0.8, 1.25):
+        out = tmp_path / f"r{rate}"
+        synth_corpus(text, out, SynthOptions(voices=["rms"], variants=1, rate_range=(rate, rate),
+                                             pitch_range=(1.0, 1.0)))
+        durs[rate] = float(read_table(out / "utt2dur")["rms-v0-000000"])
+        _check_datadir(out)  # rms pitch goes through sox: labels still match frames
+    assert durs[0.8] > 1.3 * durs[1.25]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("voice", ["kal_diphone", "ked_diphone", "cmu_us_slt_arctic_hts"])
+def test_synth_festival_voices(voice: str, text_file: Path, tmp_path: Path):
+    if not _festival_voice(voice):
+        pytest.skip(f"festival voice {voice} not installed (apt-get install festival {synth.VOICES[voice].package})")
+    out = tmp_path / voice
+    synth_corpus(text_file, out, SynthOptions(voices=[voice], variants=2, num=2, seed=2))
+    wav, ali = _check_datadir(out)
+    for utt, path in wav.items():
+        audio, _ = sf.read(path, dtype="float32")
+        lab = np.array(ali[utt])
+        e = _frame_energy(audio)
+        assert e[lab == "sil"].mean() < e[lab != "sil"].mean() - 2.0, utt
+
+
+@pytest.mark.slow
+def test_other_installed_festival_voice_goes_through_sox(tmp_path: Path):
+    if not _festival_voice("kal_diphone"):
+        pytest.skip("festival voice kal_diphone not installed (apt-get install festival festvox-kallpc16k)")
+    voice = synth._other_festival_voice("kal_diphone")  # treated as a voice asrkit has no entry for
+    assert voice is not None and not voice.native_pitch
+    audio, segs = synth.synthesize(voice, "hello world", rate=1.1, pitch=2.0)
+    assert segs[0][0] == "sil" and [p for p, _ in segs[1:4]] == ["hh", "ah", "l"]
+    assert abs(len(audio) / 16000 - segs[-1][1]) < 0.3
+    assert synth._other_festival_voice("no_such_voice") is None
+
+
+def test_missing_synthesizer_names_package(monkeypatch):
+    monkeypatch.setattr(synth.shutil, "which", lambda name: None)
+    with pytest.raises(AsrkitError, match="apt-get install flite"):
+        check_voices(["slt"])
+    with pytest.raises(AsrkitError, match="festvox-kdlpc16k"):
+        check_voices(["ked_diphone"])
+
+
+def test_missing_voice_names_package(monkeypatch):
+    monkeypatch.setattr(synth.shutil, "which", lambda name: f"/usr/bin/{name}")
+    monkeypatch.setattr(synth, "_festival_voices", lambda: frozenset({"kal_diphone"}))
+    with pytest.raises(AsrkitError, match="apt-get install festvox-us-slt-hts"):
+        check_voices(["cmu_us_slt_arctic_hts"])
+    with pytest.raises(UsageError, match="unknown voice 'bob'"):
+        check_voices(["bob"])
+
+
+@needs_flite
+def test_cli_synth_and_errors(text_file: Path, tmp_path: Path, capsys, monkeypatch):
+    from asrkit.cli.main import main
+
+    out = tmp_path / "cli"
+    assert main(["-q", "corpus", "synth", "--text", str(text_file), "--out", str(out), "--voices", "slt,awb",
+                 "--num", "2", "--format", "ogg", "--noise-snr", "20", "--jobs", "2"]) == 0
+    assert capsys.readouterr().out == ""  # stdout stays clean
+    wav, _ = _check_datadir(out)
+    assert all(p.endswith(".ogg") for p in wav.values())
+    assert main(["data", "validate", str(out)]) == 0  # what a user runs
+    assert main(["corpus", "synth", "--text", str(text_file), "--out", str(tmp_path / "x"), "--voices", "bob"]) == 2
+    assert main(["corpus", "synth", "--text", str(text_file), "--out", str(tmp_path / "x"), "--rate", "fast"]) == 2
+    monkeypatch.setattr(synth.shutil, "which", lambda name: None)
+    assert main(["corpus", "synth", "--text", str(text_file), "--out", str(tmp_path / "y"), "--voices", "slt"]) == 1
+    err = capsys.readouterr().err
+    assert "apt-get install flite" in err and "Traceback" not in err
