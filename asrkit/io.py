@@ -43,17 +43,14 @@ def read_text(path: str | os.PathLike) -> str:
     """Read a whole UTF-8 text file (``-`` is stdin). Missing/unreadable files
     and invalid UTF-8 raise :class:`InputError` naming the file and line."""
     name = display_name(path)
+    f, _ = open_binary(path)
     try:
-        if str(path) == "-":
-            data = sys.stdin.buffer.read()
-        else:
-            data = Path(path).read_bytes()
-    except FileNotFoundError:
-        raise InputError(f"{name}: no such file") from None
-    except IsADirectoryError:
-        raise InputError(f"{name}: is a directory, expected a file") from None
+        data = f.read()
     except OSError as e:
-        raise InputError(f"{name}: cannot read: {e.strerror}") from None
+        raise InputError(f"{name}: read error: {e.strerror}") from None
+    finally:
+        if f is not sys.stdin.buffer:
+            f.close()
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as e:
