@@ -189,3 +189,20 @@ def test_conv_autocast_cpu_bf16(in_dtype):
         ya, yb = ours(x), nat(x)
     assert ya.dtype == yb.dtype == torch.bfloat16
     torch.testing.assert_close(ya.float(), yb.float(), atol=5e-2, rtol=5e-2)
+
+
+def test_workspace_first_made_under_inference_mode_still_trains():
+    """The reused im2col workspace must not become an inference tensor when a
+    model is first run under torch.inference_mode() (decoding) and trained later."""
+    from asrkit.nn import Conv2d
+    from asrkit.nn.functional._autograd import release_workspace
+
+    release_workspace()
+    conv = Conv2d(1, 4, 3, stride=2, padding=1, impl="scratch")
+    x = torch.randn(2, 1, 9, 7)
+    with torch.inference_mode():
+        y_inf = conv(x)
+    y = conv(x.clone().requires_grad_())
+    y.sum().backward()
+    assert torch.allclose(y.detach(), y_inf)
+    assert conv.weight.grad is not None

@@ -98,7 +98,10 @@ def workspace(numel: int, dtype: torch.dtype, device: torch.device, slot: int = 
     buf = bufs.get(key)
     if buf is None or buf.numel() < numel:
         bufs.pop(key, None)
-        buf = torch.empty(numel, dtype=dtype, device=device)
+        # A normal tensor even when first asked for under torch.inference_mode():
+        # an inference tensor could not be written later, when training.
+        with torch.inference_mode(False):
+            buf = torch.empty(numel, dtype=dtype, device=device)
         bufs[key] = buf
     return buf[:numel]
 
