@@ -54,9 +54,9 @@ def _global_options(
 
 def _register() -> None:
     """Add every command group. Each module defines ``register(app)``."""
-    from asrkit.cli import audio, corpus, data, featurize, lm, score, tokenizer
+    from asrkit.cli import corpus, score, lm, data, featurize, audio, tokenizer, train, decode, predict, demo
 
-    for module in (score, corpus, lm, data, featurize, audio, tokenizer):
+    for module in (score, corpus, lm, data, featurize, audio, tokenizer, train, decode, predict, demo):
         module.register(app)
 
 

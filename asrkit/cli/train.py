@@ -1,0 +1,98 @@
+"""``asrkit train frame|ctc`` and ``asrkit average``."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from asrkit import log
+from asrkit.errors import UsageError
+
+train_app = typer.Typer(help="Train a frame classifier or a CTC model on feature stores.", no_args_is_help=True)
+
+
+def _run(task: str, train: Path, dev: Path, out: Path, conf: Path | None, overrides: list[str] | None,
+         resume: bool, device: str | None, nproc: int, seed: int | None) -> None:
+    from asrkit.train import load_config
+    from asrkit.train import train as run_train
+    from asrkit.train.config import parse_overrides
+
+    pairs = parse_overrides(overrides or [])
+    if device is not None:
+        if device not in ("auto", "cpu", "cuda"):
+            raise UsageError(f"--device must be auto, cpu or cuda (got '{device}')")
+        pairs.append(("train.device", device))
+    if seed is not None:
+        pairs.append(("train.seed", seed))
+    base = None
+    saved = Path(out) / "config.yaml"
+    if resume and saved.is_file():
+        # resuming: the run's own config is the starting point; options given must agree with it
+        from asrkit.train.config import read_yaml
+
+        base = read_yaml(saved)
+        if base.get("task") != task:
+            raise UsageError(f"{out} is a '{base.get('task')}' run, not '{task}'")
+    cfg = load_config(task, conf, pairs, base=base)
+    r = run_train(cfg, train, dev, out, resume=resume, nproc=nproc)
+    from asrkit.train.distributed import env
+
+    if r.best is not None and env().main:
+        unit = "%" if r.metric in ("acc", "per", "wer", "cer") else ""
+        log.info(f"{out}: {r.epochs} epoch(s), {r.steps} updates; best dev {r.metric} {r.best:.2f}{unit} "
+                 f"at epoch {r.best_epoch}{' (stopped early)' if r.stopped_early else ''}; "
+                 f"checkpoints in {out}/checkpoints")
+
+
+_TRAIN_HELP = "Training feature store (from asrkit featurize)."
+_DEV_HELP = "Dev feature store (evaluated after each epoch)."
+_OV_HELP = "Config overrides key=value with dotted keys (model.hidden=512 optim.lr=1e-3)."
+
+
+@train_app.command("frame")
+def train_frame(
+    overrides: list[str] | None = typer.Argument(None, help=_OV_HELP),
+    train: Path = typer.Option(..., "--train", help=_TRAIN_HELP + " Needs its 'ali' frame labels."),
+    dev: Path = typer.Option(..., "--dev", help=_DEV_HELP),
+    out: Path = typer.Option(..., "--out", "-o", help="Exp dir to write (config, units, checkpoints, metrics)."),
+    conf: Path | None = typer.Option(None, "--conf", help="Config YAML (e.g. conf/frame_mlp.yaml)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue from EXP/checkpoints/last.pt."),
+    device: str | None = typer.Option(None, "--device", help="auto | cpu | cuda (default: train.device)."),
+    nproc: int = typer.Option(1, "--nproc", help="Start N DistributedDataParallel processes on this machine."),
+    seed: int | None = typer.Option(None, "--seed", help="Random seed (default: train.seed)."),
+) -> None:
+    """Frame-level classification (MLP over +-K frames) with labels from the store's ali."""
+    _run("frame", train, dev, out, conf, overrides, resume, device, nproc, seed)
+
+
+@train_app.command("ctc")
+def train_ctc(
+    overrides: list[str] | None = typer.Argument(None, help=_OV_HELP),
+    train: Path = typer.Option(..., "--train", help=_TRAIN_HELP + " Needs 'text' (or 'text.phones')."),
+    dev: Path = typer.Option(..., "--dev", help=_DEV_HELP),
+    out: Path = typer.Option(..., "--out", "-o", help="Exp dir to write (config, units, checkpoints, metrics)."),
+    conf: Path | None = typer.Option(None, "--conf", help="Config YAML (conf/ctc_bilstm.yaml, conf/ctc_conformer.yaml)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue from EXP/checkpoints/last.pt."),
+    device: str | None = typer.Option(None, "--device", help="auto | cpu | cuda (default: train.device)."),
+    nproc: int = typer.Option(1, "--nproc", help="Start N DistributedDataParallel processes on this machine."),
+    seed: int | None = typer.Option(None, "--seed", help="Random seed (default: train.seed)."),
+) -> None:
+    """CTC model (conv subsampling + BiLSTM/BiGRU/Conformer) on phone, char or bpe units."""
+    _run("ctc", train, dev, out, conf, overrides, resume, device, nproc, seed)
+
+
+def average(
+    exp: Path = typer.Argument(..., help="Exp dir with checkpoints/epoch-N.pt."),
+    last: int = typer.Option(..., "--last", help="Average the last N epoch checkpoints."),
+    out: Path | None = typer.Option(None, "--out", "-o", help="Output file (default EXP/checkpoints/avg-last-N.pt)."),
+) -> None:
+    """Average the weights of the last N epoch checkpoints; prints the new checkpoint's path."""
+    from asrkit.train import average_checkpoints
+
+    path = average_checkpoints(exp, last, out)
+    typer.echo(str(path))
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(train_app, name="train")
+    app.command("average")(average)

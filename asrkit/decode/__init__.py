@@ -1,0 +1,34 @@
+"""Decoding: from a trained exp dir and a feature store to hypotheses.
+
+    from asrkit.data import FeatureStore
+    from asrkit.decode import load_exp, greedy_decode, write_hypotheses
+    exp = load_exp("exp/ctc", checkpoint="best", device="auto")
+    hyps = greedy_decode(exp, FeatureStore("feats/test"), batch_size=16)
+    write_hypotheses(hyps, sys.stdout, "text")      # utt-id tokens..., pipes into `asrkit score`
+
+Pieces (each usable alone):
+
+- :mod:`asrkit.decode.exp`: :func:`load_exp` (model, config, units, CMVN, device);
+- :mod:`asrkit.decode.emissions`: :func:`iter_outputs`, the model's per-utterance
+  log-probabilities over a store, batched by length, in utt-id order;
+- :mod:`asrkit.decode.greedy`: greedy CTC hypotheses;
+- :mod:`asrkit.decode.frame`: frame classifier predictions (text / Kaggle csv);
+- :mod:`asrkit.decode.units`: unit ids -> phones / words / labels;
+- :mod:`asrkit.decode.output`: :class:`Hypothesis` and the text/trn/jsonl writers;
+- :mod:`asrkit.decode.demo`: the demo pipeline (tiny corpus -> ... -> score).
+"""
+from __future__ import annotations
+
+from asrkit.decode.emissions import ModelOutput, iter_outputs, length_batches, resolve_device
+from asrkit.decode.exp import LoadedExp, load_exp
+from asrkit.decode.frame import FramePrediction, predict_frames, write_frame_csv, write_frame_text
+from asrkit.decode.greedy import greedy_decode, greedy_hypotheses, greedy_hypothesis
+from asrkit.decode.output import FORMATS, WRITERS, Hypothesis, format_line, write_hypotheses
+from asrkit.decode.units import UnitMap, load_units
+
+__all__ = [
+    "FORMATS", "WRITERS", "FramePrediction", "Hypothesis", "LoadedExp", "ModelOutput", "UnitMap",
+    "format_line", "greedy_decode", "greedy_hypotheses", "greedy_hypothesis", "iter_outputs",
+    "length_batches", "load_exp", "load_units", "predict_frames", "resolve_device", "write_frame_csv",
+    "write_frame_text", "write_hypotheses",
+]

@@ -1,0 +1,386 @@
+"""The demo pipeline (``asrkit demo``): the embedded tiny corpus, end to end.
+
+Five stages, each writing under one folder ``OUT`` (default ``exp/demo``)
+and skipped when its output is already complete, so an interrupted or
+repeated run continues where it stopped::
+
+    corpus    OUT/data/{train,dev,test}       asrkit corpus tiny
+    features  OUT/feats/{train,dev,test}      asrkit featurize (fbank 80, CMVN stats)
+    train     OUT/exp/ctc_phone               asrkit train ctc (Conformer-CTC, phone units)
+    decode    OUT/exp/ctc_phone/decode_test/hyp.txt     asrkit decode (greedy)
+    score     OUT/exp/ctc_phone/decode_test/{ref.txt,per.txt,per_utt.txt}
+
+Training runs a fixed schedule (:data:`DEMO_CONFIG`, ``train.epochs`` from
+the time budget at :data:`EPOCHS_PER_MINUTE`, measured on 2 CPU cores) and
+stops at the end of the budget even if the schedule is not done; the best
+checkpoint so far then decodes. A later run resumes the schedule. The
+result is the phone error rate (PER) on the test set, overall, for the
+voices heard in training and for the voice heard only in test.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+import torch
+
+from asrkit import log
+from asrkit.errors import TrainingError, UsageError
+from asrkit.io import atomic_write
+
+__all__ = ["DEMO_CONFIG", "EPOCHS_PER_MINUTE", "DemoResult", "GroupScore", "run_demo", "demo_table"]
+
+SPLITS = ("train", "dev", "test")
+EXP_NAME = "ctc_phone"
+
+#: The demo's model and training settings (dotted config overrides of the ctc defaults).
+DEMO_CONFIG: dict[str, Any] = {
+    "model.impl": "native",
+    "model.subsampling": 4,
+    "model.encoder": "conformer",
+    "model.hidden": 144,
+    "model.layers": 4,
+    "model.heads": 4,
+    "model.conv_kernel": 15,
+    "model.dropout": 0.1,
+    "units.kind": "phone",
+    "data.cmvn": "global",
+    "data.max_frames": 4000,
+    "features.specaugment": False,
+    "optim.lr": 2e-3,
+    "optim.warmup_steps": 100,
+    "optim.scheduler": "cosine",
+    "train.tensorboard": False,
+    "train.save_every_min": 1.0,
+    "train.keep_epochs": 2,   # epoch-N.pt of the last 2 epochs (each ~25 MB with the optimizer state)
+}
+
+#: Training epochs per minute of budget (this model on 2 CPU cores, incl. dev evaluation:
+#: about 10 s per epoch measured here with other jobs running).
+EPOCHS_PER_MINUTE = 6.0
+
+
+class _OutOfTime(Exception):
+    """Raised from the trainer's step hook when the time budget is spent."""
+
+
+@dataclass
+class GroupScore:
+    """PER of a group of test utterances."""
+
+    name: str
+    speakers: list[str]
+    utts: int
+    phones: int
+    sub: int
+    dele: int
+    ins: int
+
+    @property
+    def errors(self) -> int:
+        return self.sub + self.dele + self.ins
+
+    @property
+    def per(self) -> float:
+        return 100.0 * self.errors / self.phones if self.phones else 0.0
+
+
+@dataclass
+class DemoResult:
+    """What :func:`run_demo` did and measured."""
+
+    out: Path
+    exp: Path
+    hyp: Path
+    ref: Path
+    report: Path
+    per_utt: Path
+    groups: list[GroupScore]
+    speakers: list[GroupScore]
+    epochs: int
+    epochs_planned: int
+    out_of_time: bool
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def per(self) -> float:
+        return self.groups[0].per
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "out": str(self.out), "exp": str(self.exp), "hyp": str(self.hyp), "ref": str(self.ref),
+            "report": str(self.report), "per_utt": str(self.per_utt), "per": round(self.per, 2),
+            "groups": [dict(asdict(g), per=round(g.per, 2)) for g in self.groups],
+            "speakers": [dict(asdict(g), per=round(g.per, 2)) for g in self.speakers],
+            "epochs": self.epochs, "epochs_planned": self.epochs_planned, "out_of_time": self.out_of_time,
+            "seconds": {k: round(v, 1) for k, v in self.seconds.items()},
+        }
+
+
+# ---------------------------------------------------------------------- stages
+def _stage_corpus(out: Path, utts_per_split: Optional[int]) -> None:
+    """``OUT/data``: the tiny corpus (optionally a spread-out subset of each split)."""
+    from asrkit.corpora.tiny import write_tiny
+    from asrkit.data import DataDir
+
+    data = out / "data"
+    marker = data / ".demo-done"
+    want = {"utts_per_split": utts_per_split}
+    if marker.exists():
+        try:
+            if json.loads(marker.read_text()) == want:
+                log.info(f"corpus: {data} is there")
+                return
+        except ValueError:
+            pass
+        raise UsageError(f"{data}: made with other demo settings ({marker.read_text().strip()}); "
+                         f"use another --out")
+    counts = write_tiny(data)
+    if utts_per_split is not None:
+        for split in SPLITS:
+            d = DataDir.load(data / split)
+            ids = d.utt_ids
+            step = max(1, len(ids) // utts_per_split)
+            d.subset(ids[::step][:utts_per_split]).save(data / split)
+            counts[split] = min(utts_per_split, len(ids[::step]))
+    with atomic_write(marker) as f:
+        json.dump(want, f)
+    log.info(f"corpus: {data}: " + ", ".join(f"{k} {v}" for k, v in counts.items()) + " utterances")
+
+
+def _stage_features(out: Path, jobs: int) -> None:
+    from asrkit.features.pipeline import featurize
+
+    for split in SPLITS:
+        store = out / "feats" / split
+        if (store / "index.tsv").exists():
+            log.info(f"features: {store} is there")
+            continue
+        r = featurize(out / "data" / split, store, jobs=jobs)
+        log.info(f"features: {store}: {r.utterances} utterances, {r.seconds_audio / 60:.1f} min of audio")
+
+
+def _train_config(epochs: int, device: str, seed: int, overrides: Sequence[str]) -> dict:
+    from asrkit.train import check_config, load_config
+    from asrkit.train.config import parse_overrides
+
+    pairs = list(DEMO_CONFIG.items()) + [("train.epochs", epochs), ("train.device", device),
+                                          ("train.seed", seed)]
+    cfg = load_config("ctc", None, pairs + parse_overrides(list(overrides)))
+    check_config(cfg)  # the model section too, before any work
+    return cfg
+
+
+def _stage_train(out: Path, exp: Path, cfg: dict, deadline: float) -> tuple[int, bool]:
+    """Train (or resume) until the schedule ends or the deadline passes.
+    Returns (epochs completed, stopped by the deadline)."""
+    from asrkit.train import load_checkpoint, train
+
+    def _cap(step: int, epoch: int, position: int) -> None:
+        if time.monotonic() > deadline:
+            raise _OutOfTime()
+
+    last = exp / "checkpoints" / "last.pt"
+    if last.exists():
+        ck = load_checkpoint(last)
+        done = ck["epoch"] >= cfg["train"]["epochs"] or ck.get("stopped_early", False)
+        if done and (exp / "checkpoints" / "best.pt").exists():
+            log.info(f"train: {exp} finished its {ck['epoch']} epochs")
+            return int(ck["epoch"]), False
+    try:
+        r = train(cfg, out / "feats" / "train", out / "feats" / "dev", exp, resume=True, hooks={"after_step": _cap})
+        return int(r.epochs), False
+    except _OutOfTime:
+        ck = load_checkpoint(last) if last.exists() else None
+        epochs = int(ck["epoch"]) if ck else 0
+        if not (exp / "checkpoints" / "best.pt").exists():
+            raise TrainingError("the time budget ran out before the first epoch ended; give more --minutes "
+                                "(the run resumes where it stopped)") from None
+        log.warn(f"train: the time budget ran out after epoch {epochs} of {cfg['train']['epochs']}; decoding "
+                 f"with the best checkpoint so far (run the demo again to continue training)")
+        return epochs, True
+
+
+def _stage_decode(exp: Path, store: Path, hyp: Path, device: str) -> None:
+    from asrkit.data import FeatureStore
+    from asrkit.decode.exp import load_exp
+    from asrkit.decode.greedy import greedy_decode
+    from asrkit.decode.output import write_hypotheses
+
+    best = exp / "checkpoints" / "best.pt"
+    if hyp.exists() and hyp.stat().st_mtime > best.stat().st_mtime:
+        log.info(f"decode: {hyp} is up to date")
+        return
+    fs = FeatureStore(store)
+    loaded = load_exp(exp, checkpoint="best", device=device, task="ctc")
+    with log.progress() as bar:
+        task = bar.add_task("decode test", total=len(fs))
+        hyps = greedy_decode(loaded, fs, batch_size=16, on_batch=lambda n: bar.advance(task, n))
+        with atomic_write(hyp) as f:
+            write_hypotheses(hyps, f, "text", flush=False)
+
+
+def _group(name: str, result, idx: list[int], speakers: list[str]) -> GroupScore:
+    c = result.utt_counts[idx]  # (U, 4): cor, sub, del, ins
+    return GroupScore(name, speakers, len(idx), int(result.ref_lens[idx].sum()), int(c[:, 1].sum()),
+                      int(c[:, 2].sum()), int(c[:, 3].sum()))
+
+
+def _stage_score(out: Path, hyp: Path, ref: Path, report: Path, per_utt: Path) -> tuple[list[GroupScore],
+                                                                                          list[GroupScore]]:
+    from asrkit.data.table import read_table, write_table
+    from asrkit.score import read_transcripts, score
+    from asrkit.score import report as rep
+
+    test = out / "data" / "test"
+    phones = read_table(test / "text.phones")
+    write_table(ref, {u: " ".join(p for p in v.split() if p != "sil") for u, v in phones.items()})
+    utt2spk = read_table(test / "utt2spk")
+    seen = set(read_table(out / "data" / "train" / "utt2spk").values())
+    refs = read_transcripts(ref, "text").utts
+    hyps = read_transcripts(hyp, "text").utts
+    result = score(refs, hyps, utt2spk=utt2spk, ref_name=str(ref), hyp_name=str(hyp))
+    spk_of = [utt2spk[u] for u in result.ids]
+    all_idx = list(range(result.utts))
+    seen_idx = [i for i, s in enumerate(spk_of) if s in seen]
+    new_idx = [i for i, s in enumerate(spk_of) if s not in seen]
+    seen_spk = sorted({spk_of[i] for i in seen_idx})
+    new_spk = sorted({spk_of[i] for i in new_idx})
+    groups = [_group("test, all voices", result, all_idx, sorted(set(spk_of)))]
+    if seen_idx and new_idx:
+        groups.append(_group("voices heard in training", result, seen_idx, seen_spk))
+        groups.append(_group("voice heard only in test", result, new_idx, new_spk))
+    speakers = [_group(s, result, [i for i, x in enumerate(spk_of) if x == s], [s]) for s in sorted(set(spk_of))]
+    with atomic_write(per_utt) as f:
+        rep.write_per_utt(result, f)
+    with atomic_write(report) as f:
+        f.write(rep.counts_line("PER", result.words) + "\n\n")
+        f.write(rep.render_plain(demo_table(groups, "PER by voice group")) + "\n\n")
+        f.write(rep.render_plain(demo_table(speakers, "PER by speaker", new_spk)) + "\n")
+    return groups, speakers
+
+
+# ---------------------------------------------------------------------- report
+def demo_table(groups: Sequence[GroupScore], title: str, held_out: Sequence[str] = ()):
+    """A :class:`asrkit.score.report.Table` of group PERs (held-out speakers marked ``*``)."""
+    from asrkit.score.report import Table
+
+    rows = []
+    for g in groups:
+        name = g.name + (" *" if g.name in held_out else "")
+        if len(g.speakers) > 1 and len(g.speakers) <= 3:
+            name += f" ({', '.join(g.speakers)})"
+        elif len(g.speakers) > 3:
+            name += f" ({len(g.speakers)} speakers)"
+        rows.append([name, str(g.utts), str(g.phones), str(g.sub), str(g.dele), str(g.ins), f"{g.per:.2f}"])
+    return Table(title + (" (* heard only in test)" if held_out else ""),
+                 ["SET", "#UTT", "#PHONES", "SUB", "DEL", "INS", "%PER"], rows,
+                 [False, True, True, True, True, True, True])
+
+
+def _print_summary(r: DemoResult, out_stream) -> None:
+    from asrkit.score import report as rep
+
+    tables = [demo_table(r.groups, "Greedy CTC decoding of the tiny test set: phone error rate")]
+    text = []
+    if out_stream.isatty():
+        from rich.console import Console
+
+        console = Console(file=out_stream)
+        for t in tables:
+            console.print(rep.render_rich(t))
+    else:
+        text += [rep.render_plain(t) for t in tables]
+    trained = (f"{r.epochs} of {r.epochs_planned} epochs (stopped by the time budget)" if r.out_of_time
+               else f"{r.epochs} epochs")
+    text += [
+        "",
+        f"model:      {r.exp} (Conformer-CTC, phone units, {trained})",
+        f"hypotheses: {r.hyp}",
+        f"references: {r.ref}  (test text.phones without sil)",
+        f"report:     {r.report}  (per speaker), alignments: {r.per_utt}",
+        f"rescore:    asrkit score {r.ref} {r.hyp} --per-spk",
+        "time:       " + ", ".join(f"{k} {v:.0f} s" for k, v in r.seconds.items()),
+    ]
+    out_stream.write("\n".join(text) + "\n")
+    out_stream.flush()
+
+
+# ---------------------------------------------------------------------- the pipeline
+def run_demo(out: str | os.PathLike = "exp/demo", *, minutes: float = 5.0, device: str = "auto", jobs: int = 2,
+             seed: int = 0, epochs: Optional[int] = None, overrides: Sequence[str] = (),
+             utts_per_split: Optional[int] = None, threads: Optional[int] = None, stdout=None) -> DemoResult:
+    """Run the demo into ``out`` and print the PER table and output paths.
+
+    Args:
+        minutes: training time budget; sets ``train.epochs`` to
+            ``minutes * EPOCHS_PER_MINUTE`` (at least 1) unless ``epochs`` is given, and
+            stops training when it is spent.
+        device: ``auto``, ``cpu`` or ``cuda`` for training and decoding.
+        jobs: feature extraction processes.
+        overrides: more dotted config overrides for the trainer (``model.hidden=128``).
+        utts_per_split: use only this many utterances of each split (spread
+            over the speakers): quick checks and tests.
+        threads: torch CPU threads while the demo runs (default: torch's
+            choice, one per core). On a machine busy with other jobs, 1 can be
+            several times faster than more threads competing for the cores.
+        stdout: where the table goes (default ``sys.stdout``); progress goes to stderr.
+    """
+    if minutes <= 0:
+        raise UsageError(f"--minutes must be > 0, got {minutes}")
+    if jobs < 1:
+        raise UsageError(f"--jobs must be >= 1, got {jobs}")
+    if device not in ("auto", "cpu", "cuda"):
+        raise UsageError(f"--device must be auto, cpu or cuda, got '{device}'")
+    if threads is not None and threads < 1:
+        raise UsageError(f"--threads must be >= 1, got {threads}")
+    out = Path(out)
+    exp = out / "exp" / EXP_NAME
+    dec = exp / "decode_test"
+    hyp, ref, report, per_utt = dec / "hyp.txt", dec / "ref.txt", dec / "per.txt", dec / "per_utt.txt"
+    planned = epochs if epochs is not None else max(1, int(math.floor(minutes * EPOCHS_PER_MINUTE)))
+    cfg = _train_config(planned, device, seed, overrides)  # bad overrides fail before any work
+    before = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        return _run(out, exp, dec, hyp, ref, report, per_utt, cfg, minutes, device, jobs, utts_per_split, stdout)
+    finally:
+        torch.set_num_threads(before)
+
+
+def _run(out: Path, exp: Path, dec: Path, hyp: Path, ref: Path, report: Path, per_utt: Path, cfg: dict,
+         minutes: float, device: str, jobs: int, utts_per_split: Optional[int], stdout) -> DemoResult:
+
+    seconds: dict[str, float] = {}
+    t = time.monotonic()
+    _stage_corpus(out, utts_per_split)
+    seconds["corpus"] = time.monotonic() - t
+    t = time.monotonic()
+    _stage_features(out, jobs)
+    seconds["features"] = time.monotonic() - t
+    t = time.monotonic()
+    done_epochs, out_of_time = _stage_train(out, exp, cfg, deadline=time.monotonic() + 60.0 * minutes)
+    seconds["train"] = time.monotonic() - t
+    t = time.monotonic()
+    dec.mkdir(parents=True, exist_ok=True)
+    _stage_decode(exp, out / "feats" / "test", hyp, device)
+    seconds["decode"] = time.monotonic() - t
+    t = time.monotonic()
+    groups, speakers = _stage_score(out, hyp, ref, report, per_utt)
+    seconds["score"] = time.monotonic() - t
+
+    result = DemoResult(out=out, exp=exp, hyp=hyp, ref=ref, report=report, per_utt=per_utt, groups=groups,
+                        speakers=speakers, epochs=done_epochs, epochs_planned=int(cfg["train"]["epochs"]),
+                        out_of_time=out_of_time, seconds=seconds)
+    with atomic_write(out / "demo.json") as f:
+        json.dump(result.to_json(), f, indent=2)
+        f.write("\n")
+    _print_summary(result, stdout if stdout is not None else sys.stdout)
+    return result

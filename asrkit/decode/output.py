@@ -1,0 +1,108 @@
+"""Decoding results and the writers of the hypothesis formats.
+
+A :class:`Hypothesis` is one utterance's result: its output tokens (words
+for char/bpe models, phones for phone models), the model units they came
+from, a log score and frame counts. Writers turn hypotheses into lines:
+
+- ``text``: Kaldi text, ``utt-id tok tok ...`` (what ``asrkit score`` reads);
+- ``trn``: sclite trn, ``tok tok ... (utt-id)`` (utt-ids already start with
+  the speaker, so this is sclite's ``(spk-utt)``);
+- ``jsonl``: one JSON object per line, ``{"utt", "hyp", "score", "frames",
+  "out_frames", "units"}`` plus any ``extra`` fields (later decoders add
+  e.g. ``nbest``).
+
+Writers are looked up by name in :data:`WRITERS`; a new format (``ctm``)
+registers one more entry.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, TextIO
+
+__all__ = ["Hypothesis", "WRITERS", "FORMATS", "format_line", "write_hypotheses"]
+
+
+@dataclass
+class Hypothesis:
+    """One decoded utterance.
+
+    Attributes:
+        utt: utterance id.
+        tokens: output tokens (words, or phones for a phone model).
+        score: log score of the hypothesis (greedy: summed log probability of
+            the best class of every output frame).
+        frames: input (feature) frames.
+        out_frames: model output frames (``frames`` / subsampling).
+        units: the model's unit sequence before conversion to words (for
+            phone models the same as ``tokens``).
+        extra: more JSON-serializable fields for the jsonl writer.
+    """
+
+    utt: str
+    tokens: list[str]
+    score: float
+    frames: int
+    out_frames: int
+    units: list[str] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def text(self) -> str:
+        return " ".join(self.tokens)
+
+    def to_json(self) -> dict[str, Any]:
+        obj: dict[str, Any] = {
+            "utt": self.utt,
+            "hyp": self.text,
+            "score": round(float(self.score), 4),
+            "frames": int(self.frames),
+            "out_frames": int(self.out_frames),
+            "units": list(self.units),
+        }
+        obj.update(self.extra)
+        return obj
+
+
+def _text_line(h: Hypothesis) -> str:
+    return f"{h.utt} {h.text}".rstrip() + "\n"
+
+
+def _trn_line(h: Hypothesis) -> str:
+    return (f"{h.text} ({h.utt})" if h.tokens else f"({h.utt})") + "\n"
+
+
+def _jsonl_line(h: Hypothesis) -> str:
+    return json.dumps(h.to_json(), ensure_ascii=False) + "\n"
+
+
+#: format name -> function turning one hypothesis into its line(s).
+WRITERS: dict[str, Callable[[Hypothesis], str]] = {
+    "text": _text_line,
+    "trn": _trn_line,
+    "jsonl": _jsonl_line,
+}
+FORMATS = tuple(WRITERS)
+
+
+def format_line(h: Hypothesis, fmt: str = "text") -> str:
+    """The line(s) of ``h`` in format ``fmt`` (with the trailing newline)."""
+    try:
+        return WRITERS[fmt](h)
+    except KeyError:
+        raise ValueError(f"unknown hypothesis format {fmt!r}; expected one of {FORMATS}") from None
+
+
+def write_hypotheses(hyps: Iterable[Hypothesis], out: TextIO, fmt: str = "text", flush: bool = True) -> int:
+    """Write ``hyps`` to ``out`` in ``fmt``, flushing after each one when
+    ``flush`` (so a pipe sees results as they come); returns the count."""
+    if fmt not in WRITERS:
+        raise ValueError(f"unknown hypothesis format {fmt!r}; expected one of {FORMATS}")
+    line = WRITERS[fmt]
+    n = 0
+    for h in hyps:
+        out.write(line(h))
+        if flush:
+            out.flush()
+        n += 1
+    return n

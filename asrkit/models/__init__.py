@@ -1,0 +1,116 @@
+"""asrkit.models: acoustic models built from :mod:`asrkit.nn` layers.
+
+* ``frame_mlp`` (:class:`FrameMLP`): frame-level phoneme classifier over a +-K context window.
+* ``ctc`` (:class:`CTCModel`): Conv2d subsampling (x2/x4) -> BiLSTM / BiGRU / Conformer -> Linear.
+
+Every model is called the same way::
+
+    model = build_model(config["model"])
+    logits, out_lengths = model(feats, lengths)  # (B, T, D), (B,) -> (B, T', C), (B,)
+    model.subsampling                            # 1, 2 or 4; out_lengths = model.output_lengths(lengths)
+
+and ``model, config = load_model(exp_dir)`` rebuilds a trained one from an exp
+dir. ``impl`` (``scratch`` | ``native``) picks the layers' implementation; it
+is not part of the weights, so a checkpoint moves between the two.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Mapping, Optional, Union
+
+import torch
+import yaml
+
+from asrkit.errors import ConfigError, InputError
+from asrkit.models.config import DEFAULTS, MODEL_TYPES, resolve_model_config
+from asrkit.models.ctc import CTCModel, Conv2dSubsampling, subsampled_lengths
+from asrkit.models.frame import FrameMLP, context_window
+from asrkit.nn import IMPLS, set_impl
+
+__all__ = [
+    "build_model", "load_model", "checkpoint_path", "resolve_model_config", "DEFAULTS", "MODEL_TYPES",
+    "FrameMLP", "CTCModel", "Conv2dSubsampling", "context_window", "subsampled_lengths",
+]
+
+
+def build_model(model_cfg: Mapping[str, Any]) -> torch.nn.Module:
+    """Build a model from the ``model`` section of a config (see :mod:`asrkit.models.config`).
+
+    Missing optional keys take their defaults; a missing required key, an
+    unknown key or a bad value raises :class:`ConfigError` naming it. The
+    resolved settings are kept as ``model.config``.
+    """
+    cfg = resolve_model_config(model_cfg)
+    if cfg["type"] == "frame_mlp":
+        model = FrameMLP(cfg["input_dim"], cfg["num_classes"], cfg["context"], cfg["hidden"], cfg["dropout"],
+                         impl=cfg["impl"])
+    else:
+        model = CTCModel(cfg["input_dim"], cfg["num_classes"], cfg["subsampling"], cfg["encoder"], cfg["hidden"],
+                         cfg["layers"], cfg["dropout"], cfg["conv_channels"], cfg["heads"], cfg["ff_mult"],
+                         cfg["conv_kernel"], cfg["pos_enc"], impl=cfg["impl"])
+    model.config = cfg
+    return model
+
+
+def checkpoint_path(exp_dir: Union[str, os.PathLike], checkpoint: str = "best") -> Path:
+    """``exp_dir/checkpoints/<checkpoint>.pt``; a ``checkpoint`` that names an existing file is used as is."""
+    given = Path(checkpoint)
+    if given.suffix == ".pt" and given.is_file():
+        return given
+    return Path(exp_dir) / "checkpoints" / f"{checkpoint}.pt"
+
+
+def load_model(exp_dir: Union[str, os.PathLike], checkpoint: str = "best", device: Union[str, torch.device] = "cpu",
+               impl: Optional[str] = None) -> tuple[torch.nn.Module, dict]:
+    """Rebuild a trained model: ``(model in eval mode on device, full config)``.
+
+    Reads ``exp_dir/config.yaml`` (its ``model`` section) and the checkpoint
+    ``exp_dir/checkpoints/<checkpoint>.pt`` (``"best"``, ``"last"``,
+    ``"epoch-3"``, or a path to a ``.pt`` file), whose ``"model"`` entry is
+    the state_dict. ``impl`` overrides ``model.impl`` (the returned config says
+    which one the model now uses). ``device="auto"`` picks CUDA when present.
+    Checkpoints are unpickled in full (they hold RNG states): load only ones you trust.
+    """
+    exp_dir = Path(exp_dir)
+    cfg_path = exp_dir / "config.yaml"
+    if not cfg_path.is_file():
+        raise InputError(f"{cfg_path}: no such file; is {exp_dir} an exp dir written by `asrkit train`?")
+    try:
+        config = yaml.safe_load(cfg_path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as err:
+        raise InputError(f"{cfg_path}: not a readable YAML file ({err})") from None
+    if not isinstance(config, dict) or "model" not in config:
+        raise InputError(f"{cfg_path}: has no 'model' section; is it a config written by `asrkit train`?")
+    if impl is not None and impl not in IMPLS:
+        raise ConfigError(f"impl: expected one of {', '.join(IMPLS)}, got {impl!r}")
+    try:
+        model = build_model(config["model"])
+    except ConfigError as err:
+        raise ConfigError(f"{cfg_path}: {err}") from None
+    ckpt_path = checkpoint_path(exp_dir, checkpoint)
+    if not ckpt_path.is_file():
+        found = sorted(p.stem for p in (exp_dir / "checkpoints").glob("*.pt"))
+        raise InputError(f"{ckpt_path}: no such checkpoint (found: {', '.join(found) or 'none'}); "
+                         f"pick one with the checkpoint option")
+    try:
+        ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+    except Exception as err:  # a truncated or foreign file: pickle, zip or torch errors
+        raise InputError(f"{ckpt_path}: not a readable checkpoint ({type(err).__name__}: {err})") from None
+    state = ckpt.get("model") if isinstance(ckpt, dict) else None
+    if not isinstance(state, Mapping):
+        raise InputError(f"{ckpt_path}: has no 'model' state_dict; is it a checkpoint written by `asrkit train`?")
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as err:
+        first = str(err).strip().splitlines()
+        detail = " ".join(line.strip() for line in first[1:3]) or first[0]
+        raise InputError(f"{ckpt_path}: weights do not fit the model of {cfg_path} ({detail})") from None
+    if impl is not None:
+        set_impl(model, impl)
+        model.config["impl"] = impl
+    config = dict(config)
+    config["model"] = dict(model.config)
+    if str(device) == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    return model.to(device).eval(), config

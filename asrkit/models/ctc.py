@@ -1,0 +1,154 @@
+"""CTC acoustic models: Conv2d subsampling -> BiLSTM / BiGRU / Conformer -> Linear.
+
+Built from :mod:`asrkit.nn` layers only::
+
+    feats (B, T, D)
+      Conv2dSubsampling: Conv2d(1, C, 3, stride 2, pad 1), ReLU,
+                         Conv2d(C, C, 3, stride (s/2, 2), pad 1), ReLU, Linear(C * D'', H)
+                                                         -> (B, T', H),  T' = ceil(T / s)
+      Dropout
+      encoder  lstm | gru:   bidirectional LSTM/GRU, ``layers`` deep, packed by length -> (B, T', 2H)
+               conformer:    [sinusoidal positions if pos_enc=abs], Conformer blocks    -> (B, T', H)
+      Dropout, Linear -> logits (B, T', num_classes)          (blank = id 0; not log-softmaxed)
+
+Variable lengths: the front end zeroes every frame past an utterance's own
+length before and after each convolution, the recurrent encoders run packed
+(each direction starts at the utterance's own last frame) and the Conformer
+masks padded keys in attention and padded frames before its depthwise
+convolution. So, in eval mode, an utterance gives the same logits on its
+``out_lengths`` frames alone or padded in a batch. (In training mode the
+Conformer's BatchNorm statistics include the padded frames of the batch, as in
+torchaudio/ESPnet.)
+"""
+from __future__ import annotations
+
+from torch import Tensor
+
+from asrkit.models.common import check_input, lengths_to_padding_mask
+from asrkit.nn import (
+    GRU, LSTM, Conformer, Conv2d, Dropout, Linear, Module, ReLU, SinusoidalPositionalEncoding,
+)
+
+__all__ = ["Conv2dSubsampling", "CTCModel", "subsampled_lengths"]
+
+_ENCODERS = ("lstm", "gru", "conformer")
+
+
+def _halve(n: Tensor | int) -> Tensor | int:
+    """Frames out of a kernel-3, stride-2, padding-1 convolution: ``ceil(n / 2)``."""
+    return (n - 1) // 2 + 1
+
+
+def subsampled_lengths(lengths: Tensor, subsampling: int) -> Tensor:
+    """``T' = ceil(T / 2)`` for ``subsampling=2``, ``ceil(ceil(T / 2) / 2) = ceil(T / 4)`` for 4."""
+    out = _halve(lengths)
+    if subsampling == 4:
+        out = _halve(out)
+    return out
+
+
+class Conv2dSubsampling(Module):
+    """``(feats (B, T, D), lengths (B,)) -> (x (B, T', out_dim), out_lengths (B,))``.
+
+    Two 3x3 convolutions over (time, frequency) with ReLU; the first has stride
+    2 in both axes, the second stride 2 in frequency and ``subsampling // 2``
+    in time, so ``T' = ceil(T / subsampling)`` and ``D'' = ceil(ceil(D / 2) / 2)``;
+    a Linear maps the ``channels * D''`` values of each frame to ``out_dim``.
+    Frames past each utterance's length are zeroed before each convolution, so
+    they never reach a valid frame's receptive field.
+    """
+
+    def __init__(self, input_dim: int, channels: int, out_dim: int, subsampling: int,
+                 *, impl: str = "scratch") -> None:
+        super().__init__(impl)
+        if subsampling not in (2, 4):
+            raise ValueError(f"subsampling must be 2 or 4, got {subsampling}")
+        self.subsampling = subsampling
+        self.conv1 = Conv2d(1, channels, 3, stride=2, padding=1, impl=impl)
+        self.act1 = ReLU(impl=impl)
+        self.conv2 = Conv2d(channels, channels, 3, stride=(subsampling // 2, 2), padding=1, impl=impl)
+        self.act2 = ReLU(impl=impl)
+        freq = _halve(_halve(input_dim))
+        self.proj = Linear(channels * freq, out_dim, impl=impl)
+
+    @staticmethod
+    def _mask(x: Tensor, lengths: Tensor) -> Tensor:
+        """Zero the time steps past each length: ``x (B, C, T, F)``."""
+        keep = ~lengths_to_padding_mask(lengths, x.shape[2])  # (B, T)
+        return x * keep[:, None, :, None].to(x.dtype)
+
+    def forward(self, feats: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
+        x = self._mask(feats.unsqueeze(1), lengths)  # (B, 1, T, D)
+        x = self.act1(self.conv1(x))  # (B, C, ceil(T/2), ceil(D/2))
+        lengths = _halve(lengths)
+        x = self._mask(x, lengths)
+        x = self.act2(self.conv2(x))  # (B, C, T', D'')
+        if self.subsampling == 4:
+            lengths = _halve(lengths)
+        B, C, T, F = x.shape
+        x = self.proj(x.transpose(1, 2).reshape(B, T, C * F))  # (B, T', out_dim)
+        return x, lengths
+
+
+class CTCModel(Module):
+    """``forward(feats (B, T, D), lengths (B,)) -> (logits (B, T', C), out_lengths (B,))``.
+
+    Args:
+        input_dim: feature dimension ``D``.
+        num_classes: CTC units including the blank (id 0).
+        subsampling: 2 or 4 (time reduction of the convolutional front end).
+        encoder: ``"lstm"``, ``"gru"`` (bidirectional, ``hidden`` units per direction)
+            or ``"conformer"`` (model width ``hidden``).
+        hidden, layers, dropout: encoder size, depth and dropout (also used after the
+            front end and before the output layer).
+        conv_channels: channels of the two front-end convolutions.
+        heads, ff_mult, conv_kernel, pos_enc: Conformer attention heads, feed-forward
+            width ``ff_mult * hidden``, depthwise kernel (odd), ``"rel"`` (relative
+            positions in attention) or ``"abs"`` (sinusoidal table added to the input).
+        impl: ``"scratch"`` or ``"native"`` for every layer.
+    """
+
+    def __init__(self, input_dim: int, num_classes: int, subsampling: int = 4, encoder: str = "lstm",
+                 hidden: int = 256, layers: int = 3, dropout: float = 0.1, conv_channels: int = 32,
+                 heads: int = 4, ff_mult: float = 4, conv_kernel: int = 15, pos_enc: str = "rel",
+                 *, impl: str = "scratch") -> None:
+        super().__init__(impl)
+        if encoder not in _ENCODERS:
+            raise ValueError(f"encoder must be one of {_ENCODERS}, got {encoder!r}")
+        self.input_dim = input_dim
+        self.num_classes = num_classes
+        self.subsampling = subsampling
+        self.encoder_type = encoder
+        self.frontend = Conv2dSubsampling(input_dim, conv_channels, hidden, subsampling, impl=impl)
+        self.dropout = Dropout(dropout, impl=impl)
+        self.pos_enc = None
+        if encoder in ("lstm", "gru"):
+            rnn = LSTM if encoder == "lstm" else GRU
+            self.encoder = rnn(hidden, hidden, num_layers=layers, batch_first=True,
+                               dropout=dropout if layers > 1 else 0.0, bidirectional=True, impl=impl)
+            width = 2 * hidden
+        else:
+            if pos_enc == "abs":
+                self.pos_enc = SinusoidalPositionalEncoding(hidden, max_len=10000, xscale=True, impl=impl)
+            self.encoder = Conformer(hidden, heads, int(ff_mult * hidden), layers, conv_kernel, dropout,
+                                     pos_enc=pos_enc, mask_conv_padding=True, impl=impl)
+            width = hidden
+        self.output = Linear(width, num_classes, impl=impl)
+
+    def output_lengths(self, lengths: Tensor) -> Tensor:
+        """Frames out per utterance: ``ceil(T / subsampling)`` (see :func:`subsampled_lengths`)."""
+        return subsampled_lengths(lengths, self.subsampling)
+
+    def forward(self, feats: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
+        check_input(feats, lengths, self.input_dim)
+        lengths = lengths.to(feats.device)
+        x, out_lengths = self.frontend(feats, lengths)  # (B, T', H)
+        x = self.dropout(x)
+        if self.encoder_type == "conformer":
+            if self.pos_enc is not None:
+                x = self.pos_enc(x)
+            x, _ = self.encoder(x, out_lengths)  # (B, T', H)
+        else:
+            x, _ = self.encoder(x, lengths=out_lengths)  # (B, T', 2H), zeros past each length
+        logits = self.output(self.dropout(x))  # (B, T', C)
+        return logits, out_lengths

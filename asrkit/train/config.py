@@ -1,0 +1,298 @@
+"""Training configs: defaults, YAML files, dotted overrides, validation.
+
+A config is a nested dict with the sections ``task``, ``model``, ``data``,
+``features``, ``units``, ``optim`` and ``train``. :func:`load_config` builds
+it in this order, later winning::
+
+    defaults of the task  <-  conf/*.yaml (--conf)  <-  key=value overrides
+
+Overrides use dotted keys and YAML values: ``model.hidden=512``,
+``optim.lr=1e-3``, ``data.cmvn=null``, ``model.hidden=[512,512]``. Every key of
+the trainer's own sections (data, features, units, optim, train) is checked
+here (unknown key, wrong type, value out of its set) before any work, with a
+:class:`~asrkit.errors.ConfigError` naming it; the ``model`` section is checked
+by :func:`asrkit.models.build_model`, which the trainer calls before it reads
+any features.
+"""
+from __future__ import annotations
+
+import copy
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from asrkit.errors import ConfigError, InputError
+from asrkit.io import read_text
+
+TASKS = ("frame", "ctc")
+SECTIONS = ("task", "model", "data", "features", "units", "optim", "train")
+
+_NUM = (int, float)
+_OPT_INT = (int, type(None))
+
+#: Default of every trainer key: (value, allowed types, allowed values or None).
+_SCHEMA: dict[str, dict[str, tuple[Any, tuple, tuple | None]]] = {
+    "data": {
+        "cmvn": ("global", (str, type(None)), ("global", "speaker", "utterance", None)),
+        "norm_vars": (True, (bool,), None),
+        "max_frames": (20000, (int,), None),        # padded frames (B x T_max) per global batch
+        "buckets": (10, (int,), None),              # length buckets (quantiles of utterance length)
+        "max_utt_frames": (None, _OPT_INT, None),   # longer training utterances are left out
+        "shuffle": (True, (bool,), None),
+        "num_workers": (0, (int,), None),
+        "text": (None, (str, type(None)), None),     # explicit targets file for ctc (default: the store's)
+        "dev_text": (None, (str, type(None)), None),
+    },
+    "features": {
+        "specaugment": (None, (bool, type(None)), None),  # None: on for ctc, off for frame
+        "freq_masks": (2, (int,), None),
+        "freq_width": (15, (int,), None),
+        "time_masks": (2, (int,), None),
+        "time_width": (40, (int,), None),
+        "time_ratio": (0.05, _NUM, None),           # at most this share of frames per time mask
+    },
+    "units": {
+        "kind": (None, (str, type(None)), ("phone", "char", "bpe", "ali", None)),
+        "dir": (None, (str, type(None)), None),      # an existing units dir (asrkit tokenizer train)
+        "vocab_size": (200, (int,), None),           # bpe only
+        "lexicon": (None, (str, type(None)), None),  # phone units from words: lexicon file (default CMU)
+    },
+    "optim": {
+        "lr": (1e-3, _NUM, None),
+        "betas": ([0.9, 0.98], (list,), None),
+        "eps": (1e-8, _NUM, None),
+        "weight_decay": (1e-2, _NUM, None),
+        "scheduler": ("cosine", (str,), ("cosine", "plateau", "constant")),
+        "warmup_steps": (200, (int,), None),
+        "min_lr": (1e-5, _NUM, None),
+        "plateau_factor": (0.5, _NUM, None),
+        "plateau_patience": (1, (int,), None),
+        "grad_clip": (5.0, (int, float, type(None)), None),
+    },
+    "train": {
+        "epochs": (20, (int,), None),
+        "max_steps": (None, _OPT_INT, None),         # stop after this many updates (all epochs)
+        "seed": (0, (int,), None),
+        "device": ("auto", (str,), ("auto", "cpu", "cuda")),
+        "threads": (None, _OPT_INT, None),           # CPU threads per process (None: torch's default)
+        "precision": ("auto", (str,), ("auto", "fp32", "bf16", "fp16")),
+        "patience": (None, _OPT_INT, None),          # early stopping: epochs without a better dev metric
+        "metric": ("auto", (str,), ("auto", "loss", "acc", "per", "wer", "cer")),
+        "log_every": (10, (int,), None),
+        "save_every_steps": (0, (int,), None),       # mid-epoch last.pt every N updates (0: off)
+        "save_every_min": (10.0, _NUM, None),        # ... and every N minutes (0: off)
+        "nan_limit": (10, (int,), None),
+        "keep_epochs": (None, _OPT_INT, None),       # keep only the last N epoch-*.pt (None: all)
+        "tensorboard": (True, (bool,), None),
+    },
+}
+
+#: Model defaults per task (the model helper's build_model validates them).
+_MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
+    "frame": {"type": "frame_mlp", "impl": "native", "context": 5, "hidden": [512, 512, 512], "dropout": 0.1},
+    "ctc": {"type": "ctc", "impl": "native", "subsampling": 4, "encoder": "lstm", "hidden": 256,
+            "layers": 3, "dropout": 0.1},
+}
+
+
+def defaults(task: str) -> dict[str, Any]:
+    """The full default config of ``task`` (``frame`` | ``ctc``)."""
+    if task not in TASKS:
+        raise ConfigError(f"task must be one of {', '.join(TASKS)} (got {task!r})")
+    cfg: dict[str, Any] = {"task": task, "model": copy.deepcopy(_MODEL_DEFAULTS[task])}
+    for sec, keys in _SCHEMA.items():
+        cfg[sec] = {k: copy.deepcopy(v[0]) for k, v in keys.items()}
+    cfg["units"]["kind"] = "ali" if task == "frame" else "phone"
+    cfg["features"]["specaugment"] = task == "ctc"
+    if task == "frame":
+        cfg["data"]["max_frames"] = 40000
+        cfg["optim"]["warmup_steps"] = 100
+    return cfg
+
+
+def parse_value(text: str) -> Any:
+    """A command-line value as YAML (``1e-3`` -> float, ``null`` -> None, ``[1,2]`` -> list)."""
+    try:
+        v = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+    # YAML 1.1 reads "1e-3" as a string; accept it as a number.
+    if isinstance(v, str):
+        try:
+            return float(v) if any(c in v for c in ".eE") else v
+        except ValueError:
+            return v
+    return v
+
+
+def _merge(base: dict, update: dict, where: str, strict_sections: bool) -> None:
+    for k, v in update.items():
+        path = f"{where}.{k}" if where else str(k)
+        if where == "" and k not in SECTIONS:
+            raise ConfigError(f"unknown config section '{k}' (sections: {', '.join(SECTIONS)})")
+        if isinstance(v, dict) and isinstance(base.get(k), dict):
+            _merge(base[k], v, path, strict_sections)
+        else:
+            base[k] = copy.deepcopy(v)
+
+
+def set_dotted(cfg: dict, key: str, value: Any) -> None:
+    """``cfg[a][b] = value`` for ``key="a.b"``; unknown sections raise ConfigError."""
+    parts = key.split(".")
+    if not all(parts):
+        raise ConfigError(f"bad config key '{key}'")
+    if parts[0] not in SECTIONS:
+        raise ConfigError(f"unknown config key '{key}' (sections: {', '.join(SECTIONS)})")
+    if parts[0] == "task":
+        if len(parts) != 1:
+            raise ConfigError(f"unknown config key '{key}'")
+        cfg["task"] = value
+        return
+    d = cfg
+    for p in parts[:-1]:
+        nxt = d.get(p)
+        if nxt is None:
+            nxt = d[p] = {}
+        elif not isinstance(nxt, dict):
+            raise ConfigError(f"config key '{key}': '{p}' is not a section")
+        d = nxt
+    d[parts[-1]] = value
+
+
+def parse_overrides(items: list[str]) -> list[tuple[str, Any]]:
+    """``["a.b=1", ...]`` -> ``[("a.b", 1), ...]``; a malformed item raises ConfigError."""
+    out = []
+    for it in items:
+        if "=" not in it:
+            raise ConfigError(f"override '{it}' is not key=value (e.g. model.hidden=512)")
+        k, v = it.split("=", 1)
+        out.append((k.strip(), parse_value(v)))
+    return out
+
+
+def read_yaml(path: str | os.PathLike) -> dict:
+    """A YAML mapping from ``path`` (InputError / ConfigError naming the file)."""
+    text = read_text(path)
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML: {' '.join(str(e).split())}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of config sections at the top")
+    return data
+
+
+def load_config(task: str, conf: str | os.PathLike | None = None,
+                overrides: list[str] | list[tuple[str, Any]] | None = None, base: dict | None = None) -> dict:
+    """Defaults of ``task`` (or ``base``, e.g. the saved config of a run to
+    resume), then the YAML file ``conf``, then the overrides; validated (see
+    :func:`validate`). Returns the config dict."""
+    cfg = copy.deepcopy(base) if base is not None else defaults(task)
+    if conf is not None:
+        data = read_yaml(conf)
+        if "task" in data and data["task"] != task:
+            raise ConfigError(f"{conf}: is a config for task '{data['task']}', not '{task}'")
+        if "model" in data and isinstance(data["model"], dict):
+            # a conf file's model section replaces the default one (other model types have other keys)
+            if data["model"].get("type", cfg["model"]["type"]) != cfg["model"]["type"]:
+                cfg["model"] = {}
+        _merge(cfg, data, "", True)
+    ov = overrides or []
+    pairs = parse_overrides(ov) if ov and isinstance(ov[0], str) else list(ov)  # type: ignore[arg-type]
+    for k, v in pairs:
+        set_dotted(cfg, k, v)
+    if cfg["task"] != task:
+        raise ConfigError(f"task={cfg['task']!r} does not match 'asrkit train {task}'")
+    validate(cfg)
+    return cfg
+
+
+def validate(cfg: dict) -> None:
+    """Check every trainer key: known, right type, allowed value, sane range."""
+    if cfg.get("task") not in TASKS:
+        raise ConfigError(f"task must be one of {', '.join(TASKS)} (got {cfg.get('task')!r})")
+    for sec in SECTIONS:
+        if sec not in cfg:
+            raise ConfigError(f"config has no '{sec}' section")
+    if not isinstance(cfg["model"], dict):
+        raise ConfigError("config key 'model' must be a mapping")
+    for sec, schema in _SCHEMA.items():
+        section = cfg[sec]
+        if not isinstance(section, dict):
+            raise ConfigError(f"config key '{sec}' must be a mapping")
+        for k, v in section.items():
+            if k not in schema:
+                known = ", ".join(sorted(schema))
+                raise ConfigError(f"unknown config key '{sec}.{k}' (known: {known})")
+            _, types, choices = schema[k]
+            if isinstance(v, str) and float in types:   # YAML 1.1 reads 1e-3 as a string
+                try:
+                    v = section[k] = float(v)
+                except ValueError:
+                    pass
+            ok = isinstance(v, types) and not (isinstance(v, bool) and bool not in types)
+            if not ok:
+                tn = " or ".join("null" if t is type(None) else t.__name__ for t in types)
+                raise ConfigError(f"config key '{sec}.{k}': expected {tn}, got {v!r}")
+            if choices is not None and v not in choices:
+                shown = ", ".join("null" if c is None else str(c) for c in choices)
+                raise ConfigError(f"config key '{sec}.{k}': must be one of {shown} (got {v!r})")
+    d, o, t, f = cfg["data"], cfg["optim"], cfg["train"], cfg["features"]
+    positive = [("data.max_frames", d["max_frames"]), ("data.buckets", d["buckets"]),
+                ("train.epochs", t["epochs"]), ("train.log_every", t["log_every"]),
+                ("train.nan_limit", t["nan_limit"]), ("units.vocab_size", cfg["units"]["vocab_size"])]
+    for name, v in positive:
+        if v <= 0:
+            raise ConfigError(f"config key '{name}': must be > 0 (got {v})")
+    for name, v in [("optim.lr", o["lr"]), ("optim.eps", o["eps"]), ("optim.weight_decay", o["weight_decay"]),
+                    ("optim.min_lr", o["min_lr"]), ("optim.warmup_steps", o["warmup_steps"]),
+                    ("data.num_workers", d["num_workers"]), ("train.save_every_steps", t["save_every_steps"]),
+                    ("train.save_every_min", t["save_every_min"]), ("features.freq_masks", f["freq_masks"]),
+                    ("features.freq_width", f["freq_width"]), ("features.time_masks", f["time_masks"]),
+                    ("features.time_width", f["time_width"]), ("features.time_ratio", f["time_ratio"])]:
+        if v < 0:
+            raise ConfigError(f"config key '{name}': must be >= 0 (got {v})")
+    if o["lr"] == 0:
+        raise ConfigError("config key 'optim.lr': must be > 0")
+    if len(o["betas"]) != 2 or not all(isinstance(b, _NUM) and 0 <= b < 1 for b in o["betas"]):
+        raise ConfigError(f"config key 'optim.betas': expected two numbers in [0, 1) (got {o['betas']!r})")
+    if o["grad_clip"] is not None and o["grad_clip"] <= 0:
+        raise ConfigError(f"config key 'optim.grad_clip': must be > 0 or null (got {o['grad_clip']})")
+    if not 0 < o["plateau_factor"] < 1:
+        raise ConfigError(f"config key 'optim.plateau_factor': must be in (0, 1) (got {o['plateau_factor']})")
+    for name in ("max_steps", "patience", "keep_epochs", "threads"):
+        if t[name] is not None and t[name] <= 0:
+            raise ConfigError(f"config key 'train.{name}': must be > 0 or null (got {t[name]})")
+    if d["max_utt_frames"] is not None and d["max_utt_frames"] <= 0:
+        raise ConfigError(f"config key 'data.max_utt_frames': must be > 0 or null (got {d['max_utt_frames']})")
+    kind = cfg["units"]["kind"]
+    if cfg["task"] == "frame" and kind not in ("ali", None):
+        raise ConfigError(f"config key 'units.kind': the frame task uses 'ali' labels (got {kind!r})")
+    if cfg["task"] == "ctc" and kind in ("ali", None):
+        raise ConfigError(f"config key 'units.kind': ctc needs phone, char or bpe (got {kind!r})")
+    if cfg["task"] == "frame" and t["metric"] in ("per", "wer", "cer"):
+        raise ConfigError(f"config key 'train.metric': the frame task reports acc or loss (got {t['metric']!r})")
+    if cfg["task"] == "ctc" and t["metric"] == "acc":
+        raise ConfigError("config key 'train.metric': 'acc' is the frame task's metric; ctc has per, wer, cer, loss")
+    if "type" not in cfg["model"]:
+        raise ConfigError("config key 'model.type' is missing")
+
+
+def save_config(cfg: dict, path: str | os.PathLike) -> None:
+    """Write the resolved config as YAML (atomically)."""
+    from asrkit.io import atomic_write
+
+    with atomic_write(path) as f:
+        yaml.safe_dump(cfg, f, sort_keys=False, default_flow_style=None)
+
+
+def load_saved_config(exp: str | os.PathLike) -> dict:
+    """The resolved ``config.yaml`` of an exp dir."""
+    p = Path(exp) / "config.yaml"
+    if not p.exists():
+        raise InputError(f"{p}: no such file (is {exp} an asrkit exp dir?)")
+    return read_yaml(p)

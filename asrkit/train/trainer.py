@@ -1,0 +1,773 @@
+"""The training loop shared by ``asrkit train frame`` and ``asrkit train ctc``.
+
+    from asrkit.train import load_config, train
+    cfg = load_config("ctc", "conf/ctc_bilstm.yaml", ["optim.lr=1e-3"])
+    result = train(cfg, "feats/train", "feats/dev", "exp/ctc")
+
+What one run does (rank 0 writes every file):
+
+1. checks the config (the model section through :func:`asrkit.models.resolve_model_config`)
+   and the feature stores; makes or loads ``exp/units/``; builds the model with
+   ``input_dim`` / ``num_classes`` from the data; saves ``exp/config.yaml``;
+2. trains with AdamW (:mod:`asrkit.nn.optim`), warmup + cosine / plateau /
+   constant learning rate, gradient clipping, ``torch.autocast`` on CUDA
+   (bf16, or fp16 with a GradScaler); CPU runs fp32;
+3. after each epoch evaluates on dev (loss and frame accuracy, or greedy
+   CTC PER / WER / CER through :func:`asrkit.score.score`) and writes
+   ``checkpoints/epoch-N.pt``, ``last.pt`` and ``best.pt`` atomically; stops
+   early after ``train.patience`` epochs without a better dev metric.
+
+Loss: the sum of per-utterance losses (CTC) or per-frame cross entropies
+(frame) over the global batch, divided by its target tokens (CTC) or frames
+(frame). Every rank divides its local sum by that global count, so N DDP
+processes compute exactly the gradient of the single-process global batch.
+
+Resume (``resume=True``): ``last.pt`` holds the data position (the number of
+global batches done in its epoch) and every RNG state; the batches of an
+epoch and the SpecAugment masks are pure functions of ``(seed, epoch)``, so a
+run killed mid-epoch and resumed ends with the same weights as one that was
+never stopped.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import time
+from collections.abc import Callable
+from contextlib import nullcontext
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from asrkit import log
+from asrkit.data.dataset import (
+    FrameBatchSampler,
+    UtteranceDataset,
+    collate,
+    make_batches,
+)
+from asrkit.errors import ConfigError, DataError, TrainingError, UsageError
+from asrkit.train import distributed
+from asrkit.train.checkpoint import (
+    copy_atomic,
+    epoch_checkpoints,
+    load_checkpoint,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+)
+from asrkit.train.config import save_config, validate
+
+__all__ = ["RESUME_MAY_CHANGE", "TrainResult", "check_config", "train"]
+
+#: config keys that may differ between a run and its ``--resume``
+RESUME_MAY_CHANGE = {
+    ("train", "epochs"), ("train", "max_steps"), ("train", "patience"), ("train", "device"),
+    ("train", "log_every"), ("train", "save_every_steps"), ("train", "save_every_min"),
+    ("train", "keep_epochs"), ("train", "tensorboard"), ("train", "threads"), ("data", "num_workers"),
+    ("train", "nan_limit"),
+}
+
+
+@dataclass
+class TrainResult:
+    """Summary of a finished (or stopped) run."""
+
+    exp: Path
+    epochs: int          # epochs completed
+    steps: int           # optimizer updates
+    metric: str          # the dev metric name (acc, per, wer, cer, loss)
+    best: float | None   # its best value
+    best_epoch: int | None
+    stopped_early: bool
+    last_dev: dict[str, float] | None
+
+
+# ------------------------------------------------------------------ config checks
+def check_config(cfg: dict) -> None:
+    """Everything about a config that can be checked without data: the
+    trainer's keys and the model section (with placeholder dims)."""
+    from asrkit.models import resolve_model_config
+
+    validate(cfg)
+    m = dict(cfg["model"])
+    m.setdefault("input_dim", 1)
+    m.setdefault("num_classes", 2)
+    resolve_model_config(m)
+    want = "frame_mlp" if cfg["task"] == "frame" else "ctc"
+    if m["type"] != want:
+        raise ConfigError(f"model.type: the {cfg['task']} task trains a '{want}' model (got {m['type']!r})")
+
+
+def _metric_of(cfg: dict) -> tuple[str, str]:
+    """(metric name, 'max' | 'min')."""
+    m = cfg["train"]["metric"]
+    if m == "auto":
+        m = "acc" if cfg["task"] == "frame" else ("per" if cfg["units"]["kind"] == "phone" else "wer")
+    if cfg["task"] == "ctc" and m == "per" and cfg["units"]["kind"] != "phone":
+        raise ConfigError(f"train.metric=per needs phone units (units.kind is {cfg['units']['kind']})")
+    if cfg["task"] == "ctc" and m in ("wer", "cer") and cfg["units"]["kind"] == "phone":
+        raise ConfigError(f"train.metric={m} needs char or bpe units; phone units give per")
+    return m, ("max" if m == "acc" else "min")
+
+
+def _pick_device(name: str, d: distributed.Dist) -> torch.device:
+    if name == "cuda" and not torch.cuda.is_available():
+        raise UsageError("--device cuda: no CUDA device is available (use --device cpu or auto)")
+    if name == "cuda" or (name == "auto" and torch.cuda.is_available()):
+        return torch.device("cuda", d.local_rank % max(1, torch.cuda.device_count()))
+    return torch.device("cpu")
+
+
+def _precision(cfg: dict, device: torch.device) -> torch.dtype | None:
+    p = cfg["train"]["precision"]
+    if device.type != "cuda":
+        if p in ("bf16", "fp16"):
+            log.warn(f"train.precision={p} applies to CUDA only; this run on CPU is fp32")
+        return None
+    if p == "fp32":
+        return None
+    if p == "auto":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.bfloat16 if p == "bf16" else torch.float16
+
+
+# ------------------------------------------------------------------ lr schedule
+class _Schedule:
+    """Warmup + cosine (per update), or warmup + plateau / constant (plateau per epoch)."""
+
+    def __init__(self, opt: torch.optim.Optimizer, cfg: dict, total_steps: int, mode: str) -> None:
+        from asrkit.nn.optim import LinearWarmupCosine, ReduceLROnPlateau
+
+        o = cfg["optim"]
+        self.opt, self.kind, self.base = opt, o["scheduler"], float(o["lr"])
+        self.warmup = min(int(o["warmup_steps"]), max(0, total_steps - 1))
+        self.step_count = 0
+        self.cos = self.plateau = None
+        if self.kind == "cosine":
+            self.cos = LinearWarmupCosine(opt, self.warmup, max(total_steps, self.warmup + 1), eta_min=o["min_lr"])
+        else:
+            self._set(self._warm_lr())
+            if self.kind == "plateau":
+                self.plateau = ReduceLROnPlateau(opt, mode=mode, factor=o["plateau_factor"],
+                                                 patience=o["plateau_patience"], min_lr=o["min_lr"])
+
+    def _warm_lr(self) -> float:
+        return self.base * min(1.0, self.step_count / self.warmup) if self.warmup else self.base
+
+    def _set(self, lr: float) -> None:
+        for g in self.opt.param_groups:
+            g["lr"] = lr
+
+    def step_update(self) -> None:
+        self.step_count += 1
+        if self.cos is not None:
+            self.cos.step()
+        elif self.step_count <= self.warmup:
+            self._set(self._warm_lr())
+
+    def step_epoch(self, metric: float | None) -> None:
+        if self.plateau is not None and metric is not None and self.step_count >= self.warmup:
+            self.plateau.step(metric)
+
+    @property
+    def lr(self) -> float:
+        return float(self.opt.param_groups[0]["lr"])
+
+    def state_dict(self) -> dict:
+        return {"step_count": self.step_count, "lr": self.lr,
+                "cos": self.cos.state_dict() if self.cos else None,
+                "plateau": self.plateau.state_dict() if self.plateau else None}
+
+    def load_state_dict(self, st: dict) -> None:
+        self.step_count = st["step_count"]
+        if self.cos is not None and st.get("cos"):
+            self.cos.load_state_dict(st["cos"])
+        if self.plateau is not None and st.get("plateau"):
+            self.plateau.load_state_dict(st["plateau"])
+        self._set(st["lr"])
+
+
+# ------------------------------------------------------------------ logging (rank 0)
+class _Log:
+    def __init__(self, exp: Path, active: bool, tensorboard: bool, resume_step: int | None) -> None:
+        self.active = active
+        self.exp = exp
+        self.tb = None
+        if not active:
+            return
+        p = exp / "metrics.jsonl"
+        if resume_step is not None and p.exists():
+            # drop what a killed run logged after the checkpoint it resumes from
+            keep = [ln for ln in p.read_text(encoding="utf-8").splitlines()
+                    if ln.strip() and json.loads(ln).get("step", 0) <= resume_step]
+            p.write_text("".join(k + "\n" for k in keep), encoding="utf-8")
+        self.metrics = open(p, "a", encoding="utf-8")
+        self.text = open(exp / "train.log", "a", encoding="utf-8")
+        if tensorboard:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+
+                self.tb = SummaryWriter(str(exp / "tensorboard"))
+            except ImportError:
+                self.tb = None
+
+    def event(self, **kw: Any) -> None:
+        if not self.active:
+            return
+        kw = {k: (round(v, 6) if isinstance(v, float) else v) for k, v in kw.items()}
+        self.metrics.write(json.dumps(kw) + "\n")
+        self.metrics.flush()
+        if self.tb is not None:
+            prefix = kw.get("event", "train")
+            for k, v in kw.items():
+                if isinstance(v, (int, float)) and k not in ("step", "epoch"):
+                    self.tb.add_scalar(f"{prefix}/{k}", v, kw.get("step", 0))
+
+    def line(self, msg: str, show: bool = True) -> None:
+        if not self.active:
+            return
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+        self.text.write(f"{stamp} {msg}\n")
+        self.text.flush()
+        if show:
+            log.info(msg)
+
+    def close(self) -> None:
+        if self.active:
+            self.metrics.close()
+            self.text.close()
+            if self.tb is not None:
+                self.tb.close()
+
+
+# ------------------------------------------------------------------ the run
+def train(cfg: dict, train_feats: str | os.PathLike, dev_feats: str | os.PathLike, out: str | os.PathLike, *,
+          resume: bool = False, nproc: int = 1,
+          hooks: dict[str, Callable[..., Any]] | None = None) -> TrainResult:
+    """Train the model of ``cfg`` (see :func:`asrkit.train.load_config`) on the
+    feature store ``train_feats``, evaluating on ``dev_feats``, into the exp dir
+    ``out``. ``nproc > 1`` starts that many DDP processes here (gloo on CPU);
+    under ``torchrun`` the environment says the rank. ``hooks["after_step"]``
+    is called as ``fn(step, epoch, position)`` after each update (tests).
+    """
+    check_config(cfg)
+    if nproc < 1:
+        raise UsageError(f"--nproc must be >= 1 (got {nproc})")
+    if nproc > 1:
+        if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+            raise UsageError("--nproc cannot be used under torchrun (it already started the processes)")
+        distributed.launch(nproc, _run, cfg, str(train_feats), str(dev_feats), str(out), resume, None)
+        ck = load_checkpoint(Path(out) / "checkpoints" / "last.pt")
+        m, _ = _metric_of(ck["config"])
+        return TrainResult(Path(out), ck["epoch"], ck["step"], m, ck.get("best"), ck.get("best_epoch"),
+                           ck.get("stopped_early", False), ck.get("last_dev"))
+    return _run(cfg, str(train_feats), str(dev_feats), str(out), resume, hooks)
+
+
+def _open_store(path: str, what: str):
+    from asrkit.data.feature_store import FeatureStore
+
+    st = FeatureStore(path)
+    if len(st) == 0:
+        raise DataError(f"{path}: the {what} set is empty (0 utterances in the feature store)")
+    return st
+
+
+def _merge_resume_config(saved: dict, new: dict, ck_path: Path) -> dict:
+    """The saved config with the keys a resume may change taken from ``new``."""
+    merged = json.loads(json.dumps(saved))
+    for sec in ("data", "features", "units", "optim", "train"):
+        for k, v in new[sec].items():
+            old = saved.get(sec, {}).get(k)
+            if (sec, k) in RESUME_MAY_CHANGE:
+                merged[sec][k] = v
+            elif old != v:
+                raise ConfigError(f"{sec}.{k}={v!r} differs from {old!r} in the run being resumed "
+                                  f"({ck_path}); resume with the same config or start a new --out")
+    from asrkit.models import resolve_model_config
+
+    saved_model = saved["model"]
+    try:
+        resolved = resolve_model_config({**new["model"], "input_dim": saved_model["input_dim"],
+                                         "num_classes": saved_model["num_classes"]})
+    except ConfigError:
+        resolved = dict(new["model"])
+    for k, v in resolved.items():
+        if k in ("input_dim", "num_classes", "impl"):
+            continue
+        if saved_model.get(k) != v:
+            raise ConfigError(f"model.{k}={v!r} differs from {saved_model.get(k)!r} in the run being "
+                              f"resumed ({ck_path}); resume with the same config or start a new --out")
+    merged["model"]["impl"] = new["model"].get("impl", saved["model"]["impl"])
+    return merged
+
+
+def _load_units(units_dir: Path, kind: str):
+    from asrkit.data.tokenizer import Tokenizer, read_units
+    from asrkit.train.targets import Units
+
+    if kind == "ali":
+        tok = Tokenizer.load(units_dir) if (units_dir / "tokenizer.json").exists() else None
+        return Units("ali", read_units(units_dir / "units.txt"), tok)
+    tok = Tokenizer.load(units_dir)
+    if tok.kind != kind:
+        raise DataError(f"{units_dir}: holds {tok.kind} units but units.kind={kind}")
+    return Units(kind, list(tok.units), tok)
+
+
+def _run(cfg: dict, train_path: str, dev_path: str, out_path: str, resume: bool,
+         hooks: dict[str, Callable[..., Any]] | None) -> TrainResult:
+    from asrkit.features.specaugment import SpecAugment
+    from asrkit.models import build_model
+    from asrkit.train import targets as T
+
+    cfg = json.loads(json.dumps(cfg))
+    d = distributed.env()
+    exp = Path(out_path)
+    ckdir = exp / "checkpoints"
+    last_path = ckdir / "last.pt"
+
+    # ---- data and resume state (no work yet: errors come first)
+    train_store = _open_store(train_path, "training")
+    dev_store = _open_store(dev_path, "dev")
+    if dev_store.dim != train_store.dim:
+        raise DataError(f"{dev_path}: {dev_store.dim}-dim features but {train_path} has {train_store.dim}-dim")
+    ck = None
+    if resume and last_path.exists():
+        ck = load_checkpoint(last_path)
+        cfg = _merge_resume_config(ck["config"], cfg, last_path)
+        want = ck["config"]["model"]["input_dim"]
+        if want != train_store.dim:
+            raise TrainingError(f"{last_path}: the checkpoint's model takes {want}-dim features but "
+                                f"{train_path} has {train_store.dim}-dim ones; use features made with the "
+                                f"same feature config, or start a new --out")
+    elif not resume and last_path.exists():
+        raise UsageError(f"{exp} already has checkpoints; continue it with --resume or pick a new --out")
+    elif resume and d.main:
+        log.info(f"{exp}: no checkpoint to resume from; starting from scratch")
+    for key, want in (("input_dim", train_store.dim),):
+        given = cfg["model"].get(key)
+        if given is not None and given != want:
+            raise DataError(f"model.input_dim={given} but {train_path} has {want}-dim features; "
+                            f"leave model.input_dim out (the trainer fills it in)")
+    metric_name, metric_mode = _metric_of(cfg)
+    task = cfg["task"]
+    device = _pick_device(cfg["train"]["device"], d)
+    amp_dtype = _precision(cfg, device)
+    seed = int(cfg["train"]["seed"])
+
+    if cfg["train"]["threads"] is not None:
+        torch.set_num_threads(cfg["train"]["threads"])
+    distributed.init(d, device)
+    was_quiet = log.is_quiet()
+    if not d.main:
+        log.set_quiet(True)
+    try:
+        return _loop(cfg, d, exp, ck, train_store, dev_store, train_path, device, amp_dtype, seed,
+                     metric_name, metric_mode, task, hooks, build_model, SpecAugment, T)
+    finally:
+        log.set_quiet(was_quiet)
+        distributed.shutdown()
+
+
+def _barrier(d: distributed.Dist) -> None:
+    if d.enabled:
+        torch.distributed.barrier()
+
+
+def _loop(cfg, d, exp, ck, train_store, dev_store, train_path, device, amp_dtype, seed, metric_name,
+          metric_mode, task, hooks, build_model, SpecAugment, T) -> TrainResult:
+    import random
+
+    dist = torch.distributed
+    units_dir = exp / "units"
+    ckdir = exp / "checkpoints"
+    ucfg, dcfg, tcfg = cfg["units"], cfg["data"], cfg["train"]
+
+    # ---- units (rank 0 makes them; everyone reads the saved folder)
+    if d.main:
+        exp.mkdir(parents=True, exist_ok=True)
+        if ck is None:
+            if task == "frame":
+                units = T.frame_units(train_store, ucfg["dir"])
+                T.save_units(units, units_dir, ucfg["dir"])
+            elif ucfg["dir"] is not None:
+                units = T.ctc_units(ucfg["kind"], train_store, ucfg["dir"], dcfg["text"], units_dir,
+                                    ucfg["vocab_size"], ucfg["lexicon"])
+                T.save_units(units, units_dir, ucfg["dir"])
+            else:
+                tmp = exp / ".units.tmp"
+                shutil.rmtree(tmp, ignore_errors=True)
+                T.ctc_units(ucfg["kind"], train_store, None, dcfg["text"], tmp, ucfg["vocab_size"], ucfg["lexicon"])
+                shutil.rmtree(units_dir, ignore_errors=True)
+                os.replace(tmp, units_dir)
+    _barrier(d)
+    units = _load_units(units_dir, "ali" if task == "frame" else ucfg["kind"])
+
+    # ---- model (same initial weights on every rank)
+    given = cfg["model"].get("num_classes")
+    if given is not None and ck is None and given != units.num_classes:
+        raise DataError(f"model.num_classes={given} but {units_dir}/units.txt has {units.num_classes} units; "
+                        f"leave model.num_classes out (the trainer fills it in)")
+    cfg["model"]["input_dim"] = train_store.dim
+    cfg["model"]["num_classes"] = units.num_classes
+    random.seed(seed)
+    np.random.seed(seed % (2 ** 32))
+    torch.manual_seed(seed)
+    model = build_model(cfg["model"])
+    cfg["model"] = dict(model.config)
+    model.to(device)
+
+    # ---- targets
+    train_utts = train_store.keys()
+    if dcfg["max_utt_frames"] is not None:
+        n0 = len(train_utts)
+        train_utts = [u for u in train_utts if train_store.num_frames(u) <= dcfg["max_utt_frames"]]
+        if d.main and len(train_utts) < n0:
+            log.warn(f"{n0 - len(train_utts)} training utterance(s) longer than data.max_utt_frames left out")
+    dev_utts = dev_store.keys()
+    if task == "frame":
+        train_tg = T.frame_targets(train_store, train_utts, units)
+        dev_tg = T.frame_targets(dev_store, dev_utts, units)
+        dev_refs = None
+    else:
+        train_tg, _ = T.ctc_targets(train_store, train_utts, units, dcfg["text"])
+        dev_tg, dev_refs = T.ctc_targets(dev_store, dev_utts, units, dcfg["dev_text"])
+        outlen = getattr(model, "output_lengths", None)
+        frames = torch.tensor([train_store.num_frames(u) for u in train_utts])
+        olens = outlen(frames).tolist() if outlen else (frames // getattr(model, "subsampling", 1)).tolist()
+        keep = [u for u, n in zip(train_utts, olens) if len(train_tg[u]) <= n]
+        if d.main and len(keep) < len(train_utts):
+            log.warn(f"{len(train_utts) - len(keep)} training utterance(s) have more target units than "
+                     f"output frames (after x{getattr(model, 'subsampling', 1)} subsampling) and are left out")
+        train_utts = keep
+    if not train_utts:
+        raise DataError(f"{train_path}: the training set is empty after filtering (see the warnings above)")
+
+    if d.main:
+        save_config(cfg, exp / "config.yaml")
+
+    # ---- data
+    aug = None
+    fcfg = cfg["features"]
+    if fcfg["specaugment"]:
+        aug = SpecAugment(fcfg["freq_masks"], fcfg["freq_width"], fcfg["time_masks"], fcfg["time_width"],
+                          fcfg["time_ratio"])
+    train_ds = UtteranceDataset(train_store, train_utts, train_tg, dcfg["cmvn"], dcfg["norm_vars"], aug, seed)
+    dev_ds = UtteranceDataset(dev_store, dev_utts, dev_tg, dcfg["cmvn"], dcfg["norm_vars"], None, seed)
+    weights = ([float(len(train_tg[u])) for u in train_utts] if task == "ctc" else None)
+    sampler = FrameBatchSampler(train_ds.lengths, dcfg["max_frames"], dcfg["buckets"], dcfg["shuffle"], seed,
+                                d.rank, d.world_size, weights)
+    steps_per_epoch = len(sampler)
+    if steps_per_epoch == 0:
+        raise DataError(f"{train_path}: no training batches")
+    frame_targets = task == "frame"
+
+    # ---- optimization
+    from asrkit.nn import CrossEntropyLoss, CTCLoss
+    from asrkit.nn.optim import AdamW
+
+    ocfg = cfg["optim"]
+    opt = AdamW(model.parameters(), lr=ocfg["lr"], betas=tuple(ocfg["betas"]), eps=ocfg["eps"],
+                weight_decay=ocfg["weight_decay"])
+    total_steps = tcfg["max_steps"] or tcfg["epochs"] * steps_per_epoch
+    sched = _Schedule(opt, cfg, total_steps, metric_mode)
+    scaler = torch.amp.GradScaler("cuda") if amp_dtype == torch.float16 else None
+    impl = cfg["model"]["impl"]
+    if task == "ctc":
+        crit = CTCLoss(blank=0, reduction="none", zero_infinity=True, impl=impl)
+    else:
+        crit = CrossEntropyLoss(reduction="sum", ignore_index=-100, impl=impl)
+    net: torch.nn.Module = model
+    if d.enabled:
+        from torch.nn.parallel import DistributedDataParallel as DDP
+
+        net = DDP(model, device_ids=[device.index] if device.type == "cuda" else None)
+
+    # ---- state
+    epoch, position, step = 0, 0, 0
+    best, best_epoch, bad_epochs = None, None, 0
+    nan_streak, nan_total = 0, 0
+    last_dev: dict[str, float] | None = None
+    stopped_early = False
+    if ck is not None:
+        model.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["optimizer"])
+        sched.load_state_dict(ck["scheduler"])
+        if scaler is not None and ck.get("scaler"):
+            scaler.load_state_dict(ck["scaler"])
+        epoch, position, step = ck["epoch"], ck["position"], ck["step"]
+        best, best_epoch, bad_epochs = ck["best"], ck["best_epoch"], ck["bad_epochs"]
+        nan_streak, nan_total = ck["nan_streak"], ck["nan_total"]
+        last_dev = ck.get("last_dev")
+        stopped_early = ck.get("stopped_early", False)
+        rngs = ck["rng"]
+        set_rng_state(rngs[d.rank] if d.rank < len(rngs) else rngs[0])
+    else:
+        # dropout streams differ per rank, like torch's default DDP behaviour
+        from asrkit.features.specaugment import seed_of
+
+        torch.manual_seed(seed_of((seed, "train", d.rank)))
+        random.seed(seed_of((seed, "python", d.rank)))
+
+    logger = _Log(exp, d.main, tcfg["tensorboard"], step if ck is not None else None)
+    if d.main:
+        nparams = sum(p.numel() for p in model.parameters())
+        logger.line(f"{'resuming' if ck else 'training'} {task} model ({nparams / 1e6:.2f} M parameters, "
+                    f"impl={impl}) on {device}{f' x{d.world_size}' if d.enabled else ''}"
+                    f"{', ' + str(amp_dtype).replace('torch.', '') if amp_dtype else ''}: {len(train_utts)} "
+                    f"utterances, {steps_per_epoch} batches per epoch; dev {len(dev_utts)} utterances"
+                    + (f"; from epoch {epoch + 1} batch {position}" if ck else ""))
+
+    def state(stop_flag: bool = False) -> dict:
+        rng = rng_state()
+        rngs = [None] * d.world_size if d.enabled else [rng]
+        if d.enabled:
+            dist.all_gather_object(rngs, rng)
+        return {"model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+                "scaler": scaler.state_dict() if scaler is not None else None, "rng": rngs,
+                "epoch": epoch, "position": position, "step": step, "best": best, "best_epoch": best_epoch,
+                "bad_epochs": bad_epochs, "nan_streak": nan_streak, "nan_total": nan_total,
+                "last_dev": last_dev, "stopped_early": stop_flag, "metric": metric_name, "config": cfg}
+
+    def save_last(stop_flag: bool = False) -> None:
+        st = state(stop_flag)
+        if d.main:
+            ckdir.mkdir(parents=True, exist_ok=True)
+            save_checkpoint(st, ckdir / "last.pt")
+
+    autocast = (partial(torch.autocast, device_type="cuda", dtype=amp_dtype) if amp_dtype is not None
+                else nullcontext)
+    max_steps = tcfg["max_steps"]
+    done = max_steps is not None and step >= max_steps
+    t_last_save = time.monotonic()
+    after_step = (hooks or {}).get("after_step")
+    float_bufs = [t for t in model.buffers() if torch.is_floating_point(t)]
+
+    while not done and epoch < tcfg["epochs"] and not stopped_early:
+        train_ds.set_epoch(epoch)
+        sampler.set_epoch(epoch, position)
+        plan = list(sampler)
+        net.train()
+        win = {"loss": 0.0, "norm": 0.0, "frames": 0.0, "t": time.monotonic()}
+        ep_stats = {"loss": 0.0, "norm": 0.0, "frames": 0.0, "t": time.monotonic()}
+        with log.progress(*_progress_columns(), transient=False) as bar:
+            task_id = bar.add_task(f"epoch {epoch + 1}/{tcfg['epochs']}", total=steps_per_epoch,
+                                   completed=position, loss=float("nan"), lr=sched.lr, fps=0.0)
+            for batch in _batches(train_ds, plan, frame_targets, dcfg["num_workers"]):
+                norm = batch[1]
+                b = batch[0].to(device)
+                # running statistics (BatchNorm) to put back if this batch turns out non-finite
+                saved_bufs = [t.detach().clone() for t in float_bufs]
+                with autocast():
+                    logits, out_lens = net(b.feats, b.lengths)  # (B, T', C), (B,)
+                if task == "ctc":
+                    lp = logits.float().log_softmax(-1).transpose(0, 1)  # (T', B, C)
+                    loss_sum = crit(lp, b.targets, out_lens, b.target_lengths).sum()
+                    local_norm = float(b.target_lengths.sum())
+                else:
+                    C = logits.shape[-1]
+                    loss_sum = crit(logits.float().reshape(-1, C), b.targets.reshape(-1))
+                    local_norm = float(b.num_frames)
+                objective = loss_sum * (d.world_size / norm)
+                if scaler is not None:
+                    scaler.scale(objective).backward()
+                else:
+                    objective.backward()
+                save_now = (tcfg["save_every_steps"] and (step + 1) % tcfg["save_every_steps"] == 0) or (
+                    tcfg["save_every_min"] and time.monotonic() - t_last_save > 60 * tcfg["save_every_min"])
+                stats = torch.tensor([float(loss_sum.detach()), local_norm, float(b.num_frames),
+                                      float(not math.isfinite(float(loss_sum.detach()))),
+                                      float(bool(save_now) and d.main)], dtype=torch.float64)
+                if d.enabled:
+                    if device.type == "cuda":  # nccl reduces CUDA tensors only
+                        stats = stats.to(device)
+                    dist.all_reduce(stats)
+                g_loss, g_norm, g_frames, g_bad, g_save = stats.tolist()
+                finite = g_bad == 0
+                if finite:
+                    if scaler is not None:
+                        scaler.unscale_(opt)
+                    if ocfg["grad_clip"] is not None:
+                        gn = torch.nn.utils.clip_grad_norm_(model.parameters(), ocfg["grad_clip"])
+                        if scaler is None and not torch.isfinite(gn):
+                            finite = False
+                if finite:
+                    if scaler is not None:
+                        scaler.step(opt)
+                        scaler.update()
+                    else:
+                        opt.step()
+                    nan_streak = 0
+                else:
+                    with torch.no_grad():
+                        for t, old in zip(float_bufs, saved_bufs):
+                            t.copy_(old)
+                    nan_streak += 1
+                    nan_total += 1
+                    logger.event(event="nonfinite", epoch=epoch + 1, step=step, streak=nan_streak,
+                                 utts=b.utts[:5])
+                    if d.main:
+                        log.warn(f"non-finite loss or gradient at epoch {epoch + 1} batch {position + 1} "
+                                 f"(utterances {', '.join(b.utts[:3])}{' ...' if len(b.utts) > 3 else ''}); "
+                                 f"batch skipped")
+                    if nan_streak >= tcfg["nan_limit"]:
+                        raise TrainingError(
+                            f"the loss was NaN/inf in {nan_streak} batches in a row (epoch {epoch + 1}, batch "
+                            f"{position + 1}, e.g. utterance '{b.utts[0]}'); check the features for NaN/inf "
+                            f"values and try a lower optim.lr")
+                opt.zero_grad(set_to_none=True)
+                sched.step_update()
+                position += 1
+                step += 1
+                if finite:
+                    for acc in (win, ep_stats):
+                        acc["loss"] += g_loss
+                        acc["norm"] += g_norm
+                        acc["frames"] += g_frames
+                if step % tcfg["log_every"] == 0 or position == steps_per_epoch:
+                    el = max(time.monotonic() - win["t"], 1e-9)
+                    loss = win["loss"] / win["norm"] if win["norm"] else float("nan")
+                    fps = win["frames"] / el
+                    logger.event(event="train", epoch=epoch + 1, step=step, loss=loss, lr=sched.lr,
+                                 frames_per_s=fps, frames=int(win["frames"]), seconds=el)
+                    bar.update(task_id, loss=loss, lr=sched.lr, fps=fps)
+                    win = {"loss": 0.0, "norm": 0.0, "frames": 0.0, "t": time.monotonic()}
+                bar.update(task_id, completed=position)
+                if after_step is not None:
+                    after_step(step, epoch, position)
+                if max_steps is not None and step >= max_steps:
+                    done = True
+                    break
+                if g_save and position < steps_per_epoch:
+                    save_last()
+                    t_last_save = time.monotonic()
+        if done and position < steps_per_epoch:
+            save_last()  # stopped by train.max_steps mid-epoch
+            break
+        # ---- end of epoch: dev, checkpoints, early stopping
+        el = max(time.monotonic() - ep_stats["t"], 1e-9)
+        train_loss = ep_stats["loss"] / ep_stats["norm"] if ep_stats["norm"] else float("nan")
+        last_dev = _evaluate(model, dev_ds, dev_refs, units, task, cfg, d, device, autocast, crit)
+        value = last_dev[metric_name]
+        improved = best is None or (value > best if metric_mode == "max" else value < best)
+        if improved:
+            best, best_epoch, bad_epochs = value, epoch + 1, 0
+        else:
+            bad_epochs += 1
+        sched.step_epoch(value)
+        epoch += 1
+        position = 0
+        if tcfg["patience"] is not None and bad_epochs >= tcfg["patience"]:
+            stopped_early = True
+        logger.event(event="dev", epoch=epoch, step=step, train_loss=train_loss, lr=sched.lr,
+                     frames_per_s=ep_stats["frames"] / el, epoch_s=el, best=bool(improved),
+                     **{f"dev_{k}": v for k, v in last_dev.items()})
+        shown = ", ".join(f"{k} {v:.4g}" + ("%" if k in ("per", "wer", "cer", "acc") else "")
+                          for k, v in last_dev.items())
+        logger.line(f"epoch {epoch}: train loss {train_loss:.4g}, dev {shown}"
+                    f"{' (best)' if improved else ''}; {ep_stats['frames'] / el:.0f} frames/s, {el:.1f} s")
+        st = state(stopped_early)
+        if d.main:
+            ckdir.mkdir(parents=True, exist_ok=True)
+            ep_path = ckdir / f"epoch-{epoch}.pt"
+            save_checkpoint(st, ep_path)
+            if improved:
+                copy_atomic(ep_path, ckdir / "best.pt")
+            copy_atomic(ep_path, ckdir / "last.pt")
+            keep = tcfg["keep_epochs"]
+            if keep is not None:
+                for n, p in epoch_checkpoints(exp)[:-keep]:
+                    p.unlink(missing_ok=True)
+        if stopped_early:
+            logger.line(f"early stop: no better dev {metric_name} for {bad_epochs} epoch(s) "
+                        f"(best {best:.4g} at epoch {best_epoch})")
+        if max_steps is not None and step >= max_steps:
+            done = True
+    logger.close()
+    _barrier(d)
+    return TrainResult(exp, epoch, step, metric_name, best, best_epoch, stopped_early, last_dev)
+
+
+def _progress_columns():
+    from rich.progress import TextColumn
+
+    return (TextColumn("loss {task.fields[loss]:.4f}"), TextColumn("lr {task.fields[lr]:.2e}"),
+            TextColumn("{task.fields[fps]:.0f} frames/s"))
+
+
+def _batches(ds: UtteranceDataset, plan: list[tuple[list[int], float]], frame_targets: bool, workers: int):
+    """Yield ``(Batch, global_norm)`` for the planned batches, in order."""
+    fn = partial(collate, frame_targets=frame_targets)
+    if workers <= 0:
+        for idx, norm in plan:
+            yield fn([ds[i] for i in idx]), norm
+        return
+    # an own generator: the loader must not draw from the global RNG (dropout's stream, saved for resume)
+    loader = torch.utils.data.DataLoader(ds, batch_sampler=[idx for idx, _ in plan], collate_fn=fn,
+                                         num_workers=workers, generator=torch.Generator().manual_seed(0))
+    for batch, (_, norm) in zip(loader, plan):
+        yield batch, norm
+
+
+@torch.no_grad()
+def _evaluate(model, ds, refs, units, task, cfg, d, device, autocast, crit) -> dict[str, float]:
+    """Dev loss and metric; each rank takes every world_size-th batch, results gathered."""
+    from asrkit.nn.search import ctc_greedy
+
+    was = model.training
+    model.eval()
+    batches = make_batches(ds.lengths, cfg["data"]["max_frames"], shuffle=False)
+    mine = batches[d.rank::d.world_size]
+    loss_sum = norm = correct = frames = 0.0
+    hyps: dict[str, list[str]] = {}
+    for idx in mine:
+        b = collate([ds[i] for i in idx], frame_targets=task == "frame").to(device)
+        with autocast():
+            logits, out_lens = model(b.feats, b.lengths)
+        if task == "ctc":
+            lp = logits.float().log_softmax(-1)  # (B, T', C)
+            loss_sum += float(crit(lp.transpose(0, 1), b.targets, out_lens, b.target_lengths).sum())
+            norm += float(b.target_lengths.sum())
+            seqs, _ = ctc_greedy(lp, out_lens, blank=0)
+            for u, s in zip(b.utts, seqs):
+                hyps[u] = units.output_tokens(s)
+        else:
+            C = logits.shape[-1]
+            flat = logits.float().reshape(-1, C)
+            tgt = b.targets.reshape(-1)
+            loss_sum += float(crit(flat, tgt))
+            valid = tgt != -100
+            correct += float((flat.argmax(-1)[valid] == tgt[valid]).sum())
+            frames += float(valid.sum())
+            norm += float(valid.sum())
+    if d.enabled:
+        parts: list = [None] * d.world_size
+        torch.distributed.all_gather_object(parts, (loss_sum, norm, correct, frames, hyps))
+        loss_sum = sum(p[0] for p in parts)
+        norm = sum(p[1] for p in parts)
+        correct = sum(p[2] for p in parts)
+        frames = sum(p[3] for p in parts)
+        hyps = {k: v for p in parts for k, v in p[4].items()}
+    model.train(was)
+    out = {"loss": loss_sum / norm if norm else float("nan")}
+    if task == "frame":
+        out["acc"] = 100.0 * correct / frames if frames else 0.0
+        return out
+    from asrkit.score import score
+
+    ordered = {u: refs[u] for u in ds.utts}
+    if units.kind == "phone":
+        out["per"] = float(score(ordered, hyps).wer or 0.0)
+    else:
+        r = score(ordered, hyps, cer=True)
+        out["wer"] = float(r.wer or 0.0)
+        out["cer"] = float(r.cer or 0.0)
+    return out

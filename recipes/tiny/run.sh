@@ -1,0 +1,147 @@
+#!/usr/bin/env bash
+# The embedded tiny corpus end to end, as numbered stages (Kaldi / ESPnet style):
+#
+#   0  corpus          asrkit corpus tiny               -> data/{train,dev,test}
+#   1  features        asrkit featurize (fbank 80)      -> feats/{train,dev,test}
+#   2  train ctc       Conformer-CTC on phones          -> exp/ctc_phone
+#   3  decode          greedy CTC on the test set       -> exp/ctc_phone/decode_test/hyp.txt
+#   4  score           PER against text.phones (no sil) -> exp/ctc_phone/decode_test/per.txt
+#   5  train frame     MLP frame classifier on the exact alignments (ali) -> exp/frame_mlp
+#   6  predict frame   per-frame labels of the test set, frame accuracy, Kaggle csv
+#                                                       -> exp/frame_mlp/predict_test/
+#
+# Every stage is resumable: finished outputs are kept, training continues from
+# its last checkpoint. Logs: exp/log/NN_<stage>.log.
+#
+#   recipes/tiny/run.sh                          # everything, into recipes/tiny/{data,feats,exp}
+#   recipes/tiny/run.sh --stage 3 --stop-stage 4 # only decode and score
+#   recipes/tiny/run.sh --dir /tmp/tiny --nj 4 --device cuda
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+
+stage=0
+stop_stage=100
+nj=2
+device=auto
+dir=$here
+ctc_conf=$here/conf/ctc_phone.yaml
+frame_conf=$here/conf/frame_mlp.yaml
+
+usage() {
+  cat <<USAGE
+usage: $0 [--stage N] [--stop-stage N] [--nj N] [--device auto|cpu|cuda] [--dir DIR]
+          [--ctc-conf FILE] [--frame-conf FILE]
+  stages: 0 corpus, 1 features, 2 train ctc, 3 decode, 4 score, 5 train frame, 6 predict frame
+  --dir   where data/, feats/ and exp/ go (default: $here)
+USAGE
+}
+
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --stage) stage=$2; shift 2 ;;
+    --stop-stage|--stop_stage) stop_stage=$2; shift 2 ;;
+    --nj) nj=$2; shift 2 ;;
+    --device) device=$2; shift 2 ;;
+    --dir) dir=$2; shift 2 ;;
+    --ctc-conf) ctc_conf=$(realpath "$2"); shift 2 ;;
+    --frame-conf) frame_conf=$(realpath "$2"); shift 2 ;;
+    -h|--help) usage; exit 0 ;;
+    *) echo "$0: unknown option '$1'" >&2; usage >&2; exit 2 ;;
+  esac
+done
+for n in "$stage" "$stop_stage" "$nj"; do
+  [[ "$n" =~ ^[0-9]+$ ]] || { echo "$0: --stage, --stop-stage and --nj take numbers (got '$n')" >&2; exit 2; }
+done
+
+# asrkit: $ASRKIT, else the one on PATH, else the repository's .venv
+if [ -z "${ASRKIT:-}" ]; then
+  if command -v asrkit >/dev/null 2>&1; then ASRKIT=asrkit
+  elif [ -x "$here/../../.venv/bin/asrkit" ]; then ASRKIT=$(realpath "$here/../../.venv/bin/asrkit")
+  else echo "$0: asrkit not found: activate its venv (make setup; source .venv/bin/activate) or set ASRKIT" >&2; exit 1
+  fi
+fi
+
+mkdir -p "$dir"
+cd "$dir"
+logdir=exp/log
+mkdir -p "$logdir"
+ctc=exp/ctc_phone
+frame=exp/frame_mlp
+
+# run_stage N NAME: true when stage N is selected; says so and names its log
+run_stage() {
+  if [ "$stage" -le "$1" ] && [ "$stop_stage" -ge "$1" ]; then
+    log=$logdir/$(printf %02d "$1")_$2.log
+    echo "== stage $1: $2 (log: $dir/$log)"
+    return 0
+  fi
+  return 1
+}
+
+# newer A B: A exists and is newer than B
+newer() { [ -f "$1" ] && [ -f "$2" ] && [ "$1" -nt "$2" ]; }
+
+if run_stage 0 corpus; then
+  if [ -f data/lm_text.txt ]; then echo "data/ is there"
+  else $ASRKIT corpus tiny data 2>&1 | tee "$log"
+  fi
+fi
+
+if run_stage 1 features; then
+  {
+    for s in train dev test; do
+      if [ -f "feats/$s/index.tsv" ]; then echo "feats/$s is there"
+      else $ASRKIT featurize "data/$s" "feats/$s" --jobs "$nj"
+      fi
+    done
+  } 2>&1 | tee "$log"
+fi
+
+if run_stage 2 train_ctc; then
+  $ASRKIT train ctc --train feats/train --dev feats/dev --out $ctc --conf "$ctc_conf" \
+    --device "$device" --resume 2>&1 | tee "$log"
+fi
+
+if run_stage 3 decode; then
+  mkdir -p $ctc/decode_test
+  if newer $ctc/decode_test/hyp.txt $ctc/checkpoints/best.pt; then
+    echo "$ctc/decode_test/hyp.txt is up to date"
+  else
+    $ASRKIT decode $ctc feats/test --device "$device" > $ctc/decode_test/hyp.txt.tmp 2> "$log"
+    mv $ctc/decode_test/hyp.txt.tmp $ctc/decode_test/hyp.txt
+    $ASRKIT decode $ctc feats/test --device "$device" --format jsonl > $ctc/decode_test/hyp.jsonl 2>> "$log"
+  fi
+fi
+
+if run_stage 4 score; then
+  # the references: test phones without sil (the CTC units have no sil)
+  awk '{ printf "%s", $1; for (i = 2; i <= NF; i++) if ($i != "sil") printf " %s", $i; print "" }' \
+    data/test/text.phones > $ctc/decode_test/ref.txt
+  # (asrkit score counts tokens as "words": here they are phones, so %WER is the PER)
+  $ASRKIT score $ctc/decode_test/ref.txt $ctc/decode_test/hyp.txt --per-spk --utt2spk data/test/utt2spk \
+    --per-utt $ctc/decode_test/per_utt.txt 2> "$log" | sed 's/%WER/%PER/; s/#WRD/#PHN/' | tee $ctc/decode_test/per.txt
+  cat $ctc/decode_test/per.txt >> "$log"
+fi
+
+if run_stage 5 train_frame; then
+  $ASRKIT train frame --train feats/train --dev feats/dev --out $frame --conf "$frame_conf" \
+    --device "$device" --resume 2>&1 | tee "$log"
+fi
+
+if run_stage 6 predict_frame; then
+  out=$frame/predict_test
+  mkdir -p $out
+  $ASRKIT predict frame $frame feats/test --device "$device" > $out/ali.tmp 2> "$log"
+  mv $out/ali.tmp $out/ali
+  $ASRKIT predict frame $frame feats/test --device "$device" --csv > $out/submission.csv.tmp 2>> "$log"
+  mv $out/submission.csv.tmp $out/submission.csv
+  # frame accuracy against the exact alignments
+  awk 'NR == FNR { ref[$1] = $0; next }
+       { n = split(ref[$1], r, " ");
+         if (n != NF) { printf "%s: %d reference labels, %d predicted\n", $1, n - 1, NF - 1 > "/dev/stderr"; bad = 1 }
+         for (i = 2; i <= NF; i++) { total++; if ($i == r[i]) correct++ } }
+       END { if (bad) exit 1; printf "frame accuracy %.2f%% [ %d / %d frames ]\n", 100 * correct / total, correct, total }' \
+    data/test/ali $out/ali | tee $out/accuracy.txt | tee -a "$log"
+  echo "predictions: $dir/$out/ali, Kaggle csv: $dir/$out/submission.csv"
+fi

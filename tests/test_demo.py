@@ -1,0 +1,65 @@
+"""The demo pipeline end to end on a few utterances of the tiny corpus with a
+very short training run: every stage's output, the PER table, a re-run that
+skips finished stages, the decode | score pipe on the demo's model, and the
+time budget."""
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+
+import pytest
+
+from asrkit.decode.demo import run_demo
+from asrkit.errors import TrainingError
+
+TINY = ["model.hidden=32", "model.layers=1", "model.subsampling=2", "data.max_frames=6000",
+        "optim.warmup_steps=2", "optim.lr=5e-3"]
+
+
+def test_demo_end_to_end(tmp_path):
+    out = tmp_path / "demo"
+    # a budget that runs out before the first epoch ends: a clear error, nothing to decode yet
+    with pytest.raises(TrainingError, match="--minutes"):
+        run_demo(out, minutes=1e-4, epochs=50, overrides=TINY, utts_per_split=8, device="cpu", jobs=1,
+                 stdout=io.StringIO())
+    # the same folder continues: corpus and features are kept, training starts
+    shown = io.StringIO()
+    r = run_demo(out, minutes=5, epochs=2, overrides=TINY, utts_per_split=8, device="cpu", jobs=1, stdout=shown)
+    assert r.epochs == 2 and not r.out_of_time
+    for split in ("train", "dev", "test"):
+        assert (out / "feats" / split / "index.tsv").exists()
+    assert (r.exp / "checkpoints" / "best.pt").exists()
+    hyp = r.hyp.read_text().splitlines()
+    ref = r.ref.read_text().splitlines()
+    assert [h.split()[0] for h in hyp] == [x.split()[0] for x in ref] and len(ref) == 8
+    assert all("sil" not in x.split()[1:] for x in ref)
+    # groups: all, voices heard in training, the voice heard only in test (ked_diphone)
+    names = [g.name for g in r.groups]
+    assert names == ["test, all voices", "voices heard in training", "voice heard only in test"]
+    assert all(s.startswith("ked_diphone") for s in r.groups[2].speakers)
+    assert r.groups[0].phones == sum(len(x.split()) - 1 for x in ref)
+    assert r.groups[0].errors == r.groups[1].errors + r.groups[2].errors
+    assert 0.0 <= r.per and r.per == pytest.approx(100.0 * r.groups[0].errors / r.groups[0].phones)
+    text = shown.getvalue()
+    assert "%PER" in text and str(r.hyp) in text and f"{r.per:.2f}" in text
+    summary = json.loads((out / "demo.json").read_text())
+    assert summary["per"] == round(r.per, 2) and summary["epochs"] == 2
+    assert "PER" in r.report.read_text() and r.per_utt.read_text().count("id: (") == 8
+
+    # decode | score on the demo's model gives the demo's PER
+    dec = subprocess.Popen([sys.executable, "-m", "asrkit", "-q", "decode", str(r.exp), str(out / "feats" / "test"),
+                            "--device", "cpu", "--impl", "scratch"], stdout=subprocess.PIPE)
+    sc = subprocess.run([sys.executable, "-m", "asrkit", "score", str(r.ref), "-", "--json"], stdin=dec.stdout,
+                        capture_output=True, text=True)
+    dec.stdout.close()
+    assert dec.wait() == 0 and sc.returncode == 0, sc.stderr
+    assert json.loads(sc.stdout)["wer"] == pytest.approx(r.per, abs=0.01)
+
+    # a re-run skips every finished stage and prints the same numbers
+    before = r.hyp.stat().st_mtime_ns
+    again = run_demo(out, minutes=5, epochs=2, overrides=TINY, utts_per_split=8, device="cpu", jobs=1,
+                     stdout=io.StringIO())
+    assert again.per == r.per and again.hyp.stat().st_mtime_ns == before
+    assert again.seconds["train"] < 30 and again.seconds["decode"] < 5

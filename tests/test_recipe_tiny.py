@@ -1,0 +1,59 @@
+"""recipes/tiny/run.sh, every stage, with very small configs: the outputs of
+each stage, the frame accuracy and Kaggle csv of stage 6, and a second run
+that keeps finished outputs."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPT = ROOT / "recipes" / "tiny" / "run.sh"
+
+CTC = """task: ctc
+model: {type: ctc, impl: native, subsampling: 4, encoder: lstm, hidden: 16, layers: 1, dropout: 0.0}
+units: {kind: phone}
+data: {cmvn: global, max_frames: 40000}
+features: {specaugment: false}
+optim: {lr: 3.0e-3, warmup_steps: 1}
+train: {epochs: 1, tensorboard: false}
+"""
+FRAME = """task: frame
+model: {type: frame_mlp, impl: native, context: 1, hidden: [32], dropout: 0.0}
+data: {cmvn: global, max_frames: 40000}
+optim: {lr: 3.0e-3, warmup_steps: 1}
+train: {epochs: 1, tensorboard: false}
+"""
+
+
+@pytest.mark.slow
+def test_run_sh_all_stages(tmp_path):
+    (tmp_path / "ctc.yaml").write_text(CTC)
+    (tmp_path / "frame.yaml").write_text(FRAME)
+    env = dict(os.environ, ASRKIT=f"{sys.executable} -m asrkit")
+    work = tmp_path / "work"
+    cmd = ["bash", str(SCRIPT), "--dir", str(work), "--nj", "2", "--device", "cpu",
+           "--ctc-conf", str(tmp_path / "ctc.yaml"), "--frame-conf", str(tmp_path / "frame.yaml")]
+    p = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    assert p.returncode == 0, p.stdout + p.stderr
+    for n, name in enumerate(["corpus", "features", "train_ctc", "decode", "score", "train_frame", "predict_frame"]):
+        assert (work / "exp" / "log" / f"{n:02d}_{name}.log").exists() or n == 0
+    dec = work / "exp" / "ctc_phone" / "decode_test"
+    hyp = (dec / "hyp.txt").read_text().splitlines()
+    assert len(hyp) == 60 and len((dec / "hyp.jsonl").read_text().splitlines()) == 60
+    assert "%PER" in (dec / "per.txt").read_text() and "%PER" in p.stdout
+    pred = work / "exp" / "frame_mlp" / "predict_test"
+    acc = (pred / "accuracy.txt").read_text()
+    assert acc.startswith("frame accuracy ")
+    csv = (pred / "submission.csv").read_text().splitlines()
+    ali = (pred / "ali").read_text().splitlines()
+    frames = sum(len(line.split()) - 1 for line in ali)
+    assert csv[0] == "id,label" and len(csv) == frames + 1 and csv[-1].startswith(f"{frames - 1},")
+    # a second run of decode and score keeps the hypotheses (best.pt did not change)
+    before = (dec / "hyp.txt").stat().st_mtime_ns
+    p = subprocess.run(cmd + ["--stage", "2", "--stop-stage", "4"], capture_output=True, text=True, env=env)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert "up to date" in p.stdout and (dec / "hyp.txt").stat().st_mtime_ns == before
