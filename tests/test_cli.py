@@ -100,3 +100,15 @@ def test_read_table_duplicate_ids(tmp_path: Path):
     f.write_text("a 1\n\nb 2\na 3\n")
     with pytest.raises(InputError, match=r"text:4: duplicate id 'a' \(first on line 1\)"):
         read_table(f)
+
+
+def test_atomic_write_gives_the_usual_file_mode(tmp_path: Path):
+    import os
+
+    from asrkit.io import atomic_write
+
+    mask = os.umask(0o022)
+    os.umask(mask)
+    with atomic_write(tmp_path / "f.txt") as f:
+        f.write("x")
+    assert (tmp_path / "f.txt").stat().st_mode & 0o777 == 0o666 & ~mask

@@ -21,7 +21,6 @@ import os
 import random
 import re
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -49,15 +48,8 @@ def save_checkpoint(obj: dict[str, Any], path: str | os.PathLike) -> None:
 
 
 def copy_atomic(src: str | os.PathLike, dst: str | os.PathLike) -> None:
-    dst = Path(dst)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".tmp", dir=dst.parent)
-    os.close(fd)
-    try:
-        shutil.copyfile(src, tmp)
-        os.replace(tmp, dst)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with open(src, "rb") as f_in, atomic_write(dst, "wb") as f_out:
+        shutil.copyfileobj(f_in, f_out, 1 << 20)
 
 
 def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
