@@ -38,13 +38,14 @@ Unit inventories:
 """
 from __future__ import annotations
 
+import functools
 import io
 import json
 import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Sequence
 
 from asrkit.data.lexicon import ARPABET39, Lexicon, UnknownWordError, list_words
 from asrkit.data.table import read_table, write_table
@@ -202,7 +203,7 @@ class Tokenizer:
         kind: str,
         units: Sequence[str],
         *,
-        lexicon: Lexicon | None = None,
+        lexicon: Lexicon | Callable[[], Lexicon] | None = None,
         sp_model: bytes | None = None,
         config: dict | None = None,
         source: str = "<tokenizer>",
@@ -218,7 +219,9 @@ class Tokenizer:
             raise InputError(f"{source}: units are not distinct")
         if not self.units or self.units[0] != BLANK:
             raise InputError(f"{source}: id 0 must be '{BLANK}'")
-        self.lexicon = lexicon
+        # A callable is loaded on first use: decoding never needs the lexicon,
+        # and the CMU dictionary takes about a second to read.
+        self._lexicon = lexicon
         self._sp = None
         self._sp_model = sp_model
         if kind == "phone":
@@ -401,7 +404,7 @@ class Tokenizer:
         lexicon = None
         sp_model = None
         if kind == "phone":
-            lexicon = _phone_lexicon(path, config)
+            lexicon = functools.partial(_phone_lexicon, path, config)
         elif kind == "bpe":
             model = path / config.get("sentencepiece_model", BPE_MODEL)
             try:
@@ -409,6 +412,13 @@ class Tokenizer:
             except FileNotFoundError:
                 raise InputError(f"{model}: no such file (the bpe tokenizer's sentencepiece model)") from None
         return cls(kind, units, lexicon=lexicon, sp_model=sp_model, config=config, source=name)
+
+    @property
+    def lexicon(self) -> Lexicon | None:
+        """(phone) the :class:`Lexicon` that spells words, loaded on first use."""
+        if callable(self._lexicon):
+            self._lexicon = self._lexicon()
+        return self._lexicon
 
     def __repr__(self) -> str:
         return f"Tokenizer(kind={self.kind!r}, vocab_size={self.vocab_size}, source={self.source!r})"
