@@ -21,37 +21,88 @@ def decode_command(
     checkpoint: str = typer.Option(
         "best", "--checkpoint", metavar="NAME|FILE", help="best, last, epoch-N (in EXP/checkpoints) or a .pt file."
     ),
-    fmt: str = typer.Option(
-        "text", "--format", metavar="text|trn|jsonl",
-        help="text: 'utt-id tokens'; trn: 'tokens (utt-id)'; jsonl: {utt, hyp, score, frames, out_frames, units}.",
+    fmt: Optional[str] = typer.Option(
+        None, "--format", metavar="text|trn|jsonl",
+        help="text: 'utt-id tokens'; trn: 'tokens (utt-id)'; jsonl: {utt, hyp, score, frames, out_frames, units} "
+             "(beam: + am_score, nbest). Default: text, jsonl with --nbest.",
     ),
     batch_size: int = typer.Option(16, "--batch-size", metavar="N", help="Utterances per forward pass."),
     device: str = typer.Option("auto", "--device", metavar="auto|cpu|cuda", help="Where the model runs."),
     impl: Optional[str] = typer.Option(
         None, "--impl", metavar="scratch|native", help="Layer implementation (default: the one it was trained with)."
     ),
+    beam: Optional[int] = typer.Option(
+        None, "--beam", metavar="N",
+        help="CTC prefix beam search with N hypotheses (default: greedy; 20 when --lm or --nbest is given).",
+    ),
+    lm: Optional[Path] = typer.Option(
+        None, "--lm", metavar="LM.arpa",
+        help="Word n-gram LM (ARPA, order >= 2, e.g. from 'asrkit lm build') fused into the beam search "
+             "(pyctcdecode + kenlm); char and bpe models only.",
+    ),
+    lm_weight: Optional[float] = typer.Option(
+        None, "--lm-weight", metavar="A", help="Weight of the LM's log probability (with --lm; default 0.5)."
+    ),
+    word_bonus: Optional[float] = typer.Option(
+        None, "--word-bonus", metavar="B", help="Score added per word (with --lm; default 1.5)."
+    ),
+    nbest: Optional[int] = typer.Option(
+        None, "--nbest", metavar="N",
+        help="Also list the N best hypotheses with their scores (jsonl 'nbest' field; beam search).",
+    ),
+    save_emissions: Optional[Path] = typer.Option(
+        None, "--save-emissions", metavar="DIR",
+        help="Also save the model's log-probabilities (a feature store of (T', C) rows per utterance).",
+    ),
 ) -> None:
-    """Greedy CTC decoding of a feature store: 'utt-id tokens' lines on stdout,
-    in utt-id order (phones for phone units, words for char/bpe units).
+    """CTC decoding of a feature store, greedy or with a beam (and a word LM):
+    'utt-id tokens' lines on stdout, in utt-id order (phones for phone units,
+    words for char/bpe units).
 
     Example: asrkit decode exp/ctc feats/test > exp/ctc/hyp.txt && asrkit score data/test/text exp/ctc/hyp.txt
+
+    With an LM: asrkit decode exp/ctc feats/test --beam 20 --lm exp/lm3.arpa > exp/ctc/hyp_lm.txt
     """
     from asrkit.data import FeatureStore
-    from asrkit.decode import FORMATS, greedy_decode, load_exp, write_hypotheses
+    from asrkit.decode import FORMATS, load_exp, write_hypotheses
+    from asrkit.decode import beam as beam_mod
+    from asrkit.decode.beam import decode_store
 
+    if fmt is None:
+        fmt = "jsonl" if nbest is not None else "text"
     if fmt not in FORMATS:
         raise UsageError(f"--format must be one of {', '.join(FORMATS)}, got '{fmt}'")
+    if nbest is not None and fmt != "jsonl":
+        raise UsageError(f"--nbest writes its hypotheses in the jsonl 'nbest' field; use --format jsonl, not {fmt}")
+    if lm is None and (lm_weight is not None or word_bonus is not None):
+        raise UsageError("--lm-weight and --word-bonus weigh an LM; give one with --lm LM.arpa")
     if batch_size < 1:
         raise UsageError(f"--batch-size must be >= 1, got {batch_size}")
+    use_beam = beam is not None or lm is not None or nbest is not None
     store = FeatureStore(feats)
     loaded = load_exp(exp, checkpoint=checkpoint, device=device, impl=impl, task="ctc")
     log.info(f"{exp}: {loaded.checkpoint.name}, {loaded.units.kind} units -> {loaded.units.output_kind}, "
              f"impl {loaded.config['model'].get('impl')}, {loaded.device}; {len(store)} utterances in {feats}")
+    decoder = None
+    if use_beam:
+        decoder = beam_mod.BeamDecoder(
+            loaded.units, beam=beam if beam is not None else beam_mod.DEFAULT_BEAM, lm=lm,
+            lm_weight=beam_mod.DEFAULT_LM_WEIGHT if lm_weight is None else lm_weight,
+            word_bonus=beam_mod.DEFAULT_WORD_BONUS if word_bonus is None else word_bonus,
+            nbest=nbest)
+        log.info(f"beam {decoder.beam}" + (f", LM {lm} (weight {decoder.lm_weight}, word bonus "
+                                            f"{decoder.word_bonus})" if lm is not None else ", no LM"))
     with log.progress() as bar:
         task = bar.add_task("decode", total=len(store))
-        hyps = greedy_decode(loaded, store, batch_size=batch_size,
-                             on_batch=lambda n: bar.advance(task, n))
-        write_hypotheses(hyps, sys.stdout, fmt)
+        try:  # greedy when decoder is None; NaN log-probs stop with one line either way
+            hyps = decode_store(loaded, store, decoder, batch_size=batch_size, save=save_emissions,
+                                on_hypothesis=lambda: bar.advance(task, 1))
+            write_hypotheses(hyps, sys.stdout, fmt)
+        finally:
+            if decoder is not None:
+                decoder.close()
+    if save_emissions is not None:
+        log.info(f"log-probabilities saved in {save_emissions}")
 
 
 def register(app: typer.Typer) -> None:

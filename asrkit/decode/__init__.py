@@ -12,6 +12,7 @@ Pieces (each usable alone):
 - :mod:`asrkit.decode.emissions`: :func:`iter_outputs`, the model's per-utterance
   log-probabilities over a store, batched by length, in utt-id order;
 - :mod:`asrkit.decode.greedy`: greedy CTC hypotheses;
+- :mod:`asrkit.decode.beam`: CTC beam search, with a word n-gram LM (pyctcdecode + kenlm) or without;
 - :mod:`asrkit.decode.frame`: frame classifier predictions (text / Kaggle csv);
 - :mod:`asrkit.decode.units`: unit ids -> phones / words / labels;
 - :mod:`asrkit.decode.output`: :class:`Hypothesis` and the text/trn/jsonl writers;
@@ -19,6 +20,7 @@ Pieces (each usable alone):
 """
 from __future__ import annotations
 
+from asrkit.decode.beam import BeamDecoder, beam_decode, beam_hypotheses
 from asrkit.decode.emissions import ModelOutput, iter_outputs, length_batches, resolve_device
 from asrkit.decode.exp import LoadedExp, load_exp
 from asrkit.decode.frame import FramePrediction, predict_frames, write_frame_csv, write_frame_text
@@ -27,6 +29,7 @@ from asrkit.decode.output import FORMATS, WRITERS, Hypothesis, format_line, writ
 from asrkit.decode.units import UnitMap, load_units
 
 __all__ = [
+    "BeamDecoder", "beam_decode", "beam_hypotheses",
     "FORMATS", "WRITERS", "FramePrediction", "Hypothesis", "LoadedExp", "ModelOutput", "UnitMap",
     "format_line", "greedy_decode", "greedy_hypotheses", "greedy_hypothesis", "iter_outputs",
     "length_batches", "load_exp", "load_units", "predict_frames", "resolve_device", "write_frame_csv",
