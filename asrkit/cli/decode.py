@@ -55,9 +55,10 @@ def decode_command(
         help="Also save the model's log-probabilities (a feature store of (T', C) rows per utterance).",
     ),
 ) -> None:
-    """CTC decoding of a feature store, greedy or with a beam (and a word LM):
-    'utt-id tokens' lines on stdout, in utt-id order (phones for phone units,
-    words for char/bpe units).
+    """CTC decoding of a feature store, greedy or with a beam and a word LM.
+
+    Writes 'utt-id tokens' lines on stdout, in utt-id order (phones for phone
+    units, words for char/bpe units).
 
     Example: asrkit decode exp/ctc feats/test > exp/ctc/hyp.txt && asrkit score data/test/text exp/ctc/hyp.txt
 

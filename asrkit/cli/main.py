@@ -54,9 +54,10 @@ def _global_options(
 
 def _register() -> None:
     """Add every command group. Each module defines ``register(app)``."""
-    from asrkit.cli import corpus, score, lm, data, featurize, audio, tokenizer, train, decode, predict, demo
+    from asrkit.cli import audio, corpus, data, decode, demo, featurize, lm, predict, score, tokenizer, train
 
-    for module in (score, corpus, lm, data, featurize, audio, tokenizer, train, decode, predict, demo):
+    # Listed in --help in this order: the data flow, then the demo.
+    for module in (corpus, data, audio, featurize, tokenizer, train, decode, predict, lm, score, demo):
         module.register(app)
 
 
