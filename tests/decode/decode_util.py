@@ -41,6 +41,8 @@ def _sharpen(model: torch.nn.Module, scale: float = 3.0) -> None:
         for p in model.parameters():
             if p.dim() >= 2:
                 p.mul_(scale)
+        if getattr(model, "output", None) is not None and model.output.bias is not None:
+            model.output.bias.zero_()  # drop the recurrent CTC models' blank-leaning start
 
 
 def _train_steps(model: torch.nn.Module, tok, steps: int) -> None:

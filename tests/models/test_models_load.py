@@ -24,7 +24,7 @@ def _exp_dir(tmp_path, model_cfg, state, name="best"):
     return exp
 
 
-def _trained(cfg, steps=5):
+def _trained(cfg, steps=15):
     """A model moved off its init by a few steps (BatchNorm running stats too)."""
     torch.manual_seed(0)
     model = build_model(cfg).train()
