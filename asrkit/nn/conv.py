@@ -97,6 +97,15 @@ class _ConvNd(Module):
             s += f", padding_mode={self.padding_mode}"
         return s + ", " + super().extra_repr()
 
+    def _conv(self, x: torch.Tensor, conv) -> torch.Tensor:
+        """Run ``conv`` (torch's or the scratch functional of this rank), first
+        padding explicitly for the non-zero padding modes, as torch does."""
+        padding = self.padding
+        if self.padding_mode != "zeros":
+            pad = TF.pad if self.native else C.pad
+            x, padding = pad(x, self._reversed_padding_repeated_twice, self.padding_mode), 0
+        return conv(x, self.weight, self.bias, self.stride, padding, self.dilation, self.groups)
+
 
 class Conv1d(_ConvNd):
     """``(N, C_in, T) -> (N, C_out, T_out)``, ``T_out = (T + 2p - d (k-1) - 1) // s + 1``."""
@@ -111,14 +120,7 @@ class Conv1d(_ConvNd):
                          groups, bias, padding_mode, device, dtype, impl)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.native:
-            conv, pad = TF.conv1d, TF.pad
-        else:
-            conv, pad = C.conv1d, C.pad
-        padding = self.padding
-        if self.padding_mode != "zeros":
-            x, padding = pad(x, self._reversed_padding_repeated_twice, self.padding_mode), 0
-        return conv(x, self.weight, self.bias, self.stride, padding, self.dilation, self.groups)
+        return self._conv(x, TF.conv1d if self.native else C.conv1d)
 
 
 class Conv2d(_ConvNd):
@@ -134,14 +136,7 @@ class Conv2d(_ConvNd):
                          groups, bias, padding_mode, device, dtype, impl)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.native:
-            conv, pad = TF.conv2d, TF.pad
-        else:
-            conv, pad = C.conv2d, C.pad
-        padding = self.padding
-        if self.padding_mode != "zeros":
-            x, padding = pad(x, self._reversed_padding_repeated_twice, self.padding_mode), 0
-        return conv(x, self.weight, self.bias, self.stride, padding, self.dilation, self.groups)
+        return self._conv(x, TF.conv2d if self.native else C.conv2d)
 
 
 class _ConvTransposeNd(_ConvNd):
