@@ -135,21 +135,34 @@ def _soundfile_read(data_or_path, name: str) -> tuple[np.ndarray, int]:
     return x, rate
 
 
-def _read_file(path: str) -> tuple[np.ndarray, int]:
+def _open_audio(path: str):
+    """Open an audio file for binary reading; a missing, unreadable or
+    directory path raises :class:`AudioError` naming it."""
     try:
-        with open(path, "rb") as f:
-            head = f.read(_HEAD_BYTES)
-            if sphere.is_sphere(head) or head[:4] == b"RIFF":
-                data = head + f.read()
-                return _decode_bytes(data, path, len(data))
+        return open(path, "rb")
     except FileNotFoundError:
         raise AudioError(f"{path}: no such audio file") from None
     except IsADirectoryError:
         raise AudioError(f"{path}: is a directory, expected an audio file") from None
     except PermissionError:
         raise AudioError(f"{path}: permission denied") from None
+
+
+def _read_head(f, path: str) -> bytes:
+    """The first bytes of an open audio file (enough for any header); an
+    empty file raises :class:`AudioError`."""
+    head = f.read(_HEAD_BYTES)
     if not head:
         raise AudioError(f"{path}: empty audio file (0 bytes)")
+    return head
+
+
+def _read_file(path: str) -> tuple[np.ndarray, int]:
+    with _open_audio(path) as f:
+        head = _read_head(f, path)
+        if sphere.is_sphere(head) or head[:4] == b"RIFF":
+            data = head + f.read()
+            return _decode_bytes(data, path, len(data))
     return _soundfile_read(path, path)
 
 
@@ -243,18 +256,9 @@ def info(source: str | os.PathLike) -> AudioInfo:
     if is_piped(src):
         x, rate = read(src)
         return AudioInfo(rate, x.shape[0], x.shape[1], "pipe")
-    try:
-        size = os.path.getsize(src)
-        with open(src, "rb") as f:
-            head = f.read(_HEAD_BYTES)
-    except FileNotFoundError:
-        raise AudioError(f"{src}: no such audio file") from None
-    except IsADirectoryError:
-        raise AudioError(f"{src}: is a directory, expected an audio file") from None
-    except PermissionError:
-        raise AudioError(f"{src}: permission denied") from None
-    if not head:
-        raise AudioError(f"{src}: empty audio file (0 bytes)")
+    with _open_audio(src) as f:
+        size = os.fstat(f.fileno()).st_size
+        head = _read_head(f, src)
     if sphere.is_sphere(head):
         fields, hsize = sphere.parse_header(head, src)
         rate, count, ch = sphere.header_info(fields, src)
