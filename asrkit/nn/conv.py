@@ -140,6 +140,11 @@ class Conv2d(_ConvNd):
 
 
 class _ConvTransposeNd(_ConvNd):
+    def _conv_t(self, x: torch.Tensor, output_size: Sequence[int] | None, conv_t) -> torch.Tensor:
+        """Run ``conv_t`` (torch's or the scratch functional of this rank)."""
+        op = self._output_padding(x, output_size)
+        return conv_t(x, self.weight, self.bias, self.stride, self.padding, op, self.groups, self.dilation)
+
     def _output_padding(self, x: torch.Tensor, output_size: Sequence[int] | None) -> tuple[int, ...]:
         """As torch: the output_padding that yields ``output_size`` (or the constructor's)."""
         if output_size is None:
@@ -175,9 +180,7 @@ class ConvTranspose1d(_ConvTransposeNd):
                          output_padding, groups, bias, padding_mode, device, dtype, impl)
 
     def forward(self, x: torch.Tensor, output_size: Sequence[int] | None = None) -> torch.Tensor:
-        op = self._output_padding(x, output_size)
-        f = TF.conv_transpose1d if self.native else C.conv_transpose1d
-        return f(x, self.weight, self.bias, self.stride, self.padding, op, self.groups, self.dilation)
+        return self._conv_t(x, output_size, TF.conv_transpose1d if self.native else C.conv_transpose1d)
 
 
 class ConvTranspose2d(_ConvTransposeNd):
@@ -196,6 +199,4 @@ class ConvTranspose2d(_ConvTransposeNd):
                          output_padding, groups, bias, padding_mode, device, dtype, impl)
 
     def forward(self, x: torch.Tensor, output_size: Sequence[int] | None = None) -> torch.Tensor:
-        op = self._output_padding(x, output_size)
-        f = TF.conv_transpose2d if self.native else C.conv_transpose2d
-        return f(x, self.weight, self.bias, self.stride, self.padding, op, self.groups, self.dilation)
+        return self._conv_t(x, output_size, TF.conv_transpose2d if self.native else C.conv_transpose2d)
