@@ -48,6 +48,23 @@ def test_demo_end_to_end(tmp_path):
     assert summary["per"] == round(r.per, 2) and summary["epochs"] == 2
     assert "PER" in r.report.read_text() and r.per_utt.read_text().count("id: (") == 8
 
+    # the LM stage: the words table (greedy phones / lexicon only / lexicon + LM), its files, tuned weights
+    assert [x.search for x in r.searches] == ["greedy CTC (phones)", "beam 20 + lexicon, no LM",
+                                              "beam 20 + lexicon + 3-gram LM"]
+    assert r.searches[0].wer is None and r.searches[0].per == pytest.approx(r.per)
+    assert all(x.wer is not None and 0 <= x.wer for x in r.searches[1:])
+    assert "%WER" in text and f"{r.searches[2].wer:.2f}" in text
+    assert [x["search"] for x in summary["searches"]] == [x.search for x in r.searches]
+    dec_dir = r.hyp.parent
+    lm_hyp = (dec_dir / "hyp_lm.txt").read_text().splitlines()
+    ctm = (dec_dir / "hyp_lm.ctm").read_text().splitlines()
+    assert len(lm_hyp) == 8 and len(ctm) == sum(len(x.split()) - 1 for x in lm_hyp)
+    assert (r.exp / "lm_tuning.yaml").is_file() and (out / "exp" / "lm3.arpa").is_file()
+    # asrkit decode with the tuned weights (read from lm_tuning.yaml) writes the demo's LM hypotheses
+    lm_cli = subprocess.run([sys.executable, "-m", "asrkit", "-q", "decode", str(r.exp), str(out / "feats" / "test"),
+                             "--device", "cpu", "--lm", str(out / "exp" / "lm3.arpa")], capture_output=True, text=True)
+    assert lm_cli.returncode == 0 and lm_cli.stdout.splitlines() == lm_hyp, lm_cli.stderr
+
     # decode | score on the demo's model gives the demo's PER
     dec = subprocess.Popen([sys.executable, "-m", "asrkit", "-q", "decode", str(r.exp), str(out / "feats" / "test"),
                             "--device", "cpu", "--impl", "scratch"], stdout=subprocess.PIPE)

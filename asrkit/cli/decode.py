@@ -22,8 +22,9 @@ def decode_command(
         "best", "--checkpoint", metavar="NAME|FILE", help="best, last, epoch-N (in EXP/checkpoints) or a .pt file."
     ),
     fmt: Optional[str] = typer.Option(
-        None, "--format", metavar="text|trn|jsonl",
-        help="text: 'utt-id tokens'; trn: 'tokens (utt-id)'; jsonl: {utt, hyp, score, frames, out_frames, units} "
+        None, "--format", metavar="text|trn|ctm|jsonl",
+        help="text: 'utt-id tokens'; trn: 'tokens (utt-id)'; ctm: 'utt-id 1 start dur token' per token (times from "
+             "the CTC frames x frame shift x subsampling); jsonl: {utt, hyp, score, frames, out_frames, units} "
              "(beam: + am_score, nbest). Default: text, jsonl with --nbest.",
     ),
     batch_size: int = typer.Option(16, "--batch-size", metavar="N", help="Utterances per forward pass."),
@@ -36,16 +37,33 @@ def decode_command(
         help="CTC prefix beam search with N hypotheses (default: greedy; 20 when --lm or --nbest is given).",
     ),
     lm: Optional[Path] = typer.Option(
-        None, "--lm", metavar="LM.arpa",
-        help="Word n-gram LM (ARPA, order >= 2, e.g. from 'asrkit lm build') fused into the beam search "
-             "(pyctcdecode + kenlm); char and bpe models only.",
+        None, "--lm", metavar="LM.arpa|LM.bin",
+        help="Word n-gram LM (ARPA from 'asrkit lm build', or a kenlm binary; order >= 2) fused into the beam "
+             "search. Phone models decode to words through their lexicon.",
     ),
     lm_weight: Optional[float] = typer.Option(
-        None, "--lm-weight", metavar="A", help="Weight of the LM's log probability (with --lm; default 0.5)."
+        None, "--lm-weight", metavar="A",
+        help="Weight of the LM's (natural) log probability (with --lm; default: EXP/lm_tuning.yaml from "
+             "'asrkit tune', else 0.5).",
     ),
     word_bonus: Optional[float] = typer.Option(
-        None, "--word-bonus", metavar="B", help="Score added per word (with --lm; default 1.5)."
+        None, "--word-bonus", metavar="B",
+        help="Score added per word (with --lm; default: EXP/lm_tuning.yaml, else 1.5 for pyctcdecode, 0 for "
+             "flashlight).",
     ),
+    lexicon: Optional[Path] = typer.Option(
+        None, "--lexicon", metavar="FILE",
+        help="Words the LM search may produce (Kaldi lexicon.txt, CMU dict or one word per line). Phone models: "
+             "their pronunciations (default: the model's lexicon, the shipped CMU dict). char/bpe: the "
+             "vocabulary (default: the ARPA unigrams; needed with a kenlm binary).",
+    ),
+    backend: Optional[str] = typer.Option(
+        None, "--backend", metavar="flashlight|pyctcdecode|plain",
+        help="Beam search: flashlight (lexicon-constrained, word LM; the default with --lm for every unit kind: "
+             "faster than pyctcdecode at equal or lower WER in benchmarks/decode_bench.py), pyctcdecode (open "
+             "vocabulary, char/bpe), plain (no LM; the default without --lm).",
+    ),
+    jobs: int = typer.Option(1, "--jobs", "-j", metavar="J", help="Worker processes for the search."),
     nbest: Optional[int] = typer.Option(
         None, "--nbest", metavar="N",
         help="Also list the N best hypotheses with their scores (jsonl 'nbest' field; beam search).",
@@ -63,11 +81,15 @@ def decode_command(
     Example: asrkit decode exp/ctc feats/test > exp/ctc/hyp.txt && asrkit score data/test/text exp/ctc/hyp.txt
 
     With an LM: asrkit decode exp/ctc feats/test --beam 20 --lm exp/lm3.arpa > exp/ctc/hyp_lm.txt
+
+    Word times: asrkit decode exp/ctc feats/test --beam 20 --lm exp/lm3.arpa --format ctm > exp/ctc/hyp.ctm
     """
     from asrkit.data import FeatureStore
     from asrkit.decode import FORMATS, load_exp, write_hypotheses
     from asrkit.decode import beam as beam_mod
     from asrkit.decode.beam import decode_store
+
+    from asrkit.decode.beam import resolve_backend
 
     if fmt is None:
         fmt = "jsonl" if nbest is not None else "text"
@@ -77,27 +99,41 @@ def decode_command(
         raise UsageError(f"--nbest writes its hypotheses in the jsonl 'nbest' field; use --format jsonl, not {fmt}")
     if lm is None and (lm_weight is not None or word_bonus is not None):
         raise UsageError("--lm-weight and --word-bonus weigh an LM; give one with --lm LM.arpa")
+    if lm is None and lexicon is not None:
+        raise UsageError("--lexicon lists the words of an LM search; give the LM with --lm")
     if batch_size < 1:
         raise UsageError(f"--batch-size must be >= 1, got {batch_size}")
-    use_beam = beam is not None or lm is not None or nbest is not None
+    if jobs < 1:
+        raise UsageError(f"--jobs must be >= 1, got {jobs}")
+    use_beam = beam is not None or lm is not None or nbest is not None or backend is not None
     store = FeatureStore(feats)
     loaded = load_exp(exp, checkpoint=checkpoint, device=device, impl=impl, task="ctc")
-    log.info(f"{exp}: {loaded.checkpoint.name}, {loaded.units.kind} units -> {loaded.units.output_kind}, "
-             f"impl {loaded.config['model'].get('impl')}, {loaded.device}; {len(store)} utterances in {feats}")
+    if use_beam:
+        backend = resolve_backend(loaded.units.kind, lm is not None, backend)
+    if lm is not None and (lm_weight is None or word_bonus is None):
+        from asrkit.decode.tune import tuned_weights
+
+        tuned = tuned_weights(exp, lm, backend)  # None (+ one warning) when tuned for another LM or backend
+        if tuned is not None:
+            lm_weight = tuned[0] if lm_weight is None else lm_weight
+            word_bonus = tuned[1] if word_bonus is None else word_bonus
+            log.info(f"LM weights from {exp}/lm_tuning.yaml")
     decoder = None
     if use_beam:
         decoder = beam_mod.BeamDecoder(
             loaded.units, beam=beam if beam is not None else beam_mod.DEFAULT_BEAM, lm=lm,
             lm_weight=beam_mod.DEFAULT_LM_WEIGHT if lm_weight is None else lm_weight,
-            word_bonus=beam_mod.DEFAULT_WORD_BONUS if word_bonus is None else word_bonus,
-            nbest=nbest)
-        log.info(f"beam {decoder.beam}" + (f", LM {lm} (weight {decoder.lm_weight}, word bonus "
-                                            f"{decoder.word_bonus})" if lm is not None else ", no LM"))
+            word_bonus=word_bonus,  # None: the backend's default
+            nbest=nbest, backend=backend, lexicon=lexicon)
+        log.info(f"beam {decoder.beam}, {decoder.backend}" + (
+            f", LM {lm} (weight {decoder.lm_weight}, word bonus {decoder.word_bonus})" if lm is not None
+            else ", no LM"))
     with log.progress() as bar:
         task = bar.add_task("decode", total=len(store))
         try:  # greedy when decoder is None; NaN log-probs stop with one line either way
             hyps = decode_store(loaded, store, decoder, batch_size=batch_size, save=save_emissions,
-                                on_hypothesis=lambda: bar.advance(task, 1))
+                                on_hypothesis=lambda: bar.advance(task, 1), times=fmt in ("ctm", "jsonl"),
+                                jobs=jobs)
             write_hypotheses(hyps, sys.stdout, fmt)
         finally:
             if decoder is not None:

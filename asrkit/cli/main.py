@@ -54,10 +54,11 @@ def _global_options(
 
 def _register() -> None:
     """Add every command group. Each module defines ``register(app)``."""
-    from asrkit.cli import audio, corpus, data, decode, demo, featurize, lm, predict, score, tokenizer, train
+    from asrkit.cli import (align, audio, corpus, data, decode, demo, featurize, lm, predict, score, tokenizer, train,
+                            tune)
 
     # Listed in --help in this order: the data flow, then the demo.
-    for module in (corpus, data, audio, featurize, tokenizer, train, decode, predict, lm, score, demo):
+    for module in (corpus, data, audio, featurize, tokenizer, train, decode, align, tune, predict, lm, score, demo):
         module.register(app)
 
 

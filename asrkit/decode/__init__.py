@@ -12,7 +12,12 @@ Pieces (each usable alone):
 - :mod:`asrkit.decode.emissions`: :func:`iter_outputs`, the model's per-utterance
   log-probabilities over a store, batched by length, in utt-id order;
 - :mod:`asrkit.decode.greedy`: greedy CTC hypotheses;
-- :mod:`asrkit.decode.beam`: CTC beam search, with a word n-gram LM (pyctcdecode + kenlm) or without;
+- :mod:`asrkit.decode.beam`: CTC beam search, with a word n-gram LM (flashlight's lexicon decoder,
+  or pyctcdecode + kenlm) or without; backends picked by :func:`asrkit.decode.beam.resolve_backend`;
+- :mod:`asrkit.decode.flashlight`: the lexicon-constrained search (phone models -> words);
+- :mod:`asrkit.decode.timing`: CTC frame paths, unit segments and token times (``--format ctm``);
+- :mod:`asrkit.decode.tune`: LM weight / word bonus grid search over saved emissions (``asrkit tune``);
+- :mod:`asrkit.decode.align`: CTC forced alignment of transcripts (``asrkit align``);
 - :mod:`asrkit.decode.frame`: frame classifier predictions (text / Kaggle csv);
 - :mod:`asrkit.decode.units`: unit ids -> phones / words / labels;
 - :mod:`asrkit.decode.output`: :class:`Hypothesis` and the text/trn/jsonl writers;

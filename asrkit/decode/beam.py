@@ -47,6 +47,7 @@ import json
 import logging
 import math
 import os
+import re
 import shutil
 from contextlib import contextmanager
 from pathlib import Path
@@ -62,7 +63,7 @@ from asrkit.errors import DataError, InputError, UsageError
 from asrkit.io import atomic_write, display_name
 
 __all__ = [
-    "DEFAULT_BEAM", "DEFAULT_LM_WEIGHT", "DEFAULT_WORD_BONUS", "BeamDecoder", "beam_decode",
+    "BACKENDS", "DEFAULT_LM_BACKEND", "DEFAULT_WORD_BONUS_FLASHLIGHT", "resolve_backend", "read_word_list", "DEFAULT_BEAM", "DEFAULT_LM_WEIGHT", "DEFAULT_WORD_BONUS", "BeamDecoder", "beam_decode",
     "beam_hypotheses", "check_emissions", "decode_store", "load_emissions", "read_arpa_unigrams",
     "save_emissions",
 ]
@@ -73,10 +74,40 @@ DEFAULT_BEAM = 20
 DEFAULT_LM_WEIGHT = 0.5
 #: Score added per word (pyctcdecode's ``beta``).
 DEFAULT_WORD_BONUS = 1.5
+#: Score added per word with the flashlight backend (its lexicon already keeps
+#: out non-words, which pyctcdecode's bonus partly makes up for).
+DEFAULT_WORD_BONUS_FLASHLIGHT = 0.0
 #: Without an LM, classes more than this far (log) below a frame's best are not expanded.
 NO_LM_PRUNE = 10.0
 
+#: Search backends: flashlight (lexicon-constrained, word LM; any CTC units), pyctcdecode (open
+#: vocabulary, word LM; char and bpe), plain (prefix beam search without an LM; any CTC units).
+BACKENDS = ("flashlight", "pyctcdecode", "plain")
+#: The backend used with an LM when --backend is not given: flashlight for every unit kind
+#: (benchmarks/decode_bench.py: on the same emissions and LM it is faster than pyctcdecode at equal or lower
+#: WER, and it is the one that decodes phone models to words).
+DEFAULT_LM_BACKEND = "flashlight"
+
+
+def resolve_backend(kind: str, has_lm: bool, backend: Optional[str] = None) -> str:
+    """The search backend for ``kind`` units: ``backend`` checked, or the
+    default (``plain`` without an LM, :data:`DEFAULT_LM_BACKEND` with one)."""
+    if backend is None:
+        return DEFAULT_LM_BACKEND if has_lm else "plain"
+    if backend not in BACKENDS:
+        raise UsageError(f"--backend must be one of {', '.join(BACKENDS)}, got '{backend}'")
+    if backend == "plain" and has_lm:
+        raise UsageError("--backend plain searches without an LM; drop --lm or use flashlight / pyctcdecode")
+    if backend != "plain" and not has_lm:
+        raise UsageError(f"--backend {backend} fuses a word LM into the search; give one with --lm LM.arpa")
+    if backend == "pyctcdecode" and kind == "phone":
+        raise UsageError("pyctcdecode cannot decode a phone model to words; use --backend flashlight "
+                         "(lexicon-constrained, the default with --lm)")
+    return backend
+
+
 _SPECIAL_WORDS = {"<s>", "</s>", "<unk>"}
+_WARNED_MISSING: set[tuple[str, str]] = set()
 _PCD_UNK = "⁇"  # pyctcdecode's unknown token in decoded text
 _KENLM_BINARY_MAGIC = b"mmap lm "
 _MAX_LISTED = 10
@@ -127,6 +158,34 @@ def read_arpa_unigrams(path: str | os.PathLike) -> list[str]:
     if not words:
         raise InputError(f"{name}: the ARPA file has no words besides <s>, </s>, <unk>")
     return words
+
+
+def _is_kenlm_binary(path: Path) -> bool:
+    """True when ``path`` starts with kenlm's binary magic (unreadable files: False; loading says why)."""
+    try:
+        with open(path, "rb") as f:
+            return f.read(len(_KENLM_BINARY_MAGIC)) == _KENLM_BINARY_MAGIC
+    except OSError:
+        return False
+
+
+def read_word_list(path: str | os.PathLike) -> list[str]:
+    """The words of a word list or lexicon file: the first field of every
+    line (``word``, ``word phone ...``, CMU ``word(2) ...``), in file order,
+    once each; ``#`` / ``;;;`` comment lines and blank lines skipped."""
+    from asrkit.io import iter_lines
+
+    words: dict[str, None] = {}
+    for _lineno, line in iter_lines(path):  # InputError for missing / unreadable / not UTF-8
+        fields = line.split()
+        if not fields or fields[0].startswith(("#", ";;;")):
+            continue
+        w = re.sub(r"\(\d+\)$", "", fields[0])
+        if w not in _SPECIAL_WORDS:
+            words[w] = None
+    if not words:
+        raise InputError(f"{display_name(path)}: no words")
+    return list(words)
 
 
 @contextmanager
@@ -205,8 +264,9 @@ class BeamDecoder:
     """
 
     def __init__(self, units: UnitMap, *, beam: int = DEFAULT_BEAM, lm: Optional[str | os.PathLike] = None,
-                 lm_weight: float = DEFAULT_LM_WEIGHT, word_bonus: float = DEFAULT_WORD_BONUS,
-                 nbest: Optional[int] = None):
+                 lm_weight: float = DEFAULT_LM_WEIGHT, word_bonus: Optional[float] = None,
+                 nbest: Optional[int] = None, backend: Optional[str] = None,
+                 lexicon: Optional[str | os.PathLike] = None):
         if beam < 1:
             raise UsageError(f"--beam must be >= 1, got {beam}")
         if nbest is not None and nbest < 1:
@@ -214,53 +274,116 @@ class BeamDecoder:
         if nbest is not None and nbest > beam:
             raise UsageError(f"--nbest {nbest} is larger than --beam {beam}; the beam holds at most {beam} "
                              f"hypotheses")
-        if not math.isfinite(lm_weight) or lm_weight < 0:
-            raise UsageError(f"--lm-weight must be a finite number >= 0, got {lm_weight}")
-        if not math.isfinite(word_bonus):
-            raise UsageError(f"--word-bonus must be a finite number, got {word_bonus}")
         if units.kind not in ("phone", "char", "bpe") or units.blank_id is None:
             raise UsageError(f"{units.source}: {units.kind} units are not CTC units; beam search needs a CTC model")
+        self.backend = resolve_backend(units.kind, lm is not None, backend)
+        if lexicon is not None and lm is None:
+            raise UsageError("--lexicon lists the words of an LM search; give the LM with --lm")
         self.units = units
         self._unit_set = set(units.units)
         self.beam = int(beam)
         self.nbest = None if nbest is None else int(nbest)
         self.lm_path = None if lm is None else Path(lm)
+        self.lexicon_path = None if lexicon is None else Path(lexicon)
+        if word_bonus is None:
+            word_bonus = DEFAULT_WORD_BONUS_FLASHLIGHT if self.backend == "flashlight" else DEFAULT_WORD_BONUS
+        self._check_weights(lm_weight, word_bonus)
         self.lm_weight = float(lm_weight)
         self.word_bonus = float(word_bonus)
-        self._decoder = None
+        self._decoder = None  # pyctcdecode
+        self._search = None  # flashlight
         if lm is not None:
-            if units.kind == "phone":
-                raise UsageError("--lm with a phone model needs lexicon-based decoding (phones -> words), which "
-                                 "is not supported yet; decode without --lm (--beam N alone works for phones)")
-            self._decoder = self._build_lm_decoder(Path(lm))
+            if self.backend == "flashlight":
+                self._search = self._build_flashlight(Path(lm))
+            else:
+                self._decoder = self._build_lm_decoder(Path(lm))
+
+    @staticmethod
+    def _check_weights(lm_weight: float, word_bonus: float) -> None:
+        if not math.isfinite(lm_weight) or lm_weight < 0:
+            raise UsageError(f"--lm-weight must be a finite number >= 0, got {lm_weight}")
+        if not math.isfinite(word_bonus):
+            raise UsageError(f"--word-bonus must be a finite number, got {word_bonus}")
+
+    def set_weights(self, lm_weight: float, word_bonus: float) -> None:
+        """New LM weight and word bonus, keeping the loaded LM (what ``asrkit tune`` sweeps)."""
+        self._check_weights(lm_weight, word_bonus)
+        self.lm_weight, self.word_bonus = float(lm_weight), float(word_bonus)
+        if self._search is not None:
+            self._search.set_weights(self.lm_weight, self.word_bonus)
+        elif self._decoder is not None:
+            self._decoder.reset_params(alpha=self.lm_weight, beta=self.word_bonus)
 
     # -- construction ---------------------------------------------------------
 
-    def _build_lm_decoder(self, path: Path):
+    def _lm_words(self, path: Path) -> tuple[list[str], object]:
+        """Check the LM (loads in kenlm, order >= 2) and return the search's
+        vocabulary and, for phone units, the lexicon that spells it: the
+        ``--lexicon`` file's words when given, else the ARPA unigrams (a kenlm
+        binary has no readable word list: phone models then use the whole
+        tokenizer lexicon, char/bpe models need ``--lexicon``)."""
         import kenlm
+
+        from asrkit.lm import load_kenlm
+
+        name = display_name(path)
+        model = load_kenlm(path)  # InputError for missing / unreadable / not an LM; stderr kept clean
+        if not isinstance(model, kenlm.Model):
+            raise DataError(f"{name}: is a unigram LM; the beam decoder needs order >= 2 "
+                            f"(asrkit lm build TEXT --order 3)")
+        del model
+        lexicon = None
+        if self.units.kind == "phone":
+            if self.lexicon_path is not None:
+                from asrkit.data.lexicon import Lexicon
+                lexicon = Lexicon.load(self.lexicon_path)  # InputError when missing / malformed
+            else:
+                lexicon = self.units.tokenizer.lexicon
+        if self.lexicon_path is not None:
+            words = lexicon.words() if lexicon is not None else read_word_list(self.lexicon_path)
+        elif not _is_kenlm_binary(path):
+            words = read_arpa_unigrams(path)
+        elif lexicon is not None:
+            words = lexicon.words()
+        else:
+            raise InputError(f"{name}: is a kenlm binary, which has no readable word list; give the words with "
+                             f"--lexicon FILE (one word per line, or a lexicon), or decode with the ARPA file")
+        if self.units.kind == "phone" and self.lexicon_path is None and not _is_kenlm_binary(path):
+            missing = [w for w in words if w not in lexicon]
+            key = (str(path.resolve()), self.units.source)
+            if missing and key not in _WARNED_MISSING:  # once per LM and model in a process (tune builds many)
+                _WARNED_MISSING.add(key)
+                from asrkit import log
+                from asrkit.data.lexicon import list_words
+                log.warn(f"{name}: {len(missing)} of {len(words)} LM words have no pronunciation in "
+                         f"{self.units.source.rsplit('/', 1)[0]}'s lexicon and cannot be decoded: "
+                         f"{list_words(missing)} (add them with --lexicon FILE)")
+        return list(words), lexicon
+
+    def _build_flashlight(self, path: Path):
+        from asrkit.decode.flashlight import FlashlightSearch
+        from asrkit.lm.ppl import _silenced_stderr_fd
+
+        words, lexicon = self._lm_words(path)
+        if self.units.kind != "phone":
+            _check_lm_units(self.units, words, display_name(self.lexicon_path or path))
+        lexicon_name = display_name(self.lexicon_path) if self.lexicon_path else "the model's lexicon"
+        with _silenced_stderr_fd():  # kenlm's loading chatter
+            return FlashlightSearch(self.units, path, words, lexicon=lexicon, lexicon_name=lexicon_name,
+                                    beam=self.beam, lm_weight=self.lm_weight, word_bonus=self.word_bonus,
+                                    nbest=self.nbest)
+
+    def _build_lm_decoder(self, path: Path):
         from pyctcdecode.alphabet import Alphabet
         from pyctcdecode.decoder import BeamSearchDecoderCTC
         from pyctcdecode.language_model import LanguageModel
 
         from asrkit.lm import load_kenlm
 
-        name = display_name(path)
-        if path.is_file():
-            try:
-                with open(path, "rb") as f:
-                    head = f.read(len(_KENLM_BINARY_MAGIC))
-            except OSError as e:
-                raise InputError(f"{name}: cannot read: {e.strerror or e}") from None
-            if head == _KENLM_BINARY_MAGIC:
-                raise InputError(f"{name}: is a kenlm binary; the beam decoder needs the ARPA file "
-                                 f"(it reads the word list from it)")
-        model = load_kenlm(path)  # InputError for missing / unreadable / not an LM; stderr kept clean
-        if not isinstance(model, kenlm.Model):
-            raise DataError(f"{name}: is a unigram LM; the beam decoder needs order >= 2 "
-                            f"(asrkit lm build TEXT --order 3)")
-        words = read_arpa_unigrams(path)
-        _check_lm_units(self.units, words, name)
+        words, _ = self._lm_words(path)
+        _check_lm_units(self.units, words, display_name(self.lexicon_path or path))
         labels = _alphabet_labels(self.units)
+        model = load_kenlm(path)
         with _quiet_pyctcdecode():
             language_model = LanguageModel(model, words, alpha=self.lm_weight, beta=self.word_bonus)
             return BeamSearchDecoderCTC(Alphabet(labels, is_bpe=self.units.kind == "bpe"), language_model)
@@ -270,6 +393,7 @@ class BeamDecoder:
         if self._decoder is not None:
             self._decoder.cleanup()
             self._decoder = None
+        self._search = None
 
     def __enter__(self) -> "BeamDecoder":
         return self
@@ -317,8 +441,14 @@ class BeamDecoder:
         """The best hypothesis of one utterance (``extra["nbest"]`` with the
         ``nbest`` best when ``nbest`` is set)."""
         check_emissions(out)
+        spans = None
         if out.out_frames == 0:  # nothing to search (pyctcdecode would average an empty array)
             cands = [([], [], 0.0, 0.0)]
+        elif self._search is not None:
+            found = self._search.search(out.log_probs)
+            cands = [(w, self.units.symbols(ids), sc, am) for w, ids, sc, am, _ in found]
+            if len(found[0][4]) == len(found[0][0]):  # the search's own word times
+                spans = found[0][4]
         elif self._decoder is not None:
             cands = self._decode_lm(out)
         else:
@@ -329,7 +459,7 @@ class BeamDecoder:
             extra["nbest"] = [{"hyp": " ".join(t), "score": round(s, 4), "am_score": round(a, 4)}
                               for t, _, s, a in cands[:self.nbest]]
         return Hypothesis(utt=out.utt, tokens=tokens, score=score, frames=out.frames, out_frames=out.out_frames,
-                          units=units, extra=extra)
+                          units=units, extra=extra, token_frames=spans)
 
     def _decode_plain(self, out: ModelOutput) -> list[tuple[list[str], list[str], float, float]]:
         from asrkit.nn.search import ctc_prefix_beam_search_nbest
@@ -369,26 +499,89 @@ def beam_decode(exp, store, decoder: BeamDecoder, *, batch_size: int = 16, utts:
 
 def decode_store(exp, store, decoder: Optional[BeamDecoder] = None, *, batch_size: int = 16,
                  utts: Optional[Sequence[str]] = None, save: Optional[str | os.PathLike] = None,
-                 on_hypothesis: Optional[Callable[[], None]] = None) -> Iterator[Hypothesis]:
+                 on_hypothesis: Optional[Callable[[], None]] = None, times: bool = False,
+                 jobs: int = 1) -> Iterator[Hypothesis]:
     """Hypotheses of every utterance of ``store`` (utt-id order): the beam
     search of ``decoder``, or greedy when it is None; with ``save`` the
-    log-probabilities are also written to that folder (:func:`save_emissions`)."""
-    from asrkit.decode.greedy import greedy_hypothesis
+    log-probabilities are also written to that folder (:func:`save_emissions`).
 
+    ``times``: also place each token in time (:attr:`Hypothesis.token_frames`:
+    greedy from its own best path, a beam hypothesis from the Viterbi
+    alignment of its units). ``jobs > 1``: the searches run in that many
+    worker processes (forked, each with a copy of ``decoder``) while the
+    model computes the next batches; results and their order are the same."""
+    from asrkit.decode.timing import output_frame_seconds
+
+    if jobs < 1:
+        raise UsageError(f"--jobs must be >= 1, got {jobs}")
     outputs: Iterable[ModelOutput] = iter_outputs(
         exp.model, store, cmvn=exp.cmvn, norm_vars=exp.norm_vars, batch_size=batch_size, device=exp.device,
         utts=utts, input_dim=exp.input_dim)
     if save is not None:
         outputs = save_emissions(outputs, save, exp=exp, store=store)
-    for out in outputs:
-        if decoder is not None:
-            hyp = decoder.decode(out)
-        else:
-            check_emissions(out)
-            hyp = greedy_hypothesis(out, exp.units, blank=exp.units.blank_id)
+    frame_seconds = output_frame_seconds((store.conf or {}).get("frame_shift"), exp.subsampling)
+    for hyp in search_outputs(outputs, exp.units, decoder, times=times, jobs=jobs):
+        hyp.frame_seconds = frame_seconds
         if on_hypothesis is not None:
             on_hypothesis()
         yield hyp
+
+
+def search_outputs(outputs: Iterable[ModelOutput], units: UnitMap, decoder: Optional[BeamDecoder] = None, *,
+                   times: bool = False, jobs: int = 1) -> Iterator[Hypothesis]:
+    """The hypothesis of every model output, in order: ``decoder``'s beam
+    search or greedy (None); ``times`` and ``jobs`` as in :func:`decode_store`."""
+    global _WORKER
+    if jobs <= 1:
+        for out in outputs:
+            yield _hypothesis(out, units, decoder, times)
+        return
+    import multiprocessing as mp
+
+    _WORKER = (units, decoder, times)  # inherited by the forked workers
+    try:
+        with mp.get_context("fork").Pool(jobs, initializer=_worker_init) as pool:
+            packed = ((o.utt, o.log_probs.numpy(), o.frames) for o in outputs)
+            yield from pool.imap(_worker_search, packed, chunksize=2)
+    finally:
+        _WORKER = None
+
+
+_WORKER: Optional[tuple] = None
+
+
+def _worker_init() -> None:
+    torch.set_num_threads(1)
+
+
+def _worker_search(item: tuple[str, np.ndarray, int]) -> Hypothesis:
+    units, decoder, times = _WORKER  # type: ignore[misc]
+    utt, lp, frames = item
+    return _hypothesis(ModelOutput(utt, torch.from_numpy(lp), frames), units, decoder, times)
+
+
+def _hypothesis(out: ModelOutput, units: UnitMap, decoder: Optional[BeamDecoder], times: bool) -> Hypothesis:
+    from asrkit.decode.greedy import greedy_hypothesis
+    from asrkit.decode.timing import best_path, token_spans, unit_segments
+
+    if decoder is not None:
+        hyp = decoder.decode(out)
+    else:
+        check_emissions(out)
+        hyp = greedy_hypothesis(out, units, blank=units.blank_id)
+    if times and hyp.token_frames is None:
+        blank = int(units.blank_id or 0)
+        if decoder is None:
+            path = out.log_probs.argmax(-1)
+        else:
+            index = {u: i for i, u in enumerate(units.units)}
+            path = best_path(out.log_probs, [index[u] for u in hyp.units], blank=blank, utt=out.utt)
+        spans = token_spans(units, unit_segments(path, blank))
+        if len(spans) != len(hyp.tokens):
+            raise DataError(f"utterance {out.utt}: {len(hyp.tokens)} tokens but {len(spans)} placed in time; "
+                            f"the units do not spell the hypothesis")
+        hyp.token_frames = [(s, e) for _, s, e in spans]
+    return hyp
 
 
 # -- saved emissions ---------------------------------------------------------------------------------
@@ -442,7 +635,8 @@ def save_emissions(outputs: Iterable[ModelOutput], path: str | os.PathLike, *, e
         write_table(out_dir / "utt2spk", {u: utt2spk.get(u, u) for u in frames})
     meta = {"kind": "ctc-log-probs", "utterances": len(frames)}
     if exp is not None:
-        meta.update({"exp": str(exp.path), "checkpoint": str(exp.checkpoint), "units": exp.units.kind,
+        meta.update({"exp": str(Path(exp.path).resolve()), "checkpoint": str(Path(exp.checkpoint).resolve()),
+                     "units": exp.units.kind,
                      "num_classes": exp.units.num_classes, "subsampling": exp.subsampling})
     if store is not None:
         meta["feats"] = str(store.path)

@@ -9,13 +9,20 @@ repeated run continues where it stopped::
     train     OUT/exp/ctc_phone               asrkit train ctc (Conformer-CTC, phone units)
     decode    OUT/exp/ctc_phone/decode_test/hyp.txt     asrkit decode (greedy)
     score     OUT/exp/ctc_phone/decode_test/{ref.txt,per.txt,per_utt.txt}
+    lm        OUT/exp/lm3.arpa                asrkit lm build (3-gram on the corpus's LM text)
+    lm decode OUT/exp/ctc_phone/lm_tuning.yaml, decode_test/{hyp_lex.txt,hyp_lm.txt,hyp_lm.ctm,words.txt}
+              asrkit tune on dev, then asrkit decode --beam 20 --lm (words through the CMU lexicon)
 
 Training runs a fixed schedule (:data:`DEMO_CONFIG`, ``train.epochs`` from
 the time budget at :data:`EPOCHS_PER_MINUTE`, measured on 2 CPU cores) and
 stops at the end of the budget even if the schedule is not done; the best
 checkpoint so far then decodes. A later run resumes the schedule. The
 result is the phone error rate (PER) on the test set, overall, for the
-voices heard in training and for the voice heard only in test.
+voices heard in training and for the voice heard only in test, and the word
+error rate (WER) of decoding to words: greedy CTC gives phones only, so the
+words come from the lexicon-constrained beam search (flashlight), once with
+the lexicon alone and once with the 3-gram LM (its weight and word bonus tuned
+on dev), side by side with the PER of each search.
 """
 from __future__ import annotations
 
@@ -34,7 +41,8 @@ from asrkit import log
 from asrkit.errors import TrainingError, UsageError
 from asrkit.io import atomic_write
 
-__all__ = ["DEMO_CONFIG", "EPOCHS_PER_MINUTE", "DemoResult", "GroupScore", "run_demo", "demo_table"]
+__all__ = ["DEMO_CONFIG", "EPOCHS_PER_MINUTE", "DemoResult", "GroupScore", "SearchScore", "run_demo", "demo_table",
+           "words_table"]
 
 SPLITS = ("train", "dev", "test")
 EXP_NAME = "ctc_phone"
@@ -91,6 +99,23 @@ class GroupScore:
         return 100.0 * self.errors / self.phones if self.phones else 0.0
 
 
+#: The LM decode: beam, LM order and the (small) grid tuned on dev.
+LM_BEAM = 20
+LM_ORDER = 3
+LM_WEIGHTS = (0.5, 1.0, 1.5, 2.0)
+WORD_BONUSES = (-1.0, 0.0, 1.0)
+
+
+@dataclass
+class SearchScore:
+    """WER and PER of one search over the test set (WER None: phones only)."""
+
+    search: str
+    hyp: str
+    wer: Optional[float]
+    per: float
+
+
 @dataclass
 class DemoResult:
     """What :func:`run_demo` did and measured."""
@@ -107,6 +132,7 @@ class DemoResult:
     epochs_planned: int
     out_of_time: bool
     seconds: dict[str, float] = field(default_factory=dict)
+    searches: list[SearchScore] = field(default_factory=list)
 
     @property
     def per(self) -> float:
@@ -120,6 +146,8 @@ class DemoResult:
             "speakers": [dict(asdict(g), per=round(g.per, 2)) for g in self.speakers],
             "epochs": self.epochs, "epochs_planned": self.epochs_planned, "out_of_time": self.out_of_time,
             "seconds": {k: round(v, 1) for k, v in self.seconds.items()},
+            "searches": [{"search": x.search, "hyp": x.hyp, "wer": None if x.wer is None else round(x.wer, 2),
+                          "per": round(x.per, 2)} for x in self.searches],
         }
 
 
@@ -266,6 +294,91 @@ def _stage_score(out: Path, hyp: Path, ref: Path, report: Path, per_utt: Path) -
     return groups, speakers
 
 
+def _stage_lm(out: Path) -> Path:
+    """``OUT/exp/lm3.arpa``: a 3-gram on the corpus's LM text (no test sentences in it)."""
+    from asrkit.lm import build_lm
+
+    lm = out / "exp" / f"lm{LM_ORDER}.arpa"
+    if lm.exists():
+        log.info(f"lm: {lm} is there")
+        return lm
+    stats = build_lm(out / "data" / "lm_text.txt", lm, LM_ORDER, progress=False)
+    log.info(f"lm: {lm} ({getattr(stats, 'sentences', '?')} sentences)")
+    return lm
+
+
+def _stage_lm_decode(out: Path, exp: Path, lm: Path, dec: Path, ref_phones: Path,
+                     device: str) -> list[SearchScore]:
+    """Tune the LM weight / word bonus on dev, decode test with the lexicon
+    alone and with the LM, score words and phones; the greedy hypothesis
+    (``hyp.txt``) is scored for phones only."""
+    from asrkit.data import FeatureStore
+    from asrkit.data.table import read_table
+    from asrkit.decode.beam import BeamDecoder, search_outputs
+    from asrkit.decode.emissions import iter_outputs
+    from asrkit.decode.exp import load_exp
+    from asrkit.decode.output import write_hypotheses
+    from asrkit.decode.timing import output_frame_seconds
+    from asrkit.decode.tune import search_grid, write_tuning
+    from asrkit.score import score
+
+    loaded = load_exp(exp, checkpoint="best", device=device, task="ctc")
+
+    def emissions(split: str):
+        fs = FeatureStore(out / "feats" / split)
+        return list(iter_outputs(loaded.model, fs, cmvn=loaded.cmvn, norm_vars=loaded.norm_vars, batch_size=16,
+                                 device=loaded.device, input_dim=loaded.input_dim)), fs
+
+    dev_out, _ = emissions("dev")
+    dev_text = read_table(out / "data" / "dev" / "text")
+    found = search_grid(loaded.units, dev_out, {o.utt: dev_text[o.utt].split() for o in dev_out}, lm,
+                        lm_weights=LM_WEIGHTS, word_bonuses=WORD_BONUSES, beam=LM_BEAM)
+    write_tuning(exp, found, lm=lm, ref=out / "data" / "dev" / "text", data=out / "feats" / "dev", beam=LM_BEAM,
+                 checkpoint="best", utterances=len(dev_out))
+    best = found.best
+    log.info(f"lm decode: tuned on dev: lm weight {best.lm_weight:g}, word bonus {best.word_bonus:g} "
+             f"(dev WER {best.wer:.2f}%)")
+    test_out, fs = emissions("test")
+    frame_seconds = output_frame_seconds((fs.conf or {}).get("frame_shift"), loaded.subsampling)
+    words_ref = read_table(out / "data" / "test" / "text")
+    phones_ref = {u: v.split() for u, v in read_table(ref_phones).items()}
+    greedy = {u: v.split() for u, v in read_table(dec / "hyp.txt").items()}
+    rows = [SearchScore("greedy CTC (phones)", str(dec / "hyp.txt"), None,
+                        float(score(phones_ref, greedy).wer))]
+    for name, file, weight, bonus in [("beam 20 + lexicon, no LM", "hyp_lex", 0.0, 0.0),
+                                      (f"beam 20 + lexicon + {LM_ORDER}-gram LM", "hyp_lm", best.lm_weight,
+                                       best.word_bonus)]:
+        with BeamDecoder(loaded.units, beam=LM_BEAM, lm=lm, lm_weight=weight, word_bonus=bonus) as decoder:
+            hyps = list(search_outputs(test_out, loaded.units, decoder, times=True))
+        for h in hyps:
+            h.frame_seconds = frame_seconds
+        for fmt, suffix in (("text", ".txt"), ("ctm", ".ctm")):
+            with atomic_write(dec / (file + suffix)) as f:
+                write_hypotheses(hyps, f, fmt, flush=False)
+        wer = float(score({h.utt: words_ref[h.utt].split() for h in hyps}, {h.utt: h.tokens for h in hyps}).wer)
+        per = float(score(phones_ref, {h.utt: h.units for h in hyps}).wer)
+        rows.append(SearchScore(name, str(dec / (file + ".txt")), wer, per))
+    with atomic_write(dec / "words.txt") as f:
+        f.write(rep_words(rows) + "\n")
+    return rows
+
+
+def rep_words(rows: Sequence[SearchScore]) -> str:
+    from asrkit.score import report as rep
+
+    return rep.render_plain(words_table(rows))
+
+
+def words_table(rows: Sequence[SearchScore]):
+    """A :class:`asrkit.score.report.Table` of the searches' WER and PER."""
+    from asrkit.score.report import Table
+
+    return Table("Decoding the tiny test set to words (phone model + CMU lexicon)",
+                 ["SEARCH", "%WER", "%PER"],
+                 [[r.search, "-" if r.wer is None else f"{r.wer:.2f}", f"{r.per:.2f}"] for r in rows],
+                 [False, True, True])
+
+
 # ---------------------------------------------------------------------- report
 def demo_table(groups: Sequence[GroupScore], title: str, held_out: Sequence[str] = ()):
     """A :class:`asrkit.score.report.Table` of group PERs (held-out speakers marked ``*``)."""
@@ -288,6 +401,8 @@ def _print_summary(r: DemoResult, out_stream) -> None:
     from asrkit.score import report as rep
 
     tables = [demo_table(r.groups, "Greedy CTC decoding of the tiny test set: phone error rate")]
+    if r.searches:
+        tables.append(words_table(r.searches))
     text = []
     if out_stream.isatty():
         from rich.console import Console
@@ -306,6 +421,9 @@ def _print_summary(r: DemoResult, out_stream) -> None:
         f"references: {r.ref}  (test text.phones without sil)",
         f"report:     {r.report}  (per speaker), alignments: {r.per_utt}",
         f"rescore:    asrkit score {r.ref} {r.hyp} --per-spk",
+        *([f"words:      {r.searches[-1].hyp} (LM beam; .ctm: word times), {r.searches[1].hyp} (no LM); "
+           f"LM weights in {r.exp}/lm_tuning.yaml",
+           f"            asrkit score {r.out}/data/test/text {r.searches[-1].hyp}"] if len(r.searches) > 2 else []),
         "time:       " + ", ".join(f"{k} {v:.0f} s" for k, v in r.seconds.items()),
     ]
     out_stream.write("\n".join(text) + "\n")
@@ -375,10 +493,14 @@ def _run(out: Path, exp: Path, dec: Path, hyp: Path, ref: Path, report: Path, pe
     t = time.monotonic()
     groups, speakers = _stage_score(out, hyp, ref, report, per_utt)
     seconds["score"] = time.monotonic() - t
+    t = time.monotonic()
+    lm = _stage_lm(out)
+    searches = _stage_lm_decode(out, exp, lm, dec, ref, device)
+    seconds["lm"] = time.monotonic() - t
 
     result = DemoResult(out=out, exp=exp, hyp=hyp, ref=ref, report=report, per_utt=per_utt, groups=groups,
                         speakers=speakers, epochs=done_epochs, epochs_planned=int(cfg["train"]["epochs"]),
-                        out_of_time=out_of_time, seconds=seconds)
+                        out_of_time=out_of_time, seconds=seconds, searches=searches)
     with atomic_write(out / "demo.json") as f:
         json.dump(result.to_json(), f, indent=2)
         f.write("\n")

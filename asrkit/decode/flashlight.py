@@ -1,0 +1,215 @@
+"""Lexicon-constrained CTC beam search with a word n-gram LM (flashlight-text).
+
+The search of flashlight's ``LexiconDecoder`` (the decoder behind
+:func:`torchaudio.models.decoder.ctc_decoder`), used directly: hypotheses
+only ever spell words of a lexicon, a word's LM score is added when its last
+unit is emitted (and smeared over its prefix in the trie, so partial words are
+ranked by their best completion), and a KenLM model (ARPA or kenlm binary)
+scores word sequences.
+
+Spellings per unit kind:
+
+- ``phone``: the word's pronunciations in a phone :class:`~asrkit.data.lexicon.Lexicon`
+  (the model's tokenizer lexicon -- the shipped CMU dict plus any training
+  lexicon -- or ``--lexicon FILE``); phone models decode to words this way.
+  The "silence" token of the search is the blank (phone CTC targets have no
+  ``sil``).
+- ``char``: the word's letters; the ``|`` unit between words is the search's
+  silence token (optional between words, never inside one).
+- ``bpe``: the word's sentencepiece pieces (``▁the``, or ``▁c at``); silence
+  is the blank.
+
+Scores are in natural log like the rest of :mod:`asrkit.decode.beam`: a
+hypothesis ``W`` is ranked by ``log P_ctc(best path of W) + lm_weight * ln
+P_lm(W) + word_bonus * |W|`` (flashlight's KenLM wrapper works in log10, so the
+weight handed to it is ``lm_weight * ln 10``). Unlike pyctcdecode (prefix
+probabilities summed over paths), the acoustic score is the Viterbi (max)
+path's.
+"""
+from __future__ import annotations
+
+import math
+import os
+from typing import Optional, Sequence
+
+import torch
+from torch import Tensor
+
+from asrkit.decode.units import BLANK, UnitMap
+from asrkit.errors import DataError, InputError, UsageError
+from asrkit.io import display_name
+
+__all__ = ["FlashlightSearch", "lexicon_spellings"]
+
+#: hypotheses whose score is this far (log) below the best of a frame are dropped
+BEAM_THRESHOLD = 25.0
+#: unit classes tried per frame (the best ones); the rest are not expanded
+BEAM_SIZE_TOKEN = 16
+_LN10 = math.log(10.0)
+_MAX_LISTED = 10
+
+
+def _listed(items: Sequence[str]) -> str:
+    shown = ", ".join(repr(x) for x in items[:_MAX_LISTED])
+    return shown + (f" (and {len(items) - _MAX_LISTED} more)" if len(items) > _MAX_LISTED else "")
+
+
+def lexicon_spellings(units: UnitMap, words: Sequence[str], lexicon=None,
+                      lexicon_name: str = "the lexicon") -> dict[str, list[list[int]]]:
+    """Unit-id spellings of ``words`` for the search's trie.
+
+    phone: every pronunciation in ``lexicon`` (words without one are left out);
+    char: the letters (words with letters the units lack are left out); bpe:
+    the tokenizer's pieces. A lexicon that spells words with phones the model
+    does not have is a :class:`DataError` naming them.
+    """
+    index = {u: i for i, u in enumerate(units.units)}
+    out: dict[str, list[list[int]]] = {}
+    if units.kind == "phone":
+        if lexicon is None:
+            raise UsageError("a phone model needs a lexicon (phone spellings of the words) to decode to words")
+        bad_phones: set[str] = set()
+        for w in words:
+            prons = lexicon.prons(w) if w in lexicon else []
+            spellings = []
+            for p in prons:
+                missing = [ph for ph in p if ph not in index or ph in (BLANK, "sil")]
+                if missing:
+                    bad_phones.update(missing)
+                    continue
+                spellings.append([index[ph] for ph in p])
+            if spellings:
+                out[w] = spellings
+        if bad_phones and not out:
+            raise DataError(f"{lexicon_name}: spells words with phones the model's units ({units.source}) lack: "
+                            f"{_listed(sorted(bad_phones))}")
+        if bad_phones:
+            from asrkit import log
+            log.warn(f"{lexicon_name}: pronunciations with phones the model lacks were left out: "
+                     f"{_listed(sorted(bad_phones))}")
+    elif units.kind == "char":
+        for w in words:
+            if all(c in index and c != "|" for c in w) and w:
+                out[w] = [[index[c] for c in w]]
+    elif units.kind == "bpe":
+        for w in words:
+            ids = units.tokenizer.encode([w])
+            if ids and all(units.units[i] != "<unk>" for i in ids):
+                out[w] = [list(ids)]
+    else:
+        raise UsageError(f"{units.source}: {units.kind} units are not CTC units")
+    return out
+
+
+class FlashlightSearch:
+    """One lexicon decoder: trie of spellings + KenLM, reused for every utterance.
+
+    Args:
+        units: the model's units (phone, char or bpe).
+        lm: ARPA or kenlm binary word LM.
+        words: the vocabulary (LM unigrams, or the lexicon's words).
+        lexicon: phone :class:`Lexicon` (phone units only).
+        beam, lm_weight, word_bonus, nbest: as in :class:`~asrkit.decode.beam.BeamDecoder`.
+    """
+
+    def __init__(self, units: UnitMap, lm: str | os.PathLike, words: Sequence[str], *, lexicon=None,
+                 lexicon_name: str = "the lexicon", beam: int = 20, lm_weight: float = 0.5,
+                 word_bonus: float = 0.0, nbest: Optional[int] = None,
+                 beam_threshold: float = BEAM_THRESHOLD, beam_size_token: int = BEAM_SIZE_TOKEN):
+        from flashlight.lib.text.decoder import SmearingMode, Trie
+        from flashlight.lib.text.decoder.kenlm import KenLM
+        from flashlight.lib.text.dictionary import Dictionary
+
+        self.units = units
+        self.beam = int(beam)
+        self.nbest = nbest
+        self.beam_threshold = float(beam_threshold)
+        self.beam_size_token = min(int(beam_size_token), units.num_classes)
+        spellings = lexicon_spellings(units, words, lexicon, lexicon_name)
+        lm_name = display_name(lm)
+        if not spellings:
+            raise DataError(f"{lm_name}: none of its {len(words)} words can be spelled with the model's "
+                            f"{units.kind} units ({units.source})" + (f" and {lexicon_name}" if lexicon else ""))
+        self.words = sorted(spellings)
+        self.spellings = spellings
+        self.blank = int(units.blank_id or 0)
+        self.sil = units.units.index("|") if units.kind == "char" and "|" in units.units else self.blank
+        self.word_dict = Dictionary()
+        for w in self.words:
+            self.word_dict.add_entry(w)
+        self.word_dict.add_entry("<unk>")
+        self.unk = self.word_dict.get_index("<unk>")
+        try:
+            self.lm = KenLM(str(lm), self.word_dict)
+        except Exception as e:  # kenlm's own message is long and multi-line
+            raise InputError(f"{lm_name}: kenlm cannot load it ({str(e).splitlines()[0] if str(e) else e})") from None
+        self.trie = Trie(units.num_classes, self.sil)
+        start = self.lm.start(False)
+        for w in self.words:
+            idx = self.word_dict.get_index(w)
+            _, score = self.lm.score(start, idx)
+            for sp in spellings[w]:
+                self.trie.insert(sp, idx, score)
+        self.trie.smear(SmearingMode.MAX)
+        self.set_weights(lm_weight, word_bonus)
+
+    def set_weights(self, lm_weight: float, word_bonus: float) -> None:
+        """New shallow-fusion weights (the trie and LM are kept)."""
+        from flashlight.lib.text.decoder import CriterionType, LexiconDecoder, LexiconDecoderOptions
+
+        self.lm_weight = float(lm_weight)
+        self.word_bonus = float(word_bonus)
+        opts = LexiconDecoderOptions(
+            beam_size=self.beam, beam_size_token=self.beam_size_token, beam_threshold=self.beam_threshold,
+            lm_weight=self.lm_weight * _LN10, word_score=self.word_bonus, unk_score=-math.inf, sil_score=0.0,
+            log_add=False, criterion_type=CriterionType.CTC)
+        self.decoder = LexiconDecoder(opts, self.trie, self.lm, self.sil, self.blank, self.unk, [], False)
+
+    def search(self, log_probs: Tensor) -> list[tuple[list[str], list[int], float, float, list[tuple[int, int]]]]:
+        """``[(words, unit ids, score, am_score, word frames), ...]`` best first
+        (``nbest`` of them, at least one) for one utterance's ``(T', C)``
+        log-probabilities; word frames are ``(start, end)`` output frames of
+        each word on the search's own path (end exclusive)."""
+        em = log_probs.detach().to(torch.float32).cpu().contiguous()
+        T, N = em.shape
+        results = self.decoder.decode(em.data_ptr(), T, N)
+        if not results:
+            return [([], [], -math.inf, -math.inf, [])]
+        out = []
+        seen: set[tuple[str, ...]] = set()
+        for r in results:
+            words = tuple(self.word_dict.get_entry(x) for x in r.words if x >= 0)
+            if words in seen:  # different paths of the same words: keep the best
+                continue
+            seen.add(words)
+            ids, spans = self._path(list(r.tokens)[1:-1], list(r.words)[1:-1])  # T + 2: start/end states
+            out.append((list(words), ids, float(r.score), float(r.emittingModelScore), spans))
+            if len(out) >= (self.nbest or 1):
+                break
+        return out
+
+    def _path(self, tokens: list[int], word_at: list[int]) -> tuple[list[int], list[tuple[int, int]]]:
+        """Unit ids and word spans of one path: ``tokens[t]`` is frame ``t``'s
+        class, ``word_at[t] >= 0`` where a word was completed."""
+        runs: list[list[int]] = []  # [id, start, end] of each non-blank run
+        run_at: list[int] = []  # frame -> index of the latest run started at or before it
+        prev = -1
+        for t, tok in enumerate(tokens):
+            if tok >= 0 and tok != self.blank:
+                if tok != prev:
+                    runs.append([tok, t, t + 1])
+                else:
+                    runs[-1][2] = t + 1
+            prev = tok
+            run_at.append(len(runs) - 1)
+        spans: list[tuple[int, int]] = []
+        first = 0  # the first run of the next word
+        for t, w in enumerate(word_at):
+            if w < 0 or run_at[t] < first:
+                continue
+            last = run_at[t]
+            own = [k for k in range(first, last + 1) if runs[k][0] != self.sil]
+            if own:
+                spans.append((runs[own[0]][1], runs[last][2]))
+            first = last + 1
+        return [r[0] for r in runs], spans

@@ -1,0 +1,537 @@
+"""LM weight / word bonus tuning over a dev set (``asrkit tune``), like
+Kaldi's scoring that sweeps LMWT and the word insertion penalty.
+
+The model's log-probabilities are computed once (or read from emissions
+saved by ``asrkit decode --save-emissions``); every point of the grid
+``lm_weights x word_bonuses`` reruns only the beam search and scores its
+hypotheses against the reference::
+
+    from asrkit.decode import tune
+    units = tune.exp_units("exp/ctc")
+    outputs, info = tune.load_outputs("exp/ctc", "exp/ctc/emis_dev", units)
+    refs = tune.references("data/dev/text", [o.utt for o in outputs])
+    found = tune.search_grid(units, outputs, refs, "exp/lm3.arpa",
+                             lm_weights=tune.parse_grid("0:2:0.25", "--lm-weights"),
+                             word_bonuses=tune.parse_grid("-2:4:1", "--word-bonuses"), jobs=4)
+    found.best.lm_weight, found.best.word_bonus, found.best.wer
+    tune.write_tuning("exp/ctc", found, lm="exp/lm3.arpa", ...)        # EXP/lm_tuning.yaml
+    tune.read_tuning("exp/ctc")                                         # -> dict, None when absent
+
+The best point has the fewest word errors (integer counts, so ties are
+exact); among equals the smallest ``|word_bonus|``, then the smallest
+``lm_weight`` wins: the setting that moves the search least away from the
+plain acoustic + LM score, and the same answer whatever the grid order or
+``jobs``.
+
+Grid points can be spread over worker processes (``jobs``, started with
+``fork`` so the log-probabilities are shared, not copied); each worker
+builds its own :class:`~asrkit.decode.beam.BeamDecoder`. The result does
+not depend on ``jobs``.
+"""
+from __future__ import annotations
+
+import datetime
+import json
+import math
+import multiprocessing
+import os
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any, Callable, Optional, Sequence
+
+from asrkit.decode.beam import DEFAULT_LM_BACKEND, EMISSIONS_META, BeamDecoder, check_emissions, resolve_backend
+from asrkit.decode.emissions import ModelOutput
+from asrkit.decode.units import UnitMap
+from asrkit.errors import DataError, InputError, UsageError
+from asrkit.score import Counts
+
+__all__ = [
+    "DEFAULT_GRIDS", "MAX_GRID_VALUES", "TUNING_FILE", "GridPoint", "GridSearch", "best_point", "data_utts",
+    "default_grids", "exp_units", "grid_table", "load_outputs", "parse_grid", "read_tuning", "references",
+    "search_grid", "tuned_weights", "write_tuning",
+]
+
+#: Written into the exp dir; ``asrkit decode`` reads it for its default weights.
+TUNING_FILE = "lm_tuning.yaml"
+#: Default grids (``--lm-weights``, ``--word-bonuses``) per backend. Both LM
+#: backends weigh the natural-log LM probability (flashlight gets
+#: ``lm_weight * ln 10`` for kenlm's log10 scores), so the LM weights are
+#: the same: 0..2 around the default 0.5 (pyctcdecode's alpha; with much more
+#: the LM drowns the acoustics). The word bonus is centred on each backend's
+#: default: pyctcdecode 1.5 (its beta; an open vocabulary needs a push
+#: towards word ends), flashlight 0 (its lexicon already keeps non-words out).
+DEFAULT_GRIDS: dict[str, tuple[str, str]] = {
+    "pyctcdecode": ("0:2:0.25", "-2:4:1"),
+    "flashlight": ("0:2:0.25", "-3:3:1"),
+}
+#: A spec giving more values than this is refused (a typo like 0:100:0.001).
+MAX_GRID_VALUES = 1000
+_MAX_LISTED = 5
+
+
+# -- the grid ----------------------------------------------------------------------------------------
+
+
+def _number(text: str, option: str, spec: str) -> Decimal:
+    t = text.strip()
+    try:
+        value = Decimal(t)
+    except InvalidOperation:
+        value = None
+    if value is None or not value.is_finite() or not math.isfinite(float(value)):
+        raise UsageError(f"{option} {spec}: '{t}' is not a finite number; give a comma list (0.3,0.5,1) "
+                         f"or START:STOP:STEP (0:2:0.25)")
+    return value
+
+
+def parse_grid(spec: str, option: str, *, minimum: Optional[float] = None) -> list[float]:
+    """The values of a grid spec, ascending, without duplicates.
+
+    ``spec`` is a comma list (``0.3,0.5,1``) or a range ``START:STOP:STEP``
+    with an inclusive ``STOP`` (``0:2:0.25`` -> 0, 0.25, ..., 2; a ``STOP``
+    the steps do not reach exactly is not passed: ``0:1:0.3`` -> 0, 0.3, 0.6,
+    0.9). Decimal arithmetic, so float steps give exactly the values written.
+    Bad specs, values below ``minimum`` and more than
+    :data:`MAX_GRID_VALUES` values raise :class:`UsageError` naming ``option``.
+    """
+    text = spec.strip()
+    if not text:
+        raise UsageError(f"{option}: empty; give a comma list (0.3,0.5,1) or START:STOP:STEP (0:2:0.25)")
+    if ":" in text:
+        parts = text.split(":")
+        if len(parts) != 3:
+            raise UsageError(f"{option} {spec}: a range is START:STOP:STEP (three numbers), e.g. 0:2:0.25")
+        start, stop, step = (_number(p, option, spec) for p in parts)
+        if step <= 0:
+            raise UsageError(f"{option} {spec}: STEP must be > 0")
+        if stop < start:
+            raise UsageError(f"{option} {spec}: STOP is below START")
+        n = int((stop - start) / step) + 1
+        if n > MAX_GRID_VALUES:
+            raise UsageError(f"{option} {spec}: {n} values; at most {MAX_GRID_VALUES} (take a larger STEP)")
+        exact = [start + k * step for k in range(n)]
+    else:
+        exact = [_number(p, option, spec) for p in text.split(",")]
+        if len(exact) > MAX_GRID_VALUES:
+            raise UsageError(f"{option}: {len(exact)} values; at most {MAX_GRID_VALUES}")
+    values = sorted({float(v) for v in exact})
+    if minimum is not None and values[0] < minimum:
+        raise UsageError(f"{option} {spec}: values must be >= {minimum:g}, got {values[0]:g}")
+    return values
+
+
+def default_grids(backend: Optional[str] = None) -> tuple[str, str]:
+    """The default ``(--lm-weights, --word-bonuses)`` specs of an LM
+    backend (None: the default one)."""
+    return DEFAULT_GRIDS.get(backend or DEFAULT_LM_BACKEND, DEFAULT_GRIDS["pyctcdecode"])
+
+
+# -- inputs ------------------------------------------------------------------------------------------
+
+
+def exp_units(exp: str | os.PathLike) -> UnitMap:
+    """The units of an exp dir, without loading its model."""
+    from asrkit.decode.units import load_units
+    from asrkit.train.config import load_saved_config
+
+    path = Path(exp)
+    if not path.is_dir():
+        raise InputError(f"{path}: no such exp dir")
+    return load_units(path, load_saved_config(path))
+
+
+def _same_path(a: Path, b: Path) -> bool:
+    try:
+        return a.exists() and b.exists() and os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def _read_emissions_meta(data: Path) -> dict:
+    p = data / EMISSIONS_META
+    try:
+        meta = json.loads(p.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise InputError(f"{p}: cannot read: {e}; save the emissions again with 'asrkit decode --save-emissions'") \
+            from None
+    if not isinstance(meta, dict):
+        raise InputError(f"{p}: not a JSON object; save the emissions again with 'asrkit decode --save-emissions'")
+    return meta
+
+
+def _check_emissions_belong(exp: Path, data: Path, units: UnitMap, meta: dict, dim: int) -> None:
+    """Emissions saved from another exp dir (or for other units) are refused."""
+    where = f"{data}: emissions"
+    saved_exp = meta.get("exp")
+    if saved_exp is not None:
+        saved = Path(saved_exp)
+        # a relative path was relative to where 'asrkit decode' ran; it is checked when it exists from here
+        if saved.exists() and not _same_path(saved, exp):
+            raise DataError(f"{where} were saved from exp dir {saved_exp}, not {exp}; tune with that exp dir "
+                            f"or save the emissions of this one ('asrkit decode {exp} FEATS --save-emissions DIR')")
+    kind = meta.get("units")
+    if kind is not None and kind != units.kind:
+        raise DataError(f"{where} are of {kind} units but {exp} has {units.kind} units; they were saved from "
+                        f"another exp dir")
+    for classes, what in ((meta.get("num_classes"), "emissions.json says"), (dim, "the saved rows have")):
+        if classes and int(classes) != units.num_classes:
+            raise DataError(f"{where}: {what} {classes} classes but {exp} has {units.num_classes} units; "
+                            f"they were saved from another exp dir")
+
+
+def _check_data_dir(data: Path) -> None:
+    if not data.exists():
+        raise InputError(f"{data}: no such folder (DATA is saved emissions or a feature store)")
+    if not data.is_dir():
+        raise InputError(f"{data}: is not a folder (DATA is saved emissions or a feature store)")
+
+
+def data_utts(data: str | os.PathLike) -> list[str]:
+    """The utt-ids of DATA (saved emissions or a feature store), sorted,
+    without running anything: to check the reference before the model runs."""
+    from asrkit.data import FeatureStore
+
+    _check_data_dir(Path(data))
+    return FeatureStore(data).keys()
+
+
+def load_outputs(exp: str | os.PathLike, data: str | os.PathLike, units: UnitMap, *,
+                 checkpoint: Optional[str] = None, device: str = "auto", batch_size: int = 16,
+                 on_output: Optional[Callable[[], None]] = None) -> tuple[list[ModelOutput], dict[str, Any]]:
+    """Every utterance's log-probabilities, in memory, in utt-id order.
+
+    ``data`` is a folder of saved emissions (has ``emissions.json``: read,
+    checked to come from ``exp``) or a feature store (the model of ``exp``
+    runs over it once; nothing is written there). Returns the outputs and
+    ``{"source": "emissions"|"features", "checkpoint": ...}``.
+    """
+    from asrkit.data import FeatureStore
+
+    exp, data = Path(exp), Path(data)
+    _check_data_dir(data)
+    outputs: list[ModelOutput] = []
+    if (data / EMISSIONS_META).is_file():
+        from asrkit.decode.beam import load_emissions
+
+        meta = _read_emissions_meta(data)
+        store = FeatureStore(data)  # InputError when incomplete
+        _check_emissions_belong(exp, data, units, meta, store.dim if len(store) else 0)
+        for out in load_emissions(data):
+            check_emissions(out)
+            outputs.append(out)
+            if on_output is not None:
+                on_output()
+        return outputs, {"source": "emissions", "checkpoint": meta.get("checkpoint")}
+
+    from asrkit.decode.emissions import iter_outputs
+    from asrkit.decode.exp import load_exp
+
+    store = FeatureStore(data)  # InputError: not a feature store
+    loaded = load_exp(exp, checkpoint=checkpoint or "best", device=device, task="ctc")
+    if loaded.units.num_classes != units.num_classes:  # pragma: no cover - load_exp checks the same
+        raise DataError(f"{exp}: the model has {loaded.units.num_classes} classes, the units {units.num_classes}")
+    for out in iter_outputs(loaded.model, store, cmvn=loaded.cmvn, norm_vars=loaded.norm_vars,
+                            batch_size=batch_size, device=loaded.device, input_dim=loaded.input_dim):
+        check_emissions(out)
+        outputs.append(out)
+        if on_output is not None:
+            on_output()
+    return outputs, {"source": "features", "checkpoint": str(loaded.checkpoint)}
+
+
+def references(ref: str | os.PathLike, utts: Sequence[str]) -> dict[str, list[str]]:
+    """The reference words of ``utts`` (in that order) from a Kaldi text (or
+    trn) file. Utterances without a reference raise :class:`DataError`
+    naming how many and the first few; references of other utterances are
+    left out."""
+    from asrkit.score import read_transcripts
+
+    tr = read_transcripts(ref)
+    missing = [u for u in utts if u not in tr.utts]
+    if missing:
+        shown = ", ".join(missing[:_MAX_LISTED]) + (" ..." if len(missing) > _MAX_LISTED else "")
+        raise DataError(f"{tr.name}: no reference for {len(missing)} of the {len(utts)} utterances in DATA "
+                        f"({shown}); give the text of the same data set")
+    return {u: tr.utts[u] for u in utts}
+
+
+# -- the search --------------------------------------------------------------------------------------
+
+
+@dataclass
+class GridSearch:
+    """What :func:`search_grid` found: every point in grid order (lm weight
+    outer, word bonus inner) and the backend that decoded them."""
+
+    points: list[GridPoint]
+    backend: Optional[str]
+
+    @property
+    def best(self) -> GridPoint:
+        return best_point(self.points)
+
+
+@dataclass(frozen=True)
+class GridPoint:
+    """One grid point's word counts (``counts.rate`` is its %WER)."""
+
+    lm_weight: float
+    word_bonus: float
+    counts: Counts
+
+    @property
+    def wer(self) -> Optional[float]:
+        return self.counts.rate
+
+    @property
+    def errors(self) -> int:
+        return self.counts.errors
+
+    @property
+    def words(self) -> int:
+        return self.counts.ref
+
+
+class _Searcher:
+    """Decodes and scores grid points; keeps one decoder (re-weighted with
+    ``set_weights`` when the decoder has it, else rebuilt per point)."""
+
+    def __init__(self, units: UnitMap, outputs: Sequence[ModelOutput], refs: dict[str, list[str]],
+                 lm: str | os.PathLike, beam: int, backend: Optional[str], lexicon: Optional[str | os.PathLike],
+                 grid: Sequence[tuple[float, float]]):
+        self.units, self.outputs, self.refs = units, outputs, refs
+        self.lm, self.beam, self.backend, self.lexicon = lm, beam, backend, lexicon
+        self.grid = list(grid)
+        self._dec: Optional[BeamDecoder] = None
+        self._weights: Optional[tuple[float, float]] = None
+        #: the backend the decoder resolved (``BeamDecoder.backend``)
+        self.backend_used: Optional[str] = backend
+
+    def decoder(self, lm_weight: float, word_bonus: float) -> BeamDecoder:
+        if self._dec is not None and self._weights == (lm_weight, word_bonus):
+            return self._dec
+        if self._dec is not None and hasattr(self._dec, "set_weights"):
+            self._dec.set_weights(lm_weight, word_bonus)
+        else:
+            self.close()
+            kwargs: dict[str, Any] = {"beam": self.beam, "lm": self.lm, "lm_weight": lm_weight,
+                                      "word_bonus": word_bonus}
+            self._dec = BeamDecoder(self.units, backend=self.backend, lexicon=self.lexicon, **kwargs)
+            self.backend_used = self._dec.backend
+        self._weights = (lm_weight, word_bonus)
+        return self._dec
+
+    def point(self, i: int, on_utt: Optional[Callable[[], None]] = None) -> GridPoint:
+        from asrkit.score import score
+
+        w, b = self.grid[i]
+        dec = self.decoder(w, b)
+        hyps: dict[str, list[str]] = {}
+        for out in self.outputs:
+            hyps[out.utt] = dec.decode(out).tokens
+            if on_utt is not None:
+                on_utt()
+        result = score(self.refs, hyps, mode="strict", ref_name="REF", hyp_name=f"grid point {w:g}/{b:g}")
+        return GridPoint(w, b, result.words)
+
+    def close(self) -> None:
+        if self._dec is not None:
+            self._dec.close()
+        self._dec = None
+        self._weights = None
+
+
+_WORKER: Optional[_Searcher] = None  # set in the parent right before the fork; each worker has its copy
+
+
+def _init_worker() -> None:
+    import torch
+
+    torch.set_num_threads(1)
+
+
+def _work(i: int) -> tuple[int, GridPoint]:
+    assert _WORKER is not None
+    return i, _WORKER.point(i)
+
+
+def search_grid(units: UnitMap, outputs: Sequence[ModelOutput], refs: dict[str, list[str]],
+                lm: str | os.PathLike, *, lm_weights: Sequence[float], word_bonuses: Sequence[float],
+                beam: int = 20, backend: Optional[str] = None, lexicon: Optional[str | os.PathLike] = None,
+                jobs: int = 1, on_progress: Optional[Callable[[int], None]] = None) -> GridSearch:
+    """Decode ``outputs`` at every ``(lm_weight, word_bonus)`` and score the
+    hypotheses against ``refs`` (utt-id -> words, one per output).
+
+    Returns a :class:`GridSearch`; its points are the same for any ``jobs``.
+    ``on_progress(n)`` is called as utterances are decoded (per utterance with ``jobs=1``, per grid point otherwise).
+    Errors of :class:`BeamDecoder` (a missing LM, a phone model without a
+    lexicon) pass through; the first decoder is built before any worker
+    starts, so they come at once.
+    """
+    global _WORKER
+
+    if jobs < 1:
+        raise UsageError(f"--jobs must be >= 1, got {jobs}")
+    if beam < 1:
+        raise UsageError(f"--beam must be >= 1, got {beam}")
+    if not lm_weights or not word_bonuses:
+        raise UsageError("the grid is empty")
+    backend = resolve_backend(units.kind, True, backend)  # UsageError: unknown, plain, pyctcdecode + phones
+    missing = [o.utt for o in outputs if o.utt not in refs]
+    if missing:
+        raise DataError(f"no reference for {len(missing)} utterance(s): {', '.join(missing[:_MAX_LISTED])}")
+    grid = [(float(w), float(b)) for w in lm_weights for b in word_bonuses]
+    searcher = _Searcher(units, outputs, refs, lm, beam, backend, lexicon, grid)
+    jobs = min(jobs, len(grid))
+    points: list[Optional[GridPoint]] = [None] * len(grid)
+    try:
+        searcher.decoder(*grid[0])  # LM / lexicon / unit errors now, in this process
+        if jobs == 1:
+            step = (lambda: on_progress(1)) if on_progress is not None else None
+            for i in range(len(grid)):
+                points[i] = searcher.point(i, step)
+            return GridSearch(points, searcher.backend_used)  # type: ignore[arg-type]
+        searcher.close()  # the workers build their own
+        _WORKER = searcher
+        ctx = multiprocessing.get_context("fork")
+        with ctx.Pool(jobs, initializer=_init_worker) as pool:
+            for i, p in pool.imap_unordered(_work, range(len(grid))):
+                points[i] = p
+                if on_progress is not None:
+                    on_progress(len(outputs))
+        return GridSearch(points, searcher.backend_used)  # type: ignore[arg-type]
+    finally:
+        _WORKER = None
+        searcher.close()
+
+
+def best_point(points: Sequence[GridPoint]) -> GridPoint:
+    """Fewest word errors; ties: smallest ``|word_bonus|``, then smallest
+    ``lm_weight`` (then the negative bonus of a +-b pair): independent of the
+    order of ``points``."""
+    if not points:
+        raise ValueError("no grid points")
+    return min(points, key=lambda p: (p.errors, abs(p.word_bonus), p.lm_weight, p.word_bonus))
+
+
+def grid_table(points: Sequence[GridPoint], best: GridPoint, title: str = "LM weight / word bonus grid"):
+    """The grid as a :class:`asrkit.score.report.Table` (best row marked ``*``)."""
+    from asrkit.score.report import Table
+
+    rows = []
+    for p in points:
+        wer = "n/a" if p.wer is None else f"{p.wer:.2f}"
+        c = p.counts
+        rows.append([f"{p.lm_weight:g}", f"{p.word_bonus:g}", wer, f"{c.errors}/{c.ref}", str(c.sub), str(c.dele),
+                     str(c.ins), "*" if p is best else ""])
+    headers = ["LM_WEIGHT", "WORD_BONUS", "%WER", "ERR/WORDS", "SUB", "DEL", "INS", "BEST"]
+    return Table(title, headers, rows, [True] * 7 + [False])
+
+
+# -- the result file ---------------------------------------------------------------------------------
+
+
+def _abs(path: Optional[str | os.PathLike]) -> Optional[str]:
+    return None if path is None else str(Path(path).resolve())
+
+
+def write_tuning(exp: str | os.PathLike, found: GridSearch, *, lm: str | os.PathLike, ref: str | os.PathLike,
+                 data: str | os.PathLike, beam: int, lexicon: Optional[str | os.PathLike] = None,
+                 checkpoint: Optional[str] = None, utterances: Optional[int] = None) -> Path:
+    """Write the best point of ``found`` and how it was found to
+    ``EXP/lm_tuning.yaml`` (atomically); returns the path."""
+    import yaml
+
+    from asrkit.io import atomic_write
+
+    points, best = found.points, found.best
+    lm_weights = sorted({p.lm_weight for p in points})
+    word_bonuses = sorted({p.word_bonus for p in points})
+    doc = {
+        "lm_weight": best.lm_weight,
+        "word_bonus": best.word_bonus,
+        "wer": None if best.wer is None else round(best.wer, 4),
+        "errors": best.errors,
+        "words": best.words,
+        "beam": int(beam),
+        "backend": found.backend,
+        "lm": _abs(lm),
+        "lexicon": _abs(lexicon),
+        "ref": _abs(ref),
+        "data": _abs(data),
+        "checkpoint": checkpoint,
+        "utterances": utterances,
+        "grid_size": len(points),
+        "lm_weights": lm_weights,
+        "word_bonuses": word_bonuses,
+        "date": datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0).isoformat(),
+    }
+    path = Path(exp) / TUNING_FILE
+    try:
+        with atomic_write(path) as f:
+            f.write("# written by 'asrkit tune': the LM weight and word bonus with the lowest WER on 'ref'.\n"
+                    "# 'asrkit decode' uses them when --lm-weight / --word-bonus are not given.\n")
+            yaml.safe_dump(doc, f, sort_keys=False, default_flow_style=None)
+    except OSError as e:
+        raise InputError(f"{path}: cannot write: {e.strerror or e}") from None
+    return path
+
+
+def _weight(doc: dict, key: str, path: Path, minimum: Optional[float] = None) -> float:
+    v = doc.get(key)
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) \
+            or (minimum is not None and v < minimum):
+        want = "a finite number" + (f" >= {minimum:g}" if minimum is not None else "")
+        raise InputError(f"{path}: '{key}' must be {want}, got {v!r}; rerun 'asrkit tune' or delete the file")
+    return float(v)
+
+
+def read_tuning(exp: str | os.PathLike) -> Optional[dict[str, Any]]:
+    """The contents of ``EXP/lm_tuning.yaml`` (``lm_weight`` and
+    ``word_bonus`` as floats), or None when there is none. An unreadable or
+    malformed file raises :class:`InputError`."""
+    import yaml
+
+    path = Path(exp) / TUNING_FILE
+    if not path.exists():
+        return None
+    try:
+        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as e:
+        raise InputError(f"{path}: cannot read: {getattr(e, 'strerror', None) or e}") from None
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f":{mark.line + 1}" if mark is not None else ""
+        raise InputError(f"{path}{where}: not valid YAML; rerun 'asrkit tune' or delete the file") from None
+    if not isinstance(doc, dict):
+        raise InputError(f"{path}: expected a mapping with lm_weight and word_bonus; rerun 'asrkit tune' "
+                         f"or delete the file")
+    doc = dict(doc)
+    doc["lm_weight"] = _weight(doc, "lm_weight", path, minimum=0.0)
+    doc["word_bonus"] = _weight(doc, "word_bonus", path)
+    return doc
+
+
+def tuned_weights(exp: str | os.PathLike, lm: str | os.PathLike,
+                  backend: Optional[str] = None) -> Optional[tuple[float, float]]:
+    """``(lm_weight, word_bonus)`` from ``EXP/lm_tuning.yaml`` when it was
+    tuned for this LM file (and this backend, when both are known); None
+    (with a warning on stderr when a file exists but does not fit) otherwise.
+    For ``asrkit decode``'s defaults."""
+    from asrkit import log
+
+    doc = read_tuning(exp)
+    if doc is None:
+        return None
+    path = Path(exp) / TUNING_FILE
+    tuned_lm = doc.get("lm")
+    if tuned_lm is not None and not (_same_path(Path(tuned_lm), Path(lm)) or _abs(lm) == str(tuned_lm)):
+        log.warn(f"{path} was tuned for LM {tuned_lm}, not {lm}; using the default weights "
+                 f"(rerun 'asrkit tune' with this LM)")
+        return None
+    tuned_backend = doc.get("backend")
+    if backend is not None and tuned_backend is not None and backend != tuned_backend:
+        log.warn(f"{path} was tuned with backend {tuned_backend}, not {backend}; using the default weights")
+        return None
+    return doc["lm_weight"], doc["word_bonus"]

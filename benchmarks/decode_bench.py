@@ -1,0 +1,201 @@
+"""Greedy vs beam + word LM, and flashlight vs pyctcdecode, on the same emissions and the same LM.
+
+For each model (an exp dir with a dev and a test feature store and a word ARPA LM):
+
+1. the model runs once over dev and test (timed: the forward pass's real-time factor);
+2. greedy decoding of test (WER for char/bpe models, PER for phone models);
+3. for each LM backend (flashlight for every unit kind, pyctcdecode for char/bpe): the LM weight
+   and word bonus are tuned on dev (asrkit.decode.tune.search_grid, the grid of `asrkit tune`),
+   then test is decoded with beam --beam (best of --repeat timed runs over the saved
+   emissions: utterances/s and the search's real-time factor) and scored.
+
+Phone models decode to words through the lexicon (CMU dict) with flashlight; their PER row
+scores the phones of the chosen words. References come from the feature stores (`text`, and
+`text.phones` without sil for PER when the store has it, else the lexicon's spelling).
+
+    # build the tiny corpus and train a phone and a char model in --work (~12 min on 2 cores):
+    .venv/bin/python benchmarks/decode_bench.py --work /tmp/decode_bench
+    # or reuse models: NAME=EXP,DEV_FEATS,TEST_FEATS,LM (repeatable)
+    .venv/bin/python benchmarks/decode_bench.py \\
+        --model tiny-phone=exp/phone,feats/dev,feats/test,lm3.arpa --model tiny-char=exp/char,feats/dev,feats/test,lm3.arpa
+"""
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from asrkit.data import FeatureStore  # noqa: E402
+from asrkit.decode import BeamDecoder, iter_outputs, load_exp  # noqa: E402
+from asrkit.decode.greedy import greedy_hypothesis  # noqa: E402
+from asrkit.decode.tune import default_grids, parse_grid, search_grid  # noqa: E402
+from asrkit.score import score  # noqa: E402
+
+ASRKIT = [sys.executable, "-m", "asrkit"]
+
+
+@dataclass
+class Model:
+    name: str
+    exp: Path
+    dev: Path
+    test: Path
+    lm: Path
+
+
+def sh(*args: str, cwd: Path) -> None:
+    print("+", " ".join(args), file=sys.stderr, flush=True)
+    subprocess.run([*ASRKIT, "-q", *args], cwd=cwd, check=True)
+
+
+def build_tiny(work: Path) -> list[Model]:
+    """Tiny corpus -> fbank -> phone and char Conformer-CTC models (recipes/tiny/conf) -> 3-gram LM."""
+    work.mkdir(parents=True, exist_ok=True)
+    if not (work / "data" / "lm_text.txt").is_file():
+        sh("corpus", "tiny", "data", cwd=work)
+    for split in ("train", "dev", "test"):
+        if not (work / "feats" / split / "index.tsv").is_file():
+            sh("featurize", f"data/{split}", f"feats/{split}", "--jobs", "2", cwd=work)
+    conf = REPO / "recipes" / "tiny" / "conf" / "ctc_phone.yaml"
+    for kind in ("phone", "char"):
+        if not (work / "exp" / kind / "checkpoints" / "best.pt").is_file():
+            sh("train", "ctc", "--train", "feats/train", "--dev", "feats/dev", "--out", f"exp/{kind}", "--conf",
+               str(conf), f"units.kind={kind}", "train.threads=1", "--resume", cwd=work)
+    if not (work / "lm3.arpa").is_file():
+        sh("lm", "build", "data/lm_text.txt", "--order", "3", "-o", "lm3.arpa", cwd=work)
+    return [Model(f"tiny-{k}", work / "exp" / k, work / "feats" / "dev", work / "feats" / "test", work / "lm3.arpa")
+            for k in ("phone", "char")]
+
+
+def parse_model(spec: str) -> Model:
+    name, _, rest = spec.partition("=")
+    parts = rest.split(",")
+    if not name or len(parts) != 4:
+        raise SystemExit(f"--model {spec}: expected NAME=EXP,DEV_FEATS,TEST_FEATS,LM")
+    return Model(name, *(Path(p) for p in parts))
+
+
+def outputs(exp, store_path: Path) -> tuple[list, float, float]:
+    """The model's log-probs over a store, the forward seconds and the audio seconds."""
+    store = FeatureStore(store_path)
+    t = time.perf_counter()
+    outs = list(iter_outputs(exp.model, store, cmvn=exp.cmvn, norm_vars=exp.norm_vars, batch_size=16,
+                             device=exp.device, input_dim=exp.input_dim))
+    seconds = time.perf_counter() - t
+    shift = float((store.conf or {}).get("frame_shift", 10.0)) / 1000.0
+    return outs, seconds, sum(o.frames for o in outs) * shift
+
+
+def phone_refs(store_path: Path, units, utts) -> dict[str, list[str]]:
+    store = FeatureStore(store_path)
+    phones = store.table("text.phones") if hasattr(store, "table") else None
+    if phones is None and (store_path / "text.phones").is_file():
+        from asrkit.data.table import read_table
+        phones = read_table(store_path / "text.phones")
+    if phones is not None:
+        return {u: [p for p in phones[u].split() if p != "sil"] for u in utts}
+    text = store.text
+    return {u: units.symbols(units.tokenizer.encode(text[u].split())) for u in utts}
+
+
+def rate(refs: dict[str, list[str]], hyps: dict[str, list[str]]) -> float:
+    return float(score(refs, hyps).wer)
+
+
+def timed(fn, repeat: int):
+    best, result = float("inf"), None
+    for _ in range(repeat):
+        t = time.perf_counter()
+        result = fn()
+        best = min(best, time.perf_counter() - t)
+    return result, best
+
+
+def bench(model: Model, beam: int, repeat: int, grid: bool) -> list[dict]:
+    torch.set_num_threads(1)
+    exp = load_exp(model.exp, device="cpu", task="ctc")
+    units = exp.units
+    dev_out, _, _ = outputs(exp, model.dev)
+    test_out, fwd_s, audio_s = outputs(exp, model.test)
+    test_text = FeatureStore(model.test).text
+    dev_text = FeatureStore(model.dev).text
+    utts = [o.utt for o in test_out]
+    word_refs = {u: test_text[u].split() for u in utts}
+    dev_refs = {o.utt: dev_text[o.utt].split() for o in dev_out}
+    ph_refs = phone_refs(model.test, units, utts) if units.kind == "phone" else None
+    rows = []
+
+    def row(search, backend, weights, hyps, units_of, secs):
+        r = {"model": model.name, "search": search, "backend": backend, "weights": weights,
+             "wer": None if units.kind == "phone" and search == "greedy" else rate(word_refs, hyps),
+             "per": rate(ph_refs, units_of) if ph_refs is not None else None,
+             "utt_s": len(utts) / secs, "rtf": secs / audio_s}
+        rows.append(r)
+        print(fmt_row(r), file=sys.stderr, flush=True)
+
+    greedy, secs = timed(lambda: [greedy_hypothesis(o, units, blank=units.blank_id) for o in test_out], repeat)
+    row("greedy", "-", "-", {h.utt: h.tokens for h in greedy}, {h.utt: h.units for h in greedy}, secs)
+    backends = ["flashlight"] + ([] if units.kind == "phone" else ["pyctcdecode"])
+    for backend in backends:
+        if grid:
+            ws, bs = default_grids(backend)
+            found = search_grid(units, dev_out, dev_refs, model.lm, lm_weights=parse_grid(ws, "--lm-weights"),
+                                word_bonuses=parse_grid(bs, "--word-bonuses"), beam=beam, backend=backend)
+            a, b = found.best.lm_weight, found.best.word_bonus
+        else:
+            a, b = 0.5, None
+        with BeamDecoder(units, beam=beam, lm=model.lm, lm_weight=a, word_bonus=b, backend=backend) as dec:
+            hyps, secs = timed(lambda: [dec.decode(o) for o in test_out], repeat)
+            weights = f"{dec.lm_weight:g}/{dec.word_bonus:g}"
+        row(f"beam {beam} + LM", backend, weights, {h.utt: h.tokens for h in hyps}, {h.utt: h.units for h in hyps},
+            secs)
+    print(f"{model.name}: model forward RTF {fwd_s / audio_s:.4f} ({len(utts)} utts, {audio_s / 60:.1f} min audio)",
+          file=sys.stderr)
+    return rows
+
+
+HEADER = f"{'model':<14} {'search':<14} {'backend':<12} {'lm_w/bonus':<11} {'WER%':>7} {'PER%':>7} {'utt/s':>8} " \
+         f"{'RTF':>8}"
+
+
+def fmt_row(r: dict) -> str:
+    def pct(v):
+        return f"{v:7.2f}" if v is not None else f"{'-':>7}"
+    return (f"{r['model']:<14} {r['search']:<14} {r['backend']:<12} {r['weights']:<11} {pct(r['wer'])} "
+            f"{pct(r['per'])} {r['utt_s']:8.1f} {r['rtf']:8.5f}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", action="append", default=[], metavar="NAME=EXP,DEV,TEST,LM")
+    ap.add_argument("--work", type=Path, default=Path("/tmp/asrkit_decode_bench"),
+                    help="where the tiny corpus and its models are built when no --model is given")
+    ap.add_argument("--beam", type=int, default=20)
+    ap.add_argument("--repeat", type=int, default=3, help="timed runs per search (best of)")
+    ap.add_argument("--no-grid", action="store_true", help="skip tuning on dev (lm weight 0.5, default bonus)")
+    args = ap.parse_args()
+    models = [parse_model(m) for m in args.model] or build_tiny(args.work)
+    rows = []
+    for m in models:
+        rows += bench(m, args.beam, args.repeat, not args.no_grid)
+    print(HEADER)
+    for r in rows:
+        print(fmt_row(r))
+    for name in dict.fromkeys(r["model"] for r in rows):
+        by = {r["backend"]: r for r in rows if r["model"] == name}
+        if "flashlight" in by and "pyctcdecode" in by:
+            f, p = by["flashlight"], by["pyctcdecode"]
+            print(f"{name}: flashlight {f['utt_s'] / p['utt_s']:.2f}x pyctcdecode's utt/s, WER {f['wer']:.2f} vs "
+                  f"{p['wer']:.2f}")
+
+
+if __name__ == "__main__":
+    main()
