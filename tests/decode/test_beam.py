@@ -18,7 +18,7 @@ from asrkit.decode.beam import beam_hypotheses, load_emissions, read_arpa_unigra
 from asrkit.errors import DataError, InputError, UsageError
 from asrkit.lm import build_lm
 
-from decode_util import make_ctc_exp
+from decode_util import make_ctc_exp, spec_emissions
 
 ASRKIT = [sys.executable, "-m", "asrkit"]
 #: LM text: "cat" follows "the" far more often than "mat" does.
@@ -53,19 +53,6 @@ def bpe_units(tmp_path_factory):
     return _units(tmp_path_factory.mktemp("units"), "bpe")
 
 
-def _emissions(units, frames: list[dict[str, float]], utt: str = "u") -> ModelOutput:
-    """Log-probabilities ``(T', C)``: each frame gives some units a probability,
-    the rest of the mass goes to the blank (a tiny floor for every class)."""
-    rows = []
-    for spec in frames:
-        p = torch.full((units.num_classes,), 1e-4)
-        for u, v in spec.items():
-            p[units.units.index(u)] = v
-        p[0] += max(0.0, 1.0 - float(p.sum()))
-        rows.append((p / p.sum()).log())
-    return ModelOutput(utt, torch.stack(rows), 2 * len(rows))
-
-
 def _spell(units, text: str, *, ambiguous: dict[int, dict[str, float]] | None = None) -> ModelOutput:
     """Clear char-by-char evidence for ``text`` (a blank between letters),
     with frame ``k`` of ``ambiguous`` replaced by a split between units."""
@@ -75,7 +62,7 @@ def _spell(units, text: str, *, ambiguous: dict[int, dict[str, float]] | None = 
         frames.append({"<blank>": 0.9})
     for k, spec in (ambiguous or {}).items():
         frames[2 * k] = spec
-    return _emissions(units, frames)
+    return spec_emissions(units, frames)
 
 
 # -- the search itself ----------------------------------------------------------------------------
@@ -136,7 +123,7 @@ def test_word_bonus_flashlight(char_units, lm_arpa):
 
 def test_plain_beam_finds_the_summed_best_where_greedy_does_not(char_units):
     """Frames [.5 blank, .4 a, .1 b] twice: greedy says '', the prefix beam 'a'."""
-    out = _emissions(char_units, [{"<blank>": 0.5, "a": 0.4, "b": 0.1}] * 2)
+    out = spec_emissions(char_units, [{"<blank>": 0.5, "a": 0.4, "b": 0.1}] * 2)
     assert greedy_hypothesis(out, char_units).text == ""
     hyp = BeamDecoder(char_units, beam=4).decode(out)
     assert hyp.text == "a"
@@ -180,7 +167,7 @@ def test_bpe_units_with_lm(bpe_units, lm_arpa, backend):
     frames: list[dict[str, float]] = []
     for i in tok.encode("the cat sat".split()):
         frames += [{bpe_units.units[i]: 0.9}, {"<blank>": 0.9}]
-    out = _emissions(bpe_units, frames)
+    out = spec_emissions(bpe_units, frames)
     with BeamDecoder(bpe_units, beam=8, lm=lm_arpa, nbest=2, backend=backend) as dec:
         hyp = dec.decode(out)
     assert hyp.text == "the cat sat"

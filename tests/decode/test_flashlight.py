@@ -15,7 +15,7 @@ from asrkit.decode.output import Hypothesis, format_line
 from asrkit.errors import DataError, InputError, UsageError
 from asrkit.lm import build_lm
 
-from decode_util import PHONE_WORDS, make_ctc_exp
+from decode_util import PHONE_WORDS, make_ctc_exp, spec_emissions
 
 #: every word of the phone test model's lexicon; "a cat sat" far more often than "a mat sat"
 LM_TEXT = "a cat sat\n" * 6 + "a cat sat on a mat\n" * 2 + "a mat\n"
@@ -35,16 +35,8 @@ def lm(tmp_path_factory) -> Path:
 
 
 def _phone_emissions(units, phones: list[dict[str, float]], utt: str = "u") -> ModelOutput:
-    """One frame per phone spec then a blank frame; the rest of each frame's mass on blank."""
-    rows = []
-    for spec in phones:
-        for frame in (spec, {"<blank>": 0.9}):
-            p = torch.full((units.num_classes,), 1e-4)
-            for u, v in frame.items():
-                p[units.units.index(u)] = v
-            p[0] += max(0.0, 1.0 - float(p.sum()))
-            rows.append((p / p.sum()).log())
-    return ModelOutput(utt, torch.stack(rows), 4 * len(rows))
+    """One frame per phone spec then a blank frame (subsampling 4)."""
+    return spec_emissions(units, [f for spec in phones for f in (spec, {"<blank>": 0.9})], utt, subsampling=4)
 
 
 def _say(*phones: str | dict[str, float]) -> list[dict[str, float]]:

@@ -20,7 +20,7 @@ from asrkit.errors import AsrkitError, DataError, InputError, UsageError
 from asrkit.lm import build_lm
 from asrkit.score import Counts
 
-from decode_util import make_ctc_exp, make_store
+from decode_util import make_ctc_exp, make_store, spec_emissions
 
 #: LM text: "cat" follows "the" far more often than "mat" does (as in test_beam.py).
 LM_TEXT = "the cat sat\n" * 6 + "the cat sat on the mat\n" * 2 + "a mat\n"
@@ -50,19 +50,6 @@ def char_exp(tmp_path_factory) -> Path:
     return make_ctc_exp(d / "char", kind="char", impl="native", steps=0, text=text)
 
 
-def _emissions(units, frames: list[dict[str, float]], utt: str) -> ModelOutput:
-    """``(T', C)`` log-probs: each frame gives some units a probability, the
-    rest goes to the blank (a tiny floor for every class)."""
-    rows = []
-    for spec in frames:
-        p = torch.full((units.num_classes,), 1e-4)
-        for u, v in spec.items():
-            p[units.units.index(u)] = v
-        p[0] += max(0.0, 1.0 - float(p.sum()))
-        rows.append((p / p.sum()).log())
-    return ModelOutput(utt, torch.stack(rows), 2 * len(rows))
-
-
 def _spell(units, text: str, utt: str, ambiguous: dict[int, dict[str, float]] | None = None) -> ModelOutput:
     """Clear evidence for each letter of ``text`` (a blank after each), letter ``k`` of ``ambiguous`` split."""
     frames: list[dict[str, float]] = []
@@ -70,7 +57,7 @@ def _spell(units, text: str, utt: str, ambiguous: dict[int, dict[str, float]] | 
         frames += [{"|" if ch == " " else ch: 0.9}, {"<blank>": 0.9}]
     for k, spec in (ambiguous or {}).items():
         frames[2 * k] = spec
-    return _emissions(units, frames, utt)
+    return spec_emissions(units, frames, utt)
 
 
 def _hand_outputs(units) -> list[ModelOutput]:
@@ -418,7 +405,7 @@ def test_phone_model(capfd, lm_arpa, tmp_path):
     exp = make_ctc_exp(tmp_path / "phone", kind="phone", impl="native", steps=0)
     units = load_units(exp)
     frames = [f for ph in ["k", "ae", "t", "sil", "s", "ae", "t"] for f in ({ph: 0.9}, {"<blank>": 0.9})]
-    em = _save([_emissions(units, frames, "u1")], tmp_path / "em", exp, units)
+    em = _save([spec_emissions(units, frames, "u1")], tmp_path / "em", exp, units)
     ref = tmp_path / "text"
     write_table(ref, {"u1": "cat sat"})
     (tmp_path / "lm.txt").write_text("a cat sat on a mat\na cat sat\n")
