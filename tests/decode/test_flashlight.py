@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import torch
 
 from asrkit.cli.main import main
 from asrkit.decode import BeamDecoder, ModelOutput, load_units
