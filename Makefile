@@ -22,7 +22,8 @@ $(STAMP): pyproject.toml
 test: $(STAMP)
 	$(PY) -m pytest -q
 
-# tiny corpus -> features -> CTC phone model (a few minutes) -> greedy decoding -> PER table;
+# tiny corpus -> features -> CTC phone model (a few minutes) -> greedy decoding -> PER table,
+# then lm build -> tune on dev -> decode --beam 20 --lm (words via the CMU lexicon) -> WER/PER table;
 # a re-run continues where it stopped. DEMO_MINUTES is the training time budget.
 DEMO_MINUTES ?= 5
 demo: $(STAMP)

@@ -17,7 +17,8 @@ def demo_command(
         help="torch CPU threads (default: one per core; 1 is faster on a machine busy with other jobs).",
     ),
 ) -> None:
-    """Tiny corpus -> features -> CTC phone model (a few minutes) -> greedy decoding -> PER.
+    """Tiny corpus -> features -> CTC phone model (a few minutes) -> greedy decoding -> PER; then a 3-gram LM,
+    LM weights tuned on dev, beam 20 + lexicon + LM decoding to words -> WER next to PER.
 
     Each step is skipped when its output is already there, so a re-run (or a
     run after an interruption) continues where it stopped.
