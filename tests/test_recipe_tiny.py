@@ -39,7 +39,8 @@ def test_run_sh_all_stages(tmp_path):
            "--ctc-conf", str(tmp_path / "ctc.yaml"), "--frame-conf", str(tmp_path / "frame.yaml")]
     p = subprocess.run(cmd, capture_output=True, text=True, env=env)
     assert p.returncode == 0, p.stdout + p.stderr
-    for n, name in enumerate(["corpus", "features", "train_ctc", "decode", "score", "train_frame", "predict_frame"]):
+    for n, name in enumerate(["corpus", "features", "train_ctc", "decode", "score", "train_frame", "predict_frame",
+                              "lm", "decode_lm"]):
         assert (work / "exp" / "log" / f"{n:02d}_{name}.log").exists() or n == 0
     dec = work / "exp" / "ctc_phone" / "decode_test"
     hyp = (dec / "hyp.txt").read_text().splitlines()
@@ -52,6 +53,12 @@ def test_run_sh_all_stages(tmp_path):
     ali = (pred / "ali").read_text().splitlines()
     frames = sum(len(line.split()) - 1 for line in ali)
     assert csv[0] == "id,label" and len(csv) == frames + 1 and csv[-1].startswith(f"{frames - 1},")
+    # stages 7-8: the LM, tuned weights, words and their times, the WER report
+    assert (work / "exp" / "lm3.arpa").is_file() and (work / "exp" / "ctc_phone" / "lm_tuning.yaml").is_file()
+    words = (dec / "hyp_lm.txt").read_text().splitlines()
+    ctm = (dec / "hyp_lm.ctm").read_text().splitlines()
+    assert len(words) == 60 and len(ctm) == sum(len(w.split()) - 1 for w in words)
+    assert "%WER" in (dec / "wer.txt").read_text()
     # a second run of decode and score keeps the hypotheses (best.pt did not change)
     before = (dec / "hyp.txt").stat().st_mtime_ns
     p = subprocess.run(cmd + ["--stage", "2", "--stop-stage", "4"], capture_output=True, text=True, env=env)

@@ -9,6 +9,9 @@
 #   5  train frame     MLP frame classifier on the exact alignments (ali) -> exp/frame_mlp
 #   6  predict frame   per-frame labels of the test set, frame accuracy, Kaggle csv
 #                                                       -> exp/frame_mlp/predict_test/
+#   7  lm              3-gram on the corpus's LM text   -> exp/lm3.arpa
+#   8  decode lm       LM weights tuned on dev (asrkit tune), then beam 20 + LM to words through
+#                      the CMU lexicon, WER             -> exp/ctc_phone/decode_test/{hyp_lm.txt,hyp_lm.ctm,wer.txt}
 #
 # Every stage is resumable: finished outputs are kept, training continues from
 # its last checkpoint. Logs: exp/log/NN_<stage>.log.
@@ -32,7 +35,8 @@ usage() {
   cat <<USAGE
 usage: $0 [--stage N] [--stop-stage N] [--nj N] [--device auto|cpu|cuda] [--dir DIR]
           [--ctc-conf FILE] [--frame-conf FILE]
-  stages: 0 corpus, 1 features, 2 train ctc, 3 decode, 4 score, 5 train frame, 6 predict frame
+  stages: 0 corpus, 1 features, 2 train ctc, 3 decode, 4 score, 5 train frame, 6 predict frame,
+          7 lm, 8 decode with the lm (tune on dev, WER on test)
   --dir   where data/, feats/ and exp/ go (default: $here)
 USAGE
 }
@@ -144,4 +148,25 @@ if run_stage 6 predict_frame; then
        END { if (bad) exit 1; printf "frame accuracy %.2f%% [ %d / %d frames ]\n", 100 * correct / total, correct, total }' \
     data/test/ali $out/ali | tee $out/accuracy.txt | tee -a "$log"
   echo "predictions: $dir/$out/ali, Kaggle csv: $dir/$out/submission.csv"
+fi
+
+if run_stage 7 lm; then
+  if [ -f exp/lm3.arpa ]; then echo "exp/lm3.arpa is there"
+  else $ASRKIT lm build data/lm_text.txt --order 3 -o exp/lm3.arpa 2>&1 | tee "$log"
+  fi
+fi
+
+if run_stage 8 decode_lm; then
+  out=$ctc/decode_test
+  mkdir -p $out
+  # the LM weight and word bonus with the lowest dev WER -> $ctc/lm_tuning.yaml (decode's defaults)
+  $ASRKIT tune $ctc feats/dev data/dev/text --lm exp/lm3.arpa --device "$device" > $ctc/tune_dev.txt 2> "$log"
+  tail -1 $ctc/tune_dev.txt
+  $ASRKIT decode $ctc feats/test --beam 20 --lm exp/lm3.arpa --device "$device" > $out/hyp_lm.txt.tmp 2>> "$log"
+  mv $out/hyp_lm.txt.tmp $out/hyp_lm.txt
+  $ASRKIT decode $ctc feats/test --beam 20 --lm exp/lm3.arpa --device "$device" --format ctm \
+    > $out/hyp_lm.ctm.tmp 2>> "$log"
+  mv $out/hyp_lm.ctm.tmp $out/hyp_lm.ctm
+  $ASRKIT score data/test/text $out/hyp_lm.txt --per-spk --utt2spk data/test/utt2spk 2>> "$log" | tee $out/wer.txt
+  cat $out/wer.txt >> "$log"
 fi
