@@ -9,8 +9,9 @@ For each model (an exp dir with a dev and a test feature store and a word ARPA L
    then test is decoded with beam --beam (best of --repeat timed runs over the saved
    emissions: utterances/s and the search's real-time factor) and scored.
 
-Phone models decode to words through the lexicon (CMU dict) with flashlight; their PER row
-scores the phones of the chosen words. References come from the feature stores (`text`, and
+Phone models decode to words through the lexicon (CMU dict) with flashlight: greedy decoding
+gives phones only, so their word baseline is the lexicon-constrained beam with LM weight 0
+("lexicon" rows); their PER column scores the phones of the chosen words. References come from the feature stores (`text`, and
 `text.phones` without sil for PER when the store has it, else the lexicon's spelling).
 
     # build the tiny corpus and train a phone and a char model in --work (~12 min on 2 cores):
@@ -143,6 +144,11 @@ def bench(model: Model, beam: int, repeat: int, grid: bool) -> list[dict]:
 
     greedy, secs = timed(lambda: [greedy_hypothesis(o, units, blank=units.blank_id) for o in test_out], repeat)
     row("greedy", "-", "-", {h.utt: h.tokens for h in greedy}, {h.utt: h.units for h in greedy}, secs)
+    if units.kind == "phone":  # greedy gives no words: the lexicon alone (LM weight 0) is the word baseline
+        with BeamDecoder(units, beam=beam, lm=model.lm, lm_weight=0.0, word_bonus=0.0) as dec:
+            hyps, secs = timed(lambda: [dec.decode(o) for o in test_out], repeat)
+        row(f"beam {beam} lexicon", "flashlight", "0/0", {h.utt: h.tokens for h in hyps},
+            {h.utt: h.units for h in hyps}, secs)
     backends = ["flashlight"] + ([] if units.kind == "phone" else ["pyctcdecode"])
     for backend in backends:
         if grid:
@@ -190,7 +196,7 @@ def main() -> None:
     for r in rows:
         print(fmt_row(r))
     for name in dict.fromkeys(r["model"] for r in rows):
-        by = {r["backend"]: r for r in rows if r["model"] == name}
+        by = {r["backend"]: r for r in rows if r["model"] == name and r["search"].endswith("+ LM")}
         if "flashlight" in by and "pyctcdecode" in by:
             f, p = by["flashlight"], by["pyctcdecode"]
             print(f"{name}: flashlight {f['utt_s'] / p['utt_s']:.2f}x pyctcdecode's utt/s, WER {f['wer']:.2f} vs "

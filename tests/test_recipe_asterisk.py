@@ -1,0 +1,158 @@
+"""recipes/asterisk/run.sh: syntax, options and its bad-option handling, the
+configs it ships, the extra pronunciations it writes (fast, nothing
+downloaded); and every stage on the real Asterisk packages with very small
+configs (slow, skipped where apt-get cannot fetch them)."""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+RECIPE = ROOT / "recipes" / "asterisk"
+SCRIPT = RECIPE / "run.sh"
+ENV = dict(os.environ, ASRKIT=f"{sys.executable} -m asrkit")
+
+
+def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(["bash", str(SCRIPT), *args], capture_output=True, text=True, env=ENV, cwd=cwd)
+
+
+def test_syntax():
+    p = subprocess.run(["bash", "-n", str(SCRIPT)], capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+
+
+def test_help_lists_stages_and_options():
+    p = run("--help")
+    assert p.returncode == 0, p.stderr
+    for word in ("--stage", "--stop-stage", "--dir", "--ctc-conf", "--fbank-conf", "--exp", "--beam", "--from",
+                 "0 corpus", "1 features", "2 lm", "3 train ctc", "4 decode", "5 decode lm"):
+        assert word in p.stdout, word
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--bogus"], "unknown option '--bogus'"),
+    (["--stage"], "option '--stage' needs a value"),
+    (["--dir"], "option '--dir' needs a value"),
+    (["--stage", "x"], "take numbers (got 'x')"),
+    (["--beam", "-3"], "take numbers (got '-3')"),
+    (["--exp", "../x"], "--exp takes a folder name (got '../x')"),
+    (["--ctc-conf", "/nonexistent/ctc.yaml"], "no such config file: /nonexistent/ctc.yaml"),
+])
+def test_bad_options_exit_2(tmp_path, args, message):
+    p = run("--dir", str(tmp_path / "work"), *args)
+    assert p.returncode == 2 and message in p.stderr, p.stdout + p.stderr
+    assert not (tmp_path / "work").exists()   # nothing written before the options are checked
+
+
+def test_no_stage_selected_does_nothing(tmp_path):
+    # stages 6..9 do not exist: no stage runs, nothing is downloaded or computed
+    p = run("--dir", str(tmp_path), "--stage", "6", "--stop-stage", "9")
+    assert p.returncode == 0, p.stderr
+    assert "== stage" not in p.stdout
+    assert sorted(x.name for x in tmp_path.iterdir()) == ["exp"]
+
+
+def test_configs_load():
+    from asrkit.features.config import FeatureConfig
+    from asrkit.train.config import load_config
+
+    confs = sorted((RECIPE / "conf").glob("ctc_*.yaml"))
+    assert RECIPE / "conf" / "ctc_phone.yaml" in confs
+    for conf in confs:
+        cfg = load_config("ctc", conf)
+        assert cfg["units"]["kind"] == "phone" and cfg["train"]["threads"] == 1, conf
+    fb = FeatureConfig.load(RECIPE / "conf" / "fbank40_8k.yaml")
+    assert fb.type == "fbank" and fb.sample_rate == 8000 and fb.dim == 40
+
+
+def _extra_lexicon() -> list[list[str]]:
+    text = SCRIPT.read_text()
+    m = re.search(r"<<'LEX'\n(.*?)\nLEX\n", text, re.S)
+    assert m, "run.sh has no <<'LEX' here-document"
+    return [line.split() for line in m.group(1).splitlines()]
+
+
+def test_extra_lexicon_is_needed_and_valid():
+    """Each extra word is missing from the CMU dict (else the entry would be
+    dead) and is spelled with the 39 ARPAbet phones of the model's units."""
+    from asrkit.data.lexicon import ARPABET39, Lexicon
+
+    cmu = Lexicon.default()
+    entries = _extra_lexicon()
+    words = [e[0] for e in entries]
+    assert len(words) == len(set(words)) >= 25
+    for word, *phones in entries:
+        assert word not in cmu, word
+        assert phones and all(p in ARPABET39 for p in phones), (word, phones)
+    # the prompts' known words that the CMU dict lacks are covered
+    assert {"pbx", "iax", "digium", "dahdi", "unmute", "unmuted", "represenatives"} <= set(words)
+
+
+# -- the real corpus --------------------------------------------------------
+
+CTC = """task: ctc
+model: {type: ctc, impl: native, subsampling: 4, encoder: lstm, hidden: 16, layers: 1, dropout: 0.0}
+units: {kind: phone}
+data: {cmvn: global, max_frames: 40000}
+features: {specaugment: false}
+optim: {lr: 3.0e-3, warmup_steps: 1}
+train: {epochs: 1, tensorboard: false, threads: 1}
+"""
+
+
+def _apt_can_fetch() -> str | None:
+    if shutil.which("apt-get") is None or shutil.which("dpkg-deb") is None:
+        return "apt-get/dpkg-deb not available (not a Debian system)"
+    p = subprocess.run(["apt-cache", "show", "asterisk-core-sounds-en-wav"], capture_output=True, text=True)
+    if p.returncode != 0:
+        return "apt does not know asterisk-core-sounds-en-wav (no package lists; run apt-get update)"
+    return None
+
+
+@pytest.mark.slow
+def test_run_sh_all_stages(tmp_path):
+    reason = _apt_can_fetch()
+    if reason:
+        pytest.skip(reason)
+    (tmp_path / "ctc.yaml").write_text(CTC)
+    work = tmp_path / "work"
+    cmd = ["--dir", str(work), "--device", "cpu", "--beam", "4", "--ctc-conf", str(tmp_path / "ctc.yaml")]
+    p = run(*cmd, "--stop-stage", "0")
+    if p.returncode != 0 and "apt-get" in p.stdout + p.stderr:
+        pytest.skip(f"apt-get download failed (no network?): {(p.stdout + p.stderr)[-300:]}")
+    assert p.returncode == 0, p.stdout + p.stderr
+    p = run(*cmd, "--stage", "1")
+    assert p.returncode == 0, p.stdout + p.stderr
+    for n, name in enumerate(["corpus", "features", "lm", "train_ctc", "decode", "decode_lm"]):
+        assert (work / "exp" / "log" / f"{n:02d}_{name}.log").exists(), name
+    # dev is held out of train_nodev, and no test or dev sentence is in the LM text
+    dev = (work / "data" / "dev" / "text").read_text().splitlines()
+    nodev = (work / "data" / "train_nodev" / "text").read_text().splitlines()
+    assert len(dev) == 40 and len(dev) + len(nodev) == len((work / "data" / "train" / "text").read_text().splitlines())
+    assert not {u.split()[0] for u in dev} & {u.split()[0] for u in nodev}
+    held = {line.split(" ", 1)[1] for s in ("dev", "test") for line in
+            (work / "data" / s / "text").read_text().splitlines()}
+    lm_text = (work / "exp" / "lm" / "lm_text.txt").read_text().splitlines()
+    assert len(lm_text) > 4000 and not held & set(lm_text)
+    assert "oov_rate" in (work / "exp" / "lm" / "ppl_test.txt").read_text()
+    ctc = work / "exp" / "ctc_phone"
+    test_utts = len((work / "data" / "test" / "text").read_text().splitlines())
+    assert len((ctc / "decode_test" / "hyp.txt").read_text().splitlines()) == test_utts
+    assert len((ctc / "decode_test" / "ref.txt").read_text().splitlines()) == test_utts
+    assert "%PER" in (ctc / "decode_test" / "per.txt").read_text() and "%PER" in p.stdout
+    assert (ctc / "lm_tuning.yaml").exists() and "lm_weight: 0.0" in (ctc / "lm_tuning_lex.yaml").read_text()
+    for v in ("lm", "lex"):
+        assert len((ctc / f"decode_test_{v}" / "hyp.txt").read_text().splitlines()) == test_utts
+        assert "%WER" in (ctc / f"decode_test_{v}" / "wer.txt").read_text()
+    # a second run of stage 4 keeps the hypotheses (best.pt did not change)
+    before = (ctc / "decode_test" / "hyp.txt").stat().st_mtime_ns
+    p = run(*cmd, "--stage", "3", "--stop-stage", "4")
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert (ctc / "decode_test" / "hyp.txt").stat().st_mtime_ns == before
