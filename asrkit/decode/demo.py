@@ -11,7 +11,8 @@ repeated run continues where it stopped::
     score     OUT/exp/ctc_phone/decode_test/{ref.txt,per.txt,per_utt.txt}
     lm        OUT/exp/lm3.arpa                asrkit lm build (3-gram on the corpus's LM text)
     lm decode OUT/exp/ctc_phone/lm_tuning.yaml, decode_test/{hyp_lex.txt,hyp_lm.txt,hyp_lm.ctm,words.txt}
-              asrkit tune on dev, then asrkit decode --beam 20 --lm (words through the CMU lexicon)
+              asrkit tune on dev, then asrkit decode --beam 20 --lm (words through the CMU lexicon);
+              also the lexicon alone (LM weight 0, its word bonus tuned on dev too)
 
 Training runs a fixed schedule (:data:`DEMO_CONFIG`, ``train.epochs`` from
 the time budget at :data:`EPOCHS_PER_MINUTE`, measured on 2 CPU cores) and
@@ -104,6 +105,9 @@ LM_BEAM = 20
 LM_ORDER = 3
 LM_WEIGHTS = (0.5, 1.0, 1.5, 2.0)
 WORD_BONUSES = (-1.0, 0.0, 1.0)
+#: Word bonuses tried for the lexicon-only search (LM weight 0): without an LM
+#: score per word, short words fill the hypothesis unless a penalty stops them.
+LEXICON_BONUSES = (-8.0, -6.0, -4.0, -2.0, 0.0)
 
 
 @dataclass
@@ -338,6 +342,8 @@ def _stage_lm_decode(out: Path, exp: Path, lm: Path, dec: Path, ref_phones: Path
     best = found.best
     log.info(f"lm decode: tuned on dev: lm weight {best.lm_weight:g}, word bonus {best.word_bonus:g} "
              f"(dev WER {best.wer:.2f}%)")
+    lex = search_grid(loaded.units, dev_out, {o.utt: dev_text[o.utt].split() for o in dev_out}, lm,
+                      lm_weights=(0.0,), word_bonuses=LEXICON_BONUSES, beam=LM_BEAM).best
     test_out, fs = emissions("test")
     frame_seconds = output_frame_seconds((fs.conf or {}).get("frame_shift"), loaded.subsampling)
     words_ref = read_table(out / "data" / "test" / "text")
@@ -345,7 +351,7 @@ def _stage_lm_decode(out: Path, exp: Path, lm: Path, dec: Path, ref_phones: Path
     greedy = {u: v.split() for u, v in read_table(dec / "hyp.txt").items()}
     rows = [SearchScore("greedy CTC (phones)", str(dec / "hyp.txt"), None,
                         float(score(phones_ref, greedy).wer))]
-    for name, file, weight, bonus in [("beam 20 + lexicon, no LM", "hyp_lex", 0.0, 0.0),
+    for name, file, weight, bonus in [("beam 20 + lexicon, no LM", "hyp_lex", 0.0, lex.word_bonus),
                                       (f"beam 20 + lexicon + {LM_ORDER}-gram LM", "hyp_lm", best.lm_weight,
                                        best.word_bonus)]:
         with BeamDecoder(loaded.units, beam=LM_BEAM, lm=lm, lm_weight=weight, word_bonus=bonus) as decoder:
