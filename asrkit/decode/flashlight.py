@@ -42,9 +42,14 @@ from asrkit.io import display_name
 __all__ = ["FlashlightSearch", "lexicon_spellings"]
 
 #: hypotheses whose score is this far (log) below the best of a frame are dropped
-BEAM_THRESHOLD = 25.0
+BEAM_THRESHOLD = 15.0
 #: unit classes tried per frame (the best ones); the rest are not expanded
 BEAM_SIZE_TOKEN = 16
+#: Added when the search consumes its silence token (the blank for phone/bpe models, '|' for char):
+#: tiny, but it keeps a word ending through a spelling's trailing blank/'|' from tying exactly with
+#: the same word ended one frame earlier; flashlight orders exact ties by memory address, so ties
+#: would make results change from run to run.
+SIL_SCORE = -1e-3
 _LN10 = math.log(10.0)
 _MAX_LISTED = 10
 
@@ -145,11 +150,18 @@ class FlashlightSearch:
             raise InputError(f"{lm_name}: kenlm cannot load it ({str(e).splitlines()[0] if str(e) else e})") from None
         self.trie = Trie(units.num_classes, self.sil)
         start = self.lm.start(False)
+        # flashlight completes a word on its last unit's first frame and cannot stay on that unit
+        # afterwards (only on the silence token), so a last unit held for several frames would
+        # have to become more words. Each spelling is also inserted followed by the blank (and, for
+        # char units, by '|'): the word then ends at the first frame after its last unit's run.
+        enders = sorted({self.blank, self.sil})
         for w in self.words:
             idx = self.word_dict.get_index(w)
             _, score = self.lm.score(start, idx)
             for sp in spellings[w]:
                 self.trie.insert(sp, idx, score)
+                for end in enders:
+                    self.trie.insert(sp + [end], idx, score)
         self.trie.smear(SmearingMode.MAX)
         self.set_weights(lm_weight, word_bonus)
 
@@ -161,7 +173,7 @@ class FlashlightSearch:
         self.word_bonus = float(word_bonus)
         opts = LexiconDecoderOptions(
             beam_size=self.beam, beam_size_token=self.beam_size_token, beam_threshold=self.beam_threshold,
-            lm_weight=self.lm_weight * _LN10, word_score=self.word_bonus, unk_score=-math.inf, sil_score=0.0,
+            lm_weight=self.lm_weight * _LN10, word_score=self.word_bonus, unk_score=-math.inf, sil_score=SIL_SCORE,
             log_add=False, criterion_type=CriterionType.CTC)
         self.decoder = LexiconDecoder(opts, self.trie, self.lm, self.sil, self.blank, self.unk, [], False)
 
@@ -210,6 +222,6 @@ class FlashlightSearch:
             last = run_at[t]
             own = [k for k in range(first, last + 1) if runs[k][0] != self.sil]
             if own:
-                spans.append((runs[own[0]][1], runs[last][2]))
+                spans.append((runs[own[0]][1], runs[own[-1]][2]))
             first = last + 1
         return [r[0] for r in runs], spans

@@ -211,7 +211,7 @@ def test_word_bonus_axis(char_exp, lm_arpa, backend, weight):
     found = tune.search_grid(units, _hand_outputs(units), refs, lm_arpa, lm_weights=[weight],
                              word_bonuses=[-2.0, 0.0, 2.0], beam=8, backend=backend)
     errors = [p.errors for p in found.points]
-    assert errors[2] < errors[1] < errors[0]
+    assert errors[2] < errors[1] <= errors[0]
     assert found.best.word_bonus == 2.0
 
 
@@ -295,7 +295,8 @@ def test_feature_store_end_to_end_equals_saved_emissions(capfd, char_exp, lm_arp
     utts = make_store(feats, n=4, min_frames=20, max_frames=40)
     before = sorted((p.name, p.stat().st_size) for p in feats.iterdir())
     ref = feats / "text"
-    grid = ["--lm-weights", "0,1", "--word-bonuses", "0,2", "--beam", "4", "--device", "cpu"]
+    # (no LM weight 0 with bonus 0: flashlight breaks exact score ties by memory order, not reproducibly)
+    grid = ["--lm-weights", "0.5,1", "--word-bonuses", "0,2", "--beam", "4", "--device", "cpu"]
     code, out_feats, err = _cli(capfd, "tune", str(char_exp), str(feats), str(ref), "--lm", str(lm_arpa), *grid)
     assert code == 0, err
     assert sorted((p.name, p.stat().st_size) for p in feats.iterdir()) == before
