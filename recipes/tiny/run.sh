@@ -58,13 +58,8 @@ for n in "$stage" "$stop_stage" "$nj"; do
   [[ "$n" =~ ^[0-9]+$ ]] || { echo "$0: --stage, --stop-stage and --nj take numbers (got '$n')" >&2; exit 2; }
 done
 
-# asrkit: $ASRKIT, else the one on PATH, else the repository's .venv
-if [ -z "${ASRKIT:-}" ]; then
-  if command -v asrkit >/dev/null 2>&1; then ASRKIT=asrkit
-  elif [ -x "$here/../../.venv/bin/asrkit" ]; then ASRKIT=$(realpath "$here/../../.venv/bin/asrkit")
-  else echo "$0: asrkit not found: activate its venv (make setup; source .venv/bin/activate) or set ASRKIT" >&2; exit 1
-  fi
-fi
+. "$here/../lib/common.sh"
+find_asrkit
 
 mkdir -p "$dir"
 cd "$dir"
@@ -72,19 +67,6 @@ logdir=exp/log
 mkdir -p "$logdir"
 ctc=exp/ctc_phone
 frame=exp/frame_mlp
-
-# run_stage N NAME: true when stage N is selected; says so and names its log
-run_stage() {
-  if [ "$stage" -le "$1" ] && [ "$stop_stage" -ge "$1" ]; then
-    log=$logdir/$(printf %02d "$1")_$2.log
-    echo "== stage $1: $2 (log: $dir/$log)"
-    return 0
-  fi
-  return 1
-}
-
-# newer A B: A exists and is newer than B
-newer() { [ -f "$1" ] && [ -f "$2" ] && [ "$1" -nt "$2" ]; }
 
 if run_stage 0 corpus; then
   if [ -f data/lm_text.txt ]; then echo "data/ is there"
