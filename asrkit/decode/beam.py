@@ -316,9 +316,10 @@ class BeamDecoder:
 
     # -- construction ---------------------------------------------------------
 
-    def _lm_words(self, path: Path) -> tuple[list[str], object]:
+    def _lm_words(self, path: Path) -> tuple[list[str], object, object]:
         """Check the LM (loads in kenlm, order >= 2) and return the search's
-        vocabulary and, for phone units, the lexicon that spells it: the
+        vocabulary, for phone units the lexicon that spells it, and the loaded
+        ``kenlm.Model``. The vocabulary is the
         ``--lexicon`` file's words when given, else the ARPA unigrams (a kenlm
         binary has no readable word list: phone models then use the whole
         tokenizer lexicon, char/bpe models need ``--lexicon``)."""
@@ -331,7 +332,6 @@ class BeamDecoder:
         if not isinstance(model, kenlm.Model):
             raise DataError(f"{name}: is a unigram LM; the beam decoder needs order >= 2 "
                             f"(asrkit lm build TEXT --order 3)")
-        del model
         lexicon = None
         if self.units.kind == "phone":
             if self.lexicon_path is not None:
@@ -358,13 +358,14 @@ class BeamDecoder:
                 log.warn(f"{name}: {len(missing)} of {len(words)} LM words have no pronunciation in "
                          f"{self.units.source.rsplit('/', 1)[0]}'s lexicon and cannot be decoded: "
                          f"{list_words(missing)} (add them with --lexicon FILE)")
-        return list(words), lexicon
+        return list(words), lexicon, model
 
     def _build_flashlight(self, path: Path):
         from asrkit.decode.flashlight import FlashlightSearch
         from asrkit.lm.ppl import _silenced_stderr_fd
 
-        words, lexicon = self._lm_words(path)
+        words, lexicon, model = self._lm_words(path)
+        del model  # flashlight loads the file with its own kenlm
         if self.units.kind != "phone":
             _check_lm_units(self.units, words, display_name(self.lexicon_path or path))
         lexicon_name = display_name(self.lexicon_path) if self.lexicon_path else "the model's lexicon"
@@ -378,12 +379,9 @@ class BeamDecoder:
         from pyctcdecode.decoder import BeamSearchDecoderCTC
         from pyctcdecode.language_model import LanguageModel
 
-        from asrkit.lm import load_kenlm
-
-        words, _ = self._lm_words(path)
+        words, _, model = self._lm_words(path)
         _check_lm_units(self.units, words, display_name(self.lexicon_path or path))
         labels = _alphabet_labels(self.units)
-        model = load_kenlm(path)
         with _quiet_pyctcdecode():
             language_model = LanguageModel(model, words, alpha=self.lm_weight, beta=self.word_bonus)
             return BeamSearchDecoderCTC(Alphabet(labels, is_bpe=self.units.kind == "bpe"), language_model)
