@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from asrkit.corpora.asterisk import fetch_problem
 
 ROOT = Path(__file__).resolve().parents[1]
 RECIPE = ROOT / "recipes" / "asterisk"
@@ -107,18 +108,9 @@ train: {epochs: 1, tensorboard: false, threads: 1}
 """
 
 
-def _apt_can_fetch() -> str | None:
-    if shutil.which("apt-get") is None or shutil.which("dpkg-deb") is None:
-        return "apt-get/dpkg-deb not available (not a Debian system)"
-    p = subprocess.run(["apt-cache", "show", "asterisk-core-sounds-en-wav"], capture_output=True, text=True)
-    if p.returncode != 0:
-        return "apt does not know asterisk-core-sounds-en-wav (no package lists; run apt-get update)"
-    return None
-
-
 @pytest.mark.slow
 def test_run_sh_all_stages(tmp_path):
-    reason = _apt_can_fetch()
+    reason = fetch_problem()
     if reason:
         pytest.skip(reason)
     (tmp_path / "ctc.yaml").write_text(CTC)

@@ -66,6 +66,18 @@ def default_cache() -> Path:
     return Path(base) / "asrkit" / "asterisk"
 
 
+def fetch_problem() -> str | None:
+    """Why ``apt-get download`` cannot fetch the packages here (no apt/dpkg-deb,
+    or apt does not know them), or None when it should work (the tests of the
+    real packages skip with this reason)."""
+    if shutil.which("apt-get") is None or shutil.which("dpkg-deb") is None:
+        return "apt-get/dpkg-deb not available (not a Debian system)"
+    p = subprocess.run(["apt-cache", "show", PACKAGES[0]], capture_output=True, text=True)
+    if p.returncode != 0:
+        return f"apt does not know {PACKAGES[0]} (no package lists; run apt-get update)"
+    return None
+
+
 def fetch_packages(cache: str | os.PathLike) -> Path:
     """Download and unpack the two Debian packages into ``cache/root``
     (reused when already there); returns the unpacked root."""

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gzip
 import shutil
-import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +11,7 @@ import pytest
 import soundfile as sf
 
 from asrkit.corpora import asterisk
-from asrkit.corpora.asterisk import build_asterisk, clean_transcript
+from asrkit.corpora.asterisk import build_asterisk, clean_transcript, fetch_problem
 from asrkit.data import validate
 from asrkit.data.table import read_table, sorted_keys
 from asrkit.errors import AsrkitError, InputError
@@ -121,18 +120,9 @@ def test_cli_asterisk_from(tmp_path: Path, capsys):
     assert main(["corpus", "asterisk", str(tmp_path / "out2"), "--from", str(tmp_path / "nope")]) == 1
 
 
-def _apt_can_fetch() -> str | None:
-    if shutil.which("apt-get") is None or shutil.which("dpkg-deb") is None:
-        return "apt-get/dpkg-deb not available (not a Debian system)"
-    p = subprocess.run(["apt-cache", "show", "asterisk-core-sounds-en-wav"], capture_output=True, text=True)
-    if p.returncode != 0:
-        return "apt does not know asterisk-core-sounds-en-wav (no package lists; run apt-get update)"
-    return None
-
-
 @pytest.mark.slow
 def test_real_package(tmp_path: Path):
-    reason = _apt_can_fetch()
+    reason = fetch_problem()
     if reason:
         pytest.skip(reason)
     try:
