@@ -96,14 +96,12 @@ def outputs(exp, store_path: Path) -> tuple[list, float, float]:
 
 
 def phone_refs(store_path: Path, units, utts) -> dict[str, list[str]]:
-    store = FeatureStore(store_path)
-    phones = store.table("text.phones") if hasattr(store, "table") else None
-    if phones is None and (store_path / "text.phones").is_file():
-        from asrkit.data.table import read_table
+    from asrkit.data.table import read_table
+
+    if (store_path / "text.phones").is_file():  # the store's copy of the data dir's text.phones
         phones = read_table(store_path / "text.phones")
-    if phones is not None:
         return {u: [p for p in phones[u].split() if p != "sil"] for u in utts}
-    text = store.text
+    text = FeatureStore(store_path).text
     return {u: units.symbols(units.tokenizer.encode(text[u].split())) for u in utts}
 
 
