@@ -112,3 +112,34 @@ def test_atomic_write_gives_the_usual_file_mode(tmp_path: Path):
     with atomic_write(tmp_path / "f.txt") as f:
         f.write("x")
     assert (tmp_path / "f.txt").stat().st_mode & 0o777 == 0o666 & ~mask
+
+
+def test_help_groups_commands_by_pipeline_stage(capsys):
+    assert main(["--help"]) == 0
+    out = capsys.readouterr().out
+    stages = ["Data", "Features", "Training", "Language models", "Decoding", "Scoring", "Demo & tools"]
+    found = [out.find(f"─ {stage} ─") for stage in stages]
+    assert all(i >= 0 for i in found), out
+    assert found == sorted(found), "stages out of pipeline order"
+    # each command sits under its stage's heading
+    for command, stage in [("corpus", "Data"), ("featurize", "Features"), ("train", "Training"),
+                           ("lm", "Language models"), ("decode", "Decoding"), ("tune", "Decoding"),
+                           ("score", "Scoring"), ("demo", "Demo & tools")]:
+        at = out.find(f"│ {command} ")
+        assert at >= 0, command
+        heading = max((i, s) for i, s in zip(found, stages) if i < at)[1]
+        assert heading == stage, (command, heading)
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["decode", "--help"], ["tokenizer", "train", "--help"],
+                                  ["featurize", "--help"], ["score", "--help"]])
+def test_help_shows_flags_without_a_value_type(argv, capsys):
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "<bool>" not in out, out
+    assert "--help" in out
+
+
+def test_flag_names_shown_with_their_negation(capsys):
+    assert main(["tokenizer", "train", "--help"]) == 0
+    assert "--no-cmudict" in capsys.readouterr().out

@@ -16,13 +16,28 @@ import sys
 from typing import Optional
 
 import typer
+from typer.core import TyperGroup
 from typer.exceptions import TyperException
 
 from asrkit import __version__, log
 from asrkit.errors import AsrkitError
 
+# Command names in the order they were registered (the pipeline's order).
+_ORDER: list[str] = []
+
+
+class _PipelineOrder(TyperGroup):
+    """Lists commands in registration order; typer would list every single
+    command before every group, splitting the stages apart in --help."""
+
+    def list_commands(self, ctx):  # type: ignore[no-untyped-def]
+        names = super().list_commands(ctx)
+        return sorted(names, key=lambda n: _ORDER.index(n) if n in _ORDER else len(_ORDER))
+
+
 app = typer.Typer(
     name="asrkit",
+    cls=_PipelineOrder,
     help="Speech recognition experiments: data dirs, features, models, decoding and scoring.",
     no_args_is_help=True,
     add_completion=False,
@@ -53,16 +68,54 @@ def _global_options(
 
 
 def _register() -> None:
-    """Add every command group. Each module defines ``register(app)``."""
+    """Add every command group. Each module defines ``register(app)``; what it
+    adds goes under its pipeline stage's heading in ``asrkit --help``."""
     from asrkit.cli import (align, audio, corpus, data, decode, demo, featurize, lm, predict, score, tokenizer, train,
                             tune)
 
     # Listed in --help in this order: the data flow, then the demo.
-    for module in (corpus, data, audio, featurize, tokenizer, train, decode, align, tune, predict, lm, score, demo):
-        module.register(app)
+    stages = (
+        ("Data", (corpus, data, audio)),
+        ("Features", (featurize,)),
+        ("Training", (tokenizer, train)),
+        ("Language models", (lm,)),
+        ("Decoding", (decode, align, tune, predict)),
+        ("Scoring", (score,)),
+        ("Demo & tools", (demo,)),
+    )
+    for panel, modules in stages:
+        for module in modules:
+            commands, groups = len(app.registered_commands), len(app.registered_groups)
+            module.register(app)
+            for info in (*app.registered_groups[groups:], *app.registered_commands[commands:]):
+                info.rich_help_panel = panel
+                _ORDER.append(info.name)
+
+
+def _bare_flags() -> None:
+    """Show flags without a value type in help.
+
+    typer's rich help prints a type after every option, so a flag that takes
+    no value read ``--quiet <bool>``. A flag is shown as its names only
+    (``--skip-bad``, ``--cmudict/--no-cmudict``), as click's plain help does.
+    """
+    from typer.core import TyperOption
+
+    shown = getattr(TyperOption, "display_type_rich", None)
+    if shown is None or getattr(shown, "asrkit_bare_flags", False):
+        return  # an older typer that never typed flags, or already done
+
+    def display_type_rich(self, ctx):  # type: ignore[no-untyped-def]
+        if self.is_bool_flag:
+            return None
+        return shown(self, ctx)
+
+    display_type_rich.asrkit_bare_flags = True  # type: ignore[attr-defined]
+    TyperOption.display_type_rich = display_type_rich  # type: ignore[method-assign]
 
 
 _register()
+_bare_flags()
 
 
 def main(argv: list[str] | None = None) -> int:
