@@ -1,6 +1,7 @@
 # asrkit — the two commands of the README:
 #   make demo   set up .venv and the package, run the demo pipeline on the embedded tiny corpus
-#   make test   set up .venv and the package, run the test suite
+#   make test   set up .venv and the package, install the Debian tools the tests use where this machine
+#               allows it (root + apt-get: tools/install_debian_deps.sh), run the test suite. CI runs exactly this.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -20,7 +21,8 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 test: $(STAMP)
-	$(PY) -m pytest -q
+	@tools/install_debian_deps.sh
+	$(PY) -m pytest -q --durations=10
 
 # tiny corpus -> features -> CTC phone model (a few minutes) -> greedy decoding -> PER table,
 # then lm build -> tune on dev -> decode --beam 20 --lm (words via the CMU lexicon) -> WER/PER table;

@@ -3,11 +3,11 @@ from __future__ import annotations
 
 import pytest
 import torch
+import torchaudio
 
 from asrkit.nn import set_impl
 from asrkit.nn.conformer import Conformer, ConformerBlock, lengths_to_padding_mask
 
-torchaudio = pytest.importorskip("torchaudio")
 
 
 @pytest.mark.parametrize("convolution_first", [False, True])
