@@ -13,7 +13,7 @@ from typing import Optional
 import typer
 
 from asrkit import log
-from asrkit.errors import InputError, UsageError
+from asrkit.errors import AsrkitError, InputError, UsageError
 from asrkit.io import atomic_write
 
 
@@ -58,6 +58,9 @@ def score_command(
         None, "--compare", metavar="HYP2", help="Score a second system and test the WER difference (paired bootstrap)."
     ),
     seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap resampling."),
+    check: bool = typer.Option(
+        False, "--check", help="Recompute the WER with jiwer as a second opinion and print both; exit 1 if they disagree."
+    ),
 ) -> None:
     """Score hypotheses against references: %WER, %SER (and %CER), Kaldi style.
 
@@ -108,6 +111,7 @@ def score_command(
     conf = result.confusions(confusions) if confusions > 0 else None
     interval = bootstrap_ci(result, resamples=1000, seed=seed) if ci else None
     comparison = paired_bootstrap(result, result2, resamples=1000, seed=seed) if result2 is not None else None
+    second = _jiwer_opinion(result) if check else None
 
     if per_utt is not None:
         try:
@@ -124,9 +128,14 @@ def score_command(
     out = sys.stdout
     if as_json:
         obj = report.to_json(result, spk_stats, conf, interval, comparison)
+        if second is not None:
+            obj["jiwer"] = second
         out.write(json.dumps(obj, ensure_ascii=False) + "\n")
+        _exit_if_disagree(second)
         return
     lines = report.summary_lines(result)
+    if second is not None:
+        lines.insert(1, _jiwer_line(second))
     if interval is not None:
         lines.append(report.ci_line(interval))
     if comparison is not None and hyps2 is not None:
@@ -138,6 +147,7 @@ def score_command(
     if conf is not None:
         tables += report.confusion_tables(conf)
     if not tables:
+        _exit_if_disagree(second)
         return
     if out.isatty():
         from rich.console import Console
@@ -149,6 +159,43 @@ def score_command(
     else:
         for t in tables:
             out.write("\n" + report.render_plain(t) + "\n")
+    _exit_if_disagree(second)
+
+
+def _jiwer_opinion(result) -> dict:
+    """The WER of the same normalized tokens by jiwer (an independent
+    Levenshtein implementation). Total errors must agree; the split into
+    sub/del/ins may differ where several alignments have the fewest errors."""
+    import jiwer
+
+    words = jiwer.process_words([" ".join(t) for t in result.refs], [" ".join(t) for t in result.hyps])
+    errors = words.substitutions + words.deletions + words.insertions
+    ref = result.words.ref
+    return {
+        "wer": round(100.0 * errors / ref, 4) if ref else None,
+        "errors": errors,
+        "words": ref,
+        "sub": words.substitutions,
+        "del": words.deletions,
+        "ins": words.insertions,
+        "agree": errors == result.words.errors,
+    }
+
+
+def _jiwer_line(second: dict) -> str:
+    wer = "-" if second["wer"] is None else f"{second['wer']:.2f}"
+    verdict = "same errors" if second["agree"] else "DISAGREES with asrkit"
+    return (f"%WER {wer} [ {second['errors']} / {second['words']}, {second['ins']} ins, {second['del']} del, "
+            f"{second['sub']} sub ] (jiwer, second opinion: {verdict})")
+
+
+def _exit_if_disagree(second: dict | None) -> None:
+    """After the report is printed: a disagreement is an error (exit 1)."""
+    if second is not None and not second["agree"]:
+        raise AsrkitError(
+            f"asrkit and jiwer count different word errors ({second['errors']} by jiwer); "
+            f"please report this with the two files"
+        )
 
 
 def _say_left_out(result, ref_name: str, hyp_name: str) -> None:

@@ -316,9 +316,12 @@ def synthesize(
             raise AudioError(f"cannot read synthesized audio of voice {voice.name}: {e}") from None
         audio = audio[:, 0]
     if sr != sample_rate:
-        import soxr
+        # torchaudio's windowed-sinc resampler, as asrkit.audio uses for every other
+        # resampling (without its "resampling audio" note: this one is internal).
+        import torch
+        import torchaudio.functional as AF
 
-        audio = soxr.resample(audio, sr, sample_rate).astype(np.float32)
+        audio = AF.resample(torch.from_numpy(np.ascontiguousarray(audio, dtype=np.float32)), sr, sample_rate).numpy()
     segments = [(map_phone(p), end * time_scale) for p, end in raw]
     return audio, segments
 
