@@ -10,7 +10,7 @@ batch of 16 utterances of 250..350 frames (random features, 40 units). The
 same weights run with ``impl=scratch`` and ``impl=native``, alternating so both
 see the same machine load; the table reports the minimum and median over
 ``--repeat`` steps, input frames per second, and the scratch/native ratio (the
-issue-7 target: scratch at most 1.5x native per epoch).
+aim: scratch at most 1.5x native per epoch).
 """
 from __future__ import annotations
 

@@ -3,7 +3,7 @@
 Both implementations run side by side in this one process, alternating, and
 the table reports the median time of each and their ratio (scratch / native).
 
-    .venv/bin/python benchmarks/nn_bench.py            # the issue's four cases
+    .venv/bin/python benchmarks/nn_bench.py            # Linear, Conv1d, Conv2d, BatchNorm1d
     .venv/bin/python benchmarks/nn_bench.py --repeats 9
 """
 from __future__ import annotations

@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/nn_seq_bench.py            # CPU, one thread
     .venv/bin/python benchmarks/nn_seq_bench.py --device cuda --repeat 10
 
-Forward + backward of each case (the issue-6 targets: scratch at most 1.5x):
+Forward + backward of each case (the aim: scratch at most 1.5x the reference):
 
 * 2-layer BiLSTM, input 80, hidden 256, batch 16, T=500: asrkit LSTM (scratch) vs ``torch.nn.LSTM``
 * CTC loss, B=16, T=800, C=42, U=150: asrkit ``ctc_loss`` vs ``F.ctc_loss``

@@ -10,8 +10,8 @@ same seed for ``--epochs`` epochs (or ``--steps`` updates) with
 ``model.impl=native`` and ``model.impl=scratch`` in turn (alternating, so both
 see the same machine load) and reads the per-update timings from
 ``metrics.jsonl`` (``train.log_every=1``): frames/s over the updates, dev
-evaluation excluded. The issue-7 target: scratch at most 1.5x the native time
-per epoch.
+evaluation excluded. The aim: scratch at most 1.5x the native time per
+epoch.
 """
 from __future__ import annotations
 

@@ -12,7 +12,7 @@ from asrkit.nn.module import IMPLS, Module, set_impl
 
 __all__ = ["IMPLS", "Module", "set_impl"]
 
-# --- part 1: MLP/CNN layers, losses (issue 5) ---
+# --- part 1: MLP/CNN layers, losses ---
 from asrkit.nn import init, optim  # noqa: E402
 from asrkit.nn.activation import (  # noqa: E402
     GELU, Identity, LogSoftmax, ReLU, Sigmoid, SiLU, Softmax, Tanh,
@@ -36,7 +36,7 @@ __all__ += [
     "Downsample1d", "Downsample2d",
 ]
 
-# --- part 2: recurrent layers, CTC, attention, Transformer/Conformer blocks (issue 6) ---
+# --- part 2: recurrent layers, CTC, attention, Transformer/Conformer blocks ---
 from asrkit.nn import search  # noqa: E402
 from asrkit.nn.attention import (  # noqa: E402
     LearnedPositionalEncoding, MultiheadAttention, RelPositionMultiheadAttention,

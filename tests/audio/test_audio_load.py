@@ -1,4 +1,4 @@
-"""asrkit.audio: every container and every bad input the issue lists."""
+"""asrkit.audio: every container (wav, flac, ogg, SPHERE, piped commands) and every bad input."""
 from __future__ import annotations
 
 import sys

@@ -79,7 +79,7 @@ def test_model_scratch_native_and_torch_twin(build, shape, train):
 
 
 def test_train_mlp_scratch_then_switch_to_native():
-    """The README example: train with scratch layers, evaluate the same weights natively."""
+    """The docs/nn.md example: train with scratch layers, evaluate the same weights natively."""
     torch.manual_seed(0)
     x = torch.randn(256, 2)
     y = ((x[:, 0] * x[:, 1]) > 0).long()                 # XOR-like quadrants
