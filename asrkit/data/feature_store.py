@@ -26,7 +26,7 @@ from typing import Iterator
 
 import numpy as np
 
-from asrkit.errors import DataError, InputError
+from asrkit.errors import DataError, InputError, quote
 from asrkit.io import atomic_write
 
 INDEX = "index.tsv"
@@ -76,7 +76,7 @@ class ShardWriter:
         if self.dim is None:
             self.dim = d
         elif d != self.dim:
-            raise DataError(f"utterance '{utt}': feature dim {d} differs from {self.dim} of earlier utterances")
+            raise DataError(f"utterance {quote(utt)}: feature dim {d} differs from {self.dim} of earlier utterances")
         self._f.write(feats.data)
         self.rows.append((utt, self._offset, t, d))
         self._offset += feats.nbytes
@@ -295,7 +295,7 @@ class FeatureStore:
         try:
             return self._row[utt]
         except KeyError:
-            raise DataError(f"{self.path}: no utterance '{utt}' in the feature store") from None
+            raise DataError(f"{self.path}: no utterance {quote(utt)} in the feature store") from None
 
     def __getitem__(self, utt: str) -> np.ndarray:
         i = self._index(utt)
@@ -304,7 +304,7 @@ class FeatureStore:
         m = self._map(int(self._shard[i]))
         if start + t * d > m.shape[0]:
             raise InputError(f"{shard_file(self.path, int(self._shard[i]))}: shorter than its index says "
-                             f"(utterance '{utt}'); the store is damaged, re-run featurize into a new folder")
+                             f"(utterance {quote(utt)}); the store is damaged, re-run featurize into a new folder")
         return m[start:start + t * d].reshape(t, d)
 
     @property

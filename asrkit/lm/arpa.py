@@ -28,7 +28,7 @@ from typing import IO, Iterable
 
 import numpy as np
 
-from asrkit.errors import InputError
+from asrkit.errors import InputError, quote
 from asrkit.io import atomic_write, display_name
 from asrkit.lm.counts import BOS, EOS, EOS_ID, UNK
 from asrkit.lm.kneser_ney import KneserNeyModel
@@ -164,7 +164,7 @@ def read_arpa(path: str | os.PathLike) -> ArpaLM:
             try:
                 section = int(line[1:-len("-grams:")])
             except ValueError:
-                raise InputError(f"{name}:{lineno}: bad section header {line!r}") from None
+                raise InputError(f"{name}:{lineno}: bad section header {quote(line)}") from None
             lm.ngrams[section] = {}
             lm.order = max(lm.order, section)
             continue
