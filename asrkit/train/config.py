@@ -211,6 +211,22 @@ def load_config(task: str, conf: str | os.PathLike | None = None,
     return cfg
 
 
+def _number(text: str, real: bool) -> Any:
+    """A quoted number (``"0.5"``, ``"512"``; YAML 1.1 also reads 1e-3 as a
+    string) as the number a number-typed key takes: a finite float for a real
+    key, an int for an integer key. Anything else stays the string, for the
+    type check to name."""
+    import math
+
+    try:
+        if real:
+            x = float(text)
+            return x if math.isfinite(x) else text
+        return int(text.strip())
+    except ValueError:
+        return text
+
+
 def validate(cfg: dict) -> None:
     """Check every trainer key: known, right type, allowed value, sane range."""
     if cfg.get("task") not in TASKS:
@@ -229,11 +245,8 @@ def validate(cfg: dict) -> None:
                 known = ", ".join(sorted(schema))
                 raise ConfigError(f"unknown config key '{sec}.{k}' (known: {known})")
             _, types, choices = schema[k]
-            if isinstance(v, str) and float in types:   # YAML 1.1 reads 1e-3 as a string
-                try:
-                    v = section[k] = float(v)
-                except ValueError:
-                    pass
+            if isinstance(v, str) and (float in types or int in types):
+                v = section[k] = _number(v, float in types)
             ok = isinstance(v, types) and not (isinstance(v, bool) and bool not in types)
             if not ok:
                 tn = " or ".join("null" if t is type(None) else t.__name__ for t in types)
