@@ -240,15 +240,21 @@ class FeatureStore:
             raise InputError(f"{self.path}: not a feature store (no {INDEX})")
         self._row: dict[str, int] = {}
         shard, off, frames, dims = [], [], [], []
-        with open(index, encoding="utf-8") as f:
-            for lineno, line in enumerate(f, 1):
+        with open(index, "rb") as f:
+            for lineno, raw in enumerate(f, 1):
+                try:
+                    line = raw.decode("utf-8")
+                except UnicodeDecodeError:
+                    raise InputError(f"{index}:{lineno}: invalid UTF-8; the store is damaged") from None
                 if line.startswith("#") or not line.strip():
                     continue
-                parts = line.rstrip("\n").split("\t")
+                parts = line.rstrip("\r\n").split("\t")
                 try:
                     u, s, o, t, d = parts[0], int(parts[1]), int(parts[2]), int(parts[3]), int(parts[4])
                 except (IndexError, ValueError):
                     raise InputError(f"{index}:{lineno}: bad index line") from None
+                if min(s, o, t) < 0 or d <= 0 or o % 4 or max(s, t, d) >= 2**31 or o >= 2**62:
+                    raise InputError(f"{index}:{lineno}: bad index line (shard, offset, frames, dim out of range)")
                 self._row[u] = len(shard)
                 shard.append(s); off.append(o); frames.append(t); dims.append(d)
         self._shard = np.array(shard, dtype=np.int32)
