@@ -38,3 +38,22 @@ class ConfigError(UsageError):
 
 class TrainingError(AsrkitError):
     """Training cannot go on (NaN loss streaks, dimension mismatches...)."""
+
+
+def quote(value: object, limit: int = 60) -> str:
+    """``value`` in single quotes for an error message, cut to ``limit`` characters.
+
+    User data (a token, a line, a config value) can be megabytes long or hold
+    control characters; a message quotes at most ``limit`` characters of it,
+    control characters escaped, and says how long the whole was::
+
+        quote("abc")        -> "'abc'"
+        quote("x" * 10**6)  -> "'xxx…' (1000000 characters)"
+    """
+    s = value if isinstance(value, str) else str(value)
+    head = s[:limit]
+    if not head.isprintable():
+        head = "".join(c if c.isprintable() else repr(c)[1:-1] for c in head)
+    if len(s) > limit:
+        return f"'{head}…' ({len(s)} characters)"
+    return f"'{head}'"

@@ -59,7 +59,7 @@ def read_text(path: str | os.PathLike) -> str:
     except OSError as e:
         raise InputError(f"{name}: read error: {e.strerror}") from None
     finally:
-        if f is not sys.stdin.buffer:
+        if f is not getattr(sys.stdin, "buffer", None):
             f.close()
     try:
         return data.decode("utf-8")
@@ -74,6 +74,8 @@ def open_binary(path: str | os.PathLike) -> tuple[IO[bytes], int | None]:
     :class:`InputError` naming the file."""
     name = display_name(path)
     if str(path) == "-":
+        if sys.stdin is None:  # started with stdin closed (`<&-`)
+            raise InputError("<stdin>: stdin is closed; give a file path instead of '-'")
         return sys.stdin.buffer, None
     try:
         f = open(path, "rb")
@@ -119,5 +121,5 @@ def iter_lines(
     except OSError as e:
         raise InputError(f"{name}: read error: {e.strerror}") from None
     finally:
-        if f is not sys.stdin.buffer:
+        if f is not getattr(sys.stdin, "buffer", None):
             f.close()

@@ -19,7 +19,20 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-console = Console(stderr=True)
+class _StderrConsole(Console):
+    """rich's console on stderr that hard-wraps only on a terminal: redirected
+    to a file or a pipe, every message stays one line (grep-able logs)."""
+
+    @property
+    def soft_wrap(self) -> bool:  # read by Console.print when soft_wrap=None
+        return self._soft_wrap or not self.is_terminal
+
+    @soft_wrap.setter
+    def soft_wrap(self, value: bool) -> None:
+        self._soft_wrap = value
+
+
+console = _StderrConsole(stderr=True)
 _quiet = False
 
 

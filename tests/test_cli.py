@@ -1,6 +1,7 @@
 """The CLI skeleton: global options, error handling, exit codes."""
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -143,3 +144,30 @@ def test_help_shows_flags_without_a_value_type(argv, capsys):
 def test_flag_names_shown_with_their_negation(capsys):
     assert main(["tokenizer", "train", "--help"]) == 0
     assert "--no-cmudict" in capsys.readouterr().out
+
+
+def test_stderr_is_not_wrapped_when_redirected(tmp_path: Path):
+    """Log lines longer than 80 columns stay one line in a log file."""
+    code = "from asrkit import log; log.info('x ' * 100); log.warn('y' * 300)"
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1]), "COLUMNS": "80"}
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    lines = p.stderr.splitlines()
+    assert len(lines) == 2 and lines[0].strip() == ("x " * 100).strip() and lines[1].endswith("y" * 300)
+
+
+@pytest.mark.parametrize("key", ["optim.lr", "features.time_ratio", "train.epochs", "data.max_frames"])
+def test_quoted_numbers_are_numbers_for_every_number_key(tmp_path: Path, key: str):
+    from asrkit.errors import ConfigError
+    from asrkit.train.config import load_config
+
+    sec, name = key.split(".")
+    real = name in ("lr", "time_ratio")
+    value = "0.5" if real else "3"
+    cfg = load_config("ctc", overrides=[f'{key}="{value}"'])
+    assert cfg[sec][name] == (0.5 if real else 3) and type(cfg[sec][name]) is (float if real else int)
+    conf = tmp_path / "c.yaml"
+    conf.write_text(f"{sec}:\n  {name}: '{value}'\n")
+    assert load_config("ctc", conf=conf)[sec][name] == (0.5 if real else 3)
+    for bad in ("abc", "nan", "1.5" if not real else "inf"):
+        with pytest.raises(ConfigError, match=name):
+            load_config("ctc", overrides=[f'{key}="{bad}"'])

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from asrkit.errors import AudioError
+from asrkit.errors import AudioError, quote
 
 MAGIC = b"NIST_1A"
 
@@ -58,7 +58,7 @@ def parse_header(data: bytes, name: str) -> tuple[dict[str, int | float | str], 
             break
         parts = line.split(None, 2)
         if len(parts) < 3 or not parts[1].startswith("-"):
-            raise AudioError(f"{name}: corrupt SPHERE header line {line!r}")
+            raise AudioError(f"{name}: corrupt SPHERE header line {quote(line)}")
         key, kind, value = parts
         try:
             if kind == "-i":
@@ -71,7 +71,7 @@ def parse_header(data: bytes, name: str) -> tuple[dict[str, int | float | str], 
             else:
                 raise ValueError(kind)
         except ValueError:
-            raise AudioError(f"{name}: corrupt SPHERE header line {line!r}") from None
+            raise AudioError(f"{name}: corrupt SPHERE header line {quote(line)}") from None
     if not ended:
         raise AudioError(f"{name}: corrupt SPHERE header (no end_head within {size} bytes)")
     return fields, size
@@ -149,5 +149,5 @@ def decode(data: bytes, name: str) -> tuple[np.ndarray, int]:
         else:
             raise AudioError(f"{name}: SPHERE PCM with sample_n_bytes={nbytes} is not supported")
     else:
-        raise AudioError(f"{name}: SPHERE sample_coding '{coding}' is not supported (pcm, ulaw)")
+        raise AudioError(f"{name}: SPHERE sample_coding {quote(coding)} is not supported (pcm, ulaw)")
     return samples.reshape(count, channels), rate

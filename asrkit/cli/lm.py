@@ -23,7 +23,7 @@ lm_app = typer.Typer(
 def build(
     text: str = typer.Argument(..., help="Training text, one sentence per line, tokens separated by spaces (words, or units such as characters or phones); '-' reads stdin."),
     output: str = typer.Option(..., "-o", "--output", help="ARPA file to write (atomically); '-' writes to stdout."),
-    order: int = typer.Option(3, "-n", "--order", help="n-gram order (>= 1; kenlm and decoders load orders >= 2)."),
+    order: int = typer.Option(3, "-n", "--order", help="n-gram order, 1 to 6 (kenlm, which loads models for the decoders, reads orders up to 6; decoders need >= 2)."),
     prune: Optional[str] = typer.Option(
         None, "--prune",
         help="Per-order count thresholds like lmplz, e.g. '0,1,1': drop n-grams of order k whose (adjusted) count is <= the k-th value; the last value repeats; the first must be 0.",

@@ -125,6 +125,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         rv = command.main(args=args, prog_name="asrkit", standalone_mode=False)
         code = rv if isinstance(rv, int) else 0
+    except SystemExit as e:
+        # typer turns EPIPE into a silent exit 1; a reader that went away is not
+        # an error of ours (`asrkit decode ... | head`).
+        if not _is_broken_pipe(e.__context__):
+            raise
+        code = _stdout_gone()
     except typer.Exit as e:
         code = e.exit_code
     except typer.Abort:
@@ -147,13 +153,35 @@ def main(argv: list[str] | None = None) -> int:
         code = 130
     except BrokenPipeError:
         # `asrkit ... | head`: the reader went away; not an error of ours.
-        try:
-            sys.stdout = None  # type: ignore[assignment]
-        finally:
-            code = 0
+        code = _stdout_gone()
     if argv is None:
+        try:
+            sys.stdout.flush()
+        except (BrokenPipeError, ValueError):
+            code = _stdout_gone() if code == 0 else code
         sys.exit(code)
     return code
+
+
+def _is_broken_pipe(exc: BaseException | None) -> bool:
+    import errno
+
+    return isinstance(exc, OSError) and exc.errno in (errno.EPIPE, errno.ESHUTDOWN)
+
+
+def _stdout_gone() -> int:
+    """stdout's reader has gone: end quietly with status 0. Output still
+    buffered is dropped (stdout is pointed at /dev/null so that the flush at
+    exit cannot fail again and print 'Exception ignored')."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.__stdout__.fileno())
+        os.close(devnull)
+    except (OSError, AttributeError, ValueError):
+        pass
+    return 0
 
 
 def _escape(text: str) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 from typing import Optional
 
 import typer
@@ -34,9 +35,14 @@ def score_command(
     per_utt: Optional[str] = typer.Option(
         None, "--per-utt", metavar="FILE", help="Write an sclite style alignment of every utterance to FILE."
     ),
-    per_spk: bool = typer.Option(False, "--per-spk", help="Print a per-speaker table."),
+    per_spk: bool = typer.Option(
+        False,
+        "--per-spk",
+        help="Print a per-speaker table. Speakers come from --utt2spk, else from the utt2spk file next to REF "
+        "when REF is a data dir's 'text', else from the utt-id prefix before the first '-' or '_'.",
+    ),
     utt2spk: Optional[str] = typer.Option(
-        None, "--utt2spk", metavar="FILE", help="Speakers for --per-spk (default: utt-id prefix before '-' or '_')."
+        None, "--utt2spk", metavar="FILE", help="Kaldi utt2spk giving the speakers for --per-spk."
     ),
     confusions: int = typer.Option(
         0, "--confusions", metavar="N", help="Print the N most frequent substitutions, deletions and insertions."
@@ -69,6 +75,7 @@ def score_command(
     from asrkit.data.table import read_table
     from asrkit.score import bootstrap_ci, paired_bootstrap, read_transcripts, score
     from asrkit.score import report
+    from asrkit.score.units import unit_mismatch
 
     # -- usage checks (exit 2) ------------------------------------------------
     stdin_users = [name for name, path in (("REF", ref), ("HYP", hyp), ("--compare", compare), ("--utt2spk", utt2spk)) if path == "-"]
@@ -94,7 +101,13 @@ def score_command(
     refs = read_transcripts(ref, fmt)
     hyps = read_transcripts(hyp, fmt)
     hyps2 = read_transcripts(compare, fmt) if compare is not None else None
+    if utt2spk is None and per_spk and ref != "-" and Path(ref).name == "text" and (Path(ref).parent / "utt2spk").is_file():
+        utt2spk = str(Path(ref).parent / "utt2spk")
+        log.info(f"speakers from {utt2spk}")
     spk_map = read_table(utt2spk) if utt2spk is not None else None
+    kinds = unit_mismatch(refs.utts.values(), hyps.utts.values(), refs.name, hyps.name)
+    if kinds is not None:
+        log.warn(kinds)
     options = dict(
         mode=mode,
         cer=cer,

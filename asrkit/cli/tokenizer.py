@@ -32,10 +32,10 @@ _FORMAT_HELP = (
 
 
 def _choice(value: str | None, option: str, choices: tuple[str, ...]) -> None:
-    from asrkit.errors import UsageError
+    from asrkit.errors import UsageError, quote
 
     if value is not None and value not in choices:
-        raise UsageError(f"{option} must be one of {', '.join(choices)}, got '{value}'")
+        raise UsageError(f"{option} must be one of {', '.join(choices)}, got {quote(value)}")
 
 
 @tokenizer_app.command("train")
@@ -142,7 +142,7 @@ def decode(
 ) -> None:
     """Print the words (char, bpe) or phones (phone) of each line of ids."""
     from asrkit.data.tokenizer import Tokenizer
-    from asrkit.errors import DataError, InputError
+    from asrkit.errors import DataError, InputError, quote
     from asrkit.io import display_name, iter_lines
 
     tok = Tokenizer.load(units)
@@ -154,7 +154,7 @@ def decode(
             utt, fields = fields[0], fields[1:]
         bad = next((f for f in fields if not f.isdigit()), None)
         if bad is not None:
-            raise InputError(f"{name}:{lineno}: '{bad}' is not a unit id (expected non-negative integers)")
+            raise InputError(f"{name}:{lineno}: {quote(bad)} is not a unit id (expected non-negative integers)")
         try:
             tokens = tok.decode(int(f) for f in fields)
         except DataError as e:  # an id out of range: add the place

@@ -29,7 +29,7 @@ from typing import Iterable
 import numpy as np
 
 from asrkit.data.table import read_table, sorted_keys, write_table
-from asrkit.errors import DataError, InputError
+from asrkit.errors import DataError, InputError, quote
 
 TABLES = ("wav.scp", "text", "utt2spk", "spk2utt", "segments", "utt2dur", "ali")
 
@@ -161,14 +161,14 @@ class DataDir:
         if self.segments is not None:
             seg = self.segments.get(utt)
             if seg is None:
-                raise DataError(f"{self._name('segments')}: no line for utterance '{utt}'")
+                raise DataError(f"{self._name('segments')}: no line for utterance {quote(utt)}")
             src = self.wav_scp.get(seg.reco)
             if src is None:
-                raise DataError(f"{self._name('wav.scp')}: no recording '{seg.reco}' (utterance '{utt}')")
+                raise DataError(f"{self._name('wav.scp')}: no recording {quote(seg.reco)} (utterance {quote(utt)})")
             return src, seg.start, (seg.end if seg.end > 0 else None)
         src = self.wav_scp.get(utt)
         if src is None:
-            raise DataError(f"{self._name('wav.scp')}: no line for utterance '{utt}'")
+            raise DataError(f"{self._name('wav.scp')}: no line for utterance {quote(utt)}")
         return src, None, None
 
     def audio(self, utt: str, sample_rate: int | None = None) -> tuple[np.ndarray, int]:
@@ -260,7 +260,7 @@ class DataDir:
                 for k, v in t.items():
                     if k in m and m[k] != v:
                         src = d.path or "input"
-                        raise DataError(f"combine: id '{k}' is in more than one input with different {name} ({src})")
+                        raise DataError(f"combine: id {quote(k)} is in more than one input with different {name} ({src})")
                     m[k] = v
             return m
 
@@ -293,7 +293,7 @@ def read_utt2spk(path: str | os.PathLike) -> dict[str, str]:
     t = read_table(path, allow_empty_value=False)
     for k, v in t.items():
         if len(v.split()) != 1:
-            raise InputError(f"{path}: utterance '{k}' has more than one speaker ('{v}')")
+            raise InputError(f"{path}: utterance {quote(k)} has more than one speaker ({quote(v)})")
     return t
 
 
@@ -312,7 +312,7 @@ def read_segments(path: str | os.PathLike) -> dict[str, Segment]:
                 raise ValueError
             out[k] = Segment(f[0], float(f[1]), float(f[2]))
         except ValueError:
-            raise InputError(f"{path}: bad segments line for '{k}' (want 'utt reco start end')") from None
+            raise InputError(f"{path}: bad segments line for {quote(k)} (want 'utt reco start end')") from None
     return out
 
 
@@ -323,6 +323,6 @@ def read_utt2dur(path: str | os.PathLike) -> dict[str, float]:
         try:
             out[k] = float(v)
         except ValueError:
-            raise InputError(f"{path}: bad duration '{v}' for '{k}'") from None
+            raise InputError(f"{path}: bad duration {quote(v)} for {quote(k)}") from None
     return out
 

@@ -26,7 +26,7 @@ from typing import Iterator
 
 import numpy as np
 
-from asrkit.errors import DataError, InputError
+from asrkit.errors import DataError, InputError, quote
 from asrkit.io import atomic_write
 
 INDEX = "index.tsv"
@@ -76,7 +76,7 @@ class ShardWriter:
         if self.dim is None:
             self.dim = d
         elif d != self.dim:
-            raise DataError(f"utterance '{utt}': feature dim {d} differs from {self.dim} of earlier utterances")
+            raise DataError(f"utterance {quote(utt)}: feature dim {d} differs from {self.dim} of earlier utterances")
         self._f.write(feats.data)
         self.rows.append((utt, self._offset, t, d))
         self._offset += feats.nbytes
@@ -240,15 +240,21 @@ class FeatureStore:
             raise InputError(f"{self.path}: not a feature store (no {INDEX})")
         self._row: dict[str, int] = {}
         shard, off, frames, dims = [], [], [], []
-        with open(index, encoding="utf-8") as f:
-            for lineno, line in enumerate(f, 1):
+        with open(index, "rb") as f:
+            for lineno, raw in enumerate(f, 1):
+                try:
+                    line = raw.decode("utf-8")
+                except UnicodeDecodeError:
+                    raise InputError(f"{index}:{lineno}: invalid UTF-8; the store is damaged") from None
                 if line.startswith("#") or not line.strip():
                     continue
-                parts = line.rstrip("\n").split("\t")
+                parts = line.rstrip("\r\n").split("\t")
                 try:
                     u, s, o, t, d = parts[0], int(parts[1]), int(parts[2]), int(parts[3]), int(parts[4])
                 except (IndexError, ValueError):
                     raise InputError(f"{index}:{lineno}: bad index line") from None
+                if min(s, o, t) < 0 or d <= 0 or o % 4 or max(s, t, d) >= 2**31 or o >= 2**62:
+                    raise InputError(f"{index}:{lineno}: bad index line (shard, offset, frames, dim out of range)")
                 self._row[u] = len(shard)
                 shard.append(s); off.append(o); frames.append(t); dims.append(d)
         self._shard = np.array(shard, dtype=np.int32)
@@ -295,7 +301,7 @@ class FeatureStore:
         try:
             return self._row[utt]
         except KeyError:
-            raise DataError(f"{self.path}: no utterance '{utt}' in the feature store") from None
+            raise DataError(f"{self.path}: no utterance {quote(utt)} in the feature store") from None
 
     def __getitem__(self, utt: str) -> np.ndarray:
         i = self._index(utt)
@@ -304,7 +310,7 @@ class FeatureStore:
         m = self._map(int(self._shard[i]))
         if start + t * d > m.shape[0]:
             raise InputError(f"{shard_file(self.path, int(self._shard[i]))}: shorter than its index says "
-                             f"(utterance '{utt}'); the store is damaged, re-run featurize into a new folder")
+                             f"(utterance {quote(utt)}); the store is damaged, re-run featurize into a new folder")
         return m[start:start + t * d].reshape(t, d)
 
     @property

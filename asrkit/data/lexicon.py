@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Iterable, Iterator, Mapping, Sequence
 
 from asrkit.data.table import sorted_keys
-from asrkit.errors import DataError, InputError
+from asrkit.errors import DataError, InputError, quote
 from asrkit.io import atomic_write, display_name, read_text
 
 __all__ = [
@@ -148,7 +148,7 @@ class Lexicon(Mapping[str, list[tuple[str, ...]]]):
                 continue
             word = strip_variant("", fields[0]) if fields[0].endswith(")") else fields[0]
             if len(fields) < 2 or not word:
-                raise InputError(f"{name}:{lineno}: '{fields[0]}' has no phones (expected 'word phone phone ...')")
+                raise InputError(f"{name}:{lineno}: {quote(fields[0])} has no phones (expected 'word phone phone ...')")
             pron = tuple(strip_stress("", fields[1].lower()).split())
             key = word.lower()
             prons = prons_of.get(key)
@@ -189,7 +189,7 @@ class Lexicon(Mapping[str, list[tuple[str, ...]]]):
         """The main (first) pronunciation; :class:`UnknownWordError` if none."""
         prons = self._prons.get(_key(word))
         if not prons:
-            raise UnknownWordError(f"'{word}' is not in the lexicon {self.name}", [word])
+            raise UnknownWordError(f"{quote(word)} is not in the lexicon {self.name}", [word])
         return prons[0]
 
     def missing(self, words: Iterable[str]) -> list[str]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from typing import Iterable, Mapping
 
-from asrkit.errors import InputError
+from asrkit.errors import InputError, quote
 from asrkit.io import atomic_write, display_name, iter_lines
 
 
@@ -28,9 +28,9 @@ def read_table(path: str | os.PathLike, allow_empty_value: bool = True) -> dict[
         key = parts[0]
         value = parts[1] if len(parts) > 1 else ""
         if not value and not allow_empty_value:
-            raise InputError(f"{name}:{lineno}: '{key}' has no value")
+            raise InputError(f"{name}:{lineno}: {quote(key)} has no value")
         if key in table:
-            raise InputError(f"{name}:{lineno}: duplicate id '{key}' (first on line {first_line[key]})")
+            raise InputError(f"{name}:{lineno}: duplicate id {quote(key)} (first on line {first_line[key]})")
         table[key] = value
         first_line[key] = lineno
     return table

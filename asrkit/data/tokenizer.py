@@ -49,7 +49,7 @@ from typing import Callable, Iterable, Sequence
 
 from asrkit.data.lexicon import ARPABET39, Lexicon, UnknownWordError, list_words
 from asrkit.data.table import read_table, write_table
-from asrkit.errors import DataError, InputError, UsageError
+from asrkit.errors import DataError, InputError, UsageError, quote
 from asrkit.io import atomic_write, display_name, iter_lines, read_text
 
 __all__ = [
@@ -112,12 +112,12 @@ def read_units(path: str | os.PathLike) -> list[str]:
     for lineno, line in iter_lines(path):
         parts = line.split()
         if len(parts) != 2 or not re.fullmatch(r"\d+", parts[1]):
-            raise InputError(f"{name}:{lineno}: expected 'unit id', got '{line}'")
+            raise InputError(f"{name}:{lineno}: expected 'unit id', got {quote(line)}")
         unit, i = parts[0], int(parts[1])
         if i in by_id:
-            raise InputError(f"{name}:{lineno}: id {i} is used twice ('{by_id[i]}' and '{unit}')")
+            raise InputError(f"{name}:{lineno}: id {i} is used twice ({quote(by_id[i])} and {quote(unit)})")
         if unit in seen:
-            raise InputError(f"{name}:{lineno}: unit '{unit}' is listed twice")
+            raise InputError(f"{name}:{lineno}: unit {quote(unit)} is listed twice")
         by_id[i] = unit
         seen[unit] = lineno
     if not by_id:
@@ -174,7 +174,7 @@ def _table_from_lines(name: str, lines: list[tuple[int, str]]) -> dict[str, str]
     for lineno, line in lines:
         parts = line.split(None, 1)
         if parts[0] in table:
-            raise InputError(f"{name}:{lineno}: duplicate id '{parts[0]}'")
+            raise InputError(f"{name}:{lineno}: duplicate id {quote(parts[0])}")
         table[parts[0]] = parts[1] if len(parts) > 1 else ""
     return table
 
@@ -264,7 +264,7 @@ class Tokenizer:
         try:
             return self._ids[unit]
         except KeyError:
-            raise DataError(f"unit '{unit}' is not in {self._units_name()}") from None
+            raise DataError(f"unit {quote(unit)} is not in {self._units_name()}") from None
 
     def unit_of(self, i: int) -> str:
         """The unit symbol of an id; :class:`DataError` if out of range."""

@@ -43,7 +43,7 @@ from typing import Any, Callable, Optional, Sequence
 from asrkit.decode.beam import DEFAULT_LM_BACKEND, EMISSIONS_META, BeamDecoder, check_emissions, resolve_backend
 from asrkit.decode.emissions import ModelOutput
 from asrkit.decode.units import UnitMap
-from asrkit.errors import DataError, InputError, UsageError
+from asrkit.errors import DataError, InputError, UsageError, quote
 from asrkit.score import Counts
 
 __all__ = [
@@ -80,7 +80,7 @@ def _number(text: str, option: str, spec: str) -> Decimal:
     except InvalidOperation:
         value = None
     if value is None or not value.is_finite() or not math.isfinite(float(value)):
-        raise UsageError(f"{option} {spec}: '{t}' is not a finite number; give a comma list (0.3,0.5,1) "
+        raise UsageError(f"{option} {spec}: {quote(t)} is not a finite number; give a comma list (0.3,0.5,1) "
                          f"or START:STOP:STEP (0:2:0.25)")
     return value
 
@@ -483,7 +483,7 @@ def _weight(doc: dict, key: str, path: Path, minimum: Optional[float] = None) ->
     if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) \
             or (minimum is not None and v < minimum):
         want = "a finite number" + (f" >= {minimum:g}" if minimum is not None else "")
-        raise InputError(f"{path}: '{key}' must be {want}, got {v!r}; rerun 'asrkit tune' or delete the file")
+        raise InputError(f"{path}: {quote(key)} must be {want}, got {quote(v)}; rerun 'asrkit tune' or delete the file")
     return float(v)
 
 

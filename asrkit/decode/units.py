@@ -21,7 +21,7 @@ import re
 from pathlib import Path
 from typing import Iterable, Optional, Sequence
 
-from asrkit.errors import DataError, InputError
+from asrkit.errors import DataError, InputError, quote
 from asrkit.io import iter_lines
 
 BLANK = "<blank>"
@@ -89,7 +89,7 @@ def read_label_units(path: str | os.PathLike) -> list[str]:
     for lineno, line in iter_lines(path):
         parts = line.split()
         if len(parts) != 2 or not re.fullmatch(r"\d+", parts[1]):
-            raise InputError(f"{path}:{lineno}: expected 'label id', got '{line}'")
+            raise InputError(f"{path}:{lineno}: expected 'label id', got {quote(line)}")
         i = int(parts[1])
         if i in by_id:
             raise InputError(f"{path}:{lineno}: id {i} is used twice")

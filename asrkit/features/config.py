@@ -23,7 +23,7 @@ from typing import Any
 
 import yaml
 
-from asrkit.errors import ConfigError, InputError
+from asrkit.errors import ConfigError, InputError, quote
 
 KINDS = ("fbank", "mfcc")
 _OWN_KEYS = ("type", "deltas", "delta_window")
@@ -87,19 +87,19 @@ class FeatureConfig:
         for k, v in raw.items():
             if k not in allowed:
                 near = [a for a in allowed if a.split("_")[0] == k.split("_")[0]]
-                raise ConfigError(f"{source}: unknown {kind} option '{k}'"
+                raise ConfigError(f"{source}: unknown {kind} option {quote(k)}"
                                   + (f" (did you mean {', '.join(near)}?)" if near else "")
                                   + f"; options: {', '.join(allowed)}")
             default = allowed[k]
             if isinstance(default, bool):
                 if not isinstance(v, bool):
-                    raise ConfigError(f"{source}: {k} must be true or false (got {v!r})")
+                    raise ConfigError(f"{source}: {k} must be true or false (got {quote(v)})")
             elif isinstance(default, (int, float)) and not isinstance(default, bool):
                 if isinstance(v, bool) or not isinstance(v, (int, float)):
-                    raise ConfigError(f"{source}: {k} must be a number (got {v!r})")
+                    raise ConfigError(f"{source}: {k} must be a number (got {quote(v)})")
                 raw[k] = type(default)(v) if isinstance(default, float) else v
             elif isinstance(default, str) and not isinstance(v, str):
-                raise ConfigError(f"{source}: {k} must be a string (got {v!r})")
+                raise ConfigError(f"{source}: {k} must be a string (got {quote(v)})")
         raw.setdefault("sample_frequency", 16000.0)
         raw.setdefault("dither", 0.0)
         return cls(kind, raw, int(deltas), int(window))

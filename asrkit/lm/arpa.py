@@ -28,7 +28,7 @@ from typing import IO, Iterable
 
 import numpy as np
 
-from asrkit.errors import InputError
+from asrkit.errors import DataError, InputError, quote
 from asrkit.io import atomic_write, display_name
 from asrkit.lm.counts import BOS, EOS, EOS_ID, UNK
 from asrkit.lm.kneser_ney import KneserNeyModel
@@ -114,6 +114,8 @@ class ArpaLM:
         score as ``<unk>``. Only the last ``order-1`` history words matter."""
         hist = tuple(history)[-(self.order - 1):] if self.order > 1 else ()
         if (word,) not in self.ngrams[1]:
+            if (UNK,) not in self.ngrams[1]:
+                raise DataError(f"{quote(word)} is not in the LM, which has no {UNK} to score it with")
             word = UNK
         hist = tuple(w if (w,) in self.ngrams[1] else UNK for w in hist)
         backoff = 0.0
@@ -164,14 +166,19 @@ def read_arpa(path: str | os.PathLike) -> ArpaLM:
             try:
                 section = int(line[1:-len("-grams:")])
             except ValueError:
-                raise InputError(f"{name}:{lineno}: bad section header {line!r}") from None
+                raise InputError(f"{name}:{lineno}: bad section header {quote(line)}") from None
+            if not 1 <= section <= 100:
+                raise InputError(f"{name}:{lineno}: bad section header {quote(line)}")
             lm.ngrams[section] = {}
             lm.order = max(lm.order, section)
             continue
         if section == -1:
             if line.startswith("ngram "):
                 k, _, c = line[6:].partition("=")
-                expected[int(k)] = int(c)
+                try:
+                    expected[int(k)] = int(c)
+                except ValueError:
+                    raise InputError(f"{name}:{lineno}: bad header line {quote(line)} (expected 'ngram K=COUNT')") from None
             continue
         if section <= 0:
             raise InputError(f"{name}:{lineno}: text outside a section; is this an ARPA file?")

@@ -14,6 +14,12 @@ from asrkit.lm.counts import Vocabulary, count_text
 from asrkit.lm.kneser_ney import KneserNeyModel, estimate, parse_prune
 
 
+# kenlm (and so the beam decoders and `asrkit lm ppl`) is built with
+# KENLM_MAX_ORDER=6 unless recompiled: a higher order would write an ARPA file
+# that nothing here can load.
+MAX_ORDER = 6
+
+
 @dataclass
 class BuildStats:
     """What :func:`build_lm` did: sizes and timings."""
@@ -47,6 +53,11 @@ def build_model(
     ``<unk>`` like a word instead of leaving its n-grams out."""
     if order < 1:
         raise UsageError(f"--order {order}: the order must be at least 1")
+    if order > MAX_ORDER:
+        raise UsageError(
+            f"--order {order}: kenlm, which the decoders and 'lm ppl' load models with, reads orders up to "
+            f"{MAX_ORDER} (KENLM_MAX_ORDER); use --order {MAX_ORDER} or lower"
+        )
     thresholds = parse_prune(prune, order) if not isinstance(prune, list) else parse_prune(",".join(map(str, prune)), order)
     voc = Vocabulary.from_file(vocab) if vocab is not None else Vocabulary()
     t0 = time.perf_counter()

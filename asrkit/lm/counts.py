@@ -24,7 +24,7 @@ from typing import Iterator
 import numpy as np
 
 from asrkit import log
-from asrkit.errors import InputError
+from asrkit.errors import InputError, quote
 from asrkit.io import display_name, iter_lines
 
 UNK = "<unk>"
@@ -232,7 +232,7 @@ def count_text(
         if BOS_ID in ids or EOS_ID in ids:
             bad = BOS if BOS_ID in ids else EOS
             raise InputError(
-                f"{name}:{lineno}: the text contains '{bad}'; asrkit adds <s> and </s> around every line, "
+                f"{name}:{lineno}: the text contains {quote(bad)}; asrkit adds <s> and </s> around every line, "
                 f"remove them from the text"
             )
         counter.add(ids)

@@ -38,6 +38,37 @@ _MAX_BATCH = 4096
 # Below this many pairs a chunk scans the insertions with one accumulate call.
 _ACCUMULATE_BELOW = 128
 
+# The largest single pair :func:`align_batch` takes. With a backtrace the DP
+# table of a pair is held whole ((r + 1) * (h + 1) cells, at most 256 MB of
+# int32 here) and the backtrace walks r + h columns one numpy step at a time;
+# counts alone need two rows but still (r + 1) * (h + 1) steps of work. Like
+# sclite and Kaldi, asrkit aligns utterances; a recording-long "utterance"
+# must be split into segments first.
+MAX_PAIR_CELLS = 1 << 26
+MAX_PAIR_TOKENS = 1 << 16
+MAX_PAIR_CELLS_COUNTS = 1 << 30
+
+
+def oversized_pairs(
+    ref_lens: np.ndarray, hyp_lens: np.ndarray, keep_ops: bool = True
+) -> np.ndarray:
+    """Indices of the pairs too large to align (see :data:`MAX_PAIR_CELLS`)."""
+    r = np.asarray(ref_lens, dtype=np.int64)
+    h = np.asarray(hyp_lens, dtype=np.int64)
+    cells = (r + 1) * (h + 1)
+    if keep_ops:
+        bad = (cells > MAX_PAIR_CELLS) | (r + h > MAX_PAIR_TOKENS)
+    else:
+        bad = cells > MAX_PAIR_CELLS_COUNTS
+    return np.flatnonzero(bad)
+
+
+def pair_limit_text(keep_ops: bool = True) -> str:
+    """The limit of :func:`oversized_pairs` in words, for messages."""
+    if keep_ops:
+        return f"{MAX_PAIR_TOKENS:,} tokens in all or {MAX_PAIR_CELLS:,} alignment cells (ref+1 x hyp+1)"
+    return f"{MAX_PAIR_CELLS_COUNTS:,} alignment cells (ref+1 x hyp+1)"
+
 
 @dataclass
 class BatchAlignment:
@@ -100,6 +131,13 @@ def align_batch(
         raise ValueError("token ids must be non-negative")
     rlen = np.diff(ref_offsets)
     hlen = np.diff(hyp_offsets)
+    big = oversized_pairs(rlen, hlen, keep_ops)
+    if len(big):
+        u = int(big[0])
+        raise ValueError(
+            f"pair {u} ({rlen[u]} x {hlen[u]} tokens) is over the limit of {pair_limit_text(keep_ops)}; "
+            "split long utterances"
+        )
     counts = np.zeros((n, 4), dtype=np.int64)
     path_len = np.zeros(n, dtype=np.int64)
     chunks: list[tuple[np.ndarray, np.ndarray]] = []  # (pair indices (B,), ops (B, Lmax))
@@ -219,6 +257,9 @@ def _align_chunk(ref_ids, r_off, r_len, hyp_ids, h_off, h_len, R: int, H: int, k
 
     Lmax = int(L.max()) if B else 0
     ops = np.zeros((B, Lmax), dtype=np.uint8)
+    if B == 1:  # one long pair: scalar steps are ~50x cheaper than (1,)-array ones
+        ops[0] = _backtrace_one(Dp[:, :, 0], ref[0].tolist(), hyp[0].tolist(), int(r_len[0]), int(h_len[0]), A, G)
+        return ops, L, counts
     # One padding column more, so that index -1 (read when i == 0 or j == 0) exists.
     refx = np.concatenate([ref, np.full((B, 1), -1, dtype=dtype)], axis=1)  # (B, R + 1)
     hypx = np.concatenate([hyp, np.full((B, 1), -2, dtype=dtype)], axis=1)  # (B, H + 1)
@@ -239,3 +280,26 @@ def _align_chunk(ref_ids, r_off, r_len, hyp_ids, h_off, h_len, R: int, H: int, k
         j -= (code != DEL) & act
         pos -= 1
     return ops, L, counts
+
+
+def _backtrace_one(D: np.ndarray, ref: list[int], hyp: list[int], i: int, j: int, A: int, G: int) -> np.ndarray:
+    """The backtrace of :func:`_align_chunk` for a single pair; ``D`` is its ``(R + 1, H + 1)`` table."""
+    out = bytearray()
+    get = D.item
+    while i > 0 or j > 0:
+        d = get(i, j)
+        if i > 0 and j > 0:
+            eq = ref[i - 1] == hyp[j - 1]
+            if get(i - 1, j - 1) + (-G if eq else A - G) == d:
+                out.append(COR if eq else SUB)
+                i -= 1
+                j -= 1
+                continue
+        if i > 0 and get(i - 1, j) + G == d:
+            out.append(DEL)
+            i -= 1
+        else:
+            out.append(INS)
+            j -= 1
+    out.reverse()
+    return np.frombuffer(bytes(out), dtype=np.uint8)

@@ -13,13 +13,14 @@ import os
 import re
 from dataclasses import dataclass
 
-from asrkit.errors import InputError
+from asrkit.errors import InputError, quote
 from asrkit.io import display_name, read_text
 
 FORMATS = ("auto", "text", "trn")
 
-# words, then the utterance id in parentheses at the very end of the line
-_TRN_LINE = re.compile(r"^(.*?)\s*\(([^()\s]+)\)$")
+# the utterance id in parentheses at the very end of the line (the words come
+# before it). Searched from its '(' only, so that a long line costs linear time.
+_TRN_TAIL = re.compile(r"\(([^()\s]+)\)$")
 
 
 @dataclass
@@ -36,7 +37,7 @@ def detect_format(lines: list[str]) -> str:
     ``(utt-id)``, else ``"text"``."""
     if not lines:
         return "text"
-    trn = sum(1 for line in lines if _TRN_LINE.match(line))
+    trn = sum(1 for line in lines if _TRN_TAIL.search(line))
     return "trn" if 2 * trn > len(lines) else "text"
 
 
@@ -52,18 +53,18 @@ def parse_transcripts(text: str, name: str, fmt: str = "auto") -> Transcripts:
     first_line: dict[str, int] = {}
     for lineno, line in numbered:
         if fmt == "trn":
-            m = _TRN_LINE.match(line)
+            m = _TRN_TAIL.search(line)
             if m is None:
                 raise InputError(
                     f"{name}:{lineno}: malformed trn line, expected 'words ... (utt-id)'"
                     " (use --format text for a Kaldi text file)"
                 )
-            words, utt = m.group(1).split(), m.group(2)
+            words, utt = line[: m.start()].split(), m.group(1)
         else:
             parts = line.split()
             utt, words = parts[0], parts[1:]
         if utt in utts:
-            raise InputError(f"{name}:{lineno}: duplicate utt-id '{utt}' (first on line {first_line[utt]})")
+            raise InputError(f"{name}:{lineno}: duplicate utt-id {quote(utt)} (first on line {first_line[utt]})")
         utts[utt] = words
         first_line[utt] = lineno
     return Transcripts(utts=utts, format=fmt, name=name)

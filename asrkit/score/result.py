@@ -12,8 +12,19 @@ from typing import Iterable, Iterator, Mapping, Sequence
 import numpy as np
 
 from asrkit.data.table import sorted_keys
-from asrkit.errors import DataError
-from asrkit.score.align import COR, DEL, INS, OP_LETTERS, SUB, BatchAlignment, align_batch, offsets_from_lengths
+from asrkit.errors import DataError, quote
+from asrkit.score.align import (
+    COR,
+    DEL,
+    INS,
+    OP_LETTERS,
+    SUB,
+    BatchAlignment,
+    align_batch,
+    offsets_from_lengths,
+    oversized_pairs,
+    pair_limit_text,
+)
 from asrkit.score.normalize import Normalizer
 
 MODES = ("strict", "present", "all")
@@ -270,8 +281,21 @@ def _encode_chars(seqs: Sequence[Sequence[str]]) -> tuple[np.ndarray, np.ndarray
 
 
 def _name_ids(ids: list[str], total: int) -> str:
-    shown = ", ".join(ids[:5])
+    shown = ", ".join(quote(u)[1:-1] for u in ids[:5])
     return shown + (f", ... ({total} in all)" if total > 5 else "")
+
+
+def _check_sizes(ids, ref_lens, hyp_lens, unit: str, keep_ops: bool, ref_name: str, hyp_name: str) -> None:
+    """Refuse, before any work, an utterance pair too large to align."""
+    big = oversized_pairs(ref_lens, hyp_lens, keep_ops)
+    if len(big):
+        k = int(big[0])
+        more = f" (and {len(big) - 1} more)" if len(big) > 1 else ""
+        raise DataError(
+            f"utterance {quote(ids[k])}{more}: {ref_lens[k]} reference and {hyp_lens[k]} hypothesis {unit} "
+            f"({ref_name}, {hyp_name}) are over the limit of {pair_limit_text(keep_ops)} for one alignment; "
+            "split long recordings into utterances (e.g. with a segments file) and score those"
+        )
 
 
 def score(
@@ -355,6 +379,7 @@ def score(
     word_ids.default_factory = word_ids.__len__  # new word -> next id
     ref_ids, ref_off = _encode(ref_seqs, word_ids)
     hyp_ids, hyp_off = _encode(hyp_seqs, word_ids)
+    _check_sizes(ids, np.diff(ref_off), np.diff(hyp_off), "words", True, ref_name, hyp_name)
     al: BatchAlignment = align_batch(ref_ids, ref_off, hyp_ids, hyp_off, keep_ops=True)
     ref_lens, hyp_lens = np.diff(ref_off), np.diff(hyp_off)
     result = ScoreResult(
@@ -378,6 +403,7 @@ def score(
     if cer:
         c_ref, c_ref_off = _encode_chars(ref_seqs)
         c_hyp, c_hyp_off = _encode_chars(hyp_seqs)
+        _check_sizes(ids, np.diff(c_ref_off), np.diff(c_hyp_off), "characters", False, ref_name, hyp_name)
         cal = align_batch(c_ref, c_ref_off, c_hyp, c_hyp_off, keep_ops=False)
         result.char_utt_counts = cal.counts
         result.char_ref_lens = np.diff(c_ref_off)

@@ -23,7 +23,7 @@ from typing import Any
 
 import yaml
 
-from asrkit.errors import ConfigError, InputError
+from asrkit.errors import ConfigError, InputError, quote
 from asrkit.io import read_text
 
 TASKS = ("frame", "ctc")
@@ -131,7 +131,7 @@ def _merge(base: dict, update: dict, where: str, strict_sections: bool) -> None:
     for k, v in update.items():
         path = f"{where}.{k}" if where else str(k)
         if where == "" and k not in SECTIONS:
-            raise ConfigError(f"unknown config section '{k}' (sections: {', '.join(SECTIONS)})")
+            raise ConfigError(f"unknown config section {quote(k)} (sections: {', '.join(SECTIONS)})")
         if isinstance(v, dict) and isinstance(base.get(k), dict):
             _merge(base[k], v, path, strict_sections)
         else:
@@ -142,12 +142,12 @@ def set_dotted(cfg: dict, key: str, value: Any) -> None:
     """``cfg[a][b] = value`` for ``key="a.b"``; unknown sections raise ConfigError."""
     parts = key.split(".")
     if not all(parts):
-        raise ConfigError(f"bad config key '{key}'")
+        raise ConfigError(f"bad config key {quote(key)}")
     if parts[0] not in SECTIONS:
-        raise ConfigError(f"unknown config key '{key}' (sections: {', '.join(SECTIONS)})")
+        raise ConfigError(f"unknown config key {quote(key)} (sections: {', '.join(SECTIONS)})")
     if parts[0] == "task":
         if len(parts) != 1:
-            raise ConfigError(f"unknown config key '{key}'")
+            raise ConfigError(f"unknown config key {quote(key)}")
         cfg["task"] = value
         return
     d = cfg
@@ -156,7 +156,7 @@ def set_dotted(cfg: dict, key: str, value: Any) -> None:
         if nxt is None:
             nxt = d[p] = {}
         elif not isinstance(nxt, dict):
-            raise ConfigError(f"config key '{key}': '{p}' is not a section")
+            raise ConfigError(f"config key {quote(key)}: '{p}' is not a section")
         d = nxt
     d[parts[-1]] = value
 
@@ -211,6 +211,22 @@ def load_config(task: str, conf: str | os.PathLike | None = None,
     return cfg
 
 
+def _number(text: str, real: bool) -> Any:
+    """A quoted number (``"0.5"``, ``"512"``; YAML 1.1 also reads 1e-3 as a
+    string) as the number a number-typed key takes: a finite float for a real
+    key, an int for an integer key. Anything else stays the string, for the
+    type check to name."""
+    import math
+
+    try:
+        if real:
+            x = float(text)
+            return x if math.isfinite(x) else text
+        return int(text.strip())
+    except ValueError:
+        return text
+
+
 def validate(cfg: dict) -> None:
     """Check every trainer key: known, right type, allowed value, sane range."""
     if cfg.get("task") not in TASKS:
@@ -229,18 +245,15 @@ def validate(cfg: dict) -> None:
                 known = ", ".join(sorted(schema))
                 raise ConfigError(f"unknown config key '{sec}.{k}' (known: {known})")
             _, types, choices = schema[k]
-            if isinstance(v, str) and float in types:   # YAML 1.1 reads 1e-3 as a string
-                try:
-                    v = section[k] = float(v)
-                except ValueError:
-                    pass
+            if isinstance(v, str) and (float in types or int in types):
+                v = section[k] = _number(v, float in types)
             ok = isinstance(v, types) and not (isinstance(v, bool) and bool not in types)
             if not ok:
                 tn = " or ".join("null" if t is type(None) else t.__name__ for t in types)
-                raise ConfigError(f"config key '{sec}.{k}': expected {tn}, got {v!r}")
+                raise ConfigError(f"config key '{sec}.{k}': expected {tn}, got {quote(v)}")
             if choices is not None and v not in choices:
                 shown = ", ".join("null" if c is None else str(c) for c in choices)
-                raise ConfigError(f"config key '{sec}.{k}': must be one of {shown} (got {v!r})")
+                raise ConfigError(f"config key '{sec}.{k}': must be one of {shown} (got {quote(v)})")
     d, o, t, f = cfg["data"], cfg["optim"], cfg["train"], cfg["features"]
     positive = [("data.max_frames", d["max_frames"]), ("data.buckets", d["buckets"]),
                 ("train.epochs", t["epochs"]), ("train.log_every", t["log_every"]),

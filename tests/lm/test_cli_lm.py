@@ -164,3 +164,13 @@ def test_lm_help_lists_commands(capsys):
     assert main(["lm", "--help"]) == 0
     out = capsys.readouterr().out
     assert "build" in out and "ppl" in out
+
+
+def test_order_over_kenlm_max_is_refused(tmp_path: Path):
+    """kenlm (decoders, lm ppl) reads orders up to 6: a 7-gram model is refused up front."""
+    text = _write(tmp_path / "train.txt", TRAIN)
+    p = _run(["lm", "build", str(text), "-o", str(tmp_path / "x.arpa"), "--order", "7"])
+    _one_line_error(p, 2, "--order 7", "up to 6")
+    assert not (tmp_path / "x.arpa").exists()
+    assert main(["-q", "lm", "build", str(text), "--order", "6", "-o", str(tmp_path / "six.arpa")]) == 0
+    assert kenlm.Model(str(tmp_path / "six.arpa")).order == 6
