@@ -38,3 +38,8 @@ class ConfigError(UsageError):
 
 class TrainingError(AsrkitError):
     """Training cannot go on (NaN loss streaks, dimension mismatches...)."""
+
+
+class OutputError(AsrkitError):
+    """An output cannot be written: a folder in use by another run, a path
+    under a regular file, a read-only place, a full disk."""
