@@ -24,7 +24,7 @@ from typing import Callable
 import numpy as np
 
 from asrkit import log
-from asrkit.data.datadir import DataDir, is_extra_table
+from asrkit.data.datadir import DataDir
 from asrkit.data.feature_store import (CMVN, CONF, INDEX, PLAN, SHARDS, FeatureStore, ShardWriter, clear_shard,
                                        merge_shards, shard_done)
 from asrkit.data.table import write_table

@@ -261,3 +261,18 @@ def test_cli_bad_input_messages(tmp_path, capsys):
     assert _cli("data", "validate", str(tmp_path / "nope")) == 1
     out, err = capsys.readouterr()
     assert f"{tmp_path / 'nope'}: no such data dir" in err and "nope/" not in out + err
+
+
+def test_corpus_and_import_commands_refuse_a_foreign_dir(tmp_path, capsys):
+    victim = make_dir(tmp_path, name="mine")
+    before = {p.name: p.read_bytes() for p in victim.iterdir()}
+    (tmp_path / "corpus").mkdir()
+    (tmp_path / "corpus" / "a.wav").write_bytes((tmp_path / "wav" / "spkA-u1.wav").read_bytes())
+    for args in (("corpus", "tiny", str(victim)),
+                 ("data", "import", "folder", str(tmp_path / "corpus"), str(victim))):
+        capsys.readouterr()
+        assert _cli(*args) == 2, args
+        err = capsys.readouterr().err
+        assert str(victim) in err and "--overwrite" in err
+        assert {p.name: p.read_bytes() for p in victim.iterdir()} == before
+    assert _cli("data", "import", "folder", str(tmp_path / "corpus"), str(tmp_path / "corpus" / "..")) == 2
