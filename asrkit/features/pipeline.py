@@ -7,6 +7,13 @@ open file and accumulates CMVN stats; the shard becomes final (renamed, then
 its done-marker) only when all of it is written. A re-run skips finished
 shards and redoes any partial one. ``--shard I/N`` runs one shard (cluster
 array jobs) and ``--merge`` joins them; without ``--shard`` the merge follows.
+
+OUT follows :func:`asrkit.io.prepare_output_dir` (a non-empty folder that
+featurize did not make needs ``--overwrite``) and is locked for the run
+(``OUT/.lock``; ``--shard`` runs share it). A long recording is read and
+computed in blocks (:func:`asrkit.features.compute.compute_blocks`), so
+memory does not grow with its length. Worker processes come from a
+forkserver, never a fork of a parent that has torch initialized.
 """
 from __future__ import annotations
 
