@@ -57,3 +57,8 @@ def quote(value: object, limit: int = 60) -> str:
     if len(s) > limit:
         return f"'{head}…' ({len(s)} characters)"
     return f"'{head}'"
+
+
+class OutputError(AsrkitError):
+    """An output cannot be written: a folder in use by another run, a path
+    under a regular file, a read-only place, a full disk."""

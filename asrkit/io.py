@@ -123,3 +123,201 @@ def iter_lines(
     finally:
         if f is not getattr(sys.stdin, "buffer", None):
             f.close()
+
+
+# ------------------------------------------------------------ output folders
+MARKER = ".asrkit"
+LOCK = ".lock"
+_BOOKKEEPING = (MARKER, LOCK)
+
+
+def os_error_line(path: str | os.PathLike, e: OSError) -> str:
+    """One line for an OSError met while writing ``path``."""
+    import errno
+
+    if e.errno == errno.ENOSPC:
+        what = "no space left on the device"
+    elif e.errno == errno.EDQUOT:
+        what = "disk quota exceeded"
+    elif e.errno in (errno.EACCES, errno.EPERM):
+        what = "permission denied"
+    elif e.errno == errno.EROFS:
+        what = "read-only file system"
+    elif e.errno == errno.ENOTDIR:
+        what = "a part of the path is a regular file, not a folder"
+    else:
+        what = e.strerror or str(e)
+    where = e.filename if e.filename and str(e.filename) != str(path) else None
+    return f"{path}: cannot write: {what}" + (f" ({where})" if where else "")
+
+
+def read_marker(path: str | os.PathLike) -> dict | None:
+    """The ``.asrkit`` marker of a folder asrkit made (command, version,
+    created), or None when it has none or it is unreadable."""
+    import yaml
+
+    try:
+        m = yaml.safe_load((Path(path) / MARKER).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return None
+    return m if isinstance(m, dict) else None
+
+
+def write_marker(path: str | os.PathLike, command: str) -> None:
+    """Say in ``path/.asrkit`` which command made the folder."""
+    import datetime
+
+    import yaml
+
+    from asrkit import __version__
+
+    created = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0).isoformat()
+    with atomic_write(Path(path) / MARKER) as f:
+        yaml.safe_dump({"command": command, "version": __version__, "created": created}, f, sort_keys=False)
+
+
+def _user_entries(path: Path) -> list[Path]:
+    return [p for p in path.iterdir() if p.name not in _BOOKKEEPING]
+
+
+def _is_within(inner: Path, outer: Path) -> bool:
+    try:
+        inner.relative_to(outer)
+        return True
+    except ValueError:
+        return False
+
+
+def check_output_dir(path: str | os.PathLike, command: str, overwrite: bool = False,
+                     inputs: tuple = ()) -> bool:
+    """The rule for every folder a command writes, checked without changing
+    anything. Returns True when the folder holds something to replace
+    (``--overwrite`` given), False when it is missing, empty or this
+    command's own output (to resume or redo).
+
+    Raises :class:`~asrkit.errors.UsageError` for a non-empty folder that
+    ``command`` did not make (without ``overwrite``), and for an output that
+    is, or holds, one of ``inputs``; :class:`~asrkit.errors.OutputError` for
+    a path that is a regular file or lies under one."""
+    from asrkit.errors import OutputError, UsageError
+
+    p = Path(path)
+    real = p.resolve()
+    for src in inputs:
+        s = Path(src).resolve()
+        if _is_within(s, real):
+            what = "is" if s == real else "holds"
+            raise UsageError(f"{p}: the output folder {what} the input {src}; write to another folder")
+    if real == Path(real.anchor) or real == Path.home().resolve() or _is_within(Path.cwd().resolve(), real):
+        if overwrite or (p.exists() and any(True for _ in p.iterdir())):
+            raise UsageError(f"{p}: will not write into the root, home or current folder; name a new folder")
+    for q in (p, *p.parents):
+        if q.exists() and not q.is_dir():
+            where = "is a regular file" if q == p else f"lies under the regular file {q}"
+            raise OutputError(f"{p}: cannot make the output folder here: it {where}")
+        if q.exists():
+            break
+    if not p.exists():
+        return False
+    try:
+        entries = _user_entries(p)
+    except OSError as e:
+        raise OutputError(os_error_line(p, e)) from None
+    if not entries:
+        return False
+    marker = read_marker(p)
+    if marker is not None and marker.get("command") == command and not overwrite:
+        return False
+    if overwrite:
+        return True
+    if marker is not None and marker.get("command"):
+        made = f"it was made by 'asrkit {marker['command']}'"
+    else:
+        made = f"it was not made by 'asrkit {command}'"
+    raise UsageError(f"{p}: folder is not empty and {made}; "
+                     f"choose another folder or add --overwrite to replace it")
+
+
+def _clear(path: Path) -> None:
+    """Remove what ``path`` holds (but its lock file, which a waiting run
+    may hold open)."""
+    import shutil
+
+    for e in _user_entries(path) + ([path / MARKER] if (path / MARKER).exists() else []):
+        if e.is_dir() and not e.is_symlink():
+            shutil.rmtree(e)
+        else:
+            e.unlink()
+
+
+def prepare_output_dir(path: str | os.PathLike, command: str, overwrite: bool = False,
+                       inputs: tuple = ()) -> Path:
+    """Make ``path`` ready for ``command`` (e.g. ``"featurize"``,
+    ``"data subset"``) to write into, by one rule:
+
+    - missing or empty: made, marked;
+    - this command's own output (its ``.asrkit`` marker names ``command``):
+      kept, so the command resumes or redoes it;
+    - anything else that is not empty: refused with one line naming the
+      folder and ``--overwrite``; with ``overwrite`` its contents are
+      removed first.
+
+    The marker ``.asrkit`` (YAML: command, version, created) is written into
+    the folder. Call :func:`output_lock` around it when two runs could race.
+    Errors: see :func:`check_output_dir`; an OSError while making the folder
+    becomes one :class:`~asrkit.errors.OutputError` line.
+    """
+    from asrkit.errors import OutputError
+
+    p = Path(path)
+    replace = check_output_dir(p, command, overwrite, inputs)
+    try:
+        p.mkdir(parents=True, exist_ok=True)
+        if replace:
+            _clear(p)
+        m = read_marker(p)
+        if m is None or m.get("command") != command:
+            write_marker(p, command)
+    except OSError as e:
+        raise OutputError(os_error_line(p, e)) from None
+    return p
+
+
+@contextmanager
+def output_lock(path: str | os.PathLike, shared: bool = False) -> Iterator[Path]:
+    """Hold an flock on ``path/.lock`` (made with the folder if missing) while
+    the block runs. Exclusive by default; ``shared`` lets runs that write
+    disjoint parts (``featurize --shard``) go together while shutting out an
+    exclusive one. A lock already held elsewhere raises
+    :class:`~asrkit.errors.OutputError` naming the holder's pid. Non-blocking.
+    The lock file stays (removing it would race with a waiting run)."""
+    import errno
+    import fcntl
+
+    from asrkit.errors import OutputError
+
+    p = Path(path)
+    try:
+        p.mkdir(parents=True, exist_ok=True)
+        fd = os.open(p / LOCK, os.O_RDWR | os.O_CREAT, 0o666 & ~_UMASK)
+    except OSError as e:
+        raise OutputError(os_error_line(p, e)) from None
+    try:
+        try:
+            fcntl.flock(fd, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
+        except OSError as e:
+            if e.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                raise OutputError(os_error_line(p, e)) from None
+            try:
+                pid = os.pread(fd, 32, 0).decode("ascii", "replace").split()[0]
+            except (OSError, IndexError):
+                pid = "unknown"
+            raise OutputError(f"{p} is being written by another asrkit process (pid {pid})") from None
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        except OSError:
+            pass  # the pid is for the message only
+        yield p
+    finally:
+        os.close(fd)

@@ -4,6 +4,7 @@
     >>> from asrkit.audio import load
     >>> x, rate = load("a.wav", sample_rate=16000)   # (T,) float32 in [-1, 1]
 """
-from asrkit.audio.reader import AudioInfo, cut, info, is_piped, load, missing_programs, read, resample, run_pipe
+from asrkit.audio.reader import (AudioInfo, Samples, cut, info, is_piped, load, missing_programs, open_samples, read,
+                                 resample, run_pipe)
 
-__all__ = ["AudioInfo", "cut", "info", "is_piped", "load", "missing_programs", "read", "resample", "run_pipe"]
+__all__ = ["AudioInfo", "Samples", "open_samples", "cut", "info", "is_piped", "load", "missing_programs", "read", "resample", "run_pipe"]

@@ -65,15 +65,22 @@ def pipe_stages(source: str) -> list[list[str]]:
     return stages
 
 
-def run_pipe(source: str) -> bytes:
+DEFAULT_PIPE_TIMEOUT = 600.0  # seconds one piped wav.scp command may run
+
+
+def run_pipe(source: str, timeout: float | None = None) -> bytes:
     """Run a piped entry and return its stdout; a failure raises
-    :class:`AudioError` with the failing command's stderr."""
+    :class:`AudioError` with the failing command's stderr. ``timeout``
+    (seconds, None: no limit) bounds the whole chain: a hung decoder is
+    killed and reported with its command."""
     import tempfile
+    import time
 
     stages = pipe_stages(source)
     procs: list[subprocess.Popen] = []
     errs = []
     prev = None
+    deadline = None if timeout is None else time.monotonic() + timeout
     try:
         for argv in stages:
             err = tempfile.TemporaryFile()
@@ -88,10 +95,14 @@ def run_pipe(source: str) -> bytes:
                 prev.close()  # the upstream gets SIGPIPE if the downstream exits
             procs.append(p)
             prev = p.stdout
-        out = procs[-1].stdout.read()
-        procs[-1].stdout.close()
-        for p in procs:
-            p.wait()
+        try:
+            out, _ = procs[-1].communicate(timeout=timeout)
+            for p in procs:
+                p.wait(timeout=None if deadline is None else max(deadline - time.monotonic(), 0.0))
+        except subprocess.TimeoutExpired:
+            hung = next((argv for argv, p in zip(stages, procs) if p.poll() is None), stages[-1])
+            raise AudioError(f"piped entry {source!r}: '{shlex.join(hung)}' did not finish within "
+                             f"{timeout:g} s (--pipe-timeout); killed") from None
         for argv, p, err in zip(stages, procs, errs):
             if p.returncode != 0:
                 err.seek(0)
@@ -105,6 +116,8 @@ def run_pipe(source: str) -> bytes:
             if p.poll() is None:
                 p.kill()
                 p.wait()
+            if p.stdout is not None:
+                p.stdout.close()
         for err in errs:
             err.close()
     if not out:
@@ -166,11 +179,12 @@ def _read_file(path: str) -> tuple[np.ndarray, int]:
     return _soundfile_read(path, path)
 
 
-def read(source: str) -> tuple[np.ndarray, int]:
-    """Read a source as ``((T, C) float32, rate)`` without any conversion."""
+def read(source: str, pipe_timeout: float | None = None) -> tuple[np.ndarray, int]:
+    """Read a source as ``((T, C) float32, rate)`` without any conversion.
+    ``pipe_timeout`` bounds a piped entry's commands (seconds)."""
     source = source.strip()
     if is_piped(source):
-        return _decode_bytes(run_pipe(source), f"piped entry {source!r}")
+        return _decode_bytes(run_pipe(source, pipe_timeout), f"piped entry {source!r}")
     return _read_file(source)
 
 
@@ -289,3 +303,142 @@ def programs_of(source: str) -> Iterable[str]:
 def missing_programs(source: str) -> list[str]:
     """Programs of a piped entry that are not on PATH."""
     return [p for p in programs_of(source) if shutil.which(p) is None]
+
+
+# --------------------------------------------------------------------------
+# Reading by range: an utterance's samples without holding the recording.
+class Samples:
+    """The mono samples of one utterance (after channel pick, segment cut
+    and resampling), read by range: ``len(s)`` samples at ``s.rate``;
+    ``s.read(a, b)`` -> ``(b - a,)`` float32. A WAV file is read from disk
+    block by block, so a long recording never sits in memory whole; other
+    sources are decoded once. Use as a context manager (closes the file)."""
+
+    def __init__(self, n: int, rate: int, name: str):
+        self.n, self.rate, self.name = n, rate, name
+        self.source_rate = rate
+
+    def __len__(self) -> int:
+        return self.n
+
+    def read(self, a: int, b: int) -> np.ndarray:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self) -> "Samples":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _check(self, y: np.ndarray) -> np.ndarray:
+        if not np.isfinite(y).all():
+            raise AudioError(f"{self.name}: audio holds NaN or infinite samples")
+        return y
+
+
+class _ArraySamples(Samples):
+    def __init__(self, y: np.ndarray, rate: int, name: str):
+        super().__init__(len(y), rate, name)
+        self._y = y
+
+    def read(self, a: int, b: int) -> np.ndarray:
+        return self._y[a:b]
+
+
+class _WavSamples(Samples):
+    """Samples ``first..first+n`` (frames) of one channel of a PCM/float WAV."""
+
+    def __init__(self, f, header: "wav.WavHeader", first: int, n: int, channel: int, name: str):
+        super().__init__(n, header.rate, name)
+        self._f, self._h, self._first, self._channel = f, header, first, channel
+
+    def read(self, a: int, b: int) -> np.ndarray:
+        fb = self._h.frame_bytes
+        a, b = max(a, 0), min(b, self.n)
+        if b <= a:
+            return np.zeros(0, np.float32)
+        self._f.seek(self._h.data_offset + (self._first + a) * fb)
+        data = self._f.read((b - a) * fb)
+        if len(data) < (b - a) * fb:
+            raise AudioError(f"{self.name}: file shrank while being read")
+        x = wav.decode_samples(data, self._h, self.name)  # (b - a, C)
+        y = x[:, self._channel] if x.shape[1] > 1 or self._channel else x.reshape(-1)
+        return self._check(np.ascontiguousarray(y, dtype=np.float32))
+
+    def close(self) -> None:
+        self._f.close()
+
+
+def _span(n: int, rate: int, name: str, start: float | None, end: float | None) -> tuple[int, int]:
+    """Sample range of ``start``..``end`` seconds, as :func:`cut` computes it."""
+    a, b = 0, n
+    if start is not None or end is not None:
+        a = int(round((start or 0.0) * rate))
+        b = int(round(end * rate)) if end is not None and end > 0 else n
+        if a >= n:
+            raise AudioError(f"{name}: segment starts at {start}s, past the end ({n / rate:.3f}s)")
+        b = min(b, n)
+    if b - a <= 0:
+        raise AudioError(f"{name}: zero-length audio")
+    return a, b
+
+
+def open_samples(
+    source: str | os.PathLike,
+    sample_rate: int | None = None,
+    *,
+    channel: int = 0,
+    start: float | None = None,
+    end: float | None = None,
+    pipe_timeout: float | None = None,
+    cache: dict | None = None,
+) -> Samples:
+    """The samples :func:`load` would return, as a :class:`Samples` read by
+    range: a WAV file at ``sample_rate`` is read lazily from disk; anything
+    else is decoded and cut with :func:`cut` (``cache``, a dict kept across
+    calls, holds the last decoded recording, so segments of one piped or
+    compressed recording decode it once). Same values as :func:`load`.
+    ``.source_rate`` of the result is the rate the audio came in."""
+    src = os.fspath(source).strip()
+    decoded = cache.get(src) if cache is not None else None
+    if decoded is None and not is_piped(src):
+        f = _open_audio(src)
+        try:
+            size = os.fstat(f.fileno()).st_size
+            head = _read_head(f, src)
+            h = wav.parse_header(head, src, size) if head[:4] == b"RIFF" else None
+        except AudioError:
+            f.close()
+            h = None  # let the whole-file path say what is wrong
+            f = None
+        except BaseException:
+            f.close()
+            raise
+        if h is not None and (sample_rate is None or h.rate == sample_rate):
+            frames = h.data_size // h.frame_bytes
+            if h.channels <= channel:
+                f.close()
+                raise AudioError(f"{src}: has {h.channels} channel(s), channel {channel} asked for")
+            try:
+                a, b = _span(frames, h.rate, src, start, end)
+            except BaseException:
+                f.close()
+                raise
+            s = _WavSamples(f, h, a, b - a, channel, src)
+            s.source_rate = h.rate
+            return s
+        if f is not None:
+            f.close()
+    if decoded is None:
+        decoded = read(src, pipe_timeout)
+        if cache is not None:
+            cache.clear()
+            cache[src] = decoded
+    x, rate = decoded
+    y, new_rate = cut(x, rate, src, sample_rate, channel=channel, start=start, end=end)
+    s = _ArraySamples(y, new_rate, src)
+    s.source_rate = rate
+    return s

@@ -8,6 +8,8 @@ import typer
 
 from asrkit.errors import UsageError
 
+_OVERWRITE_HELP = "Replace the output folder's contents when it is not empty and was not made by this command."
+
 corpus_app = typer.Typer(
     help="Corpora asrkit brings along: synthesized speech with exact alignments, the embedded tiny corpus, "
     "and the Asterisk prompts (real speech).",
@@ -41,6 +43,7 @@ def synth(
     noise_snr: Optional[float] = typer.Option(None, "--noise-snr", help="Add white noise at this SNR (dB)."),
     audio_format: str = typer.Option("flac", "--format", help="Audio files: flac, wav or ogg (16 kHz)."),
     jobs: int = typer.Option(1, "--jobs", "-j", help="Parallel synthesizer processes."),
+    overwrite: bool = typer.Option(False, "--overwrite", help=_OVERWRITE_HELP),
 ) -> None:
     """Synthesize one utterance per sentence into a data dir with exact frame phone labels (ali).
 
@@ -60,6 +63,12 @@ def synth(
         noise_snr=noise_snr,
         audio_format=audio_format,
     )
+    from asrkit.corpora.synth import check_voices
+    from asrkit.io import prepare_output_dir
+
+    options.check()  # bad options fail before the folder is touched
+    check_voices(options.voices)
+    prepare_output_dir(out, "corpus synth", overwrite, inputs=() if str(text) == "-" else (text,))
     r = synth_corpus(text, out, options, jobs=jobs)
     speed = f", {r.seconds / r.wall_seconds:.1f}x real time" if r.synthesized == r.utterances and r.wall_seconds > 0 else ""
     log.info(
@@ -70,14 +79,19 @@ def synth(
 
 
 @corpus_app.command("tiny")
-def tiny(out: Path = typer.Argument(..., help="Folder to write train/, dev/, test/, audio/ and lm_text.txt into.")) -> None:
+def tiny(
+    out: Path = typer.Argument(..., help="Folder to write train/, dev/, test/, audio/ and lm_text.txt into."),
+    overwrite: bool = typer.Option(False, "--overwrite", help=_OVERWRITE_HELP),
+) -> None:
     """Write the embedded tiny corpus as ready data dirs (absolute wav.scp paths).
 
     Example: asrkit corpus tiny data/tiny
     """
     from asrkit import log
     from asrkit.corpora.tiny import write_tiny
+    from asrkit.io import prepare_output_dir
 
+    prepare_output_dir(out, "corpus tiny", overwrite)
     counts = write_tiny(out)
     log.info(f"{out}: " + ", ".join(f"{k} {v} utterances" for k, v in counts.items()) + ", lm_text.txt")
 
@@ -91,6 +105,7 @@ def asterisk(
     cache: Optional[Path] = typer.Option(
         None, "--cache", help="Where apt-get download unpacks the packages (default ~/.cache/asrkit/asterisk)."
     ),
+    overwrite: bool = typer.Option(False, "--overwrite", help=_OVERWRITE_HELP),
 ) -> None:
     """Build train/test data dirs from the Asterisk prompts (real speech, 8 kHz, CC-BY-SA-3.0).
 
@@ -98,7 +113,14 @@ def asterisk(
     """
     from asrkit import log
     from asrkit.corpora.asterisk import build_asterisk
+    from asrkit.io import prepare_output_dir
 
+    if source is not None and not source.is_dir():
+        from asrkit.errors import InputError
+
+        raise InputError(f"{source}: no such folder")
+    prepare_output_dir(out, "corpus asterisk", overwrite,
+                       inputs=tuple(p for p in (source, cache) if p is not None))
     r = build_asterisk(out, source=source, cache=cache)
     log.info(
         f"{r.out}: train {r.train}, test {r.test} utterances, {r.seconds / 60:.1f} min at {r.sample_rate} Hz; "

@@ -1,16 +1,40 @@
-"""``asrkit data import|validate|subset|combine``: Kaldi-style data dirs."""
+"""``asrkit data import|validate|subset|combine|split``: Kaldi-style data dirs.
+
+Every command that writes a folder follows :func:`asrkit.io.prepare_output_dir`:
+a non-empty folder it did not make is refused unless ``--overwrite``."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 import typer
 
 from asrkit import log
-from asrkit.errors import DataError, UsageError
+from asrkit.errors import DataError, InputError, UsageError
 
-data_app = typer.Typer(help="Kaldi-style data dirs: import corpora, validate, subset, combine.",
+data_app = typer.Typer(help="Kaldi-style data dirs: import corpora, validate, subset, combine, split.",
                        no_args_is_help=True)
+
+_OVERWRITE_HELP = "Replace the output folder's contents when it is not empty and was not made by this command."
+
+
+def _save(d, out: Path, command: str, overwrite: bool, inputs: tuple) -> None:
+    """Write a data dir computed in memory, by the output-folder rule."""
+    from asrkit.io import prepare_output_dir
+
+    prepare_output_dir(out, command, overwrite, inputs=inputs)
+    try:
+        d.save(out)
+    except OSError as e:
+        from asrkit.errors import OutputError
+        from asrkit.io import os_error_line
+
+        raise OutputError(os_error_line(out, e)) from None
+
+
+def _need_dir(path: Path) -> None:
+    if not path.is_dir():
+        raise InputError(f"{path}: no such data dir")
 
 
 @data_app.command("import")
@@ -19,13 +43,20 @@ def import_(
     src: Path = typer.Argument(..., help="The corpus folder as it comes off the disk."),
     dst: Path = typer.Argument(..., help="Where to write the data dir(s)."),
     drop_noise: bool = typer.Option(False, "--drop-noise", help="wsj: drop noise markers like [loud_breath]."),
+    overwrite: bool = typer.Option(False, "--overwrite", help=_OVERWRITE_HELP),
 ) -> None:
     """Import a corpus into data dirs (one per split); prints the dirs written."""
-    from asrkit.corpora.importers import import_corpus
+    from asrkit.corpora.importers import FORMATS, import_corpus
+    from asrkit.io import prepare_output_dir
 
     opts = {"drop_noise": drop_noise} if format == "wsj" else {}
     if drop_noise and format != "wsj":
         raise UsageError("--drop-noise applies to the wsj format only")
+    if format not in FORMATS and format != "kaggle_11785":
+        raise UsageError(f"unknown corpus format '{format}' (use one of {', '.join(FORMATS)})")
+    if not src.is_dir():
+        raise InputError(f"{src}: no such corpus folder")
+    prepare_output_dir(dst, "data import", overwrite, inputs=(src,))
     written = import_corpus(format, src, dst, **opts)
     for name, path in written.items():
         n = sum(1 for _ in open(path / "utt2spk", encoding="utf-8"))
@@ -38,15 +69,20 @@ def validate(
     dir: Path = typer.Argument(..., help="Data dir to check."),
     fix: Optional[Path] = typer.Option(None, "--fix", help="Write a consistent copy here, dropping bad utterances."),
     no_audio: bool = typer.Option(False, "--no-audio", help="Skip opening the audio files."),
+    overwrite: bool = typer.Option(False, "--overwrite", help=_OVERWRITE_HELP),
 ) -> None:
     """Check a data dir like Kaldi's validate_data_dir.sh. Problems go to
     stdout, one per line; exit 1 when there are any (0 with --fix once the
     copy is written; the dropped utterances are listed)."""
     from asrkit.data import fix as fix_dir
     from asrkit.data import validate as check
+    from asrkit.io import check_output_dir
 
+    _need_dir(dir)
     if fix is not None:
-        new, dropped = fix_dir(dir, fix, check_audio=not no_audio)
+        check_output_dir(fix, "data validate --fix", overwrite, inputs=(dir,))
+        new, dropped = fix_dir(dir, fix, check_audio=not no_audio, command="data validate --fix",
+                               overwrite=overwrite)
         for p in dropped:
             typer.echo(f"dropped {p.utt}: {p}")
         log.info(f"{fix}: {len(new)} utterances written, {len({p.utt for p in dropped})} dropped")
@@ -63,11 +99,13 @@ def validate(
     log.info(f"{dir}: ok ({len(d)} utterances, {len(d.spk2utt)} speakers)")
 
 
-def _read_list(value: str) -> list[str]:
-    p = Path(value)
-    if p.is_file():
-        from asrkit.io import iter_lines
+def _read_list(value: str, file_only: bool = False) -> list[str]:
+    """Ids from a file (one or more a line), or, unless ``file_only``, a
+    comma list when no such file exists."""
+    from asrkit.io import iter_lines
 
+    p = Path(value)
+    if file_only or p.is_file():
         return [w for _, line in iter_lines(p) for w in line.split()]
     return [s for s in value.replace(",", " ").split() if s]
 
@@ -80,6 +118,7 @@ def subset(
     speakers: Optional[str] = typer.Option(None, "--speakers", help="Speakers: a file of ids or a comma list."),
     shortest: Optional[int] = typer.Option(None, "--shortest", help="The N shortest utterances."),
     utt_list: Optional[Path] = typer.Option(None, "--utt-list", help="A file of utterance ids."),
+    overwrite: bool = typer.Option(False, "--overwrite", help=_OVERWRITE_HELP),
 ) -> None:
     """A subset of a data dir (Kaldi's subset_data_dir.sh)."""
     from asrkit.data import DataDir
@@ -99,12 +138,12 @@ def subset(
     elif speakers is not None:
         s = d.speakers(_read_list(speakers))
     else:
-        ids = _read_list(str(utt_list))
+        ids = _read_list(str(utt_list), file_only=True)
         missing = [u for u in ids if u not in d]
         if missing:
             raise DataError(f"{utt_list}: {len(missing)} id(s) not in {dir} (e.g. '{missing[0]}')")
         s = d.subset(ids)
-    s.save(out)
+    _save(s, out, "data subset", overwrite, inputs=(dir,))
     log.info(f"{out}: {len(s)} of {len(d)} utterances")
 
 
@@ -112,6 +151,7 @@ def subset(
 def combine(
     out: Path = typer.Argument(..., help="Data dir to write."),
     dirs: List[Path] = typer.Argument(..., help="Data dirs to combine."),
+    overwrite: bool = typer.Option(False, "--overwrite", help=_OVERWRITE_HELP),
 ) -> None:
     """Combine data dirs into one (Kaldi's combine_data.sh); a file is kept
     only if every input has it."""
@@ -120,8 +160,52 @@ def combine(
     if out in dirs:
         raise UsageError(f"{out} is also an input")
     c = DataDir.combine(DataDir.load(d) for d in dirs)
-    c.save(out)
+    _save(c, out, "data combine", overwrite, inputs=tuple(dirs))
     log.info(f"{out}: {len(c)} utterances from {len(dirs)} dirs")
+
+
+def _parse_dev(text: str) -> int | float:
+    t = text.strip()
+    try:
+        if t.endswith("%"):
+            v = float(t[:-1])
+            if not 0.0 < v < 100.0:
+                raise ValueError
+            return v / 100.0
+        v = int(t)
+        if v < 1:
+            raise ValueError
+        return v
+    except ValueError:
+        raise UsageError(f"--dev must be a percentage like 10% or a number of utterances >= 1, got '{text}'") from None
+
+
+@data_app.command("split")
+def split(
+    dir: Path = typer.Argument(..., help="Data dir to split."),
+    dev: str = typer.Option(..., "--dev", help="Size of the dev part: a percentage (10%) or a number of utterances."),
+    out: Tuple[Path, Path] = typer.Option(..., "--out", help="The two data dirs to write: TRAIN_DIR DEV_DIR."),
+    by_speaker: bool = typer.Option(False, "--by-speaker", help="Keep each speaker's utterances on one side."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the random choice (same seed, same split)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help=_OVERWRITE_HELP),
+) -> None:
+    """Split a data dir into train and dev parts, every table following its
+    utterances. Example: asrkit data split data/train --dev 10% --by-speaker --out data/tr data/cv"""
+    from asrkit.data import DataDir
+    from asrkit.io import check_output_dir
+
+    train_dir, dev_dir = out
+    if train_dir.resolve() == dev_dir.resolve():
+        raise UsageError(f"--out: train and dev must be two folders (got {train_dir} twice)")
+    size = _parse_dev(dev)
+    d = DataDir.load(dir)
+    tr, dv = d.split(size, by_speaker=by_speaker, seed=seed)
+    for o in out:  # refuse before writing either
+        check_output_dir(o, "data split", overwrite, inputs=(dir,))
+    _save(tr, train_dir, "data split", overwrite, inputs=(dir,))
+    _save(dv, dev_dir, "data split", overwrite, inputs=(dir,))
+    log.info(f"{train_dir}: {len(tr)} utterances, {dev_dir}: {len(dv)} utterances"
+             + (f" ({len(dv.spk2utt)} speakers)" if by_speaker else ""))
 
 
 def register(app: typer.Typer) -> None:

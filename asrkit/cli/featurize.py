@@ -31,7 +31,12 @@ def featurize(
     num_shards: Optional[int] = typer.Option(None, "--num-shards", help="Shards to cut the data into (first run only)."),
     skip_bad: bool = typer.Option(False, "--skip-bad", help="Skip unreadable audio, listing it in OUT/skipped.txt."),
     fmt: str = typer.Option("store", "--format", help="store | kaldi (also feats.ark/scp + cmvn.ark/scp)."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Start again, deleting an existing store in OUT."),
+    overwrite: bool = typer.Option(False, "--overwrite",
+                                   help="Replace what OUT holds (needed when OUT is not empty and was not made "
+                                        "by featurize; a store featurize made is resumed without it)."),
+    pipe_timeout: float = typer.Option(600.0, "--pipe-timeout", metavar="SECONDS",
+                                       help="Kill a piped wav.scp command that runs longer (the utterance fails; "
+                                            "with --skip-bad it is listed in skipped.txt)."),
 ) -> None:
     """Compute fbank/MFCC features (+ CMVN stats) of a data dir into a
     resumable, memory-mapped feature store."""
@@ -49,7 +54,7 @@ def featurize(
         return
     cfg = FeatureConfig.load(conf, overrides or [])
     r = run(data, out, cfg, jobs=jobs, shard=_parse_shard(shard) if shard else None, skip_bad=skip_bad,
-            kaldi=fmt == "kaldi", overwrite=overwrite, num_shards=num_shards)
+            kaldi=fmt == "kaldi", overwrite=overwrite, num_shards=num_shards, pipe_timeout=pipe_timeout)
     if r.shards_done:
         speed = r.seconds_audio / max(r.wall, 1e-9)
         log.info(f"{out}: {r.utterances} utterances, {r.seconds_audio / 3600:.2f} h audio in {r.wall:.1f} s "

@@ -238,6 +238,50 @@ class DataDir:
         d.utt2dur = {u: durs[u] for u in chosen}
         return d
 
+    def split(self, dev: int | float, by_speaker: bool = False, seed: int = 0) -> tuple["DataDir", "DataDir"]:
+        """``(train, dev)``: a seeded random ``dev`` part, the rest train.
+
+        ``dev`` is a number of utterances (int) or a fraction in (0, 1)
+        (float). With ``by_speaker`` whole speakers go to dev (in a seeded
+        random order) until it holds at least that many utterances, so no
+        speaker is on both sides. The same seed gives the same split; every
+        table (text, ali, segments, utt2dur, ``text.*``...) follows its
+        utterances, as in :meth:`subset`.
+        """
+        import random
+
+        n = len(self)
+        if isinstance(dev, float):
+            if not 0.0 < dev < 1.0:
+                raise DataError(f"split: the dev fraction must be between 0 and 1 (got {dev:g})")
+            want = max(1, round(dev * n))
+        else:
+            want = int(dev)
+        if want < 1:
+            raise DataError("split: the dev part must hold at least one utterance")
+        if want >= n:
+            raise DataError(f"split: a dev part of {want} utterances leaves nothing to train on ({n} in all)")
+        rng = random.Random(seed)
+        if by_speaker:
+            groups = self.spk2utt
+            spks = sorted(groups, key=lambda s: s.encode())
+            rng.shuffle(spks)
+            chosen: list[str] = []
+            for s in spks:
+                if len(chosen) >= want:
+                    break
+                chosen.extend(groups[s])
+            if len(chosen) >= n:
+                raise DataError(f"split: {len(groups)} speaker(s) cannot be split by speaker with a dev part of "
+                                f"{want} utterances; ask for fewer")
+        else:
+            ids = list(self.utt_ids)
+            rng.shuffle(ids)
+            chosen = ids[:want]
+        dev_ids = set(chosen)
+        return (self.subset(u for u in self.utt_ids if u not in dev_ids),
+                self.subset(u for u in self.utt_ids if u in dev_ids))
+
     @staticmethod
     def combine(dirs: Iterable["DataDir"]) -> "DataDir":
         """Union of data dirs (Kaldi ``combine_data.sh``). A table is kept

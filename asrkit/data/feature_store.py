@@ -12,6 +12,8 @@ Layout of a store folder ``OUT/``::
                          speakers, spk_count (S,), spk_sum (S, D), spk_sumsq (S, D)
     utt2spk, text, ali   copied from the data dir (only the utterances in the store)
     skipped.txt          ``utt-id reason`` for utterances left out by --skip-bad
+    .asrkit              which command made the folder (see asrkit.io.prepare_output_dir)
+    .lock                flock'ed by a running featurize
 
 ``index.tsv`` is written last by the merge: a store without it is not
 complete. The store keeps raw features; CMVN is applied on read
@@ -68,26 +70,65 @@ class ShardWriter:
         self.dim: int | None = None
         self.spk_stats: dict[str, list] = {}  # spk -> [count, sum (D,), sumsq (D,)]
         self.seconds = 0.0
+        self._cur: list | None = None
 
     def add(self, utt: str, spk: str, feats: np.ndarray, seconds: float = 0.0) -> None:
         """Append ``feats`` (T, D) of utterance ``utt`` (speaker ``spk``)."""
+        self.begin(utt, spk)
+        try:
+            self.extend(feats)
+        except BaseException:
+            self.rollback()
+            raise
+        self.commit(seconds)
+
+    # An utterance in pieces (long audio computed block by block):
+    # begin(), extend() per block, then commit() or rollback().
+    def begin(self, utt: str, spk: str) -> None:
+        self._cur = [utt, spk, self._offset, 0, None, 0.0, None, None]  # utt spk start frames dim count sum sumsq
+
+    def extend(self, feats: np.ndarray) -> None:
+        """Append a block ``(t, D)`` of the utterance begun last."""
+        cur = self._cur
         feats = np.ascontiguousarray(feats, dtype="<f4")
         t, d = feats.shape
-        if self.dim is None:
-            self.dim = d
-        elif d != self.dim:
-            raise DataError(f"utterance {quote(utt)}: feature dim {d} differs from {self.dim} of earlier utterances")
+        if self.dim is not None and d != self.dim or cur[4] is not None and d != cur[4]:
+            raise DataError(f"utterance {quote(cur[0])}: feature dim {d} differs from {self.dim or cur[4]} "
+                            f"of earlier utterances")
+        if cur[4] is None:
+            cur[4], cur[6], cur[7] = d, np.zeros(d), np.zeros(d)
         self._f.write(feats.data)
-        self.rows.append((utt, self._offset, t, d))
         self._offset += feats.nbytes
         f64 = feats.astype(np.float64)
+        cur[3] += t
+        cur[5] += t
+        cur[6] += f64.sum(axis=0)
+        cur[7] += np.einsum("td,td->d", f64, f64)
+
+    def commit(self, seconds: float = 0.0) -> None:
+        utt, spk, start, t, d, count, s1, s2 = self._cur
+        self._cur = None
+        if d is None:  # no block: a (0, D) utterance of an unknown dim
+            d = self.dim or 0
+            s1, s2 = np.zeros(d), np.zeros(d)
+        if self.dim is None:
+            self.dim = d
+        self.rows.append((utt, start, t, d))
         st = self.spk_stats.get(spk)
         if st is None:
             st = self.spk_stats[spk] = [0.0, np.zeros(d), np.zeros(d)]
-        st[0] += t
-        st[1] += f64.sum(axis=0)
-        st[2] += np.einsum("td,td->d", f64, f64)
+        st[0] += count
+        st[1] += s1
+        st[2] += s2
         self.seconds += seconds
+
+    def rollback(self) -> None:
+        """Drop what was written of the utterance begun last."""
+        start = self._cur[2]
+        self._cur = None
+        self._f.seek(start)
+        self._f.truncate()
+        self._offset = start
 
     def skip(self, utt: str, reason: str) -> None:
         self.skipped.append((utt, " ".join(reason.split())))

@@ -189,7 +189,8 @@ def _check_audio(p: Path, wav: dict[str, str], segs, utt2spk, utt2dur) -> list[P
     return problems
 
 
-def fix(path: str | os.PathLike, out: str | os.PathLike, check_audio: bool = True) -> tuple[DataDir, list[Problem]]:
+def fix(path: str | os.PathLike, out: str | os.PathLike, check_audio: bool = True, *,
+        command: str = "data validate --fix", overwrite: bool = False) -> tuple[DataDir, list[Problem]]:
     """Write a consistent copy of a data dir to ``out``: sorted tables,
     spk2utt from utt2spk, only the utterances that are in utt2spk and every
     other present table and have no per-utterance problem; utt2dur filled
@@ -197,8 +198,13 @@ def fix(path: str | os.PathLike, out: str | os.PathLike, check_audio: bool = Tru
 
     A problem that is not about one utterance (e.g. a malformed line that
     stops a table from parsing) cannot be fixed: it raises the
-    :class:`InputError`.
+    :class:`InputError`. ``out`` follows :func:`asrkit.io.prepare_output_dir`
+    (``command`` names the writer in its marker; ``overwrite`` replaces a
+    folder another command made); it is checked before any work.
     """
+    from asrkit.io import check_output_dir, prepare_output_dir
+
+    check_output_dir(out, command, overwrite, inputs=(path,))
     problems = validate(path, check_audio=check_audio)
     d = DataDir.load(path)  # raises on unparsable tables
     bad = {pr.utt for pr in problems if pr.utt is not None}
@@ -224,5 +230,6 @@ def fix(path: str | os.PathLike, out: str | os.PathLike, check_audio: bool = Tru
         if len(durs) != len(new):
             new = new.subset(durs)
         new.utt2dur = durs
+    prepare_output_dir(out, command, overwrite, inputs=(path,))
     new.save(out)
     return new, dropped

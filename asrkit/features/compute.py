@@ -148,3 +148,56 @@ def _fast_fbank(conf: FeatureConfig) -> "_FastFbank | None":
     if f is None:
         f = _FAST_CACHE[key] = _FastFbank(o)
     return f
+
+
+# --------------------------------------------------------------------------
+# Long audio in blocks.
+#
+# With snip_edges each frame is made from its own window of samples only
+# (DC removal, pre-emphasis, window, FFT, mel and log all work within the
+# frame), so frames a..b of a recording are the features of the samples
+# a*shift .. (b-1)*shift + win. Deltas look `deltas * delta_window` frames to
+# each side; a block is computed with that much context and cropped.
+DEFAULT_BLOCK_FRAMES = 3000  # 30 s at a 10 ms shift: ~10 MB of work arrays per block
+
+
+def can_stream(conf: FeatureConfig) -> bool:
+    """True when features computed block by block equal the whole-file ones:
+    snip_edges, no dither (random), no per-utterance mean subtraction."""
+    o = {**kaldi_options(conf.type), **conf.options}
+    return bool(o["snip_edges"]) and float(o["dither"]) == 0.0 and not o.get("subtract_mean", False)
+
+
+def frame_geometry(conf: FeatureConfig) -> tuple[int, int]:
+    """``(window, shift)`` in samples, as Kaldi computes them."""
+    rate = conf.sample_rate
+    return (int(rate * float(conf.options.get("frame_length", 25.0)) * 0.001),
+            int(rate * float(conf.options.get("frame_shift", 10.0)) * 0.001))
+
+
+def compute_blocks(num_samples: int, read, conf: FeatureConfig | None = None,
+                   block_frames: int = DEFAULT_BLOCK_FRAMES):
+    """Features of one utterance, yielded in blocks of at most
+    ``block_frames`` frames; concatenated they equal :func:`compute` of the
+    whole utterance (to float rounding). ``read(a, b)`` returns samples
+    ``a..b`` (float, at ``conf.sample_rate``), so the whole utterance never
+    needs to be in memory. Configs that :func:`can_stream` rejects are
+    computed in one piece."""
+    conf = conf or FeatureConfig.load(None)
+    if block_frames < 1:
+        raise ValueError("block_frames must be >= 1")
+    total = num_frames(num_samples, conf)
+    min_samples = float(conf.options.get("min_duration", 0.0)) * conf.sample_rate
+    if not can_stream(conf) or total <= block_frames or num_samples < min_samples:
+        yield compute(read(0, num_samples), conf)
+        return
+    win, shift = frame_geometry(conf)
+    base = FeatureConfig(conf.type, conf.options, 0, conf.delta_window)
+    ctx = conf.deltas * conf.delta_window
+    for a in range(0, total, block_frames):
+        b = min(a + block_frames, total)
+        a0, b0 = max(0, a - ctx), min(total, b + ctx)
+        feats = compute(read(a0 * shift, (b0 - 1) * shift + win), base)  # (b0 - a0, D)
+        if conf.deltas:
+            feats = add_deltas(feats, conf.deltas, conf.delta_window)[a - a0:a - a0 + (b - a)]
+        yield feats

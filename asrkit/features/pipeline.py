@@ -7,6 +7,13 @@ open file and accumulates CMVN stats; the shard becomes final (renamed, then
 its done-marker) only when all of it is written. A re-run skips finished
 shards and redoes any partial one. ``--shard I/N`` runs one shard (cluster
 array jobs) and ``--merge`` joins them; without ``--shard`` the merge follows.
+
+OUT follows :func:`asrkit.io.prepare_output_dir` (a non-empty folder that
+featurize did not make needs ``--overwrite``) and is locked for the run
+(``OUT/.lock``; ``--shard`` runs share it). A long recording is read and
+computed in blocks (:func:`asrkit.features.compute.compute_blocks`), so
+memory does not grow with its length. Worker processes come from a
+forkserver, never a fork of a parent that has torch initialized.
 """
 from __future__ import annotations
 
@@ -16,7 +23,6 @@ import math
 import multiprocessing as mp
 import os
 import queue as queue_mod
-import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,13 +31,15 @@ from typing import Callable
 import numpy as np
 
 from asrkit import log
-from asrkit.data.datadir import DataDir, is_extra_table
+from asrkit.data.datadir import DataDir
 from asrkit.data.feature_store import (CMVN, CONF, INDEX, PLAN, SHARDS, FeatureStore, ShardWriter, clear_shard,
                                        merge_shards, shard_done)
 from asrkit.data.table import write_table
-from asrkit.errors import AudioError, DataError, UsageError
+from asrkit.errors import AudioError, DataError, OutputError, UsageError
 from asrkit.features.config import FeatureConfig
-from asrkit.io import atomic_write
+from asrkit.io import atomic_write, check_output_dir, os_error_line, output_lock, prepare_output_dir
+
+COMMAND = "featurize"  # the name in the .asrkit marker of a store
 
 Item = tuple  # (utt, spk, source, start, end)
 _REPORT_EVERY = 0.2  # seconds between progress messages from a worker
@@ -99,22 +107,24 @@ def _init_worker(q) -> None:
 
 
 def _run_shard(out: str, shard: int, items: list[Item], conf_dict: dict, skip_bad: bool,
-               report: Callable[[int, float], None] | None = None) -> dict:
-    """Featurize one shard's utterances into ``out``; returns its marker."""
+               report: Callable[[int, float], None] | None = None, opts: dict | None = None) -> dict:
+    """Featurize one shard's utterances into ``out``; returns its marker.
+    ``opts``: ``pipe_timeout`` (seconds), ``block_frames``."""
     try:
-        return _featurize_shard(out, shard, items, conf_dict, skip_bad, report)
+        return _featurize_shard(out, shard, items, conf_dict, skip_bad, report, opts or {})
     except OSError as e:  # disk full, permissions: a user problem, not a bug
-        where = f" ({e.filename})" if e.filename else ""
-        raise DataError(f"{out}: shard {shard} failed: {e.strerror or e}{where}") from None
+        raise OutputError(os_error_line(out, e)) from None
 
 
 def _featurize_shard(out: str, shard: int, items: list[Item], conf_dict: dict, skip_bad: bool,
-                     report: Callable[[int, float], None] | None) -> dict:
-    from asrkit.audio import cut, read
-    from asrkit.features.compute import compute
+                     report: Callable[[int, float], None] | None, opts: dict) -> dict:
+    from asrkit.audio import open_samples
+    from asrkit.features.compute import DEFAULT_BLOCK_FRAMES, compute_blocks
 
     conf = FeatureConfig.from_dict(conf_dict)
     rate = conf.sample_rate
+    pipe_timeout = opts.get("pipe_timeout")
+    block_frames = opts.get("block_frames") or DEFAULT_BLOCK_FRAMES
     if report is None and _worker_queue is not None:
         q = _worker_queue
 
@@ -124,35 +134,42 @@ def _featurize_shard(out: str, shard: int, items: list[Item], conf_dict: dict, s
     seen_rates: set[int] = set()
 
     clear_shard(out, shard)
-    cache_src, cache = None, None
+    cache: dict = {}  # the last decoded recording (segments of one piped/compressed file)
     n_pending, s_pending, last = 0, 0.0, time.monotonic()
     with ShardWriter(out, shard) as w:
         for utt, spk, src, start, end in items:
+            secs = 0.0
+            began = False
             try:
-                if start is None:
-                    x, r = read(src)
-                else:
-                    if src != cache_src:  # segments of one recording: read it once
-                        cache = read(src)
-                        cache_src = src
-                    x, r = cache
-                if r != rate and r not in seen_rates and _worker_queue is not None:
-                    _worker_queue.put(("resample", r, rate))
-                seen_rates.add(r)
-                wave, _ = cut(x, r, src, rate, start=start, end=end)
-                feats = compute(wave, conf)  # (T, D)
-                if feats.shape[0] == 0:
-                    raise AudioError(f"{src}: {len(wave) / rate:.3f}s is shorter than one frame")
-                if not np.isfinite(feats).all():
-                    raise AudioError(f"{src}: features hold NaN or inf")
+                with open_samples(src, rate, start=start, end=end, pipe_timeout=pipe_timeout,
+                                  cache=cache if start is not None else None) as x:
+                    r = x.source_rate
+                    if r != rate and r not in seen_rates and _worker_queue is not None:
+                        _worker_queue.put(("resample", r, rate))
+                    seen_rates.add(r)
+                    w.begin(utt, spk)
+                    began = True
+                    frames = 0
+                    for block in compute_blocks(len(x), x.read, conf, block_frames):  # (t, D) each
+                        if not np.isfinite(block).all():
+                            raise AudioError(f"{src}: features hold NaN or inf")
+                        w.extend(block)
+                        frames += block.shape[0]
+                    if frames == 0:
+                        raise AudioError(f"{src}: {len(x) / rate:.3f}s is shorter than one frame")
+                    secs = len(x) / rate
+                w.commit(secs)
             except AudioError as e:
+                if began:
+                    w.rollback()
                 if not skip_bad:
                     raise AudioError(f"utterance '{utt}': {e} (use --skip-bad to leave it out)") from None
                 w.skip(utt, str(e))
-                feats = None
-            secs = len(wave) / rate if feats is not None else 0.0
-            if feats is not None:
-                w.add(utt, spk, feats, secs)
+                secs = 0.0
+            except BaseException:
+                if began:
+                    w.rollback()
+                raise
             n_pending += 1
             s_pending += secs
             if report is not None:
@@ -182,9 +199,6 @@ def _prepare(out: Path, conf: FeatureConfig, items: list[Item], data: Path, jobs
             raise UsageError(f"{out} was planned with {plan['num_shards']} shards, not {num_shards}; "
                              f"use --overwrite to start again")
         return plan
-    if overwrite:
-        remove_store(out)
-    out.mkdir(parents=True, exist_ok=True)
     n = num_shards or default_num_shards(len(items), jobs)
     plan = {"version": 1, "num_shards": n, "utterances": len(items), "fingerprint": fp,
             "data": str(data.resolve()), "conf": conf.to_dict()}
@@ -193,24 +207,6 @@ def _prepare(out: Path, conf: FeatureConfig, items: list[Item], data: Path, jobs
     with atomic_write(plan_path) as f:
         json.dump(plan, f, indent=1)
     return plan
-
-
-def remove_store(out: Path) -> None:
-    """Delete the files a feature store consists of (and nothing else)."""
-    if not out.exists():
-        return
-    for p in out.glob("feats.*.f32*"):
-        p.unlink()
-    shutil.rmtree(out / SHARDS, ignore_errors=True)
-    for name in (INDEX, CMVN, CONF, PLAN, "skipped.txt", "utt2spk", "spk2utt", "text", "ali", "utt2dur",
-                 "feats.ark", "feats.scp", "cmvn.ark", "cmvn.scp"):
-        try:
-            (out / name).unlink()
-        except FileNotFoundError:
-            pass
-    for p in out.iterdir():
-        if p.is_file() and is_extra_table(p.name):
-            p.unlink()
 
 
 def _progress_columns():
@@ -222,17 +218,25 @@ def _progress_columns():
 def featurize(data: str | os.PathLike, out: str | os.PathLike, conf: FeatureConfig | None = None, *,
               jobs: int = 1, shard: tuple[int, int] | None = None, merge: bool = False,
               skip_bad: bool = False, kaldi: bool = False, overwrite: bool = False,
-              num_shards: int | None = None) -> Result:
+              num_shards: int | None = None, pipe_timeout: float | None = None,
+              block_frames: int | None = None) -> Result:
     """Compute features of data dir ``data`` into the store ``out``.
 
     ``shard=(i, n)`` does shard ``i`` of ``n`` only (no merge);
-    ``merge=True`` only joins finished shards. Returns a :class:`Result`.
+    ``merge=True`` only joins finished shards. ``out`` must be missing,
+    empty or a store this command made (resumed); ``overwrite`` replaces
+    anything else. The run holds a lock on ``out`` (shared between
+    ``--shard`` runs). ``pipe_timeout`` bounds each piped ``wav.scp``
+    command (seconds); ``block_frames`` is how many frames of a long
+    recording are computed at a time. Returns a :class:`Result`.
     """
     t0 = time.monotonic()
     data, out = Path(data), Path(out)
     conf = conf or FeatureConfig.load(None)
     if jobs < 1:
         raise UsageError(f"--jobs must be >= 1 (got {jobs})")
+    if pipe_timeout is not None and pipe_timeout <= 0:
+        raise UsageError(f"--pipe-timeout must be > 0 seconds (got {pipe_timeout:g})")
     d = DataDir.load(data)
     if not d.wav_scp:
         raise DataError(f"{data}: no wav.scp; featurize needs audio")
@@ -242,6 +246,21 @@ def featurize(data: str | os.PathLike, out: str | os.PathLike, conf: FeatureConf
         if not (0 <= i < n):
             raise UsageError(f"--shard {i}/{n}: I must be in 0..{n - 1}")
         num_shards = n
+    check_output_dir(out, COMMAND, overwrite, inputs=(data,))
+    opts = {"pipe_timeout": pipe_timeout, "block_frames": block_frames}
+    with output_lock(out, shared=shard is not None):
+        try:
+            prepare_output_dir(out, COMMAND, overwrite, inputs=(data,))
+            return _featurize_locked(d, data, out, conf, items, t0, jobs=jobs, shard=shard, merge=merge,
+                                     skip_bad=skip_bad, kaldi=kaldi, overwrite=overwrite,
+                                     num_shards=num_shards, opts=opts)
+        except OSError as e:  # disk full, read-only: one line, not a traceback
+            raise OutputError(os_error_line(out, e)) from None
+
+
+def _featurize_locked(d: DataDir, data: Path, out: Path, conf: FeatureConfig, items: list[Item], t0: float, *,
+                      jobs: int, shard: tuple[int, int] | None, merge: bool, skip_bad: bool, kaldi: bool,
+                      overwrite: bool, num_shards: int | None, opts: dict) -> Result:
     plan = _prepare(out, conf, items, data, jobs, num_shards, overwrite)
     n = plan["num_shards"]
     wanted = [shard[0]] if shard is not None else list(range(n))
@@ -268,7 +287,7 @@ def featurize(data: str | os.PathLike, out: str | os.PathLike, conf: FeatureConf
                 el = max(time.monotonic() - t_start, 1e-6)
                 bar.update(task, advance=k, hours=state["secs"] / 3600, xrt=state["secs"] / el)
 
-            markers = _run(out, items, n, todo, conf, skip_bad, jobs, report)
+            markers = _run(out, items, n, todo, conf, skip_bad, jobs, report, opts)
         for m in markers:
             done_utts += m["utterances"]
             skipped += m["skipped"]
@@ -290,7 +309,7 @@ def featurize(data: str | os.PathLike, out: str | os.PathLike, conf: FeatureConf
 
 
 def _run(out: Path, items: list[Item], n: int, todo: list[int], conf: FeatureConfig, skip_bad: bool,
-         jobs: int, report: Callable[[int, float], None]) -> list[dict]:
+         jobs: int, report: Callable[[int, float], None], opts: dict | None = None) -> list[dict]:
     conf_dict = conf.to_dict()
     chunks = {i: items[slice(*shard_bounds(len(items), n, i))] for i in todo}
     if jobs == 1 or len(todo) == 1:
@@ -299,14 +318,18 @@ def _run(out: Path, items: list[Item], n: int, todo: list[int], conf: FeatureCon
         threads = torch.get_num_threads()
         torch.set_num_threads(1)
         try:
-            return [_run_shard(str(out), i, chunks[i], conf_dict, skip_bad, report) for i in todo]
+            return [_run_shard(str(out), i, chunks[i], conf_dict, skip_bad, report, opts) for i in todo]
         finally:
             torch.set_num_threads(threads)
-    ctx = mp.get_context("fork")
+    # Not fork: the parent has torch (and its thread pools) initialized, and a
+    # forked child can inherit a lock some thread held at fork time.
+    ctx = mp.get_context("forkserver")
+    ctx.set_forkserver_preload(["asrkit.features.pipeline", "asrkit.features.compute"])
     q = ctx.Queue()
     pool = ctx.Pool(min(jobs, len(todo)), initializer=_init_worker, initargs=(q,))
     try:
-        results = [pool.apply_async(_run_shard, (str(out), i, chunks[i], conf_dict, skip_bad)) for i in todo]
+        results = [pool.apply_async(_run_shard, (str(out), i, chunks[i], conf_dict, skip_bad, None, opts))
+                   for i in todo]
         pool.close()
         while True:
             try:
@@ -349,14 +372,18 @@ def merge_only(data: str | os.PathLike, out: str | os.PathLike, kaldi: bool = Fa
     plan_path = out / PLAN
     if not plan_path.exists():
         raise DataError(f"{out}: no {PLAN}; nothing to merge (run featurize --shard I/N first)")
-    plan = json.loads(plan_path.read_text())
     d = DataDir.load(data)
-    if _fingerprint(_items(d)) != plan["fingerprint"]:
-        raise UsageError(f"{out} was made from other data than {data}")
-    total = merge_shards(out, plan["num_shards"])
-    _copy_tables(d, out)
-    if kaldi:
-        write_kaldi(out)
+    with output_lock(out):
+        try:
+            plan = json.loads(plan_path.read_text())
+            if _fingerprint(_items(d)) != plan["fingerprint"]:
+                raise UsageError(f"{out} was made from other data than {data}")
+            total = merge_shards(out, plan["num_shards"])
+            _copy_tables(d, out)
+            if kaldi:
+                write_kaldi(out)
+        except OSError as e:
+            raise OutputError(os_error_line(out, e)) from None
     return total
 
 

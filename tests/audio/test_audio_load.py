@@ -193,9 +193,11 @@ def test_piped_sox(tmp_path):
     np.testing.assert_allclose(y, sf.read(p, dtype="float32")[0], atol=1e-4)
 
 
-def test_resample_logged_once(tmp_path, capsys):
+def test_resample_logged_once(tmp_path, capsys, monkeypatch):
     import asrkit.audio.reader as reader
+    from asrkit import log
 
+    monkeypatch.setattr(log, "_quiet", False)  # an earlier in-process 'asrkit -q' run may have set it
     reader._resample_logged.discard((8000, 16000))
     p = tmp_path / "n.wav"
     sf.write(p, _signal(8000), 8000, subtype="PCM_16")

@@ -191,3 +191,88 @@ def test_extra_tables_text_phones(tmp_path):
     assert any("text.phones: utterance 'zz-1' is not in utt2spk" in m for m in msgs)
     new, _ = fix(tmp_path / "d2", tmp_path / "f")
     assert new.utt_ids == ["spkA-u1"] and (tmp_path / "f" / "text.phones").read_text() == "spkA-u1 a\n"
+
+
+# ------------------------------------------------------------------ split
+def _big(n_spk: int = 6, n_utt: int = 5) -> DataDir:
+    utts = [f"sp{s}-u{u}" for s in range(n_spk) for u in range(n_utt)]
+    return DataDir(wav_scp={u: f"/a/{u}.wav" for u in utts}, utt2spk={u: u.split("-")[0] for u in utts},
+                   text={u: f"t {u}" for u in utts}, utt2dur={u: 1.0 + i for i, u in enumerate(utts)},
+                   ali={u: "1 2 3" for u in utts}, extra={"text.phones": {u: "sil a" for u in utts}})
+
+
+def test_split_sizes_seed_and_tables():
+    d = _big()
+    tr, dv = d.split(0.1, seed=3)
+    assert len(dv) == 3 and len(tr) == 27 and not set(tr.utt_ids) & set(dv.utt_ids)
+    assert d.split(0.1, seed=3)[1].utt_ids == dv.utt_ids  # same seed, same split
+    assert any(d.split(0.1, seed=s)[1].utt_ids != dv.utt_ids for s in range(4, 10))
+    for part in (tr, dv):
+        ids = set(part.utt_ids)
+        assert set(part.text) == set(part.utt2dur) == set(part.ali) == set(part.extra["text.phones"]) == ids
+        assert set(part.wav_scp) == ids
+    assert len(d.split(7)[1]) == 7
+    for bad in (0, 30, 1.0, 0.0):
+        with pytest.raises(DataError):
+            d.split(bad)
+
+
+def test_split_by_speaker_keeps_speakers_whole():
+    d = _big()
+    segs = DataDir(**{**d.__dict__, "segments": {u: Segment(u.split("-")[0], 0.0, 1.0) for u in d.utt_ids},
+                      "wav_scp": {f"sp{s}": f"/a/sp{s}.wav" for s in range(6)}})
+    for dd in (d, segs):
+        tr, dv = dd.split(0.2, by_speaker=True, seed=1)
+        assert len(dv) == 10 and not set(tr.utt2spk.values()) & set(dv.utt2spk.values())
+        assert tr.utt_ids + dv.utt_ids != [] and len(tr) + len(dv) == 30
+    tr, dv = segs.split(0.2, by_speaker=True, seed=1)
+    assert set(dv.wav_scp) == set(dv.utt2spk.values()) and set(dv.segments) == set(dv.utt_ids)
+    one = _big(n_spk=1)
+    with pytest.raises(DataError, match="by speaker"):
+        one.split(2, by_speaker=True)
+
+
+def test_cli_split(tmp_path, capsys):
+    src = _big().save(tmp_path / "src")
+    tr, dv = tmp_path / "tr", tmp_path / "dv"
+    assert _cli("-q", "data", "split", str(src), "--dev", "10%", "--by-speaker", "--seed", "2",
+                "--out", str(tr), str(dv)) == 0
+    a, b = DataDir.load(tr), DataDir.load(dv)
+    assert len(a) + len(b) == 30 and not set(a.utt2spk.values()) & set(b.utt2spk.values())
+    assert (dv / "text.phones").exists() and (dv / "ali").exists() and (dv / "utt2dur").exists()
+    before = (dv / "utt2spk").read_text()
+    assert _cli("-q", "data", "split", str(src), "--dev", "10%", "--by-speaker", "--seed", "2",
+                "--out", str(tr), str(dv)) == 0  # its own output: redone, same result
+    assert (dv / "utt2spk").read_text() == before
+    assert _cli("-q", "data", "split", str(src), "--dev", "4", "--out", str(tr), str(dv)) == 0
+    assert len(DataDir.load(dv)) == 4
+    for bad in ("0", "abc", "100%", "-3"):
+        assert _cli("data", "split", str(src), "--dev", bad, "--out", str(tr), str(dv)) == 2
+    assert _cli("data", "split", str(src), "--dev", "2", "--out", str(tr), str(tr)) == 2
+
+
+def test_cli_bad_input_messages(tmp_path, capsys):
+    d = make_dir(tmp_path)
+    capsys.readouterr()
+    assert _cli("data", "subset", str(d), str(tmp_path / "s"), "--utt-list", str(tmp_path / "missing.lst")) == 1
+    err = capsys.readouterr().err
+    assert f"{tmp_path / 'missing.lst'}: no such file" in err and "id(s)" not in err
+    assert not (tmp_path / "s").exists()
+    assert _cli("data", "validate", str(tmp_path / "nope")) == 1
+    out, err = capsys.readouterr()
+    assert f"{tmp_path / 'nope'}: no such data dir" in err and "nope/" not in out + err
+
+
+def test_corpus_and_import_commands_refuse_a_foreign_dir(tmp_path, capsys):
+    victim = make_dir(tmp_path, name="mine")
+    before = {p.name: p.read_bytes() for p in victim.iterdir()}
+    (tmp_path / "corpus").mkdir()
+    (tmp_path / "corpus" / "a.wav").write_bytes((tmp_path / "wav" / "spkA-u1.wav").read_bytes())
+    for args in (("corpus", "tiny", str(victim)),
+                 ("data", "import", "folder", str(tmp_path / "corpus"), str(victim))):
+        capsys.readouterr()
+        assert _cli(*args) == 2, args
+        err = capsys.readouterr().err
+        assert str(victim) in err and "--overwrite" in err
+        assert {p.name: p.read_bytes() for p in victim.iterdir()} == before
+    assert _cli("data", "import", "folder", str(tmp_path / "corpus"), str(tmp_path / "corpus" / "..")) == 2
