@@ -14,7 +14,9 @@ from asrkit.cli.main import main
 from asrkit.data import FeatureStore
 from asrkit.data.tokenizer import train_tokenizer
 from asrkit.decode import BeamDecoder, ModelOutput, greedy_hypothesis, iter_outputs, load_exp, load_units
-from asrkit.decode.beam import beam_hypotheses, load_emissions, read_arpa_unigrams
+from asrkit.decode.beam import beam_hypotheses
+from asrkit.decode.emissions import load_emissions
+from asrkit.lm.arpa import read_unigrams
 from asrkit.errors import DataError, InputError, UsageError
 from asrkit.lm import build_lm
 
@@ -175,12 +177,12 @@ def test_bpe_units_with_lm(bpe_units, lm_arpa, backend):
     assert hyp.text == greedy_hypothesis(out, bpe_units).text
 
 
-def test_read_arpa_unigrams(lm_arpa, tmp_path):
-    assert sorted(read_arpa_unigrams(lm_arpa)) == ["a", "cat", "mat", "on", "sat", "the"]
+def test_read_unigrams(lm_arpa, tmp_path):
+    assert sorted(read_unigrams(lm_arpa)) == ["a", "cat", "mat", "on", "sat", "the"]
     bad = tmp_path / "x.arpa"
     bad.write_text("hello\n")
     with pytest.raises(InputError, match="ARPA"):
-        read_arpa_unigrams(bad)
+        read_unigrams(bad)
 
 
 def test_a_few_unspellable_lm_words_only_warn(char_units, tmp_path, capfd):

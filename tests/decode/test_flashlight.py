@@ -8,7 +8,7 @@ import pytest
 
 from asrkit.cli.main import main
 from asrkit.decode import BeamDecoder, ModelOutput, load_units
-from asrkit.decode.beam import read_word_list, resolve_backend
+from asrkit.decode.backends import read_word_list, resolve_backend
 from asrkit.decode.flashlight import lexicon_spellings
 from asrkit.decode.output import Hypothesis, format_line
 from asrkit.errors import DataError, InputError, UsageError
