@@ -68,7 +68,8 @@ def train(
     (word separator), the apostrophe, the letters and any other character of
     TEXT. bpe: <blank> and a sentencepiece model trained here.
     """
-    from asrkit.data.tokenizer import BPE_TYPES, KINDS, TEXT_FORMATS, train_tokenizer
+    from asrkit.data.tokenizer import BPE_TYPES, KINDS, train_tokenizer
+    from asrkit.data.transcripts import TEXT_FORMATS
     from asrkit.errors import UsageError
 
     _choice(kind, "--kind", KINDS)

@@ -49,7 +49,7 @@ from typing import Callable, Iterable, Sequence
 
 from asrkit.data.lexicon import ARPABET39, Lexicon, UnknownWordError, list_words
 from asrkit.data.table import write_table
-from asrkit.data.transcripts import TEXT_FORMATS, Transcript, read_training_text
+from asrkit.data.transcripts import Transcript, read_training_text
 from asrkit.errors import DataError, InputError, UsageError
 from asrkit.io import atomic_write, display_name, iter_lines, read_text
 

@@ -60,5 +60,7 @@ def worker_pool(jobs: int, initializer: Callable[..., None], initargs: tuple[Any
     ``initializer(*initargs)``; closed (workers ended) on exit."""
     check_jobs(jobs)
     ctx = multiprocessing.get_context(START_METHOD)
+    # the server imports torch once (no thread pool runs yet, so forking from it is safe); workers skip that
+    ctx.set_forkserver_preload(["torch"])
     with ctx.Pool(jobs, initializer=_start, initargs=(initializer, initargs)) as pool:
         yield pool

@@ -22,7 +22,7 @@ from typing import Any
 
 import yaml
 
-from asrkit.config import load_saved_config, read_yaml  # noqa: F401  (re-exported: train's config API)
+from asrkit.config import read_yaml
 from asrkit.errors import ConfigError
 
 TASKS = ("frame", "ctc")
