@@ -25,7 +25,7 @@ import io
 import os
 import re
 from dataclasses import dataclass
-from typing import Iterable, Sequence
+from typing import Sequence
 
 from asrkit.data.table import BOM, table_from_lines, table_lines
 from asrkit.errors import InputError, UsageError
@@ -133,8 +133,3 @@ def read_training_text(path: str | os.PathLike, text_format: str = "auto") -> tu
         return [Transcript(None, line.split()) for _, line in lines], text_format
     table = table_from_lines(name, lines)
     return [Transcript(utt, value.split()) for utt, value in table.items()], text_format
-
-
-def transcript_table(utts: Iterable[tuple[str, list[str]]]) -> dict[str, str]:
-    """utt -> words joined by spaces (the value column of a Kaldi text)."""
-    return {u: " ".join(w) for u, w in utts}
