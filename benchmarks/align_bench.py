@@ -7,7 +7,7 @@ The tiny corpus is synthesized, so its ``ali`` (one phone per 10 ms frame,
 from the synthesizer's phone end times) is exact. This bench forced-aligns
 each split's transcripts (``text`` spelled with the model's lexicon;
 utterances with words the lexicon lacks are left out) with a trained phone
-CTC model and compares phone start times (:func:`asrkit.decode.align.boundary_error`;
+CTC model and compares phone start times (:func:`asrkit.score.boundary.boundary_error`;
 ``sil`` dropped, phone strings matched by Levenshtein).
 
 - ``--sweep`` (on ``--tune``, default dev): the boundary error for each
@@ -81,12 +81,11 @@ def main() -> None:
         DEFAULT_OFFSET,
         _labels,
         align_store,
-        boundary_error,
-        frame_accuracy,
         frame_spans,
         make_targets,
-        read_transcripts,
+        store_transcripts,
     )
+    from asrkit.score.boundary import boundary_error, frame_accuracy
 
     if args.exp is None:
         exp_dir, feats, data = build(args.work)
@@ -104,7 +103,7 @@ def main() -> None:
         t0 = time.perf_counter()
         res = list(align_store(exp, store, phones=ph, oov="skip", skipped=skipped))
         dt = time.perf_counter() - t0
-        table, where = read_transcripts(store)
+        table, where = store_transcripts(store)
         tg = {t.utt: t for t in make_targets(exp.units, [r.utt for r in res], table, where, ph, "skip")}
         return store, res, tg, skipped, dt, shift_ms
 

@@ -5,7 +5,7 @@ For each model (an exp dir with a dev and a test feature store and a word ARPA L
 1. the model runs once over dev and test (timed: the forward pass's real-time factor);
 2. greedy decoding of test (WER for char/bpe models, PER for phone models);
 3. for each LM backend (flashlight for every unit kind, pyctcdecode for char/bpe): the LM weight
-   and word bonus are tuned on dev (asrkit.decode.tune.search_grid, the grid of `asrkit tune`),
+   and word bonus are tuned on dev (asrkit.pipeline.tune.search_grid, the grid of `asrkit tune`),
    then test is decoded with beam --beam (best of --repeat timed runs over the saved
    emissions: utterances/s and the search's real-time factor) and scored.
 
@@ -37,7 +37,7 @@ sys.path.insert(0, str(REPO))
 from asrkit.data import FeatureStore  # noqa: E402
 from asrkit.decode import BeamDecoder, iter_outputs, load_exp  # noqa: E402
 from asrkit.decode.greedy import greedy_hypothesis  # noqa: E402
-from asrkit.decode.tune import default_grids, parse_grid, search_grid  # noqa: E402
+from asrkit.pipeline.tune import default_grids, parse_grid, search_grid  # noqa: E402
 from asrkit.score import score  # noqa: E402
 
 ASRKIT = [sys.executable, "-m", "asrkit"]

@@ -42,7 +42,7 @@ def align_command(
     from asrkit.data import FeatureStore
     from asrkit.decode import load_exp
     from asrkit.decode.align import align_store, write_alignments
-    from asrkit.train.config import load_saved_config
+    from asrkit.config import load_saved_config
 
     if batch_size < 1:
         raise UsageError(f"--batch-size must be >= 1, got {batch_size}")

@@ -34,7 +34,8 @@ def decode_command(
     ),
     beam: Optional[int] = typer.Option(
         None, "--beam", metavar="N",
-        help="CTC prefix beam search with N hypotheses (default: greedy; 20 when --lm or --nbest is given).",
+        help="CTC prefix beam search with N hypotheses (default: greedy; 20 when --lm or --nbest is given; "
+             "at most 10000, a warning above 500).",
     ),
     lm: Optional[Path] = typer.Option(
         None, "--lm", metavar="LM.arpa|LM.bin",
@@ -53,9 +54,14 @@ def decode_command(
     ),
     lexicon: Optional[Path] = typer.Option(
         None, "--lexicon", metavar="FILE",
-        help="Words the LM search may produce (Kaldi lexicon.txt, CMU dict or one word per line). Phone models: "
-             "their pronunciations (default: the model's lexicon, the shipped CMU dict). char/bpe: the "
-             "vocabulary (default: the ARPA unigrams; needed with a kenlm binary).",
+        help="Words the LM search may produce, replacing the defaults (Kaldi lexicon.txt, CMU dict or one word "
+             "per line). Phone models: their pronunciations (default: the model's lexicon, the shipped CMU dict). "
+             "char/bpe: the vocabulary (default: the ARPA unigrams; needed with a kenlm binary).",
+    ),
+    extra_lexicon: Optional[Path] = typer.Option(
+        None, "--extra-lexicon", metavar="FILE",
+        help="Words added to the LM search (same formats as --lexicon). Phone models: pronunciations used before "
+             "the model's lexicon, e.g. for LM words it lacks. char/bpe: words added to the ARPA unigrams.",
     ),
     backend: Optional[str] = typer.Option(
         None, "--backend", metavar="flashlight|pyctcdecode|plain",
@@ -87,9 +93,8 @@ def decode_command(
     from asrkit.data import FeatureStore
     from asrkit.decode import FORMATS, load_exp, write_hypotheses
     from asrkit.decode import beam as beam_mod
+    from asrkit.decode.backends import resolve_backend
     from asrkit.decode.beam import decode_store
-
-    from asrkit.decode.beam import resolve_backend
 
     if fmt is None:
         fmt = "jsonl" if nbest is not None else "text"
@@ -101,6 +106,10 @@ def decode_command(
         raise UsageError("--lm-weight and --word-bonus weigh an LM; give one with --lm LM.arpa")
     if lm is None and lexicon is not None:
         raise UsageError("--lexicon lists the words of an LM search; give the LM with --lm")
+    if lm is None and extra_lexicon is not None:
+        raise UsageError("--extra-lexicon adds words to an LM search; give the LM with --lm")
+    if beam is not None:
+        beam_mod.check_beam(beam, warn=False)  # before the model loads; the decoder warns about a wide beam
     if batch_size < 1:
         raise UsageError(f"--batch-size must be >= 1, got {batch_size}")
     if jobs < 1:
@@ -111,7 +120,7 @@ def decode_command(
     if use_beam:
         backend = resolve_backend(loaded.units.kind, lm is not None, backend)
     if lm is not None and (lm_weight is None or word_bonus is None):
-        from asrkit.decode.tune import tuned_weights
+        from asrkit.pipeline.tune import tuned_weights
 
         tuned = tuned_weights(exp, lm, backend)  # None (+ one warning) when tuned for another LM or backend
         if tuned is not None:
@@ -124,7 +133,7 @@ def decode_command(
             loaded.units, beam=beam if beam is not None else beam_mod.DEFAULT_BEAM, lm=lm,
             lm_weight=beam_mod.DEFAULT_LM_WEIGHT if lm_weight is None else lm_weight,
             word_bonus=word_bonus,  # None: the backend's default
-            nbest=nbest, backend=backend, lexicon=lexicon)
+            nbest=nbest, backend=backend, lexicon=lexicon, extra_lexicon=extra_lexicon)
         log.info(f"beam {decoder.beam}, {decoder.backend}" + (
             f", LM {lm} (weight {decoder.lm_weight}, word bonus {decoder.word_bonus})" if lm is not None
             else ", no LM"))

@@ -68,7 +68,8 @@ def train(
     (word separator), the apostrophe, the letters and any other character of
     TEXT. bpe: <blank> and a sentencepiece model trained here.
     """
-    from asrkit.data.tokenizer import BPE_TYPES, KINDS, TEXT_FORMATS, train_tokenizer
+    from asrkit.data.tokenizer import BPE_TYPES, KINDS, train_tokenizer
+    from asrkit.data.transcripts import TEXT_FORMATS
     from asrkit.errors import UsageError
 
     _choice(kind, "--kind", KINDS)
@@ -113,12 +114,13 @@ def encode(
 ) -> None:
     """Print the unit ids (or symbols) of each line of TEXT, keeping utt-ids."""
     from asrkit.data.lexicon import UnknownWordError
-    from asrkit.data.tokenizer import TEXT_FORMATS, Tokenizer, read_transcripts
+    from asrkit.data.tokenizer import Tokenizer
+    from asrkit.data.transcripts import TEXT_FORMATS, read_training_text
 
     _choice(oov, "--oov", ("error", "skip"))
     _choice(text_format, "--text-format", TEXT_FORMATS)
     tok = Tokenizer.load(units)
-    transcripts, _ = read_transcripts(text, text_format)
+    transcripts, _ = read_training_text(text, text_format)
     skipped = 0
     for k, t in enumerate(transcripts, start=1):
         try:
@@ -174,7 +176,7 @@ def lexicon_cmd(
 ) -> None:
     """Write the pronunciations (ARPAbet 39, no stress) of the words of TEXT."""
     from asrkit.data.lexicon import Lexicon, UnknownWordError, list_words
-    from asrkit.data.tokenizer import TEXT_FORMATS, read_transcripts
+    from asrkit.data.transcripts import TEXT_FORMATS, read_training_text
     from asrkit.errors import UsageError
 
     _choice(oov, "--oov", ("error", "skip"))
@@ -183,7 +185,7 @@ def lexicon_cmd(
         raise UsageError("--no-cmudict needs at least one --lexicon FILE")
     chain = [Lexicon.load(p) for p in lexicon or ()] + ([] if no_cmudict else [Lexicon.default()])
     lex = chain[0] if len(chain) == 1 else Lexicon.combine(chain)
-    transcripts, _ = read_transcripts(text, text_format)
+    transcripts, _ = read_training_text(text, text_format)
     words = list(dict.fromkeys(w for t in transcripts for w in t.words))
     missing = lex.missing(words)
     if missing and oov == "error":

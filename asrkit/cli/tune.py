@@ -1,6 +1,6 @@
 """``asrkit tune EXP DATA REF --lm LM``: LM weight / word bonus grid search on a dev set.
 
-Thin: parse options, call :mod:`asrkit.decode.tune`, print the grid. The
+Thin: parse options, call :mod:`asrkit.pipeline.tune`, print the grid. The
 table and the best point go to stdout, progress to stderr; the best values
 are written to ``EXP/lm_tuning.yaml`` for ``asrkit decode``.
 """
@@ -42,7 +42,12 @@ def tune_command(
     ),
     lexicon: Optional[Path] = typer.Option(
         None, "--lexicon", metavar="FILE",
-        help="Words the search may produce, as for 'asrkit decode --lexicon' (phone models: their pronunciations).",
+        help="Words the search may produce, replacing the model's lexicon / the ARPA unigrams, as for "
+             "'asrkit decode --lexicon' (phone models: their pronunciations).",
+    ),
+    extra_lexicon: Optional[Path] = typer.Option(
+        None, "--extra-lexicon", metavar="FILE",
+        help="Words added to the model's lexicon / the ARPA unigrams, as for 'asrkit decode --extra-lexicon'.",
     ),
     checkpoint: Optional[str] = typer.Option(
         None, "--checkpoint", metavar="NAME|FILE",
@@ -62,21 +67,23 @@ def tune_command(
     Example: asrkit decode exp/ctc feats/dev --save-emissions exp/ctc/emis_dev > /dev/null &&
     asrkit tune exp/ctc exp/ctc/emis_dev data/dev/text --lm exp/lm3.arpa --jobs 4
     """
-    from asrkit.decode import tune
-    from asrkit.decode.beam import BACKENDS, resolve_backend
+    from asrkit.decode.backends import BACKENDS, resolve_backend
+    from asrkit.decode.beam import check_beam
+    from asrkit.pipeline import tune
     from asrkit.score.report import counts_line, render_plain, render_rich
 
     # -- usage (exit 2) before any work
     default_w, default_b = tune.default_grids(backend)
     weights = tune.parse_grid(lm_weights if lm_weights is not None else default_w, "--lm-weights", minimum=0.0)
     bonuses = tune.parse_grid(word_bonuses if word_bonuses is not None else default_b, "--word-bonuses")
-    for name, value in (("--jobs", jobs), ("--beam", beam), ("--batch-size", batch_size)):
+    for name, value in (("--jobs", jobs), ("--batch-size", batch_size)):
         if value < 1:
             raise UsageError(f"{name} must be >= 1, got {value}")
+    check_beam(beam, warn=False)  # the decoder warns about a wide beam once it is built
     if backend is not None and backend not in BACKENDS:
         raise UsageError(f"--backend must be one of {', '.join(BACKENDS)}, got '{backend}'")
     # -- inputs (exit 1); cheap ones first, so a typo does not wait for the model
-    for path, what in ((lm, "--lm"), (ref, "REF"), (lexicon, "--lexicon")):
+    for path, what in ((lm, "--lm"), (ref, "REF"), (lexicon, "--lexicon"), (extra_lexicon, "--extra-lexicon")):
         if path is not None and not path.is_file():
             raise InputError(f"{path}: no such file ({what})" if not path.exists() else f"{path}: is not a file")
     units = tune.exp_units(exp)
@@ -92,10 +99,11 @@ def tune_command(
                                           batch_size=batch_size, on_output=lambda: bar.advance(task, 1))
         grid = bar.add_task("grid", total=len(weights) * len(bonuses) * len(outputs))
         found = tune.search_grid(units, outputs, refs, lm, lm_weights=weights, word_bonuses=bonuses, beam=beam,
-                                 backend=backend, lexicon=lexicon, jobs=jobs,
+                                 backend=backend, lexicon=lexicon, extra_lexicon=extra_lexicon, jobs=jobs,
                                  on_progress=lambda n: bar.advance(grid, n))
     best = found.best
     path = tune.write_tuning(exp, found, lm=lm, ref=ref, data=data, beam=beam, lexicon=lexicon,
+                             extra_lexicon=extra_lexicon,
                              checkpoint=info.get("checkpoint"), utterances=len(outputs))
 
     table = tune.grid_table(found.points, best, title=f"{len(outputs)} utterances of {data}, LM {lm}, beam {beam}")

@@ -22,13 +22,11 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-
-from asrkit.features.specaugment import SpecAugment
 
 __all__ = ["Batch", "Example", "FrameBatchSampler", "UtteranceDataset", "collate", "make_batches"]
 
@@ -73,13 +71,15 @@ class Batch:
 class UtteranceDataset(torch.utils.data.Dataset):
     """Utterances ``utts`` of ``store`` with optional ``targets`` (utt -> int array).
 
-    ``specaugment`` (a :class:`SpecAugment`) is applied with the seed
+    ``specaugment`` (``f(x, seed=...) -> x`` on ``(T, D)`` features, e.g. a
+    :class:`asrkit.features.specaugment.SpecAugment`, injected by the trainer so
+    that ``data`` does not import ``features``) is applied with the seed
     ``(seed, epoch, index)``; call :meth:`set_epoch` before each epoch.
     """
 
     def __init__(self, store, utts: Sequence[str], targets: dict[str, np.ndarray] | None = None,
                  cmvn: str | None = "global", norm_vars: bool = True,
-                 specaugment: SpecAugment | None = None, seed: int = 0) -> None:
+                 specaugment: Callable[..., torch.Tensor] | None = None, seed: int = 0) -> None:
         self.store = store
         self.utts = list(utts)
         self.targets = targets

@@ -403,8 +403,8 @@ class FeatureStore:
 
     # --- CMVN
     def cmvn_stats(self, speaker: str | None = None):
-        """:class:`asrkit.features.CmvnStats`, global or of one speaker."""
-        from asrkit.features.cmvn import CmvnStats
+        """:class:`asrkit.data.cmvn.CmvnStats`, global or of one speaker."""
+        from asrkit.data.cmvn import CmvnStats
 
         if self._cmvn is None:
             p = self.path / CMVN
@@ -426,7 +426,7 @@ class FeatureStore:
         ``"global"`` (corpus stats), ``"speaker"`` (the utterance's
         speaker's stats), ``"utterance"`` (its own) or None (raw copy).
         Means are subtracted; with ``norm_vars`` also divided by the std."""
-        from asrkit.features.cmvn import utterance_cmvn
+        from asrkit.data.cmvn import utterance_cmvn
 
         x = self[utt]
         if cmvn is None:

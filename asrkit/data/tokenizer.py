@@ -48,7 +48,8 @@ from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
 from asrkit.data.lexicon import ARPABET39, Lexicon, UnknownWordError, list_words
-from asrkit.data.table import read_table, write_table
+from asrkit.data.table import write_table
+from asrkit.data.transcripts import Transcript, read_training_text
 from asrkit.errors import DataError, InputError, UsageError, quote
 from asrkit.io import atomic_write, display_name, iter_lines, read_text
 
@@ -61,8 +62,6 @@ __all__ = [
     "UNK",
     "Tokenizer",
     "TrainResult",
-    "Transcript",
-    "read_transcripts",
     "read_units",
     "train_tokenizer",
     "write_units",
@@ -74,7 +73,6 @@ SPACE = "|"
 SIL = "sil"
 KINDS = ("phone", "char", "bpe")
 BPE_TYPES = ("unigram", "bpe")
-TEXT_FORMATS = ("auto", "kaldi", "plain")
 
 #: The phone inventory, in id order.
 PHONE_UNITS: tuple[str, ...] = (BLANK, SIL, *ARPABET39)
@@ -88,7 +86,6 @@ PHONE_TEXT_FILE = "text.phones"
 _OWNED = (UNITS_FILE, BPE_MODEL, LEXICON_FILE, USER_LEXICON_FILE, PHONE_TEXT_FILE)
 
 _FORMAT_VERSION = 1
-_ID_LIKE = re.compile(r"[0-9_-]")
 
 
 # --------------------------------------------------------------------------
@@ -102,10 +99,11 @@ def write_units(path: str | os.PathLike, units: Sequence[str]) -> None:
             f.write(f"{unit} {i}\n")
 
 
-def read_units(path: str | os.PathLike) -> list[str]:
+def read_units(path: str | os.PathLike, blank_first: bool = True) -> list[str]:
     """Read a ``units.txt``: ``unit id`` lines whose ids are exactly 0..V-1
-    (any order) with distinct units; ``<blank>`` must be id 0. Returns the
-    units in id order."""
+    (any order) with distinct units; ``<blank>`` must be id 0 (unless not
+    ``blank_first``: a frame classifier's labels). Returns the units in id
+    order."""
     name = display_name(path)
     by_id: dict[int, str] = {}
     seen: dict[str, int] = {}
@@ -126,57 +124,13 @@ def read_units(path: str | os.PathLike) -> list[str]:
     if sorted(by_id) != list(range(n)):
         gap = next(i for i in range(n) if i not in by_id)
         raise InputError(f"{name}: ids must be 0..{n - 1} without gaps; id {gap} is missing")
-    if by_id[0] != BLANK:
+    if blank_first and by_id[0] != BLANK:
         raise InputError(f"{name}: id 0 must be the CTC blank '{BLANK}', found '{by_id[0]}'")
     return [by_id[i] for i in range(n)]
 
 
 # --------------------------------------------------------------------------
 # Training text
-
-
-@dataclass(frozen=True)
-class Transcript:
-    """One line of training text: ``utt`` is the utterance id for a Kaldi
-    ``text`` (None for plain lines)."""
-
-    utt: str | None
-    words: list[str]
-
-
-def read_transcripts(path: str | os.PathLike, text_format: str = "auto") -> tuple[list[Transcript], str]:
-    """Read a Kaldi ``text`` (``utt-id word word ...``) or plain lines of
-    words; returns the transcripts and the format used.
-
-    ``auto`` takes the file as a Kaldi ``text`` when the first fields of all
-    lines are distinct and each contains a digit, ``-`` or ``_`` (as utterance
-    ids do and normalized words do not); otherwise as plain lines. Pass
-    ``kaldi`` or ``plain`` to decide yourself. Blank lines are skipped.
-    """
-    if text_format not in TEXT_FORMATS:
-        raise UsageError(f"unknown text format '{text_format}'; use one of {', '.join(TEXT_FORMATS)}")
-    name = display_name(path)
-    lines = list(iter_lines(path))
-    if not lines:
-        raise InputError(f"{name}: the text is empty")
-    if text_format == "auto":
-        firsts = [line.split(None, 1)[0] for _, line in lines]
-        ids_like = all(_ID_LIKE.search(f) for f in firsts) and len(set(firsts)) == len(firsts)
-        text_format = "kaldi" if ids_like else "plain"
-    if text_format == "plain":
-        return [Transcript(None, line.split()) for _, line in lines], text_format
-    table = read_table(path) if str(path) != "-" else _table_from_lines(name, lines)
-    return [Transcript(utt, value.split()) for utt, value in table.items()], text_format
-
-
-def _table_from_lines(name: str, lines: list[tuple[int, str]]) -> dict[str, str]:
-    table: dict[str, str] = {}
-    for lineno, line in lines:
-        parts = line.split(None, 1)
-        if parts[0] in table:
-            raise InputError(f"{name}:{lineno}: duplicate id {quote(parts[0])}")
-        table[parts[0]] = parts[1] if len(parts) > 1 else ""
-    return table
 
 
 # --------------------------------------------------------------------------
@@ -465,12 +419,13 @@ def train_tokenizer(
     text_format: str = "auto",
     lexicons: Sequence[str | os.PathLike] = (),
     cmudict: bool = True,
+    oov_hint: str | None = None,
 ) -> TrainResult:
     """Make a tokenizer from training text and save it in folder ``out``.
 
     Args:
         kind: ``phone``, ``char`` or ``bpe``.
-        text: a Kaldi ``text`` or plain lines of words (see :func:`read_transcripts`).
+        text: a Kaldi ``text`` or plain lines of words (see :func:`asrkit.data.transcripts.read_training_text`).
         out: the folder to write (created; files of an earlier tokenizer there
             are replaced).
         vocab_size: (bpe only, required) the number of units including ``<blank>``.
@@ -481,6 +436,8 @@ def train_tokenizer(
         lexicons: (phone) extra lexicon files, consulted in order before the
             shipped CMU dict.
         cmudict: (phone) use the shipped CMU dict (after ``lexicons``).
+        oov_hint: (phone) how the caller fixes words missing from the lexicon
+            (default: this function's ``--lexicon`` / ``--oov`` options).
     """
     if kind not in KINDS:
         raise UsageError(f"unknown --kind '{kind}'; use one of {', '.join(KINDS)}")
@@ -497,7 +454,7 @@ def train_tokenizer(
     if vocab_size is not None and vocab_size < 2:
         raise UsageError(f"--vocab-size must be at least 2, got {vocab_size}")
 
-    transcripts, fmt = read_transcripts(text, text_format)
+    transcripts, fmt = read_training_text(text, text_format)
     name = display_name(text)
     n_words = sum(len(t.words) for t in transcripts)
     if n_words == 0:
@@ -508,7 +465,7 @@ def train_tokenizer(
     config: dict = {"train": {"text": name, "text_format": fmt, "utterances": len(transcripts), "words": n_words}}
 
     if kind == "phone":
-        result = _train_phone(transcripts, fmt, name, out, config, oov, lexicons, cmudict)
+        result = _train_phone(transcripts, fmt, name, out, config, oov, lexicons, cmudict, oov_hint)
     elif kind == "char":
         tok = Tokenizer("char", _char_units(transcripts, name), config=config)
         result = TrainResult(tok, fmt, len(transcripts), n_words)
@@ -555,6 +512,7 @@ def _train_phone(
     oov: str,
     lexicon_paths: Sequence[str | os.PathLike],
     cmudict: bool,
+    oov_hint: str | None = None,
 ) -> TrainResult:
     if not lexicon_paths and not cmudict:
         raise UsageError("--no-cmudict needs at least one --lexicon FILE")
@@ -569,7 +527,7 @@ def _train_phone(
     if missing and oov == "error":
         raise UnknownWordError(
             f"{name}: {len(missing)} word(s) not in the lexicon ({lexicon.name}): {list_words(missing)}; "
-            f"add them with --lexicon FILE or drop their utterances with --oov skip",
+            f"{oov_hint or 'add them with --lexicon FILE or drop their utterances with --oov skip'}",
             missing,
         )
     if missing:

@@ -10,28 +10,31 @@ Pieces (each usable alone):
 
 - :mod:`asrkit.decode.exp`: :func:`load_exp` (model, config, units, CMVN, device);
 - :mod:`asrkit.decode.emissions`: :func:`iter_outputs`, the model's per-utterance
-  log-probabilities over a store, batched by length, in utt-id order;
+  log-probabilities over a store, batched by length, in utt-id order; saved emissions
+  (:func:`save_emissions` / :func:`load_emissions`);
 - :mod:`asrkit.decode.greedy`: greedy CTC hypotheses;
+- :mod:`asrkit.decode.backends`: which beam search runs (:func:`resolve_backend`) and its word list;
 - :mod:`asrkit.decode.beam`: CTC beam search, with a word n-gram LM (flashlight's lexicon decoder,
-  or pyctcdecode + kenlm) or without; backends picked by :func:`asrkit.decode.beam.resolve_backend`;
+  or pyctcdecode + kenlm) or without;
+- :mod:`asrkit.decode.pool`: the worker processes of ``--jobs``;
 - :mod:`asrkit.decode.flashlight`: the lexicon-constrained search (phone models -> words);
 - :mod:`asrkit.decode.timing`: CTC frame paths, unit segments and token times (``--format ctm``);
-- :mod:`asrkit.decode.tune`: LM weight / word bonus grid search over saved emissions (``asrkit tune``);
 - :mod:`asrkit.decode.align`: CTC forced alignment of transcripts (``asrkit align``);
 - :mod:`asrkit.decode.frame`: frame classifier predictions (text / Kaggle csv);
-- :mod:`asrkit.decode.units`: unit ids -> phones / words / labels;
-- :mod:`asrkit.decode.output`: :class:`Hypothesis` and the text/trn/jsonl writers;
-- :mod:`asrkit.decode.demo`: the demo pipeline (tiny corpus -> ... -> score).
+- :mod:`asrkit.decode.output`: :class:`Hypothesis` and the text/trn/jsonl writers.
+
+Unit ids -> phones / words / labels is :class:`asrkit.data.units.UnitMap`
+(re-exported here); LM weight tuning is :mod:`asrkit.pipeline.tune`.
 """
 from __future__ import annotations
 
+from asrkit.data.units import UnitMap, load_units
 from asrkit.decode.beam import BeamDecoder, beam_decode, beam_hypotheses
 from asrkit.decode.emissions import ModelOutput, iter_outputs, length_batches, resolve_device
 from asrkit.decode.exp import LoadedExp, load_exp
 from asrkit.decode.frame import FramePrediction, predict_frames, write_frame_csv, write_frame_text
 from asrkit.decode.greedy import greedy_decode, greedy_hypotheses, greedy_hypothesis
 from asrkit.decode.output import FORMATS, WRITERS, Hypothesis, format_line, write_hypotheses
-from asrkit.decode.units import UnitMap, load_units
 
 __all__ = [
     "BeamDecoder", "beam_decode", "beam_hypotheses",

@@ -21,10 +21,8 @@ makes
   last unit's end. ``|`` (the char models' word separator) gets no frames and
   no CTM line.
 
-:func:`boundary_error` compares two frame labellings of the same utterances
-(e.g. the corpus's exact ``ali`` and ours): the mean absolute difference of
-phone start times, over the phones a Levenshtein alignment of the two phone
-strings matches.
+:func:`asrkit.score.boundary.boundary_error` compares two frame labellings
+of the same utterances (e.g. the corpus's exact ``ali`` and ours).
 
     exp = load_exp("exp/phone", task="ctc")
     results = align_store(exp, FeatureStore("feats/test"))
@@ -38,21 +36,19 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import torch
 
+from asrkit.data.tokenizer import SIL  # the label of frames that belong to no unit
 from asrkit.decode.emissions import iter_outputs
 from asrkit.decode.timing import best_path, unit_segments
 from asrkit.errors import DataError, InputError, UsageError
 from asrkit.io import atomic_write
 
 __all__ = [
-    "DEFAULT_HOLD", "DEFAULT_OFFSET", "SIL", "AlignedUtterance", "BoundaryError", "Target",
-    "align_store", "boundary_error", "frame_spans", "read_transcripts", "spell", "write_alignments",
+    "DEFAULT_HOLD", "DEFAULT_OFFSET", "SIL", "AlignedUtterance", "Target",
+    "align_store", "frame_spans", "spell", "store_transcripts", "write_alignments",
 ]
 
-#: The label of frames that belong to no unit.
-SIL = "sil"
 #: Where a unit starts relative to the output frame its CTC segment starts
 #: in: feature frame ``start * subsampling + DEFAULT_OFFSET``. Output frame
 #: ``j`` of the Conv2d front end (kernel 3, stride 2, twice) is centred on
@@ -121,15 +117,17 @@ class AlignedUtterance:
 
 
 # ----------------------------------------------------------------- transcripts
-def read_transcripts(store, text: str | os.PathLike | None = None) -> tuple[dict[str, str], str]:
+def store_transcripts(store, text: str | os.PathLike | None = None) -> tuple[dict[str, str], str]:
     """The transcript table (utt -> words) of ``store``: its ``text`` or a
-    Kaldi ``text`` file; returns it and its name for messages."""
-    from asrkit.data.table import read_table
+    transcript file (Kaldi text or trn, :func:`asrkit.data.transcripts.read_transcripts`);
+    returns it and its name for messages."""
+    from asrkit.data.transcripts import read_transcripts
 
     if text is not None:
         if not Path(text).is_file():
             raise InputError(f"{text}: no such file (--text: a Kaldi text, 'utt-id words...')")
-        return read_table(text), str(text)
+        tr = read_transcripts(text)
+        return {u: " ".join(words) for u, words in tr.utts.items()}, str(text)
     table = store.text
     if table is None:
         raise DataError(f"{store.path}: no 'text' file; align needs each utterance's transcript "
@@ -330,7 +328,7 @@ def align_store(
             raise DataError(f"phone transcripts need a phone model; {exp.path} has {units.kind} units")
         table, where = {}, "phone transcripts"
     else:
-        table, where = read_transcripts(store, text)
+        table, where = store_transcripts(store, text)
     targets = {t.utt: t for t in make_targets(units, keys, table, where, phones, oov, skipped)}
     keys = [u for u in keys if u in targets]
     seps = [i for i, s in enumerate(units.units) if s in _NO_FRAMES] if units.kind == "char" else []
@@ -405,104 +403,3 @@ def write_alignments(results, out: str | os.PathLike, frame_shift_ms: float | No
             summary.sil_frames += r.labels.count(SIL)
             summary.score += r.score
     return summary
-
-
-# ----------------------------------------------------------------- evaluation
-@dataclass
-class BoundaryError:
-    """Phone start-time differences between two frame labellings.
-
-    Attributes:
-        mean_ms, median_ms: of the absolute differences (NaN if none compared).
-        within_20, within_40: fraction of compared phones within 20 / 40 ms.
-        compared: phones compared (matched by the Levenshtein alignment).
-        ref_phones, hyp_phones: phones (runs, ``sil`` dropped) in each.
-        utterances: utterances in both.
-        errors_ms: every absolute difference.
-    """
-
-    mean_ms: float
-    median_ms: float
-    within_20: float
-    within_40: float
-    compared: int
-    ref_phones: int
-    hyp_phones: int
-    utterances: int
-    errors_ms: np.ndarray
-
-    def __str__(self) -> str:
-        return (f"mean {self.mean_ms:.1f} ms, median {self.median_ms:.1f} ms, {100 * self.within_20:.1f}% within "
-                f"20 ms, {100 * self.within_40:.1f}% within 40 ms ({self.compared} phone starts compared of "
-                f"{self.ref_phones} ref / {self.hyp_phones} hyp, {self.utterances} utterances)")
-
-
-def phone_starts(labels: Sequence[str] | str, drop: Sequence[str] = (SIL,)) -> list[tuple[str, int]]:
-    """``(label, start frame)`` of each run of equal labels, ``drop`` labels left out."""
-    if isinstance(labels, str):
-        labels = labels.split()
-    out: list[tuple[str, int]] = []
-    prev = None
-    for t, lab in enumerate(labels):
-        if lab != prev and lab not in drop:
-            out.append((lab, t))
-        prev = lab
-    return out
-
-
-def boundary_error(ali_ref: Mapping[str, Sequence[str] | str], ali_hyp: Mapping[str, Sequence[str] | str],
-                   frame_shift_ms: float = 10.0, utts: Sequence[str] | None = None) -> BoundaryError:
-    """Mean absolute error (ms) of phone start times of ``ali_hyp`` against
-    ``ali_ref`` (utt -> frame labels, a list or a space-separated string).
-
-    Each labelling becomes its runs of equal labels with ``sil`` dropped; the
-    two phone strings are aligned with Levenshtein (so different spellings,
-    e.g. a lexicon's and a synthesizer's, still compare the phones they
-    share) and only matched (equal) phones count. Utterances in only one of
-    the two are skipped (``utts`` picks them explicitly)."""
-    from asrkit.score.align import COR, DEL, INS, align_batch, offsets_from_lengths
-
-    keys = [u for u in (utts if utts is not None else ali_ref) if u in ali_ref and u in ali_hyp]
-    vocab: dict[str, int] = {}
-    refs = [phone_starts(ali_ref[u]) for u in keys]
-    hyps = [phone_starts(ali_hyp[u]) for u in keys]
-    rid = np.array([vocab.setdefault(p, len(vocab)) for r in refs for p, _ in r], dtype=np.int64)
-    hid = np.array([vocab.setdefault(p, len(vocab)) for h in hyps for p, _ in h], dtype=np.int64)
-    roff = offsets_from_lengths(np.array([len(r) for r in refs], dtype=np.int64))
-    hoff = offsets_from_lengths(np.array([len(h) for h in hyps], dtype=np.int64))
-    errs: list[float] = []
-    if keys:
-        res = align_batch(rid, roff, hid, hoff, keep_ops=True)
-        for k, (r, h) in enumerate(zip(refs, hyps)):
-            i = j = 0
-            for op in res.ops_of(k):
-                if op == COR:
-                    errs.append(abs(r[i][1] - h[j][1]) * float(frame_shift_ms))
-                if op != INS:
-                    i += 1
-                if op != DEL:
-                    j += 1
-    e = np.asarray(errs, dtype=np.float64)
-    nan = float("nan")
-    return BoundaryError(
-        mean_ms=float(e.mean()) if e.size else nan, median_ms=float(np.median(e)) if e.size else nan,
-        within_20=float((e <= 20).mean()) if e.size else nan, within_40=float((e <= 40).mean()) if e.size else nan,
-        compared=int(e.size), ref_phones=len(rid), hyp_phones=len(hid), utterances=len(keys),
-        errors_ms=e)
-
-
-def frame_accuracy(ali_ref: Mapping[str, Sequence[str] | str], ali_hyp: Mapping[str, Sequence[str] | str]) -> float:
-    """Fraction of frames with the same label, over utterances in both whose
-    lengths agree."""
-    same = total = 0
-    for u, r in ali_ref.items():
-        h = ali_hyp.get(u)
-        if h is None:
-            continue
-        r = r.split() if isinstance(r, str) else r
-        h = h.split() if isinstance(h, str) else h
-        if len(r) != len(h):
-            continue
-        same += sum(a == b for a, b in zip(r, h))
-        total += len(r)
-    return same / total if total else float("nan")

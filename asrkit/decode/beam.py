@@ -6,9 +6,13 @@
         for hyp in beam_decode(exp, FeatureStore("feats/test"), dec):
             print(hyp.utt, hyp.text, hyp.score, hyp.extra["nbest"])
 
-Two searches behind one :class:`BeamDecoder`:
+Three searches behind one :class:`BeamDecoder` (the backend is picked by
+:func:`asrkit.decode.backends.resolve_backend`):
 
-- **with an LM** (char and bpe models): pyctcdecode's CTC prefix beam search
+- **flashlight** (the default with an LM, any CTC units): flashlight's
+  lexicon-constrained search (:mod:`asrkit.decode.flashlight`); phone models
+  decode to words through their lexicon.
+- **pyctcdecode** (char and bpe models): pyctcdecode's CTC prefix beam search
   fused with a kenlm word n-gram model (shallow fusion). The decoder's
   alphabet is built from the model's units: ``<blank>`` -> the CTC blank,
   ``|`` (char) -> the space between words, sentencepiece ``▁`` pieces (bpe)
@@ -17,38 +21,30 @@ Two searches behind one :class:`BeamDecoder`:
   ``<unk>`` left out). A hypothesis ``W`` is ranked by
   ``log P_ctc(W) + lm_weight * ln P_lm(W </s>) + word_bonus * |W|``
   (natural log; words missing from the LM get an extra -10).
-- **without an LM** (any unit kind): the prefix beam search of
+- **plain** (without an LM, any unit kind): the prefix beam search of
   :func:`asrkit.nn.search.ctc_prefix_beam_search_nbest`, ranked by
   ``log P_ctc`` summed over the alignments kept in the beam.
 
-Phone models with a word LM need a lexicon-constrained decoder, which is not
-part of this module: :class:`BeamDecoder` refuses that combination with a
-:class:`UsageError`.
+The beam is at most :data:`MAX_BEAM` wide (a warning above
+:data:`WARN_BEAM`); every backend keeps memory proportional to it (the
+flashlight search also caps the units expanded per frame, ``beam_size_token``,
+at the number of classes).
 
 Scores in a :class:`Hypothesis`: ``score`` is the ranking score above;
 ``extra["am_score"]`` the CTC (acoustic) part; with ``nbest=N``
 ``extra["nbest"]`` lists the ``nbest`` best ``{"hyp", "score", "am_score"}``,
 best first (fewer when the beam holds fewer distinct hypotheses).
 
-Saved emissions (``asrkit decode --save-emissions DIR``, :func:`save_emissions`)
-are a feature store (:mod:`asrkit.data.feature_store`) of the model's
-``(T', C)`` log-probabilities, one "feature" row per output frame, plus
-``emissions.json`` (exp dir, checkpoint, unit kind, classes, subsampling,
-source store), ``utt2frames`` (input frames per utterance) and the source
-store's ``text``/``utt2spk``. :func:`load_emissions` reads them back as
-:class:`ModelOutput`, so a search can be rerun (e.g. with other LM weights)
-without the model::
-
-    for hyp in beam_hypotheses(load_emissions("exp/ctc/emissions_dev"), decoder): ...
+:func:`decode_store` / :func:`search_outputs` run the search (or greedy) over
+a model's outputs, in worker processes with ``jobs > 1``
+(:mod:`asrkit.decode.pool`); saved emissions are read and written by
+:mod:`asrkit.decode.emissions`.
 """
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
-import re
-import shutil
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Optional, Sequence
@@ -56,20 +52,26 @@ from typing import Callable, Iterable, Iterator, Optional, Sequence
 import numpy as np
 import torch
 
-from asrkit.decode.emissions import ModelOutput, iter_outputs
+from asrkit.data.units import BLANK, UnitMap
+from asrkit.decode.backends import is_kenlm_binary, read_lm_words, read_word_list, resolve_backend
+from asrkit.decode.emissions import ModelOutput, check_emissions, iter_outputs, save_emissions
 from asrkit.decode.output import Hypothesis
-from asrkit.decode.units import BLANK, UnitMap
+from asrkit.decode.pool import check_jobs, in_worker, worker_pool
 from asrkit.errors import DataError, InputError, UsageError
-from asrkit.io import atomic_write, display_name
+from asrkit.io import display_name
 
 __all__ = [
-    "BACKENDS", "DEFAULT_LM_BACKEND", "DEFAULT_WORD_BONUS_FLASHLIGHT", "resolve_backend", "read_word_list", "DEFAULT_BEAM", "DEFAULT_LM_WEIGHT", "DEFAULT_WORD_BONUS", "BeamDecoder", "beam_decode",
-    "beam_hypotheses", "check_emissions", "decode_store", "load_emissions", "read_arpa_unigrams",
-    "save_emissions",
+    "DEFAULT_BEAM", "DEFAULT_LM_WEIGHT", "DEFAULT_WORD_BONUS", "DEFAULT_WORD_BONUS_FLASHLIGHT", "MAX_BEAM",
+    "WARN_BEAM", "BeamDecoder", "beam_decode", "beam_hypotheses", "check_beam", "decode_store", "search_outputs",
 ]
 
 #: Beam width when ``--lm`` or ``--nbest`` is given without ``--beam``.
 DEFAULT_BEAM = 20
+#: Widest beam accepted: search time and memory grow with the beam, and past
+#: a few hundred hypotheses the best one does not change any more.
+MAX_BEAM = 10000
+#: A beam wider than this decodes with a warning (slow, no better).
+WARN_BEAM = 500
 #: Weight of the LM's natural-log probability (pyctcdecode's ``alpha``).
 DEFAULT_LM_WEIGHT = 0.5
 #: Score added per word (pyctcdecode's ``beta``).
@@ -80,112 +82,23 @@ DEFAULT_WORD_BONUS_FLASHLIGHT = 0.0
 #: Without an LM, classes more than this far (log) below a frame's best are not expanded.
 NO_LM_PRUNE = 10.0
 
-#: Search backends: flashlight (lexicon-constrained, word LM; any CTC units), pyctcdecode (open
-#: vocabulary, word LM; char and bpe), plain (prefix beam search without an LM; any CTC units).
-BACKENDS = ("flashlight", "pyctcdecode", "plain")
-#: The backend used with an LM when --backend is not given: flashlight for every unit kind
-#: (benchmarks/decode_bench.py: on the same emissions and LM it is faster than pyctcdecode at equal or lower
-#: WER, and it is the one that decodes phone models to words).
-DEFAULT_LM_BACKEND = "flashlight"
-
-
-def resolve_backend(kind: str, has_lm: bool, backend: Optional[str] = None) -> str:
-    """The search backend for ``kind`` units: ``backend`` checked, or the
-    default (``plain`` without an LM, :data:`DEFAULT_LM_BACKEND` with one)."""
-    if backend is None:
-        return DEFAULT_LM_BACKEND if has_lm else "plain"
-    if backend not in BACKENDS:
-        raise UsageError(f"--backend must be one of {', '.join(BACKENDS)}, got '{backend}'")
-    if backend == "plain" and has_lm:
-        raise UsageError("--backend plain searches without an LM; drop --lm or use flashlight / pyctcdecode")
-    if backend != "plain" and not has_lm:
-        raise UsageError(f"--backend {backend} fuses a word LM into the search; give one with --lm LM.arpa")
-    if backend == "pyctcdecode" and kind == "phone":
-        raise UsageError("pyctcdecode cannot decode a phone model to words; use --backend flashlight "
-                         "(lexicon-constrained, the default with --lm)")
-    return backend
-
-
-_SPECIAL_WORDS = {"<s>", "</s>", "<unk>"}
 _WARNED_MISSING: set[tuple[str, str]] = set()
 _PCD_UNK = "⁇"  # pyctcdecode's unknown token in decoded text
-_KENLM_BINARY_MAGIC = b"mmap lm "
 _MAX_LISTED = 10
 
 
-def check_emissions(out: ModelOutput) -> None:
-    """Raise :class:`DataError` when an utterance's log-probabilities hold NaN."""
-    if torch.isnan(out.log_probs).any():
-        bad = int(torch.isnan(out.log_probs).any(dim=-1).nonzero()[0, 0])
-        raise DataError(f"utterance {out.utt}: the model's output is NaN (first at output frame {bad} of "
-                        f"{out.out_frames}); the checkpoint or the features are broken (check them for NaN/inf)")
-
-
-def read_arpa_unigrams(path: str | os.PathLike) -> list[str]:
-    """The words of an ARPA file's ``\\1-grams:`` section, in file order,
-    without ``<s>``, ``</s>`` and ``<unk>``. Streams the file (stops at the
-    next section). Missing, unreadable or non-ARPA files raise :class:`InputError`."""
-    name = display_name(path)
-    p = Path(path)
-    if not p.is_file():
-        raise InputError(f"{name}: no such file" if not p.exists() else f"{name}: is not a file")
-    words: list[str] = []
-    seen_data = in_unigrams = False
-    try:
-        with open(p, encoding="utf-8") as f:
-            for lineno, raw in enumerate(f, start=1):
-                line = raw.strip()
-                if line == "\\data\\":
-                    seen_data = True
-                elif line == "\\1-grams:":
-                    in_unigrams = True
-                elif in_unigrams and (line.startswith("\\") or not line):
-                    if line:
-                        break
-                elif in_unigrams:
-                    fields = line.split()
-                    if len(fields) < 2:
-                        raise InputError(f"{name}:{lineno}: malformed 1-gram line")
-                    if fields[1] not in _SPECIAL_WORDS:
-                        words.append(fields[1])
-    except UnicodeDecodeError:
-        raise InputError(f"{name}: not UTF-8 text; the beam decoder needs the ARPA file (its word list), "
-                         f"not a kenlm binary") from None
-    except OSError as e:
-        raise InputError(f"{name}: cannot read: {e.strerror or e}") from None
-    if not seen_data or not in_unigrams:
-        raise InputError(f"{name}: no \\data\\ header or \\1-grams: section; is this an ARPA file?")
-    if not words:
-        raise InputError(f"{name}: the ARPA file has no words besides <s>, </s>, <unk>")
-    return words
-
-
-def _is_kenlm_binary(path: Path) -> bool:
-    """True when ``path`` starts with kenlm's binary magic (unreadable files: False; loading says why)."""
-    try:
-        with open(path, "rb") as f:
-            return f.read(len(_KENLM_BINARY_MAGIC)) == _KENLM_BINARY_MAGIC
-    except OSError:
-        return False
-
-
-def read_word_list(path: str | os.PathLike) -> list[str]:
-    """The words of a word list or lexicon file: the first field of every
-    line (``word``, ``word phone ...``, CMU ``word(2) ...``), in file order,
-    once each; ``#`` / ``;;;`` comment lines and blank lines skipped."""
-    from asrkit.io import iter_lines
-
-    words: dict[str, None] = {}
-    for _lineno, line in iter_lines(path):  # InputError for missing / unreadable / not UTF-8
-        fields = line.split()
-        if not fields or fields[0].startswith(("#", ";;;")):
-            continue
-        w = re.sub(r"\(\d+\)$", "", fields[0])
-        if w not in _SPECIAL_WORDS:
-            words[w] = None
-    if not words:
-        raise InputError(f"{display_name(path)}: no words")
-    return list(words)
+def check_beam(beam: int, warn: bool = True) -> int:
+    """``beam`` when ``1 <= beam <= MAX_BEAM`` (with ``warn``, a warning
+    above :data:`WARN_BEAM`), else :class:`UsageError` naming ``--beam``."""
+    if beam < 1:
+        raise UsageError(f"--beam must be >= 1, got {beam}")
+    if beam > MAX_BEAM:
+        raise UsageError(f"--beam {beam} is too wide; at most {MAX_BEAM} (20-100 is usual; wider is slower, "
+                         f"not better)")
+    if warn and beam > WARN_BEAM and not in_worker():
+        from asrkit import log
+        log.warn(f"--beam {beam} is wide (search time and memory grow with it); 20-100 is usual")
+    return int(beam)
 
 
 @contextmanager
@@ -242,8 +155,9 @@ def _check_lm_units(units: UnitMap, words: Sequence[str], lm_name: str) -> None:
         raise DataError(f"{lm_name}: {len(bad_words)} of {len(words)} LM words use symbols the model's "
                         f"{units.kind} units ({units.source}) lack: {shown}; build the LM on text written like "
                         f"the model's training text (same case and alphabet)")
-    log.warn(f"{lm_name}: {len(bad_words)} of {len(words)} LM words use symbols the model's units lack "
-             f"({shown}); the decoder cannot produce them")
+    if not in_worker():  # the caller built its decoder first and warned
+        log.warn(f"{lm_name}: {len(bad_words)} of {len(words)} LM words use symbols the model's units lack "
+                 f"({shown}); the decoder cannot produce them")
 
 
 class BeamDecoder:
@@ -256,6 +170,15 @@ class BeamDecoder:
         lm_weight, word_bonus: shallow-fusion weights (only with ``lm``).
         nbest: list this many best hypotheses in ``extra["nbest"]`` (``<= beam``);
             None lists none.
+        backend: flashlight, pyctcdecode or plain (None: the default, see
+            :func:`~asrkit.decode.backends.resolve_backend`).
+        lexicon: the words the LM search may produce (phone units: with their
+            pronunciations), replacing the model's lexicon / the ARPA unigrams.
+        extra_lexicon: words (phone units: pronunciations) added to the model's
+            lexicon / the ARPA unigrams.
+
+    A decoder pickles as its settings: unpickled (in a worker process) it
+    builds its own search and loads the LM again.
 
     Raises :class:`UsageError` for bad settings or a phone model with an LM,
     :class:`InputError` for a missing/unreadable LM, :class:`DataError` when
@@ -266,9 +189,8 @@ class BeamDecoder:
     def __init__(self, units: UnitMap, *, beam: int = DEFAULT_BEAM, lm: Optional[str | os.PathLike] = None,
                  lm_weight: float = DEFAULT_LM_WEIGHT, word_bonus: Optional[float] = None,
                  nbest: Optional[int] = None, backend: Optional[str] = None,
-                 lexicon: Optional[str | os.PathLike] = None):
-        if beam < 1:
-            raise UsageError(f"--beam must be >= 1, got {beam}")
+                 lexicon: Optional[str | os.PathLike] = None, extra_lexicon: Optional[str | os.PathLike] = None):
+        beam = check_beam(beam)
         if nbest is not None and nbest < 1:
             raise UsageError(f"--nbest must be >= 1, got {nbest}")
         if nbest is not None and nbest > beam:
@@ -279,12 +201,15 @@ class BeamDecoder:
         self.backend = resolve_backend(units.kind, lm is not None, backend)
         if lexicon is not None and lm is None:
             raise UsageError("--lexicon lists the words of an LM search; give the LM with --lm")
+        if extra_lexicon is not None and lm is None:
+            raise UsageError("--extra-lexicon adds words to an LM search; give the LM with --lm")
         self.units = units
         self._unit_set = set(units.units)
         self.beam = int(beam)
         self.nbest = None if nbest is None else int(nbest)
         self.lm_path = None if lm is None else Path(lm)
         self.lexicon_path = None if lexicon is None else Path(lexicon)
+        self.extra_lexicon_path = None if extra_lexicon is None else Path(extra_lexicon)
         if word_bonus is None:
             word_bonus = DEFAULT_WORD_BONUS_FLASHLIGHT if self.backend == "flashlight" else DEFAULT_WORD_BONUS
         self._check_weights(lm_weight, word_bonus)
@@ -319,10 +244,11 @@ class BeamDecoder:
     def _lm_words(self, path: Path) -> tuple[list[str], object, object]:
         """Check the LM (loads in kenlm, order >= 2) and return the search's
         vocabulary, for phone units the lexicon that spells it, and the loaded
-        ``kenlm.Model``. The vocabulary is the
-        ``--lexicon`` file's words when given, else the ARPA unigrams (a kenlm
-        binary has no readable word list: phone models then use the whole
-        tokenizer lexicon, char/bpe models need ``--lexicon``)."""
+        ``kenlm.Model``. The vocabulary is the ``--lexicon`` file's words when
+        given, else the ARPA unigrams (a kenlm binary has no readable word
+        list: phone models then use the whole lexicon, char/bpe models need
+        ``--lexicon``); ``--extra-lexicon`` adds its words (phone units: its
+        pronunciations, before the model's)."""
         import kenlm
 
         from asrkit.lm import load_kenlm
@@ -332,32 +258,40 @@ class BeamDecoder:
         if not isinstance(model, kenlm.Model):
             raise DataError(f"{name}: is a unigram LM; the beam decoder needs order >= 2 "
                             f"(asrkit lm build TEXT --order 3)")
+        binary = is_kenlm_binary(path)
         lexicon = None
+        extra: list[str] = []
         if self.units.kind == "phone":
-            if self.lexicon_path is not None:
-                from asrkit.data.lexicon import Lexicon
-                lexicon = Lexicon.load(self.lexicon_path)  # InputError when missing / malformed
-            else:
-                lexicon = self.units.tokenizer.lexicon
+            from asrkit.data.lexicon import Lexicon
+
+            # InputError when missing / malformed
+            lexicon = Lexicon.load(self.lexicon_path) if self.lexicon_path is not None else self.units.tokenizer.lexicon
+            if self.extra_lexicon_path is not None:
+                lexicon = Lexicon.combine([Lexicon.load(self.extra_lexicon_path), lexicon])
+        elif self.extra_lexicon_path is not None:
+            extra = read_word_list(self.extra_lexicon_path)
         if self.lexicon_path is not None:
             words = lexicon.words() if lexicon is not None else read_word_list(self.lexicon_path)
-        elif not _is_kenlm_binary(path):
-            words = read_arpa_unigrams(path)
+        elif not binary:
+            words = read_lm_words(path)
         elif lexicon is not None:
             words = lexicon.words()
         else:
             raise InputError(f"{name}: is a kenlm binary, which has no readable word list; give the words with "
                              f"--lexicon FILE (one word per line, or a lexicon), or decode with the ARPA file")
-        if self.units.kind == "phone" and self.lexicon_path is None and not _is_kenlm_binary(path):
+        if extra:
+            words = list(dict.fromkeys([*words, *extra]))
+        if self.units.kind == "phone" and self.lexicon_path is None and not binary:
             missing = [w for w in words if w not in lexicon]
             key = (str(path.resolve()), self.units.source)
-            if missing and key not in _WARNED_MISSING:  # once per LM and model in a process (tune builds many)
+            # once per LM and model in a process (tune builds many), never again in a worker
+            if missing and key not in _WARNED_MISSING and not in_worker():
                 _WARNED_MISSING.add(key)
                 from asrkit import log
                 from asrkit.data.lexicon import list_words
                 log.warn(f"{name}: {len(missing)} of {len(words)} LM words have no pronunciation in "
                          f"{self.units.source.rsplit('/', 1)[0]}'s lexicon and cannot be decoded: "
-                         f"{list_words(missing)} (add them with --lexicon FILE)")
+                         f"{list_words(missing)} (add them with --extra-lexicon FILE)")
         return list(words), lexicon, model
 
     def _build_flashlight(self, path: Path):
@@ -369,6 +303,8 @@ class BeamDecoder:
         if self.units.kind != "phone":
             _check_lm_units(self.units, words, display_name(self.lexicon_path or path))
         lexicon_name = display_name(self.lexicon_path) if self.lexicon_path else "the model's lexicon"
+        if self.extra_lexicon_path is not None:
+            lexicon_name = f"{display_name(self.extra_lexicon_path)} + {lexicon_name}"
         with _silenced_stderr_fd():  # kenlm's loading chatter
             return FlashlightSearch(self.units, path, words, lexicon=lexicon, lexicon_name=lexicon_name,
                                     beam=self.beam, lm_weight=self.lm_weight, word_bonus=self.word_bonus,
@@ -385,6 +321,15 @@ class BeamDecoder:
         with _quiet_pyctcdecode():
             language_model = LanguageModel(model, words, alpha=self.lm_weight, beta=self.word_bonus)
             return BeamSearchDecoderCTC(Alphabet(labels, is_bpe=self.units.kind == "bpe"), language_model)
+
+    def settings(self) -> dict:
+        """The keyword arguments that build this decoder again (current weights)."""
+        return {"beam": self.beam, "lm": self.lm_path, "lm_weight": self.lm_weight, "word_bonus": self.word_bonus,
+                "nbest": self.nbest, "backend": self.backend, "lexicon": self.lexicon_path,
+                "extra_lexicon": self.extra_lexicon_path}
+
+    def __reduce__(self):
+        return _rebuild_decoder, (self.units, self.settings())
 
     def close(self) -> None:
         """Release the LM (pyctcdecode keeps it in a class-level registry)."""
@@ -506,12 +451,11 @@ def decode_store(exp, store, decoder: Optional[BeamDecoder] = None, *, batch_siz
     ``times``: also place each token in time (:attr:`Hypothesis.token_frames`:
     greedy from its own best path, a beam hypothesis from the Viterbi
     alignment of its units). ``jobs > 1``: the searches run in that many
-    worker processes (forked, each with a copy of ``decoder``) while the
+    worker processes (:mod:`asrkit.decode.pool`, each with its own ``decoder``) while the
     model computes the next batches; results and their order are the same."""
     from asrkit.decode.timing import output_frame_seconds
 
-    if jobs < 1:
-        raise UsageError(f"--jobs must be >= 1, got {jobs}")
+    check_jobs(jobs)
     outputs: Iterable[ModelOutput] = iter_outputs(
         exp.model, store, cmvn=exp.cmvn, norm_vars=exp.norm_vars, batch_size=batch_size, device=exp.device,
         utts=utts, input_dim=exp.input_dim)
@@ -529,30 +473,29 @@ def search_outputs(outputs: Iterable[ModelOutput], units: UnitMap, decoder: Opti
                    times: bool = False, jobs: int = 1) -> Iterator[Hypothesis]:
     """The hypothesis of every model output, in order: ``decoder``'s beam
     search or greedy (None); ``times`` and ``jobs`` as in :func:`decode_store`."""
-    global _WORKER
-    if jobs <= 1:
+    check_jobs(jobs)
+    if jobs == 1:
         for out in outputs:
             yield _hypothesis(out, units, decoder, times)
         return
-    import multiprocessing as mp
-
-    _WORKER = (units, decoder, times)  # inherited by the forked workers
-    try:
-        with mp.get_context("fork").Pool(jobs, initializer=_worker_init) as pool:
-            packed = ((o.utt, o.log_probs.numpy(), o.frames) for o in outputs)
-            yield from pool.imap(_worker_search, packed, chunksize=2)
-    finally:
-        _WORKER = None
+    with worker_pool(jobs, _init_search_worker, (units, decoder, times)) as pool:
+        packed = ((o.utt, o.log_probs.numpy(), o.frames) for o in outputs)
+        yield from pool.imap(_search_one, packed, chunksize=2)
 
 
-_WORKER: Optional[tuple] = None
+def _rebuild_decoder(units: UnitMap, settings: dict) -> BeamDecoder:
+    return BeamDecoder(units, **settings)
 
 
-def _worker_init() -> None:
-    torch.set_num_threads(1)
+_WORKER: Optional[tuple] = None  # (units, decoder, times) in a search worker
 
 
-def _worker_search(item: tuple[str, np.ndarray, int]) -> Hypothesis:
+def _init_search_worker(units: UnitMap, decoder: Optional[BeamDecoder], times: bool) -> None:
+    global _WORKER
+    _WORKER = (units, decoder, times)
+
+
+def _search_one(item: tuple[str, np.ndarray, int]) -> Hypothesis:
     units, decoder, times = _WORKER  # type: ignore[misc]
     utt, lp, frames = item
     return _hypothesis(ModelOutput(utt, torch.from_numpy(lp), frames), units, decoder, times)
@@ -580,83 +523,3 @@ def _hypothesis(out: ModelOutput, units: UnitMap, decoder: Optional[BeamDecoder]
                             f"the units do not spell the hypothesis")
         hyp.token_frames = [(s, e) for _, s, e in spans]
     return hyp
-
-
-# -- saved emissions ---------------------------------------------------------------------------------
-
-EMISSIONS_META = "emissions.json"
-UTT2FRAMES = "utt2frames"
-
-
-def _prepare_emissions_dir(path: Path) -> None:
-    """Make ``path`` ready for a new emissions store: created if missing; an
-    earlier emissions store there is replaced; anything else is refused."""
-    from asrkit.data.feature_store import INDEX
-
-    if path.exists() and not path.is_dir():
-        raise UsageError(f"--save-emissions {path}: exists and is not a folder")
-    if path.is_dir() and any(path.iterdir()):
-        if not (path / EMISSIONS_META).is_file():
-            raise UsageError(f"--save-emissions {path}: folder exists and does not hold saved emissions; "
-                             f"give a new or empty folder")
-        (path / INDEX).unlink(missing_ok=True)  # first, so a half-rewritten store never looks complete
-        for child in path.iterdir():
-            shutil.rmtree(child) if child.is_dir() else child.unlink()
-    path.mkdir(parents=True, exist_ok=True)
-
-
-def save_emissions(outputs: Iterable[ModelOutput], path: str | os.PathLike, *, exp=None,
-                   store=None) -> Iterator[ModelOutput]:
-    """Pass ``outputs`` through while writing them to the emissions store
-    ``path`` (see the module docstring); the store is complete (has its
-    ``index.tsv``) only once every output went through. ``exp`` (a
-    :class:`~asrkit.decode.exp.LoadedExp`) and ``store`` (the source
-    :class:`~asrkit.data.FeatureStore`) fill ``emissions.json`` and the copied
-    ``text`` / ``utt2spk``."""
-    from asrkit.data.feature_store import ShardWriter, merge_shards
-    from asrkit.data.table import write_table
-
-    out_dir = Path(path)
-    _prepare_emissions_dir(out_dir)
-    utt2spk = store.utt2spk if store is not None else {}
-    frames: dict[str, str] = {}
-    with ShardWriter(out_dir, 0) as writer:  # an exception (or an abandoned generator) drops the partial shard
-        for out in outputs:
-            writer.add(out.utt, utt2spk.get(out.utt, out.utt), out.log_probs.numpy())
-            frames[out.utt] = str(out.frames)
-            yield out
-    write_table(out_dir / UTT2FRAMES, frames)
-    if store is not None:
-        text = store.text
-        if text is not None:
-            write_table(out_dir / "text", {u: t for u, t in text.items() if u in frames})
-        write_table(out_dir / "utt2spk", {u: utt2spk.get(u, u) for u in frames})
-    meta = {"kind": "ctc-log-probs", "utterances": len(frames)}
-    if exp is not None:
-        meta.update({"exp": str(Path(exp.path).resolve()), "checkpoint": str(Path(exp.checkpoint).resolve()),
-                     "units": exp.units.kind,
-                     "num_classes": exp.units.num_classes, "subsampling": exp.subsampling})
-    if store is not None:
-        meta["feats"] = str(store.path)
-    with atomic_write(out_dir / EMISSIONS_META) as f:
-        json.dump(meta, f, indent=1)
-        f.write("\n")
-    merge_shards(out_dir, 1)  # writes index.tsv last
-
-
-def load_emissions(path: str | os.PathLike, utts: Optional[Sequence[str]] = None) -> Iterator[ModelOutput]:
-    """The :class:`ModelOutput` of every utterance saved by
-    :func:`save_emissions` (utt-id order, or those of ``utts``)."""
-    from asrkit.data import FeatureStore
-    from asrkit.data.table import read_table
-
-    p = Path(path)
-    if not (p / EMISSIONS_META).is_file():
-        raise InputError(f"{p}: no {EMISSIONS_META}; not a folder written by 'asrkit decode --save-emissions'")
-    fs = FeatureStore(p)  # InputError when incomplete
-    frames = read_table(p / UTT2FRAMES) if (p / UTT2FRAMES).is_file() else {}
-    for u in (fs.keys() if utts is None else utts):
-        if u not in fs:
-            raise DataError(f"{p}: has no emissions for utterance {u}")
-        lp = torch.from_numpy(np.array(fs[u], dtype=np.float32))  # (T', C), a copy off the memory map
-        yield ModelOutput(u, lp, int(frames.get(u, lp.shape[0])))

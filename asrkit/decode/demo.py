@@ -323,7 +323,7 @@ def _stage_lm_decode(out: Path, exp: Path, lm: Path, dec: Path, ref_phones: Path
     from asrkit.decode.exp import load_exp
     from asrkit.decode.output import write_hypotheses
     from asrkit.decode.timing import output_frame_seconds
-    from asrkit.decode.tune import search_grid, write_tuning
+    from asrkit.pipeline.tune import search_grid, write_tuning
     from asrkit.score import score
 
     loaded = load_exp(exp, checkpoint="best", device=device, task="ctc")

@@ -11,21 +11,40 @@ order::
     for out in iter_outputs(model, store, cmvn="global", batch_size=16):
         out.utt, out.log_probs.shape          # (T', C) log-softmax of the logits, on the CPU
 
-Greedy decoding, frame prediction and (later) the beam search with an LM all
+Greedy decoding, frame prediction and the beam search with an LM all
 consume these outputs.
+
+Saved emissions (``asrkit decode --save-emissions DIR``, :func:`save_emissions`)
+are a feature store (:mod:`asrkit.data.feature_store`) of the model's
+``(T', C)`` log-probabilities, one "feature" row per output frame, plus
+``emissions.json`` (exp dir, checkpoint, unit kind, classes, subsampling,
+source store), ``utt2frames`` (input frames per utterance) and the source
+store's ``text``/``utt2spk``. :func:`load_emissions` reads them back as
+:class:`ModelOutput`, so a search can be rerun (e.g. with other LM weights)
+without the model::
+
+    for hyp in beam_hypotheses(load_emissions("exp/ctc/emissions_dev"), decoder): ...
 """
 from __future__ import annotations
 
+import json
+import os
+import shutil
 from dataclasses import dataclass
-from typing import Callable, Iterator, Optional, Sequence
+from pathlib import Path
+from typing import Callable, Iterable, Iterator, Optional, Sequence
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from asrkit.errors import DataError, UsageError
+from asrkit.errors import DataError, InputError, UsageError
+from asrkit.io import atomic_write
 
-__all__ = ["ModelOutput", "iter_outputs", "length_batches", "resolve_device"]
+__all__ = [
+    "EMISSIONS_META", "UTT2FRAMES", "ModelOutput", "check_emissions", "iter_outputs", "length_batches",
+    "load_emissions", "read_emissions_meta", "resolve_device", "save_emissions",
+]
 
 #: How many batches of consecutive utterances are sorted by length together.
 CHUNK_BATCHES = 32
@@ -135,3 +154,105 @@ def iter_outputs(
                     on_batch(len(names))
             for u in part:
                 yield results[u]
+
+
+def check_emissions(out: ModelOutput) -> None:
+    """Raise :class:`DataError` when an utterance's log-probabilities hold NaN."""
+    if torch.isnan(out.log_probs).any():
+        bad = int(torch.isnan(out.log_probs).any(dim=-1).nonzero()[0, 0])
+        raise DataError(f"utterance {out.utt}: the model's output is NaN (first at output frame {bad} of "
+                        f"{out.out_frames}); the checkpoint or the features are broken (check them for NaN/inf)")
+
+
+# -- saved emissions ---------------------------------------------------------------------------------
+
+EMISSIONS_META = "emissions.json"
+UTT2FRAMES = "utt2frames"
+
+
+def _prepare_emissions_dir(path: Path) -> None:
+    """Make ``path`` ready for a new emissions store: created if missing; an
+    earlier emissions store there is replaced; anything else is refused."""
+    from asrkit.data.feature_store import INDEX
+
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"--save-emissions {path}: exists and is not a folder")
+    if path.is_dir() and any(path.iterdir()):
+        if not (path / EMISSIONS_META).is_file():
+            raise UsageError(f"--save-emissions {path}: folder exists and does not hold saved emissions; "
+                             f"give a new or empty folder")
+        (path / INDEX).unlink(missing_ok=True)  # first, so a half-rewritten store never looks complete
+        for child in path.iterdir():
+            shutil.rmtree(child) if child.is_dir() else child.unlink()
+    path.mkdir(parents=True, exist_ok=True)
+
+
+def save_emissions(outputs: Iterable[ModelOutput], path: str | os.PathLike, *, exp=None,
+                   store=None) -> Iterator[ModelOutput]:
+    """Pass ``outputs`` through while writing them to the emissions store
+    ``path`` (see the module docstring); the store is complete (has its
+    ``index.tsv``) only once every output went through. ``exp`` (a
+    :class:`~asrkit.decode.exp.LoadedExp`) and ``store`` (the source
+    :class:`~asrkit.data.FeatureStore`) fill ``emissions.json`` and the copied
+    ``text`` / ``utt2spk``."""
+    from asrkit.data.feature_store import ShardWriter, merge_shards
+    from asrkit.data.table import write_table
+
+    out_dir = Path(path)
+    _prepare_emissions_dir(out_dir)
+    utt2spk = store.utt2spk if store is not None else {}
+    frames: dict[str, str] = {}
+    with ShardWriter(out_dir, 0) as writer:  # an exception (or an abandoned generator) drops the partial shard
+        for out in outputs:
+            writer.add(out.utt, utt2spk.get(out.utt, out.utt), out.log_probs.numpy())
+            frames[out.utt] = str(out.frames)
+            yield out
+    write_table(out_dir / UTT2FRAMES, frames)
+    if store is not None:
+        text = store.text
+        if text is not None:
+            write_table(out_dir / "text", {u: t for u, t in text.items() if u in frames})
+        write_table(out_dir / "utt2spk", {u: utt2spk.get(u, u) for u in frames})
+    meta = {"kind": "ctc-log-probs", "utterances": len(frames)}
+    if exp is not None:
+        meta.update({"exp": str(Path(exp.path).resolve()), "checkpoint": str(Path(exp.checkpoint).resolve()),
+                     "units": exp.units.kind,
+                     "num_classes": exp.units.num_classes, "subsampling": exp.subsampling})
+    if store is not None:
+        meta["feats"] = str(store.path)
+    with atomic_write(out_dir / EMISSIONS_META) as f:
+        json.dump(meta, f, indent=1)
+        f.write("\n")
+    merge_shards(out_dir, 1)  # writes index.tsv last
+
+
+def load_emissions(path: str | os.PathLike, utts: Optional[Sequence[str]] = None) -> Iterator[ModelOutput]:
+    """The :class:`ModelOutput` of every utterance saved by
+    :func:`save_emissions` (utt-id order, or those of ``utts``)."""
+    from asrkit.data import FeatureStore
+    from asrkit.data.table import read_table
+
+    p = Path(path)
+    if not (p / EMISSIONS_META).is_file():
+        raise InputError(f"{p}: no {EMISSIONS_META}; not a folder written by 'asrkit decode --save-emissions'")
+    fs = FeatureStore(p)  # InputError when incomplete
+    frames = read_table(p / UTT2FRAMES) if (p / UTT2FRAMES).is_file() else {}
+    for u in (fs.keys() if utts is None else utts):
+        if u not in fs:
+            raise DataError(f"{p}: has no emissions for utterance {u}")
+        lp = torch.from_numpy(np.array(fs[u], dtype=np.float32))  # (T', C), a copy off the memory map
+        yield ModelOutput(u, lp, int(frames.get(u, lp.shape[0])))
+
+
+def read_emissions_meta(data: str | os.PathLike) -> dict:
+    """The ``emissions.json`` of saved emissions (:class:`InputError` when unreadable)."""
+    data = Path(data)
+    p = data / EMISSIONS_META
+    try:
+        meta = json.loads(p.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise InputError(f"{p}: cannot read: {e}; save the emissions again with 'asrkit decode --save-emissions'") \
+            from None
+    if not isinstance(meta, dict):
+        raise InputError(f"{p}: not a JSON object; save the emissions again with 'asrkit decode --save-emissions'")
+    return meta

@@ -18,12 +18,11 @@ from typing import Any, Optional
 import torch
 
 from asrkit.decode.emissions import resolve_device
-from asrkit.decode.units import UnitMap, load_units
+from asrkit.data.units import UnitMap, load_units
 from asrkit.errors import ConfigError, InputError, UsageError
+from asrkit.nn import IMPLS
 
 __all__ = ["LoadedExp", "load_exp"]
-
-IMPLS = ("scratch", "native")
 
 
 @dataclass
@@ -76,7 +75,7 @@ def load_exp(exp: str | os.PathLike, *, checkpoint: str = "best", device: str = 
     ``task`` than asked for (a frame classifier given to ``asrkit decode``).
     """
     from asrkit.models import checkpoint_path, load_model
-    from asrkit.train.config import load_saved_config
+    from asrkit.config import load_saved_config
 
     path = Path(exp)
     if not path.is_dir():

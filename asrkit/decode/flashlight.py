@@ -35,7 +35,7 @@ from typing import Optional, Sequence
 import torch
 from torch import Tensor
 
-from asrkit.decode.units import BLANK, UnitMap
+from asrkit.data.units import BLANK, UnitMap
 from asrkit.errors import DataError, InputError, UsageError
 from asrkit.io import display_name
 
@@ -88,7 +88,9 @@ def lexicon_spellings(units: UnitMap, words: Sequence[str], lexicon=None,
         if bad_phones and not out:
             raise DataError(f"{lexicon_name}: spells words with phones the model's units ({units.source}) lack: "
                             f"{_listed(sorted(bad_phones))}")
-        if bad_phones:
+        from asrkit.decode.pool import in_worker
+
+        if bad_phones and not in_worker():  # a worker's caller has warned already
             from asrkit import log
             log.warn(f"{lexicon_name}: pronunciations with phones the model lacks were left out: "
                      f"{_listed(sorted(bad_phones))}")

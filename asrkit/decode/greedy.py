@@ -22,7 +22,7 @@ __all__ = ["greedy_hypothesis", "greedy_hypotheses", "greedy_decode"]
 
 def greedy_hypothesis(out: ModelOutput, units, blank: int = 0) -> Hypothesis:
     """One utterance's greedy hypothesis from its ``(T', C)`` log-probabilities;
-    ``units`` is a :class:`asrkit.decode.units.UnitMap`."""
+    ``units`` is a :class:`asrkit.data.units.UnitMap`."""
     ids, scores = ctc_greedy(out.log_probs, blank=blank)
     ids0 = ids[0]
     return Hypothesis(utt=out.utt, tokens=units.tokens(ids0), score=float(scores[0]), frames=out.frames,

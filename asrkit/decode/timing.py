@@ -10,7 +10,7 @@ decoding's path is simply the argmax of each frame.
   output frames (``end`` exclusive): one segment per run of the same non-blank
   class (a repeated unit is two runs with a blank between them).
 - :func:`token_spans`: the segments grouped into output tokens the way
-  :meth:`asrkit.decode.units.UnitMap.tokens` groups units: words between
+  :meth:`asrkit.data.units.UnitMap.tokens` groups units: words between
   ``|`` units (char), words that start at a ``▁`` piece (bpe), one token per
   phone (phone units; ``sil`` dropped). A token spans from its first unit's
   start to its last unit's end.
@@ -69,7 +69,7 @@ def unit_segments(path: Sequence[int] | Tensor, blank: int = 0) -> list[tuple[in
 
 def token_spans(units, segments: Sequence[tuple[int, int, int]]) -> list[tuple[str, int, int]]:
     """``(token, start, end)`` per output token of the unit segments, for a
-    :class:`~asrkit.decode.units.UnitMap` of kind phone, char or bpe."""
+    :class:`~asrkit.data.units.UnitMap` of kind phone, char or bpe."""
     groups: list[list[tuple[int, int, int]]] = []
     for seg in segments:
         sym = units.units[seg[0]]

@@ -32,7 +32,7 @@ import numpy as np
 
 from asrkit import log
 from asrkit.data.datadir import DataDir
-from asrkit.data.feature_store import (CMVN, CONF, INDEX, PLAN, SHARDS, FeatureStore, ShardWriter, clear_shard,
+from asrkit.data.feature_store import (CONF, INDEX, PLAN, SHARDS, FeatureStore, ShardWriter, clear_shard,
                                        merge_shards, shard_done)
 from asrkit.data.table import write_table
 from asrkit.errors import AudioError, DataError, OutputError, UsageError

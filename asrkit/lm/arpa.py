@@ -140,6 +140,45 @@ class ArpaLM:
         return total
 
 
+def read_unigrams(path: str | os.PathLike, skip: Iterable[str] = (BOS, EOS, UNK)) -> list[str]:
+    """The words of an ARPA file's ``\\1-grams:`` section, in file order,
+    ``skip`` words left out. Streams the file and stops at the next section,
+    so a large model's higher orders are never read. Missing, unreadable or
+    non-ARPA files (a kenlm binary, say) raise :class:`InputError`."""
+    name = display_name(path)
+    if not os.path.isfile(path):
+        raise InputError(f"{name}: no such file" if not os.path.exists(path) else f"{name}: is not a file")
+    skip = tuple(skip)
+    skipped = set(skip)
+    words: list[str] = []
+    seen_data = in_unigrams = False
+    try:
+        with open(path, encoding="utf-8") as f:
+            for lineno, raw in enumerate(f, start=1):
+                line = raw.strip()
+                if line == "\\data\\":
+                    seen_data = True
+                elif line == "\\1-grams:":
+                    in_unigrams = True
+                elif in_unigrams and line.startswith("\\"):
+                    break
+                elif in_unigrams and line:
+                    fields = line.split()
+                    if len(fields) < 2:
+                        raise InputError(f"{name}:{lineno}: malformed 1-gram line")
+                    if fields[1] not in skipped:
+                        words.append(fields[1])
+    except UnicodeDecodeError:
+        raise InputError(f"{name}: not UTF-8 text; is it a kenlm binary? Give the ARPA file") from None
+    except OSError as e:
+        raise InputError(f"{name}: cannot read: {e.strerror or e}") from None
+    if not seen_data or not in_unigrams:
+        raise InputError(f"{name}: no \\data\\ header or \\1-grams: section; is this an ARPA file?")
+    if not words:
+        raise InputError(f"{name}: the ARPA file has no words besides {', '.join(skip)}")
+    return words
+
+
 def read_arpa(path: str | os.PathLike) -> ArpaLM:
     """Read an ARPA file into an :class:`ArpaLM` (meant for small models and
     tests; use kenlm for large ones). Malformed files raise :class:`InputError`."""

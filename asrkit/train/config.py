@@ -18,13 +18,12 @@ from __future__ import annotations
 
 import copy
 import os
-from pathlib import Path
 from typing import Any
 
 import yaml
 
-from asrkit.errors import ConfigError, InputError, quote
-from asrkit.io import read_text
+from asrkit.config import read_yaml
+from asrkit.errors import ConfigError, quote
 
 TASKS = ("frame", "ctc")
 SECTIONS = ("task", "model", "data", "features", "units", "optim", "train")
@@ -172,20 +171,6 @@ def parse_overrides(items: list[str]) -> list[tuple[str, Any]]:
     return out
 
 
-def read_yaml(path: str | os.PathLike) -> dict:
-    """A YAML mapping from ``path`` (InputError / ConfigError naming the file)."""
-    text = read_text(path)
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{path}: not valid YAML: {' '.join(str(e).split())}") from None
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a mapping of config sections at the top")
-    return data
-
-
 def load_config(task: str, conf: str | os.PathLike | None = None,
                 overrides: list[str] | list[tuple[str, Any]] | None = None, base: dict | None = None) -> dict:
     """Defaults of ``task`` (or ``base``, e.g. the saved config of a run to
@@ -301,11 +286,3 @@ def save_config(cfg: dict, path: str | os.PathLike) -> None:
 
     with atomic_write(path) as f:
         yaml.safe_dump(cfg, f, sort_keys=False, default_flow_style=None)
-
-
-def load_saved_config(exp: str | os.PathLike) -> dict:
-    """The resolved ``config.yaml`` of an exp dir."""
-    p = Path(exp) / "config.yaml"
-    if not p.exists():
-        raise InputError(f"{p}: no such file (is {exp} an asrkit exp dir?)")
-    return read_yaml(p)

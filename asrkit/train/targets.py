@@ -1,5 +1,8 @@
 """Units and training targets for the trainer.
 
+Both give an :class:`asrkit.data.units.UnitMap` (the one unit map, which
+decoding reads back from the exp dir's ``units/``).
+
 * frame task: labels from the feature store's ``ali``. The exp's ``units/``
   holds ``units.txt`` with ``<blank>`` at id 0 (never a target, so the file
   reads with :func:`asrkit.data.tokenizer.read_units`) and the labels after it.
@@ -14,40 +17,21 @@
 """
 from __future__ import annotations
 
-import shutil
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from asrkit.data.lexicon import UnknownWordError
 from asrkit.data.table import read_table
+from asrkit.data.units import UnitMap, save_units
 from asrkit.errors import DataError
 
+__all__ = ["PHONES_FILE", "UnitMap", "ctc_targets", "ctc_units", "frame_targets", "frame_units", "save_units"]
+
 PHONES_FILE = "text.phones"
-
-
-@dataclass
-class Units:
-    """The output units of an experiment."""
-
-    kind: str                       # ali | phone | char | bpe
-    symbols: list[str]              # id order; symbols[0] == "<blank>"
-    tokenizer: object | None = None  # asrkit.data.tokenizer.Tokenizer (ctc, and phone-set frame labels)
-    _ids: dict[str, int] = field(default_factory=dict, repr=False)
-
-    def __post_init__(self) -> None:
-        self._ids = {s: i for i, s in enumerate(self.symbols)}
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.symbols)
-
-    def id_of(self, sym: str) -> int | None:
-        return self._ids.get(sym)
-
-    def output_tokens(self, ids: list[int]) -> list[str]:
-        """Tokens to score a CTC hypothesis: phones (phone) or words (char, bpe)."""
-        return self.tokenizer.decode(ids)  # type: ignore[union-attr]
+#: What to do about words the lexicon lacks, in 'asrkit train ctc' terms (a config override).
+OOV_HINT = ("give their pronunciations in a lexicon file (Kaldi lexicon.txt or CMU dict) with the override "
+            "units.lexicon=FILE, or drop their utterances from the training data")
 
 
 def _label_key(s: str):
@@ -61,17 +45,13 @@ def _table(store, name: str, override: str | None) -> dict[str, str] | None:
     return read_table(p) if p.exists() else None
 
 
-def frame_units(train_store, units_dir: str | None) -> Units:
+def frame_units(train_store, units_dir: str | None) -> UnitMap:
     """Units of the frame task: from ``units_dir`` or from the training ``ali``."""
-    from asrkit.data.tokenizer import BLANK, PHONE_UNITS, Tokenizer, read_units
+    from asrkit.data.tokenizer import BLANK, PHONE_UNITS, Tokenizer
+    from asrkit.data.units import load_units_dir
 
     if units_dir is not None:
-        p = Path(units_dir)
-        symbols = read_units(p / "units.txt")
-        tok = None
-        if (p / "tokenizer.json").exists():
-            tok = Tokenizer.load(p)
-        return Units("ali", symbols, tok)
+        return load_units_dir(units_dir, "ali", blank_first=True)
     ali = train_store.ali
     if ali is None:
         raise DataError(f"{train_store.path}: no 'ali' file; the frame task needs frame labels "
@@ -86,22 +66,20 @@ def frame_units(train_store, units_dir: str | None) -> Units:
 
         tok = Tokenizer("phone", PHONE_UNITS, lexicon=Lexicon.default(),
                         config={"lexicon": {"user": None, "cmudict": True}})
-        return Units("ali", list(PHONE_UNITS), tok)
+        return UnitMap("ali", list(PHONE_UNITS), tok)
     if BLANK in labels:
         raise DataError(f"{train_store.path}/ali: '{BLANK}' cannot be a frame label")
-    return Units("ali", [BLANK, *sorted(labels, key=_label_key)])
+    return UnitMap("ali", [BLANK, *sorted(labels, key=_label_key)])
 
 
 def ctc_units(kind: str, train_store, units_dir: str | None, text_override: str | None,
-              work_dir: Path, vocab_size: int, lexicon: str | None) -> Units:
+              work_dir: Path, vocab_size: int, lexicon: str | None) -> UnitMap:
     """The CTC tokenizer: loaded from ``units_dir`` or trained into ``work_dir``."""
     from asrkit.data.tokenizer import PHONE_UNITS, Tokenizer, train_tokenizer
+    from asrkit.data.units import load_units_dir
 
     if units_dir is not None:
-        tok = Tokenizer.load(units_dir)
-        if tok.kind != kind:
-            raise DataError(f"{units_dir}: is a {tok.kind} units folder but units.kind={kind}")
-        return Units(kind, list(tok.units), tok)
+        return load_units_dir(units_dir, kind)
     text_path = Path(text_override) if text_override else Path(train_store.path) / "text"
     phones_path = Path(train_store.path) / PHONES_FILE
     if kind == "phone" and text_override is None and phones_path.exists():
@@ -110,32 +88,16 @@ def ctc_units(kind: str, train_store, units_dir: str | None, text_override: str 
         tok = Tokenizer("phone", PHONE_UNITS, lexicon=Lexicon.default(),
                         config={"lexicon": {"user": None, "cmudict": True}})
         tok.save(work_dir)
-        return Units(kind, list(tok.units), tok)
+        return UnitMap(kind, list(tok.units), tok)
     if not text_path.exists():
         raise DataError(f"{text_path}: no transcripts; ctc training needs the store's text "
                         f"(or data.text=FILE)")
     res = train_tokenizer(kind, text_path, work_dir, vocab_size=vocab_size if kind == "bpe" else None,
-                          text_format="kaldi", lexicons=[lexicon] if lexicon else ())
-    return Units(kind, list(res.tokenizer.units), Tokenizer.load(work_dir))
+                          text_format="kaldi", lexicons=[lexicon] if lexicon else (), oov_hint=OOV_HINT)
+    return UnitMap(kind, list(res.tokenizer.units), Tokenizer.load(work_dir))
 
 
-def save_units(units: Units, out: Path, src_dir: str | None) -> None:
-    """Write the units folder ``out`` (copy of ``src_dir`` when given)."""
-    from asrkit.data.tokenizer import write_units
-
-    if src_dir is not None and Path(src_dir).resolve() != out.resolve():
-        if out.exists():
-            shutil.rmtree(out)
-        shutil.copytree(src_dir, out)
-        return
-    if units.tokenizer is not None:
-        units.tokenizer.save(out)  # type: ignore[union-attr]
-    else:
-        out.mkdir(parents=True, exist_ok=True)
-        write_units(out / "units.txt", units.symbols)
-
-
-def frame_targets(store, utts: list[str], units: Units) -> dict[str, np.ndarray]:
+def frame_targets(store, utts: list[str], units: UnitMap) -> dict[str, np.ndarray]:
     """utt -> frame label ids ``(T,)``; errors name the utterance."""
     ali = store.ali
     if ali is None:
@@ -153,7 +115,7 @@ def frame_targets(store, utts: list[str], units: Units) -> dict[str, np.ndarray]
             if i is None or i == 0:
                 raise DataError(f"{store.path}/ali: utterance '{u}' frame {k}: label '{s}' is out of range "
                                 f"of the units ({units.num_classes - 1} labels: "
-                                f"{' '.join(units.symbols[1:8])}{' ...' if units.num_classes > 8 else ''})")
+                                f"{' '.join(units.units[1:8])}{' ...' if units.num_classes > 8 else ''})")
             ids[k] = i
         t = store.num_frames(u)
         if len(ids) != t:
@@ -163,7 +125,7 @@ def frame_targets(store, utts: list[str], units: Units) -> dict[str, np.ndarray]
     return out
 
 
-def ctc_targets(store, utts: list[str], units: Units, text_override: str | None) -> tuple[dict, dict]:
+def ctc_targets(store, utts: list[str], units: UnitMap, text_override: str | None) -> tuple[dict, dict]:
     """(utt -> token ids ``(U,)``, utt -> reference tokens for scoring)."""
     tok = units.tokenizer
     phones = None
@@ -193,6 +155,8 @@ def ctc_targets(store, utts: list[str], units: Units, text_override: str | None)
             words = line.split()
             try:
                 seq = tok.encode(words)  # type: ignore[union-attr]
+            except UnknownWordError as e:
+                raise UnknownWordError(f"{where}: utterance '{u}': {e}; {OOV_HINT}", e.words) from None
             except DataError as e:
                 raise DataError(f"{where}: utterance '{u}': {e}") from None
             refs[u] = tok.decode(seq) if units.kind == "phone" else words  # type: ignore[union-attr]

@@ -310,16 +310,9 @@ def _merge_resume_config(saved: dict, new: dict, ck_path: Path) -> dict:
 
 
 def _load_units(units_dir: Path, kind: str):
-    from asrkit.data.tokenizer import Tokenizer, read_units
-    from asrkit.train.targets import Units
+    from asrkit.data.units import load_units_dir
 
-    if kind == "ali":
-        tok = Tokenizer.load(units_dir) if (units_dir / "tokenizer.json").exists() else None
-        return Units("ali", read_units(units_dir / "units.txt"), tok)
-    tok = Tokenizer.load(units_dir)
-    if tok.kind != kind:
-        raise DataError(f"{units_dir}: holds {tok.kind} units but units.kind={kind}")
-    return Units(kind, list(tok.units), tok)
+    return load_units_dir(units_dir, kind, blank_first=True)
 
 
 def _run(cfg: dict, train_path: str, dev_path: str, out_path: str, resume: bool,
@@ -738,7 +731,7 @@ def _evaluate(model, ds, refs, units, task, cfg, d, device, autocast, crit) -> d
             norm += float(b.target_lengths.sum())
             seqs, _ = ctc_greedy(lp, out_lens, blank=0)
             for u, s in zip(b.utts, seqs):
-                hyps[u] = units.output_tokens(s)
+                hyps[u] = units.tokens(s)
         else:
             C = logits.shape[-1]
             flat = logits.float().reshape(-1, C)

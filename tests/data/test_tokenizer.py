@@ -13,10 +13,10 @@ from asrkit.data.tokenizer import (
     BLANK,
     PHONE_UNITS,
     Tokenizer,
-    read_transcripts,
     read_units,
     train_tokenizer,
 )
+from asrkit.data.transcripts import read_training_text
 from asrkit.errors import DataError, InputError, UsageError
 
 TINY = Path(__file__).resolve().parents[2] / "asrkit" / "resources" / "tiny"
@@ -152,18 +152,18 @@ def test_retraining_another_kind_replaces_files(kaldi_text: Path, tmp_path: Path
 def test_text_format_detection(tmp_path: Path):
     kaldi = tmp_path / "text"
     kaldi.write_text("a-1 hello world\nb-2\n", encoding="utf-8")
-    ts, fmt = read_transcripts(kaldi)
+    ts, fmt = read_training_text(kaldi)
     assert fmt == "kaldi" and ts[0].utt == "a-1" and ts[0].words == ["hello", "world"] and ts[1].words == []
     plain = tmp_path / "plain"
     plain.write_text("hello world\nhello again\n", encoding="utf-8")
-    ts, fmt = read_transcripts(plain)
+    ts, fmt = read_training_text(plain)
     assert fmt == "plain" and ts[1].utt is None and ts[1].words == ["hello", "again"]
-    ts, fmt = read_transcripts(kaldi, "plain")
+    ts, fmt = read_training_text(kaldi, "plain")
     assert fmt == "plain" and ts[0].words == ["a-1", "hello", "world"]
     with pytest.raises(InputError, match="duplicate id 'a-1'"):
         dup = tmp_path / "dup"
         dup.write_text("a-1 x\na-1 y\n", encoding="utf-8")
-        read_transcripts(dup, "kaldi")
+        read_training_text(dup, "kaldi")
 
 
 # --------------------------------------------------------------------------

@@ -14,9 +14,11 @@ from asrkit.cli.main import main
 from asrkit.data import FeatureStore
 from asrkit.data.tokenizer import train_tokenizer
 from asrkit.decode import BeamDecoder, ModelOutput, greedy_hypothesis, iter_outputs, load_exp, load_units
-from asrkit.decode.beam import beam_hypotheses, load_emissions, read_arpa_unigrams
+from asrkit.decode.beam import beam_hypotheses
+from asrkit.decode.emissions import load_emissions
 from asrkit.errors import DataError, InputError, UsageError
 from asrkit.lm import build_lm
+from asrkit.lm.arpa import read_unigrams
 
 from decode_util import make_ctc_exp, spec_emissions
 
@@ -175,12 +177,12 @@ def test_bpe_units_with_lm(bpe_units, lm_arpa, backend):
     assert hyp.text == greedy_hypothesis(out, bpe_units).text
 
 
-def test_read_arpa_unigrams(lm_arpa, tmp_path):
-    assert sorted(read_arpa_unigrams(lm_arpa)) == ["a", "cat", "mat", "on", "sat", "the"]
+def test_read_unigrams(lm_arpa, tmp_path):
+    assert sorted(read_unigrams(lm_arpa)) == ["a", "cat", "mat", "on", "sat", "the"]
     bad = tmp_path / "x.arpa"
     bad.write_text("hello\n")
     with pytest.raises(InputError, match="ARPA"):
-        read_arpa_unigrams(bad)
+        read_unigrams(bad)
 
 
 def test_a_few_unspellable_lm_words_only_warn(char_units, tmp_path, capfd):
@@ -364,3 +366,48 @@ def test_cli_save_emissions_and_decode_them_again(capsys, char_exp, store, lm_ar
     code, out, err = _run(capsys, "decode", str(char_exp), str(store), "--save-emissions", str(other))
     assert code == 2 and out == "" and "does not hold saved emissions" in err
     assert (other / "keep.txt").read_text() == "mine\n"
+
+
+def test_beam_width_is_capped_and_wide_beams_warn(char_units, capfd):
+    from asrkit.decode.beam import MAX_BEAM, WARN_BEAM, check_beam
+
+    with pytest.raises(UsageError, match=rf"--beam {MAX_BEAM + 1} is too wide; at most {MAX_BEAM}"):
+        BeamDecoder(char_units, beam=MAX_BEAM + 1)
+    assert check_beam(WARN_BEAM) == WARN_BEAM and capfd.readouterr().err == ""
+    with BeamDecoder(char_units, beam=WARN_BEAM + 1) as dec:
+        assert dec.decode(_spell(char_units, "the cat")).text == "the cat"
+    assert "--beam 501 is wide" in " ".join(capfd.readouterr().err.split())
+
+
+def test_cli_refuses_a_huge_beam_before_loading(capsys, phone_exp, store):
+    code, out, err = _run(capsys, "decode", str(phone_exp), str(store), "--device", "cpu", "--beam", "100000")
+    assert code == 2 and out == ""
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "--beam 100000 is too wide; at most 10000" in lines[0]
+
+
+@pytest.mark.parametrize("use_lm", [False, True])
+def test_search_in_worker_processes_gives_the_same_hypotheses(char_units, lm_arpa, use_lm):
+    """--jobs: workers (forkserver, decoder rebuilt from its settings) return what one process does, in order."""
+    import pickle
+
+    from asrkit.decode.beam import search_outputs
+    from asrkit.decode.pool import START_METHOD
+
+    assert START_METHOD in ("forkserver", "spawn")  # never fork a process that has torch / kenlm loaded
+    outputs = [_spell(char_units, text, ambiguous={1: {"a": 0.4, "o": 0.35}}) for text in
+               ("the cat sat", "on the mat", "the mat", "a cat")]
+    for k, o in enumerate(outputs):
+        o.utt = f"u{k}"
+    kwargs = {"lm": lm_arpa, "lm_weight": 1.0} if use_lm else {}
+    with BeamDecoder(char_units, beam=8, nbest=3, **kwargs) as dec:
+        again = pickle.loads(pickle.dumps(dec))  # a decoder pickles as its settings
+        assert again.settings() == dec.settings() and again is not dec
+        again.close()
+        one = list(search_outputs(outputs, char_units, dec, jobs=1))
+        two = list(search_outputs(outputs, char_units, dec, jobs=2))
+    assert [h.utt for h in two] == ["u0", "u1", "u2", "u3"]
+    assert [(h.tokens, h.score, h.extra) for h in two] == [(h.tokens, h.score, h.extra) for h in one]
+    greedy1 = list(search_outputs(outputs, char_units, None, jobs=1))
+    greedy2 = list(search_outputs(outputs, char_units, None, jobs=3))
+    assert [h.tokens for h in greedy2] == [h.tokens for h in greedy1]

@@ -8,7 +8,7 @@ import pytest
 
 from asrkit.cli.main import main
 from asrkit.decode import BeamDecoder, ModelOutput, load_units
-from asrkit.decode.beam import read_word_list, resolve_backend
+from asrkit.decode.backends import read_word_list, resolve_backend
 from asrkit.decode.flashlight import lexicon_spellings
 from asrkit.decode.output import Hypothesis, format_line
 from asrkit.errors import DataError, InputError, UsageError
@@ -184,3 +184,35 @@ def test_kenlm_binary_needs_a_word_list_for_char_models(tmp_path):
     for backend in ("flashlight", "pyctcdecode"):
         with BeamDecoder(units, lm=BINARY_LM, lexicon=words, backend=backend) as dec:
             assert dec.decode(out).text == "a cat"
+
+
+def test_extra_lexicon_adds_words_to_the_models_lexicon(phone_exp, lm, tmp_path, capfd, monkeypatch):
+    from asrkit.decode import beam
+
+    units = load_units(phone_exp)
+    out = _phone_emissions(units, _say("ah", "k", "ae", "p"))
+    monkeypatch.setattr(beam, "_WARNED_MISSING", set())
+    with BeamDecoder(units, beam=10, lm=lm) as dec:  # the LM has 'cap', the model's lexicon does not
+        assert dec.decode(out).text != "a cap"
+    err = " ".join(capfd.readouterr().err.split())
+    assert "cap" in err and "add them with --extra-lexicon FILE" in err
+    extra = tmp_path / "extra.txt"
+    extra.write_text("cap K AE1 P\n")  # only the new word: 'a' still comes from the model's lexicon
+    with BeamDecoder(units, beam=10, lm=lm, extra_lexicon=extra) as dec:
+        assert dec.decode(out).text == "a cap"
+        assert dec.settings()["extra_lexicon"] == extra
+    with pytest.raises(UsageError, match="--extra-lexicon adds words to an LM search"):
+        BeamDecoder(units, beam=10, extra_lexicon=extra)
+
+
+def test_cli_extra_lexicon(capsys, phone_exp, store, lm, tmp_path):
+    extra = tmp_path / "extra.txt"
+    extra.write_text("cap K AE1 P\n")
+    base = ["decode", str(phone_exp), str(store), "--device", "cpu"]
+    code, _, err = _run(capsys, *base, "--extra-lexicon", str(extra))
+    assert code == 2 and "--extra-lexicon adds words to an LM search" in " ".join(err.split())
+    code, plain, err = _run(capsys, *base, "--lm", str(lm))
+    assert code == 0, err
+    code, with_extra, err = _run(capsys, *base, "--lm", str(lm), "--extra-lexicon", str(extra))
+    assert code == 0, err
+    assert len(with_extra.splitlines()) == len(plain.splitlines())

@@ -1,4 +1,4 @@
-"""LM weight / word bonus tuning (asrkit.decode.tune, `asrkit tune`)."""
+"""LM weight / word bonus tuning (asrkit.pipeline.tune, `asrkit tune`)."""
 from __future__ import annotations
 
 import json
@@ -14,8 +14,10 @@ from asrkit import log
 from asrkit.cli.tune import register
 from asrkit.data import FeatureStore
 from asrkit.data.table import write_table
-from asrkit.decode import ModelOutput, load_exp, load_units, tune
-from asrkit.decode.beam import decode_store, save_emissions
+from asrkit.decode import ModelOutput, load_exp, load_units
+from asrkit.pipeline import tune
+from asrkit.decode.beam import decode_store
+from asrkit.decode.emissions import save_emissions
 from asrkit.errors import AsrkitError, DataError, InputError, UsageError
 from asrkit.lm import build_lm
 from asrkit.score import Counts

@@ -6,7 +6,7 @@ saved by ``asrkit decode --save-emissions``); every point of the grid
 ``lm_weights x word_bonuses`` reruns only the beam search and scores its
 hypotheses against the reference::
 
-    from asrkit.decode import tune
+    from asrkit.pipeline import tune
     units = tune.exp_units("exp/ctc")
     outputs, info = tune.load_outputs("exp/ctc", "exp/ctc/emis_dev", units)
     refs = tune.references("data/dev/text", [o.utt for o in outputs])
@@ -23,26 +23,26 @@ exact); among equals the smallest ``|word_bonus|``, then the smallest
 plain acoustic + LM score, and the same answer whatever the grid order or
 ``jobs``.
 
-Grid points can be spread over worker processes (``jobs``, started with
-``fork`` so the log-probabilities are shared, not copied); each worker
-builds its own :class:`~asrkit.decode.beam.BeamDecoder`. The result does
-not depend on ``jobs``.
+Grid points can be spread over worker processes (``jobs``,
+:mod:`asrkit.decode.pool`: each worker gets its own copy of the
+log-probabilities and builds its own :class:`~asrkit.decode.beam.BeamDecoder`).
+The result does not depend on ``jobs``.
 """
 from __future__ import annotations
 
 import datetime
-import json
 import math
-import multiprocessing
 import os
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
-from asrkit.decode.beam import DEFAULT_LM_BACKEND, EMISSIONS_META, BeamDecoder, check_emissions, resolve_backend
-from asrkit.decode.emissions import ModelOutput
-from asrkit.decode.units import UnitMap
+from asrkit.data.units import UnitMap
+from asrkit.decode.backends import DEFAULT_LM_BACKEND, resolve_backend
+from asrkit.decode.beam import BeamDecoder
+from asrkit.decode.emissions import EMISSIONS_META, ModelOutput, check_emissions, read_emissions_meta
+from asrkit.decode.pool import check_jobs, worker_pool
 from asrkit.errors import DataError, InputError, UsageError, quote
 from asrkit.score import Counts
 
@@ -132,8 +132,8 @@ def default_grids(backend: Optional[str] = None) -> tuple[str, str]:
 
 def exp_units(exp: str | os.PathLike) -> UnitMap:
     """The units of an exp dir, without loading its model."""
-    from asrkit.decode.units import load_units
-    from asrkit.train.config import load_saved_config
+    from asrkit.config import load_saved_config
+    from asrkit.data.units import load_units
 
     path = Path(exp)
     if not path.is_dir():
@@ -146,18 +146,6 @@ def _same_path(a: Path, b: Path) -> bool:
         return a.exists() and b.exists() and os.path.samefile(a, b)
     except OSError:
         return False
-
-
-def _read_emissions_meta(data: Path) -> dict:
-    p = data / EMISSIONS_META
-    try:
-        meta = json.loads(p.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise InputError(f"{p}: cannot read: {e}; save the emissions again with 'asrkit decode --save-emissions'") \
-            from None
-    if not isinstance(meta, dict):
-        raise InputError(f"{p}: not a JSON object; save the emissions again with 'asrkit decode --save-emissions'")
-    return meta
 
 
 def _check_emissions_belong(exp: Path, data: Path, units: UnitMap, meta: dict, dim: int) -> None:
@@ -212,9 +200,9 @@ def load_outputs(exp: str | os.PathLike, data: str | os.PathLike, units: UnitMap
     _check_data_dir(data)
     outputs: list[ModelOutput] = []
     if (data / EMISSIONS_META).is_file():
-        from asrkit.decode.beam import load_emissions
+        from asrkit.decode.emissions import load_emissions
 
-        meta = _read_emissions_meta(data)
+        meta = read_emissions_meta(data)
         store = FeatureStore(data)  # InputError when incomplete
         _check_emissions_belong(exp, data, units, meta, store.dim if len(store) else 0)
         for out in load_emissions(data):
@@ -245,7 +233,7 @@ def references(ref: str | os.PathLike, utts: Sequence[str]) -> dict[str, list[st
     trn) file. Utterances without a reference raise :class:`DataError`
     naming how many and the first few; references of other utterances are
     left out."""
-    from asrkit.score import read_transcripts
+    from asrkit.data.transcripts import read_transcripts
 
     tr = read_transcripts(ref)
     missing = [u for u in utts if u not in tr.utts]
@@ -298,15 +286,14 @@ class _Searcher:
     ``set_weights`` when the decoder has it, else rebuilt per point)."""
 
     def __init__(self, units: UnitMap, outputs: Sequence[ModelOutput], refs: dict[str, list[str]],
-                 lm: str | os.PathLike, beam: int, backend: Optional[str], lexicon: Optional[str | os.PathLike],
-                 grid: Sequence[tuple[float, float]]):
+                 settings: dict[str, Any], grid: Sequence[tuple[float, float]]):
         self.units, self.outputs, self.refs = units, outputs, refs
-        self.lm, self.beam, self.backend, self.lexicon = lm, beam, backend, lexicon
+        self.settings = settings  # BeamDecoder's keyword arguments but the weights
         self.grid = list(grid)
         self._dec: Optional[BeamDecoder] = None
         self._weights: Optional[tuple[float, float]] = None
         #: the backend the decoder resolved (``BeamDecoder.backend``)
-        self.backend_used: Optional[str] = backend
+        self.backend_used: Optional[str] = settings.get("backend")
 
     def decoder(self, lm_weight: float, word_bonus: float) -> BeamDecoder:
         if self._dec is not None and self._weights == (lm_weight, word_bonus):
@@ -315,9 +302,7 @@ class _Searcher:
             self._dec.set_weights(lm_weight, word_bonus)
         else:
             self.close()
-            kwargs: dict[str, Any] = {"beam": self.beam, "lm": self.lm, "lm_weight": lm_weight,
-                                      "word_bonus": word_bonus}
-            self._dec = BeamDecoder(self.units, backend=self.backend, lexicon=self.lexicon, **kwargs)
+            self._dec = BeamDecoder(self.units, lm_weight=lm_weight, word_bonus=word_bonus, **self.settings)
             self.backend_used = self._dec.backend
         self._weights = (lm_weight, word_bonus)
         return self._dec
@@ -342,13 +327,12 @@ class _Searcher:
         self._weights = None
 
 
-_WORKER: Optional[_Searcher] = None  # set in the parent right before the fork; each worker has its copy
+_WORKER: Optional[_Searcher] = None  # a grid worker's searcher
 
 
-def _init_worker() -> None:
-    import torch
-
-    torch.set_num_threads(1)
+def _init_worker(searcher: _Searcher) -> None:
+    global _WORKER
+    _WORKER = searcher
 
 
 def _work(i: int) -> tuple[int, GridPoint]:
@@ -359,22 +343,19 @@ def _work(i: int) -> tuple[int, GridPoint]:
 def search_grid(units: UnitMap, outputs: Sequence[ModelOutput], refs: dict[str, list[str]],
                 lm: str | os.PathLike, *, lm_weights: Sequence[float], word_bonuses: Sequence[float],
                 beam: int = 20, backend: Optional[str] = None, lexicon: Optional[str | os.PathLike] = None,
-                jobs: int = 1, on_progress: Optional[Callable[[int], None]] = None) -> GridSearch:
+                extra_lexicon: Optional[str | os.PathLike] = None, jobs: int = 1,
+                on_progress: Optional[Callable[[int], None]] = None) -> GridSearch:
     """Decode ``outputs`` at every ``(lm_weight, word_bonus)`` and score the
     hypotheses against ``refs`` (utt-id -> words, one per output).
 
     Returns a :class:`GridSearch`; its points are the same for any ``jobs``.
     ``on_progress(n)`` is called as utterances are decoded (per utterance with ``jobs=1``, per grid point otherwise).
+    ``lexicon`` / ``extra_lexicon``: as in :class:`BeamDecoder`.
     Errors of :class:`BeamDecoder` (a missing LM, a phone model without a
     lexicon) pass through; the first decoder is built before any worker
     starts, so they come at once.
     """
-    global _WORKER
-
-    if jobs < 1:
-        raise UsageError(f"--jobs must be >= 1, got {jobs}")
-    if beam < 1:
-        raise UsageError(f"--beam must be >= 1, got {beam}")
+    check_jobs(jobs)
     if not lm_weights or not word_bonuses:
         raise UsageError("the grid is empty")
     backend = resolve_backend(units.kind, True, backend)  # UsageError: unknown, plain, pyctcdecode + phones
@@ -382,7 +363,8 @@ def search_grid(units: UnitMap, outputs: Sequence[ModelOutput], refs: dict[str, 
     if missing:
         raise DataError(f"no reference for {len(missing)} utterance(s): {', '.join(missing[:_MAX_LISTED])}")
     grid = [(float(w), float(b)) for w in lm_weights for b in word_bonuses]
-    searcher = _Searcher(units, outputs, refs, lm, beam, backend, lexicon, grid)
+    settings = {"beam": beam, "lm": lm, "backend": backend, "lexicon": lexicon, "extra_lexicon": extra_lexicon}
+    searcher = _Searcher(units, outputs, refs, settings, grid)
     jobs = min(jobs, len(grid))
     points: list[Optional[GridPoint]] = [None] * len(grid)
     try:
@@ -393,16 +375,13 @@ def search_grid(units: UnitMap, outputs: Sequence[ModelOutput], refs: dict[str, 
                 points[i] = searcher.point(i, step)
             return GridSearch(points, searcher.backend_used)  # type: ignore[arg-type]
         searcher.close()  # the workers build their own
-        _WORKER = searcher
-        ctx = multiprocessing.get_context("fork")
-        with ctx.Pool(jobs, initializer=_init_worker) as pool:
+        with worker_pool(jobs, _init_worker, (searcher,)) as pool:
             for i, p in pool.imap_unordered(_work, range(len(grid))):
                 points[i] = p
                 if on_progress is not None:
                     on_progress(len(outputs))
         return GridSearch(points, searcher.backend_used)  # type: ignore[arg-type]
     finally:
-        _WORKER = None
         searcher.close()
 
 
@@ -438,6 +417,7 @@ def _abs(path: Optional[str | os.PathLike]) -> Optional[str]:
 
 def write_tuning(exp: str | os.PathLike, found: GridSearch, *, lm: str | os.PathLike, ref: str | os.PathLike,
                  data: str | os.PathLike, beam: int, lexicon: Optional[str | os.PathLike] = None,
+                 extra_lexicon: Optional[str | os.PathLike] = None,
                  checkpoint: Optional[str] = None, utterances: Optional[int] = None) -> Path:
     """Write the best point of ``found`` and how it was found to
     ``EXP/lm_tuning.yaml`` (atomically); returns the path."""
@@ -458,6 +438,7 @@ def write_tuning(exp: str | os.PathLike, found: GridSearch, *, lm: str | os.Path
         "backend": found.backend,
         "lm": _abs(lm),
         "lexicon": _abs(lexicon),
+        "extra_lexicon": _abs(extra_lexicon),
         "ref": _abs(ref),
         "data": _abs(data),
         "checkpoint": checkpoint,

@@ -1,0 +1,66 @@
+"""Worker processes for searches (``asrkit decode --jobs``, ``asrkit tune --jobs``).
+
+Workers are started with the ``forkserver`` method, never by forking the
+calling process: by the time a search runs, the caller has torch's OpenMP
+thread pool and kenlm loaded, and a child forked from such a process can
+deadlock. A forkserver child starts from a clean server process, so whatever
+a worker needs comes through :func:`worker_pool`'s ``initargs`` (pickled):
+units, decoder settings, log-probabilities.
+
+Each worker runs torch with one thread (J workers, J cores) and keeps quiet
+about warnings its caller has already printed (the caller builds its own
+decoder first, so LM and lexicon problems come once, from the caller).
+
+    with worker_pool(4, my_init, (settings,)) as pool:
+        for result in pool.imap(my_task, items):    # results in item order
+            ...
+
+``my_init`` and ``my_task`` must be module-level functions (pickled by name).
+"""
+from __future__ import annotations
+
+import multiprocessing
+from contextlib import contextmanager
+from multiprocessing.pool import Pool
+from typing import Any, Callable, Iterator
+
+from asrkit.errors import UsageError
+
+__all__ = ["START_METHOD", "check_jobs", "in_worker", "worker_pool"]
+
+#: How workers start (see the module docstring).
+START_METHOD = "forkserver"
+
+_IN_WORKER = False
+
+
+def check_jobs(jobs: int) -> None:
+    """:class:`UsageError` unless ``jobs >= 1``."""
+    if jobs < 1:
+        raise UsageError(f"--jobs must be >= 1, got {jobs}")
+
+
+def in_worker() -> bool:
+    """True inside a :func:`worker_pool` worker (callers skip repeated warnings)."""
+    return _IN_WORKER
+
+
+def _start(initializer: Callable[..., None], initargs: tuple) -> None:
+    global _IN_WORKER
+    import torch
+
+    _IN_WORKER = True
+    torch.set_num_threads(1)
+    initializer(*initargs)
+
+
+@contextmanager
+def worker_pool(jobs: int, initializer: Callable[..., None], initargs: tuple[Any, ...] = ()) -> Iterator[Pool]:
+    """A pool of ``jobs`` worker processes, each set up by
+    ``initializer(*initargs)``; closed (workers ended) on exit."""
+    check_jobs(jobs)
+    ctx = multiprocessing.get_context(START_METHOD)
+    # the server imports torch once (no thread pool runs yet, so forking from it is safe); workers skip that
+    ctx.set_forkserver_preload(["torch"])
+    with ctx.Pool(jobs, initializer=_start, initargs=(initializer, initargs)) as pool:
+        yield pool
