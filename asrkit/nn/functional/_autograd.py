@@ -111,20 +111,27 @@ def release_workspace() -> None:
     _local.__dict__.pop("bufs", None)
 
 
-def _save_cache(ctx: Any, cache: Sequence[Any]) -> None:
+def save_cache(ctx: Any, cache: Sequence[Any]) -> None:
+    """Keep a kernel's ``cache`` on ``ctx`` for backward: its tensors through
+    ``ctx.save_for_backward`` (freed after backward, checked against in-place
+    changes, visible to saved-tensor hooks), everything else as plain values.
+    ``None`` entries stay ``None``; nested containers of tensors are not allowed."""
     tensors, layout = [], []
     for item in cache:
         if isinstance(item, torch.Tensor):
             layout.append(len(tensors))
             tensors.append(item)
         else:
+            if isinstance(item, (list, tuple)) and any(isinstance(i, torch.Tensor) for i in item):
+                raise TypeError("a kernel cache holds tensors at its top level only")
             layout.append(None)
     ctx.save_for_backward(*tensors)
     ctx._layout = layout
     ctx._others = [None if isinstance(c, torch.Tensor) else c for c in cache]
 
 
-def _load_cache(ctx: Any) -> tuple:
+def load_cache(ctx: Any) -> tuple:
+    """The ``cache`` given to :func:`save_cache`, in order."""
     saved = ctx.saved_tensors
     return tuple(
         saved[slot] if slot is not None else other
@@ -148,7 +155,7 @@ def kernel_function(
 
     def forward(ctx: Any, *args: Any) -> Any:
         out, cache = forward_kernel(*args)
-        _save_cache(ctx, cache)
+        save_cache(ctx, cache)
         ctx._nargs = len(args)
         if isinstance(out, tuple):
             ctx.mark_non_differentiable(*[o for o in out if not o.is_floating_point()])
@@ -156,7 +163,7 @@ def kernel_function(
 
     @once_differentiable
     def backward(ctx: Any, *grads: torch.Tensor) -> tuple:
-        cache = _load_cache(ctx)
+        cache = load_cache(ctx)
         grad_out = grads[0]
         if pass_needs:
             res = backward_kernel(grad_out, cache, needs=tuple(ctx.needs_input_grad))

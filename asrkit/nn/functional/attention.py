@@ -29,7 +29,7 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-from asrkit.nn.functional._autograd import LOWER, apply
+from asrkit.nn.functional._autograd import LOWER, apply, load_cache, save_cache
 
 __all__ = [
     "attention_forward",
@@ -113,7 +113,7 @@ class AttentionFunction(torch.autograd.Function):
     def forward(ctx, q, k, v, mask, dropout_p, scale):
         ctx.set_materialize_grads(False)
         (out, weights), cache = attention_forward(q, k, v, mask, dropout_p, scale)
-        ctx.cache = cache
+        save_cache(ctx, cache)
         return out, weights
 
     @staticmethod
@@ -121,7 +121,7 @@ class AttentionFunction(torch.autograd.Function):
     def backward(ctx, grad_out, grad_weights):
         if grad_out is None and grad_weights is None:
             return None, None, None, None, None, None
-        dq, dk, dv, dmask = attention_backward(grad_out, grad_weights, ctx.cache, tuple(ctx.needs_input_grad[:4]))
+        dq, dk, dv, dmask = attention_backward(grad_out, grad_weights, load_cache(ctx), tuple(ctx.needs_input_grad[:4]))
         return dq, dk, dv, dmask, None, None
 
 
