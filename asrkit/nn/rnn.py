@@ -359,10 +359,10 @@ class _RNNBase(Module):
         sizes = [int(n) for n in batch_sizes]
         B = sizes[0]
         mask = R.packed_mask(batch_sizes, data.device)  # (T, B); row-major = packed order
-        x = R.unpack(data, mask)  # (T, B, I)
+        x = S.unpack(data, mask)  # (T, B, I)
         full = sizes[-1] == B
         y, h_n, c_n = self._scratch(x, None if full else sizes, h0, c0)
-        return R.pack(y, mask), h_n, c_n  # (sum_t bs_t, D * H)
+        return S.pack(y, mask), h_n, c_n  # (sum_t bs_t, D * H)
 
     def _scratch(self, x: Tensor, sizes: Optional[Sequence[int]], h0: Tensor, c0: Optional[Tensor]):
         """x (T, B, I) sorted by length; returns y (T, B, D * H_out), h_n, c_n (L * D, B, .)."""

@@ -36,7 +36,7 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-from asrkit.nn.functional._autograd import LOWER, NONE, apply, kernel_function, load_cache, save_cache
+from asrkit.nn.functional._autograd import LOWER, apply, load_cache, save_cache
 
 __all__ = [
     "reverse_padded",
@@ -54,14 +54,6 @@ __all__ = [
     "gru_layer",
     "lstm_layer",
     "packed_mask",
-    "unpack_forward",
-    "unpack_backward",
-    "pack_forward",
-    "pack_backward",
-    "UnpackFunction",
-    "PackFunction",
-    "unpack",
-    "pack",
 ]
 
 
@@ -491,7 +483,8 @@ class LSTMLayerFunction(torch.autograd.Function):
 # ----------------------------------------------------------------------------
 # packing: PackedSequence data (sum_t bs_t, I) <-> sorted time-major padded (T, B, I)
 # Row-major order of the (T, B) mask ``b < batch_sizes[t]`` is the packed order,
-# so each direction is one boolean index and its gradient is the other one.
+# so each direction is one boolean index (asrkit.nn.functional.shape.pack / unpack)
+# and its gradient is the other one.
 # ----------------------------------------------------------------------------
 
 
@@ -499,44 +492,6 @@ def packed_mask(batch_sizes: Tensor, device: torch.device | str) -> Tensor:
     """``(T, B)`` bool: True where sequence ``b`` is still running at step ``t``."""
     bs = batch_sizes.to(device)
     return torch.arange(int(batch_sizes[0]), device=device)[None, :] < bs[:, None]
-
-
-def unpack_forward(data: Tensor, mask: Tensor) -> tuple[Tensor, tuple]:
-    """``data (N, *) -> (T, B, *)`` with zeros where ``mask (T, B)`` is False."""
-    out = data.new_zeros(mask.shape + data.shape[1:])
-    out[mask] = data
-    return out, (mask,)
-
-
-def unpack_backward(grad_out: Tensor, cache: tuple) -> tuple:
-    (mask,) = cache
-    return (grad_out[mask],)  # (N, *)
-
-
-def pack_forward(x: Tensor, mask: Tensor) -> tuple[Tensor, tuple]:
-    """``x (T, B, *) -> (N, *)``, the entries where ``mask`` is True in packed order."""
-    return x[mask], (mask, x.shape)
-
-
-def pack_backward(grad_out: Tensor, cache: tuple) -> tuple:
-    mask, shape = cache
-    out = grad_out.new_zeros(shape)  # (T, B, *)
-    out[mask] = grad_out
-    return (out,)
-
-
-UnpackFunction = kernel_function("UnpackFunction", unpack_forward, unpack_backward)
-PackFunction = kernel_function("PackFunction", pack_forward, pack_backward)
-
-
-def unpack(data: Tensor, mask: Tensor) -> Tensor:
-    """PackedSequence ``data (N, *)`` -> padded time-major ``(T, B, *)`` (``mask`` from :func:`packed_mask`)."""
-    return apply(UnpackFunction, NONE, data, mask)
-
-
-def pack(x: Tensor, mask: Tensor) -> Tensor:
-    """Padded time-major ``x (T, B, *)`` -> PackedSequence data ``(N, *)``."""
-    return apply(PackFunction, NONE, x, mask)
 
 
 # ----------------------------------------------------------------------------

@@ -7,6 +7,11 @@
 * index_select: ``x`` with ``dim`` indexed by ``index (K,)``; the gradient adds
   each row of the incoming gradient back at the row it came from (a plain
   un-permutation when ``index`` is a permutation, e.g. sorting a batch by length).
+* pack / unpack: the rows of ``x (*M, ...)`` where the bool ``mask (*M)`` is True,
+  in row-major order, as ``(N, ...)``, and back (zeros elsewhere). With the
+  ``(T, B)`` mask ``b < batch_sizes[t]`` that is exactly a ``PackedSequence``'s
+  data; with a ``(B, T)`` padding mask it gathers the valid frames of a batch.
+  Each one's gradient is the other.
 """
 from __future__ import annotations
 
@@ -18,6 +23,8 @@ __all__ = [
     "flatten_forward", "flatten_backward", "FlattenFunction", "flatten",
     "masked_fill_forward", "masked_fill_backward", "MaskedFillFunction", "masked_fill",
     "index_select_forward", "index_select_backward", "IndexSelectFunction", "index_select",
+    "pack_forward", "pack_backward", "PackFunction", "pack",
+    "unpack_forward", "unpack_backward", "UnpackFunction", "unpack",
 ]
 
 
@@ -86,3 +93,44 @@ IndexSelectFunction = kernel_function("IndexSelectFunction", index_select_forwar
 def index_select(x: torch.Tensor, dim: int, index: torch.Tensor) -> torch.Tensor:
     """As ``torch.index_select(x, dim, index)``."""
     return apply(IndexSelectFunction, NONE, x, int(dim), index)
+
+
+# ---------------------------------------------------------------- pack / unpack
+# pack: y = x[mask] (N, ...);  dL/dx = zeros with g written at mask
+# unpack: y = zeros (*M, ...) with data written at mask;  dL/ddata = g[mask]
+
+
+def pack_forward(x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, tuple]:
+    return x[mask], (mask, x.shape)                       # (N, ...)
+
+
+def pack_backward(grad_out: torch.Tensor, cache: tuple) -> tuple:
+    mask, shape = cache
+    out = grad_out.new_zeros(shape)                       # (*M, ...)
+    out[mask] = grad_out
+    return (out,)
+
+
+def unpack_forward(data: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, tuple]:
+    out = data.new_zeros(mask.shape + data.shape[1:])     # (*M, ...)
+    out[mask] = data
+    return out, (mask,)
+
+
+def unpack_backward(grad_out: torch.Tensor, cache: tuple) -> tuple:
+    (mask,) = cache
+    return (grad_out[mask],)                              # (N, ...)
+
+
+PackFunction = kernel_function("PackFunction", pack_forward, pack_backward)
+UnpackFunction = kernel_function("UnpackFunction", unpack_forward, unpack_backward)
+
+
+def pack(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """``x (*M, ...)``, bool ``mask (*M)`` -> ``x[mask] (N, ...)``."""
+    return apply(PackFunction, NONE, x, mask)
+
+
+def unpack(data: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """``data (N, ...)``, bool ``mask (*M)`` with ``N`` True entries -> ``(*M, ...)``, zeros where False."""
+    return apply(UnpackFunction, NONE, data, mask)
