@@ -43,9 +43,8 @@ from typing import Optional
 
 import torch
 from torch import Tensor
-from torch.autograd.function import once_differentiable
 
-from asrkit.nn.functional._autograd import LOWER, apply, load_cache, save_cache
+from asrkit.nn.functional._autograd import LOWER, apply, kernel_function
 
 __all__ = [
     "attention_forward",
@@ -126,23 +125,9 @@ def attention_backward(grad_out: Optional[Tensor], grad_weights: Optional[Tensor
     return dq, dk, dv, dmask
 
 
-class AttentionFunction(torch.autograd.Function):
-    """``(q, k, v, mask, dropout_p, scale) -> (out, weights)``; both outputs differentiable."""
-
-    @staticmethod
-    def forward(ctx, q, k, v, mask, dropout_p, scale):
-        ctx.set_materialize_grads(False)
-        (out, weights), cache = attention_forward(q, k, v, mask, dropout_p, scale)
-        save_cache(ctx, cache)
-        return out, weights
-
-    @staticmethod
-    @once_differentiable
-    def backward(ctx, grad_out, grad_weights):
-        if grad_out is None and grad_weights is None:
-            return None, None, None, None, None, None
-        dq, dk, dv, dmask = attention_backward(grad_out, grad_weights, load_cache(ctx), tuple(ctx.needs_input_grad[:4]))
-        return dq, dk, dv, dmask, None, None
+AttentionFunction = kernel_function("AttentionFunction", attention_forward, attention_backward, pass_needs=True,
+                                    all_grads=True)
+AttentionFunction.__doc__ = "``(q, k, v, mask, dropout_p, scale) -> (out, weights)``; both outputs differentiable."
 
 
 def _rel_shift(bd: Tensor, T: int) -> Tensor:
@@ -208,23 +193,10 @@ def rel_position_scores_backward(grad_qu: Optional[Tensor], grad_scores: Optiona
     return dq, dpos, du, dv, dmask
 
 
-class RelPositionScoresFunction(torch.autograd.Function):
-    """``(q, pos, pos_bias_u, pos_bias_v, mask, num_heads, scale) -> (q_u, scores)``; both differentiable."""
-
-    @staticmethod
-    def forward(ctx, q, pos, pos_bias_u, pos_bias_v, mask, num_heads, scale):
-        ctx.set_materialize_grads(False)
-        (q_u, scores), cache = rel_position_scores_forward(q, pos, pos_bias_u, pos_bias_v, mask, num_heads, scale)
-        save_cache(ctx, cache)
-        return q_u, scores
-
-    @staticmethod
-    @once_differentiable
-    def backward(ctx, grad_qu, grad_scores):
-        if grad_qu is None and grad_scores is None:
-            return (None,) * 7
-        grads = rel_position_scores_backward(grad_qu, grad_scores, load_cache(ctx), tuple(ctx.needs_input_grad[:5]))
-        return (*grads, None, None)
+RelPositionScoresFunction = kernel_function("RelPositionScoresFunction", rel_position_scores_forward,
+                                            rel_position_scores_backward, pass_needs=True, all_grads=True)
+RelPositionScoresFunction.__doc__ = ("``(q, pos, pos_bias_u, pos_bias_v, mask, num_heads, scale) -> (q_u, scores)``; "
+                                     "both outputs differentiable.")
 
 
 def rel_position_scores(q: Tensor, pos: Tensor, pos_bias_u: Tensor, pos_bias_v: Tensor,
