@@ -6,9 +6,9 @@ Built from :mod:`asrkit.nn` layers only::
       Conv2dSubsampling: Conv2d(1, C, 3, stride 2, pad 1), ReLU,
                          Conv2d(C, C, 3, stride (s/2, 2), pad 1), ReLU, Linear(C * D'', H)
                                                          -> (B, T', H),  T' = ceil(T / s)
-      lstm | gru only: per-utterance normalization of each of the H dims over the
-                       utterance's own T' frames (mean 0, variance 1; no parameters;
-                       the front end's Linear then has no bias)
+      lstm | gru only: UtteranceNorm: per-utterance normalization of each of the H dims
+                       over the utterance's own T' frames (mean 0, variance 1; no
+                       parameters; the front end's Linear then has no bias)
       Dropout
       encoder  lstm | gru:   bidirectional LSTM/GRU, ``layers`` deep, packed by length -> (B, T', 2H)
                conformer:    [sinusoidal positions if pos_enc=abs], Conformer blocks    -> (B, T', H)
@@ -48,8 +48,9 @@ from torch import Tensor
 
 from asrkit.models.common import check_input, lengths_to_padding_mask
 from asrkit.nn import (
-    GRU, LSTM, Conformer, Conv2d, Dropout, Linear, Module, ReLU, SinusoidalPositionalEncoding,
+    GRU, LSTM, Conformer, Conv2d, Dropout, Linear, Module, ReLU, SinusoidalPositionalEncoding, UtteranceNorm,
 )
+from asrkit.nn.functional import shape as S
 
 __all__ = ["Conv2dSubsampling", "CTCModel", "subsampled_lengths"]
 
@@ -59,20 +60,6 @@ _ENCODERS = ("lstm", "gru", "conformer")
 def _halve(n: Tensor | int) -> Tensor | int:
     """Frames out of a kernel-3, stride-2, padding-1 convolution: ``ceil(n / 2)``."""
     return (n - 1) // 2 + 1
-
-
-def _utterance_norm(x: Tensor, lengths: Tensor, eps: float = 1e-5) -> Tensor:
-    """Per utterance and dim: mean 0, variance 1 over its own ``lengths`` frames.
-
-    ``x (B, T, H), lengths (B,) -> (B, T, H)``; frames past each length come out
-    zero, and an utterance gives the same result alone or padded in a batch.
-    """
-    keep = (~lengths_to_padding_mask(lengths, x.shape[1])).to(x.dtype).unsqueeze(-1)  # (B, T, 1)
-    n = keep.sum(1, keepdim=True).clamp_min(1.0)  # (B, 1, 1)
-    mean = (x * keep).sum(1, keepdim=True) / n  # (B, 1, H)
-    centred = (x - mean) * keep  # (B, T, H)
-    var = (centred * centred).sum(1, keepdim=True) / n  # (B, 1, H)
-    return centred * torch.rsqrt(var + eps)
 
 
 def subsampled_lengths(lengths: Tensor, subsampling: int) -> Tensor:
@@ -108,11 +95,10 @@ class Conv2dSubsampling(Module):
         freq = _halve(_halve(input_dim))
         self.proj = Linear(channels * freq, out_dim, bias=bias, impl=impl)
 
-    @staticmethod
-    def _mask(x: Tensor, lengths: Tensor) -> Tensor:
+    def _mask(self, x: Tensor, lengths: Tensor) -> Tensor:
         """Zero the time steps past each length: ``x (B, C, T, F)``."""
-        keep = ~lengths_to_padding_mask(lengths, x.shape[2])  # (B, T)
-        return x * keep[:, None, :, None].to(x.dtype)
+        pad = lengths_to_padding_mask(lengths, x.shape[2])[:, None, :, None]  # (B, 1, T, 1)
+        return x.masked_fill(pad, 0.0) if self.native else S.masked_fill(x, pad, 0.0)
 
     def forward(self, feats: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
         x = self._mask(feats.unsqueeze(1), lengths)  # (B, 1, T, D)
@@ -162,6 +148,7 @@ class CTCModel(Module):
         # Adam would turn that noise into full-size steps), so the projection has none
         self.frontend = Conv2dSubsampling(input_dim, conv_channels, hidden, subsampling, bias=not rnn_encoder,
                                           impl=impl)
+        self.norm = UtteranceNorm(impl=impl) if rnn_encoder else None
         self.dropout = Dropout(dropout, impl=impl)
         self.pos_enc = None
         if rnn_encoder:
@@ -191,7 +178,7 @@ class CTCModel(Module):
         lengths = lengths.to(feats.device)
         x, out_lengths = self.frontend(feats, lengths)  # (B, T', H)
         if self.encoder_type != "conformer":
-            x = _utterance_norm(x, out_lengths)  # (B, T', H), zeros past each length
+            x = self.norm(x, out_lengths)  # (B, T', H), zeros past each length
         x = self.dropout(x)
         if self.encoder_type == "conformer":
             if self.pos_enc is not None:

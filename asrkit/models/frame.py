@@ -21,6 +21,7 @@ import torch
 from torch import Tensor
 
 from asrkit.nn import GELU, BatchNorm1d, Dropout, Linear, Module
+from asrkit.nn.functional import shape as S
 from asrkit.models.common import check_input, lengths_to_padding_mask
 
 __all__ = ["FrameMLP", "context_window"]
@@ -85,7 +86,10 @@ class FrameMLP(Module):
         lengths = lengths.to(feats.device)
         win = context_window(feats, lengths, self.context)  # (B, T, (2K+1) D)
         valid = ~lengths_to_padding_mask(lengths, T)  # (B, T)
-        y = self.output(self.mlp(win[valid]))  # (N, C), N = sum(lengths)
-        logits = y.new_zeros(B, T, self.num_classes).index_put((valid,), y)  # (B, T, C)
+        if self.native:
+            y = self.output(self.mlp(win[valid]))  # (N, C), N = sum(lengths)
+            return y.new_zeros(B, T, self.num_classes).index_put((valid,), y), lengths  # (B, T, C)
+        y = self.output(self.mlp(S.pack(win, valid)))  # (N, C), the valid frames only
+        logits = S.unpack(y, valid)  # (B, T, C), zeros at padded frames
         return logits, lengths
 

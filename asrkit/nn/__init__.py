@@ -15,22 +15,22 @@ __all__ = ["IMPLS", "Module", "set_impl"]
 # --- part 1: MLP/CNN layers, losses ---
 from asrkit.nn import init, optim  # noqa: E402
 from asrkit.nn.activation import (  # noqa: E402
-    GELU, Identity, LogSoftmax, ReLU, Sigmoid, SiLU, Softmax, Tanh,
+    GELU, GLU, Identity, LogSoftmax, ReLU, Sigmoid, SiLU, Softmax, Tanh,
 )
 from asrkit.nn.conv import Conv1d, Conv2d, ConvTranspose1d, ConvTranspose2d  # noqa: E402
 from asrkit.nn.dropout import Dropout  # noqa: E402
 from asrkit.nn.embedding import Embedding  # noqa: E402
 from asrkit.nn.linear import Flatten, Linear  # noqa: E402
 from asrkit.nn.loss import BCEWithLogitsLoss, CrossEntropyLoss, MSELoss, NLLLoss  # noqa: E402
-from asrkit.nn.norm import BatchNorm1d, BatchNorm2d, LayerNorm  # noqa: E402
+from asrkit.nn.norm import BatchNorm1d, BatchNorm2d, LayerNorm, UtteranceNorm  # noqa: E402
 from asrkit.nn.pool import (  # noqa: E402
     AvgPool1d, AvgPool2d, Downsample1d, Downsample2d, MaxPool1d, MaxPool2d, Upsample1d, Upsample2d,
 )
 
 __all__ += [
-    "init", "optim", "Identity", "Sigmoid", "Tanh", "ReLU", "GELU", "SiLU", "Softmax", "LogSoftmax",
+    "init", "optim", "Identity", "Sigmoid", "Tanh", "ReLU", "GELU", "SiLU", "GLU", "Softmax", "LogSoftmax",
     "Conv1d", "Conv2d", "ConvTranspose1d", "ConvTranspose2d", "Dropout", "Embedding", "Flatten",
-    "Linear", "BatchNorm1d", "BatchNorm2d", "LayerNorm",
+    "Linear", "BatchNorm1d", "BatchNorm2d", "LayerNorm", "UtteranceNorm",
     "MSELoss", "CrossEntropyLoss", "NLLLoss", "BCEWithLogitsLoss",
     "MaxPool1d", "MaxPool2d", "AvgPool1d", "AvgPool2d", "Upsample1d", "Upsample2d",
     "Downsample1d", "Downsample2d",

@@ -1,4 +1,4 @@
-"""Activation layers: Identity, Sigmoid, Tanh, ReLU, GELU, SiLU, Softmax, LogSoftmax.
+"""Activation layers: Identity, Sigmoid, Tanh, ReLU, GELU, SiLU, GLU, Softmax, LogSoftmax.
 
 Constructor arguments as ``torch.nn``; ``impl="scratch"`` runs
 :mod:`asrkit.nn.functional.activation`, ``impl="native"`` torch's kernel.
@@ -82,6 +82,21 @@ class SiLU(Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return TF.silu(x, inplace=self.inplace) if self.native else A.silu(x)
+
+
+class GLU(Module):
+    """Gated linear unit over ``dim``, as ``torch.nn.GLU``: ``a * sigmoid(b)`` with ``a, b``
+    the two halves of the input along ``dim``: ``(*, 2n, *) -> (*, n, *)``."""
+
+    def __init__(self, dim: int = -1, *, impl: str = "scratch") -> None:
+        super().__init__(impl)
+        self.dim = dim
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return TF.glu(x, self.dim) if self.native else A.glu(x, self.dim)
+
+    def extra_repr(self) -> str:
+        return f"dim={self.dim}, " + super().extra_repr()
 
 
 class Softmax(Module):

@@ -309,7 +309,9 @@ class RelPositionMultiheadAttention(Module):
     ``r`` is the sinusoidal table over relative distances ``T-1 .. -(T-1)`` and
     ``u``, ``v`` (``pos_bias_u``, ``pos_bias_v``, ``(num_heads, head_dim)``) are
     learned. The position term enters the attention kernel as an additive
-    (differentiable) score mask. ``x (B, T, E)`` (``(T, B, E)`` if not
+    (differentiable) score mask; scratch computes it with
+    :func:`asrkit.nn.functional.attention.rel_position_scores` (hand-written
+    backward), native with torch ops and ``scaled_dot_product_attention``. ``x (B, T, E)`` (``(T, B, E)`` if not
     ``batch_first``), ``key_padding_mask (B, T)`` True = padding.
     """
 
@@ -343,33 +345,44 @@ class RelPositionMultiheadAttention(Module):
             x = x.transpose(0, 1)
         B, T, E = x.shape
         H, Dh = self.num_heads, self.head_dim
-        q = self.linear_q(x).view(B, T, H, Dh)  # (B, T, H, Dh)
+        scale = 1.0 / math.sqrt(Dh)
         k = self.linear_k(x).view(B, T, H, Dh).transpose(1, 2)  # (B, H, T, Dh)
         v = self.linear_v(x).view(B, T, H, Dh).transpose(1, 2)  # (B, H, T, Dh)
         rel = sinusoidal_table(2 * T - 1, E, x.device, x.dtype, start=T - 1, step=-1)  # (2T-1, E): T-1 .. -(T-1)
-        p = self.linear_pos(rel).view(2 * T - 1, H, Dh).permute(1, 2, 0)  # (H, Dh, 2T-1)
-        q_u = (q + self.pos_bias_u).transpose(1, 2)  # (B, H, T, Dh)
-        q_v = (q + self.pos_bias_v).transpose(1, 2)  # (B, H, T, Dh)
-        bd = torch.matmul(q_v, p)  # (B, H, T, 2T-1): query i against every distance
-        i = torch.arange(T, device=x.device)
-        idx = (T - 1 - i[:, None] + i[None, :]).expand(B, H, T, T)  # distance i - j -> column T-1-i+j
-        scale = 1.0 / math.sqrt(Dh)
-        mask = bd.gather(3, idx) * scale  # (B, H, T, T)
+        pos = self.linear_pos(rel)  # (2T-1, E)
+        mask = None  # constant additive mask (B or 1, 1 or H, T, T): attn_mask + key padding
         am = _float_mask(attn_mask, x.dtype, "attn_mask")
-        if am is not None:
-            mask = mask + am
         kpm = _float_mask(key_padding_mask, x.dtype, "key_padding_mask")
+        if am is not None:
+            mask = am
         if kpm is not None:
-            mask = mask + kpm.view(B, 1, 1, T)
+            mask = kpm.view(B, 1, 1, T) if mask is None else mask + kpm.view(B, 1, 1, T)
         drop = self.dropout if self.training else 0.0
         if self.native:
-            out = TF.scaled_dot_product_attention(q_u, k, v, attn_mask=mask, dropout_p=drop, scale=scale)
+            q_u, scores = self._native_scores(self.linear_q(x), pos, mask, scale)
+            out = TF.scaled_dot_product_attention(q_u, k, v, attn_mask=scores, dropout_p=drop, scale=scale)
             weights = None
             if need_weights:
-                weights = torch.softmax(torch.matmul(q_u, k.transpose(-1, -2)) * scale + mask, -1)
+                weights = torch.softmax(torch.matmul(q_u, k.transpose(-1, -2)) * scale + scores, -1)
         else:
-            out, weights = A.attention(q_u, k, v, mask, drop, scale)  # (B, H, T, Dh)
+            q_u, scores = A.rel_position_scores(self.linear_q(x), pos, self.pos_bias_u, self.pos_bias_v, mask,
+                                                H, scale)  # (B, H, T, Dh), (B, H, T, T)
+            out, weights = A.attention(q_u, k, v, scores, drop, scale)  # (B, H, T, Dh)
         out = self.linear_out(out.transpose(1, 2).reshape(B, T, E))  # (B, T, E)
         if not self.batch_first:
             out = out.transpose(0, 1)
         return out, (weights.mean(1) if need_weights else None)
+
+    def _native_scores(self, q: Tensor, pos: Tensor, mask: Optional[Tensor], scale: float):
+        """torch ops (autograd) for what :func:`asrkit.nn.functional.attention.rel_position_scores` does."""
+        B, T, E = q.shape
+        H, Dh = self.num_heads, self.head_dim
+        q = q.view(B, T, H, Dh)  # (B, T, H, Dh)
+        q_u = (q + self.pos_bias_u).transpose(1, 2)  # (B, H, T, Dh)
+        q_v = (q + self.pos_bias_v).transpose(1, 2)  # (B, H, T, Dh)
+        p = pos.view(2 * T - 1, H, Dh).permute(1, 2, 0)  # (H, Dh, 2T-1)
+        bd = torch.matmul(q_v, p)  # (B, H, T, 2T-1): query i against every distance
+        i = torch.arange(T, device=q.device)
+        idx = (T - 1 - i[:, None] + i[None, :]).expand(B, H, T, T)  # distance i - j -> column T-1-i+j
+        scores = bd.gather(3, idx) * scale  # (B, H, T, T)
+        return q_u, (scores if mask is None else scores + mask)

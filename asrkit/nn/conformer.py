@@ -21,14 +21,13 @@ from __future__ import annotations
 from typing import Optional
 
 import torch
-import torch.nn.functional as TF
 from torch import Tensor
 
-from asrkit.nn.activation import SiLU
+from asrkit.nn.activation import GLU, SiLU
 from asrkit.nn.attention import MultiheadAttention, RelPositionMultiheadAttention
 from asrkit.nn.conv import Conv1d
 from asrkit.nn.dropout import Dropout
-from asrkit.nn.functional import activation as _A
+from asrkit.nn.functional import shape as S
 from asrkit.nn.linear import Linear
 from asrkit.nn.module import Module
 from asrkit.nn.norm import BatchNorm1d, LayerNorm
@@ -40,20 +39,6 @@ def lengths_to_padding_mask(lengths: Tensor, max_len: Optional[int] = None) -> T
     """``(B,)`` lengths -> ``(B, T)`` bool mask, True at padded frames."""
     T = int(lengths.max()) if max_len is None else max_len
     return torch.arange(T, device=lengths.device)[None, :] >= lengths[:, None]
-
-
-class _GLU(Module):
-    """Gated linear unit over ``dim``: ``a * sigmoid(b)`` with ``a, b`` the two halves."""
-
-    def __init__(self, dim: int = -1, *, impl: str = "scratch") -> None:
-        super().__init__(impl)
-        self.dim = dim
-
-    def forward(self, x: Tensor) -> Tensor:
-        if self.native:
-            return TF.glu(x, self.dim)
-        a, b = x.chunk(2, self.dim)
-        return a * _A.sigmoid(b)
 
 
 class _FeedForward(Module):
@@ -82,7 +67,7 @@ class _ConvModule(Module):
         self.layer_norm = LayerNorm(input_dim, impl=impl)
         self.sequential = torch.nn.Sequential(
             Conv1d(input_dim, 2 * input_dim, 1, impl=impl),
-            _GLU(dim=1, impl=impl),
+            GLU(dim=1, impl=impl),
             Conv1d(input_dim, input_dim, kernel_size, padding=(kernel_size - 1) // 2, groups=input_dim,
                    impl=impl),
             BatchNorm1d(input_dim, impl=impl),
@@ -95,7 +80,8 @@ class _ConvModule(Module):
         x = self.layer_norm(x).transpose(1, 2)  # (B, D, T)
         x = self.sequential[1](self.sequential[0](x))  # pointwise + GLU
         if pad_mask is not None:  # keep padding out of the depthwise receptive field
-            x = x.masked_fill(pad_mask.unsqueeze(1), 0.0)
+            keep_out = pad_mask.unsqueeze(1)  # (B, 1, T)
+            x = x.masked_fill(keep_out, 0.0) if self.native else S.masked_fill(x, keep_out, 0.0)
         for layer in list(self.sequential)[2:]:
             x = layer(x)
         return x.transpose(1, 2)  # (B, T, D)

@@ -1,5 +1,6 @@
 """Normalization layers: LayerNorm, BatchNorm1d, BatchNorm2d (torch.nn signatures,
-parameter and buffer names, defaults and train/eval behaviour)."""
+parameter and buffer names, defaults and train/eval behaviour) and UtteranceNorm
+(per-utterance normalization over time; no parameters, no torch twin)."""
 from __future__ import annotations
 
 import torch
@@ -151,3 +152,32 @@ class BatchNorm2d(_BatchNorm):
     """Batch norm over ``(N, C, H, W)``."""
 
     _dims = (4,)
+
+
+class UtteranceNorm(Module):
+    """Per utterance and feature: mean 0, variance 1 over the utterance's own frames.
+
+    ``forward(x (B, T, D), lengths (B,)) -> (B, T, D)``; frames past each length
+    come out zero, so an utterance gives the same result alone or padded in a
+    batch. No parameters. torch has no such layer: ``impl="native"`` runs the
+    same formula with torch ops (autograd), scratch the hand-written kernel
+    :func:`asrkit.nn.functional.norm.utterance_norm`.
+    """
+
+    def __init__(self, eps: float = 1e-5, *, impl: str = "scratch") -> None:
+        super().__init__(impl)
+        self.eps = eps
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        if not self.native:
+            return N.utterance_norm(x, lengths, self.eps)
+        keep = (torch.arange(x.shape[1], device=x.device)[None, :] < lengths[:, None]).to(x.dtype)
+        keep = keep.unsqueeze(-1)  # (B, T, 1)
+        n = keep.sum(1, keepdim=True).clamp_min(1.0)  # (B, 1, 1)
+        mean = (x * keep).sum(1, keepdim=True) / n  # (B, 1, D)
+        centred = (x - mean) * keep  # (B, T, D)
+        var = (centred * centred).sum(1, keepdim=True) / n  # (B, 1, D)
+        return centred * torch.rsqrt(var + self.eps)
+
+    def extra_repr(self) -> str:
+        return f"eps={self.eps}, " + super().extra_repr()

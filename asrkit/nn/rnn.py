@@ -27,6 +27,7 @@ from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_
 from asrkit.nn import init
 from asrkit.nn.functional import dropout as _D
 from asrkit.nn.functional import rnn as R
+from asrkit.nn.functional import shape as S
 from asrkit.nn.module import Module
 
 __all__ = ["RNNCell", "GRUCell", "LSTMCell", "RNN", "GRU", "LSTM"]
@@ -276,8 +277,8 @@ class _RNNBase(Module):
         if not packed and lengths is not None:
             return self._forward_lengths(input, h0, c0, lengths, B)
         if sorted_idx is not None:
-            h0 = h0.index_select(1, sorted_idx)
-            c0 = c0.index_select(1, sorted_idx) if c0 is not None else None
+            h0 = self._select(h0, 1, sorted_idx)
+            c0 = self._select(c0, 1, sorted_idx) if c0 is not None else None
         if self.native:
             out, h_n, c_n = self._native(data if packed else input, batch_sizes if packed else None, h0, c0)
         elif packed:
@@ -287,8 +288,8 @@ class _RNNBase(Module):
             y, h_n, c_n = self._scratch(x, None, h0, c0)
             out = y.transpose(0, 1) if self.batch_first else y
         if unsorted_idx is not None:
-            h_n = h_n.index_select(1, unsorted_idx)
-            c_n = c_n.index_select(1, unsorted_idx) if c_n is not None else None
+            h_n = self._select(h_n, 1, unsorted_idx)
+            c_n = self._select(c_n, 1, unsorted_idx) if c_n is not None else None
         if packed:
             out = PackedSequence(out, batch_sizes, sorted_idx, unsorted_idx)
         elif unbatched:
@@ -297,19 +298,45 @@ class _RNNBase(Module):
             c_n = c_n.squeeze(1) if c_n is not None else None
         return (out, (h_n, c_n)) if lstm else (out, h_n)
 
+    def _select(self, x: Tensor, dim: int, index: Tensor) -> Tensor:
+        """Reorder the batch (sort by length and back): torch's op when native, the kernel when scratch."""
+        return x.index_select(dim, index) if self.native else S.index_select(x, dim, index)
+
     def _forward_lengths(self, input: Tensor, h0: Tensor, c0: Optional[Tensor], lengths, B: int):
-        """Padded batch + lengths: pack, run, and pad back to the input's length."""
+        """Padded batch + lengths: each sequence runs to its own length; output padded to the input's length.
+
+        Native packs, runs torch's packed kernel and pads back. Scratch needs no
+        packing: it sorts the batch by length, runs the padded kernels with the
+        batch sizes per step (they leave zeros past each length) and unsorts.
+        """
         lengths = torch.as_tensor(lengths)
         T = input.shape[1 if self.batch_first else 0]
         if lengths.dim() != 1 or lengths.numel() != B:
             raise ValueError(f"lengths must have shape ({B},), got {tuple(lengths.shape)}")
         if lengths.numel() and (int(lengths.min()) < 1 or int(lengths.max()) > T):
             raise ValueError(f"lengths must be in [1, {T}], got min {int(lengths.min())} max {int(lengths.max())}")
-        packed = pack_padded_sequence(input, lengths.cpu(), batch_first=self.batch_first, enforce_sorted=False)
-        hx = (h0, c0) if self.mode == "LSTM" else h0
-        out, hn = self.forward(packed, hx)
-        y, _ = pad_packed_sequence(out, batch_first=self.batch_first, total_length=T)
-        return y, hn
+        lstm = self.mode == "LSTM"
+        if self.native:
+            packed = pack_padded_sequence(input, lengths.cpu(), batch_first=self.batch_first, enforce_sorted=False)
+            out, hn = self.forward(packed, (h0, c0) if lstm else h0)
+            y, _ = pad_packed_sequence(out, batch_first=self.batch_first, total_length=T)
+            return y, hn
+        lengths = lengths.cpu()
+        sorted_len, order = torch.sort(lengths, descending=True)  # (B,), longest first
+        unorder = torch.empty_like(order)
+        unorder[order] = torch.arange(B)
+        order, unorder = order.to(input.device), unorder.to(input.device)
+        bdim = 0 if self.batch_first else 1
+        x = self._select(input, bdim, order)  # sorted, (B, T, I) or (T, B, I)
+        x = x.transpose(0, 1) if self.batch_first else x  # (T, B, I)
+        sizes = (torch.arange(T)[:, None] < sorted_len[None, :]).sum(1).tolist()  # batch size per step
+        y, h_n, c_n = self._scratch(x, None if sizes[-1] == B else sizes, self._select(h0, 1, order),
+                                    self._select(c0, 1, order) if c0 is not None else None)
+        y = y.transpose(0, 1) if self.batch_first else y
+        y = self._select(y, bdim, unorder)
+        h_n = self._select(h_n, 1, unorder)
+        c_n = self._select(c_n, 1, unorder) if c_n is not None else None
+        return (y, (h_n, c_n)) if lstm else (y, h_n)
 
     def _native(self, x: Tensor, batch_sizes: Optional[Tensor], h0: Tensor, c0: Optional[Tensor]):
         weights = [getattr(self, n) for n in self._flat_weights_names]
@@ -330,13 +357,12 @@ class _RNNBase(Module):
     def _scratch_packed(self, data: Tensor, batch_sizes: Tensor, h0: Tensor, c0: Optional[Tensor]):
         """PackedSequence data (sum_t bs_t, I) -> sorted padded (T, B, I) -> run -> packed."""
         sizes = [int(n) for n in batch_sizes]
-        T, B = len(sizes), sizes[0]
-        bs = batch_sizes.to(data.device)
-        mask = torch.arange(B, device=data.device)[None, :] < bs[:, None]  # (T, B); row-major = packed order
-        x = data.new_zeros(T, B, data.shape[-1]).index_put((mask,), data)  # (T, B, I)
+        B = sizes[0]
+        mask = R.packed_mask(batch_sizes, data.device)  # (T, B); row-major = packed order
+        x = S.unpack(data, mask)  # (T, B, I)
         full = sizes[-1] == B
         y, h_n, c_n = self._scratch(x, None if full else sizes, h0, c0)
-        return y[mask], h_n, c_n  # (sum_t bs_t, D * H)
+        return S.pack(y, mask), h_n, c_n  # (sum_t bs_t, D * H)
 
     def _scratch(self, x: Tensor, sizes: Optional[Sequence[int]], h0: Tensor, c0: Optional[Tensor]):
         """x (T, B, I) sorted by length; returns y (T, B, D * H_out), h_n, c_n (L * D, B, .)."""

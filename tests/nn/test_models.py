@@ -110,9 +110,13 @@ def test_model_cuda_scratch_vs_native(build, shape):
     native.load_state_dict(ours.state_dict())
     nn.set_impl(native, "native")
     x = torch.randn(shape, device="cuda")
+    before = (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32)
     torch.backends.cudnn.allow_tf32 = False
     torch.backends.cuda.matmul.allow_tf32 = False
-    _compare(_grads(ours, x), _grads(native, x), atol=1e-4, rtol=1e-3)
+    try:
+        _compare(_grads(ours, x), _grads(native, x), atol=1e-4, rtol=1e-3)
+    finally:  # other tests must see the flags as they were
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = before
     with torch.autocast("cuda", dtype=torch.float16):
         ya, yb = ours(x), native(x)
     assert ya.dtype == yb.dtype

@@ -21,7 +21,10 @@ attention layers) follows the same five rules. They live here once.
 2. **Function**: ``kernel_function("Name", fwd, bwd)`` builds the
    ``torch.autograd.Function`` calling the two kernels; extra outputs with an
    integer dtype (e.g. max-pool indices) are marked non-differentiable and
-   the backward kernel receives the gradient of the first output only.
+   the backward kernel receives the gradient of the first output only;
+   ``all_grads=True`` makes every output differentiable and passes the
+   backward kernel one gradient per output (attention: ``out`` and the
+   weights).
    First-order only (``once_differentiable``); every Function is gradchecked
    in float64 in ``tests/nn/``.
 
@@ -111,20 +114,27 @@ def release_workspace() -> None:
     _local.__dict__.pop("bufs", None)
 
 
-def _save_cache(ctx: Any, cache: Sequence[Any]) -> None:
+def save_cache(ctx: Any, cache: Sequence[Any]) -> None:
+    """Keep a kernel's ``cache`` on ``ctx`` for backward: its tensors through
+    ``ctx.save_for_backward`` (freed after backward, checked against in-place
+    changes, visible to saved-tensor hooks), everything else as plain values.
+    ``None`` entries stay ``None``; nested containers of tensors are not allowed."""
     tensors, layout = [], []
     for item in cache:
         if isinstance(item, torch.Tensor):
             layout.append(len(tensors))
             tensors.append(item)
         else:
+            if isinstance(item, (list, tuple)) and any(isinstance(i, torch.Tensor) for i in item):
+                raise TypeError("a kernel cache holds tensors at its top level only")
             layout.append(None)
     ctx.save_for_backward(*tensors)
     ctx._layout = layout
     ctx._others = [None if isinstance(c, torch.Tensor) else c for c in cache]
 
 
-def _load_cache(ctx: Any) -> tuple:
+def load_cache(ctx: Any) -> tuple:
+    """The ``cache`` given to :func:`save_cache`, in order."""
     saved = ctx.saved_tensors
     return tuple(
         saved[slot] if slot is not None else other
@@ -138,30 +148,38 @@ def kernel_function(
     backward_kernel: Callable[..., Sequence[torch.Tensor | None]],
     *,
     pass_needs: bool = False,
+    all_grads: bool = False,
 ) -> type[torch.autograd.Function]:
     """Build a ``torch.autograd.Function`` named ``name`` from a kernel pair.
 
     ``forward_kernel(*args) -> (out, cache)`` where ``out`` is a tensor or a
     tuple of tensors; ``backward_kernel(grad_out, cache[, needs=...])``
-    returns the gradients of the leading tensor arguments.
+    returns the gradients of the leading tensor arguments. With
+    ``all_grads=True`` every output is differentiable and the backward kernel
+    gets the gradient of each, ``backward_kernel(grad_1, ..., grad_k, cache[,
+    needs=...])``, ``None`` for an output that got none.
     """
 
     def forward(ctx: Any, *args: Any) -> Any:
+        if all_grads:
+            ctx.set_materialize_grads(False)
         out, cache = forward_kernel(*args)
-        _save_cache(ctx, cache)
+        save_cache(ctx, cache)
         ctx._nargs = len(args)
-        if isinstance(out, tuple):
+        if isinstance(out, tuple) and not all_grads:
             ctx.mark_non_differentiable(*[o for o in out if not o.is_floating_point()])
         return out
 
     @once_differentiable
     def backward(ctx: Any, *grads: torch.Tensor) -> tuple:
-        cache = _load_cache(ctx)
-        grad_out = grads[0]
+        if all_grads and all(g is None for g in grads):
+            return (None,) * ctx._nargs
+        cache = load_cache(ctx)
+        grad_out = grads if all_grads else grads[:1]
         if pass_needs:
-            res = backward_kernel(grad_out, cache, needs=tuple(ctx.needs_input_grad))
+            res = backward_kernel(*grad_out, cache, needs=tuple(ctx.needs_input_grad))
         else:
-            res = backward_kernel(grad_out, cache)
+            res = backward_kernel(*grad_out, cache)
         if isinstance(res, torch.Tensor) or res is None:
             res = (res,)
         res = list(res) + [None] * (ctx._nargs - len(res))

@@ -1,8 +1,8 @@
-"""Activation kernels: sigmoid, tanh, relu, gelu (erf / tanh), silu, softmax, log_softmax.
+"""Activation kernels: sigmoid, tanh, relu, gelu (erf / tanh), silu, glu, softmax, log_softmax.
 
 Each ``<op>_forward`` returns ``(out, cache)``; each ``<op>_backward(grad_out,
 cache)`` returns the gradient of the input. Element-wise ops keep the shape of
-their input everywhere: ``(*) -> (*)``.
+their input everywhere: ``(*) -> (*)``; glu halves one dim: ``(*, 2n, *) -> (*, n, *)``.
 """
 from __future__ import annotations
 
@@ -101,6 +101,27 @@ def silu_backward(grad_out: torch.Tensor, cache: tuple) -> tuple[torch.Tensor]:
     return (grad_out * s * (1.0 + x * (1.0 - s)),)
 
 
+# ---------------------------------------------------------------- glu
+# x = [a, b] (the two halves along dim);  y = a s(b)
+# dL/da = g s(b);  dL/db = g a s(b) (1 - s(b))
+
+
+def glu_forward(x: torch.Tensor, dim: int = -1) -> tuple[torch.Tensor, tuple]:
+    if x.dim() == 0 or x.shape[dim] % 2:
+        raise RuntimeError(f"glu: Halving dimension must be even, but dimension {dim % max(x.dim(), 1)} "
+                           f"is size {x.shape[dim] if x.dim() else 0}")
+    a, b = x.chunk(2, dim)                                # (*, n, *) each, views of x
+    (s,) = sigmoid_forward(b)[1]                          # s(b)
+    return a * s, (a, s, dim)
+
+
+def glu_backward(grad_out: torch.Tensor, cache: tuple) -> tuple[torch.Tensor]:
+    a, s, dim = cache
+    gs = grad_out * s                                     # dL/da
+    gb = gs * a * (1.0 - s)                               # dL/db
+    return (torch.cat([gs, gb], dim),)                    # (*, 2n, *)
+
+
 # ---------------------------------------------------------------- softmax
 # y_i = e^{x_i - m} / sum_j e^{x_j - m}  (m = max for stability)
 # dL/dx_i = y_i (g_i - sum_j g_j y_j)
@@ -137,6 +158,7 @@ TanhFunction = kernel_function("TanhFunction", tanh_forward, tanh_backward)
 ReLUFunction = kernel_function("ReLUFunction", relu_forward, relu_backward)
 GELUFunction = kernel_function("GELUFunction", gelu_forward, gelu_backward)
 SiLUFunction = kernel_function("SiLUFunction", silu_forward, silu_backward)
+GLUFunction = kernel_function("GLUFunction", glu_forward, glu_backward)
 SoftmaxFunction = kernel_function("SoftmaxFunction", softmax_forward, softmax_backward)
 LogSoftmaxFunction = kernel_function("LogSoftmaxFunction", log_softmax_forward, log_softmax_backward)
 
@@ -164,6 +186,11 @@ def gelu(x: torch.Tensor, approximate: str = "none") -> torch.Tensor:
 
 def silu(x: torch.Tensor) -> torch.Tensor:
     return apply(SiLUFunction, NONE, x)
+
+
+def glu(x: torch.Tensor, dim: int = -1) -> torch.Tensor:
+    """As ``torch.nn.functional.glu``: first half times the sigmoid of the second half along ``dim``."""
+    return apply(GLUFunction, NONE, x, int(dim))
 
 
 def softmax(x: torch.Tensor, dim: int | None = None) -> torch.Tensor:

@@ -19,6 +19,22 @@ Backward, with ``G = dL/dout`` (and ``W = dL/dPd`` if the weights are used)::
 
 A row whose keys are all masked has no defined softmax and comes out NaN, as
 in torch's reference (math) attention.
+
+Relative-position scores (Transformer-XL, the Conformer's self-attention), with
+``q (B, T, E)`` split into ``H`` heads of ``Dh``, ``pos (2T-1, E)`` the
+projected table of distances ``T-1 .. -(T-1)`` and learned ``u, v (H, Dh)``::
+
+    q_u = q + u                                   (B, H, T, Dh)  content query
+    BD = (q + v) pos^T                            (B, H, T, 2T-1) query i against every distance
+    S[i, j] = BD[i, T-1-i+j] * scale + mask       (B, H, T, T)   distance i - j ("relative shift")
+
+``S`` then enters :func:`attention` as its additive mask. The shift is a
+strided view of ``BD`` (row ``i`` starts ``2T-2`` elements after row ``i-1``,
+no index tensor); backward writes ``dS * scale`` through the same view into a
+zero ``dBD`` (the rows do not overlap), then::
+
+    d(q+v) = dBD pos                 dpos = sum_b dBD^T (q + v)
+    dq = dq_u + d(q+v),  du = sum_{b,t} dq_u,  dv = sum_{b,t} d(q+v)
 """
 from __future__ import annotations
 
@@ -27,9 +43,8 @@ from typing import Optional
 
 import torch
 from torch import Tensor
-from torch.autograd.function import once_differentiable
 
-from asrkit.nn.functional._autograd import LOWER, apply
+from asrkit.nn.functional._autograd import LOWER, apply, kernel_function
 
 __all__ = [
     "attention_forward",
@@ -38,6 +53,10 @@ __all__ = [
     "attention",
     "scaled_dot_product_attention",
     "additive_mask",
+    "rel_position_scores_forward",
+    "rel_position_scores_backward",
+    "RelPositionScoresFunction",
+    "rel_position_scores",
 ]
 
 
@@ -106,23 +125,89 @@ def attention_backward(grad_out: Optional[Tensor], grad_weights: Optional[Tensor
     return dq, dk, dv, dmask
 
 
-class AttentionFunction(torch.autograd.Function):
-    """``(q, k, v, mask, dropout_p, scale) -> (out, weights)``; both outputs differentiable."""
+AttentionFunction = kernel_function("AttentionFunction", attention_forward, attention_backward, pass_needs=True,
+                                    all_grads=True)
+AttentionFunction.__doc__ = "``(q, k, v, mask, dropout_p, scale) -> (out, weights)``; both outputs differentiable."
 
-    @staticmethod
-    def forward(ctx, q, k, v, mask, dropout_p, scale):
-        ctx.set_materialize_grads(False)
-        (out, weights), cache = attention_forward(q, k, v, mask, dropout_p, scale)
-        ctx.cache = cache
-        return out, weights
 
-    @staticmethod
-    @once_differentiable
-    def backward(ctx, grad_out, grad_weights):
-        if grad_out is None and grad_weights is None:
-            return None, None, None, None, None, None
-        dq, dk, dv, dmask = attention_backward(grad_out, grad_weights, ctx.cache, tuple(ctx.needs_input_grad[:4]))
-        return dq, dk, dv, dmask, None, None
+def _rel_shift(bd: Tensor, T: int) -> Tensor:
+    """``bd (B, H, T, 2T-1)`` contiguous -> the view ``(B, H, T, T)`` with ``[.., i, j] = bd[.., i, T-1-i+j]``."""
+    B, H = bd.shape[:2]
+    W = 2 * T - 1
+    return bd.as_strided((B, H, T, T), (H * T * W, T * W, W - 1, 1), bd.storage_offset() + T - 1)
+
+
+def rel_position_scores_forward(q: Tensor, pos: Tensor, pos_bias_u: Tensor, pos_bias_v: Tensor,
+                                mask: Optional[Tensor], num_heads: int, scale: float):
+    """``q (B, T, E)``, ``pos (2T-1, E)``, ``pos_bias_u/v (H, Dh)``, additive ``mask``
+    broadcastable to ``(B, H, T, T)`` or None.
+
+    Returns ``(q_u (B, H, T, Dh), scores (B, H, T, T)), cache``.
+    """
+    B, T, E = q.shape
+    H = num_heads
+    Dh = E // H
+    if pos.shape != (2 * T - 1, E):
+        raise ValueError(f"pos must be {(2 * T - 1, E)} for {T} frames, got {tuple(pos.shape)}")
+    q4 = q.reshape(B, T, H, Dh)  # (B, T, H, Dh)
+    q_u = (q4 + pos_bias_u).transpose(1, 2).contiguous()  # (B, H, T, Dh)
+    q_v = (q4 + pos_bias_v).transpose(1, 2).contiguous()  # (B, H, T, Dh)
+    p = pos.reshape(2 * T - 1, H, Dh).permute(1, 2, 0)  # (H, Dh, 2T-1)
+    bd = torch.matmul(q_v, p)  # (B, H, T, 2T-1)
+    scores = _rel_shift(bd, T).mul(scale)  # (B, H, T, T), a new tensor
+    if mask is not None:
+        scores.add_(mask)
+    cache = (q_v, pos, scale, H, mask.shape if mask is not None else None)
+    return (q_u, scores), cache
+
+
+def rel_position_scores_backward(grad_qu: Optional[Tensor], grad_scores: Optional[Tensor], cache,
+                                 needs: tuple = (True,) * 5):
+    """Returns ``dq (B, T, E), dpos (2T-1, E), du (H, Dh), dv (H, Dh), dmask`` (``None`` where not needed)."""
+    q_v, pos, scale, H, mask_shape = cache
+    B, _, T, Dh = q_v.shape
+    E, W = H * Dh, 2 * T - 1
+    dq4 = None  # (B, H, T, Dh) gradient of q, head-major
+    dpos = du = dv = dmask = None
+    if grad_scores is not None:
+        dbd = grad_scores.new_zeros(B, H, T, W)  # (B, H, T, 2T-1)
+        _rel_shift(dbd, T).copy_(grad_scores)
+        dbd.mul_(scale)
+        p = pos.reshape(W, H, Dh).permute(1, 0, 2)  # (H, 2T-1, Dh)
+        dq4 = torch.matmul(dbd, p)  # (B, H, T, Dh): d(q + v)
+        if needs[3]:
+            dv = dq4.sum((0, 2))  # (H, Dh)
+        if needs[1]:
+            qv = q_v.permute(1, 3, 0, 2).reshape(H, Dh, B * T)  # (H, Dh, B*T)
+            dp = torch.bmm(qv, dbd.permute(1, 0, 2, 3).reshape(H, B * T, W))  # (H, Dh, 2T-1)
+            dpos = dp.permute(2, 0, 1).reshape(W, E)  # (2T-1, E)
+        if mask_shape is not None and needs[4]:
+            dmask = _sum_to(grad_scores, mask_shape)
+    if grad_qu is not None:
+        if needs[2]:
+            du = grad_qu.sum((0, 2))  # (H, Dh)
+        dq4 = grad_qu if dq4 is None else dq4.add_(grad_qu)
+    dq = None
+    if needs[0]:
+        dq = dq4.transpose(1, 2).reshape(B, T, E) if dq4 is not None else q_v.new_zeros(B, T, E)
+    return dq, dpos, du, dv, dmask
+
+
+RelPositionScoresFunction = kernel_function("RelPositionScoresFunction", rel_position_scores_forward,
+                                            rel_position_scores_backward, pass_needs=True, all_grads=True)
+RelPositionScoresFunction.__doc__ = ("``(q, pos, pos_bias_u, pos_bias_v, mask, num_heads, scale) -> (q_u, scores)``; "
+                                     "both outputs differentiable.")
+
+
+def rel_position_scores(q: Tensor, pos: Tensor, pos_bias_u: Tensor, pos_bias_v: Tensor,
+                        mask: Optional[Tensor], num_heads: int, scale: float) -> tuple[Tensor, Tensor]:
+    """Scratch relative-position scores: ``(q_u (B, H, T, Dh), scores (B, H, T, T))``.
+
+    ``scores`` (the position term, scaled, plus ``mask``) is the additive mask
+    to hand to :func:`attention` together with ``q_u``.
+    """
+    return apply(RelPositionScoresFunction, LOWER, q, pos, pos_bias_u, pos_bias_v, mask, int(num_heads),
+                 float(scale))
 
 
 def additive_mask(mask: Optional[Tensor], dtype: torch.dtype, masked_value: bool = True) -> Optional[Tensor]:

@@ -1,4 +1,4 @@
-"""Normalization kernels: layer norm and batch norm.
+"""Normalization kernels: layer norm, batch norm and per-utterance normalization.
 
 Both normalize ``xhat = (x - mu) * r`` with ``r = 1 / sqrt(var + eps)`` (biased
 variance) and apply ``y = xhat * w + b``. With ``g = dL/dy`` and ``n`` the
@@ -7,7 +7,10 @@ number of elements each statistic is taken over, the input gradient is
     dL/dx = w r (g - mean(g) - xhat * mean(g xhat))
 
 (the two means are over the same elements as ``mu``), ``dL/dw = sum(g xhat)``
-and ``dL/db = sum(g)`` over everything but the parameter's axis. Inputs in
+and ``dL/db = sum(g)`` over everything but the parameter's axis. The
+per-utterance normalization (no parameters) takes its statistics over each
+utterance's own frames, so the same formula holds on the valid frames and the
+padded frames get (and give) zero. Inputs in
 fp16/bf16 (autocast) are accumulated in float32 and returned in their dtype.
 """
 from __future__ import annotations
@@ -173,3 +176,42 @@ def batch_norm(
         raise ValueError("batch_norm: running_mean and running_var are needed when not training")
     return apply(BatchNormFunction, NONE, x, weight, bias, running_mean, running_var,
                  bool(training), float(momentum), float(eps))
+
+
+# ---------------------------------------------------------------- utterance norm
+# x (B, T, D), lengths (B,): per utterance b and dim d, over b's own frames t < T_b
+#   mu = sum_t x / T_b,  var = sum_t (x - mu)^2 / T_b,  y = (x - mu) r,  r = 1 / sqrt(var + eps)
+#   y = 0 on padded frames;  dL/dx = r (g - mean_t g - y mean_t(g y)) on valid frames, 0 on padded
+
+
+def utterance_norm_forward(x: torch.Tensor, lengths: torch.Tensor, eps: float = 1e-5) -> tuple[torch.Tensor, tuple]:
+    B, T, _ = x.shape
+    dt = acc_dtype(x)
+    keep = (torch.arange(T, device=x.device)[None, :] < lengths.to(x.device)[:, None]).to(dt)  # (B, T)
+    keep = keep.unsqueeze(-1)                                     # (B, T, 1)
+    n = keep.sum(1, keepdim=True).clamp_min(1.0)                  # (B, 1, 1) frames per utterance
+    x3 = x.to(dt)
+    mu = (x3 * keep).sum(1, keepdim=True) / n                     # (B, 1, D)
+    xc = (x3 - mu).mul_(keep)                                     # (B, T, D) zero past each length
+    var = (xc * xc).sum(1, keepdim=True) / n                      # (B, 1, D) biased
+    rstd = torch.rsqrt(var + eps)                                 # (B, 1, D)
+    y = xc.mul_(rstd)                                             # (B, T, D) normalized, y = xhat
+    return y.to(x.dtype), (y, rstd, keep, n, x.dtype)
+
+
+def utterance_norm_backward(grad_out: torch.Tensor, cache: tuple) -> tuple:
+    y, rstd, keep, n, xdtype = cache
+    g = grad_out.to(y.dtype) * keep                               # (B, T, D) valid frames only
+    mean_g = g.sum(1, keepdim=True) / n                           # (B, 1, D)
+    mean_gy = (g * y).sum(1, keepdim=True) / n                    # (B, 1, D)
+    gx = (g - mean_g).sub_(y * mean_gy).mul_(keep).mul_(rstd)     # (B, T, D)
+    return gx.to(xdtype), None
+
+
+UtteranceNormFunction = kernel_function("UtteranceNormFunction", utterance_norm_forward, utterance_norm_backward)
+
+
+def utterance_norm(x: torch.Tensor, lengths: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
+    """``x (B, T, D), lengths (B,) -> (B, T, D)``: mean 0, variance 1 per utterance and dim over
+    its own frames; frames past each length come out zero."""
+    return apply(UtteranceNormFunction, FP32_CUDA, x, lengths, float(eps))

@@ -36,7 +36,7 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-from asrkit.nn.functional._autograd import LOWER, apply
+from asrkit.nn.functional._autograd import LOWER, apply, load_cache, save_cache
 
 __all__ = [
     "reverse_padded",
@@ -53,6 +53,7 @@ __all__ = [
     "rnn_layer",
     "gru_layer",
     "lstm_layer",
+    "packed_mask",
 ]
 
 
@@ -427,16 +428,17 @@ class RNNLayerFunction(torch.autograd.Function):
     def forward(ctx, x, h0, w_ih, w_hh, b_ih, b_hh, nonlinearity, batch_sizes, reverse, rev_index):
         (Y, h_n), cache = rnn_layer_forward(_rev(x, reverse, rev_index), h0, w_ih, w_hh, b_ih, b_hh,
                                             nonlinearity, batch_sizes)
-        ctx.cache, ctx.rev = cache, (reverse, rev_index)
+        save_cache(ctx, cache + (rev_index,))
+        ctx.reverse = reverse
         return _rev(Y, reverse, rev_index), h_n
 
     @staticmethod
     @once_differentiable
     def backward(ctx, dY, dh_n):
-        reverse, rev_index = ctx.rev
+        *cache, rev_index = load_cache(ctx)
         dx, dh0, dw_ih, dw_hh, db_ih, db_hh = rnn_layer_backward(
-            _rev(dY, reverse, rev_index), dh_n, ctx.cache, ctx.needs_input_grad[0])
-        return _rev(dx, reverse, rev_index), dh0, dw_ih, dw_hh, db_ih, db_hh, None, None, None, None
+            _rev(dY, ctx.reverse, rev_index), dh_n, tuple(cache), ctx.needs_input_grad[0])
+        return _rev(dx, ctx.reverse, rev_index), dh0, dw_ih, dw_hh, db_ih, db_hh, None, None, None, None
 
 
 class GRULayerFunction(torch.autograd.Function):
@@ -445,16 +447,17 @@ class GRULayerFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, h0, w_ih, w_hh, b_ih, b_hh, batch_sizes, reverse, rev_index):
         (Y, h_n), cache = gru_layer_forward(_rev(x, reverse, rev_index), h0, w_ih, w_hh, b_ih, b_hh, batch_sizes)
-        ctx.cache, ctx.rev = cache, (reverse, rev_index)
+        save_cache(ctx, cache + (rev_index,))
+        ctx.reverse = reverse
         return _rev(Y, reverse, rev_index), h_n
 
     @staticmethod
     @once_differentiable
     def backward(ctx, dY, dh_n):
-        reverse, rev_index = ctx.rev
+        *cache, rev_index = load_cache(ctx)
         dx, dh0, dw_ih, dw_hh, db_ih, db_hh = gru_layer_backward(
-            _rev(dY, reverse, rev_index), dh_n, ctx.cache, ctx.needs_input_grad[0])
-        return _rev(dx, reverse, rev_index), dh0, dw_ih, dw_hh, db_ih, db_hh, None, None, None
+            _rev(dY, ctx.reverse, rev_index), dh_n, tuple(cache), ctx.needs_input_grad[0])
+        return _rev(dx, ctx.reverse, rev_index), dh0, dw_ih, dw_hh, db_ih, db_hh, None, None, None
 
 
 class LSTMLayerFunction(torch.autograd.Function):
@@ -464,16 +467,31 @@ class LSTMLayerFunction(torch.autograd.Function):
     def forward(ctx, x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, batch_sizes, reverse, rev_index):
         (Y, h_n, c_n), cache = lstm_layer_forward(_rev(x, reverse, rev_index), h0, c0, w_ih, w_hh, b_ih, b_hh,
                                                   w_hr, batch_sizes)
-        ctx.cache, ctx.rev = cache, (reverse, rev_index)
+        save_cache(ctx, cache + (rev_index,))
+        ctx.reverse = reverse
         return _rev(Y, reverse, rev_index), h_n, c_n
 
     @staticmethod
     @once_differentiable
     def backward(ctx, dY, dh_n, dc_n):
-        reverse, rev_index = ctx.rev
+        *cache, rev_index = load_cache(ctx)
         dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh, dw_hr = lstm_layer_backward(
-            _rev(dY, reverse, rev_index), dh_n, dc_n, ctx.cache, ctx.needs_input_grad[0])
-        return (_rev(dx, reverse, rev_index), dh0, dc0, dw_ih, dw_hh, db_ih, db_hh, dw_hr, None, None, None)
+            _rev(dY, ctx.reverse, rev_index), dh_n, dc_n, tuple(cache), ctx.needs_input_grad[0])
+        return (_rev(dx, ctx.reverse, rev_index), dh0, dc0, dw_ih, dw_hh, db_ih, db_hh, dw_hr, None, None, None)
+
+
+# ----------------------------------------------------------------------------
+# packing: PackedSequence data (sum_t bs_t, I) <-> sorted time-major padded (T, B, I)
+# Row-major order of the (T, B) mask ``b < batch_sizes[t]`` is the packed order,
+# so each direction is one boolean index (asrkit.nn.functional.shape.pack / unpack)
+# and its gradient is the other one.
+# ----------------------------------------------------------------------------
+
+
+def packed_mask(batch_sizes: Tensor, device: torch.device | str) -> Tensor:
+    """``(T, B)`` bool: True where sequence ``b`` is still running at step ``t``."""
+    bs = batch_sizes.to(device)
+    return torch.arange(int(batch_sizes[0]), device=device)[None, :] < bs[:, None]
 
 
 # ----------------------------------------------------------------------------
