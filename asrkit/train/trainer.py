@@ -30,6 +30,7 @@ never stopped.
 """
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
@@ -54,17 +55,21 @@ from asrkit.data.dataset import (
 )
 from asrkit.errors import ConfigError, DataError, TrainingError, UsageError
 from asrkit.train import distributed
+from asrkit.io import atomic_write
 from asrkit.train.checkpoint import (
+    CheckpointWriteError,
     copy_atomic,
     epoch_checkpoints,
     load_checkpoint,
+    load_weights,
+    remove_stale_temps,
     rng_state,
     save_checkpoint,
     set_rng_state,
 )
 from asrkit.train.config import save_config, validate
 
-__all__ = ["RESUME_MAY_CHANGE", "TrainResult", "check_config", "train"]
+__all__ = ["RESUME_MAY_CHANGE", "TrainInterrupted", "TrainResult", "check_config", "train"]
 
 #: config keys that may differ between a run and its ``--resume``
 RESUME_MAY_CHANGE = {
@@ -73,6 +78,19 @@ RESUME_MAY_CHANGE = {
     ("train", "keep_epochs"), ("train", "tensorboard"), ("train", "threads"), ("data", "num_workers"),
     ("train", "nan_limit"),
 }
+
+
+class TrainInterrupted(TrainingError):
+    """Ctrl-C (KeyboardInterrupt) stopped the run; its checkpoints are whole. Exit status 130."""
+
+    exit_code = 130
+
+
+def _interrupted(exp: Path) -> TrainInterrupted:
+    last = exp / "checkpoints" / "last.pt"
+    if last.is_file():
+        return TrainInterrupted(f"interrupted; resume with --resume (it continues from {last})")
+    return TrainInterrupted("interrupted before the first checkpoint was saved; run it again to start over")
 
 
 @dataclass
@@ -196,6 +214,11 @@ class _Schedule:
 
 # ------------------------------------------------------------------ logging (rank 0)
 class _Log:
+    """``metrics.jsonl`` (one JSON object a line, appended whole and flushed)
+    and ``train.log``. A run that starts over empties ``metrics.jsonl``; a
+    resumed one keeps the events up to the checkpoint's step; both rewrite it
+    atomically."""
+
     def __init__(self, exp: Path, active: bool, tensorboard: bool, resume_step: int | None) -> None:
         self.active = active
         self.exp = exp
@@ -203,12 +226,9 @@ class _Log:
         if not active:
             return
         p = exp / "metrics.jsonl"
-        if resume_step is not None and p.exists():
-            # drop what a killed run logged after the checkpoint it resumes from
-            keep = [ln for ln in p.read_text(encoding="utf-8").splitlines()
-                    if ln.strip() and json.loads(ln).get("step", 0) <= resume_step]
-            p.write_text("".join(k + "\n" for k in keep), encoding="utf-8")
-        self.metrics = open(p, "a", encoding="utf-8")
+        if p.exists():
+            _trim_metrics(p, resume_step)
+        self.metrics = open(p, "ab")
         self.text = open(exp / "train.log", "a", encoding="utf-8")
         if tensorboard:
             try:
@@ -222,7 +242,7 @@ class _Log:
         if not self.active:
             return
         kw = {k: (round(v, 6) if isinstance(v, float) else v) for k, v in kw.items()}
-        self.metrics.write(json.dumps(kw) + "\n")
+        self.metrics.write((json.dumps(kw) + "\n").encode("utf-8"))  # one write of a whole line
         self.metrics.flush()
         if self.tb is not None:
             prefix = kw.get("event", "train")
@@ -247,6 +267,27 @@ class _Log:
                 self.tb.close()
 
 
+def _trim_metrics(path: Path, resume_step: int | None) -> None:
+    """Keep the events of ``path`` up to ``resume_step`` (None: none): what a
+    killed run logged after the checkpoint a resume starts from is done again.
+    A line cut short by a kill is dropped."""
+    kept = []
+    if resume_step is not None:
+        for ln in path.read_bytes().decode("utf-8", errors="replace").splitlines():
+            try:
+                ev = json.loads(ln)
+            except ValueError:
+                continue  # a half-written line
+            if not isinstance(ev, dict):
+                continue
+            step = ev.get("step", 0)
+            # a skipped (non-finite) batch is logged with the updates before it
+            if step < resume_step or (step == resume_step and ev.get("event") != "nonfinite"):
+                kept.append(ln)
+    with atomic_write(path, "w") as f:
+        f.write("".join(k + "\n" for k in kept))
+
+
 # ------------------------------------------------------------------ the run
 def train(cfg: dict, train_feats: str | os.PathLike, dev_feats: str | os.PathLike, out: str | os.PathLike, *,
           resume: bool = False, nproc: int = 1,
@@ -263,7 +304,10 @@ def train(cfg: dict, train_feats: str | os.PathLike, dev_feats: str | os.PathLik
     if nproc > 1:
         if int(os.environ.get("WORLD_SIZE", "1")) > 1:
             raise UsageError("--nproc cannot be used under torchrun (it already started the processes)")
-        distributed.launch(nproc, _run, cfg, str(train_feats), str(dev_feats), str(out), resume, None)
+        try:
+            distributed.launch(nproc, _run, cfg, str(train_feats), str(dev_feats), str(out), resume, None)
+        except KeyboardInterrupt:
+            raise _interrupted(Path(out)) from None
         ck = load_checkpoint(Path(out) / "checkpoints" / "last.pt")
         m, _ = _metric_of(ck["config"])
         return TrainResult(Path(out), ck["epoch"], ck["step"], m, ck.get("best"), ck.get("best_epoch"),
@@ -329,10 +373,16 @@ def _run(cfg: dict, train_path: str, dev_path: str, out_path: str, resume: bool,
     from asrkit.train import targets as T
 
     cfg = json.loads(json.dumps(cfg))
+    started = time.time()
     d = distributed.env()
     exp = Path(out_path)
     ckdir = exp / "checkpoints"
     last_path = ckdir / "last.pt"
+    if d.main:
+        # temp files of saves that a killed run never finished (atomic writes leave nothing else)
+        stale = remove_stale_temps([exp, ckdir, exp / "units"], before=started)
+        if stale:
+            log.info(f"{exp}: removed {len(stale)} temp file(s) left by an interrupted save")
 
     # ---- data and resume state (no work yet: errors come first)
     train_store = _open_store(train_path, "training")
@@ -372,6 +422,16 @@ def _run(cfg: dict, train_path: str, dev_path: str, out_path: str, resume: bool,
     try:
         return _loop(cfg, d, exp, ck, train_store, dev_store, train_path, device, amp_dtype, seed,
                      metric_name, metric_mode, task, hooks, build_model, SpecAugment, T)
+    except KeyboardInterrupt:
+        raise _interrupted(exp) from None
+    except CheckpointWriteError as err:
+        kept = f"{last_path} is intact; " if last_path.is_file() else ""
+        raise TrainingError(f"{err}; {kept}continue with --resume once that is fixed") from None
+    except OSError as err:
+        if err.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        raise TrainingError(f"{err.filename or exp}: cannot write: {err.strerror}; free some space and "
+                            f"continue with --resume") from None
     finally:
         log.set_quiet(was_quiet)
         distributed.shutdown()
@@ -498,7 +558,7 @@ def _loop(cfg, d, exp, ck, train_store, dev_store, train_path, device, amp_dtype
     last_dev: dict[str, float] | None = None
     stopped_early = False
     if ck is not None:
-        model.load_state_dict(ck["model"])
+        load_weights(model, ck["model"], exp / "checkpoints" / "last.pt")
         opt.load_state_dict(ck["optimizer"])
         sched.load_state_dict(ck["scheduler"])
         if scaler is not None and ck.get("scaler"):

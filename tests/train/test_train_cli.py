@@ -72,16 +72,16 @@ def test_resume_after_sigkill_equals_uninterrupted(stores, tmp_path):
                 str(stores["dev"]), "--out", str(exp), "--device", "cpu", *over, *extra]
 
     subprocess.run(cli(full), check=True, env=env)
-    per_epoch = torch.load(full / "checkpoints" / "epoch-1.pt", weights_only=False)["step"]
+    per_epoch = torch.load(full / "checkpoints" / "epoch-1.pt", weights_only=True)["step"]
     k = per_epoch + 3
     p = subprocess.run([sys.executable, "-c", _KILLER, str(stores["train"]), str(stores["dev"]), str(killed),
                         str(k), *over], env=env, check=False)
     assert p.returncode == -signal.SIGKILL
-    ck = torch.load(killed / "checkpoints" / "last.pt", weights_only=False)
+    ck = torch.load(killed / "checkpoints" / "last.pt", weights_only=True)
     assert ck["epoch"] == 1 and 0 < ck["position"] < per_epoch and ck["step"] < k
     subprocess.run(cli(killed, "--resume"), check=True, env=env)
-    a = torch.load(full / "checkpoints" / "last.pt", weights_only=False)["model"]
-    b = torch.load(killed / "checkpoints" / "last.pt", weights_only=False)["model"]
+    a = torch.load(full / "checkpoints" / "last.pt", weights_only=True)["model"]
+    b = torch.load(killed / "checkpoints" / "last.pt", weights_only=True)["model"]
     assert all(torch.equal(a[n], b[n]) for n in a)
 
 
@@ -90,7 +90,7 @@ def test_resume_needs_only_the_paths(stores, tmp_path, capsys):
     paths = ["train", "frame", "--train", str(stores["train"]), "--dev", str(stores["dev"]), "--out", str(exp)]
     assert main(["-q", *paths, "--seed", "5", *small_overrides("frame"), "train.epochs=1"]) == 0
     assert main(["-q", *paths, "--resume", "train.epochs=2"]) == 0
-    ck = torch.load(exp / "checkpoints" / "last.pt", weights_only=False)
+    ck = torch.load(exp / "checkpoints" / "last.pt", weights_only=True)
     assert ck["epoch"] == 2 and ck["config"]["train"]["seed"] == 5
     assert main(["-q", *paths, "--resume", "--seed", "6"]) == 2
     assert "train.seed=6 differs from 5" in capsys.readouterr().err
