@@ -13,6 +13,9 @@ weights-only loader refuses is refused with one line, never unpickled in full.
     position   global batches of that epoch already done (0 at an epoch start)
     step       optimizer updates so far
     best, best_epoch, bad_epochs, nan_streak, nan_total
+    sums       mid-epoch: the loss / norm / frame sums of the log window and the
+               epoch so far (the logged means of a resumed epoch are those of a
+               run never stopped); None at an epoch end
     config     the resolved config
 
 ``checkpoints/epoch-N.pt`` (N counted from 1) is written after epoch N with

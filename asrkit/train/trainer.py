@@ -557,6 +557,7 @@ def _loop(cfg, d, exp, ck, train_store, dev_store, train_path, device, amp_dtype
     nan_streak, nan_total = 0, 0
     last_dev: dict[str, float] | None = None
     stopped_early = False
+    resume_sums = None
     if ck is not None:
         load_weights(model, ck["model"], exp / "checkpoints" / "last.pt")
         opt.load_state_dict(ck["optimizer"])
@@ -570,6 +571,7 @@ def _loop(cfg, d, exp, ck, train_store, dev_store, train_path, device, amp_dtype
         stopped_early = ck.get("stopped_early", False)
         rngs = ck["rng"]
         set_rng_state(rngs[d.rank] if d.rank < len(rngs) else rngs[0])
+        resume_sums = ck.get("sums")  # the loss sums of the epoch so far, for its logged means
     else:
         # dropout streams differ per rank, like torch's default DDP behaviour
         from asrkit.features.specaugment import seed_of
@@ -595,7 +597,8 @@ def _loop(cfg, d, exp, ck, train_store, dev_store, train_path, device, amp_dtype
                 "scaler": scaler.state_dict() if scaler is not None else None, "rng": rngs,
                 "epoch": epoch, "position": position, "step": step, "best": best, "best_epoch": best_epoch,
                 "bad_epochs": bad_epochs, "nan_streak": nan_streak, "nan_total": nan_total,
-                "last_dev": last_dev, "stopped_early": stop_flag, "metric": metric_name, "config": cfg}
+                "last_dev": last_dev, "stopped_early": stop_flag, "metric": metric_name, "config": cfg,
+                "sums": _sums(win, ep_stats) if position else None}
 
     def save_last(stop_flag: bool = False) -> None:
         st = state(stop_flag)
@@ -618,6 +621,10 @@ def _loop(cfg, d, exp, ck, train_store, dev_store, train_path, device, amp_dtype
         net.train()
         win = {"loss": 0.0, "norm": 0.0, "frames": 0.0, "t": time.monotonic()}
         ep_stats = {"loss": 0.0, "norm": 0.0, "frames": 0.0, "t": time.monotonic()}
+        if resume_sums:  # resumed mid-epoch: the sums of the batches before the checkpoint
+            win.update(resume_sums["window"])
+            ep_stats.update(resume_sums["epoch"])
+        resume_sums = None
         with log.progress(*_progress_columns(), transient=False) as bar:
             task_id = bar.add_task(f"epoch {epoch + 1}/{tcfg['epochs']}", total=steps_per_epoch,
                                    completed=position, loss=float("nan"), lr=sched.lr, fps=0.0)
@@ -754,6 +761,12 @@ def _loop(cfg, d, exp, ck, train_store, dev_store, train_path, device, amp_dtype
     logger.close()
     _barrier(d)
     return TrainResult(exp, epoch, step, metric_name, best, best_epoch, stopped_early, last_dev)
+
+
+def _sums(win: dict, ep_stats: dict) -> dict:
+    """The loss / norm / frame sums of the log window and of the epoch (for a resume mid-epoch)."""
+    return {name: {k: float(acc[k]) for k in ("loss", "norm", "frames")}
+            for name, acc in (("window", win), ("epoch", ep_stats))}
 
 
 def _progress_columns():
