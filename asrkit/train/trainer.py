@@ -27,6 +27,12 @@ global batches done in its epoch) and every RNG state; the batches of an
 epoch and the SpecAugment masks are pure functions of ``(seed, epoch)``, so a
 run killed mid-epoch and resumed ends with the same weights as one that was
 never stopped.
+
+Faults: every file is written atomically, so a kill leaves whole files (the
+next run removes the temp files of a save it cut short). Ctrl-C ends the run
+with one line and exit status 130; a full disk with one line naming the file,
+the previous checkpoint kept. Checkpoints are plain data (tensors, numbers,
+lists, dicts) and are read with ``torch.load(weights_only=True)`` only.
 """
 from __future__ import annotations
 
@@ -54,8 +60,8 @@ from asrkit.data.dataset import (
     make_batches,
 )
 from asrkit.errors import ConfigError, DataError, TrainingError, UsageError
-from asrkit.train import distributed
 from asrkit.io import atomic_write
+from asrkit.train import distributed
 from asrkit.train.checkpoint import (
     CheckpointWriteError,
     copy_atomic,
@@ -378,11 +384,6 @@ def _run(cfg: dict, train_path: str, dev_path: str, out_path: str, resume: bool,
     exp = Path(out_path)
     ckdir = exp / "checkpoints"
     last_path = ckdir / "last.pt"
-    if d.main:
-        # temp files of saves that a killed run never finished (atomic writes leave nothing else)
-        stale = remove_stale_temps([exp, ckdir, exp / "units"], before=started)
-        if stale:
-            log.info(f"{exp}: removed {len(stale)} temp file(s) left by an interrupted save")
 
     # ---- data and resume state (no work yet: errors come first)
     train_store = _open_store(train_path, "training")
@@ -402,6 +403,11 @@ def _run(cfg: dict, train_path: str, dev_path: str, out_path: str, resume: bool,
         raise UsageError(f"{exp} already has checkpoints; continue it with --resume or pick a new --out")
     elif resume and d.main:
         log.info(f"{exp}: no checkpoint to resume from; starting from scratch")
+    if d.main:
+        # temp files of saves that a killed run never finished (atomic writes leave nothing else)
+        stale = remove_stale_temps([exp, ckdir, exp / "units"], before=started)
+        if stale:
+            log.info(f"{exp}: removed {len(stale)} temp file(s) left by an interrupted save")
     for key, want in (("input_dim", train_store.dim),):
         given = cfg["model"].get(key)
         if given is not None and given != want:

@@ -22,7 +22,6 @@ from train_helpers import small_overrides
 import asrkit.train
 import asrkit.train.checkpoint as C
 from asrkit.cli.main import main
-from asrkit.errors import TrainingError
 from asrkit.train import load_config, train
 
 #: a run that draws from every RNG (dropout) and saves after every update

@@ -23,6 +23,11 @@ def test_train_frame_cli_and_average(stores, tmp_path, capsys):
     assert capsys.readouterr().out == ""  # nothing on stdout
     assert main(["-q", "average", str(exp), "--last", "2"]) == 0
     assert capsys.readouterr().out.strip() == str(exp / "checkpoints" / "avg-last-2.pt")
+    # more than there are: the two there, with a warning (stdout still just the path)
+    assert main(["-q", "average", str(exp), "--last", "3"]) == 0
+    out, err = capsys.readouterr()
+    assert out.strip() == str(exp / "checkpoints" / "avg-last-3.pt")
+    assert "only 2 epoch checkpoint(s)" in " ".join(err.split())
     # a second run into the same exp without --resume is refused
     assert main(["-q", *args]) == 2
     assert "--resume" in capsys.readouterr().err
