@@ -66,7 +66,7 @@ class CheckpointWriteError(InputError):
 
 
 # ------------------------------------------------------------------ saving
-_PLAIN = (str, int, float, bool, type(None), torch.Tensor, torch.Size)
+_PLAIN = (str, int, float, bool, type(None), torch.Tensor, torch.Size, torch.dtype, torch.device)
 
 
 def _check_plain(obj: Any, where: str = "checkpoint") -> None:
