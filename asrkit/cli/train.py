@@ -83,7 +83,8 @@ def train_ctc(
 
 def average(
     exp: Path = typer.Argument(..., help="Exp dir with checkpoints/epoch-N.pt."),
-    last: int = typer.Option(..., "--last", help="Average the last N epoch checkpoints."),
+    last: int = typer.Option(..., "--last", help="Average the last N epoch checkpoints (fewer there: all of them, "
+                                                  "with a warning)."),
     out: Path | None = typer.Option(None, "--out", "-o", help="Output file (default EXP/checkpoints/avg-last-N.pt)."),
 ) -> None:
     """Average the weights of the last N epoch checkpoints; prints the new checkpoint's path."""

@@ -70,7 +70,8 @@ def load_model(exp_dir: Union[str, os.PathLike], checkpoint: str = "best", devic
     ``"epoch-3"``, or a path to a ``.pt`` file), whose ``"model"`` entry is
     the state_dict. ``impl`` overrides ``model.impl`` (the returned config says
     which one the model now uses). ``device="auto"`` picks CUDA when present.
-    Checkpoints are unpickled in full (they hold RNG states): load only ones you trust.
+    The checkpoint is read with ``torch.load(weights_only=True)``: one that
+    holds pickled code is refused (:class:`InputError`), never run.
     """
     exp_dir = Path(exp_dir)
     cfg_path = exp_dir / "config.yaml"
@@ -93,19 +94,13 @@ def load_model(exp_dir: Union[str, os.PathLike], checkpoint: str = "best", devic
         found = sorted(p.stem for p in (exp_dir / "checkpoints").glob("*.pt"))
         raise InputError(f"{ckpt_path}: no such checkpoint (found: {', '.join(found) or 'none'}); "
                          f"pick one with the checkpoint option")
-    try:
-        ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=False)
-    except Exception as err:  # a truncated or foreign file: pickle, zip or torch errors
-        raise InputError(f"{ckpt_path}: not a readable checkpoint ({type(err).__name__}: {err})") from None
+    from asrkit.train.checkpoint import load_weights, read_checkpoint
+
+    ckpt = read_checkpoint(ckpt_path)  # weights only: a checkpoint that would run code is refused
     state = ckpt.get("model") if isinstance(ckpt, dict) else None
     if not isinstance(state, Mapping):
         raise InputError(f"{ckpt_path}: has no 'model' state_dict; is it a checkpoint written by `asrkit train`?")
-    try:
-        model.load_state_dict(state)
-    except RuntimeError as err:
-        first = str(err).strip().splitlines()
-        detail = " ".join(line.strip() for line in first[1:3]) or first[0]
-        raise InputError(f"{ckpt_path}: weights do not fit the model of {cfg_path} ({detail})") from None
+    load_weights(model, state, ckpt_path, of=cfg_path)
     if impl is not None:
         set_impl(model, impl)
         model.config["impl"] = impl

@@ -27,9 +27,16 @@ global batches done in its epoch) and every RNG state; the batches of an
 epoch and the SpecAugment masks are pure functions of ``(seed, epoch)``, so a
 run killed mid-epoch and resumed ends with the same weights as one that was
 never stopped.
+
+Faults: every file is written atomically, so a kill leaves whole files (the
+next run removes the temp files of a save it cut short). Ctrl-C ends the run
+with one line and exit status 130; a full disk with one line naming the file,
+the previous checkpoint kept. Checkpoints are plain data (tensors, numbers,
+lists, dicts) and are read with ``torch.load(weights_only=True)`` only.
 """
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
@@ -53,18 +60,22 @@ from asrkit.data.dataset import (
     make_batches,
 )
 from asrkit.errors import ConfigError, DataError, TrainingError, UsageError
+from asrkit.io import atomic_write
 from asrkit.train import distributed
 from asrkit.train.checkpoint import (
+    CheckpointWriteError,
     copy_atomic,
     epoch_checkpoints,
     load_checkpoint,
+    load_weights,
+    remove_stale_temps,
     rng_state,
     save_checkpoint,
     set_rng_state,
 )
 from asrkit.train.config import save_config, validate
 
-__all__ = ["RESUME_MAY_CHANGE", "TrainResult", "check_config", "train"]
+__all__ = ["RESUME_MAY_CHANGE", "TrainInterrupted", "TrainResult", "check_config", "train"]
 
 #: config keys that may differ between a run and its ``--resume``
 RESUME_MAY_CHANGE = {
@@ -73,6 +84,19 @@ RESUME_MAY_CHANGE = {
     ("train", "keep_epochs"), ("train", "tensorboard"), ("train", "threads"), ("data", "num_workers"),
     ("train", "nan_limit"),
 }
+
+
+class TrainInterrupted(TrainingError):
+    """Ctrl-C (KeyboardInterrupt) stopped the run; its checkpoints are whole. Exit status 130."""
+
+    exit_code = 130
+
+
+def _interrupted(exp: Path) -> TrainInterrupted:
+    last = exp / "checkpoints" / "last.pt"
+    if last.is_file():
+        return TrainInterrupted(f"interrupted; resume with --resume (it continues from {last})")
+    return TrainInterrupted("interrupted before the first checkpoint was saved; run it again to start over")
 
 
 @dataclass
@@ -196,6 +220,11 @@ class _Schedule:
 
 # ------------------------------------------------------------------ logging (rank 0)
 class _Log:
+    """``metrics.jsonl`` (one JSON object a line, appended whole and flushed)
+    and ``train.log``. A run that starts over empties ``metrics.jsonl``; a
+    resumed one keeps the events up to the checkpoint's step; both rewrite it
+    atomically."""
+
     def __init__(self, exp: Path, active: bool, tensorboard: bool, resume_step: int | None) -> None:
         self.active = active
         self.exp = exp
@@ -203,12 +232,9 @@ class _Log:
         if not active:
             return
         p = exp / "metrics.jsonl"
-        if resume_step is not None and p.exists():
-            # drop what a killed run logged after the checkpoint it resumes from
-            keep = [ln for ln in p.read_text(encoding="utf-8").splitlines()
-                    if ln.strip() and json.loads(ln).get("step", 0) <= resume_step]
-            p.write_text("".join(k + "\n" for k in keep), encoding="utf-8")
-        self.metrics = open(p, "a", encoding="utf-8")
+        if p.exists():
+            _trim_metrics(p, resume_step)
+        self.metrics = open(p, "ab")
         self.text = open(exp / "train.log", "a", encoding="utf-8")
         if tensorboard:
             try:
@@ -222,7 +248,7 @@ class _Log:
         if not self.active:
             return
         kw = {k: (round(v, 6) if isinstance(v, float) else v) for k, v in kw.items()}
-        self.metrics.write(json.dumps(kw) + "\n")
+        self.metrics.write((json.dumps(kw) + "\n").encode("utf-8"))  # one write of a whole line
         self.metrics.flush()
         if self.tb is not None:
             prefix = kw.get("event", "train")
@@ -247,6 +273,27 @@ class _Log:
                 self.tb.close()
 
 
+def _trim_metrics(path: Path, resume_step: int | None) -> None:
+    """Keep the events of ``path`` up to ``resume_step`` (None: none): what a
+    killed run logged after the checkpoint a resume starts from is done again.
+    A line cut short by a kill is dropped."""
+    kept = []
+    if resume_step is not None:
+        for ln in path.read_bytes().decode("utf-8", errors="replace").splitlines():
+            try:
+                ev = json.loads(ln)
+            except ValueError:
+                continue  # a half-written line
+            if not isinstance(ev, dict):
+                continue
+            step = ev.get("step", 0)
+            # a skipped (non-finite) batch is logged with the updates before it
+            if step < resume_step or (step == resume_step and ev.get("event") != "nonfinite"):
+                kept.append(ln)
+    with atomic_write(path, "w") as f:
+        f.write("".join(k + "\n" for k in kept))
+
+
 # ------------------------------------------------------------------ the run
 def train(cfg: dict, train_feats: str | os.PathLike, dev_feats: str | os.PathLike, out: str | os.PathLike, *,
           resume: bool = False, nproc: int = 1,
@@ -263,7 +310,10 @@ def train(cfg: dict, train_feats: str | os.PathLike, dev_feats: str | os.PathLik
     if nproc > 1:
         if int(os.environ.get("WORLD_SIZE", "1")) > 1:
             raise UsageError("--nproc cannot be used under torchrun (it already started the processes)")
-        distributed.launch(nproc, _run, cfg, str(train_feats), str(dev_feats), str(out), resume, None)
+        try:
+            distributed.launch(nproc, _run, cfg, str(train_feats), str(dev_feats), str(out), resume, None)
+        except KeyboardInterrupt:
+            raise _interrupted(Path(out)) from None
         ck = load_checkpoint(Path(out) / "checkpoints" / "last.pt")
         m, _ = _metric_of(ck["config"])
         return TrainResult(Path(out), ck["epoch"], ck["step"], m, ck.get("best"), ck.get("best_epoch"),
@@ -322,6 +372,7 @@ def _run(cfg: dict, train_path: str, dev_path: str, out_path: str, resume: bool,
     from asrkit.train import targets as T
 
     cfg = json.loads(json.dumps(cfg))
+    started = time.time()
     d = distributed.env()
     exp = Path(out_path)
     ckdir = exp / "checkpoints"
@@ -345,6 +396,11 @@ def _run(cfg: dict, train_path: str, dev_path: str, out_path: str, resume: bool,
         raise UsageError(f"{exp} already has checkpoints; continue it with --resume or pick a new --out")
     elif resume and d.main:
         log.info(f"{exp}: no checkpoint to resume from; starting from scratch")
+    if d.main:
+        # temp files of saves that a killed run never finished (atomic writes leave nothing else)
+        stale = remove_stale_temps([exp, ckdir, exp / "units"], before=started)
+        if stale:
+            log.info(f"{exp}: removed {len(stale)} temp file(s) left by an interrupted save")
     for key, want in (("input_dim", train_store.dim),):
         given = cfg["model"].get(key)
         if given is not None and given != want:
@@ -365,6 +421,16 @@ def _run(cfg: dict, train_path: str, dev_path: str, out_path: str, resume: bool,
     try:
         return _loop(cfg, d, exp, ck, train_store, dev_store, train_path, device, amp_dtype, seed,
                      metric_name, metric_mode, task, hooks, build_model, SpecAugment, T)
+    except KeyboardInterrupt:
+        raise _interrupted(exp) from None
+    except CheckpointWriteError as err:
+        kept = f"{last_path} is intact; " if last_path.is_file() else ""
+        raise TrainingError(f"{err}; {kept}continue with --resume once that is fixed") from None
+    except OSError as err:
+        if err.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        raise TrainingError(f"{err.filename or exp}: cannot write: {err.strerror}; free some space and "
+                            f"continue with --resume") from None
     finally:
         log.set_quiet(was_quiet)
         distributed.shutdown()
@@ -490,8 +556,9 @@ def _loop(cfg, d, exp, ck, train_store, dev_store, train_path, device, amp_dtype
     nan_streak, nan_total = 0, 0
     last_dev: dict[str, float] | None = None
     stopped_early = False
+    resume_sums = None
     if ck is not None:
-        model.load_state_dict(ck["model"])
+        load_weights(model, ck["model"], exp / "checkpoints" / "last.pt")
         opt.load_state_dict(ck["optimizer"])
         sched.load_state_dict(ck["scheduler"])
         if scaler is not None and ck.get("scaler"):
@@ -503,6 +570,7 @@ def _loop(cfg, d, exp, ck, train_store, dev_store, train_path, device, amp_dtype
         stopped_early = ck.get("stopped_early", False)
         rngs = ck["rng"]
         set_rng_state(rngs[d.rank] if d.rank < len(rngs) else rngs[0])
+        resume_sums = ck.get("sums")  # the loss sums of the epoch so far, for its logged means
     else:
         # dropout streams differ per rank, like torch's default DDP behaviour
         from asrkit.features.specaugment import seed_of
@@ -528,7 +596,8 @@ def _loop(cfg, d, exp, ck, train_store, dev_store, train_path, device, amp_dtype
                 "scaler": scaler.state_dict() if scaler is not None else None, "rng": rngs,
                 "epoch": epoch, "position": position, "step": step, "best": best, "best_epoch": best_epoch,
                 "bad_epochs": bad_epochs, "nan_streak": nan_streak, "nan_total": nan_total,
-                "last_dev": last_dev, "stopped_early": stop_flag, "metric": metric_name, "config": cfg}
+                "last_dev": last_dev, "stopped_early": stop_flag, "metric": metric_name, "config": cfg,
+                "sums": _sums(win, ep_stats) if position else None}
 
     def save_last(stop_flag: bool = False) -> None:
         st = state(stop_flag)
@@ -551,6 +620,10 @@ def _loop(cfg, d, exp, ck, train_store, dev_store, train_path, device, amp_dtype
         net.train()
         win = {"loss": 0.0, "norm": 0.0, "frames": 0.0, "t": time.monotonic()}
         ep_stats = {"loss": 0.0, "norm": 0.0, "frames": 0.0, "t": time.monotonic()}
+        if resume_sums:  # resumed mid-epoch: the sums of the batches before the checkpoint
+            win.update(resume_sums["window"])
+            ep_stats.update(resume_sums["epoch"])
+        resume_sums = None
         with log.progress(*_progress_columns(), transient=False) as bar:
             task_id = bar.add_task(f"epoch {epoch + 1}/{tcfg['epochs']}", total=steps_per_epoch,
                                    completed=position, loss=float("nan"), lr=sched.lr, fps=0.0)
@@ -687,6 +760,12 @@ def _loop(cfg, d, exp, ck, train_store, dev_store, train_path, device, amp_dtype
     logger.close()
     _barrier(d)
     return TrainResult(exp, epoch, step, metric_name, best, best_epoch, stopped_early, last_dev)
+
+
+def _sums(win: dict, ep_stats: dict) -> dict:
+    """The loss / norm / frame sums of the log window and of the epoch (for a resume mid-epoch)."""
+    return {name: {k: float(acc[k]) for k in ("loss", "norm", "frames")}
+            for name, acc in (("window", win), ("epoch", ep_stats))}
 
 
 def _progress_columns():

@@ -23,6 +23,11 @@ def test_train_frame_cli_and_average(stores, tmp_path, capsys):
     assert capsys.readouterr().out == ""  # nothing on stdout
     assert main(["-q", "average", str(exp), "--last", "2"]) == 0
     assert capsys.readouterr().out.strip() == str(exp / "checkpoints" / "avg-last-2.pt")
+    # more than there are: the two there, with a warning (stdout still just the path)
+    assert main(["-q", "average", str(exp), "--last", "3"]) == 0
+    out, err = capsys.readouterr()
+    assert out.strip() == str(exp / "checkpoints" / "avg-last-3.pt")
+    assert "only 2 epoch checkpoint(s)" in " ".join(err.split())
     # a second run into the same exp without --resume is refused
     assert main(["-q", *args]) == 2
     assert "--resume" in capsys.readouterr().err
@@ -72,16 +77,16 @@ def test_resume_after_sigkill_equals_uninterrupted(stores, tmp_path):
                 str(stores["dev"]), "--out", str(exp), "--device", "cpu", *over, *extra]
 
     subprocess.run(cli(full), check=True, env=env)
-    per_epoch = torch.load(full / "checkpoints" / "epoch-1.pt", weights_only=False)["step"]
+    per_epoch = torch.load(full / "checkpoints" / "epoch-1.pt", weights_only=True)["step"]
     k = per_epoch + 3
     p = subprocess.run([sys.executable, "-c", _KILLER, str(stores["train"]), str(stores["dev"]), str(killed),
                         str(k), *over], env=env, check=False)
     assert p.returncode == -signal.SIGKILL
-    ck = torch.load(killed / "checkpoints" / "last.pt", weights_only=False)
+    ck = torch.load(killed / "checkpoints" / "last.pt", weights_only=True)
     assert ck["epoch"] == 1 and 0 < ck["position"] < per_epoch and ck["step"] < k
     subprocess.run(cli(killed, "--resume"), check=True, env=env)
-    a = torch.load(full / "checkpoints" / "last.pt", weights_only=False)["model"]
-    b = torch.load(killed / "checkpoints" / "last.pt", weights_only=False)["model"]
+    a = torch.load(full / "checkpoints" / "last.pt", weights_only=True)["model"]
+    b = torch.load(killed / "checkpoints" / "last.pt", weights_only=True)["model"]
     assert all(torch.equal(a[n], b[n]) for n in a)
 
 
@@ -90,7 +95,7 @@ def test_resume_needs_only_the_paths(stores, tmp_path, capsys):
     paths = ["train", "frame", "--train", str(stores["train"]), "--dev", str(stores["dev"]), "--out", str(exp)]
     assert main(["-q", *paths, "--seed", "5", *small_overrides("frame"), "train.epochs=1"]) == 0
     assert main(["-q", *paths, "--resume", "train.epochs=2"]) == 0
-    ck = torch.load(exp / "checkpoints" / "last.pt", weights_only=False)
+    ck = torch.load(exp / "checkpoints" / "last.pt", weights_only=True)
     assert ck["epoch"] == 2 and ck["config"]["train"]["seed"] == 5
     assert main(["-q", *paths, "--resume", "--seed", "6"]) == 2
     assert "train.seed=6 differs from 5" in capsys.readouterr().err

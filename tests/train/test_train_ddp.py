@@ -9,7 +9,7 @@ from asrkit.train import load_config, train
 
 
 def _w(exp):
-    return torch.load(exp / "checkpoints" / "last.pt", map_location="cpu", weights_only=False)
+    return torch.load(exp / "checkpoints" / "last.pt", map_location="cpu", weights_only=True)
 
 
 @pytest.mark.slow

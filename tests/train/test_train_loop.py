@@ -17,7 +17,7 @@ def _cfg(task: str, *extra: str) -> dict:
 
 
 def _weights(path) -> dict[str, torch.Tensor]:
-    return torch.load(path, map_location="cpu", weights_only=False)["model"]
+    return torch.load(path, map_location="cpu", weights_only=True)["model"]
 
 
 def _events(exp, kind):
@@ -34,7 +34,7 @@ def test_frame_loss_goes_down_and_files(stores, tmp_path):
     assert len(dev) == 4 and dev[-1]["dev_acc"] > dev[0]["dev_acc"] and dev[-1]["dev_acc"] > 60
     for name in ("epoch-1.pt", "epoch-4.pt", "last.pt", "best.pt"):
         assert (exp / "checkpoints" / name).is_file()
-    ck = torch.load(exp / "checkpoints" / "last.pt", weights_only=False)
+    ck = torch.load(exp / "checkpoints" / "last.pt", weights_only=True)
     for key in ("model", "optimizer", "scheduler", "scaler", "rng", "epoch", "position", "step", "config"):
         assert key in ck
     assert ck["epoch"] == 4 and ck["position"] == 0
@@ -84,13 +84,13 @@ def test_resume_after_kill_mid_epoch_equals_uninterrupted(stores, tmp_path, task
     over = ["train.epochs=3", "train.save_every_steps=1", "model.dropout=0.3", f"model.impl={impl}"]
     full = tmp_path / "full"
     train(_cfg(task, *over), stores["train"], stores["dev"], full)
-    steps_per_epoch = torch.load(full / "checkpoints" / "epoch-1.pt", weights_only=False)["step"]
+    steps_per_epoch = torch.load(full / "checkpoints" / "epoch-1.pt", weights_only=True)["step"]
     assert steps_per_epoch >= 3
     killed = tmp_path / "killed"
     k = steps_per_epoch + 2  # in the middle of epoch 2
     with pytest.raises(_Kill):
         train(_cfg(task, *over), stores["train"], stores["dev"], killed, hooks=_kill_at(k))
-    ck = torch.load(killed / "checkpoints" / "last.pt", weights_only=False)
+    ck = torch.load(killed / "checkpoints" / "last.pt", weights_only=True)
     assert (ck["epoch"], ck["position"], ck["step"]) == (1, 1, k - 1)  # the step k save never happened
     with pytest.raises(UsageError, match="--resume"):
         train(_cfg(task, *over), stores["train"], stores["dev"], killed)
@@ -216,11 +216,29 @@ def test_average_last_n(stores, tmp_path):
             torch.testing.assert_close(v, (w2[k] + w3[k]) / 2)
         else:
             assert torch.equal(v, w3[k])
-    with pytest.raises(UsageError, match="only 3"):
-        average_checkpoints(exp, 5)
     from asrkit.models import load_model
 
     load_model(exp, "avg-last-2")
+    assert torch.load(out, weights_only=True)["averaged"] == [2, 3]
+
+
+def test_average_last_n_with_fewer_checkpoints_averages_those(stores, tmp_path, capsys):
+    """``train.keep_epochs=2`` keeps two: ``--last 3`` averages those two with a warning (as ESPnet does)."""
+    exp = tmp_path / "exp"
+    train(_cfg("frame", "train.epochs=3", "train.keep_epochs=2"), stores["train"], stores["dev"], exp)
+    capsys.readouterr()
+    out = average_checkpoints(exp, 3)
+    err = capsys.readouterr().err
+    assert "--last 3 but only 2 epoch checkpoint(s)" in " ".join(err.split()) and "keep_epochs" in err
+    assert out.name == "avg-last-3.pt"
+    ck = torch.load(out, weights_only=True)
+    assert ck["averaged"] == [2, 3]
+    w2, w3 = _weights(exp / "checkpoints" / "epoch-2.pt"), _weights(exp / "checkpoints" / "epoch-3.pt")
+    for k, v in ck["model"].items():
+        if torch.is_floating_point(v):
+            torch.testing.assert_close(v, (w2[k] + w3[k]) / 2)
+    with pytest.raises(UsageError, match="--last must be >= 1"):
+        average_checkpoints(exp, 0)
 
 
 def test_loader_workers_give_the_same_run(stores, tmp_path):
