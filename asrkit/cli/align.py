@@ -26,9 +26,10 @@ def align_command(
     batch_size: int = typer.Option(16, "--batch-size", metavar="N", help="Utterances per forward pass."),
     device: str = typer.Option("auto", "--device", metavar="auto|cpu|cuda", help="Where the model runs."),
     oov: str = typer.Option(
-        "error", "--oov", metavar="error|skip",
-        help="Words the lexicon cannot spell: stop (error) or leave their utterances out (skip).",
+        "skip", "--oov", metavar="skip|error",
+        help="Words the lexicon cannot spell: leave their utterances out with a warning (skip) or stop (error).",
     ),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace DIR's contents when another command made it."),
 ) -> None:
     """Forced alignment of each utterance's transcript with a CTC model.
 
@@ -43,6 +44,7 @@ def align_command(
     from asrkit.decode import load_exp
     from asrkit.decode.align import align_store, write_alignments
     from asrkit.config import load_saved_config
+    from asrkit.io import prepare_output_dir
 
     if batch_size < 1:
         raise UsageError(f"--batch-size must be >= 1, got {batch_size}")
@@ -56,6 +58,7 @@ def align_command(
     if not feats.is_dir():
         raise InputError(f"{feats}: no such feature store")
     store = FeatureStore(feats)
+    prepare_output_dir(out, "align", overwrite, inputs=(exp, feats))
     loaded = load_exp(exp, checkpoint=checkpoint, device=device, task="ctc")
     log.info(f"{exp}: {loaded.checkpoint.name}, {loaded.units.kind} units, subsampling {loaded.subsampling}, "
              f"{loaded.device}; {len(store)} utterances in {feats}")

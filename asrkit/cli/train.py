@@ -12,10 +12,11 @@ train_app = typer.Typer(help="Train a frame classifier or a CTC model on feature
 
 
 def _run(task: str, train: Path, dev: Path, out: Path, conf: Path | None, overrides: list[str] | None,
-         resume: bool, device: str | None, nproc: int, seed: int | None) -> None:
+         resume: bool, device: str | None, nproc: int, seed: int | None, overwrite: bool = False) -> None:
     from asrkit.train import load_config
     from asrkit.train import train as run_train
     from asrkit.train.config import parse_overrides
+    from asrkit.train.distributed import env
 
     pairs = parse_overrides(overrides or [])
     if device is not None:
@@ -34,8 +35,9 @@ def _run(task: str, train: Path, dev: Path, out: Path, conf: Path | None, overri
         if base.get("task") != task:
             raise UsageError(f"{out} is a '{base.get('task')}' run, not '{task}'")
     cfg = load_config(task, conf, pairs, base=base)
-    r = run_train(cfg, train, dev, out, resume=resume, nproc=nproc)
-    from asrkit.train.distributed import env
+    if overwrite and resume:
+        raise UsageError("--overwrite and --resume exclude each other")
+    r = run_train(cfg, train, dev, out, resume=resume, nproc=nproc, overwrite=overwrite)
 
     if r.best is not None and env().main:
         unit = "%" if r.metric in ("acc", "per", "wer", "cer") else ""
@@ -60,9 +62,10 @@ def train_frame(
     device: str | None = typer.Option(None, "--device", help="auto | cpu | cuda (default: train.device)."),
     nproc: int = typer.Option(1, "--nproc", help="Start N DistributedDataParallel processes on this machine."),
     seed: int | None = typer.Option(None, "--seed", help="Random seed (default: train.seed)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace OUT's contents when another command made it."),
 ) -> None:
     """Frame-level classification (MLP over +-K frames) with labels from the store's ali."""
-    _run("frame", train, dev, out, conf, overrides, resume, device, nproc, seed)
+    _run("frame", train, dev, out, conf, overrides, resume, device, nproc, seed, overwrite)
 
 
 @train_app.command("ctc")
@@ -76,9 +79,10 @@ def train_ctc(
     device: str | None = typer.Option(None, "--device", help="auto | cpu | cuda (default: train.device)."),
     nproc: int = typer.Option(1, "--nproc", help="Start N DistributedDataParallel processes on this machine."),
     seed: int | None = typer.Option(None, "--seed", help="Random seed (default: train.seed)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace OUT's contents when another command made it."),
 ) -> None:
     """CTC model (conv subsampling + BiLSTM/BiGRU/Conformer) on phone, char or bpe units."""
-    _run("ctc", train, dev, out, conf, overrides, resume, device, nproc, seed)
+    _run("ctc", train, dev, out, conf, overrides, resume, device, nproc, seed, overwrite)
 
 
 def average(

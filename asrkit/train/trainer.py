@@ -60,7 +60,7 @@ from asrkit.data.dataset import (
     make_batches,
 )
 from asrkit.errors import ConfigError, DataError, TrainingError, UsageError
-from asrkit.io import atomic_write
+from asrkit.io import atomic_write, prepare_output_dir
 from asrkit.train import distributed
 from asrkit.train.checkpoint import (
     CheckpointWriteError,
@@ -297,12 +297,14 @@ def _trim_metrics(path: Path, resume_step: int | None) -> None:
 # ------------------------------------------------------------------ the run
 def train(cfg: dict, train_feats: str | os.PathLike, dev_feats: str | os.PathLike, out: str | os.PathLike, *,
           resume: bool = False, nproc: int = 1,
-          hooks: dict[str, Callable[..., Any]] | None = None) -> TrainResult:
+          hooks: dict[str, Callable[..., Any]] | None = None, overwrite: bool = False) -> TrainResult:
     """Train the model of ``cfg`` (see :func:`asrkit.train.load_config`) on the
     feature store ``train_feats``, evaluating on ``dev_feats``, into the exp dir
     ``out``. ``nproc > 1`` starts that many DDP processes here (gloo on CPU);
     under ``torchrun`` the environment says the rank. ``hooks["after_step"]``
     is called as ``fn(step, epoch, position)`` after each update (tests).
+    A new run (not ``resume``) refuses an ``out`` that another command made
+    unless ``overwrite`` (:func:`asrkit.io.prepare_output_dir`).
     """
     check_config(cfg)
     if nproc < 1:
@@ -311,14 +313,15 @@ def train(cfg: dict, train_feats: str | os.PathLike, dev_feats: str | os.PathLik
         if int(os.environ.get("WORLD_SIZE", "1")) > 1:
             raise UsageError("--nproc cannot be used under torchrun (it already started the processes)")
         try:
-            distributed.launch(nproc, _run, cfg, str(train_feats), str(dev_feats), str(out), resume, None)
+            distributed.launch(nproc, _run, cfg, str(train_feats), str(dev_feats), str(out), resume, None,
+                               overwrite)
         except KeyboardInterrupt:
             raise _interrupted(Path(out)) from None
         ck = load_checkpoint(Path(out) / "checkpoints" / "last.pt")
         m, _ = _metric_of(ck["config"])
         return TrainResult(Path(out), ck["epoch"], ck["step"], m, ck.get("best"), ck.get("best_epoch"),
                            ck.get("stopped_early", False), ck.get("last_dev"))
-    return _run(cfg, str(train_feats), str(dev_feats), str(out), resume, hooks)
+    return _run(cfg, str(train_feats), str(dev_feats), str(out), resume, hooks, overwrite)
 
 
 def _open_store(path: str, what: str):
@@ -366,7 +369,7 @@ def _load_units(units_dir: Path, kind: str):
 
 
 def _run(cfg: dict, train_path: str, dev_path: str, out_path: str, resume: bool,
-         hooks: dict[str, Callable[..., Any]] | None) -> TrainResult:
+         hooks: dict[str, Callable[..., Any]] | None, overwrite: bool = False) -> TrainResult:
     from asrkit.features.specaugment import SpecAugment
     from asrkit.models import build_model
     from asrkit.train import targets as T
@@ -392,10 +395,13 @@ def _run(cfg: dict, train_path: str, dev_path: str, out_path: str, resume: bool,
             raise TrainingError(f"{last_path}: the checkpoint's model takes {want}-dim features but "
                                 f"{train_path} has {train_store.dim}-dim ones; use features made with the "
                                 f"same feature config, or start a new --out")
-    elif not resume and last_path.exists():
+    elif not resume and last_path.exists() and not overwrite:
         raise UsageError(f"{exp} already has checkpoints; continue it with --resume or pick a new --out")
     elif resume and d.main:
         log.info(f"{exp}: no checkpoint to resume from; starting from scratch")
+    if d.main and ck is None and not resume:
+        # the rule of every command that writes a folder: never into one another command made
+        prepare_output_dir(exp, "train", overwrite, inputs=(train_path, dev_path))
     if d.main:
         # temp files of saves that a killed run never finished (atomic writes leave nothing else)
         stale = remove_stale_temps([exp, ckdir, exp / "units"], before=started)

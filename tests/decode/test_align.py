@@ -265,18 +265,19 @@ def test_align_cli_errors(capsys, phone_exp, store, tmp_path):
     write_table(s2 / "text", text)
     code, _, err = _run(capsys, "align", str(phone_exp), str(s2), "--out", str(out), "--device", "cpu")
     assert code == 1 and "no transcript" in err and dropped in err and len(err.strip().splitlines()) == 1
-    # words the lexicon cannot spell: named, and --oov skip leaves their utterances out
+    # words the lexicon cannot spell: by default their utterances are left out with a warning;
+    # --oov error names them and stops
     s3 = _copy_store(store, tmp_path / "s3")
     text = read_table(s3 / "text")
     first = min(text)
     text[first] = "cat zyzzyva qwxl"
     write_table(s3 / "text", text)
-    code, _, err = _run(capsys, "align", str(phone_exp), str(s3), "--out", str(out), "--device", "cpu")
+    code, _, err = _run(capsys, "align", str(phone_exp), str(s3), "--out", str(out), "--device", "cpu",
+                        "--oov", "error")
     assert code == 1 and "'zyzzyva'" in err and "'qwxl'" in err and first in err
     assert not (out / "ali").exists()  # nothing written
-    code, stdout, err = _run(capsys, "align", str(phone_exp), str(s3), "--out", str(out), "--device", "cpu",
-                             "--oov", "skip")
-    assert code == 0 and "1 skipped" in stdout
+    code, stdout, err = _run(capsys, "align", str(phone_exp), str(s3), "--out", str(out), "--device", "cpu")
+    assert code == 0 and "1 skipped" in stdout and "left out" in err
     assert first not in read_table(out / "ali")
     # a transcript too long for the audio
     s4 = _copy_store(store, tmp_path / "s4")

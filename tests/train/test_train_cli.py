@@ -31,6 +31,18 @@ def test_train_frame_cli_and_average(stores, tmp_path, capsys):
     # a second run into the same exp without --resume is refused
     assert main(["-q", *args]) == 2
     assert "--resume" in capsys.readouterr().err
+    # an exp dir that another command made (a data dir given as --out by mistake) is left alone
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "text").write_text("u1 a b\n")
+    args_data = [a if a != str(exp) else str(data) for a in args]
+    assert main(["-q", *args_data]) == 2
+    err = capsys.readouterr().err
+    assert "--overwrite" in err and len(err.strip().splitlines()) == 1
+    assert sorted(p.name for p in data.iterdir()) == ["text"]
+    # --overwrite replaces it
+    assert main(["-q", *args_data, "--overwrite"]) == 0
+    assert (data / "checkpoints" / "best.pt").is_file() and not (data / "text").exists()
 
 
 def test_bad_key_fails_before_any_work(stores, tmp_path, capsys):
