@@ -251,8 +251,8 @@ def _stage_train(out: Path, exp: Path, cfg: dict, deadline: Optional[float]) -> 
         ck = load_checkpoint(last) if last.exists() else None
         epochs = int(ck["epoch"]) if ck else 0
         if not (exp / "checkpoints" / "best.pt").exists():
-            raise TrainingError("the time budget ran out before the first epoch ended; give more --minutes "
-                                "(the run resumes where it stopped)") from None
+            raise TrainingError("the time budget ran out before the first epoch ended; give more --minutes or "
+                                "leave it out (the run resumes where it stopped)") from None
         log.warn(f"train: the time budget ran out after epoch {epochs} of {cfg['train']['epochs']}; decoding "
                  f"with the best checkpoint so far (run the demo again to continue training)")
         return epochs, True
