@@ -702,13 +702,15 @@ def _loop(cfg, d, exp, ck, train_store, dev_store, train_path, device, amp_dtype
 def _progress_columns():
     from rich.progress import TextColumn
 
-    return (TextColumn("loss {task.fields[loss]:.4f}"), TextColumn("lr {task.fields[lr]:.2e}"),
-            TextColumn("{task.fields[fps]:.0f} frames/s"), TextColumn("{task.fields[eta]}"))
+    # the learning rate is in metrics.jsonl; the bar keeps room for the whole run's ETA
+    return (TextColumn("loss {task.fields[loss]:.4f}"), TextColumn("{task.fields[fps]:.0f} frames/s"),
+            TextColumn("{task.fields[eta]}"))
 
 
 class _Eta:
     """The time left for the whole run (all epochs, dev evaluations included),
-    for the progress bar: the seconds per update so far in this process times
+    for the progress bar as ``ETA h:mm:ss`` (the bar's last column is this
+    epoch's time left): the seconds per update so far in this process times
     the updates left (``train.max_steps`` or the epochs' batches)."""
 
     def __init__(self, epochs: int, steps_per_epoch: int, max_steps: int | None, step: int) -> None:
@@ -721,12 +723,12 @@ class _Eta:
             self.step = step
         done = self.step - self.step0
         if done <= 0:
-            return "run left -:--:--"
+            return "ETA -:--:--"
         todo = max(0, steps_this_epoch - position) + max(0, self.epochs - epoch - 1) * self.steps_per_epoch
         if self.max_steps is not None:
             todo = min(todo, max(0, self.max_steps - self.step))
         secs = int(round((time.monotonic() - self.t0) / done * todo))
-        return f"run left {secs // 3600}:{secs % 3600 // 60:02d}:{secs % 60:02d}"
+        return f"ETA {secs // 3600}:{secs % 3600 // 60:02d}:{secs % 60:02d}"
 
 
 def _batches(ds: UtteranceDataset, plan: list[tuple[list[int], float]], frame_targets: bool, workers: int):

@@ -42,20 +42,20 @@ def test_epoch_bars_end_at_each_epochs_batches(stores, tmp_path, monkeypatch):
     tasks = [b.tasks[0] for b in bars]
     assert [t.description for t in tasks] == ["epoch 1/3", "epoch 2/3", "epoch 3/3"]
     assert [t.total for t in tasks] == want and [t.completed for t in tasks] == want
-    assert tasks[-1].fields["eta"] == "run left 0:00:00"
-    assert all(t.fields["eta"].startswith("run left ") for t in tasks)
+    assert tasks[-1].fields["eta"] == "ETA 0:00:00"
+    assert all(t.fields["eta"].startswith("ETA ") for t in tasks)
 
 
 def test_eta(monkeypatch):
     now = [100.0]
     monkeypatch.setattr("asrkit.train.trainer.time.monotonic", lambda: now[0])
     eta = _Eta(epochs=3, steps_per_epoch=10, max_steps=None, step=0)
-    assert eta.left(0, 0, 10) == "run left -:--:--"  # nothing measured yet
+    assert eta.left(0, 0, 10) == "ETA -:--:--"  # nothing measured yet
     now[0] += 20.0
-    assert eta.left(0, 5, 10, step=5) == "run left 0:01:40"  # 4 s per update, 5 + 20 updates left
+    assert eta.left(0, 5, 10, step=5) == "ETA 0:01:40"  # 4 s per update, 5 + 20 updates left
     now[0] += 3600.0
-    assert eta.left(1, 0, 10, step=10) == "run left 2:00:40"  # 362 s per update, 20 left (epochs 2 and 3 of 3)
+    assert eta.left(1, 0, 10, step=10) == "ETA 2:00:40"  # 362 s per update, 20 left (epochs 2 and 3 of 3)
     # train.max_steps caps the updates left; a resumed run counts from its first step
     eta = _Eta(epochs=100, steps_per_epoch=10, max_steps=12, step=8)
     now[0] += 10.0
-    assert eta.left(0, 9, 10, step=10) == "run left 0:00:10"
+    assert eta.left(0, 9, 10, step=10) == "ETA 0:00:10"
