@@ -50,6 +50,8 @@ def test_recipe_script_parses_and_has_stages():
     assert p.returncode == 2
     p = subprocess.run(["bash", str(script), "--bogus"], capture_output=True, text=True)
     assert p.returncode == 2 and "unknown option" in p.stderr
+    p = subprocess.run(["bash", str(script), "--impl", "fast"], capture_output=True, text=True)
+    assert p.returncode == 2 and "--impl" in p.stderr
 
 
 def test_bad_options_fail_before_any_work(tmp_path):
