@@ -16,6 +16,18 @@ the same machine load. Speed is training frames/s over the updates after the
 first (``metrics.jsonl``, ``train.log_every=1``). On a shared machine the
 absolute numbers move with the other jobs; compare the ratios within one
 condition.
+
+Measured on a 2-core machine shared with other people's jobs (``--repeat 2
+--seconds 10``, median frames/s, scratch layers):
+
+    competing jobs  threads  frames/s  vs 1 thread
+    0               1        5238      1.00
+    0               2        4270      0.82   (runs: 6175, 2365)
+    1               1        4249      1.00
+    1               2        1377      0.32
+
+and, earlier, with the machine under a load of about 8: 1 thread 1700-2900,
+2 threads 180-210 frames/s (10x slower). Hence the demo's default of one thread.
 """
 from __future__ import annotations
 
