@@ -100,7 +100,7 @@ def test_extra_lexicon_is_needed_and_valid():
 # -- the real corpus --------------------------------------------------------
 
 CTC = """task: ctc
-model: {type: ctc, impl: native, subsampling: 4, encoder: lstm, hidden: 16, layers: 1, dropout: 0.0}
+model: {type: ctc, impl: scratch, subsampling: 4, encoder: lstm, hidden: 16, layers: 1, dropout: 0.0}
 units: {kind: phone}
 data: {cmvn: global, max_frames: 40000}
 features: {specaugment: false}

@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "recipes" / "tiny" / "run.sh"
 
 CTC = """task: ctc
-model: {type: ctc, impl: native, subsampling: 4, encoder: lstm, hidden: 16, layers: 1, dropout: 0.0}
+model: {type: ctc, impl: scratch, subsampling: 4, encoder: lstm, hidden: 16, layers: 1, dropout: 0.0}
 units: {kind: phone}
 data: {cmvn: global, max_frames: 40000}
 features: {specaugment: false}
@@ -22,7 +22,7 @@ optim: {lr: 3.0e-3, warmup_steps: 1}
 train: {epochs: 1, tensorboard: false}
 """
 FRAME = """task: frame
-model: {type: frame_mlp, impl: native, context: 1, hidden: [32], dropout: 0.0}
+model: {type: frame_mlp, impl: scratch, context: 1, hidden: [32], dropout: 0.0}
 data: {cmvn: global, max_frames: 40000}
 optim: {lr: 3.0e-3, warmup_steps: 1}
 train: {epochs: 1, tensorboard: false}

@@ -6,28 +6,41 @@ from typing import Optional
 
 import typer
 
+from asrkit.pipeline.demo import DEMO_EPOCHS, DEMO_THREADS
+
 
 def demo_command(
     out: Path = typer.Option(Path("exp/demo"), "--out", help="Folder for data, features, the model and outputs."),
-    minutes: float = typer.Option(5.0, "--minutes", help="Training time budget in minutes."),
+    epochs: int = typer.Option(DEMO_EPOCHS, "--epochs", help="Training epochs (a fixed amount of work)."),
+    minutes: Optional[float] = typer.Option(
+        None, "--minutes",
+        help="Optional training time budget: stop early when it is spent and decode with the best checkpoint "
+             "so far (a re-run continues). Default: no budget, all the epochs.",
+    ),
     device: str = typer.Option("auto", "--device", metavar="auto|cpu|cuda", help="Where to train and decode."),
     jobs: int = typer.Option(2, "--jobs", "-j", help="Feature extraction processes."),
-    threads: Optional[int] = typer.Option(
-        None, "--threads",
-        help="torch CPU threads (default: one per core; 1 is faster on a machine busy with other jobs).",
+    threads: int = typer.Option(
+        DEMO_THREADS, "--threads",
+        help="torch CPU threads (1 keeps its speed when other jobs share the cores).",
+    ),
+    overrides: Optional[list[str]] = typer.Argument(
+        None, help="Training config overrides KEY=VALUE, e.g. model.impl=native (torch's own layers).",
     ),
 ) -> None:
-    """Tiny corpus -> features -> CTC phone model (a few minutes) -> greedy decoding -> PER; then a 3-gram LM,
-    LM weights tuned on dev, beam 20 + lexicon + LM decoding to words -> WER next to PER.
+    """Tiny corpus -> features -> CTC phone model (scratch layers, a fixed number of epochs) -> greedy
+    decoding -> PER; then a 3-gram LM, LM weights tuned on dev, beam 20 + lexicon + LM decoding to words ->
+    WER next to PER.
 
     Each step is skipped when its output is already there, so a re-run (or a
     run after an interruption) continues where it stopped.
 
-    Example: asrkit demo --out exp/demo --minutes 5
+    Example: asrkit demo --out exp/demo; torch's own layers instead of the scratch ones:
+    asrkit demo --out exp/demo_native model.impl=native
     """
-    from asrkit.decode.demo import run_demo
+    from asrkit.pipeline.demo import run_demo
 
-    run_demo(out, minutes=minutes, device=device, jobs=jobs, threads=threads)
+    run_demo(out, epochs=epochs, minutes=minutes, device=device, jobs=jobs, threads=threads,
+             overrides=overrides or ())
 
 
 def register(app: typer.Typer) -> None:

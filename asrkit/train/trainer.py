@@ -618,11 +618,13 @@ def _loop(cfg, d, exp, ck, train_store, dev_store, train_path, device, amp_dtype
     t_last_save = time.monotonic()
     after_step = (hooks or {}).get("after_step")
     float_bufs = [t for t in model.buffers() if torch.is_floating_point(t)]
+    eta = _Eta(tcfg["epochs"], steps_per_epoch, max_steps, step)
 
     while not done and epoch < tcfg["epochs"] and not stopped_early:
         train_ds.set_epoch(epoch)
         sampler.set_epoch(epoch, position)
         plan = list(sampler)
+        steps_this_epoch = len(sampler)  # the bucketed batches of this epoch: their count varies by epoch
         net.train()
         win = {"loss": 0.0, "norm": 0.0, "frames": 0.0, "t": time.monotonic()}
         ep_stats = {"loss": 0.0, "norm": 0.0, "frames": 0.0, "t": time.monotonic()}
@@ -631,8 +633,9 @@ def _loop(cfg, d, exp, ck, train_store, dev_store, train_path, device, amp_dtype
             ep_stats.update(resume_sums["epoch"])
         resume_sums = None
         with log.progress(*_progress_columns(), transient=False) as bar:
-            task_id = bar.add_task(f"epoch {epoch + 1}/{tcfg['epochs']}", total=steps_per_epoch,
-                                   completed=position, loss=float("nan"), lr=sched.lr, fps=0.0)
+            task_id = bar.add_task(f"epoch {epoch + 1}/{tcfg['epochs']}", total=steps_this_epoch,
+                                   completed=position, loss=float("nan"), lr=sched.lr, fps=0.0,
+                                   eta=eta.left(epoch, position, steps_this_epoch))
             for batch in _batches(train_ds, plan, frame_targets, dcfg["num_workers"]):
                 norm = batch[1]
                 b = batch[0].to(device)
@@ -704,7 +707,7 @@ def _loop(cfg, d, exp, ck, train_store, dev_store, train_path, device, amp_dtype
                         acc["loss"] += g_loss
                         acc["norm"] += g_norm
                         acc["frames"] += g_frames
-                if step % tcfg["log_every"] == 0 or position == steps_per_epoch:
+                if step % tcfg["log_every"] == 0 or position == steps_this_epoch:
                     el = max(time.monotonic() - win["t"], 1e-9)
                     loss = win["loss"] / win["norm"] if win["norm"] else float("nan")
                     fps = win["frames"] / el
@@ -712,16 +715,16 @@ def _loop(cfg, d, exp, ck, train_store, dev_store, train_path, device, amp_dtype
                                  frames_per_s=fps, frames=int(win["frames"]), seconds=el)
                     bar.update(task_id, loss=loss, lr=sched.lr, fps=fps)
                     win = {"loss": 0.0, "norm": 0.0, "frames": 0.0, "t": time.monotonic()}
-                bar.update(task_id, completed=position)
+                bar.update(task_id, completed=position, eta=eta.left(epoch, position, steps_this_epoch, step))
                 if after_step is not None:
                     after_step(step, epoch, position)
                 if max_steps is not None and step >= max_steps:
                     done = True
                     break
-                if g_save and position < steps_per_epoch:
+                if g_save and position < steps_this_epoch:
                     save_last()
                     t_last_save = time.monotonic()
-        if done and position < steps_per_epoch:
+        if done and position < steps_this_epoch:
             save_last()  # stopped by train.max_steps mid-epoch
             break
         # ---- end of epoch: dev, checkpoints, early stopping
@@ -777,8 +780,33 @@ def _sums(win: dict, ep_stats: dict) -> dict:
 def _progress_columns():
     from rich.progress import TextColumn
 
-    return (TextColumn("loss {task.fields[loss]:.4f}"), TextColumn("lr {task.fields[lr]:.2e}"),
-            TextColumn("{task.fields[fps]:.0f} frames/s"))
+    # the learning rate is in metrics.jsonl; the bar keeps room for the whole run's ETA
+    return (TextColumn("loss {task.fields[loss]:.4f}"), TextColumn("{task.fields[fps]:.0f} frames/s"),
+            TextColumn("{task.fields[eta]}"))
+
+
+class _Eta:
+    """The time left for the whole run (all epochs, dev evaluations included),
+    for the progress bar as ``ETA h:mm:ss`` (the bar's last column is this
+    epoch's time left): the seconds per update so far in this process times
+    the updates left (``train.max_steps`` or the epochs' batches)."""
+
+    def __init__(self, epochs: int, steps_per_epoch: int, max_steps: int | None, step: int) -> None:
+        self.epochs, self.steps_per_epoch, self.max_steps = epochs, steps_per_epoch, max_steps
+        self.t0, self.step0 = time.monotonic(), step
+        self.step = step
+
+    def left(self, epoch: int, position: int, steps_this_epoch: int, step: int | None = None) -> str:
+        if step is not None:
+            self.step = step
+        done = self.step - self.step0
+        if done <= 0:
+            return "ETA -:--:--"
+        todo = max(0, steps_this_epoch - position) + max(0, self.epochs - epoch - 1) * self.steps_per_epoch
+        if self.max_steps is not None:
+            todo = min(todo, max(0, self.max_steps - self.step))
+        secs = int(round((time.monotonic() - self.t0) / done * todo))
+        return f"ETA {secs // 3600}:{secs % 3600 // 60:02d}:{secs % 60:02d}"
 
 
 def _batches(ds: UtteranceDataset, plan: list[tuple[list[int], float]], frame_targets: bool, workers: int):

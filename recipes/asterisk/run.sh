@@ -37,21 +37,23 @@ fbank_conf=$here/conf/fbank40_8k.yaml
 beam=20
 from=
 exp_name=ctc_phone
+impl=
 
 usage() {
   cat <<USAGE
 usage: $0 [--stage N] [--stop-stage N] [--nj N] [--device auto|cpu|cuda] [--dir DIR]
-          [--ctc-conf FILE] [--fbank-conf FILE] [--exp NAME] [--beam N] [--from DIR]
+          [--ctc-conf FILE] [--fbank-conf FILE] [--exp NAME] [--beam N] [--from DIR] [--impl scratch|native]
   stages: 0 corpus, 1 features, 2 lm, 3 train ctc, 4 decode (greedy, PER), 5 decode lm (WER)
   --dir   where data/, feats/ and exp/ go (default: $here)
   --exp   the model's exp dir: exp/NAME (default: ctc_phone; one per --ctc-conf tried)
   --from  folder with asterisk-core-sounds-en(-wav) unpacked (default: apt-get download)
+  --impl  the model's layer implementation (default: the config's, scratch)
 USAGE
 }
 
 while [ $# -gt 0 ]; do
   case "$1" in
-    --stage|--stop-stage|--stop_stage|--nj|--device|--dir|--ctc-conf|--fbank-conf|--exp|--beam|--from)
+    --stage|--stop-stage|--stop_stage|--nj|--device|--dir|--ctc-conf|--fbank-conf|--exp|--beam|--from|--impl)
       [ $# -ge 2 ] || { echo "$0: option '$1' needs a value" >&2; usage >&2; exit 2; } ;;
   esac
   case "$1" in
@@ -65,10 +67,17 @@ while [ $# -gt 0 ]; do
     --exp) exp_name=$2; shift 2 ;;
     --beam) beam=$2; shift 2 ;;
     --from) from=$(realpath -m "$2"); shift 2 ;;
+    --impl) impl=$2; shift 2 ;;
     -h|--help) usage; exit 0 ;;
     *) echo "$0: unknown option '$1'" >&2; usage >&2; exit 2 ;;
   esac
 done
+case "$impl" in
+  ""|scratch|native) ;;
+  *) echo "$0: --impl takes scratch or native (got '$impl')" >&2; exit 2 ;;
+esac
+train_overrides=()
+[ -z "$impl" ] || train_overrides=("model.impl=$impl")
 for n in "$stage" "$stop_stage" "$nj" "$beam"; do
   [[ "$n" =~ ^[0-9]+$ ]] || { echo "$0: --stage, --stop-stage, --nj and --beam take numbers (got '$n')" >&2; exit 2; }
 done
@@ -182,7 +191,8 @@ fi
 
 if run_stage 3 train_ctc "$sfx"; then
   $ASRKIT train ctc --train feats/train_nodev --dev feats/dev --out $ctc --conf "$ctc_conf" \
-    --device "$device" --resume units.lexicon="$dir/$extra_lex" 2>&1 | tee "$log"
+    --device "$device" --resume units.lexicon="$dir/$extra_lex" ${train_overrides[@]+"${train_overrides[@]}"} 2>&1 \
+    | tee "$log"
 fi
 
 if run_stage 4 decode "$sfx"; then

@@ -19,6 +19,7 @@
 #   recipes/tiny/run.sh                          # everything, into recipes/tiny/{data,feats,exp}
 #   recipes/tiny/run.sh --stage 3 --stop-stage 4 # only decode and score
 #   recipes/tiny/run.sh --dir /tmp/tiny --nj 4 --device cuda
+#   recipes/tiny/run.sh --dir /tmp/tiny_native --impl native   # torch's layers instead of asrkit's (scratch)
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -30,14 +31,16 @@ device=auto
 dir=$here
 ctc_conf=$here/conf/ctc_phone.yaml
 frame_conf=$here/conf/frame_mlp.yaml
+impl=
 
 usage() {
   cat <<USAGE
 usage: $0 [--stage N] [--stop-stage N] [--nj N] [--device auto|cpu|cuda] [--dir DIR]
-          [--ctc-conf FILE] [--frame-conf FILE]
+          [--ctc-conf FILE] [--frame-conf FILE] [--impl scratch|native]
   stages: 0 corpus, 1 features, 2 train ctc, 3 decode, 4 score, 5 train frame, 6 predict frame,
           7 lm, 8 decode with the lm (tune on dev, WER on test)
   --dir   where data/, feats/ and exp/ go (default: $here)
+  --impl  layer implementation of both models (default: the configs', scratch)
 USAGE
 }
 
@@ -50,10 +53,17 @@ while [ $# -gt 0 ]; do
     --dir) dir=$2; shift 2 ;;
     --ctc-conf) ctc_conf=$(realpath "$2"); shift 2 ;;
     --frame-conf) frame_conf=$(realpath "$2"); shift 2 ;;
+    --impl) impl=$2; shift 2 ;;
     -h|--help) usage; exit 0 ;;
     *) echo "$0: unknown option '$1'" >&2; usage >&2; exit 2 ;;
   esac
 done
+case "$impl" in
+  ""|scratch|native) ;;
+  *) echo "$0: --impl takes scratch or native (got '$impl')" >&2; exit 2 ;;
+esac
+train_overrides=()
+[ -z "$impl" ] || train_overrides=("model.impl=$impl")
 for n in "$stage" "$stop_stage" "$nj"; do
   [[ "$n" =~ ^[0-9]+$ ]] || { echo "$0: --stage, --stop-stage and --nj take numbers (got '$n')" >&2; exit 2; }
 done
@@ -86,7 +96,7 @@ fi
 
 if run_stage 2 train_ctc; then
   $ASRKIT train ctc --train feats/train --dev feats/dev --out $ctc --conf "$ctc_conf" \
-    --device "$device" --resume 2>&1 | tee "$log"
+    --device "$device" --resume ${train_overrides[@]+"${train_overrides[@]}"} 2>&1 | tee "$log"
 fi
 
 if run_stage 3 decode; then
@@ -112,7 +122,7 @@ fi
 
 if run_stage 5 train_frame; then
   $ASRKIT train frame --train feats/train --dev feats/dev --out $frame --conf "$frame_conf" \
-    --device "$device" --resume 2>&1 | tee "$log"
+    --device "$device" --resume ${train_overrides[@]+"${train_overrides[@]}"} 2>&1 | tee "$log"
 fi
 
 if run_stage 6 predict_frame; then

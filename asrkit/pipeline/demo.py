@@ -1,12 +1,12 @@
 """The demo pipeline (``asrkit demo``): the embedded tiny corpus, end to end.
 
-Five stages, each writing under one folder ``OUT`` (default ``exp/demo``)
-and skipped when its output is already complete, so an interrupted or
-repeated run continues where it stopped::
+Stages, each writing under one folder ``OUT`` (default ``exp/demo``) and
+skipped when its output is already complete, so an interrupted or repeated
+run continues where it stopped::
 
     corpus    OUT/data/{train,dev,test}       asrkit corpus tiny
     features  OUT/feats/{train,dev,test}      asrkit featurize (fbank 80, CMVN stats)
-    train     OUT/exp/ctc_phone               asrkit train ctc (Conformer-CTC, phone units)
+    train     OUT/exp/ctc_phone               asrkit train ctc (Conformer-CTC, phone units, scratch layers)
     decode    OUT/exp/ctc_phone/decode_test/hyp.txt     asrkit decode (greedy)
     score     OUT/exp/ctc_phone/decode_test/{ref.txt,per.txt,per_utt.txt}
     lm        OUT/exp/lm3.arpa                asrkit lm build (3-gram on the corpus's LM text)
@@ -14,10 +14,11 @@ repeated run continues where it stopped::
               asrkit tune on dev, then asrkit decode --beam 20 --lm (words through the CMU lexicon);
               also the lexicon alone (LM weight 0, its word bonus tuned on dev too)
 
-Training runs a fixed schedule (:data:`DEMO_CONFIG`, ``train.epochs`` from
-the time budget at :data:`EPOCHS_PER_MINUTE`, measured on 2 CPU cores) and
-stops at the end of the budget even if the schedule is not done; the best
-checkpoint so far then decodes. A later run resumes the schedule. The
+Training is a fixed amount of work: :data:`DEMO_EPOCHS` epochs of
+:data:`DEMO_CONFIG` with torch on :data:`DEMO_THREADS` CPU thread(s), so a
+slower or busier machine takes longer but prints the same numbers. A time
+budget (``minutes``) is an opt-in: it stops training early, the best
+checkpoint so far then decodes, and a later run resumes the schedule. The
 result is the phone error rate (PER) on the test set, overall, for the
 voices heard in training and for the voice heard only in test, and the word
 error rate (WER) of decoding to words: greedy CTC gives phones only, so the
@@ -28,7 +29,6 @@ on dev), side by side with the PER of each search.
 from __future__ import annotations
 
 import json
-import math
 import os
 import sys
 import time
@@ -36,21 +36,20 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
-import torch
-
 from asrkit import log
 from asrkit.errors import TrainingError, UsageError
 from asrkit.io import atomic_write
+from asrkit.score import Counts
 
-__all__ = ["DEMO_CONFIG", "EPOCHS_PER_MINUTE", "DemoResult", "GroupScore", "SearchScore", "run_demo", "demo_table",
-           "words_table"]
+__all__ = ["DEMO_CONFIG", "DEMO_EPOCHS", "DEMO_THREADS", "DemoResult", "GroupScore", "SearchScore",
+           "demo_table", "demo_train_config", "run_demo", "words_table"]
 
 SPLITS = ("train", "dev", "test")
 EXP_NAME = "ctc_phone"
 
 #: The demo's model and training settings (dotted config overrides of the ctc defaults).
 DEMO_CONFIG: dict[str, Any] = {
-    "model.impl": "native",
+    "model.impl": "scratch",
     "model.subsampling": 4,
     "model.encoder": "conformer",
     "model.hidden": 144,
@@ -70,34 +69,32 @@ DEMO_CONFIG: dict[str, Any] = {
     "train.keep_epochs": 2,   # epoch-N.pt of the last 2 epochs (each ~25 MB with the optimizer state)
 }
 
-#: Training epochs per minute of budget (this model on 2 CPU cores, incl. dev evaluation:
-#: about 10 s per epoch measured here with other jobs running).
-EPOCHS_PER_MINUTE = 6.0
+#: Training epochs of the demo (the same on every machine; ``epochs=`` changes it).
+DEMO_EPOCHS = 30
+
+#: torch CPU threads while the demo runs (``threads=`` changes it). One thread
+#: keeps its speed when other jobs share the cores, where two threads wait on
+#: each other (benchmarks/threads_bench.py).
+DEMO_THREADS = 1
 
 
 class _OutOfTime(Exception):
-    """Raised from the trainer's step hook when the time budget is spent."""
+    """Raised from the trainer's step hook when the opt-in time budget is spent."""
 
 
 @dataclass
 class GroupScore:
-    """PER of a group of test utterances."""
+    """Phone error counts of a group of test utterances (``counts.ref``: reference phones)."""
 
     name: str
     speakers: list[str]
     utts: int
-    phones: int
-    sub: int
-    dele: int
-    ins: int
+    counts: Counts
 
     @property
-    def errors(self) -> int:
-        return self.sub + self.dele + self.ins
-
-    @property
-    def per(self) -> float:
-        return 100.0 * self.errors / self.phones if self.phones else 0.0
+    def per(self) -> Optional[float]:
+        """PER in percent (None: errors against no reference phones)."""
+        return self.counts.rate
 
 
 #: The LM decode: beam, LM order and the (small) grid tuned on dev.
@@ -120,6 +117,14 @@ class SearchScore:
     per: float
 
 
+def _pct(x: Optional[float]) -> str:
+    return "-" if x is None else f"{x:.2f}"
+
+
+def _round(x: Optional[float]) -> Optional[float]:
+    return None if x is None else round(x, 2)
+
+
 @dataclass
 class DemoResult:
     """What :func:`run_demo` did and measured."""
@@ -135,23 +140,31 @@ class DemoResult:
     epochs: int
     epochs_planned: int
     out_of_time: bool
+    impl: str = "scratch"
+    threads: Optional[int] = None
+    train_frames_per_s: Optional[float] = None
     seconds: dict[str, float] = field(default_factory=dict)
     searches: list[SearchScore] = field(default_factory=list)
 
     @property
-    def per(self) -> float:
+    def per(self) -> Optional[float]:
         return self.groups[0].per
 
     def to_json(self) -> dict[str, Any]:
+        def group(g: GroupScore) -> dict[str, Any]:
+            return {"name": g.name, "speakers": g.speakers, "utts": g.utts, **asdict(g.counts),
+                    "errors": g.counts.errors, "per": _round(g.per)}
+
         return {
             "out": str(self.out), "exp": str(self.exp), "hyp": str(self.hyp), "ref": str(self.ref),
-            "report": str(self.report), "per_utt": str(self.per_utt), "per": round(self.per, 2),
-            "groups": [dict(asdict(g), per=round(g.per, 2)) for g in self.groups],
-            "speakers": [dict(asdict(g), per=round(g.per, 2)) for g in self.speakers],
+            "report": str(self.report), "per_utt": str(self.per_utt), "per": _round(self.per),
+            "groups": [group(g) for g in self.groups], "speakers": [group(g) for g in self.speakers],
             "epochs": self.epochs, "epochs_planned": self.epochs_planned, "out_of_time": self.out_of_time,
+            "impl": self.impl, "threads": self.threads,
+            "train_frames_per_s": None if self.train_frames_per_s is None else round(self.train_frames_per_s),
             "seconds": {k: round(v, 1) for k, v in self.seconds.items()},
-            "searches": [{"search": x.search, "hyp": x.hyp, "wer": None if x.wer is None else round(x.wer, 2),
-                          "per": round(x.per, 2)} for x in self.searches],
+            "searches": [{"search": x.search, "hyp": x.hyp, "wer": _round(x.wer), "per": _round(x.per)}
+                         for x in self.searches],
         }
 
 
@@ -198,24 +211,29 @@ def _stage_features(out: Path, jobs: int) -> None:
         log.info(f"features: {store}: {r.utterances} utterances, {r.seconds_audio / 60:.1f} min of audio")
 
 
-def _train_config(epochs: int, device: str, seed: int, overrides: Sequence[str]) -> dict:
+def demo_train_config(epochs: int = DEMO_EPOCHS, device: str = "cpu", seed: int = 0,
+                      overrides: Sequence[str] = ()) -> dict:
+    """The demo's resolved ``ctc`` training config: :data:`DEMO_CONFIG`, the
+    epochs, device and seed, then ``overrides`` (``model.impl=native``);
+    checked (the model section too) before any work."""
     from asrkit.train import check_config, load_config
     from asrkit.train.config import parse_overrides
 
     pairs = list(DEMO_CONFIG.items()) + [("train.epochs", epochs), ("train.device", device),
                                           ("train.seed", seed)]
     cfg = load_config("ctc", None, pairs + parse_overrides(list(overrides)))
-    check_config(cfg)  # the model section too, before any work
+    check_config(cfg)
     return cfg
 
 
-def _stage_train(out: Path, exp: Path, cfg: dict, deadline: float) -> tuple[int, bool]:
-    """Train (or resume) until the schedule ends or the deadline passes.
-    Returns (epochs completed, stopped by the deadline)."""
+def _stage_train(out: Path, exp: Path, cfg: dict, deadline: Optional[float]) -> tuple[int, bool]:
+    """Train (or resume) until the schedule ends, or the opt-in deadline
+    (``time.monotonic()`` seconds) passes. Returns (epochs completed, stopped
+    by the deadline)."""
     from asrkit.train import load_checkpoint, train
 
     def _cap(step: int, epoch: int, position: int) -> None:
-        if time.monotonic() > deadline:
+        if deadline is not None and time.monotonic() > deadline:
             raise _OutOfTime()
 
     last = exp / "checkpoints" / "last.pt"
@@ -226,14 +244,15 @@ def _stage_train(out: Path, exp: Path, cfg: dict, deadline: float) -> tuple[int,
             log.info(f"train: {exp} finished its {ck['epoch']} epochs")
             return int(ck["epoch"]), False
     try:
-        r = train(cfg, out / "feats" / "train", out / "feats" / "dev", exp, resume=True, hooks={"after_step": _cap})
+        hooks = {"after_step": _cap} if deadline is not None else None
+        r = train(cfg, out / "feats" / "train", out / "feats" / "dev", exp, resume=True, hooks=hooks)
         return int(r.epochs), False
     except _OutOfTime:
         ck = load_checkpoint(last) if last.exists() else None
         epochs = int(ck["epoch"]) if ck else 0
         if not (exp / "checkpoints" / "best.pt").exists():
-            raise TrainingError("the time budget ran out before the first epoch ended; give more --minutes "
-                                "(the run resumes where it stopped)") from None
+            raise TrainingError("the time budget ran out before the first epoch ended; give more --minutes or "
+                                "leave it out (the run resumes where it stopped)") from None
         log.warn(f"train: the time budget ran out after epoch {epochs} of {cfg['train']['epochs']}; decoding "
                  f"with the best checkpoint so far (run the demo again to continue training)")
         return epochs, True
@@ -241,9 +260,7 @@ def _stage_train(out: Path, exp: Path, cfg: dict, deadline: float) -> tuple[int,
 
 def _stage_decode(exp: Path, store: Path, hyp: Path, device: str) -> None:
     from asrkit.data import FeatureStore
-    from asrkit.decode.exp import load_exp
-    from asrkit.decode.greedy import greedy_decode
-    from asrkit.decode.output import write_hypotheses
+    from asrkit.decode import greedy_decode, load_exp, write_hypotheses
 
     best = exp / "checkpoints" / "best.pt"
     if hyp.exists() and hyp.stat().st_mtime > best.stat().st_mtime:
@@ -259,9 +276,9 @@ def _stage_decode(exp: Path, store: Path, hyp: Path, device: str) -> None:
 
 
 def _group(name: str, result, idx: list[int], speakers: list[str]) -> GroupScore:
-    c = result.utt_counts[idx]  # (U, 4): cor, sub, del, ins
-    return GroupScore(name, speakers, len(idx), int(result.ref_lens[idx].sum()), int(c[:, 1].sum()),
-                      int(c[:, 2].sum()), int(c[:, 3].sum()))
+    """The utterances ``idx`` of a :class:`asrkit.score.ScoreResult` as one group."""
+    counts = Counts.from_arrays(result.utt_counts[idx], result.ref_lens[idx], result.hyp_lens[idx])
+    return GroupScore(name, speakers, len(idx), counts)
 
 
 def _stage_score(out: Path, hyp: Path, ref: Path, report: Path, per_utt: Path) -> tuple[list[GroupScore],
@@ -288,7 +305,7 @@ def _stage_score(out: Path, hyp: Path, ref: Path, report: Path, per_utt: Path) -
     if seen_idx and new_idx:
         groups.append(_group("voices heard in training", result, seen_idx, seen_spk))
         groups.append(_group("voice heard only in test", result, new_idx, new_spk))
-    speakers = [_group(s, result, [i for i, x in enumerate(spk_of) if x == s], [s]) for s in sorted(set(spk_of))]
+    speakers = [GroupScore(s.speaker, [s.speaker], s.utts, s.words) for s in result.per_speaker()]
     with atomic_write(per_utt) as f:
         rep.write_per_utt(result, f)
     with atomic_write(report) as f:
@@ -318,10 +335,8 @@ def _stage_lm_decode(out: Path, exp: Path, lm: Path, dec: Path, ref_phones: Path
     (``hyp.txt``) is scored for phones only."""
     from asrkit.data import FeatureStore
     from asrkit.data.table import read_table
-    from asrkit.decode.beam import BeamDecoder, search_outputs
-    from asrkit.decode.emissions import iter_outputs
-    from asrkit.decode.exp import load_exp
-    from asrkit.decode.output import write_hypotheses
+    from asrkit.decode import BeamDecoder, iter_outputs, load_exp, write_hypotheses
+    from asrkit.decode.beam import search_outputs
     from asrkit.decode.timing import output_frame_seconds
     from asrkit.pipeline.tune import search_grid, write_tuning
     from asrkit.score import score
@@ -397,7 +412,8 @@ def demo_table(groups: Sequence[GroupScore], title: str, held_out: Sequence[str]
             name += f" ({', '.join(g.speakers)})"
         elif len(g.speakers) > 3:
             name += f" ({len(g.speakers)} speakers)"
-        rows.append([name, str(g.utts), str(g.phones), str(g.sub), str(g.dele), str(g.ins), f"{g.per:.2f}"])
+        c = g.counts
+        rows.append([name, str(g.utts), str(c.ref), str(c.sub), str(c.dele), str(c.ins), _pct(g.per)])
     return Table(title + (" (* heard only in test)" if held_out else ""),
                  ["SET", "#UTT", "#PHONES", "SUB", "DEL", "INS", "%PER"], rows,
                  [False, True, True, True, True, True, True])
@@ -420,9 +436,11 @@ def _print_summary(r: DemoResult, out_stream) -> None:
         text += [rep.render_plain(t) for t in tables]
     trained = (f"{r.epochs} of {r.epochs_planned} epochs (stopped by the time budget)" if r.out_of_time
                else f"{r.epochs} epochs")
+    speed = f", {r.train_frames_per_s:.0f} frames/s" if r.train_frames_per_s else ""
+    threads = f", {r.threads} thread{'s' if r.threads != 1 else ''}" if r.threads else ""
     text += [
         "",
-        f"model:      {r.exp} (Conformer-CTC, phone units, {trained})",
+        f"model:      {r.exp} (Conformer-CTC, phone units, impl {r.impl}, {trained}{speed}{threads})",
         f"hypotheses: {r.hyp}",
         f"references: {r.ref}  (test text.phones without sil)",
         f"report:     {r.report}  (per speaker), alignments: {r.per_utt}",
@@ -437,26 +455,32 @@ def _print_summary(r: DemoResult, out_stream) -> None:
 
 
 # ---------------------------------------------------------------------- the pipeline
-def run_demo(out: str | os.PathLike = "exp/demo", *, minutes: float = 5.0, device: str = "auto", jobs: int = 2,
-             seed: int = 0, epochs: Optional[int] = None, overrides: Sequence[str] = (),
-             utts_per_split: Optional[int] = None, threads: Optional[int] = None, stdout=None) -> DemoResult:
+def run_demo(out: str | os.PathLike = "exp/demo", *, epochs: int = DEMO_EPOCHS, minutes: Optional[float] = None,
+             device: str = "auto", jobs: int = 2, seed: int = 0, overrides: Sequence[str] = (),
+             utts_per_split: Optional[int] = None, threads: Optional[int] = DEMO_THREADS,
+             stdout=None) -> DemoResult:
     """Run the demo into ``out`` and print the PER table and output paths.
 
     Args:
-        minutes: training time budget; sets ``train.epochs`` to
-            ``minutes * EPOCHS_PER_MINUTE`` (at least 1) unless ``epochs`` is given, and
-            stops training when it is spent.
+        epochs: training epochs (a fixed amount of work: the same numbers on a
+            fast or a busy machine; a busy one only takes longer).
+        minutes: an optional training time budget: training stops when it
+            is spent and the best checkpoint so far decodes (a later run
+            resumes). None (the default): no budget.
         device: ``auto``, ``cpu`` or ``cuda`` for training and decoding.
         jobs: feature extraction processes.
-        overrides: more dotted config overrides for the trainer (``model.hidden=128``).
+        overrides: more dotted config overrides for the trainer
+            (``model.impl=native``, ``model.hidden=128``).
         utts_per_split: use only this many utterances of each split (spread
             over the speakers): quick checks and tests.
-        threads: torch CPU threads while the demo runs (default: torch's
-            choice, one per core). On a machine busy with other jobs, 1 can be
-            several times faster than more threads competing for the cores.
+        threads: torch CPU threads while the demo runs (None: torch's
+            choice, one per core). The default, 1, keeps its speed when other
+            jobs share the cores.
         stdout: where the table goes (default ``sys.stdout``); progress goes to stderr.
     """
-    if minutes <= 0:
+    if epochs < 1:
+        raise UsageError(f"--epochs must be >= 1, got {epochs}")
+    if minutes is not None and minutes <= 0:
         raise UsageError(f"--minutes must be > 0, got {minutes}")
     if jobs < 1:
         raise UsageError(f"--jobs must be >= 1, got {jobs}")
@@ -465,23 +489,38 @@ def run_demo(out: str | os.PathLike = "exp/demo", *, minutes: float = 5.0, devic
     if threads is not None and threads < 1:
         raise UsageError(f"--threads must be >= 1, got {threads}")
     out = Path(out)
-    exp = out / "exp" / EXP_NAME
-    dec = exp / "decode_test"
-    hyp, ref, report, per_utt = dec / "hyp.txt", dec / "ref.txt", dec / "per.txt", dec / "per_utt.txt"
-    planned = epochs if epochs is not None else max(1, int(math.floor(minutes * EPOCHS_PER_MINUTE)))
-    cfg = _train_config(planned, device, seed, overrides)  # bad overrides fail before any work
+    cfg = demo_train_config(epochs, device, seed, overrides)  # bad overrides fail before any work
+    import torch
+
     before = torch.get_num_threads()
     if threads is not None:
         torch.set_num_threads(threads)
     try:
-        return _run(out, exp, dec, hyp, ref, report, per_utt, cfg, minutes, device, jobs, utts_per_split, stdout)
+        return _run(out, cfg, minutes, device, jobs, utts_per_split, stdout)
     finally:
         torch.set_num_threads(before)
 
 
-def _run(out: Path, exp: Path, dec: Path, hyp: Path, ref: Path, report: Path, per_utt: Path, cfg: dict,
-         minutes: float, device: str, jobs: int, utts_per_split: Optional[int], stdout) -> DemoResult:
+def _train_speed(exp: Path) -> Optional[float]:
+    """Training frames per second over the epochs in ``exp/metrics.jsonl``
+    (dev evaluation excluded); None before the first epoch."""
+    path = exp / "metrics.jsonl"
+    if not path.exists():
+        return None
+    frames = seconds = 0.0
+    for line in path.read_text(encoding="utf-8").splitlines():
+        ev = json.loads(line) if line.strip() else {}
+        if ev.get("event") == "dev" and "frames_per_s" in ev and "epoch_s" in ev:
+            frames += ev["frames_per_s"] * ev["epoch_s"]
+            seconds += ev["epoch_s"]
+    return frames / seconds if seconds else None
 
+
+def _run(out: Path, cfg: dict, minutes: Optional[float], device: str, jobs: int, utts_per_split: Optional[int],
+         stdout) -> DemoResult:
+    exp = out / "exp" / EXP_NAME
+    dec = exp / "decode_test"
+    hyp, ref, report, per_utt = dec / "hyp.txt", dec / "ref.txt", dec / "per.txt", dec / "per_utt.txt"
     seconds: dict[str, float] = {}
     t = time.monotonic()
     _stage_corpus(out, utts_per_split)
@@ -490,7 +529,8 @@ def _run(out: Path, exp: Path, dec: Path, hyp: Path, ref: Path, report: Path, pe
     _stage_features(out, jobs)
     seconds["features"] = time.monotonic() - t
     t = time.monotonic()
-    done_epochs, out_of_time = _stage_train(out, exp, cfg, deadline=time.monotonic() + 60.0 * minutes)
+    deadline = None if minutes is None else t + 60.0 * minutes
+    done_epochs, out_of_time = _stage_train(out, exp, cfg, deadline)
     seconds["train"] = time.monotonic() - t
     t = time.monotonic()
     dec.mkdir(parents=True, exist_ok=True)
@@ -504,9 +544,12 @@ def _run(out: Path, exp: Path, dec: Path, hyp: Path, ref: Path, report: Path, pe
     searches = _stage_lm_decode(out, exp, lm, dec, ref, device)
     seconds["lm"] = time.monotonic() - t
 
+    import torch
+
     result = DemoResult(out=out, exp=exp, hyp=hyp, ref=ref, report=report, per_utt=per_utt, groups=groups,
                         speakers=speakers, epochs=done_epochs, epochs_planned=int(cfg["train"]["epochs"]),
-                        out_of_time=out_of_time, seconds=seconds, searches=searches)
+                        out_of_time=out_of_time, impl=str(cfg["model"]["impl"]), threads=torch.get_num_threads(),
+                        train_frames_per_s=_train_speed(exp), seconds=seconds, searches=searches)
     with atomic_write(out / "demo.json") as f:
         json.dump(result.to_json(), f, indent=2)
         f.write("\n")
