@@ -94,7 +94,7 @@ def load_model(exp_dir: Union[str, os.PathLike], checkpoint: str = "best", devic
         found = sorted(p.stem for p in (exp_dir / "checkpoints").glob("*.pt"))
         raise InputError(f"{ckpt_path}: no such checkpoint (found: {', '.join(found) or 'none'}); "
                          f"pick one with the checkpoint option")
-    from asrkit.train.checkpoint import load_weights, read_checkpoint
+    from asrkit.checkpoint import load_weights, read_checkpoint
 
     ckpt = read_checkpoint(ckpt_path)  # weights only: a checkpoint that would run code is refused
     state = ckpt.get("model") if isinstance(ckpt, dict) else None

@@ -20,7 +20,8 @@ import torch
 from train_helpers import small_overrides
 
 import asrkit.train
-import asrkit.train.checkpoint as C
+import asrkit.checkpoint as C
+from asrkit.io import write_marker
 from asrkit.cli.main import main
 from asrkit.train import load_config, train
 
@@ -34,7 +35,7 @@ OVER = small_overrides("frame") + ["train.epochs=3", "train.save_every_steps=1",
 _KILLER = """
 import os, signal, sys
 from contextlib import contextmanager
-import asrkit.train.checkpoint as C
+import asrkit.checkpoint as C
 from asrkit.train import load_config, train
 train_dir, dev_dir, exp, kind, k, resume = sys.argv[1:7]
 k = int(k)
@@ -245,6 +246,7 @@ def test_metrics_half_line_of_a_kill_is_dropped_and_a_fresh_start_empties_them(s
     # a run that starts from scratch (no checkpoint) does not keep the events of one that never saved
     exp2 = tmp_path / "exp2"
     exp2.mkdir()
+    write_marker(exp2, "train")  # a run of its own (another command's folder is refused)
     (exp2 / "metrics.jsonl").write_text('{"event": "train", "step": 99}\n{"event": "tr')
     train(_cfg("train.epochs=1"), stores["train"], stores["dev"], exp2)
     assert all(json.loads(x)["step"] != 99 for x in (exp2 / "metrics.jsonl").read_text().splitlines())
