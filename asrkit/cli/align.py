@@ -18,7 +18,7 @@ def align_command(
     feats: Path = typer.Argument(..., metavar="FEATS", help="Feature store to align (asrkit featurize), with a text."),
     out: Path = typer.Option(..., "--out", metavar="DIR", help="Folder for ali, units.ctm and words.ctm."),
     text: Path | None = typer.Option(
-        None, "--text", metavar="FILE", help="Transcripts (Kaldi text: 'utt-id words...'); default FEATS/text."
+        None, "--text", metavar="FILE", help="Transcripts (Kaldi text 'utt-id words...' or trn); default FEATS/text."
     ),
     checkpoint: str = typer.Option(
         "best", "--checkpoint", metavar="NAME|FILE", help="best, last, epoch-N (in EXP/checkpoints) or a .pt file."

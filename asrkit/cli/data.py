@@ -42,7 +42,7 @@ def import_(
     format: str = typer.Argument(..., help="wsj | librispeech | kaggle-11785 | folder"),
     src: Path = typer.Argument(..., help="The corpus folder as it comes off the disk."),
     dst: Path = typer.Argument(..., help="Where to write the data dir(s)."),
-    drop_noise: bool = typer.Option(False, "--drop-noise", help="wsj: drop noise markers like [loud_breath]."),
+    drop_noise: bool = typer.Option(False, "--drop-noise", help="wsj: drop noise markers like \\[loud_breath]."),
     overwrite: bool = typer.Option(False, "--overwrite", help=_OVERWRITE_HELP),
 ) -> None:
     """Import a corpus into data dirs (one per split); prints the dirs written."""

@@ -22,14 +22,14 @@ REQUIRED = ("type", "input_dim", "num_classes")
 #: per type: every optional key and its default
 DEFAULTS: dict[str, dict[str, Any]] = {
     "frame_mlp": {
-        "impl": "native",
+        "impl": "scratch",
         "context": 5,        # +-K frames
         "hidden": 512,       # an int (with `layers`) or a list of widths
         "layers": 3,
         "dropout": 0.1,
     },
     "ctc": {
-        "impl": "native",
+        "impl": "scratch",
         "subsampling": 4,    # 2 | 4
         "encoder": "lstm",   # lstm | gru | conformer
         "hidden": 256,       # units per direction (lstm/gru), model width (conformer)

@@ -90,8 +90,8 @@ _SCHEMA: dict[str, dict[str, tuple[Any, tuple, tuple | None]]] = {
 
 #: Model defaults per task (the model helper's build_model validates them).
 _MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
-    "frame": {"type": "frame_mlp", "impl": "native", "context": 5, "hidden": [512, 512, 512], "dropout": 0.1},
-    "ctc": {"type": "ctc", "impl": "native", "subsampling": 4, "encoder": "lstm", "hidden": 256,
+    "frame": {"type": "frame_mlp", "impl": "scratch", "context": 5, "hidden": [512, 512, 512], "dropout": 0.1},
+    "ctc": {"type": "ctc", "impl": "scratch", "subsampling": 4, "encoder": "lstm", "hidden": 256,
             "layers": 3, "dropout": 0.1},
 }
 

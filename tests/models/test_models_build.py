@@ -24,7 +24,7 @@ CTC = {"type": "ctc", "impl": "scratch", "input_dim": 10, "num_classes": 5, "sub
 def test_defaults_are_filled_and_resolved_config_is_kept():
     m = build_model({"type": "ctc", "input_dim": 10, "num_classes": 5})
     assert isinstance(m, CTCModel)
-    assert m.config["encoder"] == "lstm" and m.config["subsampling"] == 4 and m.config["impl"] == "native"
+    assert m.config["encoder"] == "lstm" and m.config["subsampling"] == 4 and m.config["impl"] == "scratch"
     assert m.subsampling == 4
     f = build_model({"type": "frame_mlp", "input_dim": 4, "num_classes": 3, "hidden": 12, "layers": 2})
     assert isinstance(f, FrameMLP) and f.subsampling == 1

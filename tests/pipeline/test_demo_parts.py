@@ -39,6 +39,18 @@ def test_shipped_model_configs_run_scratch(path):
         assert cfg["model"]["impl"] == "scratch", path
 
 
+@pytest.mark.parametrize("path", sorted(p.relative_to(ROOT) for p in [*ROOT.glob("conf/*.yaml"),
+                                                                      *ROOT.glob("recipes/*/conf/*.yaml")]))
+def test_config_headers_name_files_that_exist(path):
+    """Every ``--conf FILE`` / ``x.yaml`` a config's header comment names exists (paths from the repository root)."""
+    import re
+
+    header = "\n".join(line for line in (ROOT / path).read_text().splitlines() if line.startswith("#"))
+    named = re.findall(r"(?<![\w/.-])((?:[\w.-]+/)*[\w.-]+\.yaml)", header)
+    for name in named:
+        assert (ROOT / name).is_file(), f"{path} names {name}, which does not exist"
+
+
 def test_recipe_script_parses_and_has_stages():
     import subprocess
 
