@@ -36,7 +36,7 @@ ctc_conf=$here/conf/ctc_phone.yaml
 fbank_conf=$here/conf/fbank40_8k.yaml
 beam=20
 from=
-exp_name=ctc_phone
+exp=ctc_phone
 impl=
 
 usage() {
@@ -51,42 +51,19 @@ usage: $0 [--stage N] [--stop-stage N] [--nj N] [--device auto|cpu|cuda] [--dir 
 USAGE
 }
 
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --stage|--stop-stage|--stop_stage|--nj|--device|--dir|--ctc-conf|--fbank-conf|--exp|--beam|--from|--impl)
-      [ $# -ge 2 ] || { echo "$0: option '$1' needs a value" >&2; usage >&2; exit 2; } ;;
-  esac
-  case "$1" in
-    --stage) stage=$2; shift 2 ;;
-    --stop-stage|--stop_stage) stop_stage=$2; shift 2 ;;
-    --nj) nj=$2; shift 2 ;;
-    --device) device=$2; shift 2 ;;
-    --dir) dir=$2; shift 2 ;;
-    --ctc-conf) ctc_conf=$(realpath -m "$2"); shift 2 ;;
-    --fbank-conf) fbank_conf=$(realpath -m "$2"); shift 2 ;;
-    --exp) exp_name=$2; shift 2 ;;
-    --beam) beam=$2; shift 2 ;;
-    --from) from=$(realpath -m "$2"); shift 2 ;;
-    --impl) impl=$2; shift 2 ;;
-    -h|--help) usage; exit 0 ;;
-    *) echo "$0: unknown option '$1'" >&2; usage >&2; exit 2 ;;
-  esac
-done
-case "$impl" in
-  ""|scratch|native) ;;
-  *) echo "$0: --impl takes scratch or native (got '$impl')" >&2; exit 2 ;;
-esac
-train_overrides=()
-[ -z "$impl" ] || train_overrides=("model.impl=$impl")
-for n in "$stage" "$stop_stage" "$nj" "$beam"; do
-  [[ "$n" =~ ^[0-9]+$ ]] || { echo "$0: --stage, --stop-stage, --nj and --beam take numbers (got '$n')" >&2; exit 2; }
-done
+. "$here/../lib/common.sh"
+parse_options "$@"
+check_numbers stage stop_stage nj beam
+impl_overrides
+ctc_conf=$(realpath -m "$ctc_conf")
+fbank_conf=$(realpath -m "$fbank_conf")
+[ -z "$from" ] || from=$(realpath -m "$from")
+exp_name=$exp
 [[ "$exp_name" =~ ^[A-Za-z0-9_.-]+$ ]] || { echo "$0: --exp takes a folder name (got '$exp_name')" >&2; exit 2; }
 for f in "$ctc_conf" "$fbank_conf"; do
   [ -f "$f" ] || { echo "$0: no such config file: $f" >&2; exit 2; }
 done
 
-. "$here/../lib/common.sh"
 find_asrkit
 
 mkdir -p "$dir"

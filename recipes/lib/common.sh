@@ -1,5 +1,45 @@
-# Shared by recipes/*/run.sh (like Kaldi's utils/): source it after the options are parsed.
-# Uses: $here (the recipe folder), $stage, $stop_stage, $dir, $logdir.
+# Shared by recipes/*/run.sh (like Kaldi's utils/): source it after the option defaults are set,
+# then `parse_options "$@"`. Uses: $here (the recipe folder), $stage, $stop_stage, $dir, $logdir,
+# and a usage() function of the recipe.
+
+# parse_options ARGS...: like Kaldi's utils/parse_options.sh. `--some-name VALUE` sets the variable
+# some_name, which the recipe must have set to its default before (so a misspelt option is an
+# error, not a silent new variable); -h/--help prints usage() and exits 0. Errors exit 2.
+parse_options() {
+  while [ $# -gt 0 ]; do
+    case "$1" in
+      -h|--help) usage; exit 0 ;;
+      --*) ;;
+      *) echo "$0: unexpected argument '$1'" >&2; usage >&2; exit 2 ;;
+    esac
+    local name=${1#--}
+    name=${name//-/_}
+    if ! [[ "$name" =~ ^[a-z][a-z0-9_]*$ ]] || ! declare -p "$name" >/dev/null 2>&1; then
+      echo "$0: unknown option '$1'" >&2; usage >&2; exit 2
+    fi
+    [ $# -ge 2 ] || { echo "$0: option '$1' needs a value" >&2; usage >&2; exit 2; }
+    printf -v "$name" '%s' "$2"
+    shift 2
+  done
+}
+
+# check_numbers NAME...: each named variable holds a whole number (else exit 2 naming its option)
+check_numbers() {
+  local v
+  for v in "$@"; do
+    [[ "${!v}" =~ ^[0-9]+$ ]] || { echo "$0: --${v//_/-} takes a number (got '${!v}')" >&2; exit 2; }
+  done
+}
+
+# impl_overrides: check $impl (empty: the configs' own, scratch) and set the array train_overrides
+impl_overrides() {
+  case "$impl" in
+    ""|scratch|native) ;;
+    *) echo "$0: --impl takes scratch or native (got '$impl')" >&2; exit 2 ;;
+  esac
+  train_overrides=()
+  [ -z "$impl" ] || train_overrides=("model.impl=$impl")
+}
 
 # find_asrkit: set ASRKIT to $ASRKIT, else the asrkit on PATH, else the repository's .venv
 find_asrkit() {

@@ -44,31 +44,12 @@ usage: $0 [--stage N] [--stop-stage N] [--nj N] [--device auto|cpu|cuda] [--dir 
 USAGE
 }
 
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --stage) stage=$2; shift 2 ;;
-    --stop-stage|--stop_stage) stop_stage=$2; shift 2 ;;
-    --nj) nj=$2; shift 2 ;;
-    --device) device=$2; shift 2 ;;
-    --dir) dir=$2; shift 2 ;;
-    --ctc-conf) ctc_conf=$(realpath "$2"); shift 2 ;;
-    --frame-conf) frame_conf=$(realpath "$2"); shift 2 ;;
-    --impl) impl=$2; shift 2 ;;
-    -h|--help) usage; exit 0 ;;
-    *) echo "$0: unknown option '$1'" >&2; usage >&2; exit 2 ;;
-  esac
-done
-case "$impl" in
-  ""|scratch|native) ;;
-  *) echo "$0: --impl takes scratch or native (got '$impl')" >&2; exit 2 ;;
-esac
-train_overrides=()
-[ -z "$impl" ] || train_overrides=("model.impl=$impl")
-for n in "$stage" "$stop_stage" "$nj"; do
-  [[ "$n" =~ ^[0-9]+$ ]] || { echo "$0: --stage, --stop-stage and --nj take numbers (got '$n')" >&2; exit 2; }
-done
-
 . "$here/../lib/common.sh"
+parse_options "$@"
+check_numbers stage stop_stage nj
+impl_overrides
+ctc_conf=$(realpath -m "$ctc_conf")
+frame_conf=$(realpath -m "$frame_conf")
 find_asrkit
 
 mkdir -p "$dir"
