@@ -42,8 +42,8 @@ def test_help_lists_stages_and_options():
     (["--bogus"], "unknown option '--bogus'"),
     (["--stage"], "option '--stage' needs a value"),
     (["--dir"], "option '--dir' needs a value"),
-    (["--stage", "x"], "take numbers (got 'x')"),
-    (["--beam", "-3"], "take numbers (got '-3')"),
+    (["--stage", "x"], "--stage takes a number (got 'x')"),
+    (["--beam", "-3"], "--beam takes a number (got '-3')"),
     (["--exp", "../x"], "--exp takes a folder name (got '../x')"),
     (["--ctc-conf", "/nonexistent/ctc.yaml"], "no such config file: /nonexistent/ctc.yaml"),
 ])
