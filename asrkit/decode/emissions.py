@@ -170,21 +170,31 @@ EMISSIONS_META = "emissions.json"
 UTT2FRAMES = "utt2frames"
 
 
+#: the command named in the marker of an emissions folder
+SAVE_COMMAND = "decode --save-emissions"
+
+
 def _prepare_emissions_dir(path: Path) -> None:
-    """Make ``path`` ready for a new emissions store: created if missing; an
-    earlier emissions store there is replaced; anything else is refused."""
+    """Make ``path`` ready for a new emissions store, by the output-folder
+    rule (:func:`asrkit.io.prepare_output_dir`): created and marked if missing
+    or empty; an emissions store saved before (complete, or cut short by a
+    kill: the marker says so) is replaced; anything else is refused."""
     from asrkit.data.feature_store import INDEX
+    from asrkit.io import MARKER, LOCK, prepare_output_dir, read_marker, write_marker
 
     if path.exists() and not path.is_dir():
         raise UsageError(f"--save-emissions {path}: exists and is not a folder")
-    if path.is_dir() and any(path.iterdir()):
-        if not (path / EMISSIONS_META).is_file():
-            raise UsageError(f"--save-emissions {path}: folder exists and does not hold saved emissions; "
-                             f"give a new or empty folder")
-        (path / INDEX).unlink(missing_ok=True)  # first, so a half-rewritten store never looks complete
-        for child in path.iterdir():
+    if path.is_dir() and (path / EMISSIONS_META).is_file() and read_marker(path) is None:
+        write_marker(path, SAVE_COMMAND)  # saved by an asrkit that wrote no marker
+    try:
+        prepare_output_dir(path, SAVE_COMMAND)
+    except UsageError:
+        raise UsageError(f"--save-emissions {path}: folder exists and does not hold saved emissions; "
+                         f"give a new or empty folder") from None
+    (path / INDEX).unlink(missing_ok=True)  # first, so a half-rewritten store never looks complete
+    for child in path.iterdir():
+        if child.name not in (MARKER, LOCK):
             shutil.rmtree(child) if child.is_dir() else child.unlink()
-    path.mkdir(parents=True, exist_ok=True)
 
 
 def save_emissions(outputs: Iterable[ModelOutput], path: str | os.PathLike, *, exp=None,
