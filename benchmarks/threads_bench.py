@@ -43,16 +43,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch
-
-
-def _tiny(root: Path) -> tuple[Path, Path]:
-    from asrkit.corpora.tiny import write_tiny
-    from asrkit.features.pipeline import featurize
-
-    write_tiny(root / "tiny")
-    for split in ("train", "dev"):
-        featurize(root / "tiny" / split, root / "feats" / split)
-    return root / "feats" / "train", root / "feats" / "dev"
+from train_bench import _tiny  # the same tiny corpus + features as the training benchmark
 
 
 class _Enough(Exception):

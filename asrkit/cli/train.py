@@ -51,38 +51,35 @@ _DEV_HELP = "Dev feature store (evaluated after each epoch)."
 _OV_HELP = "Config overrides key=value with dotted keys (model.hidden=512 optim.lr=1e-3)."
 
 
-@train_app.command("frame")
-def train_frame(
-    overrides: list[str] | None = typer.Argument(None, help=_OV_HELP),
-    train: Path = typer.Option(..., "--train", help=_TRAIN_HELP + " Needs its 'ali' frame labels."),
-    dev: Path = typer.Option(..., "--dev", help=_DEV_HELP),
-    out: Path = typer.Option(..., "--out", "-o", help="Exp dir to write (config, units, checkpoints, metrics)."),
-    conf: Path | None = typer.Option(None, "--conf", help="Config YAML (e.g. conf/frame_mlp.yaml)."),
-    resume: bool = typer.Option(False, "--resume", help="Continue from EXP/checkpoints/last.pt."),
-    device: str | None = typer.Option(None, "--device", help="auto | cpu | cuda (default: train.device)."),
-    nproc: int = typer.Option(1, "--nproc", help="Start N DistributedDataParallel processes on this machine."),
-    seed: int | None = typer.Option(None, "--seed", help="Random seed (default: train.seed)."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace OUT's contents when another command made it."),
-) -> None:
-    """Frame-level classification (MLP over +-K frames) with labels from the store's ali."""
-    _run("frame", train, dev, out, conf, overrides, resume, device, nproc, seed, overwrite)
+def _train_command(task: str, train_needs: str, conf_example: str, doc: str):
+    """The ``asrkit train TASK`` command: the same options for every task, help naming its needs."""
+
+    def command(
+        overrides: list[str] | None = typer.Argument(None, help=_OV_HELP),
+        train: Path = typer.Option(..., "--train", help=f"{_TRAIN_HELP} Needs {train_needs}."),
+        dev: Path = typer.Option(..., "--dev", help=_DEV_HELP),
+        out: Path = typer.Option(..., "--out", "-o", help="Exp dir to write (config, units, checkpoints, metrics)."),
+        conf: Path | None = typer.Option(None, "--conf", help=f"Config YAML ({conf_example})."),
+        resume: bool = typer.Option(False, "--resume", help="Continue from EXP/checkpoints/last.pt."),
+        device: str | None = typer.Option(None, "--device", help="auto | cpu | cuda (default: train.device)."),
+        nproc: int = typer.Option(1, "--nproc", help="Start N DistributedDataParallel processes on this machine."),
+        seed: int | None = typer.Option(None, "--seed", help="Random seed (default: train.seed)."),
+        overwrite: bool = typer.Option(False, "--overwrite",
+                                       help="Replace OUT's contents when another command made it."),
+    ) -> None:
+        _run(task, train, dev, out, conf, overrides, resume, device, nproc, seed, overwrite)
+
+    command.__doc__ = doc
+    command.__name__ = f"train_{task}"
+    return command
 
 
-@train_app.command("ctc")
-def train_ctc(
-    overrides: list[str] | None = typer.Argument(None, help=_OV_HELP),
-    train: Path = typer.Option(..., "--train", help=_TRAIN_HELP + " Needs 'text' (or 'text.phones')."),
-    dev: Path = typer.Option(..., "--dev", help=_DEV_HELP),
-    out: Path = typer.Option(..., "--out", "-o", help="Exp dir to write (config, units, checkpoints, metrics)."),
-    conf: Path | None = typer.Option(None, "--conf", help="Config YAML (conf/ctc_bilstm.yaml, conf/ctc_conformer.yaml)."),
-    resume: bool = typer.Option(False, "--resume", help="Continue from EXP/checkpoints/last.pt."),
-    device: str | None = typer.Option(None, "--device", help="auto | cpu | cuda (default: train.device)."),
-    nproc: int = typer.Option(1, "--nproc", help="Start N DistributedDataParallel processes on this machine."),
-    seed: int | None = typer.Option(None, "--seed", help="Random seed (default: train.seed)."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace OUT's contents when another command made it."),
-) -> None:
-    """CTC model (conv subsampling + BiLSTM/BiGRU/Conformer) on phone, char or bpe units."""
-    _run("ctc", train, dev, out, conf, overrides, resume, device, nproc, seed, overwrite)
+train_frame = train_app.command("frame")(_train_command(
+    "frame", "its 'ali' frame labels", "e.g. conf/frame_mlp.yaml",
+    "Frame-level classification (MLP over +-K frames) with labels from the store's ali."))
+train_ctc = train_app.command("ctc")(_train_command(
+    "ctc", "'text' (or 'text.phones')", "conf/ctc_bilstm.yaml, conf/ctc_conformer.yaml",
+    "CTC model (conv subsampling + BiLSTM/BiGRU/Conformer) on phone, char or bpe units."))
 
 
 def average(
