@@ -43,7 +43,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch
-from train_bench import _tiny  # the same tiny corpus + features as the training benchmark
+from train_bench import tiny_stores  # the same tiny corpus + features as the training benchmark
 
 
 class _Enough(Exception):
@@ -91,7 +91,7 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        train, dev = _tiny(work / "data")
+        train, dev = tiny_stores(work / "data")
         k = 0
         for n in busy:
             # CPU-bound jobs that also end when this process goes away (killed by a timeout)

@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch
 
 
-def _tiny(root: Path) -> tuple[Path, Path]:
+def tiny_stores(root: Path) -> tuple[Path, Path]:
     from asrkit.corpora.tiny import write_tiny
     from asrkit.features.pipeline import featurize
 
@@ -76,7 +76,7 @@ def main() -> None:
         if args.train and args.dev:
             train, dev = Path(args.train), Path(args.dev)
         else:
-            train, dev = _tiny(work / "data")
+            train, dev = tiny_stores(work / "data")
         res: dict[str, list[tuple[float, float]]] = {"native": [], "scratch": []}
         t0 = time.time()
         for k in range(args.repeat):
