@@ -62,7 +62,7 @@ def read_text(path: str | os.PathLike) -> str:
         if f is not getattr(sys.stdin, "buffer", None):
             f.close()
     try:
-        return data.decode("utf-8")
+        return data.decode("utf-8-sig")  # a leading byte-order mark is dropped
     except UnicodeDecodeError as e:
         line = data[: e.start].count(b"\n") + 1
         raise InputError(f"{name}:{line}: invalid UTF-8 (byte {e.start})") from None
@@ -98,7 +98,9 @@ def iter_lines(
     """Yield ``(line_number, stripped_line)`` for the non-blank lines of a UTF-8
     text file (``-`` for stdin), reading it as a stream (memory stays flat).
 
-    Invalid UTF-8 raises :class:`InputError` naming the file and line.
+    Invalid UTF-8 raises :class:`InputError` naming the file and line. A
+    UTF-8 byte-order mark at the start of the file is dropped (editors on
+    Windows write one; it must not become part of the first id or word).
     ``progress(bytes_read, total_bytes_or_None)`` is called every 16384 lines
     and once at the end, for a progress bar.
     """
@@ -111,7 +113,7 @@ def iter_lines(
             if progress is not None and lineno & 0x3FFF == 0:
                 progress(done, size)
             try:
-                line = raw.decode("utf-8").strip()
+                line = raw.decode("utf-8-sig" if lineno == 1 else "utf-8").strip()
             except UnicodeDecodeError as e:
                 raise InputError(f"{name}:{lineno}: invalid UTF-8 (byte {e.start} of the line)") from None
             if line:

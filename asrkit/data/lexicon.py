@@ -131,7 +131,7 @@ class Lexicon(Mapping[str, list[tuple[str, ...]]]):
             except (OSError, EOFError) as e:
                 raise InputError(f"{name}: not a readable gzip file ({e})") from None
             try:
-                text = data.decode("utf-8")
+                text = data.decode("utf-8-sig")
             except UnicodeDecodeError as e:
                 line = data[: e.start].count(b"\n") + 1
                 raise InputError(f"{name}:{line}: invalid UTF-8 (byte {e.start})") from None

@@ -155,3 +155,11 @@ def test_cli_lexicon(tmp_path: Path, capsys):
     assert main(["tokenizer", "lexicon", str(text), "-", "--lexicon", str(extra), "--no-cmudict",
                  "--oov", "skip"]) == 0
     assert capsys.readouterr().out == "zzyzxq z ih z ih k s\n"
+
+
+def test_bom_is_not_part_of_the_first_word(tmp_path: Path):
+    """A UTF-8 byte-order mark (Windows editors) is dropped by the one line reader."""
+    path = tmp_path / "lex.txt"
+    path.write_bytes("\ufeffcat K AE1 T\ndog D AO1 G\n".encode("utf-8"))
+    lex = Lexicon.load(path)
+    assert "cat" in lex and "\ufeffcat" not in lex

@@ -205,15 +205,14 @@ def test_shard_runs_share_the_lock(tmp_path):
 
 
 # -------------------------------------------------------- piped command timeout
+@pytest.mark.timeout(25)  # the hung command sleeps 30 s: finishing at all shows the 1 s timeout fired
 def test_pipe_timeout_names_utterance_and_command(tmp_path):
     d = DataDir.load(_data(tmp_path))
     hung = d.utt_ids[1]
     d.wav_scp[hung] = "sleep 30 |"
     data = d.save(tmp_path / "hung")
-    t0 = time.monotonic()
     with pytest.raises(AudioError) as e:
         featurize(data, tmp_path / "f", pipe_timeout=1.0)
-    assert time.monotonic() - t0 < 20
     assert f"'{hung}'" in str(e.value) and "sleep 30" in str(e.value) and "1 s" in str(e.value)
     r = featurize(data, tmp_path / "g", pipe_timeout=1.0, skip_bad=True)
     assert r.skipped == 1 and len(FeatureStore(tmp_path / "g")) == 3
