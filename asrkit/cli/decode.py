@@ -81,12 +81,15 @@ def decode_command(
 ) -> None:
     """CTC decoding of a feature store, greedy or with a beam and a word LM.
 
-    Writes 'utt-id tokens' lines on stdout, in utt-id order (phones for phone
-    units, words for char/bpe units).
+    Writes 'utt-id tokens' lines on stdout, in utt-id order: phones for a
+    phone model without --lm (score them against phone references), words for
+    char/bpe models and for any model with --lm.
 
-    Example: asrkit decode exp/ctc feats/test > exp/ctc/hyp.txt && asrkit score data/test/text exp/ctc/hyp.txt
+    Char/bpe model: asrkit decode exp/ctc feats/test | asrkit score data/test/text -
 
-    With an LM: asrkit decode exp/ctc feats/test --beam 20 --lm exp/lm3.arpa > exp/ctc/hyp_lm.txt
+    Phone model: asrkit decode exp/ctc feats/test | asrkit score data/test/text.phones - --ignore sil
+
+    With an LM (words): asrkit decode exp/ctc feats/test --beam 20 --lm exp/lm3.arpa | asrkit score data/test/text -
 
     Word times: asrkit decode exp/ctc feats/test --beam 20 --lm exp/lm3.arpa --format ctm > exp/ctc/hyp.ctm
     """
