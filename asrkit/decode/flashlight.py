@@ -50,6 +50,11 @@ BEAM_SIZE_TOKEN = 16
 #: the same word ended one frame earlier; flashlight orders exact ties by memory address, so ties
 #: would make results change from run to run.
 SIL_SCORE = -1e-3
+#: The LM weight used in place of 0 when an LM is loaded: with no LM score at all, homophones
+#: (to / two / too: one spelling, several words) tie exactly and flashlight picks by memory
+#: address, so the same search gave other words from run to run. This weight only orders such
+#: ties (by the LM) and is far below any score difference the search otherwise acts on.
+TIE_LM_WEIGHT = 1e-4
 _LN10 = math.log(10.0)
 _MAX_LISTED = 10
 
@@ -175,7 +180,7 @@ class FlashlightSearch:
         self.word_bonus = float(word_bonus)
         opts = LexiconDecoderOptions(
             beam_size=self.beam, beam_size_token=self.beam_size_token, beam_threshold=self.beam_threshold,
-            lm_weight=self.lm_weight * _LN10, word_score=self.word_bonus, unk_score=-math.inf, sil_score=SIL_SCORE,
+            lm_weight=(self.lm_weight or TIE_LM_WEIGHT) * _LN10, word_score=self.word_bonus, unk_score=-math.inf, sil_score=SIL_SCORE,
             log_add=False, criterion_type=CriterionType.CTC)
         self.decoder = LexiconDecoder(opts, self.trie, self.lm, self.sil, self.blank, self.unk, [], False)
 
