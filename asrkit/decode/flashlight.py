@@ -50,10 +50,10 @@ BEAM_SIZE_TOKEN = 16
 #: the same word ended one frame earlier; flashlight orders exact ties by memory address, so ties
 #: would make results change from run to run.
 SIL_SCORE = -1e-3
-#: The LM weight used in place of 0 when an LM is loaded: with no LM score at all, homophones
-#: (to / two / too: one spelling, several words) tie exactly and flashlight picks by memory
-#: address, so the same search gave other words from run to run. This weight only orders such
-#: ties (by the LM) and is far below any score difference the search otherwise acts on.
+#: The LM weight used in place of 0: with no LM score at all, different word sequences with the
+#: same units ("into" / "in to") tie exactly and flashlight orders exact ties by memory address,
+#: so the same search gave other words from run to run. This weight only orders such ties (by
+#: the LM); it is far below any score difference the search otherwise acts on.
 TIE_LM_WEIGHT = 1e-4
 _LN10 = math.log(10.0)
 _MAX_LISTED = 10
@@ -128,7 +128,6 @@ class FlashlightSearch:
                  lexicon_name: str = "the lexicon", beam: int = 20, lm_weight: float = 0.5,
                  word_bonus: float = 0.0, nbest: Optional[int] = None,
                  beam_threshold: float = BEAM_THRESHOLD, beam_size_token: int = BEAM_SIZE_TOKEN):
-        from flashlight.lib.text.decoder import SmearingMode, Trie
         from flashlight.lib.text.decoder.kenlm import KenLM
         from flashlight.lib.text.dictionary import Dictionary
 
@@ -155,22 +154,46 @@ class FlashlightSearch:
             self.lm = KenLM(str(lm), self.word_dict)
         except Exception as e:  # kenlm's own message is long and multi-line
             raise InputError(f"{lm_name}: kenlm cannot load it ({str(e).splitlines()[0] if str(e) else e})") from None
-        self.trie = Trie(units.num_classes, self.sil)
         start = self.lm.start(False)
+        self._unigram = {w: self.lm.score(start, self.word_dict.get_index(w))[1] for w in self.words}
+        self.trie = self._make_trie(self.spellings)
+        self._lexicon_trie = None  # made when an LM weight of 0 is first asked for
+        self.set_weights(lm_weight, word_bonus)
+
+    def _make_trie(self, spellings: dict[str, list[list[int]]]):
+        """A trie of the words' spellings, each with its unigram score (for smearing)."""
+        from flashlight.lib.text.decoder import SmearingMode, Trie
+
+        trie = Trie(self.units.num_classes, self.sil)
         # flashlight completes a word on its last unit's first frame and cannot stay on that unit
         # afterwards (only on the silence token), so a last unit held for several frames would
         # have to become more words. Each spelling is also inserted followed by the blank (and, for
         # char units, by '|'): the word then ends at the first frame after its last unit's run.
         enders = sorted({self.blank, self.sil})
-        for w in self.words:
-            idx = self.word_dict.get_index(w)
-            _, score = self.lm.score(start, idx)
+        for w in sorted(spellings):
+            idx, score = self.word_dict.get_index(w), self._unigram[w]
             for sp in spellings[w]:
-                self.trie.insert(sp, idx, score)
+                trie.insert(sp, idx, score)
                 for end in enders:
-                    self.trie.insert(sp + [end], idx, score)
-        self.trie.smear(SmearingMode.MAX)
-        self.set_weights(lm_weight, word_bonus)
+                    trie.insert(sp + [end], idx, score)
+        trie.smear(SmearingMode.MAX)
+        return trie
+
+    def _homophone_free_trie(self):
+        """The trie for an LM weight of 0: one word per spelling, the one the LM's unigrams
+        like best (then the first in alphabetical order). Homophones (to / two / too) would
+        otherwise tie whenever the LM (at :data:`TIE_LM_WEIGHT`) scores them alike; a search
+        with no LM picks the most frequent word of a pronunciation, always the same one."""
+        if self._lexicon_trie is None:
+            best: dict[tuple[int, ...], str] = {}
+            for w in sorted(self.words, key=lambda w: (-self._unigram[w], w)):
+                for sp in self.spellings[w]:
+                    best.setdefault(tuple(sp), w)
+            kept: dict[str, list[list[int]]] = {}
+            for sp, w in best.items():
+                kept.setdefault(w, []).append(list(sp))
+            self._lexicon_trie = self._make_trie(kept)
+        return self._lexicon_trie
 
     def set_weights(self, lm_weight: float, word_bonus: float) -> None:
         """New shallow-fusion weights (the trie and LM are kept)."""
@@ -182,7 +205,8 @@ class FlashlightSearch:
             beam_size=self.beam, beam_size_token=self.beam_size_token, beam_threshold=self.beam_threshold,
             lm_weight=(self.lm_weight or TIE_LM_WEIGHT) * _LN10, word_score=self.word_bonus, unk_score=-math.inf, sil_score=SIL_SCORE,
             log_add=False, criterion_type=CriterionType.CTC)
-        self.decoder = LexiconDecoder(opts, self.trie, self.lm, self.sil, self.blank, self.unk, [], False)
+        trie = self.trie if self.lm_weight != 0 else self._homophone_free_trie()
+        self.decoder = LexiconDecoder(opts, trie, self.lm, self.sil, self.blank, self.unk, [], False)
 
     def search(self, log_probs: Tensor) -> list[tuple[list[str], list[int], float, float, list[tuple[int, int]]]]:
         """``[(words, unit ids, score, am_score, word frames), ...]`` best first

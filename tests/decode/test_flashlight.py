@@ -216,3 +216,23 @@ def test_cli_extra_lexicon(capsys, phone_exp, store, lm, tmp_path):
     code, with_extra, err = _run(capsys, *base, "--lm", str(lm), "--extra-lexicon", str(extra))
     assert code == 0, err
     assert len(with_extra.splitlines()) == len(plain.splitlines())
+
+
+def test_lm_weight_zero_is_the_same_search_every_time(phone_exp, tmp_path):
+    """With an LM weight of 0 homophones and re-segmentations of the same units
+    tie exactly; flashlight orders exact ties by memory address. The search
+    then keeps one word per spelling (the LM's most frequent) and orders the
+    remaining ties by the LM, so it gives the same words every time."""
+    units = load_units(phone_exp)
+    d = tmp_path / "lm"
+    d.mkdir()
+    (d / "lm.txt").write_text(LM_TEXT + "a kat\n" + "a cap\n")  # 'kat' sounds like 'cat', and is rarer
+    build_lm(d / "lm.txt", d / "lm.arpa", 3, progress=False)
+    extra = tmp_path / "extra.txt"
+    extra.write_text("kat K AE1 T\ncap K AE1 P\n")
+    out = _phone_emissions(units, _say("ah", "k", "ae", "t", "s", "ae", "t", "ah", "m", "ae", "t"))
+    with BeamDecoder(units, beam=10, lm=d / "lm.arpa", extra_lexicon=extra, lm_weight=0.0, word_bonus=0.0) as dec:
+        texts = {dec.decode(out).text for _ in range(20)}
+        assert texts == {"a cat sat a mat"}
+        dec.set_weights(1.0, 0.0)  # back to the full lexicon: the LM decides
+        assert dec.decode(out).text == "a cat sat a mat"
