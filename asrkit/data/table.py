@@ -4,7 +4,7 @@
 ``ali`` are all such tables. Keys are sorted in C-locale order (byte order of
 UTF-8, which is Python's code-point order for ``str``) when written.
 
-:func:`table_lines` is the one line reader of tables and transcripts: it
+Lines come from :func:`asrkit.io.iter_lines`, the one line reader: it
 streams a UTF-8 file (``-`` is stdin), skips blank lines and drops a UTF-8
 byte-order mark at the start of the file, so an editor's BOM never becomes
 part of the first key.
@@ -12,29 +12,15 @@ part of the first key.
 from __future__ import annotations
 
 import os
-from typing import Iterable, Iterator, Mapping
+from typing import Iterable, Mapping
 
 from asrkit.errors import InputError, quote
 from asrkit.io import atomic_write, display_name, iter_lines
 
-BOM = "\ufeff"
-
-
-def table_lines(path: str | os.PathLike) -> Iterator[tuple[int, str]]:
-    """``(line_number, stripped_line)`` of the non-blank lines of ``path``
-    (``-``: stdin), a leading UTF-8 BOM removed."""
-    for lineno, line in iter_lines(path):
-        if lineno == 1 and line.startswith(BOM):
-            line = line[len(BOM):].strip()
-            if not line:
-                continue
-        yield lineno, line
-
-
 def table_from_lines(name: str, lines: Iterable[tuple[int, str]], allow_empty_value: bool = True,
                      what: str = "id") -> dict[str, str]:
     """``key rest-of-line`` records of numbered, stripped, non-blank lines
-    (as :func:`table_lines` yields them) in an insertion-ordered dict.
+    (as :func:`asrkit.io.iter_lines` yields them) in an insertion-ordered dict.
     ``name`` names the source in errors, ``what`` the keys (``id``, ``utt-id``)."""
     table: dict[str, str] = {}
     first_line: dict[str, int] = {}
@@ -59,7 +45,7 @@ def read_table(path: str | os.PathLike, allow_empty_value: bool = True) -> dict[
     ``allow_empty_value`` is False, raises :class:`InputError` naming the file
     and line.
     """
-    return table_from_lines(display_name(path), table_lines(path), allow_empty_value)
+    return table_from_lines(display_name(path), iter_lines(path), allow_empty_value)
 
 
 def sorted_keys(keys: Iterable[str]) -> list[str]:

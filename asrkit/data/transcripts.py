@@ -2,7 +2,7 @@
 (``utt-id w1 w2 ...``), sclite trn (``w1 w2 ... (utt-id)``) and, for
 tokenizer training, plain lines of words.
 
-Lines come from :func:`asrkit.data.table.table_lines` (UTF-8, ``-`` is stdin,
+Lines come from :func:`asrkit.io.iter_lines` (UTF-8, ``-`` is stdin,
 blank lines skipped, a leading byte-order mark dropped); duplicate utt-ids
 and malformed trn lines raise :class:`asrkit.errors.InputError` naming the
 file and line.
@@ -27,9 +27,9 @@ import re
 from dataclasses import dataclass
 from typing import Sequence
 
-from asrkit.data.table import BOM, table_from_lines, table_lines
+from asrkit.data.table import table_from_lines
 from asrkit.errors import InputError, UsageError
-from asrkit.io import display_name
+from asrkit.io import display_name, iter_lines
 
 __all__ = [
     "FORMATS", "TEXT_FORMATS", "Transcript", "Transcripts", "detect_format", "looks_like_utt_ids",
@@ -112,14 +112,14 @@ def _parse(numbered: Sequence[tuple[int, str]], name: str, fmt: str) -> Transcri
 
 def parse_transcripts(text: str, name: str, fmt: str = "auto") -> Transcripts:
     """Parse the contents of a transcript file (``fmt``: auto, text or trn)."""
-    text = text[len(BOM):] if text.startswith(BOM) else text
+    text = text.removeprefix("\ufeff")  # a byte-order mark, as the file readers drop it
     numbered = [(n, line.strip()) for n, line in enumerate(io.StringIO(text), start=1)]
     return _parse([(n, line) for n, line in numbered if line], name, fmt)
 
 
 def read_transcripts(path: str | os.PathLike, fmt: str = "auto") -> Transcripts:
     """Read a Kaldi text or trn file (``-`` for stdin)."""
-    return _parse(list(table_lines(path)), display_name(path), fmt)
+    return _parse(list(iter_lines(path)), display_name(path), fmt)
 
 
 def read_training_text(path: str | os.PathLike, text_format: str = "auto") -> tuple[list[Transcript], str]:
@@ -130,7 +130,7 @@ def read_training_text(path: str | os.PathLike, text_format: str = "auto") -> tu
     if text_format not in TEXT_FORMATS:
         raise UsageError(f"unknown text format '{text_format}'; use one of {', '.join(TEXT_FORMATS)}")
     name = display_name(path)
-    lines = list(table_lines(path))
+    lines = list(iter_lines(path))
     if not lines:
         raise InputError(f"{name}: the text is empty")
     if text_format == "auto":
