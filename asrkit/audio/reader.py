@@ -245,17 +245,10 @@ def cut(
     :func:`read` (``x`` (T, C)): pick the channel, cut ``start``..``end``
     seconds, check for empty/NaN audio, resample. Lets a caller read a
     recording once and cut many segments from it."""
-    if x.shape[1] <= channel:
-        raise AudioError(f"{name}: has {x.shape[1]} channel(s), channel {channel} asked for")
+    _check_channel(x.shape[1], channel, name)
     y = x[:, channel] if x.shape[1] > 1 or channel else x.reshape(-1)
-    if start is not None or end is not None:
-        a = int(round((start or 0.0) * rate))
-        b = int(round(end * rate)) if end is not None and end > 0 else len(y)
-        if a >= len(y):
-            raise AudioError(f"{name}: segment starts at {start}s, past the end ({len(y) / rate:.3f}s)")
-        y = y[a:min(b, len(y))]
-    if y.size == 0:
-        raise AudioError(f"{name}: zero-length audio")
+    a, b = _span(len(y), rate, name, start, end)
+    y = y[a:b]
     if not np.isfinite(y).all():
         raise AudioError(f"{name}: audio holds NaN or infinite samples")
     if sample_rate is not None and sample_rate != rate:
@@ -372,8 +365,14 @@ class _WavSamples(Samples):
         self._f.close()
 
 
+def _check_channel(channels: int, channel: int, name: str) -> None:
+    if channels <= channel:
+        raise AudioError(f"{name}: has {channels} channel(s), channel {channel} asked for")
+
+
 def _span(n: int, rate: int, name: str, start: float | None, end: float | None) -> tuple[int, int]:
-    """Sample range of ``start``..``end`` seconds, as :func:`cut` computes it."""
+    """Sample range ``a, b`` of ``start``..``end`` seconds of ``n`` samples
+    (``end`` <= 0: to the end); an empty range raises :class:`AudioError`."""
     a, b = 0, n
     if start is not None or end is not None:
         a = int(round((start or 0.0) * rate))
@@ -419,10 +418,8 @@ def open_samples(
             raise
         if h is not None and (sample_rate is None or h.rate == sample_rate):
             frames = h.data_size // h.frame_bytes
-            if h.channels <= channel:
-                f.close()
-                raise AudioError(f"{src}: has {h.channels} channel(s), channel {channel} asked for")
             try:
+                _check_channel(h.channels, channel, src)
                 a, b = _span(frames, h.rate, src, start, end)
             except BaseException:
                 f.close()
