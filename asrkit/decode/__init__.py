@@ -16,7 +16,7 @@ Pieces (each usable alone):
 - :mod:`asrkit.decode.backends`: which beam search runs (:func:`resolve_backend`) and its word list;
 - :mod:`asrkit.decode.beam`: CTC beam search, with a word n-gram LM (flashlight's lexicon decoder,
   or pyctcdecode + kenlm) or without;
-- :mod:`asrkit.decode.pool`: the worker processes of ``--jobs``;
+- worker processes of ``--jobs``: :mod:`asrkit.workers`;
 - :mod:`asrkit.decode.flashlight`: the lexicon-constrained search (phone models -> words);
 - :mod:`asrkit.decode.timing`: CTC frame paths, unit segments and token times (``--format ctm``);
 - :mod:`asrkit.decode.align`: CTC forced alignment of transcripts (``asrkit align``);

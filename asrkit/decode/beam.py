@@ -37,7 +37,7 @@ best first (fewer when the beam holds fewer distinct hypotheses).
 
 :func:`decode_store` / :func:`search_outputs` run the search (or greedy) over
 a model's outputs, in worker processes with ``jobs > 1``
-(:mod:`asrkit.decode.pool`); saved emissions are read and written by
+(:mod:`asrkit.workers`); saved emissions are read and written by
 :mod:`asrkit.decode.emissions`.
 """
 from __future__ import annotations
@@ -56,7 +56,7 @@ from asrkit.data.units import BLANK, UnitMap
 from asrkit.decode.backends import is_kenlm_binary, read_lm_words, read_word_list, resolve_backend
 from asrkit.decode.emissions import ModelOutput, check_emissions, iter_outputs, save_emissions
 from asrkit.decode.output import Hypothesis
-from asrkit.decode.pool import check_jobs, in_worker, worker_pool
+from asrkit.workers import check_jobs, in_worker, worker_pool
 from asrkit.errors import DataError, InputError, UsageError
 from asrkit.io import display_name
 
@@ -451,7 +451,7 @@ def decode_store(exp, store, decoder: Optional[BeamDecoder] = None, *, batch_siz
     ``times``: also place each token in time (:attr:`Hypothesis.token_frames`:
     greedy from its own best path, a beam hypothesis from the Viterbi
     alignment of its units). ``jobs > 1``: the searches run in that many
-    worker processes (:mod:`asrkit.decode.pool`, each with its own ``decoder``) while the
+    worker processes (:mod:`asrkit.workers`, each with its own ``decoder``) while the
     model computes the next batches; results and their order are the same."""
     from asrkit.decode.timing import output_frame_seconds
 

@@ -93,7 +93,7 @@ def lexicon_spellings(units: UnitMap, words: Sequence[str], lexicon=None,
         if bad_phones and not out:
             raise DataError(f"{lexicon_name}: spells words with phones the model's units ({units.source}) lack: "
                             f"{_listed(sorted(bad_phones))}")
-        from asrkit.decode.pool import in_worker
+        from asrkit.workers import in_worker
 
         if bad_phones and not in_worker():  # a worker's caller has warned already
             from asrkit import log

@@ -12,15 +12,15 @@ OUT follows :func:`asrkit.io.prepare_output_dir` (a non-empty folder that
 featurize did not make needs ``--overwrite``) and is locked for the run
 (``OUT/.lock``; ``--shard`` runs share it). A long recording is read and
 computed in blocks (:func:`asrkit.features.compute.compute_blocks`), so
-memory does not grow with its length. Worker processes come from a
-forkserver, never a fork of a parent that has torch initialized.
+memory does not grow with its length. Worker processes come from
+:mod:`asrkit.workers` (a forkserver, never a fork of a parent that has torch
+initialized).
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import math
-import multiprocessing as mp
 import os
 import queue as queue_mod
 import time
@@ -38,6 +38,7 @@ from asrkit.data.table import write_table
 from asrkit.errors import AudioError, DataError, OutputError, UsageError
 from asrkit.features.config import FeatureConfig
 from asrkit.io import atomic_write, check_output_dir, os_error_line, output_lock, prepare_output_dir
+from asrkit.workers import worker_context, worker_pool
 
 COMMAND = "featurize"  # the name in the .asrkit marker of a store
 
@@ -94,14 +95,10 @@ _worker_queue = None
 def _init_worker(q) -> None:
     import signal
 
-    import torch
-
     global _worker_queue
     _worker_queue = q
-    torch.set_num_threads(1)
-    # A forked worker must not touch the parent's rich console (its lock may
-    # have been held by the progress thread at fork time): stay quiet and
-    # send what the parent should say through the queue.
+    # A worker does not write to the console the parent's progress bar holds:
+    # it stays quiet and sends what the parent should say through the queue.
     log.set_quiet(True)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and terminates us
 
@@ -321,13 +318,9 @@ def _run(out: Path, items: list[Item], n: int, todo: list[int], conf: FeatureCon
             return [_run_shard(str(out), i, chunks[i], conf_dict, skip_bad, report, opts) for i in todo]
         finally:
             torch.set_num_threads(threads)
-    # Not fork: the parent has torch (and its thread pools) initialized, and a
-    # forked child can inherit a lock some thread held at fork time.
-    ctx = mp.get_context("forkserver")
-    ctx.set_forkserver_preload(["asrkit.features.pipeline", "asrkit.features.compute"])
-    q = ctx.Queue()
-    pool = ctx.Pool(min(jobs, len(todo)), initializer=_init_worker, initargs=(q,))
-    try:
+    # worker processes from a forkserver (asrkit.workers), never a fork of this torch-initialized process
+    q = worker_context().Queue()
+    with worker_pool(min(jobs, len(todo)), _init_worker, (q,)) as pool:
         results = [pool.apply_async(_run_shard, (str(out), i, chunks[i], conf_dict, skip_bad, None, opts))
                    for i in todo]
         pool.close()
@@ -348,11 +341,6 @@ def _run(out: Path, items: list[Item], n: int, todo: list[int], conf: FeatureCon
         except queue_mod.Empty:
             pass
         return [r.get() for r in results]
-    except BaseException:
-        pool.terminate()
-        raise
-    finally:
-        pool.join()
 
 
 def _message(msg: tuple, report: Callable[[int, float], None]) -> None:

@@ -24,7 +24,7 @@ plain acoustic + LM score, and the same answer whatever the grid order or
 ``jobs``.
 
 Grid points can be spread over worker processes (``jobs``,
-:mod:`asrkit.decode.pool`: each worker gets its own copy of the
+:mod:`asrkit.workers`: each worker gets its own copy of the
 log-probabilities and builds its own :class:`~asrkit.decode.beam.BeamDecoder`).
 The result does not depend on ``jobs``.
 """
@@ -42,7 +42,7 @@ from asrkit.data.units import UnitMap
 from asrkit.decode.backends import DEFAULT_LM_BACKEND, resolve_backend
 from asrkit.decode.beam import BeamDecoder
 from asrkit.decode.emissions import EMISSIONS_META, ModelOutput, check_emissions, read_emissions_meta
-from asrkit.decode.pool import check_jobs, worker_pool
+from asrkit.workers import check_jobs, worker_pool
 from asrkit.errors import DataError, InputError, UsageError, quote
 from asrkit.score import Counts
 

@@ -392,7 +392,7 @@ def test_search_in_worker_processes_gives_the_same_hypotheses(char_units, lm_arp
     import pickle
 
     from asrkit.decode.beam import search_outputs
-    from asrkit.decode.pool import START_METHOD
+    from asrkit.workers import START_METHOD
 
     assert START_METHOD in ("forkserver", "spawn")  # never fork a process that has torch / kenlm loaded
     outputs = [_spell(char_units, text, ambiguous={1: {"a": 0.4, "o": 0.35}}) for text in

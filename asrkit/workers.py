@@ -1,11 +1,12 @@
-"""Worker processes for searches (``asrkit decode --jobs``, ``asrkit tune --jobs``).
+"""Worker processes (``asrkit featurize --jobs``, ``decode --jobs``, ``tune --jobs``).
 
 Workers are started with the ``forkserver`` method, never by forking the
-calling process: by the time a search runs, the caller has torch's OpenMP
-thread pool and kenlm loaded, and a child forked from such a process can
+calling process: by then the caller has torch's OpenMP thread pool (and, for
+a search, kenlm) loaded, and a child forked from such a process can
 deadlock. A forkserver child starts from a clean server process, so whatever
 a worker needs comes through :func:`worker_pool`'s ``initargs`` (pickled):
-units, decoder settings, log-probabilities.
+units, decoder settings, log-probabilities, a message queue made with
+:func:`worker_context`.
 
 Each worker runs torch with one thread (J workers, J cores) and keeps quiet
 about warnings its caller has already printed (the caller builds its own
@@ -26,7 +27,7 @@ from typing import Any, Callable, Iterator
 
 from asrkit.errors import UsageError
 
-__all__ = ["START_METHOD", "check_jobs", "in_worker", "worker_pool"]
+__all__ = ["START_METHOD", "check_jobs", "in_worker", "worker_context", "worker_pool"]
 
 #: How workers start (see the module docstring).
 START_METHOD = "forkserver"
@@ -54,13 +55,20 @@ def _start(initializer: Callable[..., None], initargs: tuple) -> None:
     initializer(*initargs)
 
 
-@contextmanager
-def worker_pool(jobs: int, initializer: Callable[..., None], initargs: tuple[Any, ...] = ()) -> Iterator[Pool]:
-    """A pool of ``jobs`` worker processes, each set up by
-    ``initializer(*initargs)``; closed (workers ended) on exit."""
-    check_jobs(jobs)
+def worker_context():
+    """The multiprocessing context workers start from; make queues and locks
+    that go to workers (in ``initargs``) with it."""
     ctx = multiprocessing.get_context(START_METHOD)
     # the server imports torch once (no thread pool runs yet, so forking from it is safe); workers skip that
     ctx.set_forkserver_preload(["torch"])
-    with ctx.Pool(jobs, initializer=_start, initargs=(initializer, initargs)) as pool:
+    return ctx
+
+
+@contextmanager
+def worker_pool(jobs: int, initializer: Callable[..., None], initargs: tuple[Any, ...] = ()) -> Iterator[Pool]:
+    """A pool of ``jobs`` worker processes, each running torch on one thread
+    and set up by ``initializer(*initargs)``; terminated (workers ended) on
+    exit."""
+    check_jobs(jobs)
+    with worker_context().Pool(jobs, initializer=_start, initargs=(initializer, initargs)) as pool:
         yield pool
