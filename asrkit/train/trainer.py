@@ -60,7 +60,7 @@ from asrkit.data.dataset import (
     make_batches,
 )
 from asrkit.errors import ConfigError, DataError, TrainingError, UsageError
-from asrkit.io import atomic_write, prepare_output_dir
+from asrkit.io import atomic_write, os_error_line, prepare_output_dir
 from asrkit.train import distributed
 from asrkit.train.checkpoint import (
     CheckpointWriteError,
@@ -435,7 +435,7 @@ def _run(cfg: dict, train_path: str, dev_path: str, out_path: str, resume: bool,
     except OSError as err:
         if err.errno not in (errno.ENOSPC, errno.EDQUOT):
             raise
-        raise TrainingError(f"{err.filename or exp}: cannot write: {err.strerror}; free some space and "
+        raise TrainingError(f"{os_error_line(err.filename or exp, err)}; free some space and "
                             f"continue with --resume") from None
     finally:
         log.set_quiet(was_quiet)
@@ -634,7 +634,7 @@ def _loop(cfg, d, exp, ck, train_store, dev_store, train_path, device, amp_dtype
         resume_sums = None
         with log.progress(*_progress_columns(), transient=False) as bar:
             task_id = bar.add_task(f"epoch {epoch + 1}/{tcfg['epochs']}", total=steps_this_epoch,
-                                   completed=position, loss=float("nan"), lr=sched.lr, fps=0.0,
+                                   completed=position, loss=float("nan"), fps=0.0,
                                    eta=eta.left(epoch, position, steps_this_epoch))
             for batch in _batches(train_ds, plan, frame_targets, dcfg["num_workers"]):
                 norm = batch[1]
@@ -713,7 +713,7 @@ def _loop(cfg, d, exp, ck, train_store, dev_store, train_path, device, amp_dtype
                     fps = win["frames"] / el
                     logger.event(event="train", epoch=epoch + 1, step=step, loss=loss, lr=sched.lr,
                                  frames_per_s=fps, frames=int(win["frames"]), seconds=el)
-                    bar.update(task_id, loss=loss, lr=sched.lr, fps=fps)
+                    bar.update(task_id, loss=loss, fps=fps)
                     win = {"loss": 0.0, "norm": 0.0, "frames": 0.0, "t": time.monotonic()}
                 bar.update(task_id, completed=position, eta=eta.left(epoch, position, steps_this_epoch, step))
                 if after_step is not None:
