@@ -76,6 +76,7 @@ def score_command(
     from asrkit.score import bootstrap_ci, paired_bootstrap, read_transcripts, score
     from asrkit.score import report
     from asrkit.score.units import unit_mismatch
+    from asrkit.score.check import jiwer_line, jiwer_opinion
 
     # -- usage checks (exit 2) ------------------------------------------------
     stdin_users = [name for name, path in (("REF", ref), ("HYP", hyp), ("--compare", compare), ("--utt2spk", utt2spk)) if path == "-"]
@@ -124,7 +125,7 @@ def score_command(
     conf = result.confusions(confusions) if confusions > 0 else None
     interval = bootstrap_ci(result, resamples=1000, seed=seed) if ci else None
     comparison = paired_bootstrap(result, result2, resamples=1000, seed=seed) if result2 is not None else None
-    second = _jiwer_opinion(result) if check else None
+    second = jiwer_opinion(result) if check else None
 
     if per_utt is not None:
         try:
@@ -148,7 +149,7 @@ def score_command(
         return
     lines = report.summary_lines(result)
     if second is not None:
-        lines.insert(1, _jiwer_line(second))
+        lines.insert(1, jiwer_line(second))
     if interval is not None:
         lines.append(report.ci_line(interval))
     if comparison is not None and hyps2 is not None:
@@ -173,33 +174,6 @@ def score_command(
         for t in tables:
             out.write("\n" + report.render_plain(t) + "\n")
     _exit_if_disagree(second)
-
-
-def _jiwer_opinion(result) -> dict:
-    """The WER of the same normalized tokens by jiwer (an independent
-    Levenshtein implementation). Total errors must agree; the split into
-    sub/del/ins may differ where several alignments have the fewest errors."""
-    import jiwer
-
-    words = jiwer.process_words([" ".join(t) for t in result.refs], [" ".join(t) for t in result.hyps])
-    errors = words.substitutions + words.deletions + words.insertions
-    ref = result.words.ref
-    return {
-        "wer": round(100.0 * errors / ref, 4) if ref else None,
-        "errors": errors,
-        "words": ref,
-        "sub": words.substitutions,
-        "del": words.deletions,
-        "ins": words.insertions,
-        "agree": errors == result.words.errors,
-    }
-
-
-def _jiwer_line(second: dict) -> str:
-    wer = "-" if second["wer"] is None else f"{second['wer']:.2f}"
-    verdict = "same errors" if second["agree"] else "DISAGREES with asrkit"
-    return (f"%WER {wer} [ {second['errors']} / {second['words']}, {second['ins']} ins, {second['del']} del, "
-            f"{second['sub']} sub ] (jiwer, second opinion: {verdict})")
 
 
 def _exit_if_disagree(second: dict | None) -> None:
