@@ -18,20 +18,6 @@ data_app = typer.Typer(help="Kaldi-style data dirs: import corpora, validate, su
 _OVERWRITE_HELP = "Replace the output folder's contents when it is not empty and was not made by this command."
 
 
-def _save(d, out: Path, command: str, overwrite: bool, inputs: tuple) -> None:
-    """Write a data dir computed in memory, by the output-folder rule."""
-    from asrkit.io import prepare_output_dir
-
-    prepare_output_dir(out, command, overwrite, inputs=inputs)
-    try:
-        d.save(out)
-    except OSError as e:
-        from asrkit.errors import OutputError
-        from asrkit.io import os_error_line
-
-        raise OutputError(os_error_line(out, e)) from None
-
-
 def _need_dir(path: Path) -> None:
     if not path.is_dir():
         raise InputError(f"{path}: no such data dir")
@@ -76,11 +62,8 @@ def validate(
     copy is written; the dropped utterances are listed)."""
     from asrkit.data import fix as fix_dir
     from asrkit.data import validate as check
-    from asrkit.io import check_output_dir
-
     _need_dir(dir)
-    if fix is not None:
-        check_output_dir(fix, "data validate --fix", overwrite, inputs=(dir,))
+    if fix is not None:  # fix_dir checks the output folder before any work
         new, dropped = fix_dir(dir, fix, check_audio=not no_audio, command="data validate --fix",
                                overwrite=overwrite)
         for p in dropped:
@@ -143,7 +126,7 @@ def subset(
         if missing:
             raise DataError(f"{utt_list}: {len(missing)} id(s) not in {dir} (e.g. '{missing[0]}')")
         s = d.subset(ids)
-    _save(s, out, "data subset", overwrite, inputs=(dir,))
+    s.save_output(out, "data subset", overwrite, inputs=(dir,))
     log.info(f"{out}: {len(s)} of {len(d)} utterances")
 
 
@@ -160,7 +143,7 @@ def combine(
     if out in dirs:
         raise UsageError(f"{out} is also an input")
     c = DataDir.combine(DataDir.load(d) for d in dirs)
-    _save(c, out, "data combine", overwrite, inputs=tuple(dirs))
+    c.save_output(out, "data combine", overwrite, inputs=tuple(dirs))
     log.info(f"{out}: {len(c)} utterances from {len(dirs)} dirs")
 
 
@@ -202,8 +185,8 @@ def split(
     tr, dv = d.split(size, by_speaker=by_speaker, seed=seed)
     for o in out:  # refuse before writing either
         check_output_dir(o, "data split", overwrite, inputs=(dir,))
-    _save(tr, train_dir, "data split", overwrite, inputs=(dir,))
-    _save(dv, dev_dir, "data split", overwrite, inputs=(dir,))
+    tr.save_output(train_dir, "data split", overwrite, inputs=(dir,))
+    dv.save_output(dev_dir, "data split", overwrite, inputs=(dir,))
     log.info(f"{train_dir}: {len(tr)} utterances, {dev_dir}: {len(dv)} utterances"
              + (f" ({len(dv.spk2utt)} speakers)" if by_speaker else ""))
 

@@ -105,6 +105,21 @@ class DataDir:
         return d
 
     # ---------------------------------------------------------------- writing
+    def save_output(self, path: str | os.PathLike, command: str, overwrite: bool = False,
+                    inputs: tuple = ()) -> Path:
+        """:meth:`save` as the output of ``command`` (``"data subset"``...),
+        by the output-folder rule (:func:`asrkit.io.prepare_output_dir`: a
+        non-empty folder another command made needs ``overwrite``); a failed
+        write (disk full, read-only) is one :class:`~asrkit.errors.OutputError` line."""
+        from asrkit.errors import OutputError
+        from asrkit.io import os_error_line, prepare_output_dir
+
+        prepare_output_dir(path, command, overwrite, inputs=inputs)
+        try:
+            return self.save(path)
+        except OSError as e:
+            raise OutputError(os_error_line(path, e)) from None
+
     def save(self, path: str | os.PathLike) -> Path:
         """Write every table this dir has (sorted, atomically) plus
         ``spk2utt``. Tables this dir lacks are removed from ``path`` so the

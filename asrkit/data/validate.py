@@ -202,7 +202,7 @@ def fix(path: str | os.PathLike, out: str | os.PathLike, check_audio: bool = Tru
     (``command`` names the writer in its marker; ``overwrite`` replaces a
     folder another command made); it is checked before any work.
     """
-    from asrkit.io import check_output_dir, prepare_output_dir
+    from asrkit.io import check_output_dir
 
     check_output_dir(out, command, overwrite, inputs=(path,))
     problems = validate(path, check_audio=check_audio)
@@ -230,6 +230,5 @@ def fix(path: str | os.PathLike, out: str | os.PathLike, check_audio: bool = Tru
         if len(durs) != len(new):
             new = new.subset(durs)
         new.utt2dur = durs
-    prepare_output_dir(out, command, overwrite, inputs=(path,))
-    new.save(out)
+    new.save_output(out, command, overwrite, inputs=(path,))
     return new, dropped
