@@ -455,7 +455,6 @@ def decode_store(exp, store, decoder: Optional[BeamDecoder] = None, *, batch_siz
     model computes the next batches; results and their order are the same."""
     from asrkit.decode.timing import output_frame_seconds
 
-    check_jobs(jobs)
     outputs: Iterable[ModelOutput] = iter_outputs(
         exp.model, store, cmvn=exp.cmvn, norm_vars=exp.norm_vars, batch_size=batch_size, device=exp.device,
         utts=utts, input_dim=exp.input_dim)
