@@ -101,14 +101,7 @@ def index_select(x: torch.Tensor, dim: int, index: torch.Tensor) -> torch.Tensor
 
 
 def pack_forward(x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, tuple]:
-    return x[mask], (mask, x.shape)                       # (N, ...)
-
-
-def pack_backward(grad_out: torch.Tensor, cache: tuple) -> tuple:
-    mask, shape = cache
-    out = grad_out.new_zeros(shape)                       # (*M, ...)
-    out[mask] = grad_out
-    return (out,)
+    return x[mask], (mask,)                               # (N, ...)
 
 
 def unpack_forward(data: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, tuple]:
@@ -117,9 +110,14 @@ def unpack_forward(data: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor
     return out, (mask,)
 
 
+def pack_backward(grad_out: torch.Tensor, cache: tuple) -> tuple:
+    (mask,) = cache
+    return (unpack_forward(grad_out, mask)[0],)           # (*M, ...): g written at mask
+
+
 def unpack_backward(grad_out: torch.Tensor, cache: tuple) -> tuple:
     (mask,) = cache
-    return (grad_out[mask],)                              # (N, ...)
+    return (pack_forward(grad_out, mask)[0],)             # (N, ...): g[mask]
 
 
 PackFunction = kernel_function("PackFunction", pack_forward, pack_backward)
