@@ -50,7 +50,7 @@ import numpy as np
 from asrkit.errors import OutputError, UsageError
 from asrkit.io import atomic_write, os_error_line
 
-__all__ = ["ATTENTION_PLOT", "attention_rows", "default_band", "diagonality", "plot_attention",
+__all__ = ["ATTENTION_PLOT", "attention_rows", "check_png_path", "default_band", "diagonality", "plot_attention",
            "save_epoch_attention"]
 
 #: File name of an epoch's attention map in ``EXP/plots/`` (``.format(epoch=N)``).
@@ -127,7 +127,10 @@ def diagonality(weights: Any, band: Optional[int] = None) -> float:
     return float(min(1.0, max(0.0, best.max() / steps)))
 
 
-def _check_png(out_path: str | os.PathLike) -> Path:
+def check_png_path(out_path: str | os.PathLike) -> Path:
+    """``out_path`` as a Path when it can take a PNG image: it ends in ``.png``
+    (:class:`~asrkit.errors.UsageError` otherwise) and is not a folder
+    (:class:`~asrkit.errors.OutputError`). Commands check before any work."""
     path = Path(out_path)
     if path.suffix.lower() != ".png":
         raise UsageError(f"{path}: attention maps are written as PNG images; give a path ending in .png")
@@ -165,7 +168,7 @@ def plot_attention(
         The path written. A file that cannot be written raises
         :class:`~asrkit.errors.OutputError` (one line); nothing is left behind.
     """
-    path = _check_png(out_path)
+    path = check_png_path(out_path)
     a = attention_rows(weights)  # (U, S)
     steps, frames = a.shape
     if y_labels is not None and len(y_labels) != steps:
