@@ -36,14 +36,13 @@ from typing import Optional
 import torch
 from torch import Tensor
 
-from asrkit.models.common import check_input, lengths_to_padding_mask
+from asrkit.models.common import check_input
 from asrkit.models.ctc import Conv2dSubsampling, subsampled_lengths
 from asrkit.models.seq2seq import Encoded, Seq2SeqModel, Seq2SeqOutput, decoder_targets
 from asrkit.nn import (
     LSTM, DotProductAttention, Dropout, Embedding, Linear, LocationAwareAttention, LockedDropout, LogSoftmax,
     LSTMCell, Module, Tanh,
 )
-from asrkit.nn.functional import shape as S
 from asrkit.nn.seq2seq_attention import ATTENTIONS
 
 __all__ = ["LAS", "LASState", "Listener", "Speller", "pyramid_lengths"]
@@ -72,6 +71,8 @@ class Listener(Module):
         super().__init__(impl)
         if frontend not in FRONTENDS:
             raise ValueError(f"frontend must be one of {FRONTENDS}, got {frontend!r}")
+        if layers < 1:
+            raise ValueError(f"the listener needs at least one plain BiLSTM layer, got layers={layers}")
         self.hidden, self.pyramid_layers = hidden, pyramid_layers
         self.frontend_subsampling = frontend_subsampling if frontend == "conv2d" else 1
         self.frontend = (Conv2dSubsampling(input_dim, conv_channels, hidden, frontend_subsampling, impl=impl)
@@ -82,10 +83,8 @@ class Listener(Module):
             self.blstm.append(LSTM(width if i == 0 else 2 * hidden, hidden, batch_first=True, bidirectional=True,
                                    impl=impl))
         self.pblstm = torch.nn.ModuleList()
-        for i in range(pyramid_layers):
-            first = i == 0 and layers == 0
-            self.pblstm.append(LSTM(2 * (width if first else 2 * hidden), hidden, batch_first=True,
-                                    bidirectional=True, impl=impl))
+        for _ in range(pyramid_layers):
+            self.pblstm.append(LSTM(4 * hidden, hidden, batch_first=True, bidirectional=True, impl=impl))
         self.dropout = LockedDropout(dropout, impl=impl) if locked_dropout else Dropout(dropout, impl=impl)
         self.output_dim = 2 * hidden
 
@@ -94,12 +93,12 @@ class Listener(Module):
             lengths = subsampled_lengths(lengths, self.frontend_subsampling)
         return pyramid_lengths(lengths, self.pyramid_layers)
 
-    def _pyramid(self, x: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
-        """``(B, T, F) -> (B, ceil(T/2), 2F)``: frames ``2t`` and ``2t+1`` side by side; frames past
-        each length are zeroed first, so an odd last frame always pairs with zeros."""
+    @staticmethod
+    def _pyramid(x: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
+        """``(B, T, F) -> (B, ceil(T/2), 2F)``: frames ``2t`` and ``2t+1`` side by side. ``x`` is a
+        BiLSTM's output, zeros past each length, so an odd last frame always pairs with zeros
+        (alone or padded in a batch)."""
         B, T, F = x.shape
-        pad = lengths_to_padding_mask(lengths, T)[..., None]  # (B, T, 1)
-        x = x.masked_fill(pad, 0.0) if self.native else S.masked_fill(x, pad, 0.0)
         if T % 2:
             x = torch.cat([x, x.new_zeros(B, 1, F)], 1)  # (B, T+1, F)
         return x.reshape(B, (T + 1) // 2, 2 * F), (lengths + 1) // 2
@@ -108,18 +107,13 @@ class Listener(Module):
         x = feats
         if self.frontend is not None:
             x, lengths = self.frontend(feats, lengths)  # (B, T0, H)
-        first = True
-        for lstm in self.blstm:
-            if not first:
+        for i, lstm in enumerate(self.blstm):
+            if i:
                 x = self.dropout(x)
             x, _ = lstm(x, lengths=lengths)  # (B, T0, 2H), zeros past each length
-            first = False
         for lstm in self.pblstm:
-            if not first:
-                x = self.dropout(x)
-            x, lengths = self._pyramid(x, lengths)  # (B, T/2, 4H)
+            x, lengths = self._pyramid(self.dropout(x), lengths)  # (B, T/2, 4H)
             x, _ = lstm(x, lengths=lengths)  # (B, T/2, 2H)
-            first = False
         return x, lengths
 
 
