@@ -333,3 +333,52 @@ def test_encoded_index_keeps_ctc_logits():
     assert torch.equal(sub.memory, enc.memory[[3, 1]]) and sub.lengths.tolist() == enc.lengths[[3, 1]].tolist()
     assert torch.equal(sub.ctc_logits, enc.ctc_logits[[3, 1]])
     assert torch.equal(sub.padding_mask, enc.padding_mask[[3, 1]])
+
+
+# ---------------------------------------------------------------- torch.nn twins
+
+
+def _twin(m):
+    """The torch.nn layer with the same hyperparameters as an asrkit layer (None: no twin)."""
+    import asrkit.nn as nn
+
+    if isinstance(m, nn.LSTM):
+        return torch.nn.LSTM(m.input_size, m.hidden_size, m.num_layers, batch_first=m.batch_first,
+                             bidirectional=m.bidirectional)
+    if isinstance(m, nn.LSTMCell):
+        return torch.nn.LSTMCell(m.input_size, m.hidden_size)
+    if isinstance(m, nn.TransformerEncoderLayer):
+        return torch.nn.TransformerEncoderLayer(m.linear1.in_features, m.self_attn.num_heads,
+                                                m.linear1.out_features, 0.0, batch_first=True, norm_first=True)
+    if isinstance(m, nn.TransformerDecoderLayer):
+        return torch.nn.TransformerDecoderLayer(m.linear1.in_features, m.self_attn.num_heads,
+                                                m.linear1.out_features, 0.0, batch_first=True, norm_first=True)
+    if isinstance(m, nn.Embedding):
+        return torch.nn.Embedding(m.num_embeddings, m.embedding_dim)
+    return None
+
+
+@pytest.mark.parametrize("name", ["las_dot", "transformer"])
+def test_layers_load_into_their_torch_twins(name):
+    model = _model(name).float().eval()
+    twins = 0
+    for sub_name, m in model.named_modules():
+        twin = _twin(m)
+        if twin is None:
+            continue
+        twin.load_state_dict(m.state_dict())  # strict: the same names and shapes
+        twin.eval()
+        twins += 1
+        with torch.no_grad():
+            if isinstance(twin, torch.nn.LSTM):
+                x = torch.randn(2, 5, m.input_size)
+                torch.testing.assert_close(m(x)[0], twin(x)[0], rtol=1e-4, atol=1e-5, msg=sub_name)
+            elif isinstance(twin, torch.nn.LSTMCell):
+                x = torch.randn(3, m.input_size)
+                torch.testing.assert_close(m(x)[0], twin(x)[0], rtol=1e-4, atol=1e-5, msg=sub_name)
+            elif isinstance(twin, torch.nn.TransformerDecoderLayer):
+                x, mem = torch.randn(2, 4, twin.linear1.in_features), torch.randn(2, 6, twin.linear1.in_features)
+                causal = torch.ones(4, 4, dtype=torch.bool).triu(1)
+                torch.testing.assert_close(m(x, mem, tgt_mask=causal), twin(x, mem, tgt_mask=causal),
+                                           rtol=1e-4, atol=1e-5, msg=sub_name)
+    assert twins >= (4 if name == "las_dot" else 5)
