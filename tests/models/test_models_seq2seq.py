@@ -382,3 +382,20 @@ def test_layers_load_into_their_torch_twins(name):
                 torch.testing.assert_close(m(x, mem, tgt_mask=causal), twin(x, mem, tgt_mask=causal),
                                            rtol=1e-4, atol=1e-5, msg=sub_name)
     assert twins >= (4 if name == "las_dot" else 5)
+
+
+# ---------------------------------------------------------------- shipped configs
+
+
+@pytest.mark.parametrize("conf, kind", [("las.yaml", LAS), ("transformer.yaml", TransformerS2S),
+                                        ("conformer_transformer.yaml", TransformerS2S)])
+def test_shipped_configs_build(conf, kind):
+    from pathlib import Path
+
+    import yaml
+
+    cfg = yaml.safe_load((Path(__file__).resolve().parents[2] / "conf" / conf).read_text())
+    assert cfg["task"] == cfg["model"]["type"] and cfg["units"]["kind"] == "char"
+    resolved = resolve_model_config({**cfg["model"], "input_dim": 80, "num_classes": 32})
+    model = build_model(resolved)
+    assert isinstance(model, kind) and model.impl == "scratch"
