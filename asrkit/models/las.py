@@ -249,7 +249,7 @@ class LAS(Seq2SeqModel):
 
     def step(self, enc: Encoded, state: LASState, tokens: Tensor) -> tuple[Tensor, LASState, Tensor]:
         logits, state = self.speller(tokens.to(enc.memory.device), state, enc.memory, enc.padding_mask)
-        return self.log_softmax(logits.float()), state, state.weights
+        return self.log_softmax(logits.float()), state, state.weights.float()
 
     def select_state(self, state: LASState, idx: Tensor) -> LASState:
         return state.index(idx.to(state.context.device))

@@ -150,7 +150,7 @@ class Seq2SeqModel(Module, ABC):
     @abstractmethod
     def step(self, enc: Encoded, state: Any, tokens: Tensor) -> tuple[Tensor, Any, Tensor]:
         """Feed ``tokens (N,)`` (``SOS`` first): ``(log_probs (N, C) float32, new state,
-        attention (N, S))``; ``enc`` has the same ``N`` rows as ``state``."""
+        attention (N, S) float32)``; ``enc`` has the same ``N`` rows as ``state``."""
         raise NotImplementedError
 
     @abstractmethod

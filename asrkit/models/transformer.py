@@ -151,7 +151,7 @@ class TransformerS2S(Seq2SeqModel):
     def step(self, enc: Encoded, state: Tensor, tokens: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         prefix = torch.cat([state, tokens.to(state.device).long()[:, None]], 1)  # (N, L)
         logits, attention = self.decode(prefix, enc)
-        return self.log_softmax(logits[:, -1].float()), prefix, attention[:, -1]
+        return self.log_softmax(logits[:, -1].float()), prefix, attention[:, -1].float()
 
     def select_state(self, state: Tensor, idx: Tensor) -> Tensor:
         return state.index_select(0, idx.to(state.device))
