@@ -2,15 +2,21 @@
 
 * ``frame_mlp`` (:class:`FrameMLP`): frame-level phoneme classifier over a +-K context window.
 * ``ctc`` (:class:`CTCModel`): Conv2d subsampling (x2/x4) -> BiLSTM / BiGRU / Conformer -> Linear.
+* ``las`` (:class:`LAS`): Listen, Attend and Spell (pyramidal BiLSTM listener, LSTMCell speller,
+  dot or location-aware attention).
+* ``transformer`` (:class:`TransformerS2S`): joint CTC/attention, Conv2d x4 -> Transformer or
+  Conformer encoder (+ CTC head) -> Transformer decoder.
 
-Every model is called the same way::
+The frame and CTC models are called the same way::
 
     model = build_model(config["model"])
     logits, out_lengths = model(feats, lengths)  # (B, T, D), (B,) -> (B, T', C), (B,)
     model.subsampling                            # 1, 2 or 4; out_lengths = model.output_lengths(lengths)
 
-and ``model, config = load_model(exp_dir)`` rebuilds a trained one from an exp
-dir. ``impl`` (``scratch`` | ``native``) picks the layers' implementation; it
+the attention models (:class:`Seq2SeqModel`, see :mod:`asrkit.models.seq2seq`) as
+``out = model(feats, lengths, targets, target_lengths)`` for training and
+``model.encode`` / ``init_state`` / ``step`` for decoding; ``model, config =
+load_model(exp_dir)`` rebuilds any trained one from an exp dir. ``impl`` (``scratch`` | ``native``) picks the layers' implementation; it
 is not part of the weights, so a checkpoint moves between the two.
 """
 from __future__ import annotations
@@ -26,11 +32,15 @@ from asrkit.errors import ConfigError, InputError
 from asrkit.models.config import DEFAULTS, MODEL_TYPES, resolve_model_config
 from asrkit.models.ctc import CTCModel, Conv2dSubsampling, subsampled_lengths
 from asrkit.models.frame import FrameMLP, context_window
+from asrkit.models.las import LAS
+from asrkit.models.seq2seq import EOS, SOS, Encoded, Seq2SeqModel, Seq2SeqOutput
+from asrkit.models.transformer import TransformerS2S
 from asrkit.nn import IMPLS, set_impl
 
 __all__ = [
     "build_model", "load_model", "checkpoint_path", "resolve_model_config", "DEFAULTS", "MODEL_TYPES",
     "FrameMLP", "CTCModel", "Conv2dSubsampling", "context_window", "subsampled_lengths",
+    "LAS", "TransformerS2S", "Seq2SeqModel", "Seq2SeqOutput", "Encoded", "SOS", "EOS",
 ]
 
 
@@ -45,6 +55,17 @@ def build_model(model_cfg: Mapping[str, Any]) -> torch.nn.Module:
     if cfg["type"] == "frame_mlp":
         model = FrameMLP(cfg["input_dim"], cfg["num_classes"], cfg["context"], cfg["hidden"], cfg["dropout"],
                          impl=cfg["impl"])
+    elif cfg["type"] == "las":
+        model = LAS(cfg["input_dim"], cfg["num_classes"], cfg["listener_hidden"], cfg["listener_layers"],
+                    cfg["pyramid_layers"], cfg["dropout"], cfg["locked_dropout"], cfg["frontend"],
+                    cfg["frontend_subsampling"], cfg["conv_channels"], cfg["attention"], cfg["attention_dim"],
+                    cfg["location_channels"], cfg["location_kernel"], cfg["embed_dim"], cfg["speller_hidden"],
+                    cfg["speller_layers"], cfg["ctc_weight"], impl=cfg["impl"])
+    elif cfg["type"] == "transformer":
+        model = TransformerS2S(cfg["input_dim"], cfg["num_classes"], cfg["encoder"], cfg["hidden"], cfg["heads"],
+                               cfg["ff_mult"], cfg["encoder_layers"], cfg["decoder_layers"], cfg["dropout"],
+                               cfg["subsampling"], cfg["conv_channels"], cfg["conv_kernel"], cfg["pos_enc"],
+                               cfg["ctc_weight"], impl=cfg["impl"])
     else:
         model = CTCModel(cfg["input_dim"], cfg["num_classes"], cfg["subsampling"], cfg["encoder"], cfg["hidden"],
                          cfg["layers"], cfg["dropout"], cfg["conv_channels"], cfg["heads"], cfg["ff_mult"],

@@ -11,10 +11,11 @@ from typing import Any, Mapping
 
 from asrkit.errors import ConfigError
 from asrkit.nn import IMPLS
+from asrkit.nn.seq2seq_attention import ATTENTIONS
 
 __all__ = ["MODEL_TYPES", "DEFAULTS", "REQUIRED", "resolve_model_config"]
 
-MODEL_TYPES = ("frame_mlp", "ctc")
+MODEL_TYPES = ("frame_mlp", "ctc", "las", "transformer")
 
 #: keys every model config must give (the trainer fills them in from the data)
 REQUIRED = ("type", "input_dim", "num_classes")
@@ -41,6 +42,50 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "ff_mult": 4,
         "conv_kernel": 15,
         "pos_enc": "rel",    # rel | abs
+    },
+    # Listen, Attend and Spell (asrkit.models.las); sizes for the tiny corpus on a CPU
+    "las": {
+        "impl": "scratch",
+        "frontend": "none",            # none | conv2d
+        "frontend_subsampling": 2,     # 2 | 4 (conv2d front end only)
+        "conv_channels": 32,           # conv2d front end only
+        "listener_hidden": 128,        # LSTM units per direction
+        "listener_layers": 1,          # plain BiLSTM layers before the pyramid
+        "pyramid_layers": 3,           # pyramidal BiLSTM layers, each halves time (3: x8)
+        "dropout": 0.1,
+        "locked_dropout": True,        # one dropout mask per utterance between listener layers
+        "attention": "location",       # dot | scaled_dot | location
+        "attention_dim": 128,
+        "location_channels": 8,        # location only
+        "location_kernel": 15,         # location only, odd
+        "embed_dim": 128,              # token embedding, also the output MLP's width
+        "speller_hidden": 256,
+        "speller_layers": 1,
+        # task settings (read by the training task, not the model's layers)
+        "ctc_weight": 0.0,             # > 0 adds a CTC head on the listener
+        "label_smoothing": 0.1,
+        "tf_start": 1.0,               # teacher-forcing rate at the first epoch ...
+        "tf_end": 0.8,                 # ... decaying linearly to this one ...
+        "tf_decay_epochs": 10,         # ... over this many epochs
+    },
+    # joint CTC/attention Transformer (asrkit.models.transformer)
+    "transformer": {
+        "impl": "scratch",
+        "encoder": "transformer",      # transformer | conformer
+        "subsampling": 4,              # 2 | 4
+        "conv_channels": 32,
+        "hidden": 144,                 # model width d
+        "heads": 4,
+        "ff_mult": 4,                  # feed-forward width ff_mult * d
+        "encoder_layers": 4,
+        "decoder_layers": 2,
+        "dropout": 0.1,
+        # conformer only (accepted and ignored by the transformer encoder)
+        "conv_kernel": 15,
+        "pos_enc": "rel",              # rel | abs
+        # task settings
+        "ctc_weight": 0.3,             # loss = w CTC + (1 - w) attention; > 0 adds the CTC head
+        "label_smoothing": 0.1,
     },
 }
 
@@ -72,6 +117,70 @@ def _prob(cfg: Mapping[str, Any], key: str) -> float:
     return float(v)
 
 
+def _number(cfg: Mapping[str, Any], key: str, lo: float, hi: float) -> float:
+    v = cfg[key]
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not lo <= v <= hi:
+        raise _bad(key, f"a number in [{lo:g}, {hi:g}]", v)
+    return float(v)
+
+
+def _bool(cfg: Mapping[str, Any], key: str) -> bool:
+    v = cfg[key]
+    if not isinstance(v, bool):
+        raise _bad(key, "true or false", v)
+    return v
+
+
+def _check_heads_ff(out: dict[str, Any]) -> None:
+    _int(out, "heads")
+    if out["hidden"] % out["heads"]:
+        raise ConfigError(f"model.heads: {out['heads']} does not divide model.hidden={out['hidden']}")
+    ff = out["ff_mult"]
+    if isinstance(ff, bool) or not isinstance(ff, (int, float)) or ff <= 0 or int(ff * out["hidden"]) < 1:
+        raise _bad("ff_mult", "a positive number", ff)
+
+
+def _check_conformer(out: dict[str, Any]) -> None:
+    k = _int(out, "conv_kernel")
+    if k % 2 == 0:
+        raise _bad("conv_kernel", "an odd integer", k)
+    _choice(out, "pos_enc", ("rel", "abs"))
+
+
+def _check_las(out: dict[str, Any]) -> None:
+    _choice(out, "frontend", ("none", "conv2d"))
+    _choice(out, "frontend_subsampling", (2, 4))
+    _int(out, "conv_channels")
+    _int(out, "listener_hidden")
+    _int(out, "listener_layers")
+    _int(out, "pyramid_layers", 0)
+    _bool(out, "locked_dropout")
+    _choice(out, "attention", ATTENTIONS)
+    _int(out, "attention_dim")
+    _int(out, "location_channels")
+    k = _int(out, "location_kernel")
+    if k % 2 == 0:
+        raise _bad("location_kernel", "an odd integer", k)
+    _int(out, "embed_dim")
+    _int(out, "speller_hidden")
+    _int(out, "speller_layers")
+    out["tf_start"] = _number(out, "tf_start", 0, 1)
+    out["tf_end"] = _number(out, "tf_end", 0, 1)
+    _int(out, "tf_decay_epochs", 0)
+
+
+def _check_transformer(out: dict[str, Any]) -> None:
+    _choice(out, "encoder", ("transformer", "conformer"))
+    _choice(out, "subsampling", (2, 4))
+    _int(out, "conv_channels")
+    _int(out, "hidden")
+    _check_heads_ff(out)
+    _int(out, "encoder_layers")
+    _int(out, "decoder_layers")
+    if out["encoder"] == "conformer":
+        _check_conformer(out)
+
+
 def resolve_model_config(cfg: Mapping[str, Any]) -> dict[str, Any]:
     """Check ``cfg`` (the ``model`` section) and return it with the defaults filled in.
 
@@ -93,9 +202,13 @@ def resolve_model_config(cfg: Mapping[str, Any]) -> dict[str, Any]:
     out.update({key: cfg.get(key, default) for key, default in DEFAULTS[kind].items()})
     out["impl"] = _choice(out, "impl", IMPLS)
     _int(out, "input_dim")
-    _int(out, "num_classes", 2 if kind == "ctc" else 1)
+    _int(out, "num_classes", 1 if kind == "frame_mlp" else 2)  # id 0 (blank / sos / eos) + one unit
     out["dropout"] = _prob(out, "dropout")
-    if kind == "frame_mlp":
+    if kind in ("las", "transformer"):
+        out["ctc_weight"] = _prob(out, "ctc_weight")
+        out["label_smoothing"] = _prob(out, "label_smoothing")
+        (_check_las if kind == "las" else _check_transformer)(out)
+    elif kind == "frame_mlp":
         _int(out, "context", 0)
         hidden = out["hidden"]
         if isinstance(hidden, (list, tuple)):
@@ -116,14 +229,6 @@ def resolve_model_config(cfg: Mapping[str, Any]) -> dict[str, Any]:
         _int(out, "layers")
         _int(out, "conv_channels")
         if out["encoder"] == "conformer":
-            _int(out, "heads")
-            if out["hidden"] % out["heads"]:
-                raise ConfigError(f"model.heads: {out['heads']} does not divide model.hidden={out['hidden']}")
-            ff = out["ff_mult"]
-            if isinstance(ff, bool) or not isinstance(ff, (int, float)) or ff <= 0 or int(ff * out["hidden"]) < 1:
-                raise _bad("ff_mult", "a positive number", ff)
-            k = _int(out, "conv_kernel")
-            if k % 2 == 0:
-                raise _bad("conv_kernel", "an odd integer", k)
-            _choice(out, "pos_enc", ("rel", "abs"))
+            _check_heads_ff(out)
+            _check_conformer(out)
     return out

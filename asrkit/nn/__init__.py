@@ -15,10 +15,10 @@ __all__ = ["IMPLS", "Module", "set_impl"]
 # --- part 1: MLP/CNN layers, losses ---
 from asrkit.nn import init, optim  # noqa: E402
 from asrkit.nn.activation import (  # noqa: E402
-    GELU, GLU, Identity, LogSoftmax, ReLU, Sigmoid, SiLU, Softmax, Tanh,
+    GELU, GLU, Identity, LogSoftmax, MaskedSoftmax, ReLU, Sigmoid, SiLU, Softmax, Tanh,
 )
 from asrkit.nn.conv import Conv1d, Conv2d, ConvTranspose1d, ConvTranspose2d  # noqa: E402
-from asrkit.nn.dropout import Dropout  # noqa: E402
+from asrkit.nn.dropout import Dropout, LockedDropout  # noqa: E402
 from asrkit.nn.embedding import Embedding  # noqa: E402
 from asrkit.nn.linear import Flatten, Linear  # noqa: E402
 from asrkit.nn.loss import BCEWithLogitsLoss, CrossEntropyLoss, MSELoss, NLLLoss  # noqa: E402
@@ -29,7 +29,8 @@ from asrkit.nn.pool import (  # noqa: E402
 
 __all__ += [
     "init", "optim", "Identity", "Sigmoid", "Tanh", "ReLU", "GELU", "SiLU", "GLU", "Softmax", "LogSoftmax",
-    "Conv1d", "Conv2d", "ConvTranspose1d", "ConvTranspose2d", "Dropout", "Embedding", "Flatten",
+    "MaskedSoftmax", "Conv1d", "Conv2d", "ConvTranspose1d", "ConvTranspose2d", "Dropout", "LockedDropout",
+    "Embedding", "Flatten",
     "Linear", "BatchNorm1d", "BatchNorm2d", "LayerNorm", "UtteranceNorm",
     "MSELoss", "CrossEntropyLoss", "NLLLoss", "BCEWithLogitsLoss",
     "MaxPool1d", "MaxPool2d", "AvgPool1d", "AvgPool2d", "Upsample1d", "Upsample2d",
@@ -45,10 +46,12 @@ from asrkit.nn.attention import (  # noqa: E402
 from asrkit.nn.conformer import Conformer, ConformerBlock  # noqa: E402
 from asrkit.nn.ctc import CTCLoss  # noqa: E402
 from asrkit.nn.rnn import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell  # noqa: E402
+from asrkit.nn.seq2seq_attention import DotProductAttention, LocationAwareAttention  # noqa: E402
 from asrkit.nn.transformer import TransformerDecoderLayer, TransformerEncoderLayer  # noqa: E402
 
 __all__ += [
     "search", "RNNCell", "GRUCell", "LSTMCell", "RNN", "GRU", "LSTM", "CTCLoss", "MultiheadAttention",
     "RelPositionMultiheadAttention", "SinusoidalPositionalEncoding", "LearnedPositionalEncoding",
     "TransformerEncoderLayer", "TransformerDecoderLayer", "ConformerBlock", "Conformer",
+    "DotProductAttention", "LocationAwareAttention",
 ]

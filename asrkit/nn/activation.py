@@ -1,4 +1,4 @@
-"""Activation layers: Identity, Sigmoid, Tanh, ReLU, GELU, SiLU, GLU, Softmax, LogSoftmax.
+"""Activation layers: Identity, Sigmoid, Tanh, ReLU, GELU, SiLU, GLU, Softmax, LogSoftmax, MaskedSoftmax.
 
 Constructor arguments as ``torch.nn``; ``impl="scratch"`` runs
 :mod:`asrkit.nn.functional.activation`, ``impl="native"`` torch's kernel.
@@ -124,6 +124,28 @@ class LogSoftmax(Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         dim = A.softmax_dim(x.dim()) if self.dim is None else self.dim
         return TF.log_softmax(x, dim) if self.native else A.log_softmax(x, dim)
+
+    def extra_repr(self) -> str:
+        return f"dim={self.dim}, " + super().extra_repr()
+
+
+class MaskedSoftmax(Module):
+    """Softmax over ``dim`` that gives masked entries weight 0: ``forward(x (*), mask)`` with a
+    bool ``mask`` broadcastable to ``x``, True = excluded (e.g. padded frames of an attention).
+
+    Scratch runs :func:`asrkit.nn.functional.activation.masked_softmax` (a row with every entry
+    masked gives zeros); native is ``torch.softmax(x.masked_fill(mask, -inf))`` (NaN for such a
+    row), so callers keep at least one entry per row unmasked.
+    """
+
+    def __init__(self, dim: int = -1, *, impl: str = "scratch") -> None:
+        super().__init__(impl)
+        self.dim = dim
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        if self.native:
+            return torch.softmax(x if mask is None else x.masked_fill(mask, float("-inf")), self.dim)
+        return A.masked_softmax(x, mask, self.dim)
 
     def extra_repr(self) -> str:
         return f"dim={self.dim}, " + super().extra_repr()

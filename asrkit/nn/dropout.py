@@ -1,4 +1,4 @@
-"""Dropout layer (torch.nn signature)."""
+"""Dropout layers: ``Dropout`` (torch.nn signature) and ``LockedDropout`` (variational)."""
 from __future__ import annotations
 
 import torch
@@ -6,6 +6,8 @@ import torch.nn.functional as TF
 
 from asrkit.nn.functional import dropout as D
 from asrkit.nn.module import Module
+
+__all__ = ["Dropout", "LockedDropout"]
 
 
 class Dropout(Module):
@@ -26,3 +28,32 @@ class Dropout(Module):
 
     def extra_repr(self) -> str:
         return f"p={self.p}, inplace={self.inplace}, " + super().extra_repr()
+
+
+class LockedDropout(Module):
+    """Variational ("locked") dropout: one mask per sequence, the same at every time step.
+
+    ``x (B, T, D)`` (``(T, B, D)`` with ``batch_first=False``) -> same shape. In
+    training each sequence keeps each of its ``D`` features with probability
+    ``1 - p`` for all ``T`` steps (scaled by ``1 / (1 - p)``), as in AWD-LSTM
+    and the 11-785 LAS listener; identity in eval. torch has no such layer: the
+    native path is the same formula in torch ops (the same RNG draws, so the
+    two paths give the same output for the same seed).
+    """
+
+    def __init__(self, p: float = 0.5, batch_first: bool = True, *, impl: str = "scratch") -> None:
+        super().__init__(impl)
+        if p < 0 or p > 1:
+            raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
+        self.p = p
+        self.batch_first = batch_first
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0.0:
+            return x
+        if self.native:
+            return x * D.locked_dropout_mask(x, self.p, self.batch_first)
+        return D.locked_dropout(x, self.p, True, self.batch_first)
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}, batch_first={self.batch_first}, " + super().extra_repr()

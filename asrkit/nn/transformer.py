@@ -79,7 +79,14 @@ class TransformerEncoderLayer(Module):
 
 class TransformerDecoderLayer(Module):
     """Self-attention, cross-attention over ``memory``, feed-forward:
-    ``tgt (T, N, E), memory (S, N, E) -> (T, N, E)`` (batch-first if ``batch_first``)."""
+    ``tgt (T, N, E), memory (S, N, E) -> (T, N, E)`` (batch-first if ``batch_first``).
+
+    An asrkit extension for attention plots: set ``layer.keep_cross_attention = True`` and
+    each forward keeps its cross-attention weights, averaged over heads and detached, in
+    ``layer.cross_attention`` (``(N, T, S)``; after dropout in training, as torch returns
+    them). Off by default (no weights computed, ``cross_attention`` is ``None``); it is
+    not a constructor argument and not part of the state_dict.
+    """
 
     def __init__(self, d_model: int, nhead: int, dim_feedforward: int = 2048, dropout: float = 0.1,
                  activation: Union[str, Callable[[Tensor], Tensor]] = "relu", layer_norm_eps: float = 1e-5,
@@ -102,6 +109,8 @@ class TransformerDecoderLayer(Module):
         self.dropout2 = Dropout(dropout, impl=impl)
         self.dropout3 = Dropout(dropout, impl=impl)
         self.activation = _activation(activation, impl)
+        self.keep_cross_attention = False
+        self.cross_attention: Optional[Tensor] = None
 
     def forward(self, tgt: Tensor, memory: Tensor, tgt_mask: Optional[Tensor] = None,
                 memory_mask: Optional[Tensor] = None, tgt_key_padding_mask: Optional[Tensor] = None,
@@ -124,8 +133,10 @@ class TransformerDecoderLayer(Module):
         return self.dropout1(x)
 
     def _mha_block(self, x: Tensor, mem: Tensor, attn_mask, key_padding_mask, is_causal: bool) -> Tensor:
-        x = self.multihead_attn(x, mem, mem, attn_mask=attn_mask, key_padding_mask=key_padding_mask,
-                                is_causal=is_causal, need_weights=False)[0]
+        keep = self.keep_cross_attention
+        x, weights = self.multihead_attn(x, mem, mem, attn_mask=attn_mask, key_padding_mask=key_padding_mask,
+                                         is_causal=is_causal, need_weights=keep)
+        self.cross_attention = weights.detach() if keep else None
         return self.dropout2(x)
 
     def _ff_block(self, x: Tensor) -> Tensor:

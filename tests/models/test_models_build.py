@@ -36,7 +36,7 @@ def test_defaults_are_filled_and_resolved_config_is_kept():
 
 @pytest.mark.parametrize("change, key", [
     ({"hiddn": 4}, "model.hiddn"),                      # unknown key
-    ({"type": "las"}, "model.type"),                    # unknown type
+    ({"type": "rnnt"}, "model.type"),                   # unknown type
     ({"impl": "cuda"}, "model.impl"),
     ({"input_dim": 0}, "model.input_dim"),
     ({"num_classes": 1}, "model.num_classes"),          # CTC needs blank + one unit

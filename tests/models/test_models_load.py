@@ -124,3 +124,38 @@ def test_bad_model_section_names_the_file_and_key(tmp_path):
     (tmp_path / "exp" / "config.yaml").write_text("task: ctc\n", encoding="utf-8")
     with pytest.raises(InputError, match="no 'model' section"):
         load_model(tmp_path / "exp")
+
+
+@pytest.mark.parametrize("cfg", [
+    {"type": "las", "impl": "scratch", "input_dim": 6, "num_classes": 6, "listener_hidden": 6, "pyramid_layers": 2,
+     "attention_dim": 5, "location_channels": 2, "location_kernel": 3, "embed_dim": 5, "speller_hidden": 7,
+     "ctc_weight": 0.5},
+    {"type": "transformer", "impl": "native", "input_dim": 6, "num_classes": 6, "hidden": 8, "heads": 2,
+     "encoder_layers": 1, "decoder_layers": 2, "conv_channels": 2},
+    {"type": "transformer", "impl": "scratch", "input_dim": 6, "num_classes": 6, "encoder": "conformer", "hidden": 8,
+     "heads": 2, "encoder_layers": 1, "decoder_layers": 1, "conv_channels": 2, "conv_kernel": 3},
+], ids=["las", "transformer", "conformer"])
+def test_attention_model_round_trip_with_the_other_impl(tmp_path, cfg):
+    torch.manual_seed(0)
+    model = build_model(cfg)
+    with torch.no_grad():  # move every weight off its init (BatchNorm statistics too)
+        for p in model.parameters():
+            p.add_(0.1 * torch.randn_like(p))
+        saved = model.state_dict()
+        for name, b in model.named_buffers():
+            if b.is_floating_point() and name in saved:  # not the positional tables (not saved)
+                b.add_(0.1 * torch.rand_like(b))
+    model.eval()
+    exp = _exp_dir(tmp_path, cfg, model.state_dict())
+    other_impl = "native" if cfg["impl"] == "scratch" else "scratch"
+    loaded, config = load_model(exp, impl=other_impl)
+    assert type(loaded) is type(model) and loaded.impl == other_impl and config["model"]["type"] == cfg["type"]
+    assert loaded.has_ctc == model.has_ctc and loaded.subsampling == model.subsampling
+    feats, lengths = torch.randn(2, 19, 6), torch.tensor([19, 11])
+    targets, tlens = torch.tensor([1, 2, 3, 5, 4]), torch.tensor([3, 2])
+    with torch.no_grad():
+        a, b = model(feats, lengths, targets, tlens), loaded(feats, lengths, targets, tlens)
+    torch.testing.assert_close(a.logits, b.logits, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(a.attention, b.attention, rtol=1e-4, atol=1e-5)
+    if model.has_ctc:
+        torch.testing.assert_close(a.ctc_logits, b.ctc_logits, rtol=1e-4, atol=1e-5)

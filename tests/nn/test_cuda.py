@@ -181,3 +181,37 @@ def test_ctc_model_cuda(encoder):
     lengths = torch.tensor([21, 13, 6], device=DEV)
     _check(lambda impl: build_model({**cfg, "impl": impl}), [feats, lengths], lambda m, f, n: m(f, n)[0],
            atol=2e-4, rtol=2e-3)
+
+
+# ------------------------------------------------------------------ attention models
+
+
+def test_seq2seq_attention_pieces_cuda():
+    q, mem = _randn(3, 6), _randn(3, 9, 5, seed=1)
+    pad = (torch.arange(9)[None, :] >= _LENGTHS[:, None]).to(DEV)  # (3, 9)
+    prev = torch.softmax(_randn(3, 9, seed=2).masked_fill(pad, float("-inf")), -1)
+    _check(lambda impl: nn.LocationAwareAttention(6, 5, 4, 3, 5, impl=impl), [q, mem, prev],
+           lambda m, a, b, p: m(a, b, pad, prev_weights=p))
+    _check(lambda impl: nn.DotProductAttention(6, 5, 4, impl=impl), [q, mem], lambda m, a, b: m(a, b, pad))
+    _check(lambda impl: nn.MaskedSoftmax(-1, impl=impl), [_randn(3, 9, seed=3)], lambda m, x: m(x, pad))
+
+
+@pytest.mark.parametrize("cfg", [
+    {"type": "las", "listener_hidden": 6, "pyramid_layers": 2, "attention": "location", "attention_dim": 5,
+     "location_channels": 2, "location_kernel": 3, "embed_dim": 5, "speller_hidden": 7, "ctc_weight": 0.3},
+    {"type": "transformer", "hidden": 8, "heads": 2, "ff_mult": 2, "encoder_layers": 2, "decoder_layers": 2,
+     "conv_channels": 3},
+    {"type": "transformer", "encoder": "conformer", "hidden": 8, "heads": 2, "ff_mult": 2, "encoder_layers": 1,
+     "decoder_layers": 1, "conv_channels": 3, "conv_kernel": 3},
+], ids=["las", "transformer", "conformer"])
+def test_attention_models_cuda(cfg):
+    feats = _randn(3, 21, 6)
+    lengths = torch.tensor([21, 13, 6], device=DEV)
+    targets, tlens = torch.tensor([1, 2, 3, 4, 4, 2], device=DEV), torch.tensor([3, 1, 2], device=DEV)
+
+    def call(m, f, n):
+        out = m(f, n, targets, tlens)
+        return out.logits, out.ctc_logits, out.attention
+
+    _check(lambda impl: build_model({**cfg, "input_dim": 6, "num_classes": 5, "dropout": 0.0, "impl": impl}),
+           [feats, lengths], call, atol=2e-4, rtol=2e-3)

@@ -196,6 +196,48 @@ def test_scratch_model_graph_is_our_functions_and_glue(name):
     assert "LinearFunctionBackward" in ours
 
 
+_SEQ2SEQ = {
+    "las_location": {"type": "las", "attention": "location", "listener_hidden": 4, "pyramid_layers": 1,
+                     "attention_dim": 4, "location_channels": 2, "location_kernel": 3, "embed_dim": 4,
+                     "speller_hidden": 5, "speller_layers": 2, "ctc_weight": 0.2},
+    "las_dot_conv": {"type": "las", "attention": "scaled_dot", "frontend": "conv2d", "conv_channels": 2,
+                     "listener_hidden": 4, "pyramid_layers": 1, "attention_dim": 4, "embed_dim": 4,
+                     "speller_hidden": 5, "locked_dropout": False},
+    "transformer": {"type": "transformer", "hidden": 8, "heads": 2, "ff_mult": 2, "encoder_layers": 1,
+                    "decoder_layers": 1, "conv_channels": 2},
+    "conformer_transformer": {"type": "transformer", "encoder": "conformer", "hidden": 8, "heads": 2,
+                              "ff_mult": 2, "encoder_layers": 1, "decoder_layers": 1, "conv_channels": 2,
+                              "conv_kernel": 3},
+}
+
+
+@pytest.mark.parametrize("name", list(_SEQ2SEQ))
+def test_scratch_attention_model_graph_is_our_functions_and_glue(name):
+    torch.manual_seed(0)
+    model = build_model({"impl": "scratch", "input_dim": 6, "num_classes": 5, "dropout": 0.1,
+                         **_SEQ2SEQ[name]}).double().train()
+    feats, lengths = _batch()
+    out = model(feats, lengths, torch.tensor([1, 2, 3, 4, 4, 2]), torch.tensor([3, 1, 2]),
+                **({"tf_rate": 0.5} if _SEQ2SEQ[name]["type"] == "las" else {}))
+    heads = [out.logits] + ([out.ctc_logits] if out.ctc_logits is not None else [])
+    ours, other = set(), set()
+    for head in heads:
+        for n in _nodes(head):
+            kind = type(n).__name__
+            if kind.endswith("FunctionBackward"):
+                ours.add(kind)
+            elif kind == "MulBackward0":
+                assert n._saved_self is None and n._saved_other.numel() == 1, kind
+            else:
+                other.add(kind)
+    assert other <= _GLUE, other - _GLUE
+    assert {"LinearFunctionBackward", "EmbeddingFunctionBackward"} <= ours
+    if name.startswith("las"):
+        assert {"MaskedSoftmaxFunctionBackward", "BmmFunctionBackward"} <= ours
+    if name == "las_location":
+        assert {"LockedDropoutFunctionBackward", "Conv1dFunctionBackward", "TanhFunctionBackward"} <= ours
+
+
 def test_native_model_graph_is_not_scratch():
     """The check above can fail: a native model shows torch's own nodes."""
     model = nn.set_impl(_model("bilstm"), "native")
@@ -237,8 +279,17 @@ def _conformer_case():
     return (lambda: model(feats, lengths)[0]), list(model.parameters())
 
 
-@pytest.mark.parametrize("case", [_lstm_case, _gru_case, _mha_case, _rel_case, _conformer_case],
-                         ids=["lstm", "gru", "mha", "relpos", "conformer_ctc"])
+def _las_case():
+    torch.manual_seed(0)
+    model = build_model({"impl": "scratch", "input_dim": 6, "num_classes": 5, "dropout": 0.1,
+                         **_SEQ2SEQ["las_location"]}).double().train()
+    feats, lengths = _batch()
+    return (lambda: model(feats, lengths, torch.tensor([1, 2, 3, 4]), torch.tensor([2, 1, 1])).logits), \
+        list(model.parameters())
+
+
+@pytest.mark.parametrize("case", [_lstm_case, _gru_case, _mha_case, _rel_case, _conformer_case, _las_case],
+                         ids=["lstm", "gru", "mha", "relpos", "conformer_ctc", "las"])
 def test_saved_tensors_are_packed_and_freed_after_backward(case):
     run, keep = case()
     packed: list[weakref.ref] = []

@@ -1,4 +1,5 @@
-"""Activation kernels: sigmoid, tanh, relu, gelu (erf / tanh), silu, glu, softmax, log_softmax.
+"""Activation kernels: sigmoid, tanh, relu, gelu (erf / tanh), silu, glu, softmax, log_softmax,
+masked_softmax.
 
 Each ``<op>_forward`` returns ``(out, cache)``; each ``<op>_backward(grad_out,
 cache)`` returns the gradient of the input. Element-wise ops keep the shape of
@@ -153,6 +154,30 @@ def log_softmax_backward(grad_out: torch.Tensor, cache: tuple) -> tuple[torch.Te
     return (grad_out - torch.exp(z) * grad_out.sum(dim=dim, keepdim=True),)
 
 
+# ---------------------------------------------------------------- masked_softmax
+# softmax over the entries where the bool mask is False (mask True = excluded, e.g. padded frames):
+# y_i = e^{x_i - m} / sum_{j unmasked} e^{x_j - m} for unmasked i, y_i = 0 for masked i
+# (m = max over the unmasked entries; a row with every entry masked gives all zeros, not NaN).
+# dL/dx_i = y_i (g_i - sum_j g_j y_j): zero at masked entries since y_i = 0 there.
+
+
+def masked_softmax_forward(x: torch.Tensor, mask: torch.Tensor, dim: int) -> tuple[torch.Tensor, tuple]:
+    if mask.dtype != torch.bool:
+        raise TypeError(f"masked_softmax: the mask must be bool, got {mask.dtype}")
+    xm = x.masked_fill(mask, float("-inf"))                      # (*) masked entries -> -inf
+    m = xm.amax(dim=dim, keepdim=True)
+    m = m.masked_fill(torch.isinf(m), 0.0)                       # rows with nothing unmasked
+    e = torch.exp(xm - m)                                        # (*) 0 at masked entries
+    s = e.sum(dim=dim, keepdim=True).clamp_min(torch.finfo(e.dtype).tiny)
+    out = e / s
+    return out, (out, dim)
+
+
+def masked_softmax_backward(grad_out: torch.Tensor, cache: tuple) -> tuple[torch.Tensor]:
+    y, dim = cache
+    return (y * (grad_out - (grad_out * y).sum(dim=dim, keepdim=True)),)
+
+
 SigmoidFunction = kernel_function("SigmoidFunction", sigmoid_forward, sigmoid_backward)
 TanhFunction = kernel_function("TanhFunction", tanh_forward, tanh_backward)
 ReLUFunction = kernel_function("ReLUFunction", relu_forward, relu_backward)
@@ -161,6 +186,7 @@ SiLUFunction = kernel_function("SiLUFunction", silu_forward, silu_backward)
 GLUFunction = kernel_function("GLUFunction", glu_forward, glu_backward)
 SoftmaxFunction = kernel_function("SoftmaxFunction", softmax_forward, softmax_backward)
 LogSoftmaxFunction = kernel_function("LogSoftmaxFunction", log_softmax_forward, log_softmax_backward)
+MaskedSoftmaxFunction = kernel_function("MaskedSoftmaxFunction", masked_softmax_forward, masked_softmax_backward)
 
 
 def softmax_dim(ndim: int) -> int:
@@ -201,3 +227,11 @@ def softmax(x: torch.Tensor, dim: int | None = None) -> torch.Tensor:
 def log_softmax(x: torch.Tensor, dim: int | None = None) -> torch.Tensor:
     dim = softmax_dim(x.dim()) if dim is None else dim
     return apply(LogSoftmaxFunction, FP32_CUDA, x, dim)
+
+
+def masked_softmax(x: torch.Tensor, mask: torch.Tensor | None, dim: int = -1) -> torch.Tensor:
+    """Softmax over ``dim`` of the entries where the bool ``mask`` (broadcastable to ``x``) is
+    False; masked entries get weight 0, a fully masked row all zeros. ``mask=None``: plain softmax."""
+    if mask is None:
+        return softmax(x, dim)
+    return apply(MaskedSoftmaxFunction, FP32_CUDA, x, mask, int(dim))

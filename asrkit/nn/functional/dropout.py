@@ -42,3 +42,51 @@ def dropout(x: torch.Tensor, p: float = 0.5, training: bool = True, inplace: boo
     if not training:
         return x
     return apply(DropoutFunction, NONE, x, float(p), True)
+
+
+# ---------------------------------------------------------------- locked (variational) dropout
+# One mask per sequence, shared by every time step (Gal & Ghahramani 2016; Merity et al. 2018):
+#   x (B, T, D) (batch_first) or (T, B, D);  m (B, 1, D) or (1, B, D) ~ Bernoulli(1 - p) / (1 - p)
+#   y = x * m (broadcast over time);  dL/dx = g * m
+
+
+def _locked_shape(x: torch.Tensor, batch_first: bool) -> tuple[int, ...]:
+    if x.dim() != 3:
+        raise ValueError(f"locked dropout expects (B, T, D) or (T, B, D) input, got shape {tuple(x.shape)}")
+    B, T, D = x.shape if batch_first else (x.shape[1], x.shape[0], x.shape[2])
+    return (B, 1, D) if batch_first else (1, B, D)
+
+
+def locked_dropout_mask(x: torch.Tensor, p: float, batch_first: bool = True) -> torch.Tensor:
+    """The scaled mask ``m / (1 - p)``: ``(B, 1, D)`` (``(1, B, D)`` time-first), one draw per
+    sequence and feature with ``bernoulli_(1 - p)`` on ``x``'s device (the native path draws the same)."""
+    shape = _locked_shape(x, batch_first)
+    if p == 1.0:
+        return x.new_zeros(shape)
+    return x.new_empty(shape).bernoulli_(1.0 - p).div_(1.0 - p)
+
+
+def locked_dropout_forward(x: torch.Tensor, p: float, batch_first: bool) -> tuple[torch.Tensor, tuple]:
+    scale = locked_dropout_mask(x, p, batch_first)            # (B, 1, D) or (1, B, D)
+    return x * scale, (scale,)                                # (B, T, D): the same mask at every t
+
+
+def locked_dropout_backward(grad_out: torch.Tensor, cache: tuple) -> tuple[torch.Tensor]:
+    (scale,) = cache
+    return (grad_out * scale,)
+
+
+LockedDropoutFunction = kernel_function("LockedDropoutFunction", locked_dropout_forward, locked_dropout_backward)
+
+
+def locked_dropout(x: torch.Tensor, p: float = 0.5, training: bool = True, batch_first: bool = True) -> torch.Tensor:
+    """Variational dropout of a sequence batch: one mask per sequence, the same at every time step.
+
+    ``x (B, T, D)`` (``(T, B, D)`` when ``batch_first=False``). Identity when not
+    training or ``p == 0``; frames that are zero (padding) stay zero.
+    """
+    if p < 0.0 or p > 1.0:
+        raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
+    if not training or p == 0.0:
+        return x
+    return apply(LockedDropoutFunction, NONE, x, float(p), bool(batch_first))

@@ -6,6 +6,12 @@ Backward, with ``G = dL/dy`` flattened to ``(M, out)`` and ``X`` to ``(M, in)``:
     dL/dX = G W          (M, in)
     dL/dW = G^T X        (out, in)
     dL/db = sum_m G      (out,)
+
+Batched matrix product (``bmm``, e.g. an attention's context vectors)::
+
+    y = a b              a (Z, n, k), b (Z, k, m), y (Z, n, m)
+    dL/da = G b^T        (Z, n, k)
+    dL/db = a^T G        (Z, k, m)
 """
 from __future__ import annotations
 
@@ -42,3 +48,24 @@ LinearFunction = kernel_function("LinearFunction", linear_forward, linear_backwa
 def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
     """``x (*, in) @ weight (out, in)^T + bias (out,) -> (*, out)``; as ``torch.nn.functional.linear``."""
     return apply(LinearFunction, LOWER, x, weight, bias)
+
+
+def bmm_forward(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, tuple]:
+    if a.dim() != 3 or b.dim() != 3 or a.shape[0] != b.shape[0] or a.shape[2] != b.shape[1]:
+        raise ValueError(f"bmm: expected (Z, n, k) and (Z, k, m), got {tuple(a.shape)} and {tuple(b.shape)}")
+    return torch.bmm(a, b), (a, b)                        # (Z, n, m)
+
+
+def bmm_backward(grad_out: torch.Tensor, cache: tuple, needs: tuple = (True, True)):
+    a, b = cache
+    ga = torch.bmm(grad_out, b.transpose(1, 2)) if needs[0] else None  # (Z, n, k)
+    gb = torch.bmm(a.transpose(1, 2), grad_out) if needs[1] else None  # (Z, k, m)
+    return ga, gb
+
+
+BmmFunction = kernel_function("BmmFunction", bmm_forward, bmm_backward, pass_needs=True)
+
+
+def bmm(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``a (Z, n, k) @ b (Z, k, m) -> (Z, n, m)``; as ``torch.bmm``."""
+    return apply(BmmFunction, LOWER, a, b)
