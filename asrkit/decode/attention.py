@@ -61,8 +61,8 @@ from asrkit.errors import UsageError
 
 __all__ = [
     "ATTENTION_TASKS", "DEFAULT_BEAM", "DEFAULT_CTC_WEIGHT", "DEFAULT_MAX_LEN_RATIO", "PRE_BEAM_RATIO",
-    "AttentionHyp", "AttentionSearch", "attention_beam_search", "attention_decode", "attention_greedy",
-    "attention_hypothesis", "encode_store", "max_lengths",
+    "AttentionHyp", "AttentionSearch", "EncodedBatch", "attention_beam_search", "attention_decode", "attention_greedy",
+    "attention_hypothesis", "check_max_len_ratio", "encode_store", "max_lengths", "warn_max_len",
 ]
 
 #: Beam width when a beam search is asked for (``--ctc-weight``, ``--lm``, ``--nbest``...) without ``--beam``.
@@ -118,11 +118,12 @@ def max_lengths(enc_lengths: Tensor, max_len_ratio: float = DEFAULT_MAX_LEN_RATI
         if max_len < 1:
             raise UsageError(f"the maximum length must be >= 1, got {max_len}")
         return [int(max_len)] * int(enc_lengths.shape[0])
-    _check_ratio(max_len_ratio)
+    check_max_len_ratio(max_len_ratio)
     return [max(1, int(max_len_ratio * int(n))) for n in enc_lengths.tolist()]
 
 
-def _check_ratio(ratio: float) -> None:
+def check_max_len_ratio(ratio: float) -> None:
+    """:class:`UsageError` unless ``ratio`` is a finite number > 0 (``--max-len-ratio``)."""
     if not math.isfinite(ratio) or ratio <= 0:
         raise UsageError(f"--max-len-ratio must be a finite number > 0, got {ratio}")
 
@@ -448,7 +449,7 @@ class AttentionSearch:
     max_len_ratio: float = DEFAULT_MAX_LEN_RATIO
 
     def __post_init__(self) -> None:
-        _check_ratio(self.max_len_ratio)
+        check_max_len_ratio(self.max_len_ratio)
         if self.beam is None:
             asked = [name for name, on in (("--ctc-weight", self.ctc_weight > 0), ("--lm", self.lm is not None),
                                            ("--length-bonus", self.length_bonus != 0),

@@ -20,10 +20,10 @@ import torch
 
 from asrkit.decode.emissions import resolve_device
 from asrkit.data.units import UnitMap, load_units
-from asrkit.errors import ConfigError, InputError, UsageError
+from asrkit.errors import AsrkitError, ConfigError, InputError, UsageError
 from asrkit.nn import IMPLS
 
-__all__ = ["ATTENTION_TASKS", "LoadedExp", "load_exp"]
+__all__ = ["ATTENTION_TASKS", "LoadedExp", "exp_task", "load_exp"]
 
 #: Tasks whose models decode with :mod:`asrkit.decode.attention` (sequence-to-sequence models).
 ATTENTION_TASKS = ("las", "transformer")
@@ -110,3 +110,15 @@ def load_exp(exp: str | os.PathLike, *, checkpoint: str = "best", device: str = 
         raise ConfigError(f"{path}: the model has {n_classes} output classes but {path / 'units'} lists "
                           f"{units.num_classes}; the units dir does not belong to this model")
     return LoadedExp(path=path, config=config, model=model, units=units, device=dev, checkpoint=ckpt)
+
+
+def exp_task(exp: str | os.PathLike) -> Optional[str]:
+    """The ``task`` of an exp dir's ``config.yaml`` (which decoder runs), None when there is no
+    readable config (:func:`load_exp` then says what is wrong)."""
+    from asrkit.config import load_saved_config
+
+    try:
+        task = load_saved_config(exp).get("task")
+    except (AsrkitError, OSError):
+        return None
+    return None if task is None else str(task)
