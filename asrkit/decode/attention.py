@@ -158,7 +158,7 @@ def attention_greedy(model, enc, *, max_len_ratio: float = DEFAULT_MAX_LEN_RATIO
     alive = list(range(B))
     with torch.no_grad():
         cur, state = enc, model.init_state(enc)
-        tokens = torch.full((B,), eos, dtype=torch.int64, device=enc.lengths.device)  # <sos>
+        tokens = torch.full((B,), eos, dtype=torch.int64, device=enc.memory.device)  # <sos>
         while alive:
             lp, state, att = model.step(cur, state, tokens)  # (R, C), state, (R, S)
             lp = lp.float()
@@ -237,7 +237,7 @@ def attention_beam_search(model, enc, beam: int, *, ctc_weight: float = 0.0, lm=
     limits = max_lengths(enc.lengths, max_len_ratio, max_len)
     frames = [int(n) for n in enc.lengths.tolist()]
     B = len(limits)
-    device = enc.lengths.device
+    device = enc.memory.device
     att_w = 1.0 - ctc_weight
     use_lm = lm is not None and lm_weight > 0
     exact_stop = length_bonus <= 0 and not length_norm
@@ -311,7 +311,7 @@ def attention_beam_search(model, enc, beam: int, *, ctc_weight: float = 0.0, lm=
             flat.view(-1)[slots.reshape(-1)] = total.reshape(-1)
             top_v, top_i = flat.topk(min(beam, width), dim=-1)  # (B, beam)
             top_v, top_i = top_v.tolist(), top_i.tolist()
-            first_l, cand_l2 = first.tolist(), cand.tolist()
+            first_l, counts_l, cand_l2 = first.tolist(), counts.tolist(), cand.tolist()
             best_l = lp.argmax(dim=-1).tolist()
             cand_att_l = cand_att.tolist()
             psi_l = psi.tolist() if psi is not None else None
@@ -321,7 +321,7 @@ def attention_beam_search(model, enc, beam: int, *, ctc_weight: float = 0.0, lm=
             ks: list[int] = []
             new_tokens: list[int] = []
             for b in range(B):
-                if done[b] or counts[b] == 0:
+                if done[b] or counts_l[b] == 0:
                     continue
                 kept_scores = []
                 for v, i in zip(top_v[b], top_i[b]):

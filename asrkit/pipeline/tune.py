@@ -27,6 +27,16 @@ Grid points can be spread over worker processes (``jobs``,
 :mod:`asrkit.workers`: each worker gets its own copy of the
 log-probabilities and builds its own :class:`~asrkit.decode.beam.BeamDecoder`).
 The result does not depend on ``jobs``.
+
+Attention models (task las / transformer) are tuned over LM weight x CTC
+weight x length bonus on a feature store whose encoder outputs are computed
+once (:func:`asrkit.decode.attention.encode_store`)::
+
+    batches = encode_store(loaded, FeatureStore("feats/dev"))
+    points = tune.attention_search_grid(loaded, batches, refs, lm="exp/lm3.arpa", lm_weights=[0, 0.5],
+                                        ctc_weights=[0.3], length_bonuses=[0, 1], beam=10)
+    tune.write_attention_tuning("exp/tf", points, lm=..., ...)        # EXP/lm_tuning.yaml, search: attention
+    tune.attention_tuned_weights("exp/tf", "exp/lm3.arpa")            # -> {lm_weight, ctc_weight, length_bonus}
 """
 from __future__ import annotations
 
@@ -47,6 +57,8 @@ from asrkit.errors import DataError, InputError, UsageError, quote
 from asrkit.score import Counts
 
 __all__ = [
+    "ATTENTION_GRIDS", "ATTENTION_SEARCH", "AttentionPoint", "attention_grid_table", "attention_search_grid",
+    "attention_tuned_weights", "best_attention_point", "read_attention_tuning", "write_attention_tuning",
     "DEFAULT_GRIDS", "MAX_GRID_VALUES", "TUNING_FILE", "GridPoint", "GridSearch", "best_point", "data_utts",
     "default_grids", "exp_units", "grid_table", "load_outputs", "parse_grid", "read_tuning", "references",
     "search_grid", "tuned_weights", "write_tuning",
