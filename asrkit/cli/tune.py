@@ -105,7 +105,8 @@ def tune_command(
                                   "--jobs": jobs != 1})
         return
     if task is not None:
-        for flag, given in (("--ctc-weights", ctc_weights is not None), ("--length-bonuses", length_bonuses is not None),
+        for flag, given in (("--ctc-weights", ctc_weights is not None),
+                            ("--length-bonuses", length_bonuses is not None),
                             ("--length-norm", length_norm), ("--max-len-ratio", max_len_ratio is not None)):
             if given:
                 raise UsageError(f"{flag} is for attention models (task las or transformer); {exp} is a {task} "

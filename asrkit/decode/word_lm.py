@@ -71,7 +71,8 @@ class WordLM:
         name = display_name(lm)
         model = load_kenlm(lm)  # InputError for missing / unreadable / not an LM
         if not isinstance(model, kenlm.Model):
-            raise DataError(f"{name}: is a unigram LM; shallow fusion needs order >= 2 (asrkit lm build TEXT --order 3)")
+            raise DataError(f"{name}: is a unigram LM; shallow fusion needs order >= 2 "
+                            f"(asrkit lm build TEXT --order 3)")
         self.model = model
         self._kenlm = kenlm
         self.kind: list[int] = []

@@ -52,8 +52,8 @@ def probs_table(spec: dict[tuple[int, ...], dict[int, float]], C: int, floor: fl
 
 class FakeSeq2Seq(torch.nn.Module):
     """See the module docstring. ``table``: prefix -> (C,) log-probabilities (prefixes not in it
-    say ``<eos>`` almost surely; ``utt_scale`` defaults to 0 with a table, 1 without); ``ctc_log_probs``: (B, S, C) the CTC head gives in table mode
-    (``encode`` then returns it for the batch it is given, by row)."""
+    say ``<eos>`` almost surely; ``utt_scale`` defaults to 0 with a table, 1 without);
+    ``ctc_log_probs``: (B, S, C) CTC logits ``encode`` returns as they are (else the memory x 2)."""
 
     def __init__(self, num_classes: int, *, table: Optional[dict] = None, has_ctc: bool = True,
                  ctc_log_probs: Optional[Tensor] = None, subsampling: int = 2, utt_scale: Optional[float] = None,

@@ -187,6 +187,17 @@ def test_tune_writes_the_weights_decode_then_uses(capsys, tf_exp, store, fake_mo
     (tf_exp / "lm_tuning.yaml").unlink()
 
 
+def test_a_ctc_tuning_file_is_not_read_as_an_attention_one(capsys, tf_exp, store, fake_models):
+    (tf_exp / "lm_tuning.yaml").write_text("lm_weight: 0.5\nword_bonus: 1.0\nbackend: flashlight\n")
+    try:
+        code, out, err = _run(capsys, "decode", str(tf_exp), str(store), "--device", "cpu", "--beam", "2")
+        assert code == 1 and out == "" and "not the tuning of an attention model" in err
+        code, out, err = _run(capsys, "decode", str(tf_exp), str(store), "--device", "cpu")
+        assert code == 0, err  # greedy reads no tuning
+    finally:
+        (tf_exp / "lm_tuning.yaml").unlink()
+
+
 @pytest.mark.parametrize("args,message", [
     (["--word-bonuses", "0,1"], "--word-bonuses are the CTC LM search's"),
     (["--backend", "flashlight"], "--backend picks a CTC beam search"),

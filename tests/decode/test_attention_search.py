@@ -125,7 +125,7 @@ def _all_sequences(table: dict, C: int, max_len: int) -> dict[tuple[int, ...], f
     out = {}
     for n in range(max_len + 1):
         for seq in itertools.product(range(1, C), repeat=n):
-            lp, ok = 0.0, True
+            lp = 0.0
             for i in range(n + 1):
                 row = table.get(seq[:i])
                 if row is None:  # the fake's default row: <eos> almost surely
@@ -165,7 +165,8 @@ def test_length_bonus_and_normalization_favour_longer_hypotheses():
     # "B" 0.36 (log -1.02), "A C" 0.33 (log -1.11): +1 per token makes "A C" the best (0.88 vs -0.02)
     long = attention_beam_search(model, enc, 3, length_bonus=1.0)[0][0]
     assert long.ids == [A, C_]
-    assert long.score == pytest.approx(math.log(0.6 * 0.55) + 2.0, abs=1e-3)  # bonus x 2 tokens; (A, C) -> <eos> 0.99 of 0.99
+    # bonus x 2 tokens; (A, C) -> <eos> is 0.99 of 0.99
+    assert long.score == pytest.approx(math.log(0.6 * 0.55) + 2.0, abs=1e-3)
     # normalized by |Y| + 1: "B" -1.02 / 2 = -0.51, "A C" -1.11 / 3 = -0.37
     norm = attention_beam_search(model, enc, 3, length_norm=True, nbest=2)[0]
     assert [h.ids for h in norm] == [[A, C_], [B_]]
