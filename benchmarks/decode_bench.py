@@ -19,6 +19,14 @@ gives phones only, so their word baseline is the lexicon-constrained beam with L
     # or reuse models: NAME=EXP,DEV_FEATS,TEST_FEATS,LM (repeatable)
     .venv/bin/python benchmarks/decode_bench.py \\
         --model tiny-phone=exp/phone,feats/dev,feats/test,lm3.arpa --model tiny-char=exp/char,feats/dev,feats/test,lm3.arpa
+
+Attention models (task las / transformer; a trained exp dir is needed, so this part runs only when one
+is given with --attention, and is skipped otherwise): the encoder runs once over FEATS, then greedy
+decoding and the beam search (--attention-beam, default 10; CTC weight 0.3 when the model has a CTC
+head; and with the LM when one is given) are timed over the cached encoder outputs (utterances/s, best
+of --repeat) and scored (WER against FEATS/text). --no-ctc skips the CTC part (and the tiny corpus):
+
+    .venv/bin/python benchmarks/decode_bench.py --no-ctc --attention tf=exp/tf,feats/test[,lm3.arpa] --device cuda
 """
 from __future__ import annotations
 
@@ -177,6 +185,62 @@ def fmt_row(r: dict) -> str:
             f"{pct(r['per'])} {r['utt_s']:8.1f} {r['rtf']:8.5f}")
 
 
+@dataclass
+class AttentionModel:
+    name: str
+    exp: Path
+    feats: Path
+    lm: Path | None
+
+
+def parse_attention(spec: str) -> AttentionModel:
+    name, _, rest = spec.partition("=")
+    parts = rest.split(",")
+    if not name or len(parts) not in (2, 3):
+        raise SystemExit(f"--attention {spec}: expected NAME=EXP,FEATS[,LM]")
+    return AttentionModel(name, Path(parts[0]), Path(parts[1]), Path(parts[2]) if len(parts) == 3 else None)
+
+
+def bench_attention(model: AttentionModel, beam: int, repeat: int, device: str) -> list[dict]:
+    """Greedy vs beam (vs beam + LM) utt/s and WER of an attention model over cached encoder outputs."""
+    from asrkit.decode.attention import DEFAULT_CTC_WEIGHT, ATTENTION_TASKS, AttentionSearch, encode_store
+    from asrkit.decode.word_lm import WordLM
+
+    torch.set_num_threads(1)
+    exp = load_exp(model.exp, device=device, task=ATTENTION_TASKS)
+    store = FeatureStore(model.feats)
+    t = time.perf_counter()
+    batches = encode_store(exp, store, batch_size=16)
+    enc_s = time.perf_counter() - t
+    shift = float((store.conf or {}).get("frame_shift", 10.0)) / 1000.0
+    audio_s = sum(n for b in batches for n in b.frames) * shift
+    text = store.text or {}
+    refs = {u: text.get(u, "").split() for b in batches for u in b.names}
+    has_ctc = bool(getattr(exp.model, "has_ctc", False))
+    searches = [("greedy", AttentionSearch())]
+    searches.append((f"beam {beam}", AttentionSearch(beam=beam, ctc_weight=DEFAULT_CTC_WEIGHT if has_ctc else 0.0)))
+    lm = WordLM(model.lm, exp.units) if model.lm is not None and exp.units.kind != "phone" else None
+    if lm is not None:
+        searches.append((f"beam {beam} + LM", AttentionSearch(beam=beam, ctc_weight=DEFAULT_CTC_WEIGHT if has_ctc
+                                                              else 0.0, lm=lm, lm_weight=0.5)))
+    rows = []
+    for label, search in searches:
+        def run():
+            return {u: exp.units.tokens(found[0].ids) for b in batches
+                    for u, found in zip(b.names, search.run(exp.model, b.enc))}
+        hyps, secs = timed(run, repeat)
+        weights = "-" if search.beam is None else f"c{search.ctc_weight:g}/l{search.lm_weight:g}"  # CTC / LM weight
+        r = {"model": model.name, "search": label, "backend": "attention", "weights": weights,
+             "wer": rate(refs, hyps) if any(refs.values()) else None, "per": None, "utt_s": len(refs) / secs,
+             "rtf": secs / audio_s}
+        rows.append(r)
+        print(fmt_row(r), file=sys.stderr, flush=True)
+    print(f"{model.name}: encoder RTF {enc_s / audio_s:.4f} on {device} ({len(refs)} utts)", file=sys.stderr)
+    greedy, beamed = rows[0], rows[1]
+    print(f"{model.name}: beam {beam} runs at {beamed['utt_s'] / greedy['utt_s']:.2f}x greedy's utt/s", file=sys.stderr)
+    return rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", action="append", default=[], metavar="NAME=EXP,DEV,TEST,LM")
@@ -185,11 +249,22 @@ def main() -> None:
     ap.add_argument("--beam", type=int, default=20)
     ap.add_argument("--repeat", type=int, default=3, help="timed runs per search (best of)")
     ap.add_argument("--no-grid", action="store_true", help="skip tuning on dev (lm weight 0.5, default bonus)")
+    ap.add_argument("--attention", action="append", default=[], metavar="NAME=EXP,FEATS[,LM]",
+                    help="an attention model (task las/transformer) to time greedy vs beam on (repeatable)")
+    ap.add_argument("--attention-beam", type=int, default=10)
+    ap.add_argument("--device", default="cpu", help="where attention models run (cpu, cuda)")
+    ap.add_argument("--no-ctc", action="store_true", help="skip the CTC models (and building the tiny corpus)")
     args = ap.parse_args()
-    models = [parse_model(m) for m in args.model] or build_tiny(args.work)
     rows = []
-    for m in models:
-        rows += bench(m, args.beam, args.repeat, not args.no_grid)
+    if not args.no_ctc:
+        models = [parse_model(m) for m in args.model] or build_tiny(args.work)
+        for m in models:
+            rows += bench(m, args.beam, args.repeat, not args.no_grid)
+    if args.attention:
+        for spec in args.attention:
+            rows += bench_attention(parse_attention(spec), args.attention_beam, args.repeat, args.device)
+    else:
+        print("attention models: skipped (give a trained one with --attention NAME=EXP,FEATS[,LM])", file=sys.stderr)
     print(HEADER)
     for r in rows:
         print(fmt_row(r))

@@ -1,7 +1,9 @@
-"""``asrkit decode EXP FEATS``: hypotheses of a trained CTC model on stdout.
+"""``asrkit decode EXP FEATS``: hypotheses of a trained CTC or attention model on stdout.
 
 Thin: parse options, load the exp dir, decode, write lines. Progress goes to
-stderr, so ``asrkit decode ... | asrkit score REF -`` works.
+stderr, so ``asrkit decode ... | asrkit score REF -`` works. The exp dir's
+``task`` picks the search: CTC (``ctc``: :mod:`asrkit.decode.beam`) or
+attention (``las`` / ``transformer``: :mod:`asrkit.decode.attention`).
 """
 from __future__ import annotations
 
@@ -16,7 +18,9 @@ from asrkit.errors import UsageError
 
 
 def decode_command(
-    exp: Path = typer.Argument(..., metavar="EXP", help="Exp dir written by 'asrkit train ctc'."),
+    exp: Path = typer.Argument(
+        ..., metavar="EXP", help="Exp dir written by 'asrkit train ctc' (or 'train las' / 'train transformer')."
+    ),
     feats: Path = typer.Argument(..., metavar="FEATS", help="Feature store to decode (asrkit featurize)."),
     checkpoint: str = typer.Option(
         "best", "--checkpoint", metavar="NAME|FILE", help="best, last, epoch-N (in EXP/checkpoints) or a .pt file."
@@ -78,8 +82,25 @@ def decode_command(
         None, "--save-emissions", metavar="DIR",
         help="Also save the model's log-probabilities (a feature store of (T', C) rows per utterance).",
     ),
+    ctc_weight: Optional[float] = typer.Option(
+        None, "--ctc-weight", metavar="W",
+        help="Attention models: weight of the CTC prefix score in the beam search, 0..1 (the decoder gets 1 - W; "
+             "default: EXP/lm_tuning.yaml, else 0.3 for a model with a CTC head, 0 for LAS).",
+    ),
+    length_bonus: Optional[float] = typer.Option(
+        None, "--length-bonus", metavar="B",
+        help="Attention models: score added per output token in the beam search (default: EXP/lm_tuning.yaml, "
+             "else 0).",
+    ),
+    length_norm: bool = typer.Option(
+        False, "--length-norm", help="Attention models: rank finished hypotheses by score / (tokens + 1).",
+    ),
+    max_len_ratio: Optional[float] = typer.Option(
+        None, "--max-len-ratio", metavar="R",
+        help="Attention models: at most R x encoder frames output tokens per utterance (default 2).",
+    ),
 ) -> None:
-    """CTC decoding of a feature store, greedy or with a beam and a word LM.
+    """Decoding of a feature store, greedy or with a beam and a word LM.
 
     Writes 'utt-id tokens' lines on stdout, in utt-id order: phones for a
     phone model without --lm (score them against phone references), words for
@@ -92,13 +113,32 @@ def decode_command(
     With an LM (words): asrkit decode exp/ctc feats/test --beam 20 --lm exp/lm3.arpa | asrkit score data/test/text -
 
     Word times: asrkit decode exp/ctc feats/test --beam 20 --lm exp/lm3.arpa --format ctm > exp/ctc/hyp.ctm
+
+    Attention model (las/transformer): asrkit decode exp/tf feats/test --beam 10 --ctc-weight 0.3 --lm exp/lm3.arpa
     """
     from asrkit.data import FeatureStore
     from asrkit.decode import FORMATS, load_exp, write_hypotheses
     from asrkit.decode import beam as beam_mod
     from asrkit.decode.backends import resolve_backend
     from asrkit.decode.beam import decode_store
+    from asrkit.decode.exp import ATTENTION_TASKS, exp_task
 
+    task = exp_task(exp)  # None when EXP has no readable config: load_exp says why
+    if task in ATTENTION_TASKS:
+        _decode_attention(exp, feats, task, checkpoint=checkpoint, fmt=fmt, batch_size=batch_size, device=device,
+                          impl=impl, beam=beam, lm=lm, lm_weight=lm_weight, nbest=nbest, ctc_weight=ctc_weight,
+                          length_bonus=length_bonus, length_norm=length_norm, max_len_ratio=max_len_ratio,
+                          ctc_only={"--backend": backend is not None, "--lexicon": lexicon is not None,
+                                    "--extra-lexicon": extra_lexicon is not None,
+                                    "--save-emissions": save_emissions is not None,
+                                    "--word-bonus": word_bonus is not None, "--jobs": jobs != 1})
+        return
+    if task is not None:
+        for flag, given in (("--ctc-weight", ctc_weight is not None), ("--length-bonus", length_bonus is not None),
+                            ("--length-norm", length_norm), ("--max-len-ratio", max_len_ratio is not None)):
+            if given:
+                raise UsageError(f"{flag} is for attention models (task las or transformer); {exp} is a {task} "
+                                 f"model (task: {task})")
     if fmt is None:
         fmt = "jsonl" if nbest is not None else "text"
     if fmt not in FORMATS:
@@ -152,6 +192,91 @@ def decode_command(
                 decoder.close()
     if save_emissions is not None:
         log.info(f"log-probabilities saved in {save_emissions}")
+
+
+#: Why each CTC search option does not apply to an attention model.
+_CTC_ONLY = {
+    "--backend": "picks a CTC beam search; an attention model has its own (--beam N)",
+    "--lexicon": "lists the words of a CTC LM search; an attention model spells its own words",
+    "--extra-lexicon": "adds words to a CTC LM search; an attention model spells its own words",
+    "--save-emissions": "saves CTC log-probabilities per frame; an attention model's decoder has none",
+    "--word-bonus": "is the CTC LM search's; an attention model's beam search takes --length-bonus",
+    "--jobs": "runs CTC searches in worker processes; an attention model searches whole batches in one "
+              "(use --batch-size)",
+}
+
+
+def _decode_attention(exp: Path, feats: Path, task: str, *, checkpoint: str, fmt: Optional[str], batch_size: int,
+                      device: str, impl: Optional[str], beam: Optional[int], lm: Optional[Path],
+                      lm_weight: Optional[float], nbest: Optional[int], ctc_weight: Optional[float],
+                      length_bonus: Optional[float], length_norm: bool, max_len_ratio: Optional[float],
+                      ctc_only: dict[str, bool]) -> None:
+    """``asrkit decode`` of a las / transformer exp dir: greedy, or the beam search of
+    :mod:`asrkit.decode.attention` when --beam, --ctc-weight, --lm, --length-bonus, --length-norm or
+    --nbest is given."""
+    from asrkit.data import FeatureStore
+    from asrkit.decode import FORMATS, load_exp, write_hypotheses
+    from asrkit.decode.attention import (
+        DEFAULT_BEAM, DEFAULT_CTC_WEIGHT, DEFAULT_MAX_LEN_RATIO, AttentionSearch, attention_decode,
+    )
+    from asrkit.decode.beam import DEFAULT_LM_WEIGHT, check_beam
+    from asrkit.decode.exp import ATTENTION_TASKS
+
+    for flag, given in ctc_only.items():
+        if given:
+            raise UsageError(f"{flag} {_CTC_ONLY[flag]} ({exp} is an attention model, task: {task})")
+    if fmt is None:
+        fmt = "jsonl" if nbest is not None else "text"
+    if fmt == "ctm":
+        raise UsageError("--format ctm needs frame times; attention models do not give them (use text, trn or jsonl)")
+    if fmt not in FORMATS:
+        raise UsageError(f"--format must be one of {', '.join(f for f in FORMATS if f != 'ctm')}, got '{fmt}'")
+    if nbest is not None and fmt != "jsonl":
+        raise UsageError(f"--nbest writes its hypotheses in the jsonl 'nbest' field; use --format jsonl, not {fmt}")
+    if lm is None and lm_weight is not None:
+        raise UsageError("--lm-weight weighs an LM; give one with --lm LM.arpa")
+    if task == "las" and ctc_weight:
+        raise UsageError(f"--ctc-weight: {exp} is a LAS model, which has no CTC head; drop --ctc-weight")
+    if beam is not None:
+        check_beam(beam, warn=False)
+    if batch_size < 1:
+        raise UsageError(f"--batch-size must be >= 1, got {batch_size}")
+    use_beam = beam is not None or any(x is not None for x in (lm, nbest, ctc_weight, length_bonus)) or length_norm
+    store = FeatureStore(feats)
+    loaded = load_exp(exp, checkpoint=checkpoint, device=device, impl=impl, task=ATTENTION_TASKS)
+    has_ctc = bool(getattr(loaded.model, "has_ctc", False))
+    if ctc_weight and not has_ctc:
+        raise UsageError(f"--ctc-weight: {exp}'s model has no CTC head; drop --ctc-weight")
+    word_lm = None
+    if use_beam:
+        from asrkit.pipeline.tune import attention_tuned_weights
+
+        tuned = attention_tuned_weights(exp, lm)  # None (+ one warning) when tuned with another LM
+        if tuned is not None and (lm_weight is None or ctc_weight is None or length_bonus is None):
+            lm_weight = tuned["lm_weight"] if lm_weight is None else lm_weight
+            ctc_weight = (tuned["ctc_weight"] if has_ctc else 0.0) if ctc_weight is None else ctc_weight
+            length_bonus = tuned["length_bonus"] if length_bonus is None else length_bonus
+            log.info(f"search weights from {exp}/lm_tuning.yaml")
+        if lm is not None:
+            from asrkit.decode.word_lm import WordLM
+
+            word_lm = WordLM(lm, loaded.units)  # UsageError for phone units
+    search = AttentionSearch(
+        beam=(beam if beam is not None else DEFAULT_BEAM) if use_beam else None,
+        ctc_weight=(DEFAULT_CTC_WEIGHT if has_ctc and use_beam else 0.0) if ctc_weight is None else ctc_weight,
+        lm=word_lm, lm_weight=(DEFAULT_LM_WEIGHT if lm_weight is None else lm_weight) if lm is not None else 0.0,
+        length_bonus=0.0 if length_bonus is None else length_bonus, length_norm=length_norm, nbest=nbest,
+        max_len_ratio=DEFAULT_MAX_LEN_RATIO if max_len_ratio is None else max_len_ratio)
+    log.info(f"{task}: {search.describe()}")
+    with log.progress() as bar:
+        progress = bar.add_task("decode", total=len(store))
+        try:
+            hyps = attention_decode(loaded, store, search, batch_size=batch_size,
+                                    on_hypothesis=lambda: bar.advance(progress, 1))
+            write_hypotheses(hyps, sys.stdout, fmt)
+        finally:
+            if word_lm is not None:
+                word_lm.close()
 
 
 def register(app: typer.Typer) -> None:

@@ -2,7 +2,9 @@
 
 Thin: parse options, call :mod:`asrkit.pipeline.tune`, print the grid. The
 table and the best point go to stdout, progress to stderr; the best values
-are written to ``EXP/lm_tuning.yaml`` for ``asrkit decode``.
+are written to ``EXP/lm_tuning.yaml`` for ``asrkit decode``. An attention
+model (task las / transformer) is tuned over LM weight x CTC weight x length
+bonus instead, on a feature store (the encoder runs once).
 """
 from __future__ import annotations
 
@@ -17,14 +19,17 @@ from asrkit.errors import InputError, UsageError
 
 
 def tune_command(
-    exp: Path = typer.Argument(..., metavar="EXP", help="Exp dir of a CTC model (asrkit train ctc)."),
+    exp: Path = typer.Argument(
+        ..., metavar="EXP", help="Exp dir of a CTC model (asrkit train ctc) or an attention model (las, transformer)."
+    ),
     data: Path = typer.Argument(
         ..., metavar="DATA",
         help="Saved emissions (asrkit decode --save-emissions DIR) or a feature store (the model runs once).",
     ),
     ref: Path = typer.Argument(..., metavar="REF", help="Reference text of DATA (Kaldi text: 'utt-id words')."),
-    lm: Path = typer.Option(
-        ..., "--lm", metavar="LM.arpa|LM.bin", help="Word n-gram LM (ARPA or kenlm binary, order >= 2), as in decode."
+    lm: Optional[Path] = typer.Option(
+        None, "--lm", metavar="LM.arpa|LM.bin",
+        help="Word n-gram LM (ARPA or kenlm binary, order >= 2), as in decode (required for a CTC model).",
     ),
     lm_weights: Optional[str] = typer.Option(
         None, "--lm-weights", metavar="SPEC",
@@ -35,7 +40,9 @@ def tune_command(
         None, "--word-bonuses", metavar="SPEC",
         help="Word bonuses to try, same forms (default -3:3:1 for flashlight, -2:4:1 for pyctcdecode).",
     ),
-    beam: int = typer.Option(20, "--beam", metavar="N", help="Beam width of every search."),
+    beam: Optional[int] = typer.Option(
+        None, "--beam", metavar="N", help="Beam width of every search (default 20; attention models 10)."
+    ),
     backend: Optional[str] = typer.Option(
         None, "--backend", metavar="flashlight|pyctcdecode",
         help="LM beam search (default: flashlight, as 'asrkit decode --lm').",
@@ -56,6 +63,19 @@ def tune_command(
     jobs: int = typer.Option(1, "--jobs", "-j", metavar="J", help="Worker processes sharing the grid."),
     device: str = typer.Option("auto", "--device", metavar="auto|cpu|cuda", help="Where the model runs."),
     batch_size: int = typer.Option(16, "--batch-size", metavar="N", help="Utterances per forward pass."),
+    ctc_weights: Optional[str] = typer.Option(
+        None, "--ctc-weights", metavar="SPEC",
+        help="Attention models: CTC weights to try, 0..1 (default 0.1:0.5:0.2 with a CTC head, 0 for LAS).",
+    ),
+    length_bonuses: Optional[str] = typer.Option(
+        None, "--length-bonuses", metavar="SPEC", help="Attention models: length bonuses to try (default 0:1:0.5).",
+    ),
+    length_norm: bool = typer.Option(
+        False, "--length-norm", help="Attention models: rank finished hypotheses by score / (tokens + 1).",
+    ),
+    max_len_ratio: Optional[float] = typer.Option(
+        None, "--max-len-ratio", metavar="R", help="Attention models: at most R x encoder frames tokens (default 2).",
+    ),
 ) -> None:
     """Pick the LM weight and word bonus with the lowest WER on a dev set.
 
@@ -66,12 +86,35 @@ def tune_command(
 
     Example: asrkit decode exp/ctc feats/dev --save-emissions exp/ctc/emis_dev > /dev/null &&
     asrkit tune exp/ctc exp/ctc/emis_dev data/dev/text --lm exp/lm3.arpa --jobs 4
+
+    Attention model: asrkit tune exp/tf feats/dev data/dev/text --lm exp/lm3.arpa --ctc-weights 0.2,0.3,0.5
     """
     from asrkit.decode.backends import BACKENDS, resolve_backend
     from asrkit.decode.beam import check_beam
+    from asrkit.decode.exp import ATTENTION_TASKS, exp_task
     from asrkit.pipeline import tune
     from asrkit.score.report import counts_line, render_plain, render_rich
 
+    task = exp_task(exp)
+    if task in ATTENTION_TASKS:
+        _tune_attention(exp, data, ref, task, lm=lm, lm_weights=lm_weights, ctc_weights=ctc_weights,
+                        length_bonuses=length_bonuses, beam=beam, length_norm=length_norm,
+                        max_len_ratio=max_len_ratio, checkpoint=checkpoint, device=device, batch_size=batch_size,
+                        ctc_only={"--word-bonuses": word_bonuses is not None, "--backend": backend is not None,
+                                  "--lexicon": lexicon is not None, "--extra-lexicon": extra_lexicon is not None,
+                                  "--jobs": jobs != 1})
+        return
+    if task is not None:
+        for flag, given in (("--ctc-weights", ctc_weights is not None),
+                            ("--length-bonuses", length_bonuses is not None),
+                            ("--length-norm", length_norm), ("--max-len-ratio", max_len_ratio is not None)):
+            if given:
+                raise UsageError(f"{flag} is for attention models (task las or transformer); {exp} is a {task} "
+                                 f"model (task: {task})")
+    if lm is None:
+        raise UsageError("Missing option '--lm': a CTC model's tuning weighs a word LM (--lm LM.arpa)")
+    if beam is None:
+        beam = 20
     # -- usage (exit 2) before any work
     default_w, default_b = tune.default_grids(backend)
     weights = tune.parse_grid(lm_weights if lm_weights is not None else default_w, "--lm-weights", minimum=0.0)
@@ -115,6 +158,84 @@ def tune_command(
     else:
         out.write(render_plain(table) + "\n")
     out.write(f"best: lm_weight {best.lm_weight:g} word_bonus {best.word_bonus:g} "
+              f"{counts_line('WER', best.counts)}\n")
+    log.info(f"wrote {path}")
+
+
+_CTC_ONLY = {
+    "--word-bonuses": "are the CTC LM search's; an attention model's search takes --length-bonuses",
+    "--backend": "picks a CTC beam search; an attention model has its own",
+    "--lexicon": "lists the words of a CTC LM search; an attention model spells its own words",
+    "--extra-lexicon": "adds words to a CTC LM search; an attention model spells its own words",
+    "--jobs": "spreads CTC grid points over worker processes; an attention model's grid runs in one",
+}
+
+
+def _tune_attention(exp: Path, data: Path, ref: Path, task: str, *, lm: Optional[Path], lm_weights: Optional[str],
+                    ctc_weights: Optional[str], length_bonuses: Optional[str], beam: Optional[int],
+                    length_norm: bool, max_len_ratio: Optional[float], checkpoint: Optional[str], device: str,
+                    batch_size: int, ctc_only: dict[str, bool]) -> None:
+    """``asrkit tune`` of a las / transformer exp dir: LM weight x CTC weight x length bonus."""
+    from asrkit.data import FeatureStore
+    from asrkit.decode.attention import DEFAULT_BEAM, DEFAULT_MAX_LEN_RATIO, check_max_len_ratio, encode_store
+    from asrkit.decode.beam import check_beam
+    from asrkit.decode.exp import ATTENTION_TASKS, load_exp
+    from asrkit.pipeline import tune
+    from asrkit.score.report import counts_line, render_plain, render_rich
+
+    # -- usage (exit 2) before any work
+    for flag, given in ctc_only.items():
+        if given:
+            raise UsageError(f"{flag} {_CTC_ONLY[flag]} ({exp} is an attention model, task: {task})")
+    if lm is None and lm_weights is not None:
+        raise UsageError("--lm-weights weigh an LM; give one with --lm LM.arpa")
+    grids = tune.ATTENTION_GRIDS
+    weights = tune.parse_grid(lm_weights or grids["lm_weights"], "--lm-weights", minimum=0.0) if lm else [0.0]
+    ctcs = tune.parse_grid(ctc_weights or (grids["ctc_weights"] if task != "las" else "0"), "--ctc-weights",
+                           minimum=0.0)
+    if task == "las" and ctcs[-1] > 0:
+        raise UsageError(f"--ctc-weights: {exp} is a LAS model, which has no CTC head; drop --ctc-weights")
+    if ctcs[-1] > 1.0:
+        raise UsageError(f"--ctc-weights {ctc_weights}: values must be <= 1, got {ctcs[-1]:g}")
+    bonuses = tune.parse_grid(length_bonuses or grids["length_bonuses"], "--length-bonuses")
+    beam = DEFAULT_BEAM if beam is None else beam
+    check_beam(beam, warn=False)
+    ratio = DEFAULT_MAX_LEN_RATIO if max_len_ratio is None else max_len_ratio
+    check_max_len_ratio(ratio)
+    if batch_size < 1:
+        raise UsageError(f"--batch-size must be >= 1, got {batch_size}")
+    # -- inputs (exit 1)
+    for path, what in ((lm, "--lm"), (ref, "REF")):
+        if path is not None and not path.is_file():
+            raise InputError(f"{path}: no such file ({what})" if not path.exists() else f"{path}: is not a file")
+    if (data / "emissions.json").is_file():
+        raise InputError(f"{data}: holds saved CTC emissions; an attention model is tuned on a feature store "
+                         f"(its encoder runs once)")
+    refs = tune.references(ref, tune.data_utts(data))
+    store = FeatureStore(data)
+    loaded = load_exp(exp, checkpoint=checkpoint or "best", device=device, task=ATTENTION_TASKS)
+    if max(ctcs) > 0 and not getattr(loaded.model, "has_ctc", False):
+        raise UsageError(f"--ctc-weights: {exp}'s model has no CTC head; give --ctc-weights 0")
+    with log.progress() as bar:
+        enc_task = bar.add_task("encoder", total=len(refs))
+        batches = encode_store(loaded, store, batch_size=batch_size, on_batch=lambda n: bar.advance(enc_task, n))
+        grid = bar.add_task("grid", total=len(weights) * len(ctcs) * len(bonuses) * len(refs))
+        points = tune.attention_search_grid(loaded, batches, refs, lm=lm, lm_weights=weights, ctc_weights=ctcs,
+                                            length_bonuses=bonuses, beam=beam, length_norm=length_norm,
+                                            max_len_ratio=ratio, on_progress=lambda n: bar.advance(grid, n))
+    best = tune.best_attention_point(points)
+    path = tune.write_attention_tuning(exp, points, lm=lm, ref=ref, data=data, beam=beam, length_norm=length_norm,
+                                       max_len_ratio=ratio, checkpoint=str(loaded.checkpoint), utterances=len(refs))
+    title = f"{len(refs)} utterances of {data}, " + (f"LM {lm}, " if lm else "no LM, ") + f"beam {beam}"
+    table = tune.attention_grid_table(points, best, title=title)
+    out = sys.stdout
+    if out.isatty():
+        from rich.console import Console
+
+        Console(file=out).print(render_rich(table))
+    else:
+        out.write(render_plain(table) + "\n")
+    out.write(f"best: lm_weight {best.lm_weight:g} ctc_weight {best.ctc_weight:g} length_bonus {best.length_bonus:g} "
               f"{counts_line('WER', best.counts)}\n")
     log.info(f"wrote {path}")
 

@@ -20,6 +20,10 @@ Pieces (each usable alone):
 - :mod:`asrkit.decode.flashlight`: the lexicon-constrained search (phone models -> words);
 - :mod:`asrkit.decode.timing`: CTC frame paths, unit segments and token times (``--format ctm``);
 - :mod:`asrkit.decode.align`: CTC forced alignment of transcripts (``asrkit align``);
+- :mod:`asrkit.decode.attention`: attention models (las, transformer): batched greedy and beam
+  search (:func:`attention_greedy`, :func:`attention_beam_search`, :class:`AttentionSearch`,
+  :func:`attention_decode`), with the CTC prefix scorer of :mod:`asrkit.decode.ctc_prefix` and the
+  word n-gram fusion of :mod:`asrkit.decode.word_lm`;
 - :mod:`asrkit.decode.frame`: frame classifier predictions (text / Kaggle csv);
 - :mod:`asrkit.decode.output`: :class:`Hypothesis` and the text/trn/jsonl writers.
 
@@ -29,14 +33,18 @@ Unit ids -> phones / words / labels is :class:`asrkit.data.units.UnitMap`
 from __future__ import annotations
 
 from asrkit.data.units import UnitMap, load_units
+from asrkit.decode.attention import (
+    AttentionHyp, AttentionSearch, attention_beam_search, attention_decode, attention_greedy,
+)
 from asrkit.decode.beam import BeamDecoder, beam_decode, beam_hypotheses
 from asrkit.decode.emissions import ModelOutput, iter_outputs, length_batches, resolve_device
-from asrkit.decode.exp import LoadedExp, load_exp
+from asrkit.decode.exp import ATTENTION_TASKS, LoadedExp, load_exp
 from asrkit.decode.frame import FramePrediction, predict_frames, write_frame_csv, write_frame_text
 from asrkit.decode.greedy import greedy_decode, greedy_hypotheses, greedy_hypothesis
 from asrkit.decode.output import FORMATS, WRITERS, Hypothesis, format_line, write_hypotheses
 
 __all__ = [
+    "ATTENTION_TASKS", "AttentionHyp", "AttentionSearch", "attention_beam_search", "attention_decode", "attention_greedy",
     "BeamDecoder", "beam_decode", "beam_hypotheses",
     "FORMATS", "WRITERS", "FramePrediction", "Hypothesis", "LoadedExp", "ModelOutput", "UnitMap",
     "format_line", "greedy_decode", "greedy_hypotheses", "greedy_hypothesis", "iter_outputs",

@@ -1,12 +1,13 @@
 """Running a trained model over a feature store: batches by length, per-utterance outputs.
 
-:func:`iter_outputs` is the one place where features meet the model at decode
-time. It walks the store's utterances in chunks of consecutive utt-ids
+:func:`map_batches` is the one place where features meet a model at decode
+time (:func:`iter_outputs` for CTC models, :mod:`asrkit.decode.attention` for
+attention models). It walks the store's utterances in chunks of consecutive utt-ids
 (so results come out in the store's sorted order and can be streamed), sorts
 each chunk by length into batches of ``batch_size`` utterances (little
 padding), applies the CMVN the model was trained with, runs the model without
-gradients and yields one :class:`ModelOutput` per utterance, in utt-id
-order::
+gradients and yields one result per utterance, in utt-id order;
+:func:`iter_outputs` yields a :class:`ModelOutput`::
 
     for out in iter_outputs(model, store, cmvn="global", batch_size=16):
         out.utt, out.log_probs.shape          # (T', C) log-softmax of the logits, on the CPU
@@ -32,7 +33,7 @@ import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Optional, Sequence
+from typing import Callable, Iterable, Iterator, Optional, Sequence, TypeVar
 
 import numpy as np
 import torch
@@ -42,9 +43,12 @@ from asrkit.errors import DataError, InputError, UsageError
 from asrkit.io import atomic_write
 
 __all__ = [
-    "EMISSIONS_META", "UTT2FRAMES", "ModelOutput", "check_emissions", "iter_outputs", "length_batches",
-    "load_emissions", "read_emissions_meta", "resolve_device", "save_emissions",
+    "EMISSIONS_META", "UTT2FRAMES", "ModelOutput", "check_emissions", "check_input_dim", "chunked_batches",
+    "iter_outputs", "length_batches", "load_batch", "load_emissions", "map_batches", "pad_features",
+    "read_emissions_meta", "resolve_device", "save_emissions",
 ]
+
+R = TypeVar("R")
 
 #: How many batches of consecutive utterances are sorted by length together.
 CHUNK_BATCHES = 32
@@ -92,13 +96,69 @@ def length_batches(utts: Sequence[str], lengths: Sequence[int], batch_size: int)
     return [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
 
 
-def _pad(feats: list[np.ndarray]) -> tuple[Tensor, Tensor]:
+def pad_features(feats: list[np.ndarray]) -> tuple[Tensor, Tensor]:
     """List of ``(T_i, D)`` arrays -> zero-padded ``(B, T_max, D)`` and lengths ``(B,)``."""
     lengths = torch.tensor([f.shape[0] for f in feats], dtype=torch.int64)
     out = torch.zeros(len(feats), int(lengths.max()), feats[0].shape[1], dtype=torch.float32)
     for i, f in enumerate(feats):
         out[i, : f.shape[0]] = torch.from_numpy(np.ascontiguousarray(f, dtype=np.float32))
     return out, lengths
+
+
+def check_input_dim(store, input_dim: Optional[int], keys: Sequence[str]) -> None:
+    """:class:`DataError` when the store's features are not the model's ``input_dim`` (None: unknown)."""
+    if input_dim is not None and len(keys) and store.dim != input_dim:
+        raise DataError(f"{store.path}: features are {store.dim}-dim but the model takes {input_dim}-dim "
+                        f"(model.input_dim); featurize with the feature config the model was trained on")
+
+
+def chunked_batches(store, keys: Sequence[str], batch_size: int) -> Iterator[tuple[list[str], list[list[str]]]]:
+    """The utt-ids ``keys`` in chunks of consecutive ids (:data:`CHUNK_BATCHES` batches' worth), each
+    with its batches: the chunk's names sorted by length (:func:`length_batches`), ``batch_size`` a batch."""
+    chunk = max(1, batch_size) * CHUNK_BATCHES
+    for start in range(0, len(keys), chunk):
+        part = list(keys[start:start + chunk])
+        lens = [store.num_frames(u) for u in part]
+        yield part, [[part[i] for i in batch] for batch in length_batches(part, lens, batch_size)]
+
+
+def load_batch(store, names: Sequence[str], *, cmvn: Optional[str] = None,
+               norm_vars: bool = True) -> tuple[Tensor, Tensor]:
+    """The features of ``names`` with the model's CMVN, padded: ``(B, T_max, D)`` and lengths ``(B,)``."""
+    return pad_features([store.get(u, cmvn=cmvn, norm_vars=norm_vars) for u in names])
+
+
+def map_batches(
+    store,
+    fn: Callable[[list[str], Tensor, Tensor], Sequence[R]],
+    *,
+    cmvn: Optional[str] = None,
+    norm_vars: bool = True,
+    batch_size: int = 16,
+    utts: Optional[Sequence[str]] = None,
+    input_dim: Optional[int] = None,
+    on_batch: Optional[Callable[[int], None]] = None,
+) -> Iterator[R]:
+    """Run ``fn(names, feats (B, T, D), lengths (B,))`` -> one result per name over the store's
+    utterances, batched by length (:func:`chunked_batches`), without gradients, and yield the results
+    in utt-id order (of ``utts`` when given). The one place where a store's features meet a model at
+    decode time: CTC log-probabilities (:func:`iter_outputs`) and attention searches
+    (:mod:`asrkit.decode.attention`) both go through it."""
+    keys = list(store.keys()) if utts is None else list(utts)
+    check_input_dim(store, input_dim, keys)
+    for part, batches in chunked_batches(store, keys, batch_size):
+        results: dict[str, R] = {}
+        for names in batches:
+            feats, lengths = load_batch(store, names, cmvn=cmvn, norm_vars=norm_vars)  # (B, T, D), (B,)
+            # no_grad, not inference_mode: inference tensors (and buffers a layer caches while
+            # making them) could not be used by autograd later in the same process
+            with torch.no_grad():
+                out = fn(names, feats, lengths)
+            results.update(zip(names, out))
+            if on_batch is not None:
+                on_batch(len(names))
+        for u in part:
+            yield results[u]
 
 
 def iter_outputs(
@@ -128,32 +188,16 @@ def iter_outputs(
         on_batch: called with the number of utterances after each batch
             (progress bars).
     """
-    keys = list(store.keys()) if utts is None else list(utts)
-    if input_dim is not None and len(keys) and store.dim != input_dim:
-        raise DataError(f"{store.path}: features are {store.dim}-dim but the model takes {input_dim}-dim "
-                        f"(model.input_dim); featurize with the feature config the model was trained on")
     device = torch.device(device)
-    chunk = max(1, batch_size) * CHUNK_BATCHES
-    # no_grad, not inference_mode: inference tensors (and buffers a layer caches while
-    # making them) could not be used by autograd later in the same process
-    with torch.no_grad():
-        for start in range(0, len(keys), chunk):
-            part = keys[start:start + chunk]
-            lens = [store.num_frames(u) for u in part]
-            results: dict[str, ModelOutput] = {}
-            for batch in length_batches(part, lens, batch_size):
-                names = [part[i] for i in batch]
-                feats, lengths = _pad([store.get(u, cmvn=cmvn, norm_vars=norm_vars) for u in names])  # (B, T, D), (B,)
-                logits, out_lengths = model(feats.to(device), lengths.to(device))  # (B, T', C), (B,)
-                log_probs = torch.log_softmax(logits.float(), dim=-1).cpu()  # (B, T', C)
-                out_lengths = out_lengths.cpu().tolist()
-                for b, u in enumerate(names):
-                    n = int(out_lengths[b])
-                    results[u] = ModelOutput(u, log_probs[b, :n].clone(), int(lengths[b]))
-                if on_batch is not None:
-                    on_batch(len(names))
-            for u in part:
-                yield results[u]
+
+    def run(names: list[str], feats: Tensor, lengths: Tensor) -> list[ModelOutput]:
+        logits, out_lengths = model(feats.to(device), lengths.to(device))  # (B, T', C), (B,)
+        log_probs = torch.log_softmax(logits.float(), dim=-1).cpu()  # (B, T', C)
+        n_out = out_lengths.cpu().tolist()
+        return [ModelOutput(u, log_probs[b, :int(n_out[b])].clone(), int(lengths[b])) for b, u in enumerate(names)]
+
+    return map_batches(store, run, cmvn=cmvn, norm_vars=norm_vars, batch_size=batch_size, utts=utts,
+                       input_dim=input_dim, on_batch=on_batch)
 
 
 def check_emissions(out: ModelOutput) -> None:

@@ -1,6 +1,7 @@
 """Loading a trained exp dir for decoding: model, units, CMVN, device.
 
     exp = load_exp("exp/ctc", checkpoint="best", device="auto", impl=None, task="ctc")
+    exp = load_exp("exp/las", task=ATTENTION_TASKS)          # las or transformer
     exp.model, exp.units, exp.cmvn, exp.device, exp.config
 
 ``checkpoint`` is a name in ``EXP/checkpoints/`` (``best``, ``last``,
@@ -13,16 +14,19 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
 import torch
 
 from asrkit.decode.emissions import resolve_device
 from asrkit.data.units import UnitMap, load_units
-from asrkit.errors import ConfigError, InputError, UsageError
+from asrkit.errors import AsrkitError, ConfigError, InputError, UsageError
 from asrkit.nn import IMPLS
 
-__all__ = ["LoadedExp", "load_exp"]
+__all__ = ["ATTENTION_TASKS", "LoadedExp", "exp_task", "load_exp"]
+
+#: Tasks whose models decode with :mod:`asrkit.decode.attention` (sequence-to-sequence models).
+ATTENTION_TASKS = ("las", "transformer")
 
 
 @dataclass
@@ -67,9 +71,11 @@ class LoadedExp:
 
 
 def load_exp(exp: str | os.PathLike, *, checkpoint: str = "best", device: str = "auto",
-             impl: Optional[str] = None, task: Optional[str] = None) -> LoadedExp:
+             impl: Optional[str] = None, task: Optional[str | Sequence[str]] = None) -> LoadedExp:
     """Load the model, config and units of a trained exp dir.
 
+    ``task``: the task (or tasks) the caller decodes: ``ctc``, ``frame``, ``las``,
+    ``transformer`` (``ATTENTION_TASKS`` for both attention models).
     Raises :class:`InputError` for a missing exp dir / config / checkpoint /
     units, :class:`UsageError` for a bad ``impl`` or an exp dir of another
     ``task`` than asked for (a frame classifier given to ``asrkit decode``).
@@ -84,12 +90,16 @@ def load_exp(exp: str | os.PathLike, *, checkpoint: str = "best", device: str = 
         raise UsageError(f"--impl must be scratch or native, got '{impl}'")
     config = load_saved_config(path)
     have = config.get("task")
-    if task is not None and have != task:
-        if task == "ctc" and have == "frame":
+    wanted = (task,) if isinstance(task, str) else tuple(task or ())
+    if wanted and have not in wanted:
+        if "ctc" in wanted and have == "frame":
             raise UsageError(f"{path}: is a frame classifier (task: frame); use 'asrkit predict frame {path} FEATS'")
-        if task == "frame" and have == "ctc":
+        if "frame" in wanted and have == "ctc":
             raise UsageError(f"{path}: is a CTC model (task: ctc); use 'asrkit decode {path} FEATS'")
-        raise ConfigError(f"{path}/config.yaml: task is {have!r}, expected {task!r}")
+        if "ctc" in wanted and have in ATTENTION_TASKS:
+            raise UsageError(f"{path}: is an attention model (task: {have}); this needs a CTC model (task: ctc)")
+        expected = " or ".join(repr(t) for t in wanted)
+        raise ConfigError(f"{path}/config.yaml: task is {have!r}, expected {expected}")
     dev = resolve_device(device)
     model, config = load_model(path, checkpoint=checkpoint, device=dev, impl=impl)
     ckpt = checkpoint_path(path, checkpoint)
@@ -100,3 +110,15 @@ def load_exp(exp: str | os.PathLike, *, checkpoint: str = "best", device: str = 
         raise ConfigError(f"{path}: the model has {n_classes} output classes but {path / 'units'} lists "
                           f"{units.num_classes}; the units dir does not belong to this model")
     return LoadedExp(path=path, config=config, model=model, units=units, device=dev, checkpoint=ckpt)
+
+
+def exp_task(exp: str | os.PathLike) -> Optional[str]:
+    """The ``task`` of an exp dir's ``config.yaml`` (which decoder runs), None when there is no
+    readable config (:func:`load_exp` then says what is wrong)."""
+    from asrkit.config import load_saved_config
+
+    try:
+        task = load_saved_config(exp).get("task")
+    except (AsrkitError, OSError):
+        return None
+    return None if task is None else str(task)

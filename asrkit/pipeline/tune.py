@@ -27,6 +27,16 @@ Grid points can be spread over worker processes (``jobs``,
 :mod:`asrkit.workers`: each worker gets its own copy of the
 log-probabilities and builds its own :class:`~asrkit.decode.beam.BeamDecoder`).
 The result does not depend on ``jobs``.
+
+Attention models (task las / transformer) are tuned over LM weight x CTC
+weight x length bonus on a feature store whose encoder outputs are computed
+once (:func:`asrkit.decode.attention.encode_store`)::
+
+    batches = encode_store(loaded, FeatureStore("feats/dev"))
+    points = tune.attention_search_grid(loaded, batches, refs, lm="exp/lm3.arpa", lm_weights=[0, 0.5],
+                                        ctc_weights=[0.3], length_bonuses=[0, 1], beam=10)
+    tune.write_attention_tuning("exp/tf", points, lm=..., ...)        # EXP/lm_tuning.yaml, search: attention
+    tune.attention_tuned_weights("exp/tf", "exp/lm3.arpa")            # -> {lm_weight, ctc_weight, length_bonus}
 """
 from __future__ import annotations
 
@@ -47,6 +57,8 @@ from asrkit.errors import DataError, InputError, UsageError, quote
 from asrkit.score import Counts
 
 __all__ = [
+    "ATTENTION_GRIDS", "ATTENTION_SEARCH", "AttentionPoint", "attention_grid_table", "attention_search_grid",
+    "attention_tuned_weights", "best_attention_point", "read_attention_tuning", "write_attention_tuning",
     "DEFAULT_GRIDS", "MAX_GRID_VALUES", "TUNING_FILE", "GridPoint", "GridSearch", "best_point", "data_utts",
     "default_grids", "exp_units", "grid_table", "load_outputs", "parse_grid", "read_tuning", "references",
     "search_grid", "tuned_weights", "write_tuning",
@@ -468,15 +480,10 @@ def _weight(doc: dict, key: str, path: Path, minimum: Optional[float] = None) ->
     return float(v)
 
 
-def read_tuning(exp: str | os.PathLike) -> Optional[dict[str, Any]]:
-    """The contents of ``EXP/lm_tuning.yaml`` (``lm_weight`` and
-    ``word_bonus`` as floats), or None when there is none. An unreadable or
-    malformed file raises :class:`InputError`."""
+def _load_tuning_yaml(path: Path) -> Any:
+    """The YAML document of an existing tuning file; :class:`InputError` when unreadable."""
     import yaml
 
-    path = Path(exp) / TUNING_FILE
-    if not path.exists():
-        return None
     try:
         doc = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError) as e:
@@ -485,6 +492,17 @@ def read_tuning(exp: str | os.PathLike) -> Optional[dict[str, Any]]:
         mark = getattr(e, "problem_mark", None)
         where = f":{mark.line + 1}" if mark is not None else ""
         raise InputError(f"{path}{where}: not valid YAML; rerun 'asrkit tune' or delete the file") from None
+    return doc
+
+
+def read_tuning(exp: str | os.PathLike) -> Optional[dict[str, Any]]:
+    """The contents of ``EXP/lm_tuning.yaml`` (``lm_weight`` and
+    ``word_bonus`` as floats), or None when there is none. An unreadable or
+    malformed file raises :class:`InputError`."""
+    path = Path(exp) / TUNING_FILE
+    if not path.exists():
+        return None
+    doc = _load_tuning_yaml(path)
     if not isinstance(doc, dict):
         raise InputError(f"{path}: expected a mapping with lm_weight and word_bonus; rerun 'asrkit tune' "
                          f"or delete the file")
@@ -516,3 +534,196 @@ def tuned_weights(exp: str | os.PathLike, lm: str | os.PathLike,
         log.warn(f"{path} was tuned with backend {tuned_backend}, not {backend}; using the default weights")
         return None
     return doc["lm_weight"], doc["word_bonus"]
+
+
+# -- attention models --------------------------------------------------------------------------------
+#
+# An attention model (task las | transformer) is tuned on a feature store: the encoder runs once over
+# it (asrkit.decode.attention.encode_store, kept in memory) and the beam search reruns over the cached
+# encoder outputs at every point of --lm-weights x --ctc-weights x --length-bonuses. The best point
+# goes to EXP/lm_tuning.yaml with ``search: attention``; ``asrkit decode`` reads it with
+# attention_tuned_weights for the same LM (or for no LM when tuned without one).
+
+#: Default grids of an attention model: LM weights (with --lm), CTC weights (a model with a CTC head;
+#: 0 for LAS), length bonuses.
+ATTENTION_GRIDS = {"lm_weights": "0:1:0.25", "ctc_weights": "0.1:0.5:0.2", "length_bonuses": "0:1:0.5"}
+#: ``search`` in EXP/lm_tuning.yaml of an attention model.
+ATTENTION_SEARCH = "attention"
+
+
+@dataclass(frozen=True)
+class AttentionPoint:
+    """One attention grid point's word counts (``counts.rate`` is its %WER)."""
+
+    lm_weight: float
+    ctc_weight: float
+    length_bonus: float
+    counts: Counts
+
+    @property
+    def wer(self) -> Optional[float]:
+        return self.counts.rate
+
+    @property
+    def errors(self) -> int:
+        return self.counts.errors
+
+    @property
+    def words(self) -> int:
+        return self.counts.ref
+
+
+def best_attention_point(points: Sequence[AttentionPoint]) -> AttentionPoint:
+    """Fewest word errors; ties: smallest ``|length_bonus|``, then smallest ``lm_weight``, then
+    smallest ``ctc_weight``: independent of the order of ``points``."""
+    if not points:
+        raise ValueError("no grid points")
+    return min(points, key=lambda p: (p.errors, abs(p.length_bonus), p.lm_weight, p.ctc_weight, p.length_bonus))
+
+
+def attention_search_grid(exp, batches: Sequence[Any], refs: dict[str, list[str]], *,
+                          lm: Optional[str | os.PathLike], lm_weights: Sequence[float], ctc_weights: Sequence[float],
+                          length_bonuses: Sequence[float], beam: int, length_norm: bool = False,
+                          max_len_ratio: Optional[float] = None,
+                          on_progress: Optional[Callable[[int], None]] = None) -> list[AttentionPoint]:
+    """Search the cached encoder outputs ``batches`` (:func:`asrkit.decode.attention.encode_store`)
+    of a loaded attention exp dir at every ``(lm_weight, ctc_weight, length_bonus)`` (grid order:
+    LM weight outer, length bonus inner) and score the best hypotheses against ``refs``.
+    ``on_progress(n)`` is called with each batch's utterance count."""
+    from asrkit.decode.attention import DEFAULT_MAX_LEN_RATIO, AttentionSearch
+    from asrkit.decode.word_lm import WordLM
+    from asrkit.score import score
+
+    if not lm_weights or not ctc_weights or not length_bonuses:
+        raise UsageError("the grid is empty")
+    names = [n for b in batches for n in b.names]
+    missing = [u for u in names if u not in refs]
+    if missing:
+        raise DataError(f"no reference for {len(missing)} utterance(s): {', '.join(missing[:_MAX_LISTED])}")
+    word_lm = WordLM(lm, exp.units) if lm is not None else None
+    ratio = DEFAULT_MAX_LEN_RATIO if max_len_ratio is None else max_len_ratio
+    points: list[AttentionPoint] = []
+    try:
+        for w in lm_weights:
+            for c in ctc_weights:
+                for b in length_bonuses:
+                    search = AttentionSearch(beam=beam, ctc_weight=float(c), lm=word_lm, lm_weight=float(w),
+                                             length_bonus=float(b), length_norm=length_norm, max_len_ratio=ratio)
+                    search.check_model(exp.model)
+                    hyps: dict[str, list[str]] = {}
+                    for batch in batches:
+                        for name, found in zip(batch.names, search.run(exp.model, batch.enc)):
+                            hyps[name] = exp.units.tokens(found[0].ids)
+                        if on_progress is not None:
+                            on_progress(len(batch.names))
+                    result = score({u: refs[u] for u in names}, hyps, mode="strict", ref_name="REF",
+                                   hyp_name=f"grid point {w:g}/{c:g}/{b:g}")
+                    points.append(AttentionPoint(float(w), float(c), float(b), result.words))
+    finally:
+        if word_lm is not None:
+            word_lm.close()
+    return points
+
+
+def attention_grid_table(points: Sequence[AttentionPoint], best: AttentionPoint,
+                         title: str = "LM weight / CTC weight / length bonus grid"):
+    """The attention grid as a :class:`asrkit.score.report.Table` (best row marked ``*``)."""
+    from asrkit.score.report import Table
+
+    rows = []
+    for p in points:
+        wer = "n/a" if p.wer is None else f"{p.wer:.2f}"
+        c = p.counts
+        rows.append([f"{p.lm_weight:g}", f"{p.ctc_weight:g}", f"{p.length_bonus:g}", wer, f"{c.errors}/{c.ref}",
+                     str(c.sub), str(c.dele), str(c.ins), "*" if p is best else ""])
+    headers = ["LM_WEIGHT", "CTC_WEIGHT", "LENGTH_BONUS", "%WER", "ERR/WORDS", "SUB", "DEL", "INS", "BEST"]
+    return Table(title, headers, rows, [True] * 8 + [False])
+
+
+def write_attention_tuning(exp: str | os.PathLike, points: Sequence[AttentionPoint], *,
+                           lm: Optional[str | os.PathLike], ref: str | os.PathLike, data: str | os.PathLike,
+                           beam: int, length_norm: bool, max_len_ratio: float, checkpoint: Optional[str] = None,
+                           utterances: Optional[int] = None) -> Path:
+    """Write the best of ``points`` and how it was found to ``EXP/lm_tuning.yaml`` (atomically,
+    ``search: attention``); returns the path."""
+    import yaml
+
+    from asrkit.io import atomic_write
+
+    best = best_attention_point(points)
+    doc = {
+        "search": ATTENTION_SEARCH,
+        "lm_weight": best.lm_weight,
+        "ctc_weight": best.ctc_weight,
+        "length_bonus": best.length_bonus,
+        "wer": None if best.wer is None else round(best.wer, 4),
+        "errors": best.errors,
+        "words": best.words,
+        "beam": int(beam),
+        "length_norm": bool(length_norm),
+        "max_len_ratio": float(max_len_ratio),
+        "lm": _abs(lm),
+        "ref": _abs(ref),
+        "data": _abs(data),
+        "checkpoint": checkpoint,
+        "utterances": utterances,
+        "grid_size": len(points),
+        "lm_weights": sorted({p.lm_weight for p in points}),
+        "ctc_weights": sorted({p.ctc_weight for p in points}),
+        "length_bonuses": sorted({p.length_bonus for p in points}),
+        "date": datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0).isoformat(),
+    }
+    path = Path(exp) / TUNING_FILE
+    try:
+        with atomic_write(path) as f:
+            f.write("# written by 'asrkit tune': the attention search weights with the lowest WER on 'ref'.\n"
+                    "# 'asrkit decode' uses them (beam search, same LM) when --lm-weight / --ctc-weight / "
+                    "--length-bonus are not given.\n")
+            yaml.safe_dump(doc, f, sort_keys=False, default_flow_style=None)
+    except OSError as e:
+        raise InputError(f"{path}: cannot write: {e.strerror or e}") from None
+    return path
+
+
+def read_attention_tuning(exp: str | os.PathLike) -> Optional[dict[str, Any]]:
+    """``EXP/lm_tuning.yaml`` of an attention model (``lm_weight``, ``ctc_weight``, ``length_bonus``
+    as floats), None when there is none; :class:`InputError` when unreadable, malformed or written
+    for a CTC model."""
+    path = Path(exp) / TUNING_FILE
+    if not path.exists():
+        return None
+    doc = _load_tuning_yaml(path)
+    if not isinstance(doc, dict) or doc.get("search") != ATTENTION_SEARCH:
+        raise InputError(f"{path}: not the tuning of an attention model (no 'search: {ATTENTION_SEARCH}'); "
+                         f"rerun 'asrkit tune' or delete the file")
+    doc = dict(doc)
+    doc["lm_weight"] = _weight(doc, "lm_weight", path, minimum=0.0)
+    doc["ctc_weight"] = _weight(doc, "ctc_weight", path, minimum=0.0)
+    if doc["ctc_weight"] > 1.0:
+        raise InputError(f"{path}: 'ctc_weight' must be between 0 and 1, got {doc['ctc_weight']:g}; rerun "
+                         f"'asrkit tune' or delete the file")
+    doc["length_bonus"] = _weight(doc, "length_bonus", path)
+    return doc
+
+
+def attention_tuned_weights(exp: str | os.PathLike, lm: Optional[str | os.PathLike]) -> Optional[dict[str, float]]:
+    """``{"lm_weight", "ctc_weight", "length_bonus"}`` from ``EXP/lm_tuning.yaml`` when it was tuned
+    with this LM (or, ``lm`` None, without one); None otherwise (with a warning on stderr when a file
+    exists but was tuned for another LM). For ``asrkit decode``'s defaults."""
+    from asrkit import log
+
+    doc = read_attention_tuning(exp)
+    if doc is None:
+        return None
+    path = Path(exp) / TUNING_FILE
+    tuned_lm = doc.get("lm")
+    if tuned_lm is None and lm is not None:
+        log.warn(f"{path} was tuned without an LM, not with {lm}; using the default weights "
+                 f"(rerun 'asrkit tune' with --lm)")
+        return None
+    if tuned_lm is not None and (lm is None or not (_same_path(Path(tuned_lm), Path(lm))
+                                                     or _abs(lm) == str(tuned_lm))):
+        log.warn(f"{path} was tuned for LM {tuned_lm}, not " + (f"{lm}" if lm is not None else "without one") +
+                 "; using the default weights (rerun 'asrkit tune' with this LM)")
+        return None
+    return {k: doc[k] for k in ("lm_weight", "ctc_weight", "length_bonus")}
