@@ -40,8 +40,13 @@ def attention(
         None, "--impl", metavar="scratch|native", help="Layer implementation (default: the one it was trained with)."
     ),
     dpi: int = typer.Option(100, "--dpi", metavar="N", help="Resolution of the image."),
+    beam: Optional[int] = typer.Option(
+        None, "--beam", metavar="N", help="Draw the best hypothesis of a beam search (default: greedy)."),
+    ctc_weight: Optional[float] = typer.Option(
+        None, "--ctc-weight", metavar="W",
+        help="With --beam: weight of the CTC prefix score (transformer; default as asrkit decode: 0.3)."),
 ) -> None:
-    """Decode one utterance greedily and draw its attention map.
+    """Decode one utterance (greedy, or --beam N) and draw its attention map.
 
     Rows are the decoded units (and the end of sentence), columns the encoder
     frames. Prints 'utt-id tokens' and the map's diagonality (the share of
@@ -68,8 +73,14 @@ def attention(
     check_utterance(store, utt)
     from asrkit.decode import load_exp
 
+    from asrkit.decode.attention import DEFAULT_CTC_WEIGHT, AttentionSearch
+
+    if beam is None and ctc_weight is not None:
+        raise UsageError("--ctc-weight weighs the CTC prefix score of a beam search; give --beam N")
     loaded = load_exp(exp, checkpoint=checkpoint, device=device, impl=impl)
-    got = decode_attention(loaded, store, utt)
+    if ctc_weight is None:
+        ctc_weight = DEFAULT_CTC_WEIGHT if beam is not None and getattr(loaded.model, "has_ctc", False) else 0.0
+    got = decode_attention(loaded, store, utt, search=AttentionSearch(beam=beam, ctc_weight=ctc_weight))
     if got.hit_max:
         log.warn(f"{utt}: the search stopped at the maximum length ({len(got.ids)} units) without an end of "
                  f"sentence")

@@ -15,23 +15,14 @@ attention used at each decoder step.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
 import numpy as np
 
+from asrkit.decode.exp import ATTENTION_TASKS
 from asrkit.errors import DataError, UsageError, quote
 
-__all__ = ["ATTENTION_TASKS", "EOS_LABEL", "MAX_LEN_RATIO", "DecodedAttention", "check_attention_task",
-           "check_utterance", "decode_attention"]
-
-#: Tasks whose models have an attention decoder (``asrkit train las|transformer``).
-ATTENTION_TASKS = ("las", "transformer")
-
-#: Label of the decoder step that emitted the end of the sentence.
-EOS_LABEL = "<eos>"
-
-#: The search stops after this many tokens per encoder frame (ratio x frames).
-MAX_LEN_RATIO = 1.0
+__all__ = ["ATTENTION_TASKS", "DecodedAttention", "check_attention_task", "check_utterance", "decode_attention"]
 
 
 @dataclass
@@ -41,9 +32,7 @@ class DecodedAttention:
     Attributes:
         utt: utterance id.
         ids: the decoded unit ids, without the final end of sentence.
-        labels: one label per attention row: the unit symbols of ``ids``,
-            and ``<eos>`` for the step that ended the sentence when the search
-            gives its attention.
+        labels: one label per attention row: the unit symbols of ``ids``.
         tokens: the hypothesis as output tokens (words; phones for a phone model).
         score: the search's log probability of the hypothesis.
         attention: ``(U, S)`` float32 attention of each decoder step over the
@@ -77,17 +66,7 @@ def check_utterance(store: Any, utt: str) -> None:
         raise UsageError(f"{store.path}: has no utterance {quote(utt)} ({len(keys)} utterances{first})")
 
 
-def _field(result: Any, name: str, index: int, default: Any = None) -> Any:
-    """A field of one search result: an attribute (a dataclass) or a tuple position."""
-    if hasattr(result, name):
-        return getattr(result, name)
-    if isinstance(result, (tuple, list)) and len(result) > index:
-        return result[index]
-    return default
-
-
-def decode_attention(loaded: Any, store: Any, utt: str, *, search: Optional[Callable] = None,
-                     max_len_ratio: float = MAX_LEN_RATIO) -> DecodedAttention:
+def decode_attention(loaded: Any, store: Any, utt: str, *, search: Optional[Any] = None) -> DecodedAttention:
     """Decode utterance ``utt`` of ``store`` with an attention model and keep its attention.
 
     Args:
@@ -95,11 +74,8 @@ def decode_attention(loaded: Any, store: Any, utt: str, *, search: Optional[Call
             model has ``encode`` and the decoder's ``step``).
         store: the :class:`asrkit.data.FeatureStore` that holds ``utt``.
         utt: the utterance id.
-        search: ``search(model, enc, max_len) -> [result]``, one result per
-            utterance with ``ids``, ``score``, ``attention (U, S)`` and
-            optionally ``hit_max`` (attributes or tuple positions 0-3);
-            default :func:`asrkit.decode.attention.attention_greedy`.
-        max_len_ratio: the search stops after ``ratio x S`` tokens (at least 1).
+        search: an :class:`asrkit.decode.attention.AttentionSearch` (default:
+            greedy, the decoder's default maximum length); its best hypothesis is drawn.
 
     Raises:
         UsageError: ``utt`` is not in the store.
@@ -107,41 +83,26 @@ def decode_attention(loaded: Any, store: Any, utt: str, *, search: Optional[Call
     """
     import torch
 
+    from asrkit.decode.attention import AttentionSearch
+
     check_utterance(store, utt)
     if loaded.input_dim is not None and store.dim != loaded.input_dim:
         raise DataError(f"{store.path}: features are {store.dim}-dim but the model takes {loaded.input_dim}-dim "
                         f"(model.input_dim); featurize with the feature config the model was trained on")
-    if search is None:
-        from asrkit.decode.attention import attention_greedy as search
-
+    search = AttentionSearch() if search is None else search
+    search.check_model(loaded.model)
     feats = store.get(utt, cmvn=loaded.cmvn, norm_vars=loaded.norm_vars)  # (T, D)
     x = torch.from_numpy(np.ascontiguousarray(feats, dtype=np.float32)).unsqueeze(0).to(loaded.device)  # (1, T, D)
     lengths = torch.tensor([x.shape[1]], dtype=torch.int64, device=loaded.device)  # (1,)
     with torch.no_grad():
         enc = loaded.model.encode(x, lengths)
-        frames = int(enc.lengths[0])  # S
-        max_len = max(1, int(max_len_ratio * frames))
-        result = search(loaded.model, enc, max_len)[0]
-
-    ids = [int(i) for i in _field(result, "ids", 0)]
-    score = float(_field(result, "score", 1))
-    att = _field(result, "attention", 2)
-    hit_max = bool(_field(result, "hit_max", 3, default=False))
-    if hasattr(att, "detach"):
-        att = att.detach().float().cpu().numpy()
-    att = np.asarray(att, dtype=np.float32)[:, :frames]  # (U, S)
-    symbols = loaded.units.symbols(ids)
-    if att.shape[0] == len(ids) + 1:
-        labels = [*symbols, EOS_LABEL]
-    elif att.shape[0] == len(ids):
-        labels = symbols
-    else:
-        raise RuntimeError(f"the search returned {att.shape[0]} attention rows for {len(ids)} tokens "
-                           f"(expected one per token, and maybe one for the end of sentence)")
+        best = search.run(loaded.model, enc)[0][0]
+    ids = [int(i) for i in best.ids]
+    att = best.attention.detach().float().cpu().numpy()  # (U, S)
     if att.shape[0] == 0:
         raise DataError(f"utterance {utt}: the model decoded nothing and gave no attention to draw")
     if not np.isfinite(att).all():
         raise DataError(f"utterance {utt}: the model's attention is NaN or inf; the checkpoint or the features "
                         f"are broken (check them for NaN/inf)")
-    return DecodedAttention(utt=utt, ids=ids, labels=labels, tokens=loaded.units.tokens(ids), score=score,
-                            attention=att, hit_max=hit_max)
+    return DecodedAttention(utt=utt, ids=ids, labels=loaded.units.symbols(ids), tokens=loaded.units.tokens(ids),
+                            score=float(best.score), attention=att, hit_max=bool(best.hit_max_len))

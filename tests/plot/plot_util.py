@@ -4,7 +4,6 @@ tests/decode; these stand-ins check what asrkit.plot does with their outputs."""
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -35,34 +34,29 @@ class HalvingEncoder(torch.nn.Module):
         return SimpleNamespace(memory=memory, lengths=(lengths + 1) // 2, ctc_logits=None)
 
 
-@dataclass
-class Result:
-    ids: list
-    score: float
-    attention: torch.Tensor
-    hit_max: bool
+class DiagonalSearch:
+    """A search (the :class:`asrkit.decode.attention.AttentionSearch` interface: ``check_model``,
+    ``run``) returning ``ids`` with attention on a diagonal over all of ``memory`` (padding too)."""
 
+    def __init__(self, ids=(2, 3, 4), hit_max=False, nan=False):
+        self.ids, self.hit_max, self.nan = list(ids), hit_max, nan
+        self.checked = []
 
-def diagonal_search(ids=(2, 3, 4), eos_row=True, as_tuple=True, hit_max=False, nan=False):
-    """A search returning ``ids`` with attention on a diagonal over all of ``memory`` (padding too)."""
-    calls = []
+    def check_model(self, model):
+        self.checked.append(model)
 
-    def search(model, enc, max_len):
-        calls.append(max_len)
-        rows = len(ids) + (1 if eos_row else 0)
+    def run(self, model, enc):
+        from asrkit.decode.attention import AttentionHyp
+
+        rows = len(self.ids)
         width = enc.memory.shape[1]  # padded S
         att = torch.full((rows, width), 1e-3)
         for u in range(rows):
             att[u, min(width - 2, u * (width - 2) // max(1, rows - 1))] = 1.0
         att = att / att.sum(-1, keepdim=True)
-        if nan:
+        if self.nan:
             att[0, 0] = float("nan")
-        if as_tuple:
-            return [(list(ids), -1.25, att)]
-        return [Result(list(ids), -1.25, att, hit_max)]
-
-    search.calls = calls
-    return search
+        return [[AttentionHyp(list(self.ids), -1.25, att[:, :int(enc.lengths[0])], self.hit_max, {"att": -1.25})]]
 
 
 def fake_loaded(input_dim: int = DIM, cmvn: str | None = "global"):

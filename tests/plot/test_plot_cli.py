@@ -2,13 +2,11 @@
 model and search (the end-to-end run with a trained LAS/transformer lives with the attention tasks)."""
 from __future__ import annotations
 
-import sys
-import types
 from pathlib import Path
 
 import pytest
 
-from plot_util import diagonal_search, fake_loaded, make_ctc_exp, make_store
+from plot_util import DiagonalSearch, fake_loaded, make_ctc_exp, make_store
 
 from asrkit.cli.main import main
 
@@ -34,9 +32,9 @@ def las_exp(tmp_path, monkeypatch) -> Path:
     exp.mkdir()
     (exp / "config.yaml").write_text("task: las\n")
     monkeypatch.setattr(asrkit.decode, "load_exp", lambda path, **kw: fake_loaded())
-    search = types.ModuleType("asrkit.decode.attention")
-    search.attention_greedy = diagonal_search()
-    monkeypatch.setitem(sys.modules, "asrkit.decode.attention", search)
+    import asrkit.decode.attention
+
+    monkeypatch.setattr(asrkit.decode.attention, "AttentionSearch", lambda **kw: DiagonalSearch())
     return exp
 
 
