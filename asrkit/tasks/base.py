@@ -18,7 +18,7 @@ How a run calls the hooks (``T`` the task, every rank unless it says rank 0)::
     T.targets(store, utts, units, "train" | "dev")  # -> (utt -> ids, utt -> reference tokens | None)
     T.filter_train(store, utts, targets, model)     # -> (kept utts, warning line | None)
     T.sampler_weights(utts, targets)                # -> the loss normalizer's weight per utterance | None
-    T.setup(model, device); T.optimizers(model)     # criteria; {name: optimizer}
+    T.optimizers(model); T.setup(model, device)     # {name: optimizer}; criteria
     each epoch:  T.start_epoch(epoch)
                  each batch: loss_sum, norm, stats = T.loss(net, batch, device, autocast)
                  T.evaluate(model, dev_ds, refs, units, device=, autocast=, dist=)

@@ -167,3 +167,25 @@ def test_unknown_task_is_one_line_listing_the_known_ones(toy):
         load_config("las")
     with pytest.raises(ConfigError, match="unknown task"):
         get_task(None)
+
+
+def test_the_docs_example_task_trains(stores, tmp_path):
+    """The task of docs/train.md (the code block under '## Tasks') registers and trains."""
+    import re
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "train.md").read_text()
+    code = re.search(r"```python\n(# asrkit/tasks/frame_ls\.py\n.*?)```", doc, re.S).group(1)
+    saved = dict(TASKS)
+    try:
+        exec(compile(code, "docs/train.md", "exec"), {"__name__": "frame_ls_example"})
+        assert "frame_ls" in TASKS
+        cfg = load_config("frame_ls", None, small_overrides("frame") + ["train.epochs=1"])
+        assert cfg["optim"]["scheduler"] == "noam" and cfg["model"]["type"] == "frame_mlp"
+        r = train(cfg, stores["train"], stores["dev"], tmp_path / "exp")
+        assert r.metric == "acc"
+        ev = _events(tmp_path / "exp", "train")
+        assert all(0 <= e["frame_acc"] <= 1 for e in ev) and "train_frame_acc" in _events(tmp_path / "exp", "dev")[0]
+    finally:
+        TASKS.clear()
+        TASKS.update(saved)
