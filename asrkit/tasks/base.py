@@ -218,9 +218,10 @@ class Task:
     def evaluate(self, model: torch.nn.Module, dev_ds: UtteranceDataset, refs: dict[str, list[str]] | None,
                  units: UnitMap, *, device: torch.device, autocast: Callable[[], AbstractContextManager],
                  dist) -> dict[str, float]:
-        """Dev metrics ``{"loss": ..., metric: ...}`` (the model in eval mode, no
-        grad). Under DDP every rank calls it: take :func:`dev_batches` and
-        combine with :func:`gather`, so every rank returns the same numbers."""
+        """Dev metrics ``{"loss": ..., metric: ...}``; the trainer calls it with the
+        model in eval mode under ``torch.no_grad()`` (and restores both). Under
+        DDP every rank calls it: take :func:`dev_batches` and combine with
+        :func:`gather`, so every rank returns the same numbers."""
         raise NotImplementedError(f"{type(self).__name__}.evaluate")
 
     def start_epoch(self, epoch: int) -> None:
@@ -229,9 +230,10 @@ class Task:
     def end_epoch(self, epoch: int, model: torch.nn.Module, dev_ds: UtteranceDataset,
                   refs: dict[str, list[str]] | None, units: UnitMap, exp: Path, device: torch.device, *,
                   dist) -> dict[str, float]:
-        """After epoch ``epoch`` (0-based) was evaluated: extra dev metrics, logged
-        with the dev event as ``dev_NAME``. Every rank calls it; write files
-        (e.g. ``exp/plots/``) on ``dist.main`` only. Default: none."""
+        """After epoch ``epoch`` (0-based) was evaluated (eval mode, no grad, as
+        :meth:`evaluate`): extra dev metrics, logged with the dev event as
+        ``dev_NAME`` (``train.metric`` may name one). Every rank calls it; write
+        files (e.g. ``exp/plots/``) on ``dist.main`` only. Default: none."""
         return {}
 
 
