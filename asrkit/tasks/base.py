@@ -37,6 +37,7 @@ Register a task with :func:`register_task` and import its module from
 """
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from pathlib import Path
@@ -79,8 +80,8 @@ def get_task(name: Any) -> type[Task]:
     return cls
 
 
-class Task:
-    """Base class of a task. Subclasses set the class attributes and override
+class Task(ABC):
+    """Base class of a task. Subclasses set the class attributes and implement
     :meth:`make_units`, :meth:`load_units`, :meth:`targets`, :meth:`loss` and
     :meth:`evaluate`; the other hooks have defaults that fit most tasks."""
 
@@ -153,21 +154,22 @@ class Task:
         return m, self.metrics.get(m, "min")
 
     # ------------------------------------------------------------------ units and targets
+    @abstractmethod
     def make_units(self, train_store, units_dir: Path) -> None:
         """Write the units folder ``units_dir`` of a new run (rank 0 only; every
         rank then reads it with :meth:`load_units`). Replace what is there;
         leave nothing that looks whole when interrupted."""
-        raise NotImplementedError(f"{type(self).__name__}.make_units")
 
+    @abstractmethod
     def load_units(self, units_dir: Path) -> UnitMap:
-        raise NotImplementedError(f"{type(self).__name__}.load_units")
+        """The units of the run from its folder (every rank)."""
 
+    @abstractmethod
     def targets(self, store, utts: list[str], units: UnitMap,
                 split: str) -> tuple[dict[str, np.ndarray], dict[str, list[str]] | None]:
         """``(utt -> target ids, utt -> reference tokens for scoring | None)``
         of ``utts`` in ``store``; ``split`` is ``"train"`` or ``"dev"``.
         Errors name the file and the utterance."""
-        raise NotImplementedError(f"{type(self).__name__}.targets")
 
     def filter_train(self, store, utts: list[str], targets: dict[str, np.ndarray],
                      model: torch.nn.Module) -> tuple[list[str], str | None]:
@@ -205,6 +207,7 @@ class Task:
         """The keys of :meth:`loss`'s stats, the same for every batch."""
         return ()
 
+    @abstractmethod
     def loss(self, net: torch.nn.Module, batch: Batch, device: torch.device,
              autocast: Callable[[], AbstractContextManager]) -> tuple[torch.Tensor, float, dict[str, float]]:
         """One training batch (on ``device``; ``net`` is the model, DDP-wrapped
@@ -212,9 +215,9 @@ class Task:
         differentiable sum over the batch; ``normalizer`` this batch's part of
         the global normalizer (see :meth:`sampler_weights`); ``stats`` sums like
         the loss (:meth:`stat_names`). Run the forward under ``autocast()``."""
-        raise NotImplementedError(f"{type(self).__name__}.loss")
 
     # ------------------------------------------------------------------ evaluation and hooks
+    @abstractmethod
     def evaluate(self, model: torch.nn.Module, dev_ds: UtteranceDataset, refs: dict[str, list[str]] | None,
                  units: UnitMap, *, device: torch.device, autocast: Callable[[], AbstractContextManager],
                  dist) -> dict[str, float]:
@@ -222,7 +225,6 @@ class Task:
         model in eval mode under ``torch.no_grad()`` (and restores both). Under
         DDP every rank calls it: take :func:`dev_batches` and combine with
         :func:`gather`, so every rank returns the same numbers."""
-        raise NotImplementedError(f"{type(self).__name__}.evaluate")
 
     def start_epoch(self, epoch: int) -> None:
         """Before the batches of epoch ``epoch`` (0-based; also when a run resumes in it)."""

@@ -65,6 +65,8 @@ def test_register_checks_names():
     with pytest.raises(ValueError, match="registered twice"):
         register_task(Other)
     assert TASKS["ctc"] is CTCTask
+    with pytest.raises(TypeError, match="abstract"):  # a task without its hooks is not a task
+        Other(load_config("ctc"))
 
 
 def test_task_defaults_name_trainer_keys_only(monkeypatch):
