@@ -65,6 +65,8 @@ def test_the_graph_sees_imports():
     ("lm", "models"), ("lm", "nn"), ("lm", "decode"), ("lm", "train"),
     ("models", "cli"), ("models", "train"), ("models", "decode"),
     ("nn", "models"),
+    ("train", "models"),       # the loop knows no model: tasks build them
+    ("tasks", "train"),        # tasks plug into the trainer, which finds them through the registry
 ])
 def test_room_does_not_import(room, forbidden):
     assert forbidden not in _rooms(room), f"{room} imports {forbidden} in {sorted(_rooms(room)[forbidden])}"
@@ -90,3 +92,22 @@ def test_no_cycle_between_rooms_below_cli():
     for a, targets in graph.items():
         for b in targets:
             assert a not in graph.get(b, set()), f"{a} and {b} import each other"
+
+
+def test_train_imports_no_task_by_name():
+    """The trainer reaches tasks only through the registry and the base class
+    (``asrkit.tasks`` / ``asrkit.tasks.base``: get_task, Task, ...), never a
+    task's own module or class."""
+    api = {"TASKS", "Task", "get_task", "task_names", "register_task", "dev_batches", "gather"}
+    seen = 0
+    for f in sorted((ROOT / "train").rglob("*.py")):
+        for node in ast.walk(ast.parse(f.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                for a in node.names:
+                    assert not a.name.startswith("asrkit.tasks."), f"{f.name} imports {a.name}"
+            elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("asrkit.tasks"):
+                assert node.module in ("asrkit.tasks", "asrkit.tasks.base"), f"{f.name} imports {node.module}"
+                names = {a.name for a in node.names}
+                assert names <= api, f"{f.name} imports {sorted(names - api)} from {node.module}"
+                seen += 1
+    assert seen  # the rule looks at real imports

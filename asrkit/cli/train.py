@@ -1,4 +1,4 @@
-"""``asrkit train frame|ctc`` and ``asrkit average``."""
+"""``asrkit train TASK`` (one command per task of :mod:`asrkit.tasks`: frame, ctc, ...) and ``asrkit average``."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -8,7 +8,8 @@ import typer
 from asrkit import log
 from asrkit.errors import UsageError
 
-train_app = typer.Typer(help="Train a frame classifier or a CTC model on feature stores.", no_args_is_help=True)
+train_app = typer.Typer(help="Train a model on feature stores: one command per task (frame classifier, CTC, ...).",
+                        no_args_is_help=True)
 
 
 def _run(task: str, train: Path, dev: Path, out: Path, conf: Path | None, overrides: list[str] | None,
@@ -40,7 +41,9 @@ def _run(task: str, train: Path, dev: Path, out: Path, conf: Path | None, overri
     r = run_train(cfg, train, dev, out, resume=resume, nproc=nproc, overwrite=overwrite)
 
     if r.best is not None and env().main:
-        unit = "%" if r.metric in ("acc", "per", "wer", "cer") else ""
+        from asrkit.tasks import get_task
+
+        unit = "%" if r.metric in get_task(task).percent_metrics else ""
         log.info(f"{out}: {r.epochs} epoch(s), {r.steps} updates; best dev {r.metric} {r.best:.2f}{unit} "
                  f"at epoch {r.best_epoch}{' (stopped early)' if r.stopped_early else ''}; "
                  f"checkpoints in {out}/checkpoints")
@@ -74,12 +77,15 @@ def _train_command(task: str, train_needs: str, conf_example: str, doc: str):
     return command
 
 
-train_frame = train_app.command("frame")(_train_command(
-    "frame", "its 'ali' frame labels", "e.g. conf/frame_mlp.yaml",
-    "Frame-level classification (MLP over +-K frames) with labels from the store's ali."))
-train_ctc = train_app.command("ctc")(_train_command(
-    "ctc", "'text' (or 'text.phones')", "conf/ctc_bilstm.yaml, conf/ctc_conformer.yaml",
-    "CTC model (conv subsampling + BiLSTM/BiGRU/Conformer) on phone, char or bpe units."))
+def _add_task_commands() -> None:
+    """``asrkit train NAME`` for every registered task not yet a command (the
+    task gives its help line, what its training store needs, its conf files)."""
+    from asrkit.tasks import TASKS
+
+    have = {c.name for c in train_app.registered_commands}
+    for name, cls in TASKS.items():
+        if name not in have:
+            train_app.command(name)(_train_command(name, cls.train_needs, cls.conf_example, cls.help))
 
 
 def average(
@@ -96,5 +102,6 @@ def average(
 
 
 def register(app: typer.Typer) -> None:
+    _add_task_commands()
     app.add_typer(train_app, name="train")
     app.command("average")(average)

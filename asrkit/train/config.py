@@ -11,8 +11,15 @@ Overrides use dotted keys and YAML values: ``model.hidden=512``,
 the trainer's own sections (data, features, units, optim, train) is checked
 here (unknown key, wrong type, value out of its set) before any work, with a
 :class:`~asrkit.errors.ConfigError` naming it; the ``model`` section is checked
-by :func:`asrkit.models.build_model`, which the trainer calls before it reads
-any features.
+by the task (:meth:`asrkit.tasks.base.Task.check_config`), which the trainer
+calls before it reads any features.
+
+The trainer's sections are the same for every task; a task gives its own
+defaults over them and its whole ``model`` section
+(:meth:`asrkit.tasks.base.Task.defaults`), and its own rules on them
+(``units.kind``, ``train.metric``: :meth:`asrkit.tasks.base.Task.validate`).
+The task is looked up by name in :mod:`asrkit.tasks`' registry; an unknown
+name is a :class:`~asrkit.errors.ConfigError` listing the known tasks.
 """
 from __future__ import annotations
 
@@ -24,8 +31,8 @@ import yaml
 
 from asrkit.config import read_yaml
 from asrkit.errors import ConfigError, quote
+from asrkit.tasks import get_task
 
-TASKS = ("frame", "ctc")
 SECTIONS = ("task", "model", "data", "features", "units", "optim", "train")
 
 _NUM = (int, float)
@@ -45,7 +52,7 @@ _SCHEMA: dict[str, dict[str, tuple[Any, tuple, tuple | None]]] = {
         "dev_text": (None, (str, type(None)), None),
     },
     "features": {
-        "specaugment": (None, (bool, type(None)), None),  # None: on for ctc, off for frame
+        "specaugment": (None, (bool, type(None)), None),  # None: off (each task sets its default)
         "freq_masks": (2, (int,), None),
         "freq_width": (15, (int,), None),
         "time_masks": (2, (int,), None),
@@ -53,7 +60,7 @@ _SCHEMA: dict[str, dict[str, tuple[Any, tuple, tuple | None]]] = {
         "time_ratio": (0.05, _NUM, None),           # at most this share of frames per time mask
     },
     "units": {
-        "kind": (None, (str, type(None)), ("phone", "char", "bpe", "ali", None)),
+        "kind": (None, (str, type(None)), None),     # phone | char | bpe | ali: the task says which
         "dir": (None, (str, type(None)), None),      # an existing units dir (asrkit tokenizer train)
         "vocab_size": (200, (int,), None),           # bpe only
         "lexicon": (None, (str, type(None)), None),  # phone units from words: lexicon file (default CMU)
@@ -63,7 +70,7 @@ _SCHEMA: dict[str, dict[str, tuple[Any, tuple, tuple | None]]] = {
         "betas": ([0.9, 0.98], (list,), None),
         "eps": (1e-8, _NUM, None),
         "weight_decay": (1e-2, _NUM, None),
-        "scheduler": ("cosine", (str,), ("cosine", "plateau", "constant")),
+        "scheduler": ("cosine", (str,), ("cosine", "plateau", "constant", "noam")),
         "warmup_steps": (200, (int,), None),
         "min_lr": (1e-5, _NUM, None),
         "plateau_factor": (0.5, _NUM, None),
@@ -78,7 +85,7 @@ _SCHEMA: dict[str, dict[str, tuple[Any, tuple, tuple | None]]] = {
         "threads": (None, _OPT_INT, None),           # CPU threads per process (None: torch's default)
         "precision": ("auto", (str,), ("auto", "fp32", "bf16", "fp16")),
         "patience": (None, _OPT_INT, None),          # early stopping: epochs without a better dev metric
-        "metric": ("auto", (str,), ("auto", "loss", "acc", "per", "wer", "cer")),
+        "metric": ("auto", (str,), None),           # auto | loss | a dev metric of the task
         "log_every": (10, (int,), None),
         "save_every_steps": (0, (int,), None),       # mid-epoch last.pt every N updates (0: off)
         "save_every_min": (10.0, _NUM, None),        # ... and every N minutes (0: off)
@@ -88,26 +95,18 @@ _SCHEMA: dict[str, dict[str, tuple[Any, tuple, tuple | None]]] = {
     },
 }
 
-#: Model defaults per task (the model helper's build_model validates them).
-_MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
-    "frame": {"type": "frame_mlp", "impl": "scratch", "context": 5, "hidden": [512, 512, 512], "dropout": 0.1},
-    "ctc": {"type": "ctc", "impl": "scratch", "subsampling": 4, "encoder": "lstm", "hidden": 256,
-            "layers": 3, "dropout": 0.1},
-}
-
-
 def defaults(task: str) -> dict[str, Any]:
-    """The full default config of ``task`` (``frame`` | ``ctc``)."""
-    if task not in TASKS:
-        raise ConfigError(f"task must be one of {', '.join(TASKS)} (got {task!r})")
-    cfg: dict[str, Any] = {"task": task, "model": copy.deepcopy(_MODEL_DEFAULTS[task])}
+    """The full default config of ``task``: the trainer's defaults, the task's
+    own over them (:meth:`asrkit.tasks.base.Task.defaults`) and its model section."""
+    cls = get_task(task)
+    own = cls.defaults()
+    cfg: dict[str, Any] = {"task": task, "model": copy.deepcopy(own.get("model", {}))}
     for sec, keys in _SCHEMA.items():
         cfg[sec] = {k: copy.deepcopy(v[0]) for k, v in keys.items()}
-    cfg["units"]["kind"] = "ali" if task == "frame" else "phone"
-    cfg["features"]["specaugment"] = task == "ctc"
-    if task == "frame":
-        cfg["data"]["max_frames"] = 40000
-        cfg["optim"]["warmup_steps"] = 100
+        for k, v in own.get(sec, {}).items():
+            if k not in keys:
+                raise ValueError(f"{cls.__name__}.defaults: '{sec}.{k}' is not a trainer key")
+            cfg[sec][k] = copy.deepcopy(v)
     return cfg
 
 
@@ -214,8 +213,7 @@ def _number(text: str, real: bool) -> Any:
 
 def validate(cfg: dict) -> None:
     """Check every trainer key: known, right type, allowed value, sane range."""
-    if cfg.get("task") not in TASKS:
-        raise ConfigError(f"task must be one of {', '.join(TASKS)} (got {cfg.get('task')!r})")
+    task = get_task(cfg.get("task"))
     for sec in SECTIONS:
         if sec not in cfg:
             raise ConfigError(f"config has no '{sec}' section")
@@ -260,6 +258,8 @@ def validate(cfg: dict) -> None:
         raise ConfigError(f"config key 'optim.betas': expected two numbers in [0, 1) (got {o['betas']!r})")
     if o["grad_clip"] is not None and o["grad_clip"] <= 0:
         raise ConfigError(f"config key 'optim.grad_clip': must be > 0 or null (got {o['grad_clip']})")
+    if o["scheduler"] == "noam" and o["warmup_steps"] == 0:
+        raise ConfigError("config key 'optim.warmup_steps': optim.scheduler=noam needs a warmup (> 0)")
     if not 0 < o["plateau_factor"] < 1:
         raise ConfigError(f"config key 'optim.plateau_factor': must be in (0, 1) (got {o['plateau_factor']})")
     for name in ("max_steps", "patience", "keep_epochs", "threads"):
@@ -267,15 +267,7 @@ def validate(cfg: dict) -> None:
             raise ConfigError(f"config key 'train.{name}': must be > 0 or null (got {t[name]})")
     if d["max_utt_frames"] is not None and d["max_utt_frames"] <= 0:
         raise ConfigError(f"config key 'data.max_utt_frames': must be > 0 or null (got {d['max_utt_frames']})")
-    kind = cfg["units"]["kind"]
-    if cfg["task"] == "frame" and kind not in ("ali", None):
-        raise ConfigError(f"config key 'units.kind': the frame task uses 'ali' labels (got {kind!r})")
-    if cfg["task"] == "ctc" and kind in ("ali", None):
-        raise ConfigError(f"config key 'units.kind': ctc needs phone, char or bpe (got {kind!r})")
-    if cfg["task"] == "frame" and t["metric"] in ("per", "wer", "cer"):
-        raise ConfigError(f"config key 'train.metric': the frame task reports acc or loss (got {t['metric']!r})")
-    if cfg["task"] == "ctc" and t["metric"] == "acc":
-        raise ConfigError("config key 'train.metric': 'acc' is the frame task's metric; ctc has per, wer, cer, loss")
+    task(cfg).validate()
     if "type" not in cfg["model"]:
         raise ConfigError("config key 'model.type' is missing")
 

@@ -1,32 +1,48 @@
-"""The training loop shared by ``asrkit train frame`` and ``asrkit train ctc``.
+"""The training loop: one loop for every task (``asrkit train NAME``).
 
     from asrkit.train import load_config, train
     cfg = load_config("ctc", "conf/ctc_bilstm.yaml", ["optim.lr=1e-3"])
     result = train(cfg, "feats/train", "feats/dev", "exp/ctc")
 
+The loop knows no task. What a task learns (units, targets, which
+utterances to train on, the model, batch -> loss, dev metrics, optimizers,
+per-epoch hooks) is an :class:`asrkit.tasks.base.Task`, found by the config's
+``task`` name in the registry of :mod:`asrkit.tasks`. The layering rule
+(tests/test_layering.py): ``asrkit.train`` imports from ``asrkit.tasks`` only
+the registry and the base (``asrkit.tasks`` / ``asrkit.tasks.base``), never
+a task's module and never ``asrkit.models``; ``asrkit.tasks`` never imports
+``asrkit.train``. The loop never asks which task it runs.
+
 What one run does (rank 0 writes every file):
 
-1. checks the config (the model section through :func:`asrkit.models.resolve_model_config`)
-   and the feature stores; makes or loads ``exp/units/``; builds the model with
-   ``input_dim`` / ``num_classes`` from the data; saves ``exp/config.yaml``;
-2. trains with AdamW (:mod:`asrkit.nn.optim`), warmup + cosine / plateau /
-   constant learning rate, gradient clipping, ``torch.autocast`` on CUDA
-   (bf16, or fp16 with a GradScaler); CPU runs fp32;
-3. after each epoch evaluates on dev (loss and frame accuracy, or greedy
-   CTC PER / WER / CER through :func:`asrkit.score.score`) and writes
-   ``checkpoints/epoch-N.pt``, ``last.pt`` and ``best.pt`` atomically; stops
-   early after ``train.patience`` epochs without a better dev metric.
+1. checks the config (the trainer's sections, then the task's rules and its
+   model section) and the feature stores; the task makes (rank 0) or loads
+   ``exp/units/``, builds the model with ``input_dim`` / ``num_classes`` from
+   the data, reads the targets and filters the training utterances; saves
+   ``exp/config.yaml``;
+2. trains with the task's optimizers (one AdamW by default, :mod:`asrkit.nn.optim`),
+   warmup + cosine / plateau / constant or the Noam learning rate, gradient
+   clipping, ``torch.autocast`` on CUDA (bf16, or fp16 with a GradScaler);
+   CPU runs fp32. A non-finite loss or gradient skips the batch;
+3. after each epoch evaluates on dev (the task's metrics, e.g. loss and frame
+   accuracy, or greedy PER / WER / CER), adds the task's ``end_epoch``
+   metrics, and writes ``checkpoints/epoch-N.pt``, ``last.pt`` and
+   ``best.pt`` atomically; stops early after ``train.patience`` epochs
+   without a better dev metric (the task's ``metric()``).
 
-Loss: the sum of per-utterance losses (CTC) or per-frame cross entropies
-(frame) over the global batch, divided by its target tokens (CTC) or frames
-(frame). Every rank divides its local sum by that global count, so N DDP
-processes compute exactly the gradient of the single-process global batch.
+Loss: the task's ``loss_sum`` over the global batch divided by the global
+normalizer (the sum of the task's ``sampler_weights`` over the batch: its
+target tokens for ctc, its frames for frame). Every rank divides its local
+sum by that global count, so N DDP processes compute exactly the gradient of
+the single-process global batch. The task's ``stats`` are summed the same way
+and logged divided by the summed normalizers, next to the loss.
 
 Resume (``resume=True``): ``last.pt`` holds the data position (the number of
 global batches done in its epoch) and every RNG state; the batches of an
 epoch and the SpecAugment masks are pure functions of ``(seed, epoch)``, so a
 run killed mid-epoch and resumed ends with the same weights as one that was
-never stopped.
+never stopped. One optimizer's state is the checkpoint's ``optimizer`` (and
+``scheduler``); several are dicts of them by the task's optimizer names.
 
 Faults: every file is written atomically, so a kill leaves whole files (the
 next run removes the temp files of a save it cut short). Ctrl-C ends the run
@@ -40,7 +56,6 @@ import errno
 import json
 import math
 import os
-import shutil
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
@@ -53,14 +68,10 @@ import numpy as np
 import torch
 
 from asrkit import log
-from asrkit.data.dataset import (
-    FrameBatchSampler,
-    UtteranceDataset,
-    collate,
-    make_batches,
-)
+from asrkit.data.dataset import FrameBatchSampler, UtteranceDataset, collate
 from asrkit.errors import ConfigError, DataError, TrainingError, UsageError
 from asrkit.io import atomic_write, os_error_line, prepare_output_dir
+from asrkit.tasks import Task, get_task
 from asrkit.train import distributed
 from asrkit.train.checkpoint import (
     CheckpointWriteError,
@@ -116,29 +127,9 @@ class TrainResult:
 # ------------------------------------------------------------------ config checks
 def check_config(cfg: dict) -> None:
     """Everything about a config that can be checked without data: the
-    trainer's keys and the model section (with placeholder dims)."""
-    from asrkit.models import resolve_model_config
-
+    trainer's keys, the task's rules and its model section (with placeholder dims)."""
     validate(cfg)
-    m = dict(cfg["model"])
-    m.setdefault("input_dim", 1)
-    m.setdefault("num_classes", 2)
-    resolve_model_config(m)
-    want = "frame_mlp" if cfg["task"] == "frame" else "ctc"
-    if m["type"] != want:
-        raise ConfigError(f"model.type: the {cfg['task']} task trains a '{want}' model (got {m['type']!r})")
-
-
-def _metric_of(cfg: dict) -> tuple[str, str]:
-    """(metric name, 'max' | 'min')."""
-    m = cfg["train"]["metric"]
-    if m == "auto":
-        m = "acc" if cfg["task"] == "frame" else ("per" if cfg["units"]["kind"] == "phone" else "wer")
-    if cfg["task"] == "ctc" and m == "per" and cfg["units"]["kind"] != "phone":
-        raise ConfigError(f"train.metric=per needs phone units (units.kind is {cfg['units']['kind']})")
-    if cfg["task"] == "ctc" and m in ("wer", "cer") and cfg["units"]["kind"] == "phone":
-        raise ConfigError(f"train.metric={m} needs char or bpe units; phone units give per")
-    return m, ("max" if m == "acc" else "min")
+    get_task(cfg["task"])(cfg).check_config()
 
 
 def _pick_device(name: str, d: distributed.Dist) -> torch.device:
@@ -164,37 +155,48 @@ def _precision(cfg: dict, device: torch.device) -> torch.dtype | None:
 
 # ------------------------------------------------------------------ lr schedule
 class _Schedule:
-    """Warmup + cosine (per update), or warmup + plateau / constant (plateau per epoch)."""
+    """The learning rate of one optimizer: warmup + cosine (per update), warmup
+    + plateau / constant (plateau per epoch), or Noam (per update). Each param
+    group's lr follows the schedule scaled to its own starting lr (the
+    ``optim.lr`` of the default optimizer)."""
 
     def __init__(self, opt: torch.optim.Optimizer, cfg: dict, total_steps: int, mode: str) -> None:
         from asrkit.nn.optim import LinearWarmupCosine, ReduceLROnPlateau
+        from asrkit.nn.optim.schedulers import WarmupLR
 
         o = cfg["optim"]
-        self.opt, self.kind, self.base = opt, o["scheduler"], float(o["lr"])
+        self.opt, self.kind = opt, o["scheduler"]
+        self.bases = [float(g["lr"]) for g in opt.param_groups]
         self.warmup = min(int(o["warmup_steps"]), max(0, total_steps - 1))
         self.step_count = 0
-        self.cos = self.plateau = None
+        self.cos = self.plateau = self.noam = None
         if self.kind == "cosine":
             self.cos = LinearWarmupCosine(opt, self.warmup, max(total_steps, self.warmup + 1), eta_min=o["min_lr"])
+        elif self.kind == "noam":
+            # not shortened to the run: the schedule is defined by its warmup alone
+            self.warmup = int(o["warmup_steps"])
+            self.noam = WarmupLR(opt, self.warmup)
         else:
-            self._set(self._warm_lr())
+            self._set(self._warm_factor())
             if self.kind == "plateau":
                 self.plateau = ReduceLROnPlateau(opt, mode=mode, factor=o["plateau_factor"],
                                                  patience=o["plateau_patience"], min_lr=o["min_lr"])
 
-    def _warm_lr(self) -> float:
-        return self.base * min(1.0, self.step_count / self.warmup) if self.warmup else self.base
+    def _warm_factor(self) -> float:
+        return min(1.0, self.step_count / self.warmup) if self.warmup else 1.0
 
-    def _set(self, lr: float) -> None:
-        for g in self.opt.param_groups:
-            g["lr"] = lr
+    def _set(self, factor: float) -> None:
+        for g, base in zip(self.opt.param_groups, self.bases):
+            g["lr"] = base * factor
 
     def step_update(self) -> None:
         self.step_count += 1
         if self.cos is not None:
             self.cos.step()
+        elif self.noam is not None:
+            self.noam.step()
         elif self.step_count <= self.warmup:
-            self._set(self._warm_lr())
+            self._set(self._warm_factor())
 
     def step_epoch(self, metric: float | None) -> None:
         if self.plateau is not None and metric is not None and self.step_count >= self.warmup:
@@ -205,9 +207,10 @@ class _Schedule:
         return float(self.opt.param_groups[0]["lr"])
 
     def state_dict(self) -> dict:
-        return {"step_count": self.step_count, "lr": self.lr,
+        return {"step_count": self.step_count, "lr": self.lr, "lrs": [float(g["lr"]) for g in self.opt.param_groups],
                 "cos": self.cos.state_dict() if self.cos else None,
-                "plateau": self.plateau.state_dict() if self.plateau else None}
+                "plateau": self.plateau.state_dict() if self.plateau else None,
+                "noam": self.noam.state_dict() if self.noam else None}
 
     def load_state_dict(self, st: dict) -> None:
         self.step_count = st["step_count"]
@@ -215,7 +218,11 @@ class _Schedule:
             self.cos.load_state_dict(st["cos"])
         if self.plateau is not None and st.get("plateau"):
             self.plateau.load_state_dict(st["plateau"])
-        self._set(st["lr"])
+        if self.noam is not None and st.get("noam"):
+            self.noam.load_state_dict(st["noam"])
+        lrs = st.get("lrs") or [st["lr"]] * len(self.opt.param_groups)  # checkpoints before "lrs": one lr
+        for g, lr in zip(self.opt.param_groups, lrs):
+            g["lr"] = lr
 
 
 # ------------------------------------------------------------------ logging (rank 0)
@@ -318,7 +325,7 @@ def train(cfg: dict, train_feats: str | os.PathLike, dev_feats: str | os.PathLik
         except KeyboardInterrupt:
             raise _interrupted(Path(out)) from None
         ck = load_checkpoint(Path(out) / "checkpoints" / "last.pt")
-        m, _ = _metric_of(ck["config"])
+        m, _ = get_task(ck["config"]["task"])(ck["config"]).metric()
         return TrainResult(Path(out), ck["epoch"], ck["step"], m, ck.get("best"), ck.get("best_epoch"),
                            ck.get("stopped_early", False), ck.get("last_dev"))
     return _run(cfg, str(train_feats), str(dev_feats), str(out), resume, hooks, overwrite)
@@ -333,8 +340,11 @@ def _open_store(path: str, what: str):
     return st
 
 
-def _merge_resume_config(saved: dict, new: dict, ck_path: Path) -> dict:
+def _merge_resume_config(saved: dict, new: dict, ck_path: Path, task: Task) -> dict:
     """The saved config with the keys a resume may change taken from ``new``."""
+    if saved.get("task") != new["task"]:
+        raise ConfigError(f"{ck_path}: is a '{saved.get('task')}' run, not '{new['task']}'; resume it with "
+                          f"'asrkit train {saved.get('task')}' or start a new --out")
     merged = json.loads(json.dumps(saved))
     for sec in ("data", "features", "units", "optim", "train"):
         for k, v in new[sec].items():
@@ -344,11 +354,9 @@ def _merge_resume_config(saved: dict, new: dict, ck_path: Path) -> dict:
             elif old != v:
                 raise ConfigError(f"{sec}.{k}={v!r} differs from {old!r} in the run being resumed "
                                   f"({ck_path}); resume with the same config or start a new --out")
-    from asrkit.models import resolve_model_config
-
     saved_model = saved["model"]
     try:
-        resolved = resolve_model_config({**new["model"], "input_dim": saved_model["input_dim"],
+        resolved = task.resolve_model_config({**new["model"], "input_dim": saved_model["input_dim"],
                                          "num_classes": saved_model["num_classes"]})
     except ConfigError:
         resolved = dict(new["model"])
@@ -358,22 +366,13 @@ def _merge_resume_config(saved: dict, new: dict, ck_path: Path) -> dict:
         if saved_model.get(k) != v:
             raise ConfigError(f"model.{k}={v!r} differs from {saved_model.get(k)!r} in the run being "
                               f"resumed ({ck_path}); resume with the same config or start a new --out")
-    merged["model"]["impl"] = new["model"].get("impl", saved["model"]["impl"])
+    if "impl" in new["model"] or "impl" in saved_model:  # scratch | native may change: the same weights
+        merged["model"]["impl"] = new["model"].get("impl", saved_model.get("impl"))
     return merged
-
-
-def _load_units(units_dir: Path, kind: str):
-    from asrkit.data.units import load_units_dir
-
-    return load_units_dir(units_dir, kind, blank_first=True)
 
 
 def _run(cfg: dict, train_path: str, dev_path: str, out_path: str, resume: bool,
          hooks: dict[str, Callable[..., Any]] | None, overwrite: bool = False) -> TrainResult:
-    from asrkit.features.specaugment import SpecAugment
-    from asrkit.models import build_model
-    from asrkit.train import targets as T
-
     cfg = json.loads(json.dumps(cfg))
     started = time.time()
     d = distributed.env()
@@ -389,7 +388,7 @@ def _run(cfg: dict, train_path: str, dev_path: str, out_path: str, resume: bool,
     ck = None
     if resume and last_path.exists():
         ck = load_checkpoint(last_path)
-        cfg = _merge_resume_config(ck["config"], cfg, last_path)
+        cfg = _merge_resume_config(ck["config"], cfg, last_path, get_task(cfg["task"])(cfg))
         want = ck["config"]["model"]["input_dim"]
         if want != train_store.dim:
             raise TrainingError(f"{last_path}: the checkpoint's model takes {want}-dim features but "
@@ -412,8 +411,7 @@ def _run(cfg: dict, train_path: str, dev_path: str, out_path: str, resume: bool,
         if given is not None and given != want:
             raise DataError(f"model.input_dim={given} but {train_path} has {want}-dim features; "
                             f"leave model.input_dim out (the trainer fills it in)")
-    metric_name, metric_mode = _metric_of(cfg)
-    task = cfg["task"]
+    task = get_task(cfg["task"])(cfg)
     device = _pick_device(cfg["train"]["device"], d)
     amp_dtype = _precision(cfg, device)
     seed = int(cfg["train"]["seed"])
@@ -425,8 +423,7 @@ def _run(cfg: dict, train_path: str, dev_path: str, out_path: str, resume: bool,
     if not d.main:
         log.set_quiet(True)
     try:
-        return _loop(cfg, d, exp, ck, train_store, dev_store, train_path, device, amp_dtype, seed,
-                     metric_name, metric_mode, task, hooks, build_model, SpecAugment, T)
+        return _loop(cfg, d, exp, ck, train_store, dev_store, train_path, device, amp_dtype, seed, task, hooks)
     except KeyboardInterrupt:
         raise _interrupted(exp) from None
     except CheckpointWriteError as err:
@@ -447,34 +444,26 @@ def _barrier(d: distributed.Dist) -> None:
         torch.distributed.barrier()
 
 
-def _loop(cfg, d, exp, ck, train_store, dev_store, train_path, device, amp_dtype, seed, metric_name,
-          metric_mode, task, hooks, build_model, SpecAugment, T) -> TrainResult:
+def _loop(cfg: dict, d: distributed.Dist, exp: Path, ck: dict | None, train_store, dev_store, train_path: str,
+          device: torch.device, amp_dtype: torch.dtype | None, seed: int, task: Task,
+          hooks: dict[str, Callable[..., Any]] | None) -> TrainResult:
     import random
+
+    from asrkit.features.specaugment import SpecAugment
 
     dist = torch.distributed
     units_dir = exp / "units"
     ckdir = exp / "checkpoints"
-    ucfg, dcfg, tcfg = cfg["units"], cfg["data"], cfg["train"]
+    dcfg, tcfg = cfg["data"], cfg["train"]
 
     # ---- units (rank 0 makes them; everyone reads the saved folder)
     if d.main:
         exp.mkdir(parents=True, exist_ok=True)
         if ck is None:
-            if task == "frame":
-                units = T.frame_units(train_store, ucfg["dir"])
-                T.save_units(units, units_dir, ucfg["dir"])
-            elif ucfg["dir"] is not None:
-                units = T.ctc_units(ucfg["kind"], train_store, ucfg["dir"], dcfg["text"], units_dir,
-                                    ucfg["vocab_size"], ucfg["lexicon"])
-                T.save_units(units, units_dir, ucfg["dir"])
-            else:
-                tmp = exp / ".units.tmp"
-                shutil.rmtree(tmp, ignore_errors=True)
-                T.ctc_units(ucfg["kind"], train_store, None, dcfg["text"], tmp, ucfg["vocab_size"], ucfg["lexicon"])
-                shutil.rmtree(units_dir, ignore_errors=True)
-                os.replace(tmp, units_dir)
+            task.make_units(train_store, units_dir)
     _barrier(d)
-    units = _load_units(units_dir, "ali" if task == "frame" else ucfg["kind"])
+    units = task.load_units(units_dir)
+    metric_name, metric_mode = task.metric()
 
     # ---- model (same initial weights on every rank)
     given = cfg["model"].get("num_classes")
@@ -486,7 +475,7 @@ def _loop(cfg, d, exp, ck, train_store, dev_store, train_path, device, amp_dtype
     random.seed(seed)
     np.random.seed(seed % (2 ** 32))
     torch.manual_seed(seed)
-    model = build_model(cfg["model"])
+    model = task.build_model(cfg["model"])
     cfg["model"] = dict(model.config)
     model.to(device)
 
@@ -498,21 +487,11 @@ def _loop(cfg, d, exp, ck, train_store, dev_store, train_path, device, amp_dtype
         if d.main and len(train_utts) < n0:
             log.warn(f"{n0 - len(train_utts)} training utterance(s) longer than data.max_utt_frames left out")
     dev_utts = dev_store.keys()
-    if task == "frame":
-        train_tg = T.frame_targets(train_store, train_utts, units)
-        dev_tg = T.frame_targets(dev_store, dev_utts, units)
-        dev_refs = None
-    else:
-        train_tg, _ = T.ctc_targets(train_store, train_utts, units, dcfg["text"])
-        dev_tg, dev_refs = T.ctc_targets(dev_store, dev_utts, units, dcfg["dev_text"])
-        outlen = getattr(model, "output_lengths", None)
-        frames = torch.tensor([train_store.num_frames(u) for u in train_utts])
-        olens = outlen(frames).tolist() if outlen else (frames // getattr(model, "subsampling", 1)).tolist()
-        keep = [u for u, n in zip(train_utts, olens) if len(train_tg[u]) <= n]
-        if d.main and len(keep) < len(train_utts):
-            log.warn(f"{len(train_utts) - len(keep)} training utterance(s) have more target units than "
-                     f"output frames (after x{getattr(model, 'subsampling', 1)} subsampling) and are left out")
-        train_utts = keep
+    train_tg, _ = task.targets(train_store, train_utts, units, "train")
+    dev_tg, dev_refs = task.targets(dev_store, dev_utts, units, "dev")
+    train_utts, dropped = task.filter_train(train_store, train_utts, train_tg, model)
+    if dropped and d.main:
+        log.warn(dropped)
     if not train_utts:
         raise DataError(f"{train_path}: the training set is empty after filtering (see the warnings above)")
 
@@ -527,29 +506,25 @@ def _loop(cfg, d, exp, ck, train_store, dev_store, train_path, device, amp_dtype
                           fcfg["time_ratio"])
     train_ds = UtteranceDataset(train_store, train_utts, train_tg, dcfg["cmvn"], dcfg["norm_vars"], aug, seed)
     dev_ds = UtteranceDataset(dev_store, dev_utts, dev_tg, dcfg["cmvn"], dcfg["norm_vars"], None, seed)
-    weights = ([float(len(train_tg[u])) for u in train_utts] if task == "ctc" else None)
+    weights = task.sampler_weights(train_utts, train_tg)
     sampler = FrameBatchSampler(train_ds.lengths, dcfg["max_frames"], dcfg["buckets"], dcfg["shuffle"], seed,
                                 d.rank, d.world_size, weights)
     steps_per_epoch = len(sampler)
     if steps_per_epoch == 0:
         raise DataError(f"{train_path}: no training batches")
-    frame_targets = task == "frame"
 
     # ---- optimization
-    from asrkit.nn import CrossEntropyLoss, CTCLoss
-    from asrkit.nn.optim import AdamW
-
     ocfg = cfg["optim"]
-    opt = AdamW(model.parameters(), lr=ocfg["lr"], betas=tuple(ocfg["betas"]), eps=ocfg["eps"],
-                weight_decay=ocfg["weight_decay"])
+    opts = task.optimizers(model)
+    if not opts:
+        raise TrainingError(f"the {task.name} task gave no optimizer")
     total_steps = tcfg["max_steps"] or tcfg["epochs"] * steps_per_epoch
-    sched = _Schedule(opt, cfg, total_steps, metric_mode)
+    scheds = {name: _Schedule(o, cfg, total_steps, metric_mode) for name, o in opts.items()}
+    sched = next(iter(scheds.values()))  # the first optimizer's lr is the one logged as lr
     scaler = torch.amp.GradScaler("cuda") if amp_dtype == torch.float16 else None
-    impl = cfg["model"]["impl"]
-    if task == "ctc":
-        crit = CTCLoss(blank=0, reduction="none", zero_infinity=True, impl=impl)
-    else:
-        crit = CrossEntropyLoss(reduction="sum", ignore_index=-100, impl=impl)
+    impl = cfg["model"].get("impl")
+    task.setup(model, device)
+    stat_names = tuple(task.stat_names())
     net: torch.nn.Module = model
     if d.enabled:
         from torch.nn.parallel import DistributedDataParallel as DDP
@@ -565,8 +540,8 @@ def _loop(cfg, d, exp, ck, train_store, dev_store, train_path, device, amp_dtype
     resume_sums = None
     if ck is not None:
         load_weights(model, ck["model"], exp / "checkpoints" / "last.pt")
-        opt.load_state_dict(ck["optimizer"])
-        sched.load_state_dict(ck["scheduler"])
+        _load_named(opts, ck["optimizer"], "optimizer", ckdir / "last.pt")
+        _load_named(scheds, ck["scheduler"], "scheduler", ckdir / "last.pt")
         if scaler is not None and ck.get("scaler"):
             scaler.load_state_dict(ck["scaler"])
         epoch, position, step = ck["epoch"], ck["position"], ck["step"]
@@ -587,8 +562,8 @@ def _loop(cfg, d, exp, ck, train_store, dev_store, train_path, device, amp_dtype
     logger = _Log(exp, d.main, tcfg["tensorboard"], step if ck is not None else None)
     if d.main:
         nparams = sum(p.numel() for p in model.parameters())
-        logger.line(f"{'resuming' if ck else 'training'} {task} model ({nparams / 1e6:.2f} M parameters, "
-                    f"impl={impl}) on {device}{f' x{d.world_size}' if d.enabled else ''}"
+        logger.line(f"{'resuming' if ck else 'training'} {task.name} model ({nparams / 1e6:.2f} M parameters"
+                    f"{f', impl={impl}' if impl else ''}) on {device}{f' x{d.world_size}' if d.enabled else ''}"
                     f"{', ' + str(amp_dtype).replace('torch.', '') if amp_dtype else ''}: {len(train_utts)} "
                     f"utterances, {steps_per_epoch} batches per epoch; dev {len(dev_utts)} utterances"
                     + (f"; from epoch {epoch + 1} batch {position}" if ck else ""))
@@ -598,12 +573,12 @@ def _loop(cfg, d, exp, ck, train_store, dev_store, train_path, device, amp_dtype
         rngs = [None] * d.world_size if d.enabled else [rng]
         if d.enabled:
             dist.all_gather_object(rngs, rng)
-        return {"model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+        return {"model": model.state_dict(), "optimizer": _named_state(opts), "scheduler": _named_state(scheds),
                 "scaler": scaler.state_dict() if scaler is not None else None, "rng": rngs,
                 "epoch": epoch, "position": position, "step": step, "best": best, "best_epoch": best_epoch,
                 "bad_epochs": bad_epochs, "nan_streak": nan_streak, "nan_total": nan_total,
                 "last_dev": last_dev, "stopped_early": stop_flag, "metric": metric_name, "config": cfg,
-                "sums": _sums(win, ep_stats) if position else None}
+                "sums": _sums(win, ep_stats, stat_names) if position else None}
 
     def save_last(stop_flag: bool = False) -> None:
         st = state(stop_flag)
@@ -621,13 +596,13 @@ def _loop(cfg, d, exp, ck, train_store, dev_store, train_path, device, amp_dtype
     eta = _Eta(tcfg["epochs"], steps_per_epoch, max_steps, step)
 
     while not done and epoch < tcfg["epochs"] and not stopped_early:
+        task.start_epoch(epoch)
         train_ds.set_epoch(epoch)
         sampler.set_epoch(epoch, position)
         plan = list(sampler)
         steps_this_epoch = len(sampler)  # the bucketed batches of this epoch: their count varies by epoch
         net.train()
-        win = {"loss": 0.0, "norm": 0.0, "frames": 0.0, "t": time.monotonic()}
-        ep_stats = {"loss": 0.0, "norm": 0.0, "frames": 0.0, "t": time.monotonic()}
+        win, ep_stats = _new_sums(stat_names), _new_sums(stat_names)
         if resume_sums:  # resumed mid-epoch: the sums of the batches before the checkpoint
             win.update(resume_sums["window"])
             ep_stats.update(resume_sums["epoch"])
@@ -636,21 +611,12 @@ def _loop(cfg, d, exp, ck, train_store, dev_store, train_path, device, amp_dtype
             task_id = bar.add_task(f"epoch {epoch + 1}/{tcfg['epochs']}", total=steps_this_epoch,
                                    completed=position, loss=float("nan"), fps=0.0,
                                    eta=eta.left(epoch, position, steps_this_epoch))
-            for batch in _batches(train_ds, plan, frame_targets, dcfg["num_workers"]):
+            for batch in _batches(train_ds, plan, task.frame_targets, dcfg["num_workers"]):
                 norm = batch[1]
                 b = batch[0].to(device)
                 # running statistics (BatchNorm) to put back if this batch turns out non-finite
                 saved_bufs = [t.detach().clone() for t in float_bufs]
-                with autocast():
-                    logits, out_lens = net(b.feats, b.lengths)  # (B, T', C), (B,)
-                if task == "ctc":
-                    lp = logits.float().log_softmax(-1).transpose(0, 1)  # (T', B, C)
-                    loss_sum = crit(lp, b.targets, out_lens, b.target_lengths).sum()
-                    local_norm = float(b.target_lengths.sum())
-                else:
-                    C = logits.shape[-1]
-                    loss_sum = crit(logits.float().reshape(-1, C), b.targets.reshape(-1))
-                    local_norm = float(b.num_frames)
+                loss_sum, local_norm, task_stats = task.loss(net, b, device, autocast)
                 objective = loss_sum * (d.world_size / norm)
                 if scaler is not None:
                     scaler.scale(objective).backward()
@@ -658,28 +624,32 @@ def _loop(cfg, d, exp, ck, train_store, dev_store, train_path, device, amp_dtype
                     objective.backward()
                 save_now = (tcfg["save_every_steps"] and (step + 1) % tcfg["save_every_steps"] == 0) or (
                     tcfg["save_every_min"] and time.monotonic() - t_last_save > 60 * tcfg["save_every_min"])
-                stats = torch.tensor([float(loss_sum.detach()), local_norm, float(b.num_frames),
+                stats = torch.tensor([float(loss_sum.detach()), float(local_norm), float(b.num_frames),
                                       float(not math.isfinite(float(loss_sum.detach()))),
-                                      float(bool(save_now) and d.main)], dtype=torch.float64)
+                                      float(bool(save_now) and d.main), *_stat_values(task, task_stats, stat_names)],
+                                     dtype=torch.float64)
                 if d.enabled:
                     if device.type == "cuda":  # nccl reduces CUDA tensors only
                         stats = stats.to(device)
                     dist.all_reduce(stats)
-                g_loss, g_norm, g_frames, g_bad, g_save = stats.tolist()
+                g_loss, g_norm, g_frames, g_bad, g_save, *g_stats = stats.tolist()
                 finite = g_bad == 0
                 if finite:
                     if scaler is not None:
-                        scaler.unscale_(opt)
+                        for o in opts.values():
+                            scaler.unscale_(o)
                     if ocfg["grad_clip"] is not None:
                         gn = torch.nn.utils.clip_grad_norm_(model.parameters(), ocfg["grad_clip"])
                         if scaler is None and not torch.isfinite(gn):
                             finite = False
                 if finite:
+                    for o in opts.values():
+                        if scaler is not None:
+                            scaler.step(o)
+                        else:
+                            o.step()
                     if scaler is not None:
-                        scaler.step(opt)
                         scaler.update()
-                    else:
-                        opt.step()
                     nan_streak = 0
                 else:
                     with torch.no_grad():
@@ -698,8 +668,10 @@ def _loop(cfg, d, exp, ck, train_store, dev_store, train_path, device, amp_dtype
                             f"the loss was NaN/inf in {nan_streak} batches in a row (epoch {epoch + 1}, batch "
                             f"{position + 1}, e.g. utterance '{b.utts[0]}'); check the features for NaN/inf "
                             f"values and try a lower optim.lr")
-                opt.zero_grad(set_to_none=True)
-                sched.step_update()
+                for o in opts.values():
+                    o.zero_grad(set_to_none=True)
+                for sc in scheds.values():
+                    sc.step_update()
                 position += 1
                 step += 1
                 if finite:
@@ -707,14 +679,16 @@ def _loop(cfg, d, exp, ck, train_store, dev_store, train_path, device, amp_dtype
                         acc["loss"] += g_loss
                         acc["norm"] += g_norm
                         acc["frames"] += g_frames
+                        for k, v in zip(stat_names, g_stats):
+                            acc[k] += v
                 if step % tcfg["log_every"] == 0 or position == steps_this_epoch:
                     el = max(time.monotonic() - win["t"], 1e-9)
-                    loss = win["loss"] / win["norm"] if win["norm"] else float("nan")
+                    means = _means(win, stat_names)
                     fps = win["frames"] / el
-                    logger.event(event="train", epoch=epoch + 1, step=step, loss=loss, lr=sched.lr,
+                    logger.event(event="train", epoch=epoch + 1, step=step, **means, lr=sched.lr, **_other_lrs(scheds),
                                  frames_per_s=fps, frames=int(win["frames"]), seconds=el)
-                    bar.update(task_id, loss=loss, fps=fps)
-                    win = {"loss": 0.0, "norm": 0.0, "frames": 0.0, "t": time.monotonic()}
+                    bar.update(task_id, loss=means["loss"], fps=fps)
+                    win = _new_sums(stat_names)
                 bar.update(task_id, completed=position, eta=eta.left(epoch, position, steps_this_epoch, step))
                 if after_step is not None:
                     after_step(step, epoch, position)
@@ -729,25 +703,29 @@ def _loop(cfg, d, exp, ck, train_store, dev_store, train_path, device, amp_dtype
             break
         # ---- end of epoch: dev, checkpoints, early stopping
         el = max(time.monotonic() - ep_stats["t"], 1e-9)
-        train_loss = ep_stats["loss"] / ep_stats["norm"] if ep_stats["norm"] else float("nan")
-        last_dev = _evaluate(model, dev_ds, dev_refs, units, task, cfg, d, device, autocast, crit)
+        train_means = _means(ep_stats, stat_names)
+        last_dev = _evaluate(task, epoch, model, dev_ds, dev_refs, units, exp, d, device, autocast)
+        if metric_name not in last_dev:
+            raise TrainingError(f"the {task.name} task's dev metrics have no '{metric_name}' "
+                                f"(they are {', '.join(last_dev)}); pick one with train.metric")
         value = last_dev[metric_name]
         improved = best is None or (value > best if metric_mode == "max" else value < best)
         if improved:
             best, best_epoch, bad_epochs = value, epoch + 1, 0
         else:
             bad_epochs += 1
-        sched.step_epoch(value)
+        for sc in scheds.values():
+            sc.step_epoch(value)
         epoch += 1
         position = 0
         if tcfg["patience"] is not None and bad_epochs >= tcfg["patience"]:
             stopped_early = True
-        logger.event(event="dev", epoch=epoch, step=step, train_loss=train_loss, lr=sched.lr,
-                     frames_per_s=ep_stats["frames"] / el, epoch_s=el, best=bool(improved),
-                     **{f"dev_{k}": v for k, v in last_dev.items()})
-        shown = ", ".join(f"{k} {v:.4g}" + ("%" if k in ("per", "wer", "cer", "acc") else "")
-                          for k, v in last_dev.items())
-        logger.line(f"epoch {epoch}: train loss {train_loss:.4g}, dev {shown}"
+        logger.event(event="dev", epoch=epoch, step=step, **{f"train_{k}": v for k, v in train_means.items()},
+                     lr=sched.lr, **_other_lrs(scheds), frames_per_s=ep_stats["frames"] / el, epoch_s=el,
+                     best=bool(improved), **{f"dev_{k}": v for k, v in last_dev.items()})
+        shown_train = ", ".join(f"{k} {v:.4g}" for k, v in train_means.items())
+        shown = ", ".join(f"{k} {v:.4g}" + ("%" if k in task.percent_metrics else "") for k, v in last_dev.items())
+        logger.line(f"epoch {epoch}: train {shown_train}, dev {shown}"
                     f"{' (best)' if improved else ''}; {ep_stats['frames'] / el:.0f} frames/s, {el:.1f} s")
         st = state(stopped_early)
         if d.main:
@@ -771,10 +749,52 @@ def _loop(cfg, d, exp, ck, train_store, dev_store, train_path, device, amp_dtype
     return TrainResult(exp, epoch, step, metric_name, best, best_epoch, stopped_early, last_dev)
 
 
-def _sums(win: dict, ep_stats: dict) -> dict:
-    """The loss / norm / frame sums of the log window and of the epoch (for a resume mid-epoch)."""
-    return {name: {k: float(acc[k]) for k in ("loss", "norm", "frames")}
+def _new_sums(stat_names: tuple[str, ...]) -> dict:
+    """Empty sums of a log window or an epoch: loss, normalizer, frames, the task's stats, start time."""
+    return {"loss": 0.0, "norm": 0.0, "frames": 0.0, **{k: 0.0 for k in stat_names}, "t": time.monotonic()}
+
+
+def _means(acc: dict, stat_names: tuple[str, ...]) -> dict[str, float]:
+    """The loss and the task's stats divided by the summed normalizer."""
+    return {k: acc[k] / acc["norm"] if acc["norm"] else float("nan") for k in ("loss", *stat_names)}
+
+
+def _sums(win: dict, ep_stats: dict, stat_names: tuple[str, ...]) -> dict:
+    """The loss / norm / frame / stat sums of the log window and of the epoch (for a resume mid-epoch)."""
+    return {name: {k: float(acc[k]) for k in ("loss", "norm", "frames", *stat_names)}
             for name, acc in (("window", win), ("epoch", ep_stats))}
+
+
+def _stat_values(task: Task, stats: dict[str, float], stat_names: tuple[str, ...]) -> list[float]:
+    """The task's batch stats in ``stat_names`` order (the same on every rank: they are all-reduced)."""
+    if set(stats) != set(stat_names):
+        raise TrainingError(f"the {task.name} task's loss gave stats {sorted(stats)}, but its stat_names() "
+                            f"are {sorted(stat_names)}")
+    return [float(stats[k]) for k in stat_names]
+
+
+def _other_lrs(scheds: dict[str, _Schedule]) -> dict[str, float]:
+    """``lr_NAME`` of every optimizer after the first (whose lr is logged as ``lr``)."""
+    return {f"lr_{name}": sc.lr for name, sc in list(scheds.items())[1:]}
+
+
+def _named_state(objs: dict[str, Any]) -> dict:
+    """One optimizer's (scheduler's) state as it is; several as ``{name: state}``."""
+    if len(objs) == 1:
+        return next(iter(objs.values())).state_dict()
+    return {name: o.state_dict() for name, o in objs.items()}
+
+
+def _load_named(objs: dict[str, Any], state: dict, what: str, path: Path) -> None:
+    if len(objs) == 1:
+        next(iter(objs.values())).load_state_dict(state)
+        return
+    if not isinstance(state, dict) or set(state) != set(objs):
+        have = sorted(state) if isinstance(state, dict) else []
+        raise TrainingError(f"{path}: the checkpoint's {what} states are {have}, but the task has "
+                            f"{sorted(objs)}; resume with the same task and config or start a new --out")
+    for name, o in objs.items():
+        o.load_state_dict(state[name])
 
 
 def _progress_columns():
@@ -823,57 +843,16 @@ def _batches(ds: UtteranceDataset, plan: list[tuple[list[int], float]], frame_ta
         yield batch, norm
 
 
-@torch.no_grad()
-def _evaluate(model, ds, refs, units, task, cfg, d, device, autocast, crit) -> dict[str, float]:
-    """Dev loss and metric; each rank takes every world_size-th batch, results gathered."""
-    from asrkit.nn.search import ctc_greedy
-
+def _evaluate(task: Task, epoch: int, model: torch.nn.Module, ds: UtteranceDataset, refs: dict | None, units,
+              exp: Path, d: distributed.Dist, device: torch.device, autocast) -> dict[str, float]:
+    """The task's dev metrics and its end-of-epoch ones (``epoch`` 0-based), the
+    model in eval mode without gradients; every rank takes part."""
     was = model.training
     model.eval()
-    batches = make_batches(ds.lengths, cfg["data"]["max_frames"], shuffle=False)
-    mine = batches[d.rank::d.world_size]
-    loss_sum = norm = correct = frames = 0.0
-    hyps: dict[str, list[str]] = {}
-    for idx in mine:
-        b = collate([ds[i] for i in idx], frame_targets=task == "frame").to(device)
-        with autocast():
-            logits, out_lens = model(b.feats, b.lengths)
-        if task == "ctc":
-            lp = logits.float().log_softmax(-1)  # (B, T', C)
-            loss_sum += float(crit(lp.transpose(0, 1), b.targets, out_lens, b.target_lengths).sum())
-            norm += float(b.target_lengths.sum())
-            seqs, _ = ctc_greedy(lp, out_lens, blank=0)
-            for u, s in zip(b.utts, seqs):
-                hyps[u] = units.tokens(s)
-        else:
-            C = logits.shape[-1]
-            flat = logits.float().reshape(-1, C)
-            tgt = b.targets.reshape(-1)
-            loss_sum += float(crit(flat, tgt))
-            valid = tgt != -100
-            correct += float((flat.argmax(-1)[valid] == tgt[valid]).sum())
-            frames += float(valid.sum())
-            norm += float(valid.sum())
-    if d.enabled:
-        parts: list = [None] * d.world_size
-        torch.distributed.all_gather_object(parts, (loss_sum, norm, correct, frames, hyps))
-        loss_sum = sum(p[0] for p in parts)
-        norm = sum(p[1] for p in parts)
-        correct = sum(p[2] for p in parts)
-        frames = sum(p[3] for p in parts)
-        hyps = {k: v for p in parts for k, v in p[4].items()}
-    model.train(was)
-    out = {"loss": loss_sum / norm if norm else float("nan")}
-    if task == "frame":
-        out["acc"] = 100.0 * correct / frames if frames else 0.0
-        return out
-    from asrkit.score import score
-
-    ordered = {u: refs[u] for u in ds.utts}
-    if units.kind == "phone":
-        out["per"] = float(score(ordered, hyps).wer or 0.0)
-    else:
-        r = score(ordered, hyps, cer=True)
-        out["wer"] = float(r.wer or 0.0)
-        out["cer"] = float(r.cer or 0.0)
-    return out
+    try:
+        with torch.no_grad():
+            out = dict(task.evaluate(model, ds, refs, units, device=device, autocast=autocast, dist=d))
+            out.update(task.end_epoch(epoch, model, ds, refs, units, exp, device, dist=d))
+    finally:
+        model.train(was)
+    return {k: float(v) for k, v in out.items()}

@@ -6,7 +6,7 @@ from types import SimpleNamespace
 import pytest
 
 from asrkit.data.lexicon import UnknownWordError
-from asrkit.train.targets import ctc_units
+from asrkit.tasks.tokens import token_units as ctc_units
 
 
 def test_unknown_words_name_the_units_lexicon_override(tmp_path):

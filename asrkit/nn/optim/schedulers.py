@@ -1,5 +1,5 @@
 """Learning-rate schedulers: StepLR, CosineAnnealingLR, LinearWarmupCosine,
-ReduceLROnPlateau, Noam. Each sets ``group["lr"]`` of any ``torch.optim.Optimizer``.
+ReduceLROnPlateau, Noam, WarmupLR. Each sets ``group["lr"]`` of any ``torch.optim.Optimizer``.
 
 Call ``scheduler.step()`` once per epoch (or per update for the warmup ones),
 after ``optimizer.step()``, as with torch's schedulers. Constructing a
@@ -113,6 +113,30 @@ class Noam(LRScheduler):
     def get_lr(self) -> list[float]:
         s = self.last_epoch + 1
         f = self.d_model ** -0.5 * min(s ** -0.5, s * self.warmup_steps ** -1.5)
+        return [b * f for b in self.base_lrs]
+
+
+class WarmupLR(LRScheduler):
+    """Noam normalized to peak at the optimizer's lr (ESPnet's ``WarmupLR``): a
+    linear warmup to ``base`` at ``step = warmup_steps``, then decay as
+    ``1 / sqrt(step)``::
+
+        lr = base * warmup^0.5 * min(step^-0.5, step * warmup^-1.5),  step = epoch + 1
+           = base * min(step / warmup, sqrt(warmup / step))
+
+    It is :class:`Noam` with its ``d_model^-0.5`` replaced by ``warmup^0.5``,
+    so the peak is the optimizer's lr whatever the model width.
+    """
+
+    def __init__(self, optimizer: torch.optim.Optimizer, warmup_steps: int, last_epoch: int = -1) -> None:
+        if warmup_steps <= 0:
+            raise ValueError(f"need warmup_steps > 0, got {warmup_steps}")
+        self.warmup_steps = warmup_steps
+        super().__init__(optimizer, last_epoch)
+
+    def get_lr(self) -> list[float]:
+        s, w = self.last_epoch + 1, self.warmup_steps
+        f = w ** 0.5 * min(s ** -0.5, s * w ** -1.5)
         return [b * f for b in self.base_lrs]
 
 

@@ -1,0 +1,23 @@
+"""asrkit.tasks: what ``asrkit train NAME`` learns, one small class per task.
+
+    from asrkit.tasks import get_task, TASKS
+    task = get_task("ctc")(cfg)      # units, targets, model, batch -> loss, dev metrics, optimizers
+
+* ``frame`` (:class:`FrameTask`): frame classification from the store's ``ali``; dev accuracy.
+* ``ctc`` (:class:`CTCTask`): CTC on phone, char or bpe units; dev PER or WER/CER.
+
+The contract (every hook, and the order the trainer calls them) is
+:class:`asrkit.tasks.base.Task`; :class:`asrkit.tasks.tokens.TokenTask` is the
+shared base of the tasks that learn transcripts. Importing this package
+registers the built-in tasks; a new task is a module here with a
+``@register_task`` class, imported below.
+"""
+from __future__ import annotations
+
+from asrkit.tasks.base import TASKS, Task, dev_batches, gather, get_task, register_task, task_names
+from asrkit.tasks.frame import FrameTask
+from asrkit.tasks.ctc import CTCTask  # noqa: I001 - registration order: frame, then ctc
+from asrkit.tasks.tokens import TokenTask
+
+__all__ = ["TASKS", "CTCTask", "FrameTask", "Task", "TokenTask", "dev_batches", "gather", "get_task",
+           "register_task", "task_names"]

@@ -1,0 +1,260 @@
+"""The task contract and the registry of tasks.
+
+A task is what ``asrkit train NAME`` learns: its units and targets, its model,
+how a batch becomes a loss, how a dev set becomes metrics. The trainer
+(:mod:`asrkit.train`) runs any task the same way and never asks which one it
+runs; it finds the task's class here by the config's ``task`` name::
+
+    cls = get_task(cfg["task"])     # the class; ConfigError naming the known tasks if none
+    task = cls(cfg)                 # one object per run, bound to the resolved config
+
+How a run calls the hooks (``T`` the task, every rank unless it says rank 0)::
+
+    T.validate(); T.check_config()                  # config only, before any data is read
+    T.metric()                                      # (name, "max" | "min") chooses best.pt, early stopping
+    T.make_units(train_store, exp/"units")          # rank 0, new runs only; then every rank:
+    units = T.load_units(exp/"units")
+    model = T.build_model(cfg["model"])             # input_dim / num_classes filled in, seeded
+    T.targets(store, utts, units, "train" | "dev")  # -> (utt -> ids, utt -> reference tokens | None)
+    T.filter_train(store, utts, targets, model)     # -> (kept utts, warning line | None)
+    T.sampler_weights(utts, targets)                # -> the loss normalizer's weight per utterance | None
+    T.optimizers(model); T.setup(model, device)     # {name: optimizer}; criteria
+    each epoch:  T.start_epoch(epoch)
+                 each batch: loss_sum, norm, stats = T.loss(net, batch, device, autocast)
+                 T.evaluate(model, dev_ds, refs, units, device=, autocast=, dist=)
+                 T.end_epoch(epoch, model, dev_ds, refs, units, exp, device, dist=)
+
+The gradient step is the mean over the global batch: every rank divides its
+``loss_sum`` by the global sum of :meth:`Task.sampler_weights` (the frames of
+the batch when that is None), so that sum must be what ``loss`` reports as
+its normalizer. ``stats`` are sums like the loss; the trainer logs each
+divided by the summed normalizers (``train`` events of metrics.jsonl).
+
+A task module imports torch, numpy and the models inside its methods (or
+keeps them light), so ``asrkit --help``, which lists the tasks, stays fast.
+Register a task with :func:`register_task` and import its module from
+``asrkit/tasks/__init__.py``.
+"""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from asrkit.errors import ConfigError
+
+if TYPE_CHECKING:
+    import numpy as np
+    import torch
+
+    from asrkit.data.dataset import Batch, UtteranceDataset
+    from asrkit.data.units import UnitMap
+
+__all__ = ["TASKS", "Task", "dev_batches", "gather", "get_task", "register_task", "task_names"]
+
+#: name -> task class, in registration order
+TASKS: dict[str, type[Task]] = {}
+
+
+def register_task(cls: type[Task]) -> type[Task]:
+    """Class decorator: make ``cls`` the task ``cls.name`` (``asrkit train NAME``)."""
+    if not cls.name or not cls.name.isidentifier():
+        raise ValueError(f"{cls.__name__}.name must be an identifier (got {cls.name!r})")
+    if cls.name in TASKS and TASKS[cls.name] is not cls:
+        raise ValueError(f"task '{cls.name}' is registered twice ({TASKS[cls.name].__name__}, {cls.__name__})")
+    TASKS[cls.name] = cls
+    return cls
+
+
+def task_names() -> tuple[str, ...]:
+    return tuple(TASKS)
+
+
+def get_task(name: Any) -> type[Task]:
+    """The task class registered as ``name``; a ConfigError listing the known tasks otherwise."""
+    cls = TASKS.get(name) if isinstance(name, str) else None
+    if cls is None:
+        raise ConfigError(f"unknown task {name!r} (known tasks: {', '.join(TASKS) or 'none'})")
+    return cls
+
+
+class Task(ABC):
+    """Base class of a task. Subclasses set the class attributes and implement
+    :meth:`make_units`, :meth:`load_units`, :meth:`targets`, :meth:`loss` and
+    :meth:`evaluate`; the other hooks have defaults that fit most tasks."""
+
+    #: the name of ``asrkit train NAME`` and of the config's ``task`` key
+    name: ClassVar[str] = ""
+    #: the first line of ``asrkit train NAME --help``
+    help: ClassVar[str] = ""
+    #: what the training feature store must hold, for the ``--train`` help ("its 'ali' frame labels")
+    train_needs: ClassVar[str] = "the features"
+    #: conf files of this task, for the ``--conf`` help
+    conf_example: ClassVar[str] = ""
+    #: the ``model.type`` values this task trains
+    model_types: ClassVar[tuple[str, ...]] = ()
+    #: the ``units.kind`` values it takes (None: the key may be null)
+    unit_kinds: ClassVar[tuple[str | None, ...]] = ()
+    #: the dev metrics :meth:`evaluate` may return besides ``loss``: name -> "max" | "min" (better is)
+    metrics: ClassVar[dict[str, str]] = {}
+    #: collate batches with per-frame targets (B, T) padded with -100, instead of concatenated token ids
+    frame_targets: ClassVar[bool] = False
+    #: metric names shown as percentages in the epoch line
+    percent_metrics: ClassVar[tuple[str, ...]] = ("acc", "per", "wer", "cer")
+
+    def __init__(self, cfg: dict) -> None:
+        self.cfg = cfg
+
+    # ------------------------------------------------------------------ config
+    @classmethod
+    def defaults(cls) -> dict[str, dict[str, Any]]:
+        """This task's defaults over the trainer's: ``{section: {key: value}}``
+        with the whole ``model`` section (conf files and overrides come on top)."""
+        return {"model": {}}
+
+    def validate(self) -> None:
+        """The task's rules on the trainer's sections (units.kind, train.metric):
+        ConfigError naming the key. Called by :func:`asrkit.train.config.validate`."""
+        kind = self.cfg["units"]["kind"]
+        if kind not in self.unit_kinds:
+            shown = ", ".join(k for k in self.unit_kinds if k is not None)
+            raise ConfigError(f"config key 'units.kind': the {self.name} task takes {shown} (got {kind!r})")
+        m = self.cfg["train"]["metric"]
+        if m not in ("auto", "loss", *self.metrics):
+            raise ConfigError(f"config key 'train.metric': the {self.name} task reports "
+                              f"{', '.join(('auto', *self.metrics, 'loss'))} (got {m!r})")
+
+    def check_config(self) -> None:
+        """The model section, checked without data (placeholder dims): ConfigError naming the key."""
+        m = dict(self.cfg["model"])
+        m.setdefault("input_dim", 1)
+        m.setdefault("num_classes", 2)
+        m = self.resolve_model_config(m)
+        if self.model_types and m["type"] not in self.model_types:
+            want = " or ".join(f"'{t}'" for t in self.model_types)
+            raise ConfigError(f"model.type: the {self.name} task trains a {want} model (got {m['type']!r})")
+
+    def resolve_model_config(self, model_cfg: dict) -> dict:
+        """The model section with its defaults filled in (a resume compares these)."""
+        from asrkit.models import resolve_model_config
+
+        return resolve_model_config(model_cfg)
+
+    def auto_metric(self) -> str:
+        """The metric ``train.metric=auto`` picks."""
+        return next(iter(self.metrics), "loss")
+
+    def metric(self) -> tuple[str, str]:
+        """``(dev metric name, "max" | "min")``: what picks best.pt and stops early."""
+        m = self.cfg["train"]["metric"]
+        if m == "auto":
+            m = self.auto_metric()
+        return m, self.metrics.get(m, "min")
+
+    # ------------------------------------------------------------------ units and targets
+    @abstractmethod
+    def make_units(self, train_store, units_dir: Path) -> None:
+        """Write the units folder ``units_dir`` of a new run (rank 0 only; every
+        rank then reads it with :meth:`load_units`). Replace what is there;
+        leave nothing that looks whole when interrupted."""
+
+    @abstractmethod
+    def load_units(self, units_dir: Path) -> UnitMap:
+        """The units of the run from its folder (every rank)."""
+
+    @abstractmethod
+    def targets(self, store, utts: list[str], units: UnitMap,
+                split: str) -> tuple[dict[str, np.ndarray], dict[str, list[str]] | None]:
+        """``(utt -> target ids, utt -> reference tokens for scoring | None)``
+        of ``utts`` in ``store``; ``split`` is ``"train"`` or ``"dev"``.
+        Errors name the file and the utterance."""
+
+    def filter_train(self, store, utts: list[str], targets: dict[str, np.ndarray],
+                     model: torch.nn.Module) -> tuple[list[str], str | None]:
+        """The training utterances to keep and a warning line about the others
+        (None when all are kept). Default: keep all."""
+        return utts, None
+
+    def sampler_weights(self, utts: list[str], targets: dict[str, np.ndarray]) -> list[float] | None:
+        """Per utterance, its share of the loss normalizer (the batch sampler sums
+        them per global batch); None: its frames."""
+        return None
+
+    # ------------------------------------------------------------------ model and optimization
+    def build_model(self, model_cfg: dict) -> torch.nn.Module:
+        """The model of ``model_cfg`` (``input_dim``, ``num_classes`` filled in);
+        its resolved config is ``model.config``."""
+        from asrkit.models import build_model
+
+        return build_model(model_cfg)
+
+    def setup(self, model: torch.nn.Module, device: torch.device) -> None:
+        """Once per run, after the model is on its device: make criteria."""
+
+    def optimizers(self, model: torch.nn.Module) -> dict[str, torch.optim.Optimizer]:
+        """``{name: optimizer}``. Default: one AdamW over all parameters from the
+        ``optim`` section. With several, each is stepped after every backward,
+        and the lr schedule scales each one's own learning rates."""
+        from asrkit.nn.optim import AdamW
+
+        o = self.cfg["optim"]
+        return {"main": AdamW(model.parameters(), lr=o["lr"], betas=tuple(o["betas"]), eps=o["eps"],
+                              weight_decay=o["weight_decay"])}
+
+    def stat_names(self) -> tuple[str, ...]:
+        """The keys of :meth:`loss`'s stats, the same for every batch."""
+        return ()
+
+    @abstractmethod
+    def loss(self, net: torch.nn.Module, batch: Batch, device: torch.device,
+             autocast: Callable[[], AbstractContextManager]) -> tuple[torch.Tensor, float, dict[str, float]]:
+        """One training batch (on ``device``; ``net`` is the model, DDP-wrapped
+        under DDP): ``(loss_sum, normalizer, stats)``. ``loss_sum`` is the
+        differentiable sum over the batch; ``normalizer`` this batch's part of
+        the global normalizer (see :meth:`sampler_weights`); ``stats`` sums like
+        the loss (:meth:`stat_names`). Run the forward under ``autocast()``."""
+
+    # ------------------------------------------------------------------ evaluation and hooks
+    @abstractmethod
+    def evaluate(self, model: torch.nn.Module, dev_ds: UtteranceDataset, refs: dict[str, list[str]] | None,
+                 units: UnitMap, *, device: torch.device, autocast: Callable[[], AbstractContextManager],
+                 dist) -> dict[str, float]:
+        """Dev metrics ``{"loss": ..., metric: ...}``; the trainer calls it with the
+        model in eval mode under ``torch.no_grad()`` (and restores both). Under
+        DDP every rank calls it: take :func:`dev_batches` and combine with
+        :func:`gather`, so every rank returns the same numbers."""
+
+    def start_epoch(self, epoch: int) -> None:
+        """Before the batches of epoch ``epoch`` (0-based; also when a run resumes in it)."""
+
+    def end_epoch(self, epoch: int, model: torch.nn.Module, dev_ds: UtteranceDataset,
+                  refs: dict[str, list[str]] | None, units: UnitMap, exp: Path, device: torch.device, *,
+                  dist) -> dict[str, float]:
+        """After epoch ``epoch`` (0-based) was evaluated (eval mode, no grad, as
+        :meth:`evaluate`): extra dev metrics, logged with the dev event as
+        ``dev_NAME`` (``train.metric`` may name one). Every rank calls it; write
+        files (e.g. ``exp/plots/``) on ``dist.main`` only. Default: none."""
+        return {}
+
+
+# ------------------------------------------------------------------ helpers for evaluate
+def dev_batches(ds: UtteranceDataset, max_frames: int, dist) -> list[list[int]]:
+    """This rank's share of the dev batches: every ``world_size``-th of the
+    unshuffled length-bucketed batches of at most ``max_frames`` padded frames."""
+    from asrkit.data.dataset import make_batches
+
+    return make_batches(ds.lengths, max_frames, shuffle=False)[dist.rank::dist.world_size]
+
+
+def gather(obj: Any, dist) -> list[Any]:
+    """Every rank's ``obj`` in rank order (``[obj]`` in a single process)."""
+    if not dist.enabled:
+        return [obj]
+    import torch.distributed
+
+    parts: list[Any] = [None] * dist.world_size
+    torch.distributed.all_gather_object(parts, obj)
+    return parts
+
