@@ -5,6 +5,8 @@
 
 * ``frame`` (:class:`FrameTask`): frame classification from the store's ``ali``; dev accuracy.
 * ``ctc`` (:class:`CTCTask`): CTC on phone, char or bpe units; dev PER or WER/CER.
+* ``las`` (:class:`LASTask`): Listen, Attend and Spell; dev PER or WER/CER, attention diagonality.
+* ``transformer`` (:class:`TransformerTask`): joint CTC/attention; the same dev metrics.
 
 The contract (every hook, and the order the trainer calls them) is
 :class:`asrkit.tasks.base.Task`; :class:`asrkit.tasks.tokens.TokenTask` is the
@@ -17,7 +19,9 @@ from __future__ import annotations
 from asrkit.tasks.base import TASKS, Task, dev_batches, gather, get_task, register_task, task_names
 from asrkit.tasks.frame import FrameTask
 from asrkit.tasks.ctc import CTCTask  # noqa: I001 - registration order: frame, then ctc
+from asrkit.tasks.las import LASTask
+from asrkit.tasks.transformer import TransformerTask
 from asrkit.tasks.tokens import TokenTask
 
-__all__ = ["TASKS", "CTCTask", "FrameTask", "Task", "TokenTask", "dev_batches", "gather", "get_task",
+__all__ = ["TASKS", "CTCTask", "FrameTask", "LASTask", "TransformerTask", "Task", "TokenTask", "dev_batches", "gather", "get_task",
            "register_task", "task_names"]

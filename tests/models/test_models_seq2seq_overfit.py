@@ -1,5 +1,5 @@
 """Each attention model memorises three synthetic utterances: zero token errors under greedy
-step-by-step decoding (tiny dims, AdamW, a plain torch loop)."""
+decoding and the beam search of asrkit.decode.attention (tiny dims, AdamW, a plain torch loop)."""
 from __future__ import annotations
 
 import time
@@ -7,7 +7,8 @@ import time
 import pytest
 import torch
 
-from asrkit.models import EOS, SOS, build_model
+from asrkit.decode.attention import attention_beam_search, attention_greedy
+from asrkit.models import build_model
 from asrkit.models.seq2seq import IGNORE_ID
 from asrkit.nn import set_impl
 
@@ -23,25 +24,21 @@ def _data(dim: int = 8):
 
 
 def greedy(model, feats, lengths, max_len: int = 10) -> list[list[int]]:
-    """The smallest greedy decoder: argmax at every step until EOS (or ``max_len`` tokens)."""
+    """The decoder's own greedy search (asrkit.decode.attention), in eval mode."""
     model.eval()
     with torch.no_grad():
-        enc = model.encode(feats, lengths)
-        state = model.init_state(enc)
-        tokens = torch.full((feats.shape[0],), SOS, dtype=torch.long)
-        hyps: list[list[int]] = [[] for _ in range(feats.shape[0])]
-        done = torch.zeros(feats.shape[0], dtype=torch.bool)
-        for _ in range(max_len):
-            logp, state, _ = model.step(enc, state, tokens)
-            tokens = logp.argmax(-1)
-            for b in (~done).nonzero().flatten().tolist():
-                if int(tokens[b]) != EOS:
-                    hyps[b].append(int(tokens[b]))
-            done |= tokens == EOS
-            if done.all():
-                break
+        hyps = [h.ids for h in attention_greedy(model, model.encode(feats, lengths), max_len=max_len)]
     model.train()
     return hyps
+
+
+def beam(model, feats, lengths, width: int = 4) -> list[list[int]]:
+    """The best hypothesis of the beam search (with the CTC prefix score when there is a CTC head)."""
+    model.eval()
+    with torch.no_grad():
+        found = attention_beam_search(model, model.encode(feats, lengths), width,
+                                      ctc_weight=0.3 if model.has_ctc else 0.0, max_len=10)
+    return [nbest[0].ids for nbest in found]
 
 
 @pytest.mark.parametrize("cfg, lr", [
@@ -82,3 +79,4 @@ def test_attention_model_overfits_to_zero_token_errors(cfg, lr):
     # the trained weights decode the same with the other implementation
     set_impl(model, "native" if cfg["impl"] == "scratch" else "scratch")
     assert greedy(model, feats, lengths) == TARGETS
+    assert beam(model, feats, lengths) == TARGETS
