@@ -21,6 +21,24 @@ features: {specaugment: false}
 optim: {lr: 3.0e-3, warmup_steps: 1}
 train: {epochs: 1, tensorboard: false}
 """
+TRANSFORMER = """task: transformer
+model: {type: transformer, impl: scratch, hidden: 16, heads: 2, ff_mult: 2, encoder_layers: 1, decoder_layers: 1,
+        conv_channels: 4, dropout: 0.0}
+units: {kind: char}
+data: {cmvn: global, max_frames: 40000}
+features: {specaugment: false}
+optim: {lr: 3.0e-3, warmup_steps: 1}
+train: {epochs: 1, tensorboard: false}
+"""
+LAS = """task: las
+model: {type: las, impl: scratch, listener_hidden: 16, pyramid_layers: 2, attention_dim: 16, embed_dim: 16,
+        speller_hidden: 16, location_channels: 2, location_kernel: 5, dropout: 0.0}
+units: {kind: char}
+data: {cmvn: global, max_frames: 40000}
+features: {specaugment: false}
+optim: {lr: 3.0e-3, warmup_steps: 1}
+train: {epochs: 1, tensorboard: false}
+"""
 FRAME = """task: frame
 model: {type: frame_mlp, impl: scratch, context: 1, hidden: [32], dropout: 0.0}
 data: {cmvn: global, max_frames: 40000}
@@ -64,3 +82,21 @@ def test_run_sh_all_stages(tmp_path):
     p = subprocess.run(cmd + ["--stage", "2", "--stop-stage", "4"], capture_output=True, text=True, env=env)
     assert p.returncode == 0, p.stdout + p.stderr
     assert "up to date" in p.stdout and (dec / "hyp.txt").stat().st_mtime_ns == before
+    # the attention stages are opt-in: not in the run above
+    assert not (work / "exp" / "transformer").exists()
+    (tmp_path / "transformer.yaml").write_text(TRANSFORMER)
+    (tmp_path / "las.yaml").write_text(LAS)
+    p = subprocess.run(cmd + ["--stage", "9", "--transformer-conf", str(tmp_path / "transformer.yaml"),
+                              "--las-conf", str(tmp_path / "las.yaml")], capture_output=True, text=True, env=env)
+    assert p.returncode == 0, p.stdout + p.stderr
+    for exp, names in (("transformer", ("greedy", "beam10_lm")), ("las", ("greedy", "beam10"))):
+        out = work / "exp" / exp / "decode_test"
+        for name in names:
+            assert len((out / f"hyp_{name}.txt").read_text().splitlines()) == 60
+            report = (out / f"wer_{name}.txt").read_text()
+            assert "%WER" in report and "%CER" in report
+    assert (work / "exp" / "transformer" / "lm_tuning.yaml").is_file()
+    las_dec = work / "exp" / "las" / "decode_test"
+    assert (las_dec / "attention.png").read_bytes()[:4] == b"\x89PNG"
+    assert (las_dec / "attention.txt").read_text().splitlines()[-1].startswith("diagonality ")
+    assert sorted(p.name for p in (work / "exp" / "las" / "plots").iterdir()) == ["attention-epoch-1.png"]

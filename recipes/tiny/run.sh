@@ -13,6 +13,14 @@
 #   8  decode lm       LM weights tuned on dev (asrkit tune), then beam 20 + LM to words through
 #                      the CMU lexicon, WER             -> exp/ctc_phone/decode_test/{hyp_lm.txt,hyp_lm.ctm,wer.txt}
 #
+# Attention models (only with --attention yes, or when --stage starts at 9 or later):
+#   9  train transformer  joint CTC/attention on chars     -> exp/transformer
+#  10  decode transformer greedy, and beam 10 + CTC prefix score + the 3-gram (weights tuned on
+#                         dev); WER and CER               -> exp/transformer/decode_test/{hyp_*.txt,wer_*.txt}
+#  11  train las          Listen, Attend and Spell on chars -> exp/las
+#  12  decode las         greedy and beam 10; WER and CER, the attention map of a test utterance
+#                                                          -> exp/las/decode_test/{hyp_*.txt,wer_*.txt,attention.png}
+#
 # Every stage is resumable: finished outputs are kept, training continues from
 # its last checkpoint. Logs: exp/log/NN_<stage>.log.
 #
@@ -31,14 +39,20 @@ device=auto
 dir=$here
 ctc_conf=$here/conf/ctc_phone.yaml
 frame_conf=$here/conf/frame_mlp.yaml
+transformer_conf=$here/conf/transformer.yaml
+las_conf=$here/conf/las.yaml
+attention=no
 impl=
 
 usage() {
   cat <<USAGE
 usage: $0 [--stage N] [--stop-stage N] [--nj N] [--device auto|cpu|cuda] [--dir DIR]
           [--ctc-conf FILE] [--frame-conf FILE] [--impl scratch|native]
+          [--attention yes|no] [--transformer-conf FILE] [--las-conf FILE]
   stages: 0 corpus, 1 features, 2 train ctc, 3 decode, 4 score, 5 train frame, 6 predict frame,
-          7 lm, 8 decode with the lm (tune on dev, WER on test)
+          7 lm, 8 decode with the lm (tune on dev, WER on test);
+          with --attention yes (or --stage 9 and up): 9 train transformer, 10 decode transformer,
+          11 train las, 12 decode las
   --dir   where data/, feats/ and exp/ go (default: $here)
   --impl  layer implementation of both models (default: the configs', scratch)
 USAGE
@@ -50,6 +64,14 @@ check_numbers stage stop_stage nj
 impl_overrides
 ctc_conf=$(realpath -m "$ctc_conf")
 frame_conf=$(realpath -m "$frame_conf")
+transformer_conf=$(realpath -m "$transformer_conf")
+las_conf=$(realpath -m "$las_conf")
+case "$attention" in
+  yes|no) ;;
+  *) echo "$0: --attention takes yes or no (got '$attention')" >&2; exit 2 ;;
+esac
+# the attention stages are opt-in: they run with --attention yes or when asked for by number
+[ "$attention" = yes ] || [ "$stage" -ge 9 ] || { [ "$stop_stage" -le 8 ] || stop_stage=8; }
 find_asrkit
 
 mkdir -p "$dir"
@@ -142,4 +164,47 @@ if run_stage 8 decode_lm; then
   mv $out/hyp_lm.ctm.tmp $out/hyp_lm.ctm
   $ASRKIT score data/test/text $out/hyp_lm.txt --per-spk --utt2spk data/test/utt2spk 2>> "$log" | tee $out/wer.txt
   cat $out/wer.txt >> "$log"
+fi
+
+transformer=exp/transformer
+las=exp/las
+
+if run_stage 9 train_transformer; then
+  $ASRKIT train transformer --train feats/train --dev feats/dev --out $transformer --conf "$transformer_conf" \
+    --device "$device" --resume ${train_overrides[@]+"${train_overrides[@]}"} 2>&1 | tee "$log"
+fi
+
+# decode_attention EXP SEARCH_NAME [decode options]: hypotheses on test, WER and CER against the words
+decode_attention() {
+  local exp=$1 name=$2 out=$1/decode_test
+  shift 2
+  mkdir -p $out
+  $ASRKIT decode $exp feats/test --device "$device" "$@" > $out/hyp_$name.txt.tmp 2>> "$log"
+  mv $out/hyp_$name.txt.tmp $out/hyp_$name.txt
+  $ASRKIT score data/test/text $out/hyp_$name.txt --cer 2>> "$log" | tee $out/wer_$name.txt
+  cat $out/wer_$name.txt >> "$log"
+}
+
+if run_stage 10 decode_transformer; then
+  : > "$log"
+  decode_attention $transformer greedy
+  # LM weight x CTC weight x length bonus with the lowest dev WER -> $transformer/lm_tuning.yaml
+  $ASRKIT tune $transformer feats/dev data/dev/text --lm exp/lm3.arpa --beam 10 --device "$device" \
+    --lm-weights 0,0.3,0.6,1.0 --ctc-weights 0.3,0.5 --length-bonuses 0,1,2 > $transformer/tune_dev.txt 2>> "$log"
+  tail -1 $transformer/tune_dev.txt
+  decode_attention $transformer beam10_lm --beam 10 --lm exp/lm3.arpa
+fi
+
+if run_stage 11 train_las; then
+  $ASRKIT train las --train feats/train --dev feats/dev --out $las --conf "$las_conf" \
+    --device "$device" --resume ${train_overrides[@]+"${train_overrides[@]}"} 2>&1 | tee "$log"
+fi
+
+if run_stage 12 decode_las; then
+  : > "$log"
+  decode_attention $las greedy
+  decode_attention $las beam10 --beam 10
+  utt=$(head -1 data/test/text | cut -d' ' -f1)
+  $ASRKIT plot attention $las feats/test --utt "$utt" --out $las/decode_test/attention.png --device "$device" \
+    2>> "$log" | tee $las/decode_test/attention.txt
 fi
