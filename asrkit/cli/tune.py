@@ -93,7 +93,6 @@ def tune_command(
     from asrkit.decode.beam import check_beam
     from asrkit.decode.exp import ATTENTION_TASKS, exp_task
     from asrkit.pipeline import tune
-    from asrkit.score.report import counts_line, render_plain, render_rich
 
     task = exp_task(exp)
     if task in ATTENTION_TASKS:
@@ -150,16 +149,7 @@ def tune_command(
                              checkpoint=info.get("checkpoint"), utterances=len(outputs))
 
     table = tune.grid_table(found.points, best, title=f"{len(outputs)} utterances of {data}, LM {lm}, beam {beam}")
-    out = sys.stdout
-    if out.isatty():
-        from rich.console import Console
-
-        Console(file=out).print(render_rich(table))
-    else:
-        out.write(render_plain(table) + "\n")
-    out.write(f"best: lm_weight {best.lm_weight:g} word_bonus {best.word_bonus:g} "
-              f"{counts_line('WER', best.counts)}\n")
-    log.info(f"wrote {path}")
+    _print_result(table, f"lm_weight {best.lm_weight:g} word_bonus {best.word_bonus:g}", best.counts, path)
 
 
 _CTC_ONLY = {
@@ -181,7 +171,6 @@ def _tune_attention(exp: Path, data: Path, ref: Path, task: str, *, lm: Optional
     from asrkit.decode.beam import check_beam
     from asrkit.decode.exp import ATTENTION_TASKS, load_exp
     from asrkit.pipeline import tune
-    from asrkit.score.report import counts_line, render_plain, render_rich
 
     # -- usage (exit 2) before any work
     for flag, given in ctc_only.items():
@@ -228,6 +217,14 @@ def _tune_attention(exp: Path, data: Path, ref: Path, task: str, *, lm: Optional
                                        max_len_ratio=ratio, checkpoint=str(loaded.checkpoint), utterances=len(refs))
     title = f"{len(refs)} utterances of {data}, " + (f"LM {lm}, " if lm else "no LM, ") + f"beam {beam}"
     table = tune.attention_grid_table(points, best, title=title)
+    _print_result(table, f"lm_weight {best.lm_weight:g} ctc_weight {best.ctc_weight:g} "
+                         f"length_bonus {best.length_bonus:g}", best.counts, path)
+
+
+def _print_result(table, best: str, counts, path) -> None:
+    """The grid table on stdout (rich on a terminal, plain text in a pipe), then the ``best:`` line."""
+    from asrkit.score.report import counts_line, render_plain, render_rich
+
     out = sys.stdout
     if out.isatty():
         from rich.console import Console
@@ -235,8 +232,7 @@ def _tune_attention(exp: Path, data: Path, ref: Path, task: str, *, lm: Optional
         Console(file=out).print(render_rich(table))
     else:
         out.write(render_plain(table) + "\n")
-    out.write(f"best: lm_weight {best.lm_weight:g} ctc_weight {best.ctc_weight:g} length_bonus {best.length_bonus:g} "
-              f"{counts_line('WER', best.counts)}\n")
+    out.write(f"best: {best} {counts_line('WER', counts)}\n")
     log.info(f"wrote {path}")
 
 

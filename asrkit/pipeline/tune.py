@@ -272,12 +272,9 @@ class GridSearch:
         return best_point(self.points)
 
 
-@dataclass(frozen=True)
-class GridPoint:
-    """One grid point's word counts (``counts.rate`` is its %WER)."""
+class _Scored:
+    """A grid point's %WER, errors and reference words, from its ``counts``."""
 
-    lm_weight: float
-    word_bonus: float
     counts: Counts
 
     @property
@@ -291,6 +288,15 @@ class GridPoint:
     @property
     def words(self) -> int:
         return self.counts.ref
+
+
+@dataclass(frozen=True)
+class GridPoint(_Scored):
+    """One grid point's word counts (``counts.rate`` is its %WER)."""
+
+    lm_weight: float
+    word_bonus: float
+    counts: Counts
 
 
 class _Searcher:
@@ -552,25 +558,13 @@ ATTENTION_SEARCH = "attention"
 
 
 @dataclass(frozen=True)
-class AttentionPoint:
+class AttentionPoint(_Scored):
     """One attention grid point's word counts (``counts.rate`` is its %WER)."""
 
     lm_weight: float
     ctc_weight: float
     length_bonus: float
     counts: Counts
-
-    @property
-    def wer(self) -> Optional[float]:
-        return self.counts.rate
-
-    @property
-    def errors(self) -> int:
-        return self.counts.errors
-
-    @property
-    def words(self) -> int:
-        return self.counts.ref
 
 
 def best_attention_point(points: Sequence[AttentionPoint]) -> AttentionPoint:
