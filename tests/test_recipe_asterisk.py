@@ -34,7 +34,8 @@ def test_help_lists_stages_and_options():
     p = run("--help")
     assert p.returncode == 0, p.stderr
     for word in ("--stage", "--stop-stage", "--dir", "--ctc-conf", "--fbank-conf", "--exp", "--beam", "--from",
-                 "0 corpus", "1 features", "2 lm", "3 train ctc", "4 decode", "5 decode lm"):
+                 "0 corpus", "1 features", "2 lm", "3 train ctc", "4 decode", "5 decode lm", "--attention",
+                 "6 train transformer", "7 decode transformer", "--transformer-conf"):
         assert word in p.stdout, word
 
 
@@ -46,6 +47,7 @@ def test_help_lists_stages_and_options():
     (["--beam", "-3"], "--beam takes a number (got '-3')"),
     (["--exp", "../x"], "--exp takes a folder name (got '../x')"),
     (["--ctc-conf", "/nonexistent/ctc.yaml"], "no such config file: /nonexistent/ctc.yaml"),
+    (["--attention", "maybe"], "--attention takes yes or no (got 'maybe')"),
 ])
 def test_bad_options_exit_2(tmp_path, args, message):
     p = run("--dir", str(tmp_path / "work"), *args)
@@ -54,8 +56,8 @@ def test_bad_options_exit_2(tmp_path, args, message):
 
 
 def test_no_stage_selected_does_nothing(tmp_path):
-    # stages 6..9 do not exist: no stage runs, nothing is downloaded or computed
-    p = run("--dir", str(tmp_path), "--stage", "6", "--stop-stage", "9")
+    # stages 8..9 do not exist: no stage runs, nothing is downloaded or computed
+    p = run("--dir", str(tmp_path), "--stage", "8", "--stop-stage", "9")
     assert p.returncode == 0, p.stderr
     assert "== stage" not in p.stdout
     assert sorted(x.name for x in tmp_path.iterdir()) == ["exp"]
@@ -70,6 +72,8 @@ def test_configs_load():
     for conf in confs:
         cfg = load_config("ctc", conf)
         assert cfg["units"]["kind"] == "phone" and cfg["train"]["threads"] == 1, conf
+    tf = load_config("transformer", RECIPE / "conf" / "transformer_char.yaml")
+    assert tf["units"]["kind"] == "char" and tf["model"]["ctc_weight"] == 0.3 and tf["model"]["impl"] == "scratch"
     fb = FeatureConfig.load(RECIPE / "conf" / "fbank40_8k.yaml")
     assert fb.type == "fbank" and fb.sample_rate == 8000 and fb.dim == 40
 

@@ -17,6 +17,12 @@
 #                                        -> exp/ctc_phone/decode_test_lm/{hyp.txt,wer.txt},
 #                                           exp/ctc_phone/decode_test_lex/{hyp.txt,wer.txt}
 #
+# Attention model (only with --attention yes, or when --stage starts at 6 or later):
+#   6  train transformer  joint CTC/attention on chars (Conformer encoder + CTC head, Transformer
+#                         decoder; --transformer-conf)             -> exp/transformer_char
+#   7  decode transformer greedy, and beam 10 + CTC prefix score + the 3-gram, weights tuned on dev;
+#                         WER and CER   -> exp/transformer_char/decode_test/{hyp_*.txt,wer_*.txt}
+#
 # Every stage is resumable: finished outputs are kept, training continues from
 # its last checkpoint. Logs: exp/log/NN_<stage>.log.
 #
@@ -38,12 +44,16 @@ beam=20
 from=
 exp=ctc_phone
 impl=
+transformer_conf=$here/conf/transformer_char.yaml
+attention=no
 
 usage() {
   cat <<USAGE
 usage: $0 [--stage N] [--stop-stage N] [--nj N] [--device auto|cpu|cuda] [--dir DIR]
           [--ctc-conf FILE] [--fbank-conf FILE] [--exp NAME] [--beam N] [--from DIR] [--impl scratch|native]
-  stages: 0 corpus, 1 features, 2 lm, 3 train ctc, 4 decode (greedy, PER), 5 decode lm (WER)
+  stages: 0 corpus, 1 features, 2 lm, 3 train ctc, 4 decode (greedy, PER), 5 decode lm (WER);
+          with --attention yes (or --stage 6 and up): 6 train transformer, 7 decode transformer
+  --attention yes|no, --transformer-conf FILE: the attention stages and their model's config
   --dir   where data/, feats/ and exp/ go (default: $here)
   --exp   the model's exp dir: exp/NAME (default: ctc_phone; one per --ctc-conf tried)
   --from  folder with asterisk-core-sounds-en(-wav) unpacked (default: apt-get download)
@@ -57,10 +67,17 @@ check_numbers stage stop_stage nj beam
 impl_overrides
 ctc_conf=$(realpath -m "$ctc_conf")
 fbank_conf=$(realpath -m "$fbank_conf")
+transformer_conf=$(realpath -m "$transformer_conf")
+case "$attention" in
+  yes|no) ;;
+  *) echo "$0: --attention takes yes or no (got '$attention')" >&2; exit 2 ;;
+esac
+# the attention stages are opt-in: they run with --attention yes or when asked for by number
+[ "$attention" = yes ] || [ "$stage" -ge 6 ] || { [ "$stop_stage" -le 5 ] || stop_stage=5; }
 [ -z "$from" ] || from=$(realpath -m "$from")
 exp_name=$exp
 [[ "$exp_name" =~ ^[A-Za-z0-9_.-]+$ ]] || { echo "$0: --exp takes a folder name (got '$exp_name')" >&2; exit 2; }
-for f in "$ctc_conf" "$fbank_conf"; do
+for f in "$ctc_conf" "$fbank_conf" "$transformer_conf"; do
   [ -f "$f" ] || { echo "$0: no such config file: $f" >&2; exit 2; }
 done
 
@@ -225,5 +242,29 @@ if run_stage 5 decode_lm "$sfx"; then
     echo "-- $v: $out/hyp.txt" | tee -a "$log"
     $ASRKIT score data/test/text $out/hyp.txt --per-utt $out/per_utt.txt 2>> "$log" | tee $out/wer.txt
     cat $out/wer.txt >> "$log"
+  done
+fi
+
+transformer=exp/transformer_char
+
+if run_stage 6 train_transformer; then
+  $ASRKIT train transformer --train feats/train_nodev --dev feats/dev --out $transformer --conf "$transformer_conf" \
+    --device "$device" --resume ${train_overrides[@]+"${train_overrides[@]}"} 2>&1 | tee "$log"
+fi
+
+if run_stage 7 decode_transformer; then
+  out=$transformer/decode_test
+  mkdir -p $out
+  : > "$log"
+  # greedy; then LM weight x CTC weight x length bonus on dev -> $transformer/lm_tuning.yaml, beam 10 + LM
+  $ASRKIT decode $transformer feats/test --device "$device" > $out/hyp_greedy.txt.tmp 2>> "$log"
+  mv $out/hyp_greedy.txt.tmp $out/hyp_greedy.txt
+  $ASRKIT tune $transformer feats/dev data/dev/text --lm $lm --beam 10 --device "$device" \
+    --lm-weights 0.5,1.0 --ctc-weights 0.3,0.5 --length-bonuses 0,1,2 > $transformer/tune_dev.txt 2>> "$log"
+  tail -1 $transformer/tune_dev.txt
+  $ASRKIT decode $transformer feats/test --beam 10 --lm $lm --device "$device" > $out/hyp_beam10_lm.txt.tmp 2>> "$log"
+  mv $out/hyp_beam10_lm.txt.tmp $out/hyp_beam10_lm.txt
+  for name in greedy beam10_lm; do
+    $ASRKIT score data/test/text $out/hyp_$name.txt --cer 2>> "$log" | tee $out/wer_$name.txt
   done
 fi

@@ -190,7 +190,7 @@ if run_stage 10 decode_transformer; then
   decode_attention $transformer greedy
   # LM weight x CTC weight x length bonus with the lowest dev WER -> $transformer/lm_tuning.yaml
   $ASRKIT tune $transformer feats/dev data/dev/text --lm exp/lm3.arpa --beam 10 --device "$device" \
-    --lm-weights 0,0.3,0.6,1.0 --ctc-weights 0.3,0.5 --length-bonuses 0,1,2 > $transformer/tune_dev.txt 2>> "$log"
+    --lm-weights 0.5,1.0 --ctc-weights 0.3,0.5 --length-bonuses 0,1,2 > $transformer/tune_dev.txt 2>> "$log"
   tail -1 $transformer/tune_dev.txt
   decode_attention $transformer beam10_lm --beam 10 --lm exp/lm3.arpa
 fi
