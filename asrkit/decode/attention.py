@@ -260,7 +260,7 @@ def attention_beam_search(model, enc, beam: int, *, ctc_weight: float = 0.0, lm=
         # attention of every step's rows (R_s, S) and each next row's parent: traced back for the finished
         att_steps: list[Tensor] = []
         parent_steps: list[list[int]] = []
-        enders_t = torch.tensor(lm.enders, device=device) if use_lm else None
+        scored_t = torch.tensor(lm.scored_ids, device=device) if use_lm else None
         tokens = torch.full((B,), eos, dtype=torch.int64, device=device)  # <sos>
         step = 0
         while row_utt.numel():
@@ -292,9 +292,9 @@ def attention_beam_search(model, enc, beam: int, *, ctc_weight: float = 0.0, lm=
             cand_lm = None
             if use_lm:
                 inc = torch.zeros(R, K)
-                enders = torch.isin(cand, enders_t).nonzero().tolist()
+                scored = torch.isin(cand, scored_t).nonzero().tolist()
                 cand_l = cand.tolist()
-                for r, k in enders:
+                for r, k in scored:
                     inc[r, k] = lm.score(lm_states[r], cand_l[r][k])
                 cand_lm = tot_lm[:, None] + inc.to(device)  # (R, K)
                 total = total + lm_weight * cand_lm

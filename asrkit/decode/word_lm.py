@@ -11,9 +11,18 @@ added when the word is complete:
 
 and ``<eos>`` adds ``</s>`` after the last word. Scores are natural logs
 (kenlm's log10 x ln 10), the same convention as ``asrkit decode``'s CTC LM
-search: the search adds ``lm_weight * ln P_lm``. A word the LM does not know
-gets kenlm's ``<unk>`` probability. Phone units have no words to score:
-:class:`WordLM` refuses them.
+search: the search adds ``lm_weight * ln P_lm``. Phone units have no words to
+score: :class:`WordLM` refuses them.
+
+Words the LM does not know get kenlm's ``<unk>`` probability plus
+``oov_penalty`` (natural log, default :data:`DEFAULT_OOV_PENALTY`). Without the
+penalty a search scored at word ends learns to drop the spaces: one long
+unknown "word" (one ``<unk>`` probability) costs less than the several known
+words it swallows. The penalty is paid as soon as the word being spelled stops
+being the beginning of any word of the LM (an ARPA's unigrams), so such a
+hypothesis falls in the beam before it finishes the word, and at the word's
+end for a word that is only a prefix of known words. With a kenlm binary
+(no word list) it is paid at the word's end.
 
     lm = WordLM("exp/lm3.arpa", units)
     st = lm.initial()
@@ -31,9 +40,11 @@ from asrkit.data.units import BLANK, UnitMap
 from asrkit.errors import DataError, UsageError
 from asrkit.io import display_name
 
-__all__ = ["WordLM", "WordState", "check_lm_weight"]
+__all__ = ["DEFAULT_OOV_PENALTY", "WordLM", "WordState", "check_lm_weight"]
 
 _LN10 = math.log(10.0)
+#: natural-log score added (before the LM weight) for every word the LM does not know
+DEFAULT_OOV_PENALTY = -20.0
 # what a unit does to the word being spelled
 _EOS, _SPACE, _START, _PIECE = range(4)
 
@@ -57,9 +68,11 @@ class WordLM:
     missing or unreadable LM, :class:`DataError` for a unigram LM.
     """
 
-    def __init__(self, lm: str | os.PathLike, units: UnitMap, eos: int = 0):
+    def __init__(self, lm: str | os.PathLike, units: UnitMap, eos: int = 0,
+                 oov_penalty: float = DEFAULT_OOV_PENALTY):
         import kenlm
 
+        from asrkit.decode.backends import is_kenlm_binary, read_lm_words
         from asrkit.lm import load_kenlm
 
         if units.kind not in ("char", "bpe"):
@@ -75,6 +88,13 @@ class WordLM:
                             f"(asrkit lm build TEXT --order 3)")
         self.model = model
         self._kenlm = kenlm
+        self.oov_penalty = float(oov_penalty)
+        #: every beginning of a word of the LM ('' included); None for a binary (no word list)
+        self.prefixes: set[str] | None = None
+        if not is_kenlm_binary(lm):
+            self.prefixes = {""}
+            for w in read_lm_words(lm):
+                self.prefixes.update(w[:k] for k in range(1, len(w) + 1))
         self.kind: list[int] = []
         self.text: list[str] = []
         for i, u in enumerate(units.units):
@@ -93,8 +113,10 @@ class WordLM:
             else:
                 self.kind.append(_PIECE)
                 self.text.append(u)
-        #: ids of the units that can complete a word (``|`` / ``▁`` pieces, and eos)
-        self.enders: list[int] = [i for i, k in enumerate(self.kind) if k in (_EOS, _SPACE, _START)]
+        #: ids whose :meth:`score` may be non-zero: those that complete a word (``|`` / ``▁``
+        #: pieces, eos), and with a word list every unit (any may leave the vocabulary)
+        self.scored_ids: list[int] = [i for i, k in enumerate(self.kind)
+                                      if k in (_EOS, _SPACE, _START) or self.prefixes is not None]
         self._cache: dict[tuple[object, str], tuple[float, object]] = {}
 
     def initial(self) -> WordState:
@@ -113,18 +135,34 @@ class WordLM:
             self._cache[key] = hit
         return hit
 
+    def _leaves_vocabulary(self, word: str, more: str) -> bool:
+        """True when ``word + more`` is no beginning of an LM word but ``word`` was."""
+        return self.prefixes is not None and word in self.prefixes and word + more not in self.prefixes
+
+    def _oov_at_end(self, word: str) -> bool:
+        """True when the finished ``word`` is unknown and its penalty was not paid on the way."""
+        if word in self.model:
+            return False
+        return self.prefixes is None or word in self.prefixes
+
     def score(self, state: WordState, token: int) -> float:
         """Natural-log LM probability of what ``token`` completes after ``state``: the
-        word being spelled (``|``, a ``▁`` piece, eos) and ``</s>`` (eos); 0.0 otherwise."""
+        word being spelled (``|``, a ``▁`` piece, eos) and ``</s>`` (eos); plus the
+        OOV penalty where ``token`` makes or ends an unknown word; 0.0 otherwise."""
         kind = self.kind[token]
-        if kind == _PIECE or (kind != _EOS and not state.word):
-            return 0.0
+        if kind == _PIECE:
+            return self.oov_penalty if self._leaves_vocabulary(state.word, self.text[token]) else 0.0
+        gain = self.oov_penalty if kind == _START and self._leaves_vocabulary("", self.text[token]) else 0.0
+        if kind != _EOS and not state.word:
+            return gain
         total, context = 0.0, state.context
         if state.word:
             total, context = self._word(context, state.word)
+            if self._oov_at_end(state.word):
+                gain += self.oov_penalty
         if kind == _EOS:
             total += self._word(context, "</s>")[0]
-        return total * _LN10
+        return total * _LN10 + gain
 
     def advance(self, state: WordState, token: int) -> WordState:
         """The state after ``token`` (not eos: a hypothesis ends there)."""
@@ -135,7 +173,8 @@ class WordLM:
         return WordState(context, self.text[token])  # '|': '', '▁x': 'x'
 
     def words_score(self, words: list[str], eos: bool = True) -> float:
-        """Natural-log LM probability of a word sequence from ``<s>`` (and ``</s>`` with ``eos``): a check."""
+        """Natural-log LM probability of a word sequence from ``<s>`` (and ``</s>`` with
+        ``eos``), with the OOV penalty of each unknown word: what the search adds up."""
         st = self.initial()
         total, context = 0.0, st.context
         for w in words:
@@ -143,7 +182,7 @@ class WordLM:
             total += lp
         if eos:
             total += self._word(context, "</s>")[0]
-        return total * _LN10
+        return total * _LN10 + self.oov_penalty * sum(w not in self.model for w in words)
 
     def close(self) -> None:
         self._cache.clear()

@@ -82,6 +82,28 @@ def test_char_words_are_scored_at_their_ends(arpa, char_units, words):
     assert lm.score(st, char_units.id_of("a")) == 0.0
 
 
+def test_unknown_words_pay_the_oov_penalty_once_as_they_leave_the_vocabulary(arpa, char_units):
+    lm = WordLM(arpa, char_units, oov_penalty=-7.0)
+    u = char_units.id_of
+    st = lm.initial()
+    assert lm.score(st, u("b")) == 0.0  # "b" begins "ba"
+    st = lm.advance(st, u("b"))
+    assert lm.score(st, u("a")) == 0.0  # "ba"
+    st = lm.advance(st, u("a"))
+    assert lm.score(st, u("b")) == -7.0  # "bab" begins no word of the LM: paid here
+    st = lm.advance(st, u("b"))
+    assert lm.score(st, u("a")) == 0.0  # ... and only once
+    st = lm.advance(st, u("a"))
+    # at its end the unknown word gets <unk>'s probability, no second penalty
+    assert lm.score(st, u("|")) == pytest.approx(lm.words_score(["baba"], eos=False) + 7.0)
+    # "a" alone begins "ab" but is no word: its penalty comes at its end
+    st = lm.advance(lm.initial(), u("a"))
+    assert lm.score(st, u("|")) == pytest.approx(-1.0 * LN10 - 7.0)  # <unk>, then the penalty
+    # dropping the space costs more than the two known words it merges
+    assert lm.words_score(["abba"]) < lm.words_score(["ab", "ba"])
+    assert WordLM(arpa, char_units, oov_penalty=0.0).words_score(["abba"]) > lm.words_score(["abba"])
+
+
 def test_known_values(arpa, char_units):
     lm = WordLM(arpa, char_units)
     assert lm.words_score(["ab", "ba"]) == pytest.approx((-2.0 - 0.1 - 1.0) * LN10)  # </s> backs off to its unigram
