@@ -86,8 +86,11 @@ def test_run_sh_all_stages(tmp_path):
     assert not (work / "exp" / "transformer").exists()
     (tmp_path / "transformer.yaml").write_text(TRANSFORMER)
     (tmp_path / "las.yaml").write_text(LAS)
+    # an untrained decoder never says <eos>: short maximum lengths and a one-point grid keep it quick
     p = subprocess.run(cmd + ["--stage", "9", "--transformer-conf", str(tmp_path / "transformer.yaml"),
-                              "--las-conf", str(tmp_path / "las.yaml")], capture_output=True, text=True, env=env)
+                              "--las-conf", str(tmp_path / "las.yaml"), "--max-len-ratio", "0.2",
+                              "--tune-lm-weights", "0.5", "--tune-ctc-weights", "0.3", "--tune-length-bonuses", "0"],
+                       capture_output=True, text=True, env=env)
     assert p.returncode == 0, p.stdout + p.stderr
     for exp, names in (("transformer", ("greedy", "beam10_lm")), ("las", ("greedy", "beam10"))):
         out = work / "exp" / exp / "decode_test"

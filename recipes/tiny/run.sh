@@ -42,17 +42,25 @@ frame_conf=$here/conf/frame_mlp.yaml
 transformer_conf=$here/conf/transformer.yaml
 las_conf=$here/conf/las.yaml
 attention=no
+tune_lm_weights=0.5,1.0
+tune_ctc_weights=0.3,0.5
+tune_length_bonuses=0,1,2
+max_len_ratio=
 impl=
 
 usage() {
   cat <<USAGE
 usage: $0 [--stage N] [--stop-stage N] [--nj N] [--device auto|cpu|cuda] [--dir DIR]
           [--ctc-conf FILE] [--frame-conf FILE] [--impl scratch|native]
-          [--attention yes|no] [--transformer-conf FILE] [--las-conf FILE]
+          [--attention yes|no] [--transformer-conf FILE] [--las-conf FILE] [--max-len-ratio R]
+          [--tune-lm-weights L] [--tune-ctc-weights C] [--tune-length-bonuses B]
   stages: 0 corpus, 1 features, 2 train ctc, 3 decode, 4 score, 5 train frame, 6 predict frame,
           7 lm, 8 decode with the lm (tune on dev, WER on test);
           with --attention yes (or --stage 9 and up): 9 train transformer, 10 decode transformer,
           11 train las, 12 decode las
+  --max-len-ratio  the attention decodes' maximum output length per encoder frame (default: decode's)
+  --tune-*         the transformer's tuning grid on dev (comma lists; defaults $tune_lm_weights,
+                   $tune_ctc_weights, $tune_length_bonuses)
   --dir   where data/, feats/ and exp/ go (default: $here)
   --impl  layer implementation of both models (default: the configs', scratch)
 USAGE
@@ -70,6 +78,8 @@ case "$attention" in
   yes|no) ;;
   *) echo "$0: --attention takes yes or no (got '$attention')" >&2; exit 2 ;;
 esac
+att_opts=()
+[ -z "$max_len_ratio" ] || att_opts=(--max-len-ratio "$max_len_ratio")
 # the attention stages are opt-in: they run with --attention yes or when asked for by number
 [ "$attention" = yes ] || [ "$stage" -ge 9 ] || { [ "$stop_stage" -le 8 ] || stop_stage=8; }
 find_asrkit
@@ -179,7 +189,8 @@ decode_attention() {
   local exp=$1 name=$2 out=$1/decode_test
   shift 2
   mkdir -p $out
-  $ASRKIT decode $exp feats/test --device "$device" "$@" > $out/hyp_$name.txt.tmp 2>> "$log"
+  $ASRKIT decode $exp feats/test --device "$device" ${att_opts[@]+"${att_opts[@]}"} "$@" \
+    > $out/hyp_$name.txt.tmp 2>> "$log"
   mv $out/hyp_$name.txt.tmp $out/hyp_$name.txt
   $ASRKIT score data/test/text $out/hyp_$name.txt --cer 2>> "$log" | tee $out/wer_$name.txt
   cat $out/wer_$name.txt >> "$log"
@@ -190,7 +201,8 @@ if run_stage 10 decode_transformer; then
   decode_attention $transformer greedy
   # LM weight x CTC weight x length bonus with the lowest dev WER -> $transformer/lm_tuning.yaml
   $ASRKIT tune $transformer feats/dev data/dev/text --lm exp/lm3.arpa --beam 10 --device "$device" \
-    --lm-weights 0.5,1.0 --ctc-weights 0.3,0.5 --length-bonuses 0,1,2 > $transformer/tune_dev.txt 2>> "$log"
+    --lm-weights "$tune_lm_weights" --ctc-weights "$tune_ctc_weights" --length-bonuses "$tune_length_bonuses" \
+    ${att_opts[@]+"${att_opts[@]}"} > $transformer/tune_dev.txt 2>> "$log"
   tail -1 $transformer/tune_dev.txt
   decode_attention $transformer beam10_lm --beam 10 --lm exp/lm3.arpa
 fi
