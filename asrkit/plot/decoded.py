@@ -84,6 +84,7 @@ def decode_attention(loaded: Any, store: Any, utt: str, *, search: Optional[Any]
     import torch
 
     from asrkit.decode.attention import AttentionSearch
+    from asrkit.decode.emissions import load_batch
 
     check_utterance(store, utt)
     if loaded.input_dim is not None and store.dim != loaded.input_dim:
@@ -91,11 +92,9 @@ def decode_attention(loaded: Any, store: Any, utt: str, *, search: Optional[Any]
                         f"(model.input_dim); featurize with the feature config the model was trained on")
     search = AttentionSearch() if search is None else search
     search.check_model(loaded.model)
-    feats = store.get(utt, cmvn=loaded.cmvn, norm_vars=loaded.norm_vars)  # (T, D)
-    x = torch.from_numpy(np.ascontiguousarray(feats, dtype=np.float32)).unsqueeze(0).to(loaded.device)  # (1, T, D)
-    lengths = torch.tensor([x.shape[1]], dtype=torch.int64, device=loaded.device)  # (1,)
+    x, lengths = load_batch(store, [utt], cmvn=loaded.cmvn, norm_vars=loaded.norm_vars)  # (1, T, D), (1,)
     with torch.no_grad():
-        enc = loaded.model.encode(x, lengths)
+        enc = loaded.model.encode(x.to(loaded.device), lengths.to(loaded.device))
         best = search.run(loaded.model, enc)[0][0]
     ids = [int(i) for i in best.ids]
     att = best.attention.detach().float().cpu().numpy()  # (U, S)
