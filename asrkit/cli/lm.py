@@ -95,7 +95,8 @@ def generate_command(
     beam: int = typer.Option(
         0, "--beam", metavar="B", help="Beam search with B hypotheses instead of sampling: the N most likely lines."),
     seed: int = typer.Option(0, "--seed", help="Seed of the sampling (same seed, same lines)."),
-    checkpoint: str = typer.Option("best", "--checkpoint", metavar="NAME|FILE", help="best, last, epoch-N (in EXP/checkpoints) or a .pt file."),
+    checkpoint: str = typer.Option(
+        "best", "--checkpoint", metavar="NAME|FILE", help="best, last, epoch-N (in EXP/checkpoints) or a .pt file."),
     device: str = typer.Option("auto", "--device", metavar="auto|cpu|cuda", help="Where the model runs."),
 ) -> None:
     """Print continuations of --prompt by a neural LM, one per line: the prompt and the
