@@ -53,13 +53,14 @@ def rescore_command(
 ) -> None:
     """Rescore n-best lists with an LM and write the best hypothesis of each utterance.
 
-    New score = acoustic score + A x ln P_lm(hyp </s>) + B x words, where the acoustic score is the
-    decoder's without its own LM ('am_score' of CTC decodes; 'score' - W x 'lm_score' of attention
-    decodes with --lm, W from --decoder-lm-weight; 'score' otherwise): the new LM replaces the
-    decoder's instead of adding to it.
+    New score = acoustic + A x ln P_lm(hyp </s>) + B x words. The acoustic
+    score is the decoder's without its own LM: 'am_score' (CTC decodes),
+    'score' - W x 'lm_score' (attention decodes with --lm; W from
+    --decoder-lm-weight), else 'score'. The new LM replaces the decoder's.
 
-    Example: asrkit decode exp/ctc feats/test --beam 20 --nbest 20 > exp/ctc/nbest_test.jsonl &&
-    asrkit rescore exp/ctc/nbest_test.jsonl --lm exp/lm4.arpa --lm-weight 0.8 | asrkit score data/test/text -
+    asrkit decode exp/ctc feats/test --beam 20 --nbest 20 > nbest.jsonl
+
+    asrkit rescore nbest.jsonl --lm exp/lm4.arpa --lm-weight 0.8 | asrkit score data/test/text -
     """
     from asrkit.decode.output import write_hypotheses
     from asrkit.lm.scorer import open_sentence_lm

@@ -22,7 +22,9 @@ from asrkit.errors import InputError, UsageError
 
 def tune_command(
     exp: Path = typer.Argument(
-        ..., metavar="EXP", help="Exp dir of a CTC model (asrkit train ctc) or an attention model (las, transformer)."
+        ..., metavar="EXP",
+        help="Exp dir of a CTC model (asrkit train ctc) or an attention model (las, transformer); n-best "
+             "rescoring: the folder that gets rescore_tuning.yaml (e.g. the exp dir that decoded it)."
     ),
     data: Path = typer.Argument(
         ..., metavar="DATA",
@@ -100,9 +102,9 @@ def tune_command(
 
     Attention model: asrkit tune exp/tf feats/dev data/dev/text --lm exp/lm3.arpa --ctc-weights 0.2,0.3,0.5
 
-    N-best rescoring (DATA is the jsonl of 'asrkit decode --nbest N'): LM weight x length bonus for
-    'asrkit rescore', the best to EXP/rescore_tuning.yaml:
-    asrkit tune exp/tf exp/tf/nbest_dev.jsonl data/dev/text --lm exp/lm_lstm --length-bonuses 0,0.5,1
+    N-best rescoring (DATA: the jsonl of 'asrkit decode --nbest N'): LM
+    weight x length bonus of 'asrkit rescore', the best to
+    EXP/rescore_tuning.yaml: asrkit tune exp/tf nbest_dev.jsonl data/dev/text --lm exp/lm_lstm
     """
     from asrkit.decode.backends import BACKENDS, resolve_backend
     from asrkit.decode.beam import check_beam
