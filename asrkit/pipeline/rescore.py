@@ -90,12 +90,14 @@ class NbestUtterance:
 
 
 def _number(value: Any) -> Optional[float]:
-    """A JSON number as float (null -> -inf); None when it is not a number."""
+    """A JSON number as float (null and -Infinity -> -inf); None when it is not a number, or NaN or
+    +Infinity (which Python's json reads)."""
     if value is None:
         return _NINF
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
-    return float(value)
+    v = float(value)
+    return None if math.isnan(v) or v == float("inf") else v
 
 
 def acoustic_score(entry: dict, decoder_lm_weight: Optional[float] = None, where: str = "") -> float:

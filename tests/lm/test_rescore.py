@@ -249,6 +249,8 @@ def test_score_candidates_fills_every_hypothesis(tmp_path: Path, arpa: Path):
     ([{"utt": "u1", "hyp": "a", "score": -1, "nbest": []}], "'nbest' is empty"),
     ([{"utt": "u1", "nbest": [{"score": -1}]}], "hypothesis 1: expected an object with 'hyp'"),
     ([{"utt": "u1", "nbest": [{"hyp": "a", "score": "high"}]}], "'score' is not a number"),
+    (['{"utt": "u1", "nbest": [{"hyp": "a", "score": NaN}]}'], "'score' is not a number"),
+    (['{"utt": "u1", "nbest": [{"hyp": "a", "score": 0, "am_score": Infinity}]}'], "'am_score' is not a number"),
     (["", "  "], "nbest.jsonl: empty"),
 ])
 def test_bad_input_is_one_line(tmp_path: Path, arpa: Path, capsys, rows, message):
