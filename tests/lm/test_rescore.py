@@ -361,3 +361,57 @@ def test_tune_on_an_nbest_file_needs_lm_and_references(tmp_path: Path, arpa: Pat
 def test_errors_are_raised_as_asrkit_errors(tmp_path: Path, arpa: Path):
     with pytest.raises(UsageError):
         list(rescore_all(read_nbest(_jsonl(tmp_path / "n.jsonl", CTC)), open_sentence_lm(arpa), -1.0))
+
+
+# -- a neural LM exp dir (asrkit.lm.neural) ---------------------------------------------------------------------
+
+
+def _neural_exp(path: Path) -> Path:
+    """A small untrained word LSTM LM exp dir, as 'asrkit train lm' leaves one."""
+    pytest.importorskip("asrkit.lm.neural")
+    import torch
+    import yaml
+
+    from asrkit.checkpoint import save_checkpoint
+    from asrkit.data.units import UnitMap, save_units
+    from asrkit.models import build_model
+
+    units = UnitMap("word", ["<eos>", "<unk>", "the", "cat", "hat", "sat"])
+    torch.manual_seed(0)
+    model = build_model({"type": "lm_lstm", "embed_dim": 8, "hidden": 8, "layers": 1, "dropout": 0.0,
+                         "embed_dropout": 0.0, "num_classes": units.num_classes})
+    (path / "checkpoints").mkdir(parents=True)
+    (path / "config.yaml").write_text(yaml.safe_dump({"task": "lm", "model": dict(model.config),
+                                                      "units": {"kind": "word"}}))
+    save_checkpoint({"model": model.state_dict()}, path / "checkpoints" / "best.pt")
+    save_units(units, path / "units")
+    return path
+
+
+def test_a_neural_lm_exp_dir_rescores_with_its_sentence_scores(tmp_path: Path, capsys):
+    exp = _neural_exp(tmp_path / "lm")
+    from asrkit.lm.neural import NeuralLM
+
+    lm = open_sentence_lm(exp)
+    assert isinstance(lm, SentenceLM) and lm.name == str(exp)
+    sentences = [c["hyp"].split() for c in CTC[0]["nbest"]]
+    want = NeuralLM.load(exp).sentence_scores(sentences)
+    assert lm.sentence_scores(sentences) == pytest.approx(want, abs=1e-9)
+    nbest = _jsonl(tmp_path / "nbest.jsonl", CTC[:1])
+    code, out, _ = _rescore([str(nbest), "--lm", str(exp), "--lm-weight", "2", "--format", "jsonl",
+                             "--device", "cpu"], capsys)
+    assert code == 0
+    row = json.loads(out)
+    totals = [c["am_score"] + 2 * s for c, s in zip(CTC[0]["nbest"], want)]
+    best = max(range(3), key=lambda i: totals[i])
+    assert row["hyp"] == CTC[0]["nbest"][best]["hyp"]
+    assert row["lm_score"] == pytest.approx(want[best], abs=1e-4)
+
+
+def test_a_folder_that_is_not_an_lm_exp_dir_is_one_line(tmp_path: Path, capsys):
+    pytest.importorskip("asrkit.lm.neural")
+    nbest = _jsonl(tmp_path / "nbest.jsonl", CTC)
+    (tmp_path / "empty").mkdir()
+    code, out, err = _rescore([str(nbest), "--lm", str(tmp_path / "empty"), "--lm-weight", "1"], capsys)
+    assert code == 1 and out == ""
+    assert "not a neural LM exp dir" in err and len(err.strip().splitlines()) == 1
