@@ -145,8 +145,22 @@ if run_stage 3 train_lstm; then
     --device "$device" --resume "${unit_overrides[@]}" ${train_overrides[@]+"${train_overrides[@]}"} 2>&1 | tee "$log"
 fi
 
+# same_vocab EXP: the neural LM's word units (units/units.txt: '<eos> 0', '<unk> 1', 'word id' ...) are
+# data/vocab.txt, the n-gram's vocabulary; otherwise the perplexities do not compare (exit 1)
+same_vocab() {
+  local units=$1/units/units.txt
+  if [ ! -f "$units" ]; then echo "warning: $units not found; the vocabulary was not compared"; return 0; fi
+  if ! awk 'NR > 2 { print $1 }' "$units" | cmp -s - data/vocab.txt; then
+    echo "$0: the units of $1 are not data/vocab.txt (the 4-gram's words); train it with" \
+      "units.kind=word units.vocab_size=$vocab_size on data/train_nodev.txt" >&2
+    return 1
+  fi
+  echo "$1: the same $(wc -l < data/vocab.txt) words as the 4-gram, plus <eos> and <unk>"
+}
+
 if run_stage 4 ppl_lstm; then
-  { $ASRKIT lm ppl exp/lm_lstm data/test.txt > exp/lm_lstm/ppl_test.txt; results; } 2>&1 | tee "$log"
+  { same_vocab exp/lm_lstm; $ASRKIT lm ppl exp/lm_lstm data/test.txt > exp/lm_lstm/ppl_test.txt; results; } 2>&1 \
+    | tee "$log"
 fi
 
 if run_stage 5 train_transformer; then
@@ -156,5 +170,6 @@ if run_stage 5 train_transformer; then
 fi
 
 if run_stage 6 ppl_transformer; then
-  { $ASRKIT lm ppl exp/lm_transformer data/test.txt > exp/lm_transformer/ppl_test.txt; results; } 2>&1 | tee "$log"
+  { same_vocab exp/lm_transformer; $ASRKIT lm ppl exp/lm_transformer data/test.txt > exp/lm_transformer/ppl_test.txt
+    results; } 2>&1 | tee "$log"
 fi
