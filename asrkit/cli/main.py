@@ -70,8 +70,8 @@ def _global_options(
 def _register() -> None:
     """Add every command group. Each module defines ``register(app)``; what it
     adds goes under its pipeline stage's heading in ``asrkit --help``."""
-    from asrkit.cli import (align, audio, corpus, data, decode, demo, featurize, lm, plot, predict, score, tokenizer,
-                            train, tune)
+    from asrkit.cli import (align, audio, corpus, data, decode, demo, featurize, lm, plot, predict, rescore, score,
+                            tokenizer, train, tune)
 
     # Listed in --help in this order: the data flow, then the demo.
     stages = (
@@ -79,7 +79,7 @@ def _register() -> None:
         ("Features", (featurize,)),
         ("Training", (tokenizer, train)),
         ("Language models", (lm,)),
-        ("Decoding", (decode, align, tune, predict)),
+        ("Decoding", (decode, align, rescore, tune, predict)),
         ("Scoring", (score,)),
         ("Plots", (plot,)),
         ("Demo & tools", (demo,)),

@@ -4,7 +4,9 @@ Thin: parse options, call :mod:`asrkit.pipeline.tune`, print the grid. The
 table and the best point go to stdout, progress to stderr; the best values
 are written to ``EXP/lm_tuning.yaml`` for ``asrkit decode``. An attention
 model (task las / transformer) is tuned over LM weight x CTC weight x length
-bonus instead, on a feature store (the encoder runs once).
+bonus instead, on a feature store (the encoder runs once). When DATA is an
+n-best jsonl file (``asrkit decode --nbest N``) the grid is LM weight x length
+bonus of ``asrkit rescore``, written to ``EXP/rescore_tuning.yaml``.
 """
 from __future__ import annotations
 
@@ -20,21 +22,25 @@ from asrkit.errors import InputError, UsageError
 
 def tune_command(
     exp: Path = typer.Argument(
-        ..., metavar="EXP", help="Exp dir of a CTC model (asrkit train ctc) or an attention model (las, transformer)."
+        ..., metavar="EXP",
+        help="Exp dir of a CTC model (asrkit train ctc) or an attention model (las, transformer); n-best "
+             "rescoring: the folder that gets rescore_tuning.yaml (e.g. the exp dir that decoded it)."
     ),
     data: Path = typer.Argument(
         ..., metavar="DATA",
-        help="Saved emissions (asrkit decode --save-emissions DIR) or a feature store (the model runs once).",
+        help="Saved emissions (asrkit decode --save-emissions DIR), a feature store (the model runs once), or an "
+             "n-best jsonl file (asrkit decode --nbest N) to tune 'asrkit rescore'.",
     ),
     ref: Path = typer.Argument(..., metavar="REF", help="Reference text of DATA (Kaldi text: 'utt-id words')."),
     lm: Optional[Path] = typer.Option(
         None, "--lm", metavar="LM.arpa|LM.bin",
-        help="Word n-gram LM (ARPA or kenlm binary, order >= 2), as in decode (required for a CTC model).",
+        help="Word n-gram LM (ARPA or kenlm binary, order >= 2), as in decode (required for a CTC model); "
+             "n-best rescoring: also a neural LM exp dir, as in 'asrkit rescore'.",
     ),
     lm_weights: Optional[str] = typer.Option(
         None, "--lm-weights", metavar="SPEC",
         help="LM weights to try: a comma list (0.3,0.5,1) or START:STOP:STEP, stop included "
-             "(default 0:2:0.25).",
+             "(default 0:2:0.25; attention models 0:1:0.25; n-best rescoring 0:2:0.1).",
     ),
     word_bonuses: Optional[str] = typer.Option(
         None, "--word-bonuses", metavar="SPEC",
@@ -68,13 +74,20 @@ def tune_command(
         help="Attention models: CTC weights to try, 0..1 (default 0.1:0.5:0.2 with a CTC head, 0 for LAS).",
     ),
     length_bonuses: Optional[str] = typer.Option(
-        None, "--length-bonuses", metavar="SPEC", help="Attention models: length bonuses to try (default 0:1:0.5).",
+        None, "--length-bonuses", metavar="SPEC",
+        help="Attention models: length bonuses (per token) to try (default 0:1:0.5); n-best rescoring: per word "
+             "(default -1:3:0.5).",
     ),
     length_norm: bool = typer.Option(
         False, "--length-norm", help="Attention models: rank finished hypotheses by score / (tokens + 1).",
     ),
     max_len_ratio: Optional[float] = typer.Option(
         None, "--max-len-ratio", metavar="R", help="Attention models: at most R x encoder frames tokens (default 2).",
+    ),
+    decoder_lm_weight: Optional[float] = typer.Option(
+        None, "--decoder-lm-weight", metavar="W",
+        help="N-best rescoring of an attention decode with --lm: the --lm-weight that decode used (as for "
+             "'asrkit rescore').",
     ),
 ) -> None:
     """Pick the LM weight and word bonus with the lowest WER on a dev set.
@@ -88,12 +101,29 @@ def tune_command(
     asrkit tune exp/ctc exp/ctc/emis_dev data/dev/text --lm exp/lm3.arpa --jobs 4
 
     Attention model: asrkit tune exp/tf feats/dev data/dev/text --lm exp/lm3.arpa --ctc-weights 0.2,0.3,0.5
+
+    N-best rescoring (DATA: the jsonl of 'asrkit decode --nbest N'): LM
+    weight x length bonus of 'asrkit rescore', the best to
+    EXP/rescore_tuning.yaml: asrkit tune exp/tf nbest_dev.jsonl data/dev/text --lm exp/lm_lstm
     """
     from asrkit.decode.backends import BACKENDS, resolve_backend
     from asrkit.decode.beam import check_beam
     from asrkit.decode.exp import ATTENTION_TASKS, exp_task
     from asrkit.pipeline import tune
 
+    if data.is_file() or data.suffix == ".jsonl":
+        _tune_rescore(exp, data, ref, lm=lm, lm_weights=lm_weights, length_bonuses=length_bonuses,
+                      decoder_lm_weight=decoder_lm_weight, device=device,
+                      search_only={"--word-bonuses": word_bonuses is not None, "--beam": beam is not None,
+                                   "--backend": backend is not None, "--lexicon": lexicon is not None,
+                                   "--extra-lexicon": extra_lexicon is not None,
+                                   "--checkpoint": checkpoint is not None, "--jobs": jobs != 1,
+                                   "--batch-size": batch_size != 16, "--ctc-weights": ctc_weights is not None,
+                                   "--length-norm": length_norm, "--max-len-ratio": max_len_ratio is not None})
+        return
+    if decoder_lm_weight is not None:
+        raise UsageError("--decoder-lm-weight is for n-best rescoring (DATA an n-best jsonl file); "
+                         f"{data} is not a file")
     task = exp_task(exp)
     if task in ATTENTION_TASKS:
         _tune_attention(exp, data, ref, task, lm=lm, lm_weights=lm_weights, ctc_weights=ctc_weights,
@@ -219,6 +249,52 @@ def _tune_attention(exp: Path, data: Path, ref: Path, task: str, *, lm: Optional
     table = tune.attention_grid_table(points, best, title=title)
     _print_result(table, f"lm_weight {best.lm_weight:g} ctc_weight {best.ctc_weight:g} "
                          f"length_bonus {best.length_bonus:g}", best.counts, path)
+
+
+def _tune_rescore(exp: Path, nbest: Path, ref: Path, *, lm: Optional[Path], lm_weights: Optional[str],
+                  length_bonuses: Optional[str], decoder_lm_weight: Optional[float], device: str,
+                  search_only: dict[str, bool]) -> None:
+    """``asrkit tune EXP NBEST.jsonl REF --lm LM``: LM weight x length bonus of ``asrkit rescore``."""
+    import math
+
+    from asrkit.cli.rescore import lm_device
+    from asrkit.lm.scorer import open_sentence_lm
+    from asrkit.pipeline import tune
+    from asrkit.pipeline.rescore import read_nbest, score_candidates
+
+    # -- usage (exit 2) before any work
+    for flag, given in search_only.items():
+        if given:
+            raise UsageError(f"{flag} sets a decoder's search; {nbest} is an n-best file, which is only re-ranked "
+                             f"(tune the search on a feature store or saved emissions)")
+    if lm is None:
+        raise UsageError("Missing option '--lm': n-best rescoring weighs an LM (--lm LM.arpa or an LM exp dir)")
+    grids = tune.RESCORE_GRIDS
+    weights = tune.parse_grid(lm_weights or grids["lm_weights"], "--lm-weights", minimum=0.0)
+    bonuses = tune.parse_grid(length_bonuses or grids["length_bonuses"], "--length-bonuses")
+    if decoder_lm_weight is not None and (not math.isfinite(decoder_lm_weight) or decoder_lm_weight < 0):
+        raise UsageError(f"--decoder-lm-weight must be a finite number >= 0, got {decoder_lm_weight:g}")
+    # -- inputs (exit 1)
+    if not exp.is_dir():
+        raise InputError(f"{exp}: no such folder (EXP: where {tune.RESCORE_TUNING_FILE} goes)")
+    if not ref.is_file():
+        raise InputError(f"{ref}: no such file (REF)" if not ref.exists() else f"{ref}: is not a file")
+    utts = list(read_nbest(nbest, decoder_lm_weight))
+    refs = tune.references(ref, [u.utt for u in utts])
+    scorer = open_sentence_lm(lm, device=lm_device(lm, device))
+    hypotheses = sum(len(u.candidates) for u in utts)
+    log.info(f"scoring {hypotheses} hypotheses of {len(utts)} utterances with LM {scorer.name}")
+    score_candidates(utts, scorer)
+    with log.progress() as bar:
+        grid = bar.add_task("grid", total=len(weights) * len(bonuses) * len(utts))
+        points = tune.rescore_search_grid(utts, refs, lm_weights=weights, length_bonuses=bonuses,
+                                          on_progress=lambda n: bar.advance(grid, n))
+    best = tune.best_rescore_point(points)
+    path = tune.write_rescore_tuning(exp, points, lm=lm, nbest=nbest, ref=ref, decoder_lm_weight=decoder_lm_weight,
+                                     utterances=len(utts), hypotheses=hypotheses)
+    table = tune.rescore_grid_table(points, best, title=f"{len(utts)} utterances of {nbest} ({hypotheses} "
+                                                         f"hypotheses), LM {lm}")
+    _print_result(table, f"lm_weight {best.lm_weight:g} length_bonus {best.length_bonus:g}", best.counts, path)
 
 
 def _print_result(table, best: str, counts, path) -> None:

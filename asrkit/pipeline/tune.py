@@ -37,6 +37,15 @@ once (:func:`asrkit.decode.attention.encode_store`)::
                                         ctc_weights=[0.3], length_bonuses=[0, 1], beam=10)
     tune.write_attention_tuning("exp/tf", points, lm=..., ...)        # EXP/lm_tuning.yaml, search: attention
     tune.attention_tuned_weights("exp/tf", "exp/lm3.arpa")            # -> {lm_weight, ctc_weight, length_bonus}
+
+An n-best file (``asrkit decode --nbest N``) is tuned for ``asrkit rescore`` over LM weight x length
+bonus: the LM scores every hypothesis once, each grid point only re-ranks the lists::
+
+    from asrkit.pipeline.rescore import read_nbest, score_candidates
+    utts = list(read_nbest("exp/tf/nbest_dev.jsonl"))
+    score_candidates(utts, open_sentence_lm("exp/lm_lstm"))
+    points = tune.rescore_search_grid(utts, refs, lm_weights=[0, 0.5, 1], length_bonuses=[0, 1])
+    tune.best_rescore_point(points)                                   # EXP/rescore_tuning.yaml: write_rescore_tuning
 """
 from __future__ import annotations
 
@@ -62,6 +71,8 @@ __all__ = [
     "DEFAULT_GRIDS", "MAX_GRID_VALUES", "TUNING_FILE", "GridPoint", "GridSearch", "best_point", "data_utts",
     "default_grids", "exp_units", "grid_table", "load_outputs", "parse_grid", "read_tuning", "references",
     "search_grid", "tuned_weights", "write_tuning",
+    "RESCORE_GRIDS", "RESCORE_TUNING_FILE", "RescorePoint", "best_rescore_point", "rescore_grid_table",
+    "rescore_search_grid", "write_rescore_tuning",
 ]
 
 #: Written into the exp dir; ``asrkit decode`` reads it for its default weights.
@@ -721,3 +732,118 @@ def attention_tuned_weights(exp: str | os.PathLike, lm: Optional[str | os.PathLi
                  "; using the default weights (rerun 'asrkit tune' with this LM)")
         return None
     return {k: doc[k] for k in ("lm_weight", "ctc_weight", "length_bonus")}
+
+
+# -- n-best rescoring --------------------------------------------------------------------------------
+#
+# An n-best jsonl file (asrkit decode --nbest N) is tuned for 'asrkit rescore': every hypothesis is
+# scored by the LM once (asrkit.pipeline.rescore), and each point of --lm-weights x --length-bonuses
+# only re-ranks the lists and scores the winners against the reference. The best point goes to
+# EXP/rescore_tuning.yaml (a record of how it was found: 'asrkit rescore' takes its weights on the
+# command line, as the 'best:' line prints them).
+
+#: Default grids of n-best rescoring: LM weights (on the natural-log LM probability) and per-word
+#: length bonuses.
+RESCORE_GRIDS = {"lm_weights": "0:2:0.1", "length_bonuses": "-1:3:0.5"}
+#: Written into the exp dir by the rescoring tuning.
+RESCORE_TUNING_FILE = "rescore_tuning.yaml"
+
+
+@dataclass(frozen=True)
+class RescorePoint(_Scored):
+    """One rescoring grid point's word counts (``counts.rate`` is its %WER)."""
+
+    lm_weight: float
+    length_bonus: float
+    counts: Counts
+
+
+def best_rescore_point(points: Sequence[RescorePoint]) -> RescorePoint:
+    """Fewest word errors; ties: smallest ``|length_bonus|``, then smallest ``lm_weight`` (then the
+    negative bonus of a +-b pair): independent of the order of ``points``."""
+    if not points:
+        raise ValueError("no grid points")
+    return min(points, key=lambda p: (p.errors, abs(p.length_bonus), p.lm_weight, p.length_bonus))
+
+
+def rescore_search_grid(utts: Sequence[Any], refs: dict[str, list[str]], *, lm_weights: Sequence[float],
+                        length_bonuses: Sequence[float],
+                        on_progress: Optional[Callable[[int], None]] = None) -> list[RescorePoint]:
+    """Re-rank the n-best lists ``utts`` (:class:`asrkit.pipeline.rescore.NbestUtterance`, their
+    candidates LM-scored by :func:`asrkit.pipeline.rescore.score_candidates`) at every
+    ``(lm_weight, length_bonus)`` (grid order: LM weight outer) and score the winners against
+    ``refs``. ``on_progress(n)`` is called once per point with the number of utterances."""
+    from asrkit.pipeline.rescore import check_weights, choose
+    from asrkit.score import score
+
+    if not lm_weights or not length_bonuses:
+        raise UsageError("the grid is empty")
+    missing = [u.utt for u in utts if u.utt not in refs]
+    if missing:
+        raise DataError(f"no reference for {len(missing)} utterance(s): {', '.join(missing[:_MAX_LISTED])}")
+    names = [u.utt for u in utts]
+    points: list[RescorePoint] = []
+    for w in lm_weights:
+        for b in length_bonuses:
+            check_weights(float(w), float(b))
+            hyps = {u.utt: u.candidates[choose(u, float(w), float(b))[0]].words for u in utts}
+            result = score({n: refs[n] for n in names}, hyps, mode="strict", ref_name="REF",
+                           hyp_name=f"grid point {w:g}/{b:g}")
+            points.append(RescorePoint(float(w), float(b), result.words))
+            if on_progress is not None:
+                on_progress(len(utts))
+    return points
+
+
+def rescore_grid_table(points: Sequence[RescorePoint], best: RescorePoint,
+                       title: str = "LM weight / length bonus grid (n-best rescoring)"):
+    """The rescoring grid as a :class:`asrkit.score.report.Table` (best row marked ``*``)."""
+    from asrkit.score.report import Table
+
+    rows = []
+    for p in points:
+        wer = "n/a" if p.wer is None else f"{p.wer:.2f}"
+        c = p.counts
+        rows.append([f"{p.lm_weight:g}", f"{p.length_bonus:g}", wer, f"{c.errors}/{c.ref}", str(c.sub), str(c.dele),
+                     str(c.ins), "*" if p is best else ""])
+    headers = ["LM_WEIGHT", "LENGTH_BONUS", "%WER", "ERR/WORDS", "SUB", "DEL", "INS", "BEST"]
+    return Table(title, headers, rows, [True] * 7 + [False])
+
+
+def write_rescore_tuning(exp: str | os.PathLike, points: Sequence[RescorePoint], *, lm: str | os.PathLike,
+                         nbest: str | os.PathLike, ref: str | os.PathLike, decoder_lm_weight: Optional[float],
+                         utterances: int, hypotheses: int) -> Path:
+    """Write the best of ``points`` and how it was found to ``EXP/rescore_tuning.yaml``
+    (atomically); returns the path."""
+    import yaml
+
+    from asrkit.io import atomic_write
+
+    best = best_rescore_point(points)
+    doc = {
+        "search": "rescore",
+        "lm_weight": best.lm_weight,
+        "length_bonus": best.length_bonus,
+        "wer": None if best.wer is None else round(best.wer, 4),
+        "errors": best.errors,
+        "words": best.words,
+        "decoder_lm_weight": decoder_lm_weight,
+        "lm": _abs(lm),
+        "nbest": _abs(nbest),
+        "ref": _abs(ref),
+        "utterances": int(utterances),
+        "hypotheses": int(hypotheses),
+        "grid_size": len(points),
+        "lm_weights": sorted({p.lm_weight for p in points}),
+        "length_bonuses": sorted({p.length_bonus for p in points}),
+        "date": datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0).isoformat(),
+    }
+    path = Path(exp) / RESCORE_TUNING_FILE
+    try:
+        with atomic_write(path) as f:
+            f.write("# written by 'asrkit tune' on an n-best file: the rescoring LM weight and length bonus with the\n"
+                    "# lowest WER on 'ref'; give them to 'asrkit rescore --lm-weight A --length-bonus B'.\n")
+            yaml.safe_dump(doc, f, sort_keys=False, default_flow_style=None)
+    except OSError as e:
+        raise InputError(f"{path}: cannot write: {e.strerror or e}") from None
+    return path
