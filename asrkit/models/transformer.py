@@ -43,6 +43,7 @@ from asrkit.nn import (
     Conformer, Dropout, Embedding, LayerNorm, Linear, LogSoftmax, SinusoidalPositionalEncoding,
     TransformerDecoderLayer, TransformerEncoderLayer, init,
 )
+from asrkit.nn.attention import KVCache
 
 __all__ = ["TransformerS2S", "TransformerState", "ENCODERS"]
 
@@ -53,16 +54,17 @@ ENCODERS = ("transformer", "conformer")
 class TransformerState:
     """The decoder's state between steps (``N`` hypothesis rows, ``L`` tokens fed so far).
 
-    ``self_kv``: per decoder layer, the self-attention ``(k, v)`` of the ``L`` positions,
-    ``(N, heads, L, d / heads)`` each. ``memory_kv``: per decoder layer, the cross-attention
-    ``(k, v)`` of the encoder memory given to ``init_state``, ``(M, heads, S, d / heads)``
-    each (``M``: its rows), with ``memory_mask (M, S)`` (True at padding); ``rows (N,)``
-    int64: the memory row of each hypothesis. ``position``: ``L``, the position of the next
-    token. ``index`` selects hypothesis rows (``self_kv`` and ``rows``); the memory's
-    keys/values are shared, never copied per hypothesis.
+    ``self_kv``: per decoder layer, the self-attention keys/values of the ``L`` positions
+    (a :class:`~asrkit.nn.attention.KVCache`: ``(N, heads, L, d / heads)`` each, appended in
+    place). ``memory_kv``: per decoder layer, the cross-attention ``(k, v)`` of the encoder
+    memory given to ``init_state``, ``(M, heads, S, d / heads)`` each (``M``: its rows),
+    with ``memory_mask (M, S)`` (True at padding); ``rows (N,)`` int64: the memory row of
+    each hypothesis. ``position``: ``L``, the position of the next token. ``index`` selects
+    hypothesis rows (``self_kv`` and ``rows``); the memory's keys/values are shared, never
+    copied per hypothesis.
     """
 
-    self_kv: tuple[tuple[Tensor, Tensor], ...]
+    self_kv: tuple[KVCache, ...]
     memory_kv: tuple[tuple[Tensor, Tensor], ...]
     memory_mask: Tensor
     rows: Tensor
@@ -70,7 +72,7 @@ class TransformerState:
 
     def index(self, idx: Tensor) -> "TransformerState":
         idx = idx.to(self.rows.device)
-        return TransformerState(tuple((k.index_select(0, idx), v.index_select(0, idx)) for k, v in self.self_kv),
+        return TransformerState(tuple(c.index_select(idx) for c in self.self_kv),
                                 self.memory_kv, self.memory_mask, self.rows.index_select(0, idx), self.position)
 
 
@@ -180,8 +182,8 @@ class TransformerS2S(Seq2SeqModel):
         memory = enc.memory  # (M, S, d)
         M = memory.shape[0]
         first = self.decoder[0].self_attn
-        empty = memory.new_zeros(M, first.num_heads, 0, first.head_dim)
-        return TransformerState(tuple((empty, empty) for _ in self.decoder),
+        return TransformerState(tuple(KVCache.empty(M, first.num_heads, first.head_dim, dtype=memory.dtype,
+                                                    device=memory.device) for _ in self.decoder),
                                 tuple(layer.multihead_attn.project_kv(memory, memory) for layer in self.decoder),
                                 enc.padding_mask, torch.arange(M, device=memory.device), 0)
 
@@ -190,10 +192,10 @@ class TransformerS2S(Seq2SeqModel):
         """Feed ``tokens (N,)`` at position ``state.position``: ``(log_probs (N, C) float32, new
         state, attention (N, S) float32)``, equal to ``decode`` of the whole prefix at its last
         position. ``enc`` must have the ``N`` rows of ``state`` (the search indexes both alike);
-        the memory attended over is the one given to ``init_state``."""
+        the memory attended over is the one given to ``init_state``. Eval mode (no dropout)."""
         N = state.rows.shape[0]
-        if enc.memory.shape[0] != N or tokens.shape != (N,):
-            raise ValueError(f"step: the state has {N} rows, enc {enc.memory.shape[0]} and tokens "
+        if enc.lengths.shape[0] != N or tokens.shape != (N,):  # (enc.memory itself is not read)
+            raise ValueError(f"step: the state has {N} rows, enc {enc.lengths.shape[0]} and tokens "
                              f"{tuple(tokens.shape)}")
         x = self.embed(tokens.to(state.rows.device).long()[:, None])  # (N, 1, d)
         x = self.dropout(self.decoder_pos(x, offset=state.position))

@@ -34,6 +34,7 @@ from asrkit.nn.linear import Linear
 from asrkit.nn.module import Module
 
 __all__ = [
+    "KVCache",
     "MultiheadAttention",
     "RelPositionMultiheadAttention",
     "SinusoidalPositionalEncoding",
@@ -321,6 +322,69 @@ class MultiheadAttention(Module):
             w = wg.mean(1).view(M * G, L, S)[slot] if need_weights else None  # (N, L, S)
         out = self.out_proj(out.transpose(1, 2).reshape(N, L, E))  # (N, L, E)
         return out, w
+
+
+class KVCache:
+    """Self-attention keys and values of the positions decoded so far, with room to grow in place.
+
+    ``keys``, ``values``: ``(N, num_heads, length, head_dim)`` views of buffers ``k``, ``v``
+    ``(N, num_heads, capacity, head_dim)``. ``append`` returns the cache one position (or
+    ``T``) longer, writing into the free capacity when this cache is the newest over its buffers
+    (else, or when full, into new buffers ``GROW`` positions larger); ``index_select`` returns
+    the rows ``idx`` in new buffers (a beam's reordering). So a step costs no copy of the
+    positions before it, only the reorderings do. A cache is never changed by ``append``: a
+    second ``append`` to the same cache copies instead of overwriting the first one's position.
+    """
+
+    GROW = 64  #: positions added when a cache is full
+
+    def __init__(self, k: Tensor, v: Tensor, length: int) -> None:
+        if k.dim() != 4 or v.shape != k.shape or not 0 <= length <= k.shape[2]:
+            raise ValueError(f"KVCache: k and v must be (N, H, capacity, Dh) alike with length <= capacity, got "
+                             f"{tuple(k.shape)}, {tuple(v.shape)} and length {length}")
+        self.k, self.v, self.length = k, v, length
+        self._written = [length]  # positions written into the buffers, shared by the caches over them
+
+    @classmethod
+    def empty(cls, n: int, num_heads: int, head_dim: int, *, capacity: int = 0, dtype=None,
+              device=None) -> "KVCache":
+        z = torch.empty(n, num_heads, capacity, head_dim, dtype=dtype, device=device)
+        return cls(z, torch.empty_like(z), 0)
+
+    @property
+    def keys(self) -> Tensor:
+        return self.k[:, :, :self.length]
+
+    @property
+    def values(self) -> Tensor:
+        return self.v[:, :, :self.length]
+
+    def __len__(self) -> int:
+        return self.length
+
+    def append(self, k: Tensor, v: Tensor) -> "KVCache":
+        """``k``, ``v`` ``(N, num_heads, T, head_dim)`` of the next ``T`` positions -> the longer cache."""
+        L, T = self.length, k.shape[2]
+        if k.shape[:2] != self.k.shape[:2] or k.shape[3] != self.k.shape[3] or v.shape != k.shape:
+            raise ValueError(f"KVCache.append: k and v must be {tuple(self.k.shape[:2])} x T x {self.k.shape[3]}, got "
+                             f"{tuple(k.shape)} and {tuple(v.shape)}")
+        if self._written[0] == L and L + T <= self.k.shape[2]:
+            self.k[:, :, L:L + T] = k
+            self.v[:, :, L:L + T] = v
+            out = KVCache.__new__(KVCache)
+            out.k, out.v, out.length, out._written = self.k, self.v, L + T, self._written
+            self._written[0] = L + T
+            return out
+        shape = (*self.k.shape[:2], L + T + self.GROW, self.k.shape[3])
+        kb, vb = self.k.new_empty(shape), self.v.new_empty(shape)
+        kb[:, :, :L], vb[:, :, :L] = self.keys, self.values
+        kb[:, :, L:L + T], vb[:, :, L:L + T] = k, v
+        return KVCache(kb, vb, L + T)
+
+    def index_select(self, idx: Tensor) -> "KVCache":
+        """Rows ``idx (N',)``, in new buffers (the free capacity comes along: one contiguous copy)."""
+        idx = idx.to(self.k.device)
+        return KVCache(self.k.index_select(0, idx), self.v.index_select(0, idx), self.length)
 
 
 def _dot_attention(q: Tensor, k: Tensor, v: Tensor, mask: Optional[Tensor], scale: float) -> tuple[Tensor, Tensor]:

@@ -7,11 +7,15 @@ state_dict loads unchanged. Built from asrkit's MultiheadAttention, Linear,
 LayerNorm, Dropout and activations; ``impl`` is passed to every sublayer.
 
 Incremental decoding (an asrkit extension, inference only): ``step`` feeds one new
-position ``x (N, 1, E)`` (batch-first whatever ``batch_first``) with a cache ``(k, v)``
-of the self-attention keys/values of the positions before it (``(N, num_heads, L,
-head_dim)`` each, ``None`` before the first) and returns ``(y (N, 1, E), new cache)``;
-``y`` is what ``forward`` with a causal mask gives at that position, for a fraction
-of the work (no position is recomputed, the decoder's memory is projected once)::
+position ``x (N, 1, E)`` (batch-first whatever ``batch_first``) with a cache of the
+self-attention keys/values of the positions before it and returns ``(y (N, 1, E), new
+cache)``; ``y`` is what ``forward`` with a causal mask gives at that position, for a
+fraction of the work (no position is recomputed, the decoder's memory is projected
+once). The cache is ``None`` before the first position, then what ``step`` returned:
+a plain ``(k, v)`` (``(N, num_heads, L, head_dim)`` each, concatenated each step), or,
+when the first one passed is a :class:`~asrkit.nn.attention.KVCache` (e.g.
+``KVCache.empty(N, nhead, d_model // nhead)``), a KVCache written in place (no copy of
+the earlier positions per step; ``index_select`` reorders it for a beam)::
 
     cache, mem_kv = None, layer.multihead_attn.project_kv(memory, memory)
     for t in range(T):
@@ -25,15 +29,16 @@ import torch
 from torch import Tensor
 
 from asrkit.nn.activation import GELU, ReLU
-from asrkit.nn.attention import MultiheadAttention
+from asrkit.nn.attention import KVCache, MultiheadAttention
 from asrkit.nn.dropout import Dropout
 from asrkit.nn.linear import Linear
 from asrkit.nn.module import Module
 from asrkit.nn.norm import LayerNorm
 
-__all__ = ["TransformerEncoderLayer", "TransformerDecoderLayer", "KVCache"]
+__all__ = ["TransformerEncoderLayer", "TransformerDecoderLayer"]
 
-KVCache = tuple[Tensor, Tensor]  #: self-attention keys and values so far, ``(N, num_heads, L, head_dim)`` each
+KV = tuple[Tensor, Tensor]  #: keys and values, ``(N, num_heads, L, head_dim)`` each
+Cache = Union[KV, KVCache]  #: a self-attention cache: plain ``(k, v)`` (concatenated per step) or a KVCache
 
 
 def _activation(activation: Union[str, Callable[[Tensor], Tensor]], impl: str):
@@ -53,12 +58,17 @@ def _check_step(layer: Module, x: Tensor) -> None:
         raise ValueError(f"step takes one position x (N, 1, E), got shape {tuple(x.shape)}")
 
 
-def _self_attention_step(attn: MultiheadAttention, x: Tensor, cache: Optional[KVCache]) -> tuple[Tensor, KVCache]:
+def _self_attention_step(attn: MultiheadAttention, x: Tensor, cache: Optional[Cache]) -> tuple[Tensor, Cache]:
     """Causal self-attention of one new position ``x (N, 1, E)`` over the cached ones and itself."""
     k, v = attn.project_kv(x, x)  # (N, H, 1, Dh) each
-    if cache is not None:
-        k, v = torch.cat([cache[0], k], 2), torch.cat([cache[1], v], 2)  # (N, H, L+1, Dh)
-    return attn.attend(x, k, v)[0], (k, v)
+    if isinstance(cache, KVCache):
+        cache = cache.append(k, v)
+        k, v = cache.keys, cache.values  # (N, H, L+1, Dh)
+    else:
+        if cache is not None:
+            k, v = torch.cat([cache[0], k], 2), torch.cat([cache[1], v], 2)  # (N, H, L+1, Dh)
+        cache = (k, v)
+    return attn.attend(x, k, v)[0], cache
 
 
 class TransformerEncoderLayer(Module):
@@ -97,10 +107,10 @@ class TransformerEncoderLayer(Module):
             x = self.norm2(x + self._ff_block(x))
         return x
 
-    def step(self, x: Tensor, cache: Optional[KVCache] = None) -> tuple[Tensor, KVCache]:
+    def step(self, x: Tensor, cache: Optional[Cache] = None) -> tuple[Tensor, Cache]:
         """One position of a causal stack (a decoder-only LM): ``x (N, 1, E)``, ``cache`` the
-        self-attention ``(k, v)`` of the positions before it (or ``None``) -> ``(y (N, 1, E),
-        new cache)``; ``y`` equals ``forward(all positions, causal mask)[:, -1:]``. Eval mode only
+        self-attention ``(k, v)`` or KVCache of the positions before it (or ``None``) -> ``(y (N, 1,
+        E), new cache)``; ``y`` equals ``forward(all positions, causal mask)[:, -1:]``. Eval mode only
         (see the module docstring)."""
         _check_step(self, x)
         if self.norm_first:
@@ -172,11 +182,11 @@ class TransformerDecoderLayer(Module):
             x = self.norm3(x + self._ff_block(x))
         return x
 
-    def step(self, x: Tensor, cache: Optional[KVCache], memory_kv: KVCache,
+    def step(self, x: Tensor, cache: Optional[Cache], memory_kv: KV,
              memory_key_padding_mask: Optional[Tensor] = None, *, memory_rows: Optional[Tensor] = None
-             ) -> tuple[Tensor, KVCache]:
-        """One decoder position: ``x (N, 1, E)``, ``cache`` the self-attention ``(k, v)`` of the
-        positions before it (or ``None`` at the first), ``memory_kv =
+             ) -> tuple[Tensor, Cache]:
+        """One decoder position: ``x (N, 1, E)``, ``cache`` the self-attention ``(k, v)`` or KVCache of
+        the positions before it (or ``None`` at the first), ``memory_kv =
         self.multihead_attn.project_kv(memory, memory)`` (computed once per memory),
         ``memory_key_padding_mask (M, S)`` its padding -> ``(y (N, 1, E), new cache)``; ``y``
         equals ``forward(all positions, memory, causal tgt_mask, memory_key_padding_mask)[:, -1:]``
@@ -200,7 +210,7 @@ class TransformerDecoderLayer(Module):
             x = self.norm3(x + self._ff_block(x))
         return x, cache
 
-    def _mha_step(self, x: Tensor, memory_kv: KVCache, key_padding_mask, memory_rows) -> Tensor:
+    def _mha_step(self, x: Tensor, memory_kv: KV, key_padding_mask, memory_rows) -> Tensor:
         keep = self.keep_cross_attention
         x, weights = self.multihead_attn.attend(x, memory_kv[0], memory_kv[1], key_padding_mask,
                                                 need_weights=keep, kv_rows=memory_rows)

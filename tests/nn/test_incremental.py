@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from asrkit.nn.attention import LearnedPositionalEncoding, MultiheadAttention, SinusoidalPositionalEncoding
+from asrkit.nn.attention import KVCache, LearnedPositionalEncoding, MultiheadAttention, SinusoidalPositionalEncoding
 from asrkit.nn.transformer import TransformerDecoderLayer, TransformerEncoderLayer
 
 IMPLS = ["scratch", "native"]
@@ -147,11 +147,26 @@ def _bf(x, batch_first):
     return x if batch_first else x.transpose(0, 1)
 
 
+def _start(kind: str, n: int):
+    """The cache before the first position: None (plain (k, v) then) or an empty KVCache."""
+    return None if kind == "tuple" else KVCache.empty(n, 2, 4, dtype=torch.float64)
+
+
+def _kv(cache):
+    return (cache.keys, cache.values) if isinstance(cache, KVCache) else cache
+
+
+@pytest.fixture
+def small_grow(monkeypatch):
+    monkeypatch.setattr(KVCache, "GROW", 2)  # a KVCache fills up within a test's few positions
+
+
 @pytest.mark.parametrize("impl", IMPLS)
 @pytest.mark.parametrize("norm_first", [True, False])
 @pytest.mark.parametrize("batch_first", [True, False])
 @pytest.mark.parametrize("activation", ["relu", "gelu"])
-def test_encoder_layer_step_equals_causal_forward(impl, norm_first, batch_first, activation):
+@pytest.mark.parametrize("kind", ["tuple", "kvcache"])
+def test_encoder_layer_step_equals_causal_forward(impl, norm_first, batch_first, activation, kind, small_grow):
     layer = _layer(TransformerEncoderLayer, impl, norm_first, batch_first, activation)
     g = torch.Generator().manual_seed(5)
     N, T = 3, 6
@@ -159,17 +174,20 @@ def test_encoder_layer_step_equals_causal_forward(impl, norm_first, batch_first,
     causal = torch.ones(T, T, dtype=torch.bool).triu(1)
     with torch.no_grad():
         ref = _bf(layer(_bf(x, batch_first), src_mask=causal), batch_first)  # (N, T, E)
-        cache = None
+        cache = _start(kind, N)
         for t in range(T):
             y, cache = layer.step(x[:, t:t + 1], cache)
-            assert cache[0].shape == cache[1].shape == (N, 2, t + 1, 4)
+            assert isinstance(cache, KVCache) == (kind == "kvcache")
+            k, v = _kv(cache)
+            assert k.shape == v.shape == (N, 2, t + 1, 4)
             torch.testing.assert_close(y, ref[:, t:t + 1], **TOL)
 
 
 @pytest.mark.parametrize("impl", IMPLS)
 @pytest.mark.parametrize("norm_first", [True, False])
 @pytest.mark.parametrize("batch_first", [True, False])
-def test_decoder_layer_step_equals_causal_forward(impl, norm_first, batch_first):
+@pytest.mark.parametrize("kind", ["tuple", "kvcache"])
+def test_decoder_layer_step_equals_causal_forward(impl, norm_first, batch_first, kind, small_grow):
     layer = _layer(TransformerDecoderLayer, impl, norm_first, batch_first)
     layer.keep_cross_attention = True
     g = torch.Generator().manual_seed(6)
@@ -185,7 +203,7 @@ def test_decoder_layer_step_equals_causal_forward(impl, norm_first, batch_first)
                         memory_key_padding_mask=mask), batch_first)  # (N, T, E)
         ref_att = layer.cross_attention  # (N, T, S)
         mem_kv = layer.multihead_attn.project_kv(mem, mem)
-        cache = None
+        cache = _start(kind, N)
         for t in range(T):
             y, cache = layer.step(x[:, t:t + 1], cache, mem_kv, mask)
             torch.testing.assert_close(y, ref[:, t:t + 1], **TOL)
@@ -195,7 +213,7 @@ def test_decoder_layer_step_equals_causal_forward(impl, norm_first, batch_first)
         rows = torch.tensor([0, 0, 2, 1, 2])
         ref2 = _bf(layer(_bf(x[rows], batch_first), _bf(mem[rows], batch_first), tgt_mask=causal,
                          memory_key_padding_mask=mask[rows]), batch_first)
-        cache = None
+        cache = _start(kind, len(rows))
         for t in range(T):
             y, cache = layer.step(x[rows, t:t + 1], cache, mem_kv, mask, memory_rows=rows)
             torch.testing.assert_close(y, ref2[:, t:t + 1], **TOL)
@@ -217,3 +235,36 @@ def test_layer_step_refuses_training_mode_and_wrong_shapes():
         enc.step(x)
     with pytest.raises(RuntimeError, match="eval mode"):
         dec.step(x, None, mem_kv)
+
+
+def test_kv_cache_appends_in_place_and_never_overwrites(small_grow):
+    g = torch.Generator().manual_seed(7)
+    pos = [torch.randn(3, 2, 1, 4, generator=g, dtype=torch.float64) for _ in range(6)]
+    c0 = KVCache.empty(3, 2, 4, dtype=torch.float64)
+    c1 = c0.append(pos[0], -pos[0])  # full (capacity 0): new buffers, 1 + GROW positions
+    assert c1.k.shape == (3, 2, 3, 4) and len(c1) == 1 and len(c0) == 0
+    c2 = c1.append(pos[1], -pos[1])  # in place
+    assert c2.k is c1.k and len(c2) == 2 and len(c1) == 1
+    torch.testing.assert_close(c2.keys, torch.cat(pos[:2], 2), rtol=0, atol=0)
+    torch.testing.assert_close(c2.values, -torch.cat(pos[:2], 2), rtol=0, atol=0)
+    # a second append to c1 must not overwrite c2's position 1: it copies
+    c2b = c1.append(pos[2], -pos[2])
+    assert c2b.k is not c1.k
+    torch.testing.assert_close(c2.keys, torch.cat(pos[:2], 2), rtol=0, atol=0)
+    torch.testing.assert_close(c2b.keys, torch.cat([pos[0], pos[2]], 2), rtol=0, atol=0)
+    # several positions at once, past the capacity
+    c5 = c2.append(torch.cat(pos[2:5], 2), -torch.cat(pos[2:5], 2))
+    assert c5.k is not c2.k and c5.k.shape[2] == 5 + KVCache.GROW
+    torch.testing.assert_close(c5.keys, torch.cat(pos[:5], 2), rtol=0, atol=0)
+    # rows of a beam: new buffers, the positions of the chosen rows
+    idx = torch.tensor([2, 2, 0])
+    sel = c5.index_select(idx)
+    assert sel.k.data_ptr() != c5.k.data_ptr() and len(sel) == 5
+    torch.testing.assert_close(sel.keys, torch.cat(pos[:5], 2)[idx], rtol=0, atol=0)
+    c6 = sel.append(pos[5][idx], -pos[5][idx])
+    torch.testing.assert_close(c6.values, -torch.cat(pos, 2)[idx], rtol=0, atol=0)
+    torch.testing.assert_close(c5.keys, torch.cat(pos[:5], 2), rtol=0, atol=0)  # untouched
+    with pytest.raises(ValueError, match="KVCache.append"):
+        c6.append(torch.zeros(3, 2, 1, 5, dtype=torch.float64), torch.zeros(3, 2, 1, 5, dtype=torch.float64))
+    with pytest.raises(ValueError, match="length <= capacity"):
+        KVCache(torch.zeros(1, 2, 3, 4), torch.zeros(1, 2, 3, 4), 4)
