@@ -19,12 +19,18 @@ Built from :mod:`asrkit.nn` layers only::
 
 Training combines ``ctc_weight * CTC + (1 - ctc_weight) * attention cross-entropy`` (the
 task does, from ``Seq2SeqOutput``); decoding can add the CTC prefix score of the head.
-``step`` recomputes the decoder over the whole prefix (its state is the prefix of tokens
-fed so far, ``(N, L)``). The attention reported for plots is the last decoder layer's
+``step`` decodes incrementally (:class:`TransformerState`): each decoder layer keeps the
+self-attention keys/values of the positions fed so far (a key/value cache, ``(N, heads,
+L, d / heads)``) and the keys/values of the encoder memory, projected once by
+``init_state`` and shared by every hypothesis of an utterance; a step computes only the new
+position (work and memory linear in the prefix, not quadratic, and no copy of the memory
+per hypothesis). ``decode`` (every position at once) is the training path; both give the
+same log-probabilities. The attention reported for plots is the last decoder layer's
 cross-attention, averaged over heads.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Optional
 
 import torch
@@ -37,10 +43,37 @@ from asrkit.nn import (
     Conformer, Dropout, Embedding, LayerNorm, Linear, LogSoftmax, SinusoidalPositionalEncoding,
     TransformerDecoderLayer, TransformerEncoderLayer, init,
 )
+from asrkit.nn.attention import KVCache
 
-__all__ = ["TransformerS2S", "ENCODERS"]
+__all__ = ["TransformerS2S", "TransformerState", "ENCODERS"]
 
 ENCODERS = ("transformer", "conformer")
+
+
+@dataclass
+class TransformerState:
+    """The decoder's state between steps (``N`` hypothesis rows, ``L`` tokens fed so far).
+
+    ``self_kv``: per decoder layer, the self-attention keys/values of the ``L`` positions
+    (a :class:`~asrkit.nn.attention.KVCache`: ``(N, heads, L, d / heads)`` each, appended in
+    place). ``memory_kv``: per decoder layer, the cross-attention ``(k, v)`` of the encoder
+    memory given to ``init_state``, ``(M, heads, S, d / heads)`` each (``M``: its rows),
+    with ``memory_mask (M, S)`` (True at padding); ``rows (N,)`` int64: the memory row of
+    each hypothesis. ``position``: ``L``, the position of the next token. ``index`` selects
+    hypothesis rows (``self_kv`` and ``rows``); the memory's keys/values are shared, never
+    copied per hypothesis.
+    """
+
+    self_kv: tuple[KVCache, ...]
+    memory_kv: tuple[tuple[Tensor, Tensor], ...]
+    memory_mask: Tensor
+    rows: Tensor
+    position: int
+
+    def index(self, idx: Tensor) -> "TransformerState":
+        idx = idx.to(self.rows.device)
+        return TransformerState(tuple(c.index_select(idx) for c in self.self_kv),
+                                self.memory_kv, self.memory_mask, self.rows.index_select(0, idx), self.position)
 
 
 class TransformerS2S(Seq2SeqModel):
@@ -144,14 +177,35 @@ class TransformerS2S(Seq2SeqModel):
         logits, attention = self.decode(inputs, enc)
         return Seq2SeqOutput(logits, outputs, enc.ctc_logits, enc.lengths, attention)
 
-    def init_state(self, enc: Encoded) -> Tensor:
-        """The empty prefix ``(N, 0)``."""
-        return torch.zeros(enc.memory.shape[0], 0, dtype=torch.long, device=enc.memory.device)
+    def init_state(self, enc: Encoded) -> TransformerState:
+        """Nothing fed yet; the memory's keys/values of every decoder layer, projected once."""
+        memory = enc.memory  # (M, S, d)
+        M = memory.shape[0]
+        first = self.decoder[0].self_attn
+        return TransformerState(tuple(KVCache.empty(M, first.num_heads, first.head_dim, dtype=memory.dtype,
+                                                    device=memory.device) for _ in self.decoder),
+                                tuple(layer.multihead_attn.project_kv(memory, memory) for layer in self.decoder),
+                                enc.padding_mask, torch.arange(M, device=memory.device), 0)
 
-    def step(self, enc: Encoded, state: Tensor, tokens: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        prefix = torch.cat([state, tokens.to(state.device).long()[:, None]], 1)  # (N, L)
-        logits, attention = self.decode(prefix, enc)
-        return self.log_softmax(logits[:, -1].float()), prefix, attention[:, -1].float()
+    def step(self, enc: Encoded, state: TransformerState, tokens: Tensor
+             ) -> tuple[Tensor, TransformerState, Tensor]:
+        """Feed ``tokens (N,)`` at position ``state.position``: ``(log_probs (N, C) float32, new
+        state, attention (N, S) float32)``, equal to ``decode`` of the whole prefix at its last
+        position. ``enc`` must have the ``N`` rows of ``state`` (the search indexes both alike);
+        the memory attended over is the one given to ``init_state``. Eval mode (no dropout)."""
+        N = state.rows.shape[0]
+        if enc.lengths.shape[0] != N or tokens.shape != (N,):  # (enc.memory itself is not read)
+            raise ValueError(f"step: the state has {N} rows, enc {enc.lengths.shape[0]} and tokens "
+                             f"{tuple(tokens.shape)}")
+        x = self.embed(tokens.to(state.rows.device).long()[:, None])  # (N, 1, d)
+        x = self.dropout(self.decoder_pos(x, offset=state.position))
+        caches = []
+        for layer, cache, mem_kv in zip(self.decoder, state.self_kv, state.memory_kv):
+            x, cache = layer.step(x, cache, mem_kv, state.memory_mask, memory_rows=state.rows)
+            caches.append(cache)
+        logits = self.output(self.decoder_norm(x[:, 0]))  # (N, C)
+        new = TransformerState(tuple(caches), state.memory_kv, state.memory_mask, state.rows, state.position + 1)
+        return self.log_softmax(logits.float()), new, self.decoder[-1].cross_attention[:, 0].float()
 
-    def select_state(self, state: Tensor, idx: Tensor) -> Tensor:
-        return state.index_select(0, idx.to(state.device))
+    def select_state(self, state: TransformerState, idx: Tensor) -> TransformerState:
+        return state.index(idx)

@@ -11,6 +11,11 @@ and return values (weights averaged over heads unless
 ``average_attn_weights=False``). The scratch path runs asrkit's ``linear``
 and the hand-written attention of :mod:`asrkit.nn.functional.attention`;
 native calls ``torch.nn.functional.multi_head_attention_forward``.
+
+Incremental decoding (asrkit extensions): ``MultiheadAttention.project_kv`` and
+``attend`` split ``forward`` into the key/value projection (done once per memory, or
+once per new position into a cache) and the attention of new queries over them; the
+positional encodings take an ``offset`` (the first position of ``x``).
 """
 from __future__ import annotations
 
@@ -29,6 +34,7 @@ from asrkit.nn.linear import Linear
 from asrkit.nn.module import Module
 
 __all__ = [
+    "KVCache",
     "MultiheadAttention",
     "RelPositionMultiheadAttention",
     "SinusoidalPositionalEncoding",
@@ -222,6 +228,174 @@ class MultiheadAttention(Module):
             weights = weights.mean(1)  # (N, L, S)
         return out, weights
 
+    # -- incremental decoding (inference helpers, an asrkit extension) ------------------------------
+
+    def _check_incremental(self, what: str) -> None:
+        if self.bias_k is not None or self.add_zero_attn:
+            raise ValueError(f"MultiheadAttention.{what} does not support add_bias_kv or add_zero_attn")
+        if self.training and self.dropout > 0:
+            raise RuntimeError(f"MultiheadAttention.{what} has no attention dropout (dropout={self.dropout}): "
+                               f"call it in eval mode")
+
+    def _in_proj(self, x: Tensor, i: int, n: int = 1) -> Tensor:
+        """``x (*, in)`` through rows ``i .. i+n-1`` of the q/k/v projections (0 q, 1 k, 2 v)."""
+        E = self.embed_dim
+        if self._qkv_same_embed_dim:
+            w = self.in_proj_weight[i * E:(i + n) * E]
+        else:
+            w = (self.q_proj_weight, self.k_proj_weight, self.v_proj_weight)[i]
+        b = None if self.in_proj_bias is None else self.in_proj_bias[i * E:(i + n) * E]
+        return TF.linear(x, w, b) if self.native else _L.linear(x, w, b)
+
+    def project_kv(self, key: Tensor, value: Tensor) -> tuple[Tensor, Tensor]:
+        """The projected keys and values of an attention, split into heads, for :meth:`attend`.
+
+        ``key (N, S, kdim)``, ``value (N, S, vdim)`` (batch-first whatever ``batch_first``)
+        -> ``(k, v)``, each ``(N, num_heads, S, head_dim)``: what ``forward`` computes from
+        ``key`` and ``value`` before the scores. A decoder projects its encoder memory once and
+        each new position's self-attention key/value once (a key/value cache). Inference only:
+        refused in training mode with attention dropout; ``add_bias_kv``/``add_zero_attn``
+        are not supported.
+        """
+        self._check_incremental("project_kv")
+        N, S = key.shape[0], key.shape[1]
+        H, Dh = self.num_heads, self.head_dim
+        if key is value and self._qkv_same_embed_dim:  # self-attention: one matmul for both
+            k, v = self._in_proj(key, 1, 2).chunk(2, -1)
+        else:
+            k, v = self._in_proj(key, 1), self._in_proj(value, 2)
+        return (k.reshape(N, S, H, Dh).transpose(1, 2).contiguous(),
+                v.reshape(N, S, H, Dh).transpose(1, 2).contiguous())
+
+    def attend(self, query: Tensor, k: Tensor, v: Tensor, key_padding_mask: Optional[Tensor] = None,
+               need_weights: bool = False, kv_rows: Optional[Tensor] = None) -> tuple[Tensor, Optional[Tensor]]:
+        """The attention of ``query`` over keys/values already projected by :meth:`project_kv`.
+
+        ``query (N, L, E)`` (batch-first), ``k``, ``v`` ``(M, num_heads, S, head_dim)``,
+        ``key_padding_mask (M, S)`` (the rows of ``k``; bool True = masked, or float added) ->
+        ``(out (N, L, E), weights (N, L, S) averaged over heads, or None)``: the same as
+        ``forward(query, key, value, key_padding_mask)`` (every query position sees every key:
+        no ``attn_mask``). Without ``kv_rows``, ``M == N`` and query row ``n`` attends over
+        ``k[n]``; with ``kv_rows (N,)`` int64, over ``k[kv_rows[n]]``, so that the hypotheses of a
+        beam share one copy of their utterance's memory (computed as one matmul per memory row
+        over its query rows, without copying ``k``/``v`` per query row). Inference only (see
+        :meth:`project_kv`); differentiable with torch's autograd, not asrkit's kernels.
+        """
+        self._check_incremental("attend")
+        N, L, E = query.shape
+        M, H, S, Dh = k.shape
+        if H != self.num_heads or Dh != self.head_dim or v.shape[:3] != k.shape[:3]:
+            raise ValueError(f"k and v must be (M, {self.num_heads}, S, {self.head_dim}), got "
+                             f"{tuple(k.shape)} and {tuple(v.shape)}")
+        mask = _float_mask(key_padding_mask, query.dtype, "key_padding_mask")
+        if mask is not None:
+            if mask.shape != (M, S):
+                raise ValueError(f"expecting key_padding_mask shape of {(M, S)}, but got {tuple(mask.shape)}")
+            mask = mask.view(M, 1, 1, S)
+        q = self._in_proj(query, 0).reshape(N, L, H, Dh).transpose(1, 2)  # (N, H, L, Dh)
+        scale = 1.0 / math.sqrt(Dh)
+        if kv_rows is not None:
+            kv_rows = kv_rows.to(device=query.device, dtype=torch.long)
+            if kv_rows.shape != (N,):
+                raise ValueError(f"kv_rows must be ({N},), got {tuple(kv_rows.shape)}")
+            if M == N and torch.equal(kv_rows, torch.arange(N, device=kv_rows.device)):
+                kv_rows = None
+        if kv_rows is None:
+            if M != N:
+                raise ValueError(f"k has {M} rows for {N} query rows: pass kv_rows")
+            out, w = _dot_attention(q, k, v, mask, scale)  # (N, H, L, Dh), (N, H, L, S)
+            w = w.mean(1) if need_weights else None  # (N, L, S)
+        else:
+            # each memory row's query rows side by side: (M, G) slots, G = most query rows of one memory row
+            counts = torch.bincount(kv_rows, minlength=M)  # (M,)
+            G = int(counts.max()) if N else 1
+            order = torch.argsort(kv_rows, stable=True)
+            first = torch.cumsum(counts, 0) - counts  # (M,)
+            pos = torch.empty_like(kv_rows)
+            pos[order] = torch.arange(N, device=kv_rows.device) - first[kv_rows[order]]
+            slot = kv_rows * G + pos  # (N,) place of each query row among the (M * G) slots
+            qg = q.new_zeros(M * G, H, L, Dh)
+            qg[slot] = q
+            qg = qg.view(M, G, H, L, Dh).transpose(1, 2).reshape(M, H, G * L, Dh)
+            og, wg = _dot_attention(qg, k, v, mask, scale)  # (M, H, G*L, Dh), (M, H, G*L, S)
+            out = og.view(M, H, G, L, Dh).transpose(1, 2).reshape(M * G, H, L, Dh)[slot]  # (N, H, L, Dh)
+            w = wg.mean(1).view(M * G, L, S)[slot] if need_weights else None  # (N, L, S)
+        out = self.out_proj(out.transpose(1, 2).reshape(N, L, E))  # (N, L, E)
+        return out, w
+
+
+class KVCache:
+    """Self-attention keys and values of the positions decoded so far, with room to grow in place.
+
+    ``keys``, ``values``: ``(N, num_heads, length, head_dim)`` views of buffers ``k``, ``v``
+    ``(N, num_heads, capacity, head_dim)``. ``append`` returns the cache one position (or
+    ``T``) longer, writing into the free capacity when this cache is the newest over its buffers
+    (else, or when full, into new buffers ``GROW`` positions larger); ``index_select`` returns
+    the rows ``idx`` in new buffers (a beam's reordering). So a step costs no copy of the
+    positions before it, only the reorderings do. A cache is never changed by ``append``: a
+    second ``append`` to the same cache copies instead of overwriting the first one's position.
+    """
+
+    GROW = 64  #: positions added when a cache is full
+
+    def __init__(self, k: Tensor, v: Tensor, length: int) -> None:
+        if k.dim() != 4 or v.shape != k.shape or not 0 <= length <= k.shape[2]:
+            raise ValueError(f"KVCache: k and v must be (N, H, capacity, Dh) alike with length <= capacity, got "
+                             f"{tuple(k.shape)}, {tuple(v.shape)} and length {length}")
+        self.k, self.v, self.length = k, v, length
+        self._written = [length]  # positions written into the buffers, shared by the caches over them
+
+    @classmethod
+    def empty(cls, n: int, num_heads: int, head_dim: int, *, capacity: int = 0, dtype=None,
+              device=None) -> "KVCache":
+        z = torch.empty(n, num_heads, capacity, head_dim, dtype=dtype, device=device)
+        return cls(z, torch.empty_like(z), 0)
+
+    @property
+    def keys(self) -> Tensor:
+        return self.k[:, :, :self.length]
+
+    @property
+    def values(self) -> Tensor:
+        return self.v[:, :, :self.length]
+
+    def __len__(self) -> int:
+        return self.length
+
+    def append(self, k: Tensor, v: Tensor) -> "KVCache":
+        """``k``, ``v`` ``(N, num_heads, T, head_dim)`` of the next ``T`` positions -> the longer cache."""
+        L, T = self.length, k.shape[2]
+        if k.shape[:2] != self.k.shape[:2] or k.shape[3] != self.k.shape[3] or v.shape != k.shape:
+            raise ValueError(f"KVCache.append: k and v must be {tuple(self.k.shape[:2])} x T x {self.k.shape[3]}, got "
+                             f"{tuple(k.shape)} and {tuple(v.shape)}")
+        if self._written[0] == L and L + T <= self.k.shape[2]:
+            self.k[:, :, L:L + T] = k
+            self.v[:, :, L:L + T] = v
+            out = KVCache.__new__(KVCache)
+            out.k, out.v, out.length, out._written = self.k, self.v, L + T, self._written
+            self._written[0] = L + T
+            return out
+        shape = (*self.k.shape[:2], L + T + self.GROW, self.k.shape[3])
+        kb, vb = self.k.new_empty(shape), self.v.new_empty(shape)
+        kb[:, :, :L], vb[:, :, :L] = self.keys, self.values
+        kb[:, :, L:L + T], vb[:, :, L:L + T] = k, v
+        return KVCache(kb, vb, L + T)
+
+    def index_select(self, idx: Tensor) -> "KVCache":
+        """Rows ``idx (N',)``, in new buffers (the free capacity comes along: one contiguous copy)."""
+        idx = idx.to(self.k.device)
+        return KVCache(self.k.index_select(0, idx), self.v.index_select(0, idx), self.length)
+
+
+def _dot_attention(q: Tensor, k: Tensor, v: Tensor, mask: Optional[Tensor], scale: float) -> tuple[Tensor, Tensor]:
+    """``softmax(q k^T * scale + mask) v``: ``q (B, H, L, Dh)``, ``k``, ``v`` ``(B, H, S, Dh)`` ->
+    ``(out (B, H, L, Dh), weights (B, H, L, S))``."""
+    scores = torch.matmul(q, k.transpose(-1, -2)) * scale
+    if mask is not None:
+        scores = scores + mask
+    w = torch.softmax(scores, -1)
+    return torch.matmul(w, v), w
+
 
 # ----------------------------------------------------------------------------
 # positional encodings
@@ -239,6 +413,15 @@ def sinusoidal_table(length: int, d_model: int, device=None, dtype=None, start: 
     pe[:, 0::2] = torch.sin(pos * div)
     pe[:, 1::2] = torch.cos(pos * div[: d_model // 2])
     return pe.to(dtype) if dtype is not None else pe
+
+
+def _check_positions(T: int, offset: int, max_len: int) -> None:
+    if offset < 0:
+        raise ValueError(f"offset must be >= 0, got {offset}")
+    if offset + T > max_len:
+        if offset:
+            raise ValueError(f"positions {offset}..{offset + T - 1} are past max_len={max_len}")
+        raise ValueError(f"sequence of {T} frames is longer than max_len={max_len}")
 
 
 class SinusoidalPositionalEncoding(Module):
@@ -259,11 +442,12 @@ class SinusoidalPositionalEncoding(Module):
         self.dropout = Dropout(dropout, impl=impl)
         self.register_buffer("pe", sinusoidal_table(max_len, d_model), persistent=False)
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor, offset: int = 0) -> Tensor:
+        """``offset`` (an asrkit extension): the positions are ``offset .. offset + T - 1`` (one
+        step of incremental decoding adds position ``offset``)."""
         T = x.shape[1 if self.batch_first else 0]
-        if T > self.max_len:
-            raise ValueError(f"sequence of {T} frames is longer than max_len={self.max_len}")
-        pe = self.pe[:T].to(x.dtype)  # (T, D)
+        _check_positions(T, offset, self.max_len)
+        pe = self.pe[offset:offset + T].to(x.dtype)  # (T, D)
         if not self.batch_first:
             pe = pe.unsqueeze(1)  # (T, 1, D)
         x = x * self.xscale if self.xscale != 1.0 else x
@@ -287,11 +471,11 @@ class LearnedPositionalEncoding(Module):
     def reset_parameters(self) -> None:
         init.normal_(self.weight)
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor, offset: int = 0) -> Tensor:
+        """``offset`` (an asrkit extension): the positions are ``offset .. offset + T - 1``."""
         T = x.shape[1 if self.batch_first else 0]
-        if T > self.max_len:
-            raise ValueError(f"sequence of {T} frames is longer than max_len={self.max_len}")
-        pe = self.weight[:T]
+        _check_positions(T, offset, self.max_len)
+        pe = self.weight[offset:offset + T]
         if not self.batch_first:
             pe = pe.unsqueeze(1)
         return self.dropout(x + pe)

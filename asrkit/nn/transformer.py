@@ -5,21 +5,40 @@ Arguments, submodule names (``self_attn``, ``multihead_attn``, ``linear1``,
 pre-norm with ``norm_first=True``) are torch's, so a ``torch.nn`` layer's
 state_dict loads unchanged. Built from asrkit's MultiheadAttention, Linear,
 LayerNorm, Dropout and activations; ``impl`` is passed to every sublayer.
+
+Incremental decoding (an asrkit extension, inference only): ``step`` feeds one new
+position ``x (N, 1, E)`` (batch-first whatever ``batch_first``) with a cache of the
+self-attention keys/values of the positions before it and returns ``(y (N, 1, E), new
+cache)``; ``y`` is what ``forward`` with a causal mask gives at that position, for a
+fraction of the work (no position is recomputed, the decoder's memory is projected
+once). The cache is ``None`` before the first position, then what ``step`` returned:
+a plain ``(k, v)`` (``(N, num_heads, L, head_dim)`` each, concatenated each step), or,
+when the first one passed is a :class:`~asrkit.nn.attention.KVCache` (e.g.
+``KVCache.empty(N, nhead, d_model // nhead)``), a KVCache written in place (no copy of
+the earlier positions per step; ``index_select`` reorders it for a beam)::
+
+    cache, mem_kv = None, layer.multihead_attn.project_kv(memory, memory)
+    for t in range(T):
+        y, cache = layer.step(x[:, t:t + 1], cache, mem_kv, memory_key_padding_mask=mask)
 """
 from __future__ import annotations
 
 from typing import Callable, Optional, Union
 
+import torch
 from torch import Tensor
 
 from asrkit.nn.activation import GELU, ReLU
-from asrkit.nn.attention import MultiheadAttention
+from asrkit.nn.attention import KVCache, MultiheadAttention
 from asrkit.nn.dropout import Dropout
 from asrkit.nn.linear import Linear
 from asrkit.nn.module import Module
 from asrkit.nn.norm import LayerNorm
 
 __all__ = ["TransformerEncoderLayer", "TransformerDecoderLayer"]
+
+KV = tuple[Tensor, Tensor]  #: keys and values, ``(N, num_heads, L, head_dim)`` each
+Cache = Union[KV, KVCache]  #: a self-attention cache: plain ``(k, v)`` (concatenated per step) or a KVCache
 
 
 def _activation(activation: Union[str, Callable[[Tensor], Tensor]], impl: str):
@@ -30,6 +49,26 @@ def _activation(activation: Union[str, Callable[[Tensor], Tensor]], impl: str):
     if activation == "gelu":
         return GELU(impl=impl)
     raise RuntimeError(f"activation should be relu/gelu, not {activation}")
+
+
+def _check_step(layer: Module, x: Tensor) -> None:
+    if layer.training and layer.dropout.p > 0:
+        raise RuntimeError(f"{type(layer).__name__}.step has no dropout (p={layer.dropout.p}): call it in eval mode")
+    if x.dim() != 3 or x.shape[1] != 1:
+        raise ValueError(f"step takes one position x (N, 1, E), got shape {tuple(x.shape)}")
+
+
+def _self_attention_step(attn: MultiheadAttention, x: Tensor, cache: Optional[Cache]) -> tuple[Tensor, Cache]:
+    """Causal self-attention of one new position ``x (N, 1, E)`` over the cached ones and itself."""
+    k, v = attn.project_kv(x, x)  # (N, H, 1, Dh) each
+    if isinstance(cache, KVCache):
+        cache = cache.append(k, v)
+        k, v = cache.keys, cache.values  # (N, H, L+1, Dh)
+    else:
+        if cache is not None:
+            k, v = torch.cat([cache[0], k], 2), torch.cat([cache[1], v], 2)  # (N, H, L+1, Dh)
+        cache = (k, v)
+    return attn.attend(x, k, v)[0], cache
 
 
 class TransformerEncoderLayer(Module):
@@ -67,6 +106,22 @@ class TransformerEncoderLayer(Module):
             x = self.norm1(x + self._sa_block(x, src_mask, src_key_padding_mask, is_causal))
             x = self.norm2(x + self._ff_block(x))
         return x
+
+    def step(self, x: Tensor, cache: Optional[Cache] = None) -> tuple[Tensor, Cache]:
+        """One position of a causal stack (a decoder-only LM): ``x (N, 1, E)``, ``cache`` the
+        self-attention ``(k, v)`` or KVCache of the positions before it (or ``None``) -> ``(y (N, 1,
+        E), new cache)``; ``y`` equals ``forward(all positions, causal mask)[:, -1:]``. Eval mode only
+        (see the module docstring)."""
+        _check_step(self, x)
+        if self.norm_first:
+            a, cache = _self_attention_step(self.self_attn, self.norm1(x), cache)
+            x = x + self.dropout1(a)
+            x = x + self._ff_block(self.norm2(x))
+        else:
+            a, cache = _self_attention_step(self.self_attn, x, cache)
+            x = self.norm1(x + self.dropout1(a))
+            x = self.norm2(x + self._ff_block(x))
+        return x, cache
 
     def _sa_block(self, x: Tensor, attn_mask, key_padding_mask, is_causal: bool) -> Tensor:
         x = self.self_attn(x, x, x, attn_mask=attn_mask, key_padding_mask=key_padding_mask,
@@ -126,6 +181,41 @@ class TransformerDecoderLayer(Module):
             x = self.norm2(x + self._mha_block(x, memory, memory_mask, memory_key_padding_mask, memory_is_causal))
             x = self.norm3(x + self._ff_block(x))
         return x
+
+    def step(self, x: Tensor, cache: Optional[Cache], memory_kv: KV,
+             memory_key_padding_mask: Optional[Tensor] = None, *, memory_rows: Optional[Tensor] = None
+             ) -> tuple[Tensor, Cache]:
+        """One decoder position: ``x (N, 1, E)``, ``cache`` the self-attention ``(k, v)`` or KVCache of
+        the positions before it (or ``None`` at the first), ``memory_kv =
+        self.multihead_attn.project_kv(memory, memory)`` (computed once per memory),
+        ``memory_key_padding_mask (M, S)`` its padding -> ``(y (N, 1, E), new cache)``; ``y``
+        equals ``forward(all positions, memory, causal tgt_mask, memory_key_padding_mask)[:, -1:]``
+        and ``cross_attention`` is kept (``(N, 1, S)``) as by ``forward``.
+
+        ``memory_rows (N,)`` int64: row ``n`` attends over memory row ``memory_rows[n]`` (the
+        hypotheses of a beam share their utterance's ``memory_kv``; see
+        :meth:`MultiheadAttention.attend`); without it the memory has the ``N`` rows of ``x``.
+        Eval mode only (see the module docstring).
+        """
+        _check_step(self, x)
+        if self.norm_first:
+            a, cache = _self_attention_step(self.self_attn, self.norm1(x), cache)
+            x = x + self.dropout1(a)
+            x = x + self._mha_step(self.norm2(x), memory_kv, memory_key_padding_mask, memory_rows)
+            x = x + self._ff_block(self.norm3(x))
+        else:
+            a, cache = _self_attention_step(self.self_attn, x, cache)
+            x = self.norm1(x + self.dropout1(a))
+            x = self.norm2(x + self._mha_step(x, memory_kv, memory_key_padding_mask, memory_rows))
+            x = self.norm3(x + self._ff_block(x))
+        return x, cache
+
+    def _mha_step(self, x: Tensor, memory_kv: KV, key_padding_mask, memory_rows) -> Tensor:
+        keep = self.keep_cross_attention
+        x, weights = self.multihead_attn.attend(x, memory_kv[0], memory_kv[1], key_padding_mask,
+                                                need_weights=keep, kv_rows=memory_rows)
+        self.cross_attention = weights.detach() if keep else None
+        return self.dropout2(x)
 
     def _sa_block(self, x: Tensor, attn_mask, key_padding_mask, is_causal: bool) -> Tensor:
         x = self.self_attn(x, x, x, attn_mask=attn_mask, key_padding_mask=key_padding_mask,
