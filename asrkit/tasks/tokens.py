@@ -23,7 +23,7 @@ from asrkit.data.lexicon import UnknownWordError
 from asrkit.data.table import read_table
 from asrkit.data.units import UnitMap, save_units
 from asrkit.errors import ConfigError, DataError
-from asrkit.tasks.base import Task
+from asrkit.tasks.store import StoreTask
 
 if TYPE_CHECKING:
     import numpy as np
@@ -144,7 +144,7 @@ def score_tokens(utts: list[str], refs: dict[str, list[str]], hyps: dict[str, li
     return {"wer": float(r.wer or 0.0), "cer": float(r.cer or 0.0)}
 
 
-class TokenTask(Task):
+class TokenTask(StoreTask):
     """A task whose targets are token sequences of the transcripts (phone, char
     or bpe units; PER or WER/CER on dev). Subclasses add the model, the loss
     and :meth:`evaluate` (with :func:`score_tokens` for the metrics)."""
