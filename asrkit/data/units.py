@@ -14,6 +14,10 @@ trainer is about to save there):
   the labels are phones); symbols and tokens are the labels, one per frame,
   none dropped. :attr:`UnitMap.never` lists the ids a frame prediction must
   not pick (the blank).
+- Word language models (``kind`` word): a ``units.txt`` alone, ``<eos>`` at id 0
+  (the sentence boundary), ``<unk>`` at id 1, then the training text's words
+  (made by the LM task). Symbols and tokens are the words; :meth:`UnitMap.id_of`
+  maps a word to its id (None for an out-of-vocabulary word).
 
 The on-disk folder is the tokenizer's (``units.txt`` + ``tokenizer.json``,
 see :mod:`asrkit.data.tokenizer`): :func:`load_units` reads it,
@@ -26,17 +30,21 @@ import shutil
 from pathlib import Path
 from typing import Iterable, Optional, Sequence
 
-from asrkit.data.tokenizer import BLANK, CONFIG_FILE, UNITS_FILE, Tokenizer, read_units, write_units
+from asrkit.data.tokenizer import BLANK, CONFIG_FILE, UNITS_FILE, UNK, Tokenizer, read_units, write_units
 from asrkit.errors import DataError, InputError
 
-__all__ = ["BLANK", "UnitMap", "load_units", "load_units_dir", "save_units"]
+__all__ = ["BLANK", "WORD_EOS", "WORD_UNK", "UnitMap", "load_units", "load_units_dir", "save_units"]
+
+WORD_EOS = "<eos>"  #: id 0 of word units: the sentence boundary
+WORD_UNK = UNK      #: id 1 of word units: every word outside the vocabulary
 
 
 class UnitMap:
     """Id -> unit symbol, and id sequence -> output tokens.
 
     Attributes:
-        kind: ``phone``, ``char``, ``bpe`` (CTC) or ``ali`` (frame labels).
+        kind: ``phone``, ``char``, ``bpe`` (CTC), ``ali`` (frame labels) or ``word``
+            (a word LM's vocabulary).
         units: the unit symbols in id order.
         tokenizer: the :class:`~asrkit.data.tokenizer.Tokenizer` (CTC units,
             and frame labels that are the phone set), else None.
@@ -88,7 +96,7 @@ class UnitMap:
     @property
     def output_kind(self) -> str:
         """What :meth:`tokens` gives: ``phones``, ``words`` or ``labels``."""
-        return {"phone": "phones", "char": "words", "bpe": "words"}.get(self.kind, "labels")
+        return {"phone": "phones", "char": "words", "bpe": "words", "word": "words"}.get(self.kind, "labels")
 
     def __repr__(self) -> str:
         return f"UnitMap(kind={self.kind!r}, units={len(self.units)}, source={self.source!r})"
@@ -99,14 +107,23 @@ def load_units_dir(folder: str | os.PathLike, kind: Optional[str] = None, *, bla
 
     ``kind`` is what the config says (None: unknown). ``ali`` reads
     ``units.txt`` (and the tokenizer when the folder has one); CTC kinds load
-    the tokenizer (``tokenizer.json``), which must be of that kind. A folder
-    without ``tokenizer.json`` and no kind given holds frame labels.
+    the tokenizer (``tokenizer.json``), which must be of that kind; ``word``
+    reads ``units.txt`` (``<eos>`` 0, ``<unk>`` 1, then the words). A folder
+    without ``tokenizer.json`` and no kind given holds word units when its id 0
+    is ``<eos>``, else frame labels.
     """
     folder = Path(folder)
     source = str(folder / UNITS_FILE)
     if not (folder / UNITS_FILE).is_file():
         raise InputError(f"{source}: no such file; the exp dir has no units (was it trained with 'asrkit train'?)")
     has_tokenizer = (folder / CONFIG_FILE).is_file()
+    if kind == "word" or (kind is None and not has_tokenizer):
+        units = read_units(folder / UNITS_FILE, blank_first=False)
+        if kind == "word" or units[0] == WORD_EOS:
+            if units[:2] != [WORD_EOS, WORD_UNK]:
+                raise InputError(f"{source}: word units must start with '{WORD_EOS} 0' and '{WORD_UNK} 1', "
+                                 f"found {' '.join(units[:2])!r}")
+            return UnitMap("word", units, source=source)
     if kind == "ali" or (kind is None and not has_tokenizer):
         tok = Tokenizer.load(folder) if has_tokenizer else None
         return UnitMap("ali", read_units(folder / UNITS_FILE, blank_first=blank_first), tok, source=source)

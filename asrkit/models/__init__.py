@@ -6,6 +6,9 @@
   dot or location-aware attention).
 * ``transformer`` (:class:`TransformerS2S`): joint CTC/attention, Conv2d x4 -> Transformer or
   Conformer encoder (+ CTC head) -> Transformer decoder.
+* ``lm_lstm`` (:class:`LSTMLM`), ``lm_transformer`` (:class:`TransformerLM`): language models over
+  token ids (no ``input_dim``); ``logits = model(tokens)`` and ``init_state`` / ``step``, see
+  :mod:`asrkit.models.lm`.
 
 The frame and CTC models are called the same way::
 
@@ -29,18 +32,20 @@ import torch
 import yaml
 
 from asrkit.errors import ConfigError, InputError
-from asrkit.models.config import DEFAULTS, MODEL_TYPES, resolve_model_config
+from asrkit.models.config import DEFAULTS, LM_TYPES, MODEL_TYPES, resolve_model_config
 from asrkit.models.ctc import CTCModel, Conv2dSubsampling, subsampled_lengths
 from asrkit.models.frame import FrameMLP, context_window
 from asrkit.models.las import LAS
+from asrkit.models.lm import LSTMLM, LanguageModel, TransformerLM
 from asrkit.models.seq2seq import EOS, SOS, Encoded, Seq2SeqModel, Seq2SeqOutput
 from asrkit.models.transformer import TransformerS2S
 from asrkit.nn import IMPLS, set_impl
 
 __all__ = [
-    "build_model", "load_model", "checkpoint_path", "resolve_model_config", "DEFAULTS", "MODEL_TYPES",
+    "build_model", "load_model", "checkpoint_path", "resolve_model_config", "DEFAULTS", "MODEL_TYPES", "LM_TYPES",
     "FrameMLP", "CTCModel", "Conv2dSubsampling", "context_window", "subsampled_lengths",
     "LAS", "TransformerS2S", "Seq2SeqModel", "Seq2SeqOutput", "Encoded", "SOS", "EOS",
+    "LanguageModel", "LSTMLM", "TransformerLM",
 ]
 
 
@@ -61,6 +66,13 @@ def build_model(model_cfg: Mapping[str, Any]) -> torch.nn.Module:
                     cfg["frontend_subsampling"], cfg["conv_channels"], cfg["attention"], cfg["attention_dim"],
                     cfg["location_channels"], cfg["location_kernel"], cfg["embed_dim"], cfg["speller_hidden"],
                     cfg["speller_layers"], cfg["ctc_weight"], impl=cfg["impl"])
+    elif cfg["type"] == "lm_lstm":
+        model = LSTMLM(cfg["num_classes"], cfg["embed_dim"], cfg["hidden"], cfg["layers"], cfg["dropout"],
+                       cfg["embed_dropout"], cfg["input_dropout"], cfg["hidden_dropout"], cfg["tie_weights"],
+                       impl=cfg["impl"])
+    elif cfg["type"] == "lm_transformer":
+        model = TransformerLM(cfg["num_classes"], cfg["hidden"], cfg["heads"], cfg["ff_mult"], cfg["layers"],
+                              cfg["dropout"], cfg["pos_enc"], cfg["max_len"], cfg["tie_weights"], impl=cfg["impl"])
     elif cfg["type"] == "transformer":
         model = TransformerS2S(cfg["input_dim"], cfg["num_classes"], cfg["encoder"], cfg["hidden"], cfg["heads"],
                                cfg["ff_mult"], cfg["encoder_layers"], cfg["decoder_layers"], cfg["dropout"],

@@ -13,12 +13,21 @@ from asrkit.errors import ConfigError
 from asrkit.nn import IMPLS
 from asrkit.nn.seq2seq_attention import ATTENTIONS
 
-__all__ = ["MODEL_TYPES", "DEFAULTS", "REQUIRED", "resolve_model_config"]
+__all__ = ["MODEL_TYPES", "LM_TYPES", "DEFAULTS", "REQUIRED", "LM_REQUIRED", "required_keys", "resolve_model_config"]
 
-MODEL_TYPES = ("frame_mlp", "ctc", "las", "transformer")
+#: language models (asrkit.models.lm): they read tokens, not features, so they take no input_dim
+LM_TYPES = ("lm_lstm", "lm_transformer")
+MODEL_TYPES = ("frame_mlp", "ctc", "las", "transformer") + LM_TYPES
 
-#: keys every model config must give (the trainer fills them in from the data)
+#: keys every acoustic model config must give (the trainer fills them in from the data)
 REQUIRED = ("type", "input_dim", "num_classes")
+#: keys every language model config must give
+LM_REQUIRED = ("type", "num_classes")
+
+
+def required_keys(kind: str) -> tuple[str, ...]:
+    """The keys a ``kind`` model config must give."""
+    return LM_REQUIRED if kind in LM_TYPES else REQUIRED
 
 #: per type: every optional key and its default
 DEFAULTS: dict[str, dict[str, Any]] = {
@@ -86,6 +95,30 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         # task settings
         "ctc_weight": 0.3,             # loss = w CTC + (1 - w) attention; > 0 adds the CTC head
         "label_smoothing": 0.1,
+    },
+    # AWD-LSTM-style LSTM LM (asrkit.models.lm.LSTMLM)
+    "lm_lstm": {
+        "impl": "scratch",
+        "embed_dim": 256,              # E, the embedding width
+        "hidden": 256,                 # H, the width of every LSTM layer
+        "layers": 2,
+        "dropout": 0.2,                # locked dropout on the last LSTM layer's output
+        "embed_dropout": 0.1,          # drops whole word types of the embedding table
+        "input_dropout": 0.2,          # locked dropout on the embeddings
+        "hidden_dropout": 0.2,         # locked dropout between LSTM layers
+        "tie_weights": True,           # output weight = embedding table (+ Linear(H, E) when H != E)
+    },
+    # decoder-only Transformer LM (asrkit.models.lm.TransformerLM)
+    "lm_transformer": {
+        "impl": "scratch",
+        "hidden": 256,                 # model width d
+        "heads": 4,
+        "ff_mult": 4,                  # feed-forward width ff_mult * d
+        "layers": 4,
+        "dropout": 0.1,
+        "pos_enc": "sinusoidal",       # sinusoidal | learned
+        "max_len": 512,                # the longest block; step keeps this many tokens of context
+        "tie_weights": True,
     },
 }
 
@@ -181,6 +214,20 @@ def _check_transformer(out: dict[str, Any]) -> None:
         _check_conformer(out)
 
 
+def _check_lm(out: dict[str, Any]) -> None:
+    _int(out, "hidden")
+    _int(out, "layers")
+    _bool(out, "tie_weights")
+    if out["type"] == "lm_lstm":
+        _int(out, "embed_dim")
+        for key in ("embed_dropout", "input_dropout", "hidden_dropout"):
+            out[key] = _prob(out, key)
+    else:
+        _check_heads_ff(out)
+        _choice(out, "pos_enc", ("sinusoidal", "learned"))
+        _int(out, "max_len")
+
+
 def resolve_model_config(cfg: Mapping[str, Any]) -> dict[str, Any]:
     """Check ``cfg`` (the ``model`` section) and return it with the defaults filled in.
 
@@ -189,22 +236,29 @@ def resolve_model_config(cfg: Mapping[str, Any]) -> dict[str, Any]:
     """
     if not isinstance(cfg, Mapping):
         raise ConfigError(f"model: expected a mapping of model settings, got {type(cfg).__name__}")
-    for key in REQUIRED:
-        if key not in cfg:
-            raise ConfigError(f"model.{key}: missing (required for every model)")
+    if "type" not in cfg:
+        raise ConfigError("model.type: missing (required for every model)")
     kind = _choice(cfg, "type", MODEL_TYPES)
-    known = set(REQUIRED) | set(DEFAULTS[kind])
+    required = required_keys(kind)
+    for key in required:
+        if key not in cfg:
+            what = "every language model" if kind in LM_TYPES else "every model"
+            raise ConfigError(f"model.{key}: missing (required for {what})")
+    known = set(required) | set(DEFAULTS[kind])
     for key in cfg:
         if key not in known:
             raise ConfigError(f"model.{key}: unknown key for a {kind!r} model "
                               f"(known: {', '.join(sorted(known))})")
-    out: dict[str, Any] = {key: cfg[key] for key in REQUIRED}  # required keys first, then the rest in order
+    out: dict[str, Any] = {key: cfg[key] for key in required}  # required keys first, then the rest in order
     out.update({key: cfg.get(key, default) for key, default in DEFAULTS[kind].items()})
     out["impl"] = _choice(out, "impl", IMPLS)
-    _int(out, "input_dim")
+    if kind not in LM_TYPES:
+        _int(out, "input_dim")
     _int(out, "num_classes", 1 if kind == "frame_mlp" else 2)  # id 0 (blank / sos / eos) + one unit
     out["dropout"] = _prob(out, "dropout")
-    if kind in ("las", "transformer"):
+    if kind in LM_TYPES:
+        _check_lm(out)
+    elif kind in ("las", "transformer"):
         out["ctc_weight"] = _prob(out, "ctc_weight")
         out["label_smoothing"] = _prob(out, "label_smoothing")
         (_check_las if kind == "las" else _check_transformer)(out)

@@ -18,7 +18,7 @@ from asrkit.nn.activation import (  # noqa: E402
     GELU, GLU, Identity, LogSoftmax, MaskedSoftmax, ReLU, Sigmoid, SiLU, Softmax, Tanh,
 )
 from asrkit.nn.conv import Conv1d, Conv2d, ConvTranspose1d, ConvTranspose2d  # noqa: E402
-from asrkit.nn.dropout import Dropout, LockedDropout  # noqa: E402
+from asrkit.nn.dropout import Dropout, EmbeddingDropout, LockedDropout  # noqa: E402
 from asrkit.nn.embedding import Embedding  # noqa: E402
 from asrkit.nn.linear import Flatten, Linear  # noqa: E402
 from asrkit.nn.loss import BCEWithLogitsLoss, CrossEntropyLoss, MSELoss, NLLLoss  # noqa: E402
@@ -30,6 +30,7 @@ from asrkit.nn.pool import (  # noqa: E402
 __all__ += [
     "init", "optim", "Identity", "Sigmoid", "Tanh", "ReLU", "GELU", "SiLU", "GLU", "Softmax", "LogSoftmax",
     "MaskedSoftmax", "Conv1d", "Conv2d", "ConvTranspose1d", "ConvTranspose2d", "Dropout", "LockedDropout",
+    "EmbeddingDropout",
     "Embedding", "Flatten",
     "Linear", "BatchNorm1d", "BatchNorm2d", "LayerNorm", "UtteranceNorm",
     "MSELoss", "CrossEntropyLoss", "NLLLoss", "BCEWithLogitsLoss",

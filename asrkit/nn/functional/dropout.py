@@ -90,3 +90,49 @@ def locked_dropout(x: torch.Tensor, p: float = 0.5, training: bool = True, batch
     if not training or p == 0.0:
         return x
     return apply(LockedDropoutFunction, NONE, x, float(p), bool(batch_first))
+
+
+# ---------------------------------------------------------------- embedding dropout (whole word types)
+# AWD-LSTM's embedding dropout (Merity et al. 2018, after Gal & Ghahramani 2016) drops rows of the
+# embedding table: a dropped word type is zero wherever it occurs in the batch. Dropping table rows
+# and looking up equals looking up and scaling each position by its word's row scale:
+#   x (*, E) = Embedding(tokens (*));  s (V,) ~ Bernoulli(1 - p) / (1 - p);  y = x * s[tokens][..., None]
+#   dL/dx = g * s[tokens][..., None]    (the table's gradient then flows through the embedding kernel)
+
+
+def embedding_dropout_mask(x: torch.Tensor, tokens: torch.Tensor, num_embeddings: int, p: float) -> torch.Tensor:
+    """The per-position scale ``s[tokens] (*, 1)``: one ``bernoulli_(1 - p)`` draw per word type
+    (``(num_embeddings,)`` on ``x``'s device, divided by ``1 - p``); the native path draws the same."""
+    if p == 1.0:
+        rows = x.new_zeros(num_embeddings)
+    else:
+        rows = x.new_empty(num_embeddings).bernoulli_(1.0 - p).div_(1.0 - p)  # (V,)
+    return rows[tokens].unsqueeze(-1)                                            # (*, 1)
+
+
+def embedding_dropout_forward(x: torch.Tensor, tokens: torch.Tensor, num_embeddings: int,
+                              p: float) -> tuple[torch.Tensor, tuple]:
+    scale = embedding_dropout_mask(x, tokens, num_embeddings, p)  # (*, 1)
+    return x * scale, (scale,)                                    # (*, E)
+
+
+def embedding_dropout_backward(grad_out: torch.Tensor, cache: tuple) -> tuple[torch.Tensor]:
+    (scale,) = cache
+    return (grad_out * scale,)
+
+
+EmbeddingDropoutFunction = kernel_function("EmbeddingDropoutFunction", embedding_dropout_forward,
+                                           embedding_dropout_backward)
+
+
+def embedding_dropout(x: torch.Tensor, tokens: torch.Tensor, num_embeddings: int, p: float = 0.1,
+                      training: bool = True) -> torch.Tensor:
+    """Drop whole word types of an embedded batch: ``x (*, E)`` looked up from ``tokens (*)``
+    (ids in ``0 .. num_embeddings - 1``). Identity when not training or ``p == 0``."""
+    if p < 0.0 or p > 1.0:
+        raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
+    if tokens.shape != x.shape[:-1]:
+        raise ValueError(f"tokens {tuple(tokens.shape)} must be x's shape {tuple(x.shape)} without the last dim")
+    if not training or p == 0.0:
+        return x
+    return apply(EmbeddingDropoutFunction, NONE, x, tokens, int(num_embeddings), float(p))

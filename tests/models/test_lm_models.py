@@ -1,0 +1,303 @@
+"""The neural LMs (asrkit.models.lm): scratch = native, step = forward, beams, memorizing, tied weights."""
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+
+import asrkit.nn as nn
+from asrkit.errors import ConfigError
+from asrkit.models import LSTMLM, TransformerLM, build_model, resolve_model_config
+from asrkit.nn.functional import dropout as D
+
+F64 = {"dtype": torch.float64}
+C = 13
+CASES = {
+    "lstm": {"type": "lm_lstm", "embed_dim": 6, "hidden": 6, "layers": 2},
+    "lstm_proj": {"type": "lm_lstm", "embed_dim": 5, "hidden": 7, "layers": 3},
+    "lstm_untied": {"type": "lm_lstm", "embed_dim": 5, "hidden": 7, "layers": 1, "tie_weights": False},
+    "transformer": {"type": "lm_transformer", "hidden": 8, "heads": 2, "ff_mult": 2, "layers": 2},
+    "transformer_learned": {"type": "lm_transformer", "hidden": 8, "heads": 2, "ff_mult": 2, "layers": 1,
+                            "pos_enc": "learned", "max_len": 16, "tie_weights": False},
+}
+NO_DROPOUT = {"dropout": 0.0}
+LSTM_NO_DROPOUT = {"embed_dropout": 0.0, "input_dropout": 0.0, "hidden_dropout": 0.0}
+
+
+def _model(name: str, dropout: bool = False, seed: int = 0):
+    cfg = {"num_classes": C, **CASES[name]}
+    if not dropout:
+        cfg.update(NO_DROPOUT)
+        if cfg["type"] == "lm_lstm":
+            cfg.update(LSTM_NO_DROPOUT)
+    torch.manual_seed(seed)
+    return build_model(cfg).double()
+
+
+def _tokens(B: int = 3, L: int = 9, seed: int = 1) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    t = torch.randint(1, C, (B, L), generator=g)
+    t[:, 0] = 0  # every row starts at a sentence boundary
+    t[1, 4] = 0  # and one crosses into the next sentence
+    return t
+
+
+def _run(model, tokens, weights):
+    model.zero_grad(set_to_none=True)
+    logits = model(tokens)
+    (logits * weights).sum().backward()
+    return logits.detach(), {n: p.grad.clone() for n, p in model.named_parameters()}
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_scratch_and_native_agree_from_one_state_dict(name):
+    scratch = _model(name).train()
+    native = _model(name, seed=123).train()
+    nn.set_impl(native, "native")
+    native.load_state_dict(scratch.state_dict())  # one state_dict, two implementations
+    tokens = _tokens()
+    weights = torch.randn(*tokens.shape, C, generator=torch.Generator().manual_seed(2), **F64)
+    ys, gs = _run(scratch, tokens, weights)
+    yn, gn = _run(native, tokens, weights)
+    torch.testing.assert_close(ys, yn, rtol=1e-9, atol=1e-10)
+    assert gs.keys() == gn.keys() and gs
+    for key in gs:
+        torch.testing.assert_close(gs[key], gn[key], rtol=1e-8, atol=1e-10, msg=key)
+    assert all(m.impl == "native" for m in native.modules() if isinstance(m, nn.Module))
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_step_by_step_log_probs_equal_forward(name):
+    model = _model(name, dropout=True).eval()  # dropout is off in eval
+    tokens = _tokens()
+    with torch.no_grad():
+        ref = torch.log_softmax(model(tokens), -1)  # (B, L, C)
+        state = model.init_state(tokens.shape[0])
+        for i in range(tokens.shape[1]):
+            logp, state = model.step(state, tokens[:, i])
+            assert logp.dtype == torch.float32 and logp.shape == (tokens.shape[0], C)
+            torch.testing.assert_close(logp, ref[:, i].float(), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["lstm", "transformer"])
+def test_select_state_keeps_the_chosen_histories(name):
+    model = _model(name).eval()
+    tokens = _tokens(B=3, L=6)
+    idx = torch.tensor([2, 0, 2, 1])
+    with torch.no_grad():
+        state = model.init_state(3)
+        for i in range(4):
+            _, state = model.step(state, tokens[:, i])
+        state = model.select_state(state, idx)  # repeat, reorder
+        for i in range(4, 6):
+            logp, state = model.step(state, tokens[idx, i])
+        ref = torch.log_softmax(model(tokens[idx]), -1)[:, 5].float()
+    torch.testing.assert_close(logp, ref, rtol=1e-5, atol=1e-5)
+
+
+def test_transformer_step_past_max_len_keeps_a_window():
+    model = _model("transformer_learned").eval()  # max_len 16
+    tokens = _tokens(B=2, L=20)
+    with pytest.raises(ValueError, match="max_len=16"):
+        model(tokens)
+    with torch.no_grad():
+        state = model.init_state(2)
+        for i in range(20):
+            logp, state = model.step(state, tokens[:, i])
+        ref = torch.log_softmax(model(tokens[:, 4:]), -1)[:, -1].float()
+    assert state.shape == (2, 20)  # the whole history is kept, the last 16 tokens are the context
+    torch.testing.assert_close(logp, ref, rtol=1e-5, atol=1e-5)
+
+
+def test_lstm_forward_state_carries_over_blocks():
+    model = _model("lstm").eval()
+    tokens = _tokens(L=10)
+    with torch.no_grad():
+        whole = model(tokens)
+        first, state = model.forward_state(tokens[:, :4])
+        second, _ = model.forward_state(tokens[:, 4:], state)
+    torch.testing.assert_close(torch.cat([first, second], 1), whole)
+
+
+# ------------------------------------------------------------------ training: memorize a tiny text
+
+TEXT = ["a b c d", "b a d", "c c a b d", "d"]  # four sentences over four words
+
+
+def _stream() -> torch.Tensor:
+    """``0 s1 0 s2 0 ...``: the sentences joined with id 0, words a..d as ids 1..4."""
+    ids = [0]
+    for line in TEXT:
+        ids += [" abcd".index(w) for w in line.split()] + [0]
+    return torch.tensor(ids)
+
+
+def _overfit(name: str, steps: int) -> tuple[float, torch.nn.Module]:
+    torch.manual_seed(0)
+    cfg = {"type": CASES[name]["type"], "num_classes": 5, "dropout": 0.0}
+    if cfg["type"] == "lm_lstm":
+        cfg.update(LSTM_NO_DROPOUT, embed_dim=16, hidden=32, layers=1)
+    else:
+        cfg.update(hidden=16, heads=2, layers=1, ff_mult=2, max_len=32)
+    model = build_model(cfg).train()
+    stream = _stream()
+    inputs, targets = stream[None, :-1], stream[None, 1:]
+    opt = nn.optim.Adam(model.parameters(), lr=0.03)
+    loss_fn = nn.CrossEntropyLoss()
+    for _ in range(steps):
+        opt.zero_grad()
+        loss = loss_fn(model(inputs).reshape(-1, 5), targets.reshape(-1))
+        loss.backward()
+        opt.step()
+    # The stream is deterministic given its prefix, so the loss can go to zero.
+    return loss.item(), model.eval()
+
+
+@pytest.mark.parametrize("name", ["lstm", "transformer"])
+def test_overfits_a_tiny_text(name):
+    loss, model = _overfit(name, 150)
+    assert loss < 0.05, loss
+    # and greedy continuation from the start reproduces the text
+    with torch.no_grad():
+        state, tok, out = model.init_state(1), torch.zeros(1, dtype=torch.long), []
+        for _ in range(len(_stream()) - 1):
+            logp, state = model.step(state, tok)
+            tok = logp.argmax(-1)
+            out.append(int(tok))
+    assert out == _stream()[1:].tolist()
+
+
+# ------------------------------------------------------------------ tied weights
+
+
+def test_tied_weights_are_one_tensor_under_two_names():
+    model = _model("lstm")
+    assert model.output.weight is model.embed.weight and model.proj is None
+    sd = model.state_dict()
+    assert "output.weight" in sd and "embed.weight" in sd
+    assert sum(p.numel() for p in model.parameters()) == sum(
+        v.numel() for k, v in sd.items() if k != "output.weight")
+    # both uses reach the one gradient: input lookup and output layer
+    tokens = _tokens()
+    model(tokens).sum().backward()
+    g_tied = model.embed.weight.grad.clone()
+    untied = _model("lstm")
+    untied.output.weight = torch.nn.Parameter(untied.embed.weight.detach().clone())
+    untied.zero_grad()
+    untied(tokens).sum().backward()
+    torch.testing.assert_close(g_tied, untied.embed.weight.grad + untied.output.weight.grad)
+    # loading a state_dict keeps them tied
+    fresh = _model("lstm", seed=7)
+    fresh.load_state_dict(sd)
+    assert fresh.output.weight is fresh.embed.weight
+    torch.testing.assert_close(fresh.output.weight, sd["embed.weight"])
+
+
+def test_tie_weights_with_other_sizes_projects_and_untied_is_separate():
+    proj = _model("lstm_proj")  # hidden 7 != embed 5: Linear(7, 5) then the tied output
+    assert proj.proj is not None and proj.proj.weight.shape == (5, 7)
+    assert proj.output.weight is proj.embed.weight
+    untied = _model("lstm_untied")
+    assert untied.proj is None and untied.output.weight is not untied.embed.weight
+    assert untied.output.weight.shape == (C, 7)
+    tr = _model("transformer")
+    assert tr.output.weight is tr.embed.weight
+    assert _model("transformer_learned").output.weight is not _model("transformer_learned").embed.weight
+
+
+# ------------------------------------------------------------------ embedding dropout, scratch graph
+
+
+def test_embedding_dropout_drops_whole_word_types_and_matches_native():
+    tokens = _tokens(B=4, L=12)
+    x = torch.randn(4, 12, 6, **F64, requires_grad=True)
+    layer = nn.EmbeddingDropout(C, p=0.5)
+    torch.manual_seed(5)
+    y = layer(x, tokens)
+    kept = (y != 0).all(-1)
+    for w in tokens.unique():  # a word type is kept everywhere or nowhere
+        assert kept[tokens == w].all() or not kept[tokens == w].any()
+    assert kept.any() and not kept.all()
+    torch.testing.assert_close(y[kept], 2 * x[kept])
+    nn.set_impl(layer, "native")
+    torch.manual_seed(5)
+    torch.testing.assert_close(layer(x, tokens), y)  # the same draws
+
+    def same_mask(t):  # gradcheck calls it many times: one mask for all of them
+        with torch.random.fork_rng():
+            torch.manual_seed(5)
+            return D.embedding_dropout(t, tokens, C, 0.5)
+
+    assert torch.autograd.gradcheck(same_mask, (x,))
+    assert torch.equal(layer.eval()(x, tokens), x)
+
+
+def _nodes(t: torch.Tensor):
+    seen, stack = set(), [t.grad_fn]
+    while stack:
+        n = stack.pop()
+        if n is None or n in seen:
+            continue
+        seen.add(n)
+        stack.extend(f for f, _ in n.next_functions)
+    return seen
+
+
+_GLUE = {
+    "AccumulateGrad", "ViewBackward0", "UnsafeViewBackward0", "ReshapeAliasBackward0", "TransposeBackward0",
+    "PermuteBackward0", "CloneBackward0", "CatBackward0", "StackBackward0", "SplitBackward0",
+    "SelectBackward0", "SliceBackward0", "UnsqueezeBackward0", "SqueezeBackward1", "ExpandBackward0",
+    "AddBackward0",
+}
+
+
+@pytest.mark.parametrize("name", ["lstm_proj", "transformer_learned"])
+def test_scratch_graph_is_our_functions_and_glue(name):
+    model = _model(name, dropout=True).train()
+    ours, other = set(), set()
+    for n in _nodes(model(_tokens())):
+        kind = type(n).__name__
+        if kind.endswith("FunctionBackward"):
+            ours.add(kind)
+        elif kind == "MulBackward0":  # only x * sqrt(d)
+            assert n._saved_self is None and n._saved_other.numel() == 1, kind
+        else:
+            other.add(kind)
+    assert other <= _GLUE, other - _GLUE
+    assert {"LinearFunctionBackward", "EmbeddingFunctionBackward"} <= ours
+    if name.startswith("lstm"):
+        assert {"EmbeddingDropoutFunctionBackward", "LockedDropoutFunctionBackward"} <= ours
+
+
+# ------------------------------------------------------------------ config
+
+
+def test_lm_config_needs_no_input_dim_and_checks_its_keys():
+    cfg = resolve_model_config({"type": "lm_lstm", "num_classes": 10})
+    assert "input_dim" not in cfg and cfg["tie_weights"] is True and cfg["impl"] == "scratch"
+    assert isinstance(build_model(cfg), LSTMLM)
+    assert isinstance(build_model({"type": "lm_transformer", "num_classes": 10, "hidden": 8, "heads": 2}),
+                      TransformerLM)
+    with pytest.raises(ConfigError, match="model.num_classes: missing"):
+        resolve_model_config({"type": "lm_lstm"})
+    with pytest.raises(ConfigError, match="model.input_dim: unknown key"):
+        resolve_model_config({"type": "lm_lstm", "num_classes": 10, "input_dim": 80})
+    with pytest.raises(ConfigError, match="model.pos_enc"):
+        resolve_model_config({"type": "lm_transformer", "num_classes": 10, "pos_enc": "rel"})
+    with pytest.raises(ConfigError, match="model.heads"):
+        resolve_model_config({"type": "lm_transformer", "num_classes": 10, "hidden": 10, "heads": 3})
+    with pytest.raises(ConfigError, match="model.embed_dropout"):
+        resolve_model_config({"type": "lm_lstm", "num_classes": 10, "embed_dropout": 1.5})
+    with pytest.raises(ConfigError, match="model.tie_weights"):
+        resolve_model_config({"type": "lm_lstm", "num_classes": 10, "tie_weights": "yes"})
+    with pytest.raises(ConfigError, match="model.input_dim: missing"):  # acoustic models still need it
+        resolve_model_config({"type": "ctc", "num_classes": 10})
+
+
+def test_tokens_out_of_range_are_refused():
+    model = _model("lstm")
+    with pytest.raises(ValueError, match="ids in 0 .. 12"):
+        model(torch.tensor([[0, 13]]))
+    with pytest.raises(ValueError, match=r"\(B, L\)"):
+        model(torch.tensor([0, 1]))
