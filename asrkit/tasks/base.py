@@ -185,6 +185,11 @@ class Task(ABC):
     help: ClassVar[str] = ""
     #: what the training data must hold, for the ``--train`` help ("its 'ali' frame labels")
     train_needs: ClassVar[str] = "the features"
+    #: the option of ``asrkit train NAME`` that gives the training input (the dev one is ``--dev``)
+    train_option: ClassVar[str] = "--train"
+    #: the help of the two inputs (the ``--train`` one ends with "Needs <train_needs>.")
+    train_help: ClassVar[str] = "Training feature store (from asrkit featurize)."
+    dev_help: ClassVar[str] = "Dev feature store (evaluated after each epoch)."
     #: conf files of this task, for the ``--conf`` help
     conf_example: ClassVar[str] = ""
     #: the ``model.type`` values this task trains
@@ -205,6 +210,14 @@ class Task(ABC):
         """This task's defaults over the trainer's: ``{section: {key: value}}``
         with the whole ``model`` section (conf files and overrides come on top)."""
         return {"model": {}}
+
+    @classmethod
+    def config_keys(cls) -> dict[str, dict[str, tuple[Any, tuple, tuple | None]]]:
+        """Keys of its own this task adds to the trainer's sections (data,
+        features, units, optim, train): ``{section: {key: (default, allowed
+        types, allowed values or None)}}``, checked like the trainer's keys.
+        Only this task's configs have them. Default: none."""
+        return {}
 
     def validate(self) -> None:
         """The task's rules on the trainer's sections (units.kind, train.metric):
