@@ -25,8 +25,9 @@ and split between processes freely.
   :class:`asrkit.data.dataset.FrameBatchSampler` (``set_epoch(epoch, start)``
   resumes at a global batch).
 * :class:`Sentences` — dev sentences, one item per sentence (``0 w1 .. wn``
-  predicting ``w1 .. wn 0``), cut into pieces of at most ``max_len`` inputs
-  when a model cannot take longer ones.
+  predicting ``w1 .. wn 0``); one longer than a model's ``max_len`` becomes
+  windows of ``max_len`` inputs overlapping by half, each scoring the targets
+  after the window before it (as :mod:`asrkit.lm.neural` scores sentences).
 * :func:`collate_blocks` — pads items into a :class:`TokenBatch`.
 
 ::
@@ -92,18 +93,21 @@ def block_bounds(n_tokens: int, bptt: int, variable: bool = False, seed: int = 0
 
 @dataclass
 class TokenItem:
-    """One block or sentence piece: ``tokens (L + 1,)`` int64, inputs ``tokens[:-1]``,
-    targets ``tokens[1:]``; ``name`` for messages (``block-17``, a sentence's line)."""
+    """One block or sentence window: ``tokens (L + 1,)`` int64, inputs ``tokens[:-1]``,
+    targets ``tokens[1:]`` of which the first ``skip`` are context only (not
+    scored); ``name`` for messages (``block-17``, a sentence's id)."""
 
     index: int
     name: str
     tokens: torch.Tensor
+    skip: int = 0
 
 
 @dataclass
 class TokenBatch:
     """Padded token rows: ``inputs (B, L)`` (padded with 0), ``targets (B, L)``
-    (padded with -100), ``lengths (B,)`` (inputs per row); ``utts`` the items' names."""
+    (-100 where nothing is scored: padding, a window's context), ``lengths
+    (B,)`` (inputs per row); ``utts`` the items' names."""
 
     utts: list[str]
     inputs: torch.Tensor
@@ -117,8 +121,8 @@ class TokenBatch:
 
     @property
     def num_tokens(self) -> int:
-        """The targets of the batch (its tokens, padding not counted)."""
-        return int(self.lengths.sum())
+        """The targets the batch scores (padding and context not counted)."""
+        return int((self.targets != IGNORE).sum())
 
 
 def collate_blocks(items: Sequence[TokenItem]) -> TokenBatch:
@@ -130,7 +134,7 @@ def collate_blocks(items: Sequence[TokenItem]) -> TokenBatch:
     for b, it in enumerate(items):
         n = len(it.tokens) - 1
         inputs[b, :n] = it.tokens[:-1]
-        targets[b, :n] = it.tokens[1:]
+        targets[b, it.skip:n] = it.tokens[1 + it.skip:]
     return TokenBatch([it.name for it in items], inputs, targets, lengths, [it.index for it in items])
 
 
@@ -223,28 +227,35 @@ class BlockBatchPlan:
 
 class Sentences(torch.utils.data.Dataset):
     """Dev sentences of unit ids, each fed as ``0 w1 .. wn`` and scored on
-    ``w1 .. wn 0``; a sentence of more than ``max_len`` inputs is cut into
-    pieces of ``max_len`` (each scored from an empty history). ``lengths``:
-    the inputs of each piece (for length-sorted batches). ``words`` and
+    ``w1 .. wn 0`` from an empty history. A sentence of more than ``max_len``
+    inputs is scored in windows of ``max_len`` inputs, each starting
+    ``max_len // 2`` before the end of the one before it and scoring only
+    what that one did not (so every target after the first window has at
+    least ``max_len // 2`` tokens of context). ``lengths``: the inputs of
+    each item (for length-sorted batches). ``words`` and
     ``oov`` (words outside a word vocabulary, None for subword units) are the
     text's, for word-level perplexity; ``num_sentences`` counts the sentences."""
 
     def __init__(self, sentences: Sequence[Sequence[int]], names: Sequence[str],
                  max_len: int | None = None, *, words: int = 0, oov: int | None = None) -> None:
         self.num_sentences, self.words, self.oov = len(sentences), int(words), oov
-        self.pieces: list[tuple[str, np.ndarray]] = []
+        self.pieces: list[tuple[str, np.ndarray, int]] = []
         for name, s in zip(names, sentences):
             row = join_sentences([s])  # 0 s 0
             n = len(row) - 1
-            step = n if max_len is None else max(1, int(max_len))
-            for a in range(0, n, step):
-                self.pieces.append((name, row[a:min(n, a + step) + 1]))
-        self.lengths = [len(t) - 1 for _, t in self.pieces]
-        self.utts = [name for name, _ in self.pieces]
+            window = n if max_len is None else max(1, int(max_len))
+            keep = window // 2
+            done = start = 0
+            while done < n:
+                end = min(start + window, n)
+                self.pieces.append((name, row[start:end + 1], done - start))
+                done, start = end, max(0, end - keep)
+        self.lengths = [len(t) - 1 for _, t, _ in self.pieces]
+        self.utts = [name for name, _, _ in self.pieces]
 
     def __len__(self) -> int:
         return len(self.pieces)
 
     def __getitem__(self, i: int) -> TokenItem:
-        name, tokens = self.pieces[i]
-        return TokenItem(i, name, torch.from_numpy(tokens.copy()))
+        name, tokens, skip = self.pieces[i]
+        return TokenItem(i, name, torch.from_numpy(tokens.copy()), skip)

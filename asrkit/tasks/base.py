@@ -1,7 +1,8 @@
 """The task contract and the registry of tasks.
 
-A task is what ``asrkit train NAME`` learns: its units and targets, its model,
-how a batch becomes a loss, how a dev set becomes metrics. The trainer
+A task is what ``asrkit train NAME`` learns: its data (what the two inputs
+are, how they become batches), its units and targets, its model, how a batch
+becomes a loss, how a dev set becomes metrics. The trainer
 (:mod:`asrkit.train`) runs any task the same way and never asks which one it
 runs; it finds the task's class here by the config's ``task`` name::
 
@@ -10,6 +11,7 @@ runs; it finds the task's class here by the config's ``task`` name::
 
 How a run calls the hooks (``T`` the task, every rank unless it says rank 0)::
 
+    cls.defaults(); cls.config_keys()               # load_config: the task's defaults and its own keys
     T.validate(); T.check_config()                  # config only, before any data is read
     T.metric()                                      # (name, "max" | "min") chooses best.pt, early stopping
     data = T.open_data(train, dev)                  # -> TaskData: the sources opened and checked, input_dim

@@ -73,6 +73,8 @@ class LMText:
     sentences: list[list[str]]
     names: list[str]
     format: str  # plain | kaldi
+    #: read as plain text, but the first field of every line looks like an utterance id
+    ids_as_words: bool = False
 
     @property
     def words(self) -> int:
@@ -83,7 +85,6 @@ def read_lm_text(path: str | os.PathLike, text_format: str = "plain", *, what: s
     """The sentences of ``path`` (``text_format`` plain | kaldi | auto; the
     module docstring). An empty file (or one of blank lines only), a binary
     or non-UTF-8 file, and a text without words raise :class:`InputError`."""
-    from asrkit import log
     from asrkit.data.transcripts import looks_like_utt_ids, read_training_text
     from asrkit.io import display_name
 
@@ -111,13 +112,9 @@ def read_lm_text(path: str | os.PathLike, text_format: str = "plain", *, what: s
     if not sentences:
         raise InputError(f"{name}: the {what} has no words")
     if fmt == "kaldi":
-        names = [t.utt or "" for t in lines if t.words]
-    else:
-        names = [f"sentence {k + 1}" for k in range(len(sentences))]
-        if text_format == "plain" and len(lines) > 1 and looks_like_utt_ids([t.words[0] for t in lines]):
-            log.warn(f"{name}: the first word of every line looks like an utterance id; if it is a Kaldi "
-                     f"text, give data.text_format=kaldi (or auto) so that the ids are not read as words")
-    return LMText(str(path), sentences, names, fmt)
+        return LMText(str(path), sentences, [t.utt or "" for t in lines if t.words], fmt)
+    ids = text_format == "plain" and len(lines) > 1 and looks_like_utt_ids([t.words[0] for t in lines])
+    return LMText(str(path), sentences, [f"sentence {k + 1}" for k in range(len(sentences))], fmt, ids)
 
 
 def word_units(text: LMText, vocab_size: int) -> list[str]:
@@ -223,9 +220,14 @@ class LMTask(Task):
 
     def train_data(self, data: TaskData, units: UnitMap, model: torch.nn.Module, *, seed: int,
                    dist) -> TrainData:
+        from asrkit import log
         from asrkit.data.text_blocks import BlockBatchPlan, Sentences, TextBlocks, collate_blocks, join_sentences
 
         d = self.cfg["data"]
+        for text in (data.train, data.dev):
+            if text.ids_as_words and dist.main:
+                log.warn(f"{text.path}: the first word of every line looks like an utterance id; if it is a "
+                         f"Kaldi text, give data.text_format=kaldi (or auto) so that the ids are not read as words")
         if d["batch_blocks"] < dist.world_size:
             raise ConfigError(f"data.batch_blocks={d['batch_blocks']} is less than the {dist.world_size} "
                               f"processes; every process needs a block of every batch")

@@ -127,9 +127,13 @@ def test_dev_sentences_and_their_pieces():
     s = Sentences([[4, 5, 6], [7]], ["u1", "u2"])
     assert [s[i].tokens.tolist() for i in range(len(s))] == [[0, 4, 5, 6, 0], [0, 7, 0]]
     assert s.lengths == [4, 2] and s.num_sentences == 2
-    cut = Sentences([[4, 5, 6, 7, 8]], ["u1"], max_len=4)  # 6 inputs: pieces of 4 and 2
-    assert [cut[i].tokens.tolist() for i in range(len(cut))] == [[0, 4, 5, 6, 7], [7, 8, 0]]
-    assert cut.utts == ["u1", "u1"] and sum(cut.lengths) == 6
+    # 6 inputs, max_len 4: windows of 4 overlapping by 2; the second scores only its last 2 targets
+    cut = Sentences([[4, 5, 6, 7, 8]], ["u1"], max_len=4)
+    assert [(cut[i].tokens.tolist(), cut[i].skip) for i in range(len(cut))] == [([0, 4, 5, 6, 7], 0),
+                                                                                 ([5, 6, 7, 8, 0], 2)]
+    b = collate_blocks([cut[0], cut[1]])
+    assert b.targets.tolist() == [[4, 5, 6, 7], [-100, -100, 8, 0]] and b.num_tokens == 6
+    assert cut.utts == ["u1", "u1"] and cut.num_sentences == 1
 
 
 # ------------------------------------------------------------------ units and text
@@ -144,18 +148,18 @@ def test_word_units_order_cap_and_unk():
     assert encode_sentences(text, units) == [[2, 1, 3, 2], [3, 1, 2, 1], [1]]
 
 
-def test_reading_text_formats_and_bad_files(tmp_path, capsys):
+def test_reading_text_formats_and_bad_files(tmp_path):
     kaldi = tmp_path / "text"
     kaldi.write_text("utt-1 the cat\nutt-2 a dog runs\n")
     t = read_lm_text(kaldi, "kaldi")
     assert t.sentences == [["the", "cat"], ["a", "dog", "runs"]] and t.names == ["utt-1", "utt-2"]
     assert read_lm_text(kaldi, "auto").sentences == t.sentences
-    plain = read_lm_text(kaldi, "plain")  # the ids are words, with a warning saying what to do
-    assert plain.sentences[0] == ["utt-1", "the", "cat"] and plain.format == "plain"
-    assert "data.text_format=kaldi" in " ".join(capsys.readouterr().err.split())
+    plain = read_lm_text(kaldi, "plain")  # the ids are words (training warns, saying what to do)
+    assert plain.sentences[0] == ["utt-1", "the", "cat"] and plain.format == "plain" and plain.ids_as_words
+    assert not t.ids_as_words
     ok = tmp_path / "ok.txt"
     ok.write_text("\ufeffthe cat\n\n  \na dog\n")  # byte-order mark and blank lines
-    assert read_lm_text(ok).sentences == [["the", "cat"], ["a", "dog"]]
+    assert read_lm_text(ok).sentences == [["the", "cat"], ["a", "dog"]] and not read_lm_text(ok).ids_as_words
     empty = tmp_path / "empty.txt"
     for content in (b"", b"\n  \n\n"):
         empty.write_bytes(content)
@@ -326,3 +330,30 @@ def test_ddp_two_processes_equal_one(texts, tmp_path):
     assert a["step"] == b["step"] == 3
     for k, v in a["model"].items():
         torch.testing.assert_close(b["model"][k], v, atol=1e-5, rtol=0)
+
+
+def test_kaldi_text_trains_as_the_same_sentences(texts, tmp_path, capsys):
+    """data.text_format=kaldi drops the utt-ids: the run is the plain text's; read as
+    plain, the ids would be words, and training warns."""
+    train_txt, dev_txt = texts
+    for name, src in (("train", train_txt), ("dev", dev_txt)):
+        lines = src.read_text().splitlines()
+        (tmp_path / f"{name}.kaldi").write_text("".join(f"utt-{k:04d} {ln}\n" for k, ln in enumerate(lines)))
+    over = [*SMALL, "train.epochs=1"]
+
+    def run(out, text, dev, *extra):
+        assert main(["-q", "train", "lm", "--text", str(text), "--dev", str(dev), "--out", str(tmp_path / out),
+                     *over, *extra]) == 0
+        return [{k: v for k, v in e.items() if k not in ("tokens_per_s", "seconds", "epoch_s")}
+                for e in map(json.loads, (tmp_path / out / "metrics.jsonl").read_text().splitlines())]
+
+    plain = run("plain", train_txt, dev_txt)
+    assert run("kaldi", tmp_path / "train.kaldi", tmp_path / "dev.kaldi", "data.text_format=kaldi") == plain
+    assert (tmp_path / "kaldi" / "units" / "units.txt").read_text() == \
+        (tmp_path / "plain" / "units" / "units.txt").read_text()
+    capsys.readouterr()
+    run("ids", tmp_path / "train.kaldi", tmp_path / "dev.kaldi", "train.max_steps=1")
+    err = " ".join(capsys.readouterr().err.split())
+    assert "train.kaldi: the first word of every line looks like an utterance id" in err
+    assert "data.text_format=kaldi" in err
+    assert "utt-0000" in (tmp_path / "ids" / "units" / "units.txt").read_text()
