@@ -69,7 +69,18 @@ def test_the_graph_sees_imports():
     ("tasks", "train"),        # tasks plug into the trainer, which finds them through the registry
 ])
 def test_room_does_not_import(room, forbidden):
-    assert forbidden not in _rooms(room), f"{room} imports {forbidden} in {sorted(_rooms(room)[forbidden])}"
+    found = sorted(set(_rooms(room)[forbidden]) - EXCEPTIONS.get((room, forbidden), set()))
+    assert not found, f"{room} imports {forbidden} in {found}"
+
+
+#: the one module of a room that may import a forbidden one: the neural LM front end of lm/
+#: (loading an exp dir is models' job; the n-gram code stays free of torch models)
+EXCEPTIONS = {("lm", "models"): {"asrkit.lm.neural"}}
+
+
+def test_the_exceptions_are_used():
+    for (room, forbidden), modules in EXCEPTIONS.items():
+        assert modules <= set(_rooms(room)[forbidden]), f"{room} -> {forbidden}: {modules} is no longer needed"
 
 
 def test_no_room_imports_cli_or_pipeline_but_cli():

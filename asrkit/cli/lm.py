@@ -1,7 +1,9 @@
-"""``asrkit lm``: build n-gram language models (ARPA) and measure perplexity.
+"""``asrkit lm``: build n-gram language models (ARPA), measure perplexity, generate text.
 
     asrkit lm build data/lm_text.txt --order 3 -o exp/lm3.arpa
     asrkit lm ppl exp/lm3.arpa data/test_text.txt
+    asrkit lm ppl exp/lm_lstm data/test_text.txt            # a neural LM (asrkit train lm)
+    asrkit lm generate exp/lm_lstm --prompt "the" --num 3 --top-p 0.9 --seed 1
 """
 from __future__ import annotations
 
@@ -13,10 +15,21 @@ import typer
 from asrkit import log
 
 lm_app = typer.Typer(
-    help="n-gram language models: estimate (modified Kneser-Ney, ARPA) and measure perplexity.",
+    help="Language models: estimate n-grams (modified Kneser-Ney, ARPA), measure perplexity (n-gram or neural), "
+         "generate text with a neural LM.",
     no_args_is_help=True,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
+
+_CHECKPOINT_HELP = "Neural LM only: best, last, epoch-N (in EXP/checkpoints) or a .pt file."
+_DEVICE_HELP = "Neural LM only: where the model runs."
+
+
+def _load_neural(exp: Path, checkpoint: str, device: str):
+    from asrkit.decode import resolve_device
+    from asrkit.lm.neural import NeuralLM
+
+    return NeuralLM.load(exp, checkpoint, resolve_device(device))
 
 
 @lm_app.command("build")
@@ -43,17 +56,22 @@ def build(
 
 @lm_app.command("ppl")
 def ppl(
-    lm: Path = typer.Argument(..., help="ARPA file or kenlm binary."),
+    lm: Path = typer.Argument(..., help="ARPA file, kenlm binary, or a neural LM exp dir (asrkit train lm)."),
     text: str = typer.Argument(..., help="Text to score, one sentence per line; '-' reads stdin."),
+    checkpoint: str = typer.Option("best", "--checkpoint", metavar="NAME|FILE", help=_CHECKPOINT_HELP),
+    device: str = typer.Option("auto", "--device", metavar="auto|cpu|cuda", help=_DEVICE_HELP),
 ) -> None:
-    """Print perplexity and OOV rate of TEXT under LM (computed with kenlm).
+    """Print perplexity and OOV rate of TEXT under LM (kenlm for n-grams).
 
     Output lines 'name value': sentences, words, oovs, oov_rate, logprob
     (log10, OOVs excluded, </s> included), perplexity (OOVs excluded),
-    perplexity_with_oov (OOVs scored as <unk>)."""
+    perplexity_with_oov (OOVs scored as <unk>). A neural LM counts the same
+    way: word units have OOVs (words outside its vocabulary); char and bpe
+    units have none, and their perplexity is still per word (+ </s>)."""
     from asrkit.lm.ppl import perplexity
 
-    r = perplexity(lm, text)
+    model = _load_neural(lm, checkpoint, device) if lm.is_dir() else None
+    r = perplexity(lm, text, model=model)
     typer.echo(f"sentences {r.sentences}")
     typer.echo(f"words {r.words}")
     typer.echo(f"oovs {r.oovs}")
@@ -61,6 +79,35 @@ def ppl(
     typer.echo(f"logprob {r.logprob:.4f}")
     typer.echo(f"perplexity {r.perplexity:.4f}")
     typer.echo(f"perplexity_with_oov {r.perplexity_with_oov:.4f}")
+
+
+@lm_app.command("generate")
+def generate_command(
+    exp: Path = typer.Argument(..., metavar="EXP", help="Neural LM exp dir (asrkit train lm)."),
+    prompt: str = typer.Option("", "--prompt", metavar="TEXT", help="Words to continue (default: a sentence start)."),
+    num: int = typer.Option(1, "--num", metavar="N", help="Continuations to print, one per line (at most 10000)."),
+    max_len: int = typer.Option(50, "--max-len", metavar="L", help="At most L new units per line (at most 10000)."),
+    temperature: float = typer.Option(
+        1.0, "--temperature", metavar="T", help="Divides the log-probs before sampling; 0: greedy (argmax)."),
+    top_k: int = typer.Option(0, "--top-k", metavar="K", help="Sample among the K most likely units (0: all)."),
+    top_p: float = typer.Option(
+        1.0, "--top-p", metavar="P", help="Sample within the smallest set of units of mass >= P, in (0, 1]."),
+    beam: int = typer.Option(
+        0, "--beam", metavar="B", help="Beam search with B hypotheses instead of sampling: the N most likely lines."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the sampling (same seed, same lines)."),
+    checkpoint: str = typer.Option(
+        "best", "--checkpoint", metavar="NAME|FILE", help="best, last, epoch-N (in EXP/checkpoints) or a .pt file."),
+    device: str = typer.Option("auto", "--device", metavar="auto|cpu|cuda", help="Where the model runs."),
+) -> None:
+    """Print continuations of --prompt by a neural LM, one per line: the prompt and the
+    generated words, up to the sentence end </s> or --max-len units."""
+    from asrkit.lm.neural import check_generate, generate
+
+    check_generate(num, max_len, temperature, top_k, top_p, beam)  # before the model loads
+    lm = _load_neural(exp, checkpoint, device)
+    for line in generate(lm, prompt, num=num, max_len=max_len, temperature=temperature, top_k=top_k,
+                         top_p=top_p, beam=beam, seed=seed):
+        typer.echo(line)
 
 
 def register(app: typer.Typer) -> None:

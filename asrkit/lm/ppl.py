@@ -1,14 +1,22 @@
 """``asrkit lm ppl``: perplexity and OOV rate of a text under an ARPA or kenlm
-binary model, computed with kenlm.
+binary model (computed with kenlm) or a neural LM exp dir (``asrkit train lm``).
 
 Conventions (those of SRILM's ``ngram -ppl`` and kenlm's ``query``): every
 line is a sentence scored with a ``<s>`` history and a final ``</s>``; words
 not in the model are OOVs. ``perplexity`` leaves OOV tokens out of both the
 log-probability sum and the token count (N = words - OOVs + sentences);
 ``perplexity_with_oov`` scores them as ``<unk>`` (N = words + sentences).
+
+A neural LM counts the same way, so its numbers compare with an n-gram's on
+the same text: word units have OOVs (a word outside the vocabulary is fed as
+``<unk>`` and its own probability is left out of ``perplexity``); char and bpe
+units spell every word, so they have none, and their log-probability (summed
+over the units of each sentence and its ``</s>``) is still divided by words +
+sentences: a word-level perplexity.
 """
 from __future__ import annotations
 
+import math
 import os
 import re
 import sys
@@ -110,7 +118,14 @@ def _silenced_stderr_fd() -> Iterator[None]:
 
 def perplexity(lm_path: str | os.PathLike, text: str | os.PathLike, model=None) -> Perplexity:
     """Perplexity of the sentences (lines) of ``text`` (``-`` = stdin) under
-    the model at ``lm_path`` (or an already loaded kenlm ``model``)."""
+    the model at ``lm_path`` (or an already loaded kenlm ``model`` or
+    :class:`asrkit.lm.neural.NeuralLM`). A directory is a neural LM exp dir."""
+    if model is None and Path(lm_path).is_dir():
+        from asrkit.lm.neural import NeuralLM
+
+        model = NeuralLM.load(lm_path, device="auto")
+    if model is not None and not hasattr(model, "full_scores"):
+        return neural_perplexity(model, text)
     m = model if model is not None else load_kenlm(lm_path)
     sentences = words = oovs = 0
     lp = lp_oov = 0.0
@@ -123,4 +138,40 @@ def perplexity(lm_path: str | os.PathLike, text: str | os.PathLike, model=None) 
                 oovs += 1
             else:
                 lp += prob
+    return Perplexity(sentences=sentences, words=words, oovs=oovs, logprob=lp, logprob_with_oov=lp_oov)
+
+
+#: sentences scored per batch by :func:`neural_perplexity`
+NEURAL_CHUNK = 256
+
+
+def neural_perplexity(lm, text: str | os.PathLike) -> Perplexity:
+    """Perplexity of the sentences of ``text`` under a :class:`asrkit.lm.neural.NeuralLM`
+    (the counting of the module docstring), scored in batches of sentences."""
+    sentences = words = oovs = 0
+    lp = lp_oov = 0.0
+    ln10 = math.log(10.0)
+    chunk: list[list[str]] = []
+
+    def flush() -> None:
+        nonlocal oovs, lp, lp_oov
+        scores = lm.token_scores([lm.sentence_ids(tokens) for tokens in chunk])  # natural log, + </s>
+        for tokens, s in zip(chunk, scores):
+            total = float(s.sum())
+            lp_oov += total / ln10
+            if lm.kind == "word":  # one unit per word: drop the OOVs' own terms
+                missed = [i for i, w in enumerate(tokens) if lm.is_oov(w)]
+                oovs += len(missed)
+                total -= float(s[missed].sum()) if missed else 0.0
+            lp += total / ln10
+        chunk.clear()
+
+    for _, tokens in iter_sentences(text):
+        sentences += 1
+        words += len(tokens)
+        chunk.append(tokens)
+        if len(chunk) >= NEURAL_CHUNK:
+            flush()
+    if chunk:
+        flush()
     return Perplexity(sentences=sentences, words=words, oovs=oovs, logprob=lp, logprob_with_oov=lp_oov)

@@ -131,7 +131,9 @@ class LSTMLM(LanguageModel):
             LSTM(embed_dim if i == 0 else hidden, hidden, 1, batch_first=True, impl=impl) for i in range(layers)])
         self.hidden_dropout = LockedDropout(hidden_dropout, impl=impl)
         self.output_dropout = LockedDropout(dropout, impl=impl)
-        self.proj: Optional[Linear] = Linear(hidden, embed_dim, impl=impl) if tie_weights and hidden != embed_dim else None
+        self.proj: Optional[Linear] = None
+        if tie_weights and hidden != embed_dim:
+            self.proj = Linear(hidden, embed_dim, impl=impl)
         self.output = Linear(embed_dim if tie_weights else hidden, num_classes, impl=impl)
         init.zeros_(self.output.bias)
         if tie_weights:

@@ -1,8 +1,6 @@
 """The neural LMs (asrkit.models.lm): scratch = native, step = forward, beams, memorizing, tied weights."""
 from __future__ import annotations
 
-import copy
-
 import pytest
 import torch
 
