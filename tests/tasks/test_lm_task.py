@@ -357,3 +357,24 @@ def test_kaldi_text_trains_as_the_same_sentences(texts, tmp_path, capsys):
     assert "train.kaldi: the first word of every line looks like an utterance id" in err
     assert "data.text_format=kaldi" in err
     assert "utt-0000" in (tmp_path / "ids" / "units" / "units.txt").read_text()
+
+
+def test_dev_word_ppl_is_what_lm_ppl_reports(texts, tmp_path):
+    """A char Transformer whose max_len is shorter than the dev sentences: its
+    last dev word_ppl is the perplexity ``asrkit lm ppl`` reports for the dev
+    text (the same windows past max_len), its loss the per-token one."""
+    from asrkit.lm.neural import NeuralLM
+    from asrkit.lm.ppl import perplexity
+
+    train_txt, dev_txt = texts
+    exp = tmp_path / "exp"
+    over = _small(*TRANSFORMER, "model.max_len=16", "units.kind=char", "train.epochs=1")
+    train(load_config("lm", None, over), train_txt, dev_txt, exp)
+    ev = _events(exp, "dev")[-1]
+    dev = read_lm_text(dev_txt)
+    lm = NeuralLM.load(exp, "last")
+    ids = [lm.sentence_ids(s) for s in dev.sentences]
+    assert max(len(i) for i in ids) + 1 > 2 * 16  # several windows
+    nll = -sum(lm.sentence_scores(dev.sentences))
+    assert ev["dev_loss"] == pytest.approx(nll / sum(len(i) + 1 for i in ids), rel=1e-4)
+    assert ev["dev_word_ppl"] == pytest.approx(perplexity(exp, dev_txt).perplexity, rel=1e-4)
