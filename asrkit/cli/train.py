@@ -1,4 +1,8 @@
-"""``asrkit train TASK`` (one command per task of :mod:`asrkit.tasks`: frame, ctc, ...) and ``asrkit average``."""
+"""``asrkit train TASK`` (one command per task of :mod:`asrkit.tasks`: frame, ctc, ..., lm) and ``asrkit average``.
+
+Every task's command takes the same options; the two inputs are the task's
+(feature stores ``--train`` / ``--dev``; the LM task's texts ``--text`` / ``--dev``:
+:attr:`asrkit.tasks.base.Task.train_option`)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -8,7 +12,8 @@ import typer
 from asrkit import log
 from asrkit.errors import UsageError
 
-train_app = typer.Typer(help="Train a model on feature stores: one command per task (frame classifier, CTC, ...).",
+train_app = typer.Typer(help="Train a model on feature stores (or an LM on text): one command per task "
+                             "(frame classifier, CTC, ..., lm).",
                         no_args_is_help=True)
 
 
@@ -49,20 +54,19 @@ def _run(task: str, train: Path, dev: Path, out: Path, conf: Path | None, overri
                  f"checkpoints in {out}/checkpoints")
 
 
-_TRAIN_HELP = "Training feature store (from asrkit featurize)."
-_DEV_HELP = "Dev feature store (evaluated after each epoch)."
 _OV_HELP = "Config overrides key=value with dotted keys (model.hidden=512 optim.lr=1e-3)."
 
 
-def _train_command(task: str, train_needs: str, conf_example: str, doc: str):
-    """The ``asrkit train TASK`` command: the same options for every task, help naming its needs."""
+def _train_command(task: str, cls):
+    """The ``asrkit train TASK`` command: the same options for every task (its
+    training input named by the task), help naming its needs."""
 
     def command(
         overrides: list[str] | None = typer.Argument(None, help=_OV_HELP),
-        train: Path = typer.Option(..., "--train", help=f"{_TRAIN_HELP} Needs {train_needs}."),
-        dev: Path = typer.Option(..., "--dev", help=_DEV_HELP),
+        train: Path = typer.Option(..., cls.train_option, help=f"{cls.train_help} Needs {cls.train_needs}."),
+        dev: Path = typer.Option(..., "--dev", help=cls.dev_help),
         out: Path = typer.Option(..., "--out", "-o", help="Exp dir to write (config, units, checkpoints, metrics)."),
-        conf: Path | None = typer.Option(None, "--conf", help=f"Config YAML ({conf_example})."),
+        conf: Path | None = typer.Option(None, "--conf", help=f"Config YAML ({cls.conf_example})."),
         resume: bool = typer.Option(False, "--resume", help="Continue from EXP/checkpoints/last.pt."),
         device: str | None = typer.Option(None, "--device", help="auto | cpu | cuda (default: train.device)."),
         nproc: int = typer.Option(1, "--nproc", help="Start N DistributedDataParallel processes on this machine."),
@@ -72,7 +76,7 @@ def _train_command(task: str, train_needs: str, conf_example: str, doc: str):
     ) -> None:
         _run(task, train, dev, out, conf, overrides, resume, device, nproc, seed, overwrite)
 
-    command.__doc__ = doc
+    command.__doc__ = cls.help
     command.__name__ = f"train_{task}"
     return command
 
@@ -85,7 +89,7 @@ def _add_task_commands() -> None:
     have = {c.name for c in train_app.registered_commands}
     for name, cls in TASKS.items():
         if name not in have:
-            train_app.command(name)(_train_command(name, cls.train_needs, cls.conf_example, cls.help))
+            train_app.command(name)(_train_command(name, cls))
 
 
 def average(

@@ -7,21 +7,37 @@
 * ``ctc`` (:class:`CTCTask`): CTC on phone, char or bpe units; dev PER or WER/CER.
 * ``las`` (:class:`LASTask`): Listen, Attend and Spell; dev PER or WER/CER, attention diagonality.
 * ``transformer`` (:class:`TransformerTask`): joint CTC/attention; the same dev metrics.
+* ``lm`` (:class:`LMTask`): a neural language model on text (word, char or bpe units); dev perplexity.
 
 The contract (every hook, and the order the trainer calls them) is
-:class:`asrkit.tasks.base.Task`; :class:`asrkit.tasks.tokens.TokenTask` is the
-shared base of the tasks that learn transcripts. Importing this package
+:class:`asrkit.tasks.base.Task`; :class:`asrkit.tasks.store.StoreTask` is the
+data side of the tasks that learn from feature stores (all but ``lm``), and
+:class:`asrkit.tasks.tokens.TokenTask` the shared base of those that learn
+transcripts. Importing this package
 registers the built-in tasks; a new task is a module here with a
 ``@register_task`` class, imported below.
 """
 from __future__ import annotations
 
-from asrkit.tasks.base import TASKS, Task, dev_batches, gather, get_task, register_task, task_names
+from asrkit.tasks.base import (
+    TASKS,
+    BatchPlan,
+    Task,
+    TaskData,
+    TrainData,
+    dev_batches,
+    gather,
+    get_task,
+    register_task,
+    task_names,
+)
+from asrkit.tasks.store import StoreTask
 from asrkit.tasks.frame import FrameTask
 from asrkit.tasks.ctc import CTCTask  # noqa: I001 - registration order: frame, then ctc
 from asrkit.tasks.las import LASTask
 from asrkit.tasks.transformer import TransformerTask
+from asrkit.tasks.lm import LMTask
 from asrkit.tasks.tokens import TokenTask
 
-__all__ = ["TASKS", "CTCTask", "FrameTask", "LASTask", "TransformerTask", "Task", "TokenTask", "dev_batches", "gather", "get_task",
-           "register_task", "task_names"]
+__all__ = ["TASKS", "BatchPlan", "CTCTask", "FrameTask", "LASTask", "LMTask", "StoreTask", "Task", "TaskData", "TokenTask",
+           "TrainData", "TransformerTask", "dev_batches", "gather", "get_task", "register_task", "task_names"]

@@ -1,7 +1,8 @@
 """The task contract and the registry of tasks.
 
-A task is what ``asrkit train NAME`` learns: its units and targets, its model,
-how a batch becomes a loss, how a dev set becomes metrics. The trainer
+A task is what ``asrkit train NAME`` learns: its data (what the two inputs
+are, how they become batches), its units and targets, its model, how a batch
+becomes a loss, how a dev set becomes metrics. The trainer
 (:mod:`asrkit.train`) runs any task the same way and never asks which one it
 runs; it finds the task's class here by the config's ``task`` name::
 
@@ -10,25 +11,38 @@ runs; it finds the task's class here by the config's ``task`` name::
 
 How a run calls the hooks (``T`` the task, every rank unless it says rank 0)::
 
+    cls.defaults(); cls.config_keys()               # load_config: the task's defaults and its own keys
     T.validate(); T.check_config()                  # config only, before any data is read
     T.metric()                                      # (name, "max" | "min") chooses best.pt, early stopping
-    T.make_units(train_store, exp/"units")          # rank 0, new runs only; then every rank:
+    data = T.open_data(train, dev)                  # -> TaskData: the sources opened and checked, input_dim
+    T.make_units(data.train, exp/"units")           # rank 0, new runs only; then every rank:
     units = T.load_units(exp/"units")
-    model = T.build_model(cfg["model"])             # input_dim / num_classes filled in, seeded
-    T.targets(store, utts, units, "train" | "dev")  # -> (utt -> ids, utt -> reference tokens | None)
-    T.filter_train(store, utts, targets, model)     # -> (kept utts, warning line | None)
-    T.sampler_weights(utts, targets)                # -> the loss normalizer's weight per utterance | None
+    model = T.build_model(cfg["model"])             # input_dim (when data has one) / num_classes filled in, seeded
+    td = T.train_data(data, units, model, seed=, dist=)  # -> TrainData: datasets, batch plan, collate, dev set
     T.optimizers(model); T.setup(model, device)     # {name: optimizer}; criteria
-    each epoch:  T.start_epoch(epoch)
-                 each batch: loss_sum, norm, stats = T.loss(net, batch, device, autocast)
-                 T.evaluate(model, dev_ds, refs, units, device=, autocast=, dist=)
-                 T.end_epoch(epoch, model, dev_ds, refs, units, exp, device, dist=)
+    each epoch:  T.start_epoch(epoch); td.set_epoch(epoch, position)
+                 each (indices, norm) of td.plan: batch = td.collate([td.train[i] for i in indices])
+                     loss_sum, norm_part, stats = T.loss(net, batch, device, autocast)
+                 T.evaluate(model, td.dev, td.dev_refs, units, device=, autocast=, dist=)
+                 T.end_epoch(epoch, model, td.dev, td.dev_refs, units, exp, device, dist=)
+
+The data side is the task's: :meth:`Task.open_data` and :meth:`Task.train_data`
+say what ``--train`` / ``--dev`` are and how they become batches. The tasks
+that learn from feature stores (frame, ctc, las, transformer) share
+:class:`asrkit.tasks.store.StoreTask`, whose data hooks open two feature
+stores and batch utterances by frames (with its own finer hooks: ``targets``,
+``filter_train``, ``sampler_weights``); the LM task reads text and batches
+token blocks. The batch plan decides the data order of an epoch: it must be a
+pure function of ``(seed, epoch)`` (plus rank and world size), and iterating
+it after ``set_epoch(epoch, start)`` yields the global batches from number
+``start`` on, so that a resumed run sees the same batches as one never stopped.
 
 The gradient step is the mean over the global batch: every rank divides its
-``loss_sum`` by the global sum of :meth:`Task.sampler_weights` (the frames of
-the batch when that is None), so that sum must be what ``loss`` reports as
-its normalizer. ``stats`` are sums like the loss; the trainer logs each
-divided by the summed normalizers (``train`` events of metrics.jsonl).
+``loss_sum`` by the global normalizer the plan yields with the batch (the sum
+of the per-item weights over the global batch), so ``loss`` must report this
+rank's part of it as its normalizer. ``stats`` are sums like the loss; the
+trainer logs each divided by the summed normalizers (``train`` events of
+metrics.jsonl).
 
 A task module imports torch, numpy and the models inside its methods (or
 keeps them light), so ``asrkit --help``, which lists the tasks, stays fast.
@@ -38,21 +52,21 @@ Register a task with :func:`register_task` and import its module from
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from asrkit.errors import ConfigError
 
 if TYPE_CHECKING:
-    import numpy as np
     import torch
 
-    from asrkit.data.dataset import Batch, UtteranceDataset
     from asrkit.data.units import UnitMap
 
-__all__ = ["TASKS", "Task", "dev_batches", "gather", "get_task", "register_task", "task_names"]
+__all__ = ["TASKS", "BatchPlan", "Task", "TaskData", "TrainData", "dev_batches", "gather", "get_task",
+           "register_task", "task_names"]
 
 #: name -> task class, in registration order
 TASKS: dict[str, type[Task]] = {}
@@ -80,17 +94,104 @@ def get_task(name: Any) -> type[Task]:
     return cls
 
 
+# ------------------------------------------------------------------ what the data hooks give
+@dataclass
+class TaskData:
+    """The training and dev sources of a run, opened and checked by
+    :meth:`Task.open_data` before any work (the errors of bad input come first)."""
+
+    #: the training source as the task reads it (a FeatureStore, a text's sentences); make_units gets it
+    train: Any
+    #: the dev source
+    dev: Any
+    #: the paths given (``--train`` / ``--text``, ``--dev``), for messages and the exp dir's inputs
+    train_path: str
+    dev_path: str
+    #: the model's ``input_dim`` (the feature dimension); None: the model takes no input_dim (token ids)
+    input_dim: int | None = None
+
+
+class BatchPlan:
+    """The order of an epoch's batches (the interface :class:`asrkit.data.dataset.FrameBatchSampler`
+    has). Iterating yields ``(local indices, global normalizer)`` per global
+    batch, from batch number ``start`` on: the indices of this rank's items of
+    the dataset, and the sum of the loss weights of the whole global batch (the
+    same on every rank). The batches are a pure function of the seed, the epoch,
+    the rank and the world size."""
+
+    def set_epoch(self, epoch: int, start: int = 0) -> None:
+        raise NotImplementedError
+
+    def __len__(self) -> int:
+        """The global batches of the current epoch (may differ between epochs)."""
+        raise NotImplementedError
+
+    def __iter__(self) -> Iterator[tuple[list[int], float]]:
+        raise NotImplementedError
+
+
+def _num_frames(batch: Any) -> float:
+    return float(batch.num_frames)
+
+
+@dataclass
+class TrainData:
+    """What the trainer runs on, from :meth:`Task.train_data`.
+
+    A batch is ``collate([train[i] for i in indices])`` for the indices the plan
+    yields; it has ``to(device)`` and ``utts`` (names of its items, for
+    messages); ``count(batch)`` is its size in ``unit`` for the throughput
+    (``frames/s`` of the progress bar, ``frames`` / ``frames_per_s`` in
+    metrics.jsonl). ``collate`` is picklable when ``data.num_workers > 0``
+    (loader processes)."""
+
+    #: the training items: ``train[i]`` and ``len(train)``; ``set_epoch(epoch)`` when it has one
+    train: Any
+    #: the batches of an epoch (:class:`BatchPlan`)
+    plan: Any
+    #: items -> a batch
+    collate: Callable[[list], Any]
+    #: what :meth:`Task.evaluate` and :meth:`Task.end_epoch` get as ``dev_ds``
+    dev: Any
+    #: their ``refs`` (reference tokens by item) or None
+    dev_refs: dict[str, list[str]] | None
+    #: the training and dev sets in words, for the run's first log line ("120 utterances")
+    train_items: str
+    dev_items: str
+    #: what an item is, for messages ("utterance", "block")
+    item: str = "utterance"
+    #: what :attr:`count` counts
+    unit: str = "frames"
+    #: a batch's size in ``unit``
+    count: Callable[[Any], float] = _num_frames
+    #: what to check when the loss stays NaN/inf (the end of that error line)
+    nan_hint: str = "check the features for NaN/inf values and try a lower optim.lr"
+
+    def set_epoch(self, epoch: int, start: int = 0) -> None:
+        """Before the batches of ``epoch``, resumed at global batch ``start``."""
+        if hasattr(self.train, "set_epoch"):
+            self.train.set_epoch(epoch)
+        self.plan.set_epoch(epoch, start)
+
+
 class Task(ABC):
     """Base class of a task. Subclasses set the class attributes and implement
-    :meth:`make_units`, :meth:`load_units`, :meth:`targets`, :meth:`loss` and
-    :meth:`evaluate`; the other hooks have defaults that fit most tasks."""
+    the data hooks (:meth:`open_data`, :meth:`train_data`; the feature-store
+    tasks take them from :class:`asrkit.tasks.store.StoreTask`),
+    :meth:`make_units`, :meth:`load_units`, :meth:`loss` and :meth:`evaluate`;
+    the other hooks have defaults that fit most tasks."""
 
     #: the name of ``asrkit train NAME`` and of the config's ``task`` key
     name: ClassVar[str] = ""
     #: the first line of ``asrkit train NAME --help``
     help: ClassVar[str] = ""
-    #: what the training feature store must hold, for the ``--train`` help ("its 'ali' frame labels")
+    #: what the training data must hold, for the ``--train`` help ("its 'ali' frame labels")
     train_needs: ClassVar[str] = "the features"
+    #: the option of ``asrkit train NAME`` that gives the training input (the dev one is ``--dev``)
+    train_option: ClassVar[str] = "--train"
+    #: the help of the two inputs (the ``--train`` one ends with "Needs <train_needs>.")
+    train_help: ClassVar[str] = "Training feature store (from asrkit featurize)."
+    dev_help: ClassVar[str] = "Dev feature store (evaluated after each epoch)."
     #: conf files of this task, for the ``--conf`` help
     conf_example: ClassVar[str] = ""
     #: the ``model.type`` values this task trains
@@ -99,8 +200,6 @@ class Task(ABC):
     unit_kinds: ClassVar[tuple[str | None, ...]] = ()
     #: the dev metrics :meth:`evaluate` may return besides ``loss``: name -> "max" | "min" (better is)
     metrics: ClassVar[dict[str, str]] = {}
-    #: collate batches with per-frame targets (B, T) padded with -100, instead of concatenated token ids
-    frame_targets: ClassVar[bool] = False
     #: metric names shown as percentages in the epoch line
     percent_metrics: ClassVar[tuple[str, ...]] = ("acc", "per", "wer", "cer")
 
@@ -113,6 +212,14 @@ class Task(ABC):
         """This task's defaults over the trainer's: ``{section: {key: value}}``
         with the whole ``model`` section (conf files and overrides come on top)."""
         return {"model": {}}
+
+    @classmethod
+    def config_keys(cls) -> dict[str, dict[str, tuple[Any, tuple, tuple | None]]]:
+        """Keys of its own this task adds to the trainer's sections (data,
+        features, units, optim, train): ``{section: {key: (default, allowed
+        types, allowed values or None)}}``, checked like the trainer's keys.
+        Only this task's configs have them. Default: none."""
+        return {}
 
     def validate(self) -> None:
         """The task's rules on the trainer's sections (units.kind, train.metric):
@@ -153,34 +260,32 @@ class Task(ABC):
             m = self.auto_metric()
         return m, self.metrics.get(m, "min")
 
-    # ------------------------------------------------------------------ units and targets
+    # ------------------------------------------------------------------ data
     @abstractmethod
-    def make_units(self, train_store, units_dir: Path) -> None:
-        """Write the units folder ``units_dir`` of a new run (rank 0 only; every
-        rank then reads it with :meth:`load_units`). Replace what is there;
-        leave nothing that looks whole when interrupted."""
+    def open_data(self, train: str, dev: str) -> TaskData:
+        """Open and check the training and dev sources (``asrkit train NAME``'s
+        two inputs) before any work; every rank. Bad input raises one line
+        naming the file (an empty set, dev unlike train)."""
+
+    @abstractmethod
+    def train_data(self, data: TaskData, units: UnitMap, model: torch.nn.Module, *, seed: int,
+                   dist) -> TrainData:
+        """The datasets, the batch plan (this rank's share of each global batch,
+        ``dist.rank`` of ``dist.world_size``) and the dev set of the run, every
+        rank, after the model is built (a task may leave out what the model
+        cannot learn). Warn on ``dist.main`` only."""
+
+    # ------------------------------------------------------------------ units
+    @abstractmethod
+    def make_units(self, train: Any, units_dir: Path) -> None:
+        """Write the units folder ``units_dir`` of a new run from ``train``
+        (:attr:`TaskData.train`; rank 0 only; every rank then reads it with
+        :meth:`load_units`). Replace what is there; leave nothing that looks
+        whole when interrupted."""
 
     @abstractmethod
     def load_units(self, units_dir: Path) -> UnitMap:
         """The units of the run from its folder (every rank)."""
-
-    @abstractmethod
-    def targets(self, store, utts: list[str], units: UnitMap,
-                split: str) -> tuple[dict[str, np.ndarray], dict[str, list[str]] | None]:
-        """``(utt -> target ids, utt -> reference tokens for scoring | None)``
-        of ``utts`` in ``store``; ``split`` is ``"train"`` or ``"dev"``.
-        Errors name the file and the utterance."""
-
-    def filter_train(self, store, utts: list[str], targets: dict[str, np.ndarray],
-                     model: torch.nn.Module) -> tuple[list[str], str | None]:
-        """The training utterances to keep and a warning line about the others
-        (None when all are kept). Default: keep all."""
-        return utts, None
-
-    def sampler_weights(self, utts: list[str], targets: dict[str, np.ndarray]) -> list[float] | None:
-        """Per utterance, its share of the loss normalizer (the batch sampler sums
-        them per global batch); None: its frames."""
-        return None
 
     # ------------------------------------------------------------------ model and optimization
     def build_model(self, model_cfg: dict) -> torch.nn.Module:
@@ -208,20 +313,21 @@ class Task(ABC):
         return ()
 
     @abstractmethod
-    def loss(self, net: torch.nn.Module, batch: Batch, device: torch.device,
+    def loss(self, net: torch.nn.Module, batch: Any, device: torch.device,
              autocast: Callable[[], AbstractContextManager]) -> tuple[torch.Tensor, float, dict[str, float]]:
         """One training batch (on ``device``; ``net`` is the model, DDP-wrapped
         under DDP): ``(loss_sum, normalizer, stats)``. ``loss_sum`` is the
         differentiable sum over the batch; ``normalizer`` this batch's part of
-        the global normalizer (see :meth:`sampler_weights`); ``stats`` sums like
+        the global normalizer (the plan's, see :class:`BatchPlan`); ``stats`` sums like
         the loss (:meth:`stat_names`). Run the forward under ``autocast()``."""
 
     # ------------------------------------------------------------------ evaluation and hooks
     @abstractmethod
-    def evaluate(self, model: torch.nn.Module, dev_ds: UtteranceDataset, refs: dict[str, list[str]] | None,
+    def evaluate(self, model: torch.nn.Module, dev_ds: Any, refs: dict[str, list[str]] | None,
                  units: UnitMap, *, device: torch.device, autocast: Callable[[], AbstractContextManager],
                  dist) -> dict[str, float]:
-        """Dev metrics ``{"loss": ..., metric: ...}``; the trainer calls it with the
+        """Dev metrics ``{"loss": ..., metric: ...}`` of ``dev_ds`` (:attr:`TrainData.dev`);
+        the trainer calls it with the
         model in eval mode under ``torch.no_grad()`` (and restores both). Under
         DDP every rank calls it: take :func:`dev_batches` and combine with
         :func:`gather`, so every rank returns the same numbers."""
@@ -229,7 +335,7 @@ class Task(ABC):
     def start_epoch(self, epoch: int) -> None:
         """Before the batches of epoch ``epoch`` (0-based; also when a run resumes in it)."""
 
-    def end_epoch(self, epoch: int, model: torch.nn.Module, dev_ds: UtteranceDataset,
+    def end_epoch(self, epoch: int, model: torch.nn.Module, dev_ds: Any,
                   refs: dict[str, list[str]] | None, units: UnitMap, exp: Path, device: torch.device, *,
                   dist) -> dict[str, float]:
         """After epoch ``epoch`` (0-based) was evaluated (eval mode, no grad, as
@@ -240,9 +346,10 @@ class Task(ABC):
 
 
 # ------------------------------------------------------------------ helpers for evaluate
-def dev_batches(ds: UtteranceDataset, max_frames: int, dist) -> list[list[int]]:
+def dev_batches(ds: Any, max_frames: int, dist) -> list[list[int]]:
     """This rank's share of the dev batches: every ``world_size``-th of the
-    unshuffled length-bucketed batches of at most ``max_frames`` padded frames."""
+    unshuffled length-bucketed batches of at most ``max_frames`` padded frames
+    (of ``ds.lengths``: frames of utterances, tokens of sentences)."""
     from asrkit.data.dataset import make_batches
 
     return make_batches(ds.lengths, max_frames, shuffle=False)[dist.rank::dist.world_size]

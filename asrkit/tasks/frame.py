@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING
 
 from asrkit.data.units import UnitMap, save_units
 from asrkit.errors import DataError
-from asrkit.tasks.base import Task, dev_batches, gather, register_task
+from asrkit.tasks.base import dev_batches, gather, register_task
+from asrkit.tasks.store import StoreTask
 
 if TYPE_CHECKING:
     import numpy as np
@@ -90,7 +91,7 @@ def frame_targets(store, utts: list[str], units: UnitMap) -> dict[str, np.ndarra
 
 
 @register_task
-class FrameTask(Task):
+class FrameTask(StoreTask):
     name = "frame"
     help = "Frame-level classification (MLP over +-K frames) with labels from the store's ali."
     train_needs = "its 'ali' frame labels"

@@ -23,7 +23,7 @@ from asrkit.data.lexicon import UnknownWordError
 from asrkit.data.table import read_table
 from asrkit.data.units import UnitMap, save_units
 from asrkit.errors import ConfigError, DataError
-from asrkit.tasks.base import Task
+from asrkit.tasks.store import StoreTask
 
 if TYPE_CHECKING:
     import numpy as np
@@ -46,16 +46,17 @@ def _table(store, name: str, override: str | None) -> dict[str, str] | None:
 
 
 def token_units(kind: str, train_store, units_dir: str | None, text_override: str | None,
-                work_dir: Path, vocab_size: int, lexicon: str | None) -> UnitMap:
-    """The tokenizer: loaded from ``units_dir`` or trained into ``work_dir``."""
+                work_dir: Path, vocab_size: int, lexicon: str | None, text_format: str = "kaldi") -> UnitMap:
+    """The tokenizer: loaded from ``units_dir`` or trained into ``work_dir``
+    (on ``text_override``, else the store's ``text``; ``text_format`` as
+    :func:`asrkit.data.transcripts.read_training_text` takes it)."""
     from asrkit.data.tokenizer import PHONE_UNITS, Tokenizer, train_tokenizer
     from asrkit.data.units import load_units_dir
 
     if units_dir is not None:
         return load_units_dir(units_dir, kind)
     text_path = Path(text_override) if text_override else Path(train_store.path) / "text"
-    phones_path = Path(train_store.path) / PHONES_FILE
-    if kind == "phone" and text_override is None and phones_path.exists():
+    if kind == "phone" and text_override is None and (Path(train_store.path) / PHONES_FILE).exists():
         from asrkit.data.lexicon import Lexicon
 
         tok = Tokenizer("phone", PHONE_UNITS, lexicon=Lexicon.default(),
@@ -65,7 +66,7 @@ def token_units(kind: str, train_store, units_dir: str | None, text_override: st
     if not text_path.exists():
         raise DataError(f"{text_path}: no transcripts; training needs the store's text (or data.text=FILE)")
     res = train_tokenizer(kind, text_path, work_dir, vocab_size=vocab_size if kind == "bpe" else None,
-                          text_format="kaldi", lexicons=[lexicon] if lexicon else (), oov_hint=OOV_HINT)
+                          text_format=text_format, lexicons=[lexicon] if lexicon else (), oov_hint=OOV_HINT)
     return UnitMap(kind, list(res.tokenizer.units), Tokenizer.load(work_dir))
 
 
@@ -144,7 +145,7 @@ def score_tokens(utts: list[str], refs: dict[str, list[str]], hyps: dict[str, li
     return {"wer": float(r.wer or 0.0), "cer": float(r.cer or 0.0)}
 
 
-class TokenTask(Task):
+class TokenTask(StoreTask):
     """A task whose targets are token sequences of the transcripts (phone, char
     or bpe units; PER or WER/CER on dev). Subclasses add the model, the loss
     and :meth:`evaluate` (with :func:`score_tokens` for the metrics)."""

@@ -16,8 +16,10 @@ calls before it reads any features.
 
 The trainer's sections are the same for every task; a task gives its own
 defaults over them and its whole ``model`` section
-(:meth:`asrkit.tasks.base.Task.defaults`), and its own rules on them
-(``units.kind``, ``train.metric``: :meth:`asrkit.tasks.base.Task.validate`).
+(:meth:`asrkit.tasks.base.Task.defaults`), its own rules on them
+(``units.kind``, ``train.metric``: :meth:`asrkit.tasks.base.Task.validate`),
+and may add keys of its own to them (:meth:`asrkit.tasks.base.Task.config_keys`,
+e.g. the LM task's ``data.bptt``), which only its configs have.
 The task is looked up by name in :mod:`asrkit.tasks`' registry; an unknown
 name is a :class:`~asrkit.errors.ConfigError` listing the known tasks.
 """
@@ -95,13 +97,29 @@ _SCHEMA: dict[str, dict[str, tuple[Any, tuple, tuple | None]]] = {
     },
 }
 
+def schema(task: str) -> dict[str, dict[str, tuple[Any, tuple, tuple | None]]]:
+    """Every key of the trainer's sections in a ``task`` config: ``{section: {key:
+    (default, allowed types, allowed values or None)}}``, the trainer's keys and
+    the task's own (:meth:`asrkit.tasks.base.Task.config_keys`)."""
+    cls = get_task(task)
+    out = {sec: dict(keys) for sec, keys in _SCHEMA.items()}
+    for sec, keys in cls.config_keys().items():
+        if sec not in out:
+            raise ValueError(f"{cls.__name__}.config_keys: '{sec}' is not a section of the trainer's")
+        for k, spec in keys.items():
+            if k in out[sec]:
+                raise ValueError(f"{cls.__name__}.config_keys: '{sec}.{k}' is already a trainer key")
+            out[sec][k] = spec
+    return out
+
+
 def defaults(task: str) -> dict[str, Any]:
     """The full default config of ``task``: the trainer's defaults, the task's
     own over them (:meth:`asrkit.tasks.base.Task.defaults`) and its model section."""
     cls = get_task(task)
     own = cls.defaults()
     cfg: dict[str, Any] = {"task": task, "model": copy.deepcopy(own.get("model", {}))}
-    for sec, keys in _SCHEMA.items():
+    for sec, keys in schema(task).items():
         cfg[sec] = {k: copy.deepcopy(v[0]) for k, v in keys.items()}
         for k, v in own.get(sec, {}).items():
             if k not in keys:
@@ -219,15 +237,15 @@ def validate(cfg: dict) -> None:
             raise ConfigError(f"config has no '{sec}' section")
     if not isinstance(cfg["model"], dict):
         raise ConfigError("config key 'model' must be a mapping")
-    for sec, schema in _SCHEMA.items():
+    for sec, keys in schema(cfg["task"]).items():
         section = cfg[sec]
         if not isinstance(section, dict):
             raise ConfigError(f"config key '{sec}' must be a mapping")
         for k, v in section.items():
-            if k not in schema:
-                known = ", ".join(sorted(schema))
+            if k not in keys:
+                known = ", ".join(sorted(keys))
                 raise ConfigError(f"unknown config key '{sec}.{k}' (known: {known})")
-            _, types, choices = schema[k]
+            _, types, choices = keys[k]
             if isinstance(v, str) and (float in types or int in types):
                 v = section[k] = _number(v, float in types)
             ok = isinstance(v, types) and not (isinstance(v, bool) and bool not in types)

@@ -4,9 +4,10 @@
     cfg = load_config("ctc", "conf/ctc_bilstm.yaml", ["optim.lr=1e-3"])
     result = train(cfg, "feats/train", "feats/dev", "exp/ctc")
 
-The loop knows no task. What a task learns (units, targets, which
-utterances to train on, the model, batch -> loss, dev metrics, optimizers,
-per-epoch hooks) is an :class:`asrkit.tasks.base.Task`, found by the config's
+The loop knows no task and no data format. What a task learns (its data:
+what the two inputs are, its datasets, the batches of an epoch; units,
+the model, batch -> loss, dev metrics, optimizers, per-epoch hooks) is an
+:class:`asrkit.tasks.base.Task`, found by the config's
 ``task`` name in the registry of :mod:`asrkit.tasks`. The layering rule
 (tests/test_layering.py): ``asrkit.train`` imports from ``asrkit.tasks`` only
 the registry and the base (``asrkit.tasks`` / ``asrkit.tasks.base``), never
@@ -16,10 +17,12 @@ a task's module and never ``asrkit.models``; ``asrkit.tasks`` never imports
 What one run does (rank 0 writes every file):
 
 1. checks the config (the trainer's sections, then the task's rules and its
-   model section) and the feature stores; the task makes (rank 0) or loads
-   ``exp/units/``, builds the model with ``input_dim`` / ``num_classes`` from
-   the data, reads the targets and filters the training utterances; saves
-   ``exp/config.yaml``;
+   model section) and the inputs (the task's ``open_data``: two feature
+   stores, or an LM's texts); the task makes (rank 0) or loads
+   ``exp/units/``, builds the model with ``input_dim`` (when the data has one)
+   and ``num_classes`` from the data, and gives its datasets, batch plan and
+   dev set (``train_data``: e.g. the targets and the training utterances
+   kept); saves ``exp/config.yaml``;
 2. trains with the task's optimizers (one AdamW by default, :mod:`asrkit.nn.optim`),
    warmup + cosine / plateau / constant or the Noam learning rate, gradient
    clipping, ``torch.autocast`` on CUDA (bf16, or fp16 with a GradScaler);
@@ -31,15 +34,15 @@ What one run does (rank 0 writes every file):
    without a better dev metric (the task's ``metric()``).
 
 Loss: the task's ``loss_sum`` over the global batch divided by the global
-normalizer (the sum of the task's ``sampler_weights`` over the batch: its
-target tokens for ctc, its frames for frame). Every rank divides its local
+normalizer the task's batch plan gives with each batch (its target tokens
+for ctc and the LM, its frames for frame). Every rank divides its local
 sum by that global count, so N DDP processes compute exactly the gradient of
 the single-process global batch. The task's ``stats`` are summed the same way
 and logged divided by the summed normalizers, next to the loss.
 
 Resume (``resume=True``): ``last.pt`` holds the data position (the number of
 global batches done in its epoch) and every RNG state; the batches of an
-epoch and the SpecAugment masks are pure functions of ``(seed, epoch)``, so a
+epoch (the task's plan) and the SpecAugment masks are pure functions of ``(seed, epoch)``, so a
 run killed mid-epoch and resumed ends with the same weights as one that was
 never stopped. One optimizer's state is the checkpoint's ``optimizer`` (and
 ``scheduler``); several are dicts of them by the task's optimizer names.
@@ -68,7 +71,6 @@ import numpy as np
 import torch
 
 from asrkit import log
-from asrkit.data.dataset import FrameBatchSampler, UtteranceDataset, collate
 from asrkit.errors import ConfigError, DataError, TrainingError, UsageError
 from asrkit.io import atomic_write, os_error_line, prepare_output_dir
 from asrkit.tasks import Task, get_task
@@ -305,9 +307,10 @@ def _trim_metrics(path: Path, resume_step: int | None) -> None:
 def train(cfg: dict, train_feats: str | os.PathLike, dev_feats: str | os.PathLike, out: str | os.PathLike, *,
           resume: bool = False, nproc: int = 1,
           hooks: dict[str, Callable[..., Any]] | None = None, overwrite: bool = False) -> TrainResult:
-    """Train the model of ``cfg`` (see :func:`asrkit.train.load_config`) on the
-    feature store ``train_feats``, evaluating on ``dev_feats``, into the exp dir
-    ``out``. ``nproc > 1`` starts that many DDP processes here (gloo on CPU);
+    """Train the model of ``cfg`` (see :func:`asrkit.train.load_config`) on
+    ``train_feats``, evaluating on ``dev_feats``, into the exp dir ``out``. The
+    two inputs are what the task reads (:meth:`asrkit.tasks.base.Task.open_data`):
+    feature stores, or the LM task's text files. ``nproc > 1`` starts that many DDP processes here (gloo on CPU);
     under ``torchrun`` the environment says the rank. ``hooks["after_step"]``
     is called as ``fn(step, epoch, position)`` after each update (tests).
     A new run (not ``resume``) refuses an ``out`` that another command made
@@ -331,15 +334,6 @@ def train(cfg: dict, train_feats: str | os.PathLike, dev_feats: str | os.PathLik
     return _run(cfg, str(train_feats), str(dev_feats), str(out), resume, hooks, overwrite)
 
 
-def _open_store(path: str, what: str):
-    from asrkit.data.feature_store import FeatureStore
-
-    st = FeatureStore(path)
-    if len(st) == 0:
-        raise DataError(f"{path}: the {what} set is empty (0 utterances in the feature store)")
-    return st
-
-
 def _merge_resume_config(saved: dict, new: dict, ck_path: Path, task: Task) -> dict:
     """The saved config with the keys a resume may change taken from ``new``."""
     if saved.get("task") != new["task"]:
@@ -355,9 +349,9 @@ def _merge_resume_config(saved: dict, new: dict, ck_path: Path, task: Task) -> d
                 raise ConfigError(f"{sec}.{k}={v!r} differs from {old!r} in the run being resumed "
                                   f"({ck_path}); resume with the same config or start a new --out")
     saved_model = saved["model"]
+    dims = {k: saved_model[k] for k in ("input_dim", "num_classes") if k in saved_model}
     try:
-        resolved = task.resolve_model_config({**new["model"], "input_dim": saved_model["input_dim"],
-                                         "num_classes": saved_model["num_classes"]})
+        resolved = task.resolve_model_config({**new["model"], **dims})
     except ConfigError:
         resolved = dict(new["model"])
     for k, v in resolved.items():
@@ -381,18 +375,16 @@ def _run(cfg: dict, train_path: str, dev_path: str, out_path: str, resume: bool,
     last_path = ckdir / "last.pt"
 
     # ---- data and resume state (no work yet: errors come first)
-    train_store = _open_store(train_path, "training")
-    dev_store = _open_store(dev_path, "dev")
-    if dev_store.dim != train_store.dim:
-        raise DataError(f"{dev_path}: {dev_store.dim}-dim features but {train_path} has {train_store.dim}-dim")
+    data = get_task(cfg["task"])(cfg).open_data(train_path, dev_path)
+    dim = data.input_dim
     ck = None
     if resume and last_path.exists():
         ck = load_checkpoint(last_path)
         cfg = _merge_resume_config(ck["config"], cfg, last_path, get_task(cfg["task"])(cfg))
-        want = ck["config"]["model"]["input_dim"]
-        if want != train_store.dim:
+        want = ck["config"]["model"].get("input_dim")
+        if dim is not None and want != dim:
             raise TrainingError(f"{last_path}: the checkpoint's model takes {want}-dim features but "
-                                f"{train_path} has {train_store.dim}-dim ones; use features made with the "
+                                f"{train_path} has {dim}-dim ones; use features made with the "
                                 f"same feature config, or start a new --out")
     elif not resume and last_path.exists() and not overwrite:
         raise UsageError(f"{exp} already has checkpoints; continue it with --resume or pick a new --out")
@@ -406,11 +398,10 @@ def _run(cfg: dict, train_path: str, dev_path: str, out_path: str, resume: bool,
         stale = remove_stale_temps([exp, ckdir, exp / "units"], before=started)
         if stale:
             log.info(f"{exp}: removed {len(stale)} temp file(s) left by an interrupted save")
-    for key, want in (("input_dim", train_store.dim),):
-        given = cfg["model"].get(key)
-        if given is not None and given != want:
-            raise DataError(f"model.input_dim={given} but {train_path} has {want}-dim features; "
-                            f"leave model.input_dim out (the trainer fills it in)")
+    given = cfg["model"].get("input_dim")
+    if dim is not None and given is not None and given != dim:
+        raise DataError(f"model.input_dim={given} but {train_path} has {dim}-dim features; "
+                        f"leave model.input_dim out (the trainer fills it in)")
     task = get_task(cfg["task"])(cfg)
     device = _pick_device(cfg["train"]["device"], d)
     amp_dtype = _precision(cfg, device)
@@ -423,7 +414,7 @@ def _run(cfg: dict, train_path: str, dev_path: str, out_path: str, resume: bool,
     if not d.main:
         log.set_quiet(True)
     try:
-        return _loop(cfg, d, exp, ck, train_store, dev_store, train_path, device, amp_dtype, seed, task, hooks)
+        return _loop(cfg, d, exp, ck, data, device, amp_dtype, seed, task, hooks)
     except KeyboardInterrupt:
         raise _interrupted(exp) from None
     except CheckpointWriteError as err:
@@ -444,12 +435,10 @@ def _barrier(d: distributed.Dist) -> None:
         torch.distributed.barrier()
 
 
-def _loop(cfg: dict, d: distributed.Dist, exp: Path, ck: dict | None, train_store, dev_store, train_path: str,
-          device: torch.device, amp_dtype: torch.dtype | None, seed: int, task: Task,
+def _loop(cfg: dict, d: distributed.Dist, exp: Path, ck: dict | None, data, device: torch.device,
+          amp_dtype: torch.dtype | None, seed: int, task: Task,
           hooks: dict[str, Callable[..., Any]] | None) -> TrainResult:
     import random
-
-    from asrkit.features.specaugment import SpecAugment
 
     dist = torch.distributed
     units_dir = exp / "units"
@@ -460,7 +449,7 @@ def _loop(cfg: dict, d: distributed.Dist, exp: Path, ck: dict | None, train_stor
     if d.main:
         exp.mkdir(parents=True, exist_ok=True)
         if ck is None:
-            task.make_units(train_store, units_dir)
+            task.make_units(data.train, units_dir)
     _barrier(d)
     units = task.load_units(units_dir)
     metric_name, metric_mode = task.metric()
@@ -470,7 +459,8 @@ def _loop(cfg: dict, d: distributed.Dist, exp: Path, ck: dict | None, train_stor
     if given is not None and ck is None and given != units.num_classes:
         raise DataError(f"model.num_classes={given} but {units_dir}/units.txt has {units.num_classes} units; "
                         f"leave model.num_classes out (the trainer fills it in)")
-    cfg["model"]["input_dim"] = train_store.dim
+    if data.input_dim is not None:
+        cfg["model"]["input_dim"] = data.input_dim
     cfg["model"]["num_classes"] = units.num_classes
     random.seed(seed)
     np.random.seed(seed % (2 ** 32))
@@ -479,39 +469,15 @@ def _loop(cfg: dict, d: distributed.Dist, exp: Path, ck: dict | None, train_stor
     cfg["model"] = dict(model.config)
     model.to(device)
 
-    # ---- targets
-    train_utts = train_store.keys()
-    if dcfg["max_utt_frames"] is not None:
-        n0 = len(train_utts)
-        train_utts = [u for u in train_utts if train_store.num_frames(u) <= dcfg["max_utt_frames"]]
-        if d.main and len(train_utts) < n0:
-            log.warn(f"{n0 - len(train_utts)} training utterance(s) longer than data.max_utt_frames left out")
-    dev_utts = dev_store.keys()
-    train_tg, _ = task.targets(train_store, train_utts, units, "train")
-    dev_tg, dev_refs = task.targets(dev_store, dev_utts, units, "dev")
-    train_utts, dropped = task.filter_train(train_store, train_utts, train_tg, model)
-    if dropped and d.main:
-        log.warn(dropped)
-    if not train_utts:
-        raise DataError(f"{train_path}: the training set is empty after filtering (see the warnings above)")
-
+    # ---- data: the task's datasets, batch plan and dev set
+    td = task.train_data(data, units, model, seed=seed, dist=d)
     if d.main:
         save_config(cfg, exp / "config.yaml")
-
-    # ---- data
-    aug = None
-    fcfg = cfg["features"]
-    if fcfg["specaugment"]:
-        aug = SpecAugment(fcfg["freq_masks"], fcfg["freq_width"], fcfg["time_masks"], fcfg["time_width"],
-                          fcfg["time_ratio"])
-    train_ds = UtteranceDataset(train_store, train_utts, train_tg, dcfg["cmvn"], dcfg["norm_vars"], aug, seed)
-    dev_ds = UtteranceDataset(dev_store, dev_utts, dev_tg, dcfg["cmvn"], dcfg["norm_vars"], None, seed)
-    weights = task.sampler_weights(train_utts, train_tg)
-    sampler = FrameBatchSampler(train_ds.lengths, dcfg["max_frames"], dcfg["buckets"], dcfg["shuffle"], seed,
-                                d.rank, d.world_size, weights)
-    steps_per_epoch = len(sampler)
+    td.set_epoch(0)
+    steps_per_epoch = len(td.plan)
     if steps_per_epoch == 0:
-        raise DataError(f"{train_path}: no training batches")
+        raise DataError(f"{data.train_path}: no training batches")
+    unit = td.unit
 
     # ---- optimization
     ocfg = cfg["optim"]
@@ -564,8 +530,8 @@ def _loop(cfg: dict, d: distributed.Dist, exp: Path, ck: dict | None, train_stor
         nparams = sum(p.numel() for p in model.parameters())
         logger.line(f"{'resuming' if ck else 'training'} {task.name} model ({nparams / 1e6:.2f} M parameters"
                     f"{f', impl={impl}' if impl else ''}) on {device}{f' x{d.world_size}' if d.enabled else ''}"
-                    f"{', ' + str(amp_dtype).replace('torch.', '') if amp_dtype else ''}: {len(train_utts)} "
-                    f"utterances, {steps_per_epoch} batches per epoch; dev {len(dev_utts)} utterances"
+                    f"{', ' + str(amp_dtype).replace('torch.', '') if amp_dtype else ''}: {td.train_items}, "
+                    f"{steps_per_epoch} batches per epoch; dev {td.dev_items}"
                     + (f"; from epoch {epoch + 1} batch {position}" if ck else ""))
 
     def state(stop_flag: bool = False) -> dict:
@@ -597,21 +563,20 @@ def _loop(cfg: dict, d: distributed.Dist, exp: Path, ck: dict | None, train_stor
 
     while not done and epoch < tcfg["epochs"] and not stopped_early:
         task.start_epoch(epoch)
-        train_ds.set_epoch(epoch)
-        sampler.set_epoch(epoch, position)
-        plan = list(sampler)
-        steps_this_epoch = len(sampler)  # the bucketed batches of this epoch: their count varies by epoch
+        td.set_epoch(epoch, position)
+        plan = list(td.plan)
+        steps_this_epoch = len(td.plan)  # e.g. the bucketed batches of this epoch: their count varies by epoch
         net.train()
         win, ep_stats = _new_sums(stat_names), _new_sums(stat_names)
         if resume_sums:  # resumed mid-epoch: the sums of the batches before the checkpoint
             win.update(resume_sums["window"])
             ep_stats.update(resume_sums["epoch"])
         resume_sums = None
-        with log.progress(*_progress_columns(), transient=False) as bar:
+        with log.progress(*_progress_columns(unit), transient=False) as bar:
             task_id = bar.add_task(f"epoch {epoch + 1}/{tcfg['epochs']}", total=steps_this_epoch,
                                    completed=position, loss=float("nan"), fps=0.0,
                                    eta=eta.left(epoch, position, steps_this_epoch))
-            for batch in _batches(train_ds, plan, task.frame_targets, dcfg["num_workers"]):
+            for batch in _batches(td.train, plan, td.collate, dcfg["num_workers"]):
                 norm = batch[1]
                 b = batch[0].to(device)
                 # running statistics (BatchNorm) to put back if this batch turns out non-finite
@@ -624,7 +589,7 @@ def _loop(cfg: dict, d: distributed.Dist, exp: Path, ck: dict | None, train_stor
                     objective.backward()
                 save_now = (tcfg["save_every_steps"] and (step + 1) % tcfg["save_every_steps"] == 0) or (
                     tcfg["save_every_min"] and time.monotonic() - t_last_save > 60 * tcfg["save_every_min"])
-                stats = torch.tensor([float(loss_sum.detach()), float(local_norm), float(b.num_frames),
+                stats = torch.tensor([float(loss_sum.detach()), float(local_norm), float(td.count(b)),
                                       float(not math.isfinite(float(loss_sum.detach()))),
                                       float(bool(save_now) and d.main), *_stat_values(task, task_stats, stat_names)],
                                      dtype=torch.float64)
@@ -661,13 +626,12 @@ def _loop(cfg: dict, d: distributed.Dist, exp: Path, ck: dict | None, train_stor
                                  utts=b.utts[:5])
                     if d.main:
                         log.warn(f"non-finite loss or gradient at epoch {epoch + 1} batch {position + 1} "
-                                 f"(utterances {', '.join(b.utts[:3])}{' ...' if len(b.utts) > 3 else ''}); "
+                                 f"({td.item}s {', '.join(b.utts[:3])}{' ...' if len(b.utts) > 3 else ''}); "
                                  f"batch skipped")
                     if nan_streak >= tcfg["nan_limit"]:
                         raise TrainingError(
                             f"the loss was NaN/inf in {nan_streak} batches in a row (epoch {epoch + 1}, batch "
-                            f"{position + 1}, e.g. utterance '{b.utts[0]}'); check the features for NaN/inf "
-                            f"values and try a lower optim.lr")
+                            f"{position + 1}, e.g. {td.item} '{b.utts[0]}'); {td.nan_hint}")
                 for o in opts.values():
                     o.zero_grad(set_to_none=True)
                 for sc in scheds.values():
@@ -686,7 +650,7 @@ def _loop(cfg: dict, d: distributed.Dist, exp: Path, ck: dict | None, train_stor
                     means = _means(win, stat_names)
                     fps = win["frames"] / el
                     logger.event(event="train", epoch=epoch + 1, step=step, **means, lr=sched.lr, **_other_lrs(scheds),
-                                 frames_per_s=fps, frames=int(win["frames"]), seconds=el)
+                                 **{f"{unit}_per_s": fps, unit: int(win["frames"])}, seconds=el)
                     bar.update(task_id, loss=means["loss"], fps=fps)
                     win = _new_sums(stat_names)
                 bar.update(task_id, completed=position, eta=eta.left(epoch, position, steps_this_epoch, step))
@@ -704,7 +668,7 @@ def _loop(cfg: dict, d: distributed.Dist, exp: Path, ck: dict | None, train_stor
         # ---- end of epoch: dev, checkpoints, early stopping
         el = max(time.monotonic() - ep_stats["t"], 1e-9)
         train_means = _means(ep_stats, stat_names)
-        last_dev = _evaluate(task, epoch, model, dev_ds, dev_refs, units, exp, d, device, autocast)
+        last_dev = _evaluate(task, epoch, model, td.dev, td.dev_refs, units, exp, d, device, autocast)
         if metric_name not in last_dev:
             raise TrainingError(f"the {task.name} task's dev metrics have no '{metric_name}' "
                                 f"(they are {', '.join(last_dev)}); pick one with train.metric")
@@ -721,12 +685,12 @@ def _loop(cfg: dict, d: distributed.Dist, exp: Path, ck: dict | None, train_stor
         if tcfg["patience"] is not None and bad_epochs >= tcfg["patience"]:
             stopped_early = True
         logger.event(event="dev", epoch=epoch, step=step, **{f"train_{k}": v for k, v in train_means.items()},
-                     lr=sched.lr, **_other_lrs(scheds), frames_per_s=ep_stats["frames"] / el, epoch_s=el,
+                     lr=sched.lr, **_other_lrs(scheds), **{f"{unit}_per_s": ep_stats["frames"] / el}, epoch_s=el,
                      best=bool(improved), **{f"dev_{k}": v for k, v in last_dev.items()})
         shown_train = ", ".join(f"{k} {v:.4g}" for k, v in train_means.items())
         shown = ", ".join(f"{k} {v:.4g}" + ("%" if k in task.percent_metrics else "") for k, v in last_dev.items())
         logger.line(f"epoch {epoch}: train {shown_train}, dev {shown}"
-                    f"{' (best)' if improved else ''}; {ep_stats['frames'] / el:.0f} frames/s, {el:.1f} s")
+                    f"{' (best)' if improved else ''}; {ep_stats['frames'] / el:.0f} {unit}/s, {el:.1f} s")
         st = state(stopped_early)
         if d.main:
             ckdir.mkdir(parents=True, exist_ok=True)
@@ -750,7 +714,8 @@ def _loop(cfg: dict, d: distributed.Dist, exp: Path, ck: dict | None, train_stor
 
 
 def _new_sums(stat_names: tuple[str, ...]) -> dict:
-    """Empty sums of a log window or an epoch: loss, normalizer, frames, the task's stats, start time."""
+    """Empty sums of a log window or an epoch: loss, normalizer, size (``frames``: in the
+    task's unit, TrainData.unit), the task's stats, start time."""
     return {"loss": 0.0, "norm": 0.0, "frames": 0.0, **{k: 0.0 for k in stat_names}, "t": time.monotonic()}
 
 
@@ -797,11 +762,11 @@ def _load_named(objs: dict[str, Any], state: dict, what: str, path: Path) -> Non
         o.load_state_dict(state[name])
 
 
-def _progress_columns():
+def _progress_columns(unit: str = "frames"):
     from rich.progress import TextColumn
 
     # the learning rate is in metrics.jsonl; the bar keeps room for the whole run's ETA
-    return (TextColumn("loss {task.fields[loss]:.4f}"), TextColumn("{task.fields[fps]:.0f} frames/s"),
+    return (TextColumn("loss {task.fields[loss]:.4f}"), TextColumn("{task.fields[fps]:.0f} " + unit + "/s"),
             TextColumn("{task.fields[eta]}"))
 
 
@@ -829,9 +794,8 @@ class _Eta:
         return f"ETA {secs // 3600}:{secs % 3600 // 60:02d}:{secs % 60:02d}"
 
 
-def _batches(ds: UtteranceDataset, plan: list[tuple[list[int], float]], frame_targets: bool, workers: int):
-    """Yield ``(Batch, global_norm)`` for the planned batches, in order."""
-    fn = partial(collate, frame_targets=frame_targets)
+def _batches(ds, plan: list[tuple[list[int], float]], fn: Callable[[list], Any], workers: int):
+    """Yield ``(batch, global_norm)`` for the planned batches, in order (``fn``: the task's collate)."""
     if workers <= 0:
         for idx, norm in plan:
             yield fn([ds[i] for i in idx]), norm
@@ -843,7 +807,7 @@ def _batches(ds: UtteranceDataset, plan: list[tuple[list[int], float]], frame_ta
         yield batch, norm
 
 
-def _evaluate(task: Task, epoch: int, model: torch.nn.Module, ds: UtteranceDataset, refs: dict | None, units,
+def _evaluate(task: Task, epoch: int, model: torch.nn.Module, ds: Any, refs: dict | None, units,
               exp: Path, d: distributed.Dist, device: torch.device, autocast) -> dict[str, float]:
     """The task's dev metrics and its end-of-epoch ones (``epoch`` 0-based), the
     model in eval mode without gradients; every rank takes part."""
