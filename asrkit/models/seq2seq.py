@@ -36,28 +36,58 @@ EOS = 0  #: the decoder's last output (the same id: ESPnet's convention)
 IGNORE_ID = -100  #: padding of ``Seq2SeqOutput.targets`` (torch's cross-entropy ``ignore_index``)
 
 
-@dataclass
 class Encoded:
     """The encoder's output for a batch: what every decoding step attends over.
 
     ``memory (B, S, H)``: keys/values of the attention; ``lengths (B,)`` int64 valid frames
     of ``memory``; ``ctc_logits (B, S, C)`` the CTC head's output (``None`` without a head).
+
+    :meth:`index` is lazy: the rows of ``memory`` and ``ctc_logits`` are gathered when one of
+    them is first read, so a decoder that keeps its own per-utterance projections of the
+    memory (the Transformer's cross-attention keys/values) never pays a copy of it per
+    search step.
     """
 
-    memory: Tensor
-    lengths: Tensor
-    ctc_logits: Optional[Tensor] = None
+    def __init__(self, memory: Tensor, lengths: Tensor, ctc_logits: Optional[Tensor] = None) -> None:
+        self._memory, self._ctc = memory, ctc_logits
+        self._memory_rows: Optional[Tensor] = None  # row n of this batch is row _memory_rows[n] of _memory
+        self._ctc_rows: Optional[Tensor] = None
+        self.lengths = lengths
+
+    @property
+    def memory(self) -> Tensor:
+        if self._memory_rows is not None:
+            self._memory, self._memory_rows = self._memory.index_select(0, self._memory_rows), None
+        return self._memory
+
+    @property
+    def ctc_logits(self) -> Optional[Tensor]:
+        if self._ctc_rows is not None:
+            self._ctc, self._ctc_rows = self._ctc.index_select(0, self._ctc_rows), None
+        return self._ctc
+
+    @property
+    def device(self) -> torch.device:
+        return self._memory.device
+
+    @property
+    def frames(self) -> int:
+        """``S``: the padded frames of ``memory``."""
+        return int(self._memory.shape[1])
 
     def index(self, idx: Tensor) -> "Encoded":
         """Rows ``idx (N',)`` (repeat for a beam, reorder, drop finished utterances)."""
-        idx = idx.to(self.memory.device)
-        return Encoded(self.memory.index_select(0, idx), self.lengths.index_select(0, idx),
-                       None if self.ctc_logits is None else self.ctc_logits.index_select(0, idx))
+        idx = idx.to(self._memory.device)
+        out = Encoded(self._memory, self.lengths.index_select(0, idx), self._ctc)
+        out._memory_rows = idx if self._memory_rows is None else self._memory_rows[idx]
+        if self._ctc is not None:
+            out._ctc_rows = idx if self._ctc_rows is None else self._ctc_rows[idx]
+        return out
 
     @property
     def padding_mask(self) -> Tensor:
         """``(B, S)`` bool, True at frames past each length."""
-        return lengths_to_padding_mask(self.lengths, self.memory.shape[1])
+        return lengths_to_padding_mask(self.lengths, self.frames)
 
 
 @dataclass
