@@ -101,6 +101,7 @@ class NeuralFusionLM:
         self.model = self.lm.model
         self.device = self.lm.device
 
+    @torch.no_grad()
     def init_rows(self, n: int, device: Union[str, torch.device, None] = None) -> NeuralRows:
         """``n`` hypotheses that have fed ``<sos>`` (id 0) and nothing else."""
         state = self.model.init_state(n, self.device)
@@ -112,6 +113,7 @@ class NeuralFusionLM:
         ``cand``'s device (id 0: ``</s>``)."""
         return rows.log_probs.gather(1, cand.to(self.device)).to(cand.device)
 
+    @torch.no_grad()
     def select_rows(self, rows: NeuralRows, idx: Tensor, tokens: Tensor) -> NeuralRows:
         """Rows ``idx (R',)`` of ``rows``, each after one more token ``tokens (R',)``: one LM
         step for all of them."""
