@@ -296,3 +296,15 @@ def test_a_neural_lm_for_a_ctc_model_is_one_line(capsys, lm_exps, stores, tmp_pa
         msg = " ".join(err.split())
         assert code == 2 and out == "" and len(err.strip().splitlines()) == 1, err
         assert "a neural LM exp dir" in msg and "rescor" in msg
+
+
+def test_rescore_reads_the_recorded_lm_weight():
+    entry = {"hyp": "w0", "score": -5.0, "att_score": -4.0, "lm_score": -2.0, "lm_weight": 0.5}
+    assert acoustic_score(entry) == -4.0
+    assert acoustic_score(entry, decoder_lm_weight=0.5) == -4.0  # the same weight: no conflict
+    with pytest.raises(UsageError, match="'lm_weight': 0.5.*drop --decoder-lm-weight"):
+        acoustic_score(entry, decoder_lm_weight=0.3, where="f:1")
+    with pytest.raises(InputError, match="'lm_weight' is not a finite number >= 0"):
+        acoustic_score({**entry, "lm_weight": -1}, where="f:1")
+    with pytest.raises(UsageError, match="--decoder-lm-weight W"):  # a file without it: as before
+        acoustic_score({k: v for k, v in entry.items() if k != "lm_weight"}, where="f:1")
