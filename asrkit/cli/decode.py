@@ -42,9 +42,11 @@ def decode_command(
              "at most 10000, a warning above 500).",
     ),
     lm: Optional[Path] = typer.Option(
-        None, "--lm", metavar="LM.arpa|LM.bin",
+        None, "--lm", metavar="LM.arpa|LM.bin|LM_EXP",
         help="Word n-gram LM (ARPA from 'asrkit lm build', or a kenlm binary; order >= 2) fused into the beam "
-             "search. Phone models decode to words through their lexicon.",
+             "search. Phone models decode to words through their lexicon. Attention models (char/bpe) also take "
+             "a neural LM exp dir (asrkit train lm) trained on their units (units.dir=EXP/units), fused token by "
+             "token.",
     ),
     lm_weight: Optional[float] = typer.Option(
         None, "--lm-weight", metavar="A",
@@ -115,6 +117,9 @@ def decode_command(
     Word times: asrkit decode exp/ctc feats/test --beam 20 --lm exp/lm3.arpa --format ctm > exp/ctc/hyp.ctm
 
     Attention model (las/transformer): asrkit decode exp/tf feats/test --beam 10 --ctc-weight 0.3 --lm exp/lm3.arpa
+
+    With a neural LM on the attention model's units: asrkit decode exp/tf feats/test --beam 10 --lm exp/lm_char
+    --lm-weight 0.3
     """
     from asrkit.data import FeatureStore
     from asrkit.decode import FORMATS, load_exp, write_hypotheses
@@ -147,6 +152,11 @@ def decode_command(
         raise UsageError(f"--nbest writes its hypotheses in the jsonl 'nbest' field; use --format jsonl, not {fmt}")
     if lm is None and (lm_weight is not None or word_bonus is not None):
         raise UsageError("--lm-weight and --word-bonus weigh an LM; give one with --lm LM.arpa")
+    if lm is not None and lm.is_dir():
+        raise UsageError(f"--lm {lm}: a folder (a neural LM exp dir); the beam search of a {task or 'CTC'} model "
+                         f"fuses a word n-gram file (ARPA or kenlm binary); rescore its n-best lists with the neural "
+                         f"LM instead: asrkit decode {exp} FEATS --nbest 20 > nbest.jsonl; asrkit rescore nbest.jsonl "
+                         f"--lm {lm} --lm-weight A")
     if lm is None and lexicon is not None:
         raise UsageError("--lexicon lists the words of an LM search; give the LM with --lm")
     if lm is None and extra_lexicon is not None:
@@ -234,7 +244,7 @@ def _decode_attention(exp: Path, feats: Path, task: str, *, checkpoint: str, fmt
     if nbest is not None and fmt != "jsonl":
         raise UsageError(f"--nbest writes its hypotheses in the jsonl 'nbest' field; use --format jsonl, not {fmt}")
     if lm is None and lm_weight is not None:
-        raise UsageError("--lm-weight weighs an LM; give one with --lm LM.arpa")
+        raise UsageError("--lm-weight weighs an LM; give one with --lm LM.arpa or --lm LM_EXP")
     if task == "las" and ctc_weight:
         raise UsageError(f"--ctc-weight: {exp} is a LAS model, which has no CTC head; drop --ctc-weight")
     if beam is not None:
@@ -247,7 +257,7 @@ def _decode_attention(exp: Path, feats: Path, task: str, *, checkpoint: str, fmt
     has_ctc = bool(getattr(loaded.model, "has_ctc", False))
     if ctc_weight and not has_ctc:
         raise UsageError(f"--ctc-weight: {exp}'s model has no CTC head; drop --ctc-weight")
-    word_lm = None
+    fusion_lm = None
     if use_beam:
         from asrkit.pipeline.tune import attention_tuned_weights
 
@@ -258,13 +268,14 @@ def _decode_attention(exp: Path, feats: Path, task: str, *, checkpoint: str, fmt
             length_bonus = tuned["length_bonus"] if length_bonus is None else length_bonus
             log.info(f"search weights from {exp}/lm_tuning.yaml")
         if lm is not None:
-            from asrkit.decode.word_lm import WordLM
+            from asrkit.decode.fusion import open_fusion_lm
 
-            word_lm = WordLM(lm, loaded.units)  # UsageError for phone units
+            # UsageError for phone units, for a neural LM on other units than the model's
+            fusion_lm = open_fusion_lm(lm, loaded.units, device=loaded.device, impl=impl)
     search = AttentionSearch(
         beam=(beam if beam is not None else DEFAULT_BEAM) if use_beam else None,
         ctc_weight=(DEFAULT_CTC_WEIGHT if has_ctc and use_beam else 0.0) if ctc_weight is None else ctc_weight,
-        lm=word_lm, lm_weight=(DEFAULT_LM_WEIGHT if lm_weight is None else lm_weight) if lm is not None else 0.0,
+        lm=fusion_lm, lm_weight=(DEFAULT_LM_WEIGHT if lm_weight is None else lm_weight) if lm is not None else 0.0,
         length_bonus=0.0 if length_bonus is None else length_bonus, length_norm=length_norm, nbest=nbest,
         max_len_ratio=DEFAULT_MAX_LEN_RATIO if max_len_ratio is None else max_len_ratio)
     log.info(f"{task}: {search.describe()}")
@@ -275,8 +286,8 @@ def _decode_attention(exp: Path, feats: Path, task: str, *, checkpoint: str, fmt
                                     on_hypothesis=lambda: bar.advance(progress, 1))
             write_hypotheses(hyps, sys.stdout, fmt)
         finally:
-            if word_lm is not None:
-                word_lm.close()
+            if fusion_lm is not None:
+                fusion_lm.close()
 
 
 def register(app: typer.Typer) -> None:

@@ -38,8 +38,9 @@ def rescore_command(
     ),
     decoder_lm_weight: Optional[float] = typer.Option(
         None, "--decoder-lm-weight", metavar="W",
-        help="For n-best lists of an attention decode with --lm (entries with 'lm_score'): the --lm-weight that "
-             "decode used, so that its LM part is taken out of the score before the new LM goes in.",
+        help="For n-best lists of an attention decode with --lm (entries with 'lm_score') that do not record "
+             "'lm_weight': the --lm-weight that decode used, so that its LM part is taken out of the score before "
+             "the new LM goes in.",
     ),
     fmt: str = typer.Option(
         "text", "--format", metavar="text|trn|jsonl",
@@ -55,8 +56,9 @@ def rescore_command(
 
     New score = acoustic + A x ln P_lm(hyp </s>) + B x words. The acoustic
     score is the decoder's without its own LM: 'am_score' (CTC decodes),
-    'score' - W x 'lm_score' (attention decodes with --lm; W from
-    --decoder-lm-weight), else 'score'. The new LM replaces the decoder's.
+    'score' - W x 'lm_score' (attention decodes with --lm; W their
+    'lm_weight', or --decoder-lm-weight for a file without it), else
+    'score'. The new LM replaces the decoder's.
 
     asrkit decode exp/ctc feats/test --beam 20 --nbest 20 > nbest.jsonl
 

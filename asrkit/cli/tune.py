@@ -33,9 +33,10 @@ def tune_command(
     ),
     ref: Path = typer.Argument(..., metavar="REF", help="Reference text of DATA (Kaldi text: 'utt-id words')."),
     lm: Optional[Path] = typer.Option(
-        None, "--lm", metavar="LM.arpa|LM.bin",
+        None, "--lm", metavar="LM.arpa|LM.bin|LM_EXP",
         help="Word n-gram LM (ARPA or kenlm binary, order >= 2), as in decode (required for a CTC model); "
-             "n-best rescoring: also a neural LM exp dir, as in 'asrkit rescore'.",
+             "attention models: also a neural LM exp dir on the model's units, as in 'asrkit decode'; n-best "
+             "rescoring: also a neural LM exp dir, as in 'asrkit rescore'.",
     ),
     lm_weights: Optional[str] = typer.Option(
         None, "--lm-weights", metavar="SPEC",
@@ -101,6 +102,7 @@ def tune_command(
     asrkit tune exp/ctc exp/ctc/emis_dev data/dev/text --lm exp/lm3.arpa --jobs 4
 
     Attention model: asrkit tune exp/tf feats/dev data/dev/text --lm exp/lm3.arpa --ctc-weights 0.2,0.3,0.5
+    (or --lm exp/lm_char, a neural LM trained on the model's units)
 
     N-best rescoring (DATA: the jsonl of 'asrkit decode --nbest N'): LM
     weight x length bonus of 'asrkit rescore', the best to
@@ -142,6 +144,10 @@ def tune_command(
                                  f"model (task: {task})")
     if lm is None:
         raise UsageError("Missing option '--lm': a CTC model's tuning weighs a word LM (--lm LM.arpa)")
+    if lm.is_dir():
+        raise UsageError(f"--lm {lm}: a folder (a neural LM exp dir); a CTC model's beam search fuses a word "
+                         f"n-gram file (ARPA or kenlm binary); tune the rescoring of its n-best lists instead: "
+                         f"asrkit tune {exp} NBEST.jsonl {ref} --lm {lm}")
     if beam is None:
         beam = 20
     # -- usage (exit 2) before any work
@@ -207,7 +213,7 @@ def _tune_attention(exp: Path, data: Path, ref: Path, task: str, *, lm: Optional
         if given:
             raise UsageError(f"{flag} {_CTC_ONLY[flag]} ({exp} is an attention model, task: {task})")
     if lm is None and lm_weights is not None:
-        raise UsageError("--lm-weights weigh an LM; give one with --lm LM.arpa")
+        raise UsageError("--lm-weights weigh an LM; give one with --lm LM.arpa or --lm LM_EXP")
     grids = tune.ATTENTION_GRIDS
     weights = tune.parse_grid(lm_weights or grids["lm_weights"], "--lm-weights", minimum=0.0) if lm else [0.0]
     ctcs = tune.parse_grid(ctc_weights or (grids["ctc_weights"] if task != "las" else "0"), "--ctc-weights",
@@ -224,9 +230,10 @@ def _tune_attention(exp: Path, data: Path, ref: Path, task: str, *, lm: Optional
     if batch_size < 1:
         raise UsageError(f"--batch-size must be >= 1, got {batch_size}")
     # -- inputs (exit 1)
-    for path, what in ((lm, "--lm"), (ref, "REF")):
-        if path is not None and not path.is_file():
-            raise InputError(f"{path}: no such file ({what})" if not path.exists() else f"{path}: is not a file")
+    if lm is not None and not lm.exists():
+        raise InputError(f"{lm}: no such file or folder (--lm: an ARPA file, a kenlm binary or a neural LM exp dir)")
+    if not ref.is_file():
+        raise InputError(f"{ref}: no such file (REF)" if not ref.exists() else f"{ref}: is not a file")
     if (data / "emissions.json").is_file():
         raise InputError(f"{data}: holds saved CTC emissions; an attention model is tuned on a feature store "
                          f"(its encoder runs once)")

@@ -22,8 +22,9 @@ Pieces (each usable alone):
 - :mod:`asrkit.decode.align`: CTC forced alignment of transcripts (``asrkit align``);
 - :mod:`asrkit.decode.attention`: attention models (las, transformer): batched greedy and beam
   search (:func:`attention_greedy`, :func:`attention_beam_search`, :class:`AttentionSearch`,
-  :func:`attention_decode`), with the CTC prefix scorer of :mod:`asrkit.decode.ctc_prefix` and the
-  word n-gram fusion of :mod:`asrkit.decode.word_lm`;
+  :func:`attention_decode`), with the CTC prefix scorer of :mod:`asrkit.decode.ctc_prefix` and an
+  LM behind :mod:`asrkit.decode.fusion`: word n-gram fusion (:mod:`asrkit.decode.word_lm`) or a
+  neural LM on the model's units (:mod:`asrkit.decode.neural_lm`);
 - :mod:`asrkit.decode.frame`: frame classifier predictions (text / Kaggle csv);
 - :mod:`asrkit.decode.output`: :class:`Hypothesis` and the text/trn/jsonl writers.
 

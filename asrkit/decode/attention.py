@@ -24,8 +24,10 @@ token with ``ctc_weight`` 1), each proposal is scored
 
 (``log P_att``: the decoder's summed log-probabilities; ``log P_ctc-prefix``:
 the CTC prefix probability of :mod:`asrkit.decode.ctc_prefix`, of the whole
-sequence once ``<eos>`` is added; ``ln P_lm``: a word n-gram scored at word
-ends, :mod:`asrkit.decode.word_lm`; ``|Y|``: tokens without ``<eos>``), and
+sequence once ``<eos>`` is added; ``ln P_lm``: the LM of :mod:`asrkit.decode.fusion`,
+a word n-gram scored at word ends (:mod:`asrkit.decode.word_lm`) or a neural LM
+on the model's units scored at every token, ``</s>`` at ``<eos>``
+(:mod:`asrkit.decode.neural_lm`); ``|Y|``: tokens without ``<eos>``), and
 each utterance keeps its ``beam`` best. A proposal ending in ``<eos>``
 leaves the beam as a finished hypothesis; the search of an utterance stops
 when its ``nbest`` best finished hypotheses score at least as well as every
@@ -101,7 +103,8 @@ class AttentionHyp(NamedTuple):
         hit_max_len: True when the hypothesis was ended at the maximum length, ``<eos>``
             not being the decoder's best token there.
         parts: the unweighted totals of the scorers used: ``att`` (decoder log-probability),
-            ``ctc`` (CTC log-probability of the sequence), ``lm`` (natural-log word LM probability).
+            ``ctc`` (CTC log-probability of the sequence), ``lm`` (natural-log LM probability of the
+            sequence, ``</s>`` included).
     """
 
     ids: list[int]
@@ -215,7 +218,8 @@ def attention_beam_search(model, enc, beam: int, *, ctc_weight: float = 0.0, lm=
         beam: hypotheses kept per utterance.
         ctc_weight: weight of the CTC prefix score (0..1; > 0 needs ``enc.ctc_logits``); the
             decoder gets ``1 - ctc_weight``.
-        lm: a :class:`asrkit.decode.word_lm.WordLM` (char/bpe units) or None; ``lm_weight`` its weight.
+        lm: a :class:`asrkit.decode.fusion.FusionLM` (a word n-gram or a neural LM on the model's
+            char/bpe units) or None; ``lm_weight`` its weight.
         length_bonus: added per token (``<eos>`` not counted).
         length_norm: rank finished hypotheses by ``score / (|Y| + 1)``.
         nbest: finished hypotheses returned per utterance (``<= beam``).
@@ -253,14 +257,13 @@ def attention_beam_search(model, enc, beam: int, *, ctc_weight: float = 0.0, lm=
         row_utt = torch.arange(B, device=device)  # (R,)
         cur, state = enc, model.init_state(enc)
         ctc_state = scorer.initial(row_utt) if scorer is not None else None
-        lm_states = [lm.initial() for _ in range(B)] if use_lm else None
+        lm_rows = lm.init_rows(B, device) if use_lm else None
         tot_att = torch.zeros(B, device=device)  # (R,)
         tot_lm = torch.zeros(B, device=device)  # (R,)
         hist = torch.zeros(B, 0, dtype=torch.int64, device=device)  # (R, i) tokens so far
         # attention of every step's rows (R_s, S) and each next row's parent: traced back for the finished
         att_steps: list[Tensor] = []
         parent_steps: list[list[int]] = []
-        scored_t = torch.tensor(lm.scored_ids, device=device) if use_lm else None
         tokens = torch.full((B,), eos, dtype=torch.int64, device=device)  # <sos>
         step = 0
         while row_utt.numel():
@@ -291,12 +294,7 @@ def attention_beam_search(model, enc, beam: int, *, ctc_weight: float = 0.0, lm=
                 total = total + ctc_weight * psi.to(total.dtype)
             cand_lm = None
             if use_lm:
-                inc = torch.zeros(R, K)
-                scored = torch.isin(cand, scored_t).nonzero().tolist()
-                cand_l = cand.tolist()
-                for r, k in scored:
-                    inc[r, k] = lm.score(lm_states[r], cand_l[r][k])
-                cand_lm = tot_lm[:, None] + inc.to(device)  # (R, K)
+                cand_lm = tot_lm[:, None] + lm.score_rows(lm_rows, cand).to(tot_lm.dtype)  # (R, K)
                 total = total + lm_weight * cand_lm
             if allowed is not None:
                 total = total.masked_fill(~allowed, _NINF)
@@ -359,7 +357,7 @@ def attention_beam_search(model, enc, beam: int, *, ctc_weight: float = 0.0, lm=
             if scorer is not None:
                 ctc_state = scorer.select(ctc_state, r_ext, psi, idx, k_idx, tok_t)
             if use_lm:
-                lm_states = [lm.advance(lm_states[p], t) for p, t in zip(parents, new_tokens)]
+                lm_rows = lm.select_rows(lm_rows, idx, tok_t)
                 tot_lm = cand_lm[idx, k_idx]
             tot_att = cand_att[idx, k_idx]
             hist = torch.cat([hist[idx], tok_t[:, None]], dim=1)
@@ -434,7 +432,7 @@ def _stop(ended: list[_Ended], running: list[float], nbest: int, exact: bool, le
 class AttentionSearch:
     """How to decode: greedy (``beam`` None) or a beam search with its weights.
 
-    ``lm`` is a :class:`asrkit.decode.word_lm.WordLM` (or None). :meth:`run`
+    ``lm`` is a :class:`asrkit.decode.fusion.FusionLM` (or None). :meth:`run`
     decodes one encoded batch; the settings are checked on construction
     (:class:`UsageError` naming the option).
     """
@@ -490,22 +488,30 @@ class AttentionSearch:
 
 
 def attention_hypothesis(utt: str, frames: int, hyps: Sequence[AttentionHyp], units,
-                         nbest: bool = False) -> Hypothesis:
+                         nbest: bool = False, lm_weight: Optional[float] = None) -> Hypothesis:
     """The :class:`~asrkit.decode.output.Hypothesis` of an utterance's hypotheses (best first).
 
-    ``extra`` (the jsonl fields): ``att_score`` (and ``ctc_score``, ``lm_score`` when used),
-    ``length`` (tokens), ``attention_max`` (mean over tokens of the largest attention weight: near 1
-    for a sharp alignment), ``hit_max_len``, and with ``nbest`` the list ``nbest`` of
-    ``{"hyp", "score", ...}``.
+    ``extra`` (the jsonl fields): ``att_score`` (and ``ctc_score``, ``lm_score`` when used, with
+    ``lm_weight``, the search's weight of ``lm_score``, so that ``asrkit rescore`` can take the
+    decoder's LM out of ``score``), ``length`` (tokens), ``attention_max`` (mean over tokens of
+    the largest attention weight: near 1 for a sharp alignment), ``hit_max_len``, and with
+    ``nbest`` the list ``nbest`` of ``{"hyp", "score", ...}``.
     """
     best = hyps[0]
-    extra: dict[str, Any] = {f"{k}_score": _round(v) for k, v in best.parts.items()}
+
+    def scores(h: AttentionHyp) -> dict[str, Any]:
+        out: dict[str, Any] = {f"{k}_score": _round(v) for k, v in h.parts.items()}
+        if "lm" in h.parts and lm_weight is not None:
+            out["lm_weight"] = float(lm_weight)
+        return out
+
+    extra: dict[str, Any] = scores(best)
     extra["length"] = len(best.ids)
     extra["attention_max"] = round(float(best.attention.max(dim=-1).values.mean()), 4) if len(best.ids) else None
     extra["hit_max_len"] = bool(best.hit_max_len)
     if nbest:
-        extra["nbest"] = [{"hyp": " ".join(units.tokens(h.ids)), "score": _round(h.score),
-                           **{f"{k}_score": _round(v) for k, v in h.parts.items()}} for h in hyps]
+        extra["nbest"] = [{"hyp": " ".join(units.tokens(h.ids)), "score": _round(h.score), **scores(h)}
+                          for h in hyps]
     return Hypothesis(utt=utt, tokens=units.tokens(best.ids), score=best.score, frames=int(frames),
                       out_frames=int(best.attention.shape[1]), units=units.symbols(best.ids), extra=extra)
 
@@ -529,7 +535,8 @@ def attention_decode(exp, store, search: AttentionSearch, *, batch_size: int = 1
     def run(names: list[str], feats: Tensor, lengths: Tensor) -> list[Hypothesis]:
         enc = model.encode(feats.to(device), lengths.to(device))
         results = search.run(model, enc)
-        return [attention_hypothesis(u, int(lengths[b]), results[b], units, search.nbest is not None)
+        return [attention_hypothesis(u, int(lengths[b]), results[b], units, search.nbest is not None,
+                                     search.lm_weight)
                 for b, u in enumerate(names)]
 
     hit = total = 0

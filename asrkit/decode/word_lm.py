@@ -28,6 +28,10 @@ end for a word that is only a prefix of known words. With a kenlm binary
     st = lm.initial()
     gain = lm.score(st, token)          # ln P of the word (and </s>) that ``token`` completes, else 0.0
     st = lm.advance(st, token)          # the state after ``token``
+
+The search uses it through the row interface of :mod:`asrkit.decode.fusion`
+(``init_rows`` / ``score_rows`` / ``select_rows``: a list of states, one per
+hypothesis row, scored in Python where a candidate may complete a word).
 """
 from __future__ import annotations
 
@@ -118,6 +122,7 @@ class WordLM:
         self.scored_ids: list[int] = [i for i, k in enumerate(self.kind)
                                       if k in (_EOS, _SPACE, _START) or self.prefixes is not None]
         self._cache: dict[tuple[object, str], tuple[float, object]] = {}
+        self._scored_t = None  # scored_ids as a tensor on the search's device
 
     def initial(self) -> WordState:
         """The state before the first unit: ``<s>``, no word started."""
@@ -171,6 +176,30 @@ class WordLM:
             return WordState(state.context, state.word + self.text[token])
         context = self._word(state.context, state.word)[1] if state.word else state.context
         return WordState(context, self.text[token])  # '|': '', '▁x': 'x'
+
+    # -- the search's row interface (asrkit.decode.fusion.FusionLM)
+
+    def init_rows(self, n: int, device=None) -> list[WordState]:
+        """``n`` hypotheses after ``<s>``."""
+        return [self.initial() for _ in range(n)]
+
+    def score_rows(self, rows: list[WordState], cand):
+        """``cand (R, K)`` ids -> ``(R, K)`` float32 :meth:`score` of each (0 where no word can
+        end or leave the vocabulary), on ``cand``'s device."""
+        import torch
+
+        R, K = cand.shape
+        gains = torch.zeros(R, K)
+        if self._scored_t is None or self._scored_t.device != cand.device:
+            self._scored_t = torch.tensor(self.scored_ids, device=cand.device)
+        cand_l = cand.tolist()
+        for r, k in torch.isin(cand, self._scored_t).nonzero().tolist():
+            gains[r, k] = self.score(rows[r], cand_l[r][k])
+        return gains.to(cand.device)
+
+    def select_rows(self, rows: list[WordState], idx, tokens) -> list[WordState]:
+        """Rows ``idx (R',)``, each after its token of ``tokens (R',)`` (:meth:`advance`)."""
+        return [self.advance(rows[p], t) for p, t in zip(idx.tolist(), tokens.tolist())]
 
     def words_score(self, words: list[str], eos: bool = True) -> float:
         """Natural-log LM probability of a word sequence from ``<s>`` (and ``</s>`` with

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import math
 from abc import abstractmethod
+from dataclasses import dataclass
 from typing import Any, Optional, Union
 
 import torch
@@ -40,8 +41,9 @@ from asrkit.nn import (
     LSTM, Dropout, Embedding, EmbeddingDropout, LayerNorm, LearnedPositionalEncoding, Linear, LockedDropout,
     LogSoftmax, Module, SinusoidalPositionalEncoding, TransformerEncoderLayer, init,
 )
+from asrkit.nn.attention import KVCache
 
-__all__ = ["BOUNDARY", "LanguageModel", "LSTMLM", "TransformerLM", "POS_ENCODINGS", "LSTMState"]
+__all__ = ["BOUNDARY", "LanguageModel", "LSTMLM", "TransformerLM", "TransformerLMState", "POS_ENCODINGS", "LSTMState"]
 
 BOUNDARY = 0  #: id 0: ``<sos>`` as the first input, ``</s>`` as the last output
 POS_ENCODINGS = ("sinusoidal", "learned")
@@ -191,8 +193,12 @@ class TransformerLM(LanguageModel):
         impl: ``"scratch"`` or ``"native"`` for every layer.
 
     Submodules: ``embed``, ``pos_enc``, ``dropout``, ``blocks`` (ModuleList), ``norm``,
-    ``output``. ``step`` recomputes the whole (windowed) prefix: its state is the tokens fed
-    so far, ``(N, L)`` int64.
+    ``output``. ``step`` is incremental (:class:`TransformerLMState`): each block keeps the
+    self-attention keys/values of the positions fed so far (a
+    :class:`~asrkit.nn.attention.KVCache`) and computes only the new position. Past
+    ``max_len`` tokens the context is a window of the last ``max_len`` tokens at positions
+    ``0 .. max_len - 1``, as ``forward`` sees a block: every position moves when the window
+    slides, so from there on each step recomputes its window (``forward``).
     """
 
     def __init__(self, num_classes: int, hidden: int = 256, heads: int = 4, ff_mult: float = 4, layers: int = 4,
@@ -234,14 +240,56 @@ class TransformerLM(LanguageModel):
             x = block(x, src_mask=causal)
         return self.output(self.norm(x))  # (B, L, C)
 
-    def init_state(self, batch: int, device: Union[str, torch.device, None] = None) -> Tensor:
-        """The empty prefix ``(batch, 0)`` int64."""
-        return torch.zeros(batch, 0, dtype=torch.long, device=self.embed.weight.device if device is None else device)
+    def init_state(self, batch: int, device: Union[str, torch.device, None] = None) -> "TransformerLMState":
+        """Nothing fed: an empty :class:`~asrkit.nn.attention.KVCache` per block."""
+        w = self.embed.weight
+        device = w.device if device is None else torch.device(device)
+        attn = self.blocks[0].self_attn
+        caches = tuple(KVCache.empty(batch, attn.num_heads, attn.head_dim, dtype=w.dtype, device=device)
+                       for _ in self.blocks)
+        return TransformerLMState(caches, torch.zeros(batch, 0, dtype=torch.long, device=device), 0)
 
-    def step(self, state: Tensor, tokens: Tensor) -> tuple[Tensor, Tensor]:
-        prefix = torch.cat([state, tokens.to(state.device).long().reshape(-1, 1)], 1)  # (N, L)
-        logits = self.forward(prefix[:, -self.max_len:])
-        return self.log_softmax(logits[:, -1].float()), prefix
+    def step(self, state: "TransformerLMState", tokens: Tensor) -> tuple[Tensor, "TransformerLMState"]:
+        """Feed ``tokens (N,)`` at position ``state.length``: ``(log_probs (N, C) float32, new
+        state)``, equal to ``forward`` of the (windowed) history at its last position. Eval mode
+        (the blocks' ``step`` has no dropout)."""
+        tokens = tokens.to(state.tokens.device).long().reshape(-1)  # (N,)
+        N = state.tokens.shape[0]
+        if tokens.shape[0] != N:
+            raise ValueError(f"step: the state has {N} rows, tokens {tuple(tokens.shape)}")
+        window = torch.cat([state.tokens, tokens[:, None]], 1)[:, -self.max_len:]  # (N, <= max_len)
+        if state.caches is None or state.length >= self.max_len:  # the window slides: recompute it
+            logits = self.forward(window)[:, -1]  # (N, C)
+            return self.log_softmax(logits.float()), TransformerLMState(None, window, state.length + 1)
+        x = self.embed(_check_tokens(tokens[:, None], self.num_classes)) * self.xscale  # (N, 1, d)
+        x = self.dropout(self.pos_enc(x, offset=state.length))
+        caches = []
+        for block, cache in zip(self.blocks, state.caches):
+            x, cache = block.step(x, cache)  # (N, 1, d)
+            caches.append(cache)
+        logits = self.output(self.norm(x[:, 0]))  # (N, C)
+        return self.log_softmax(logits.float()), TransformerLMState(tuple(caches), window, state.length + 1)
 
-    def select_state(self, state: Tensor, idx: Tensor) -> Tensor:
-        return state.index_select(0, idx.to(state.device))
+    def select_state(self, state: "TransformerLMState", idx: Tensor) -> "TransformerLMState":
+        return state.index(idx)
+
+
+@dataclass
+class TransformerLMState:
+    """The Transformer LM's state between steps (``N`` rows, ``length`` tokens fed so far).
+
+    ``caches``: per block, the self-attention keys/values of the positions fed
+    (:class:`~asrkit.nn.attention.KVCache`, ``(N, heads, length, d / heads)``); ``None`` once
+    ``length`` passed ``max_len`` (every step then recomputes its window). ``tokens (N, W)``
+    int64: the last ``W = min(length, max_len)`` tokens fed, the window a recomputation reads.
+    ``index`` selects rows (a beam's reordering).
+    """
+
+    caches: Optional[tuple[KVCache, ...]]
+    tokens: Tensor
+    length: int
+
+    def index(self, idx: Tensor) -> "TransformerLMState":
+        idx = idx.to(self.tokens.device)
+        caches = None if self.caches is None else tuple(c.index_select(idx) for c in self.caches)
+        return TransformerLMState(caches, self.tokens.index_select(0, idx), self.length)

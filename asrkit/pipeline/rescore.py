@@ -14,9 +14,10 @@ LM part, from the fields of the n-best entry:
   decoder's LM and word bonus; and this module's own jsonl output, so rescoring a rescored file
   starts again from the acoustic scores);
 - otherwise, when the entry has an ``lm_score`` (an attention search with ``--lm``: its score is
-  ``(1 - c) att + c ctc + w lm + b |Y|``), ``score - decoder_lm_weight * lm_score``: the jsonl does not
-  record ``w``, so it must be given (``--decoder-lm-weight``, the decode's ``--lm-weight``); the
-  CTC weight and the decoder's length bonus stay in;
+  ``(1 - c) att + c ctc + w lm + b |Y|``), ``score - w * lm_score``, with ``w`` the entry's
+  ``lm_weight`` (which ``asrkit decode`` records next to ``lm_score``) or, for a file that does not
+  record it, ``--decoder-lm-weight`` (the decode's ``--lm-weight``); the CTC weight and the
+  decoder's length bonus stay in;
 - otherwise ``score`` (an attention search without an LM, a CTC search without one).
 
 A ``score`` of null (the attention search writes one for a hypothesis that could not finish) is
@@ -118,6 +119,14 @@ def acoustic_score(entry: dict, decoder_lm_weight: Optional[float] = None, where
         lm = _number(entry["lm_score"])
         if lm is None:
             raise InputError(f"{where}: 'lm_score' is not a number ({quote(entry['lm_score'])})")
+        if "lm_weight" in entry:
+            w = _number(entry["lm_weight"])
+            if w is None or not math.isfinite(w) or w < 0:
+                raise InputError(f"{where}: 'lm_weight' is not a finite number >= 0 ({quote(entry['lm_weight'])})")
+            if decoder_lm_weight is not None and decoder_lm_weight != w:
+                raise UsageError(f"--decoder-lm-weight {decoder_lm_weight:g}: {where}: the hypotheses record the "
+                                 f"decoder's LM weight ('lm_weight': {w:g}); drop --decoder-lm-weight")
+            decoder_lm_weight = w
         if decoder_lm_weight is None:
             raise UsageError(f"{where}: the hypotheses' scores include the decoder's LM ('lm_score') with a weight "
                              f"the file does not record; give it with --decoder-lm-weight W (the decode's "

@@ -30,7 +30,8 @@ The result does not depend on ``jobs``.
 
 Attention models (task las / transformer) are tuned over LM weight x CTC
 weight x length bonus on a feature store whose encoder outputs are computed
-once (:func:`asrkit.decode.attention.encode_store`)::
+once (:func:`asrkit.decode.attention.encode_store`); the LM is a word n-gram
+file or a neural LM exp dir on the model's units, as in ``asrkit decode``::
 
     batches = encode_store(loaded, FeatureStore("feats/dev"))
     points = tune.attention_search_grid(loaded, batches, refs, lm="exp/lm3.arpa", lm_weights=[0, 0.5],
@@ -593,10 +594,12 @@ def attention_search_grid(exp, batches: Sequence[Any], refs: dict[str, list[str]
                           on_progress: Optional[Callable[[int], None]] = None) -> list[AttentionPoint]:
     """Search the cached encoder outputs ``batches`` (:func:`asrkit.decode.attention.encode_store`)
     of a loaded attention exp dir at every ``(lm_weight, ctc_weight, length_bonus)`` (grid order:
-    LM weight outer, length bonus inner) and score the best hypotheses against ``refs``.
-    ``on_progress(n)`` is called with each batch's utterance count."""
+    LM weight outer, length bonus inner) and score the best hypotheses against ``refs``. ``lm``:
+    a word n-gram file or a neural LM exp dir on the model's units
+    (:func:`asrkit.decode.fusion.open_fusion_lm`), or None. ``on_progress(n)`` is called with each
+    batch's utterance count."""
     from asrkit.decode.attention import DEFAULT_MAX_LEN_RATIO, AttentionSearch
-    from asrkit.decode.word_lm import WordLM
+    from asrkit.decode.fusion import open_fusion_lm
     from asrkit.score import score
 
     if not lm_weights or not ctc_weights or not length_bonuses:
@@ -605,14 +608,14 @@ def attention_search_grid(exp, batches: Sequence[Any], refs: dict[str, list[str]
     missing = [u for u in names if u not in refs]
     if missing:
         raise DataError(f"no reference for {len(missing)} utterance(s): {', '.join(missing[:_MAX_LISTED])}")
-    word_lm = WordLM(lm, exp.units) if lm is not None else None
+    fusion_lm = open_fusion_lm(lm, exp.units, device=exp.device) if lm is not None else None
     ratio = DEFAULT_MAX_LEN_RATIO if max_len_ratio is None else max_len_ratio
     points: list[AttentionPoint] = []
     try:
         for w in lm_weights:
             for c in ctc_weights:
                 for b in length_bonuses:
-                    search = AttentionSearch(beam=beam, ctc_weight=float(c), lm=word_lm, lm_weight=float(w),
+                    search = AttentionSearch(beam=beam, ctc_weight=float(c), lm=fusion_lm, lm_weight=float(w),
                                              length_bonus=float(b), length_norm=length_norm, max_len_ratio=ratio)
                     search.check_model(exp.model)
                     hyps: dict[str, list[str]] = {}
@@ -625,8 +628,8 @@ def attention_search_grid(exp, batches: Sequence[Any], refs: dict[str, list[str]
                                    hyp_name=f"grid point {w:g}/{c:g}/{b:g}")
                     points.append(AttentionPoint(float(w), float(c), float(b), result.words))
     finally:
-        if word_lm is not None:
-            word_lm.close()
+        if fusion_lm is not None:
+            fusion_lm.close()
     return points
 
 

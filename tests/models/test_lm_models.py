@@ -99,13 +99,34 @@ def test_transformer_step_past_max_len_keeps_a_window():
     tokens = _tokens(B=2, L=20)
     with pytest.raises(ValueError, match="max_len=16"):
         model(tokens)
+    idx = torch.tensor([1, 0, 1])
     with torch.no_grad():
         state = model.init_state(2)
         for i in range(20):
             logp, state = model.step(state, tokens[:, i])
+            if i < 15:  # the cache holds the whole history: step = forward of the prefix
+                torch.testing.assert_close(logp, torch.log_softmax(model(tokens[:, :i + 1]), -1)[:, -1].float(),
+                                           rtol=1e-5, atol=1e-5)
+            if i == 13:  # a beam's reordering just before the window starts to slide
+                state, tokens = model.select_state(state, idx), tokens[idx]
         ref = torch.log_softmax(model(tokens[:, 4:]), -1)[:, -1].float()
-    assert state.shape == (2, 20)  # the whole history is kept, the last 16 tokens are the context
+    # the last 16 tokens are the context, at positions 0 .. 15 as forward sees a block
+    assert state.length == 20 and state.tokens.tolist() == tokens[:, 4:].tolist() and state.caches is None
     torch.testing.assert_close(logp, ref, rtol=1e-5, atol=1e-5)
+
+
+def test_transformer_step_is_incremental():
+    """Up to max_len a step runs one position through the blocks (their ``step`` with a KV cache)."""
+    model = _model("transformer").eval()
+    tokens = _tokens(B=2, L=5)
+    calls = []
+    for block in model.blocks:
+        block.forward = lambda *a, **k: calls.append(1)  # the whole-prefix path is not taken
+    with torch.no_grad():
+        state = model.init_state(2)
+        for i in range(5):
+            _, state = model.step(state, tokens[:, i])
+    assert not calls and state.length == 5 and all(len(c) == 5 for c in state.caches)
 
 
 def test_lstm_forward_state_carries_over_blocks():
