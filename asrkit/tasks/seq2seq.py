@@ -21,6 +21,11 @@ and ``diagonality``: the mean over the dev utterances of the share of their
 teacher-forced attention inside a monotonic band (:func:`asrkit.plot.diagonality`;
 near 1 once attention "clicks"). The teacher-forced attention map of one fixed
 dev utterance (the first by id) is drawn into ``EXP/plots/attention-epoch-N.png``.
+
+``train.metric=auto`` picks the dev token accuracy (``acc``, higher is better),
+as ESPnet picks its attention models by validation accuracy: the greedy WER of
+an early decoder rewards saying nothing (an empty output scores 100%, a
+looping one several hundred), so it chose the first epoch as ``best.pt``.
 """
 from __future__ import annotations
 
@@ -49,6 +54,9 @@ class Seq2SeqTask(TokenTask):
     def __init__(self, cfg: dict) -> None:
         super().__init__(cfg)
         self.tf_rate = 1.0
+
+    def auto_metric(self) -> str:
+        return "acc"
 
     def model_settings(self) -> dict:
         """The ``model`` section with its defaults filled in (the dims may still be placeholders)."""

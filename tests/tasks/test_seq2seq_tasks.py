@@ -106,3 +106,11 @@ def test_a_model_of_another_task_is_one_line():
 
         check_config(load_config("las", None, [("model.type", "transformer")]))
     assert get_task("transformer") is TransformerTask
+
+
+@pytest.mark.parametrize("name", ["las", "transformer"])
+def test_best_pt_follows_the_dev_token_accuracy(name):
+    # greedy WER would prefer an epoch that says nothing (100%) to one that loops (300%)
+    assert get_task(name)(load_config(name)).metric() == ("acc", "max")
+    cfg = load_config(name, None, [("train.metric", "cer")])
+    assert get_task(name)(cfg).metric() == ("cer", "min")
