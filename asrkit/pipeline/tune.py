@@ -424,18 +424,23 @@ def best_point(points: Sequence[GridPoint]) -> GridPoint:
     return min(points, key=lambda p: (p.errors, abs(p.word_bonus), p.lm_weight, p.word_bonus))
 
 
-def grid_table(points: Sequence[GridPoint], best: GridPoint, title: str = "LM weight / word bonus grid"):
-    """The grid as a :class:`asrkit.score.report.Table` (best row marked ``*``)."""
+def _table(title: str, names: Sequence[str], points, best, settings):
+    """A grid as a :class:`asrkit.score.report.Table`: the columns ``names`` (each point's
+    ``settings(p)``), then %WER, errors/words, sub, del, ins, and ``*`` on the best row."""
     from asrkit.score.report import Table
 
     rows = []
     for p in points:
-        wer = "n/a" if p.wer is None else f"{p.wer:.2f}"
         c = p.counts
-        rows.append([f"{p.lm_weight:g}", f"{p.word_bonus:g}", wer, f"{c.errors}/{c.ref}", str(c.sub), str(c.dele),
-                     str(c.ins), "*" if p is best else ""])
-    headers = ["LM_WEIGHT", "WORD_BONUS", "%WER", "ERR/WORDS", "SUB", "DEL", "INS", "BEST"]
-    return Table(title, headers, rows, [True] * 7 + [False])
+        rows.append([*(f"{v:g}" for v in settings(p)), "n/a" if p.wer is None else f"{p.wer:.2f}",
+                     f"{c.errors}/{c.ref}", str(c.sub), str(c.dele), str(c.ins), "*" if p is best else ""])
+    headers = [*names, "%WER", "ERR/WORDS", "SUB", "DEL", "INS", "BEST"]
+    return Table(title, headers, rows, [True] * (len(headers) - 1) + [False])
+
+
+def grid_table(points: Sequence[GridPoint], best: GridPoint, title: str = "LM weight / word bonus grid"):
+    """The grid as a :class:`asrkit.score.report.Table` (best row marked ``*``)."""
+    return _table(title, ["LM_WEIGHT", "WORD_BONUS"], points, best, lambda p: (p.lm_weight, p.word_bonus))
 
 
 # -- the result file ---------------------------------------------------------------------------------
@@ -636,16 +641,8 @@ def attention_search_grid(exp, batches: Sequence[Any], refs: dict[str, list[str]
 def attention_grid_table(points: Sequence[AttentionPoint], best: AttentionPoint,
                          title: str = "LM weight / CTC weight / length bonus grid"):
     """The attention grid as a :class:`asrkit.score.report.Table` (best row marked ``*``)."""
-    from asrkit.score.report import Table
-
-    rows = []
-    for p in points:
-        wer = "n/a" if p.wer is None else f"{p.wer:.2f}"
-        c = p.counts
-        rows.append([f"{p.lm_weight:g}", f"{p.ctc_weight:g}", f"{p.length_bonus:g}", wer, f"{c.errors}/{c.ref}",
-                     str(c.sub), str(c.dele), str(c.ins), "*" if p is best else ""])
-    headers = ["LM_WEIGHT", "CTC_WEIGHT", "LENGTH_BONUS", "%WER", "ERR/WORDS", "SUB", "DEL", "INS", "BEST"]
-    return Table(title, headers, rows, [True] * 8 + [False])
+    return _table(title, ["LM_WEIGHT", "CTC_WEIGHT", "LENGTH_BONUS"], points, best,
+                  lambda p: (p.lm_weight, p.ctc_weight, p.length_bonus))
 
 
 def write_attention_tuning(exp: str | os.PathLike, points: Sequence[AttentionPoint], *,
@@ -801,16 +798,7 @@ def rescore_search_grid(utts: Sequence[Any], refs: dict[str, list[str]], *, lm_w
 def rescore_grid_table(points: Sequence[RescorePoint], best: RescorePoint,
                        title: str = "LM weight / length bonus grid (n-best rescoring)"):
     """The rescoring grid as a :class:`asrkit.score.report.Table` (best row marked ``*``)."""
-    from asrkit.score.report import Table
-
-    rows = []
-    for p in points:
-        wer = "n/a" if p.wer is None else f"{p.wer:.2f}"
-        c = p.counts
-        rows.append([f"{p.lm_weight:g}", f"{p.length_bonus:g}", wer, f"{c.errors}/{c.ref}", str(c.sub), str(c.dele),
-                     str(c.ins), "*" if p is best else ""])
-    headers = ["LM_WEIGHT", "LENGTH_BONUS", "%WER", "ERR/WORDS", "SUB", "DEL", "INS", "BEST"]
-    return Table(title, headers, rows, [True] * 7 + [False])
+    return _table(title, ["LM_WEIGHT", "LENGTH_BONUS"], points, best, lambda p: (p.lm_weight, p.length_bonus))
 
 
 def write_rescore_tuning(exp: str | os.PathLike, points: Sequence[RescorePoint], *, lm: str | os.PathLike,
