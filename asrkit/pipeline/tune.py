@@ -450,16 +450,27 @@ def _abs(path: Optional[str | os.PathLike]) -> Optional[str]:
     return None if path is None else str(Path(path).resolve())
 
 
+def _write_yaml(path: Path, doc: dict, header: str) -> Path:
+    """``header`` (comment lines) and ``doc`` as YAML into ``path``, atomically; InputError if it cannot."""
+    import yaml
+
+    from asrkit.io import atomic_write
+
+    try:
+        with atomic_write(path) as f:
+            f.write(header)
+            yaml.safe_dump(doc, f, sort_keys=False, default_flow_style=None)
+    except OSError as e:
+        raise InputError(f"{path}: cannot write: {e.strerror or e}") from None
+    return path
+
+
 def write_tuning(exp: str | os.PathLike, found: GridSearch, *, lm: str | os.PathLike, ref: str | os.PathLike,
                  data: str | os.PathLike, beam: int, lexicon: Optional[str | os.PathLike] = None,
                  extra_lexicon: Optional[str | os.PathLike] = None,
                  checkpoint: Optional[str] = None, utterances: Optional[int] = None) -> Path:
     """Write the best point of ``found`` and how it was found to
     ``EXP/lm_tuning.yaml`` (atomically); returns the path."""
-    import yaml
-
-    from asrkit.io import atomic_write
-
     points, best = found.points, found.best
     lm_weights = sorted({p.lm_weight for p in points})
     word_bonuses = sorted({p.word_bonus for p in points})
@@ -483,15 +494,9 @@ def write_tuning(exp: str | os.PathLike, found: GridSearch, *, lm: str | os.Path
         "word_bonuses": word_bonuses,
         "date": datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0).isoformat(),
     }
-    path = Path(exp) / TUNING_FILE
-    try:
-        with atomic_write(path) as f:
-            f.write("# written by 'asrkit tune': the LM weight and word bonus with the lowest WER on 'ref'.\n"
-                    "# 'asrkit decode' uses them when --lm-weight / --word-bonus are not given.\n")
-            yaml.safe_dump(doc, f, sort_keys=False, default_flow_style=None)
-    except OSError as e:
-        raise InputError(f"{path}: cannot write: {e.strerror or e}") from None
-    return path
+    return _write_yaml(Path(exp) / TUNING_FILE, doc,
+                       "# written by 'asrkit tune': the LM weight and word bonus with the lowest WER on 'ref'.\n"
+                       "# 'asrkit decode' uses them when --lm-weight / --word-bonus are not given.\n")
 
 
 def _weight(doc: dict, key: str, path: Path, minimum: Optional[float] = None) -> float:
@@ -651,10 +656,6 @@ def write_attention_tuning(exp: str | os.PathLike, points: Sequence[AttentionPoi
                            utterances: Optional[int] = None) -> Path:
     """Write the best of ``points`` and how it was found to ``EXP/lm_tuning.yaml`` (atomically,
     ``search: attention``); returns the path."""
-    import yaml
-
-    from asrkit.io import atomic_write
-
     best = best_attention_point(points)
     doc = {
         "search": ATTENTION_SEARCH,
@@ -678,16 +679,10 @@ def write_attention_tuning(exp: str | os.PathLike, points: Sequence[AttentionPoi
         "length_bonuses": sorted({p.length_bonus for p in points}),
         "date": datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0).isoformat(),
     }
-    path = Path(exp) / TUNING_FILE
-    try:
-        with atomic_write(path) as f:
-            f.write("# written by 'asrkit tune': the attention search weights with the lowest WER on 'ref'.\n"
-                    "# 'asrkit decode' uses them (beam search, same LM) when --lm-weight / --ctc-weight / "
-                    "--length-bonus are not given.\n")
-            yaml.safe_dump(doc, f, sort_keys=False, default_flow_style=None)
-    except OSError as e:
-        raise InputError(f"{path}: cannot write: {e.strerror or e}") from None
-    return path
+    return _write_yaml(Path(exp) / TUNING_FILE, doc,
+                       "# written by 'asrkit tune': the attention search weights with the lowest WER on 'ref'.\n"
+                       "# 'asrkit decode' uses them (beam search, same LM) when --lm-weight / --ctc-weight / "
+                       "--length-bonus are not given.\n")
 
 
 def read_attention_tuning(exp: str | os.PathLike) -> Optional[dict[str, Any]]:
@@ -806,10 +801,6 @@ def write_rescore_tuning(exp: str | os.PathLike, points: Sequence[RescorePoint],
                          utterances: int, hypotheses: int) -> Path:
     """Write the best of ``points`` and how it was found to ``EXP/rescore_tuning.yaml``
     (atomically); returns the path."""
-    import yaml
-
-    from asrkit.io import atomic_write
-
     best = best_rescore_point(points)
     doc = {
         "search": "rescore",
@@ -829,12 +820,7 @@ def write_rescore_tuning(exp: str | os.PathLike, points: Sequence[RescorePoint],
         "length_bonuses": sorted({p.length_bonus for p in points}),
         "date": datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0).isoformat(),
     }
-    path = Path(exp) / RESCORE_TUNING_FILE
-    try:
-        with atomic_write(path) as f:
-            f.write("# written by 'asrkit tune' on an n-best file: the rescoring LM weight and length bonus with the\n"
-                    "# lowest WER on 'ref'; give them to 'asrkit rescore --lm-weight A --length-bonus B'.\n")
-            yaml.safe_dump(doc, f, sort_keys=False, default_flow_style=None)
-    except OSError as e:
-        raise InputError(f"{path}: cannot write: {e.strerror or e}") from None
-    return path
+    return _write_yaml(Path(exp) / RESCORE_TUNING_FILE, doc,
+                       "# written by 'asrkit tune' on an n-best file: the rescoring LM weight and length bonus "
+                       "with the\n# lowest WER on 'ref'; give them to "
+                       "'asrkit rescore --lm-weight A --length-bonus B'.\n")
