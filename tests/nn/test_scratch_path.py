@@ -12,7 +12,9 @@
 from __future__ import annotations
 
 import gc
+import sys
 import weakref
+from pathlib import Path
 
 import pytest
 import torch
@@ -25,6 +27,10 @@ from asrkit.nn.functional import attention as AT
 from asrkit.nn.functional import norm as N
 from asrkit.nn.functional import rnn as R
 from asrkit.nn.functional import shape as S
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from scratch_graph import GLUE, graph_nodes, our_functions  # noqa: E402
 
 F64 = {"dtype": torch.float64}
 
@@ -134,15 +140,6 @@ def test_packed_mask_is_packed_order():
 
 # ------------------------------------------------------------------ a scratch model is our Functions + glue
 
-# autograd nodes that may appear outside our Functions: views, copies and
-# concatenation (no math), residual sums, and scalings by a constant
-_GLUE = {
-    "AccumulateGrad", "ViewBackward0", "UnsafeViewBackward0", "ReshapeAliasBackward0", "TransposeBackward0",
-    "PermuteBackward0", "CloneBackward0", "CatBackward0", "StackBackward0", "SplitBackward0",
-    "SelectBackward0", "SliceBackward0", "UnsqueezeBackward0", "SqueezeBackward1", "ExpandBackward0",
-    "AddBackward0",
-}
-
 _MODELS = {
     "bilstm": {"type": "ctc", "encoder": "lstm", "hidden": 6, "layers": 2},
     "bigru": {"type": "ctc", "encoder": "gru", "hidden": 6, "layers": 1},
@@ -168,32 +165,10 @@ def _batch():
     return torch.randn(3, 11, 6, generator=g, **F64), torch.tensor([11, 7, 4])
 
 
-def _nodes(t: torch.Tensor):
-    seen, stack = set(), [t.grad_fn]
-    while stack:
-        n = stack.pop()
-        if n is None or n in seen:
-            continue
-        seen.add(n)
-        stack.extend(f for f, _ in n.next_functions)
-    return seen
-
-
 @pytest.mark.parametrize("name", list(_MODELS))
 def test_scratch_model_graph_is_our_functions_and_glue(name):
     logits, _ = _model(name)(*_batch())
-    ours, other = set(), set()
-    for n in _nodes(logits):
-        kind = type(n).__name__
-        if kind.endswith("FunctionBackward"):  # one of our autograd Functions
-            ours.add(kind)
-        elif kind == "MulBackward0":  # only a constant scaling (residual halves, x * sqrt(d))
-            assert n._saved_self is None and n._saved_other.numel() == 1, kind
-        else:
-            other.add(kind)
-        assert not hasattr(n, "cache"), f"{kind} keeps a cache on ctx"
-    assert other <= _GLUE, other - _GLUE
-    assert "LinearFunctionBackward" in ours
+    assert "LinearFunctionBackward" in our_functions(logits)
 
 
 _SEQ2SEQ = {
@@ -220,17 +195,7 @@ def test_scratch_attention_model_graph_is_our_functions_and_glue(name):
     out = model(feats, lengths, torch.tensor([1, 2, 3, 4, 4, 2]), torch.tensor([3, 1, 2]),
                 **({"tf_rate": 0.5} if _SEQ2SEQ[name]["type"] == "las" else {}))
     heads = [out.logits] + ([out.ctc_logits] if out.ctc_logits is not None else [])
-    ours, other = set(), set()
-    for head in heads:
-        for n in _nodes(head):
-            kind = type(n).__name__
-            if kind.endswith("FunctionBackward"):
-                ours.add(kind)
-            elif kind == "MulBackward0":
-                assert n._saved_self is None and n._saved_other.numel() == 1, kind
-            else:
-                other.add(kind)
-    assert other <= _GLUE, other - _GLUE
+    ours = our_functions(*heads)
     assert {"LinearFunctionBackward", "EmbeddingFunctionBackward"} <= ours
     if name.startswith("las"):
         assert {"MaskedSoftmaxFunctionBackward", "BmmFunctionBackward"} <= ours
@@ -241,8 +206,8 @@ def test_scratch_attention_model_graph_is_our_functions_and_glue(name):
 def test_native_model_graph_is_not_scratch():
     """The check above can fail: a native model shows torch's own nodes."""
     model = nn.set_impl(_model("bilstm"), "native")
-    kinds = {type(n).__name__ for n in _nodes(model(*_batch())[0])}
-    assert not kinds <= _GLUE | {"MulBackward0"}
+    kinds = {type(n).__name__ for n in graph_nodes(model(*_batch())[0])}
+    assert not kinds <= GLUE | {"MulBackward0"}
 
 
 # ------------------------------------------------------------------ saved tensors: save_for_backward, freed
@@ -308,7 +273,7 @@ def test_saved_tensors_are_packed_and_freed_after_backward(case):
     left = [r() for r in packed if r() is not None and id(r()) not in alive]
     assert not left, [tuple(t.shape) for t in left]
     # and no Function keeps tensors on ctx itself, where nothing would free them
-    for n in _nodes(out):
+    for n in graph_nodes(out):
         held = [k for k, v in getattr(n, "__dict__", {}).items() if _holds_tensor(v)]
         assert not held, f"{type(n).__name__} keeps tensors in ctx.{held}"
 
