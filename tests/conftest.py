@@ -101,3 +101,15 @@ def _require_tool_fixture() -> Callable[[str], str]:
 @pytest.fixture(name="require_festival_voice")
 def _require_festival_voice_fixture() -> Callable[[str], None]:
     return require_festival_voice
+
+
+@pytest.fixture
+def one_thread():
+    """torch on one intra-op thread for the test (restored after): tiny shapes gain nothing
+    from threads, and one keeps timings steady on a busy machine."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

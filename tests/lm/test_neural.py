@@ -25,12 +25,7 @@ TRANSFORMER = {"type": "lm_transformer", "hidden": 16, "heads": 2, "ff_mult": 2,
                "max_len": 8}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def _char_units() -> UnitMap:

@@ -2,12 +2,9 @@
 from __future__ import annotations
 
 import pytest
-import torch
 
 
 @pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
+def _one_thread(one_thread):
+    """Every test of this folder runs on one thread (``one_thread``, tests/conftest.py)."""
     yield
-    torch.set_num_threads(before)
