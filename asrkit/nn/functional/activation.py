@@ -144,8 +144,8 @@ def softmax_backward(grad_out: torch.Tensor, cache: tuple) -> tuple[torch.Tensor
 
 
 def log_softmax_forward(x: torch.Tensor, dim: int) -> tuple[torch.Tensor, tuple]:
-    shifted = x - x.amax(dim=dim, keepdim=True)
-    out = shifted - torch.log(torch.exp(shifted).sum(dim=dim, keepdim=True))
+    out = x - x.amax(dim=dim, keepdim=True)                      # shifted, then shifted - log-sum-exp
+    out.sub_(torch.exp(out).sum(dim=dim, keepdim=True).log_())
     return out, (out, dim)
 
 

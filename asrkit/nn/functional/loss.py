@@ -79,42 +79,58 @@ def cross_entropy_forward(x: torch.Tensor, target: torch.Tensor, weight: torch.T
         x, target = x.unsqueeze(0), target.unsqueeze(0)
     c = x.shape[1]
     logp, lcache = log_softmax_forward(x, 1)                      # (N, C, *)
+    eps = label_smoothing
+    if not target.is_floating_point():
+        return _class_cross_entropy(x, logp, target, weight, ignore_index, reduction, eps, unbatched)
     wshape = [1, c] + [1] * (x.dim() - 2)
     w = weight.to(x.dtype).view(wshape) if weight is not None else None  # (1, C, 1..)
-    eps = label_smoothing
-    if target.is_floating_point():
-        q = target * (1.0 - eps) + eps / c if eps > 0 else target    # (N, C, *)
-        if w is not None:
-            q = q * w
-        denom = x.numel() / c
-        keep = None
-    else:
-        keep = target != ignore_index                             # (N, *)
-        safe = torch.where(keep, target, torch.zeros_like(target))
-        q = torch.zeros_like(logp).scatter_(1, safe.unsqueeze(1), 1.0 - eps)  # (N, C, *)
-        if eps > 0:
-            q += eps / c
-        if w is not None:
-            q = q * w
-        q = q * keep.unsqueeze(1).to(q.dtype)
-        wy = weight.to(x.dtype)[safe] if weight is not None else torch.ones_like(logp[:, 0])
-        denom = (wy * keep.to(wy.dtype)).sum()                    # scalar
+    q = target * (1.0 - eps) + eps / c if eps > 0 else target     # (N, C, *)
+    if w is not None:
+        q = q * w
+    denom = x.numel() / c
     per = -(q * logp).sum(1)                                      # (N, *)
     loss = _reduce(per, reduction, denom)
     if unbatched and reduction == "none":
         loss = loss.squeeze(0)
-    return loss, (q, logp, lcache[1], denom, reduction, unbatched, w, eps,
-                  target.is_floating_point())
+    return loss, (q, logp, lcache[1], denom, reduction, unbatched, w, eps, True)
+
+
+# Class targets without the dense Q: with S_i = sum_c Q_ic = keep_i ((1 - eps) w_{y_i} + eps/C sum_c w_c),
+#     loss_i = -keep_i ((1 - eps) w_{y_i} logp_{i,y_i} + eps/C sum_c w_c logp_ic),
+#     dL/dx = g (exp(logp) S - Q)   (log_softmax's backward of -Q g, Q applied as a scatter)
+
+
+def _class_cross_entropy(x, logp, target, weight, ignore_index, reduction, eps, unbatched):
+    c = x.shape[1]
+    keep = target != ignore_index                                 # (N, *)
+    safe = torch.where(keep, target, torch.zeros_like(target)).unsqueeze(1)  # (N, 1, *)
+    keepf = keep.to(x.dtype)
+    wy = weight.to(x.dtype)[safe.squeeze(1)] * keepf if weight is not None else keepf  # (N, *)
+    denom = wy.sum()                                              # scalar
+    per = -(1.0 - eps) * wy * logp.gather(1, safe).squeeze(1)     # (N, *)
+    s = (1.0 - eps) * wy                                          # S_i
+    if eps > 0:
+        wshape = [1, c] + [1] * (x.dim() - 2)
+        wc = weight.to(x.dtype).view(wshape) if weight is not None else None
+        smooth = (logp * wc).sum(1) if wc is not None else logp.sum(1)  # sum_c w_c logp_ic
+        per = per - (eps / c) * keepf * smooth
+        s = s + (eps / c) * keepf * (float(wc.sum()) if wc is not None else float(c))
+    loss = _reduce(per, reduction, denom)
+    if unbatched and reduction == "none":
+        loss = loss.squeeze(0)
+    return loss, (None, logp, 1, denom, reduction, unbatched, weight, eps, False, safe, wy, s, keepf)
 
 
 def cross_entropy_backward(gy: torch.Tensor, cache: tuple) -> tuple:
-    q, logp, dim, denom, reduction, unbatched, w, eps, prob_target = cache
+    q, logp, dim, denom, reduction, unbatched, w, eps, prob_target, *class_cache = cache
     if reduction == "none":
         g = (gy.unsqueeze(0) if unbatched else gy).unsqueeze(1)   # (N, 1, *)
     elif reduction == "mean":
         g = gy / denom
     else:
         g = gy
+    if not prob_target:
+        return _class_cross_entropy_backward(g, logp, class_cache, w, eps, unbatched), None
     (gx,) = log_softmax_backward(-q * g, (logp, 1))               # (N, C, *)
     gt = None
     if prob_target:
@@ -123,6 +139,20 @@ def cross_entropy_backward(gy: torch.Tensor, cache: tuple) -> tuple:
             gt = gt * w
         gt = gt.squeeze(0) if unbatched else gt
     return (gx.squeeze(0) if unbatched else gx), gt
+
+
+def _class_cross_entropy_backward(g, logp, cache, weight, eps, unbatched):
+    safe, wy, s, keepf = cache
+    if torch.is_tensor(g) and g.dim() > 0:                        # reduction "none": (N, 1, *)
+        g = g.squeeze(1)
+    gx = torch.exp(logp).mul_((s * g).unsqueeze(1))               # g S softmax
+    gx.scatter_add_(1, safe, (-(1.0 - eps) * wy * g).unsqueeze(1))
+    if eps > 0:
+        c = logp.shape[1]
+        wshape = [1, c] + [1] * (logp.dim() - 2)
+        wc = weight.to(logp.dtype).view(wshape) if weight is not None else 1.0
+        gx.sub_((eps / c) * (keepf * g).unsqueeze(1) * wc)
+    return gx.squeeze(0) if unbatched else gx
 
 
 # ---------------------------------------------------------------- NLL
