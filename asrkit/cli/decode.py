@@ -101,6 +101,12 @@ def decode_command(
         None, "--max-len-ratio", metavar="R",
         help="Attention models: at most R x encoder frames output tokens per utterance (default 2).",
     ),
+    chunk_seconds: Optional[float] = typer.Option(
+        None, "--chunk-seconds", metavar="S",
+        help="Utterances longer than S seconds go through the model in pieces of at most S seconds cut at "
+             "pauses (CTC: their log-probabilities joined before the search; attention: their hypotheses "
+             "joined). Default 20; 0: whole utterances.",
+    ),
 ) -> None:
     """Decoding of a feature store, greedy or with a beam and a word LM.
 
@@ -126,6 +132,7 @@ def decode_command(
     from asrkit.decode import beam as beam_mod
     from asrkit.decode.backends import resolve_backend
     from asrkit.decode.beam import decode_store
+    from asrkit.decode.longform import chunk_frames
     from asrkit.decode.exp import ATTENTION_TASKS, exp_task
 
     task = exp_task(exp)  # None when EXP has no readable config: load_exp says why
@@ -133,6 +140,7 @@ def decode_command(
         _decode_attention(exp, feats, task, checkpoint=checkpoint, fmt=fmt, batch_size=batch_size, device=device,
                           impl=impl, beam=beam, lm=lm, lm_weight=lm_weight, nbest=nbest, ctc_weight=ctc_weight,
                           length_bonus=length_bonus, length_norm=length_norm, max_len_ratio=max_len_ratio,
+                          chunk_seconds=chunk_seconds,
                           ctc_only={"--backend": backend is not None, "--lexicon": lexicon is not None,
                                     "--extra-lexicon": extra_lexicon is not None,
                                     "--save-emissions": save_emissions is not None,
@@ -167,6 +175,7 @@ def decode_command(
         raise UsageError(f"--batch-size must be >= 1, got {batch_size}")
     if jobs < 1:
         raise UsageError(f"--jobs must be >= 1, got {jobs}")
+    chunk_frames(chunk_seconds, None)  # checks it before the model loads
     use_beam = beam is not None or lm is not None or nbest is not None or backend is not None
     store = FeatureStore(feats)
     loaded = load_exp(exp, checkpoint=checkpoint, device=device, impl=impl, task="ctc")
@@ -195,7 +204,7 @@ def decode_command(
         try:  # greedy when decoder is None; NaN log-probs stop with one line either way
             hyps = decode_store(loaded, store, decoder, batch_size=batch_size, save=save_emissions,
                                 on_hypothesis=lambda: bar.advance(task, 1), times=fmt in ("ctm", "jsonl"),
-                                jobs=jobs)
+                                jobs=jobs, max_frames=chunk_frames(chunk_seconds, store))
             write_hypotheses(hyps, sys.stdout, fmt)
         finally:
             if decoder is not None:
@@ -220,7 +229,7 @@ def _decode_attention(exp: Path, feats: Path, task: str, *, checkpoint: str, fmt
                       device: str, impl: Optional[str], beam: Optional[int], lm: Optional[Path],
                       lm_weight: Optional[float], nbest: Optional[int], ctc_weight: Optional[float],
                       length_bonus: Optional[float], length_norm: bool, max_len_ratio: Optional[float],
-                      ctc_only: dict[str, bool]) -> None:
+                      chunk_seconds: Optional[float], ctc_only: dict[str, bool]) -> None:
     """``asrkit decode`` of a las / transformer exp dir: greedy, or the beam search of
     :mod:`asrkit.decode.attention` when --beam, --ctc-weight, --lm, --length-bonus, --length-norm or
     --nbest is given."""
@@ -231,6 +240,7 @@ def _decode_attention(exp: Path, feats: Path, task: str, *, checkpoint: str, fmt
     )
     from asrkit.decode.beam import DEFAULT_LM_WEIGHT, check_beam
     from asrkit.decode.exp import ATTENTION_TASKS
+    from asrkit.decode.longform import chunk_frames
 
     for flag, given in ctc_only.items():
         if given:
@@ -251,6 +261,7 @@ def _decode_attention(exp: Path, feats: Path, task: str, *, checkpoint: str, fmt
         check_beam(beam, warn=False)
     if batch_size < 1:
         raise UsageError(f"--batch-size must be >= 1, got {batch_size}")
+    chunk_frames(chunk_seconds, None)  # checks it before the model loads
     use_beam = beam is not None or any(x is not None for x in (lm, nbest, ctc_weight, length_bonus)) or length_norm
     store = FeatureStore(feats)
     loaded = load_exp(exp, checkpoint=checkpoint, device=device, impl=impl, task=ATTENTION_TASKS)
@@ -283,7 +294,8 @@ def _decode_attention(exp: Path, feats: Path, task: str, *, checkpoint: str, fmt
         progress = bar.add_task("decode", total=len(store))
         try:
             hyps = attention_decode(loaded, store, search, batch_size=batch_size,
-                                    on_hypothesis=lambda: bar.advance(progress, 1))
+                                    on_hypothesis=lambda: bar.advance(progress, 1),
+                                    max_frames=chunk_frames(chunk_seconds, store))
             write_hypotheses(hyps, sys.stdout, fmt)
         finally:
             if fusion_lm is not None:

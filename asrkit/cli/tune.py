@@ -85,6 +85,11 @@ def tune_command(
     max_len_ratio: Optional[float] = typer.Option(
         None, "--max-len-ratio", metavar="R", help="Attention models: at most R x encoder frames tokens (default 2).",
     ),
+    chunk_seconds: Optional[float] = typer.Option(
+        None, "--chunk-seconds", metavar="S",
+        help="With a feature store: utterances longer than S seconds in pieces cut at pauses, as 'asrkit decode "
+             "--chunk-seconds' (default 20; 0: whole utterances).",
+    ),
     decoder_lm_weight: Optional[float] = typer.Option(
         None, "--decoder-lm-weight", metavar="W",
         help="N-best rescoring of an attention decode with --lm: the --lm-weight that decode used (as for "
@@ -111,6 +116,7 @@ def tune_command(
     from asrkit.decode.backends import BACKENDS, resolve_backend
     from asrkit.decode.beam import check_beam
     from asrkit.decode.exp import ATTENTION_TASKS, exp_task
+    from asrkit.decode.longform import chunk_frames
     from asrkit.pipeline import tune
 
     if data.is_file() or data.suffix == ".jsonl":
@@ -121,7 +127,8 @@ def tune_command(
                                    "--extra-lexicon": extra_lexicon is not None,
                                    "--checkpoint": checkpoint is not None, "--jobs": jobs != 1,
                                    "--batch-size": batch_size != 16, "--ctc-weights": ctc_weights is not None,
-                                   "--length-norm": length_norm, "--max-len-ratio": max_len_ratio is not None})
+                                   "--length-norm": length_norm, "--max-len-ratio": max_len_ratio is not None,
+                                   "--chunk-seconds": chunk_seconds is not None})
         return
     if decoder_lm_weight is not None:
         raise UsageError("--decoder-lm-weight is for n-best rescoring (DATA an n-best jsonl file); "
@@ -131,7 +138,7 @@ def tune_command(
         _tune_attention(exp, data, ref, task, lm=lm, lm_weights=lm_weights, ctc_weights=ctc_weights,
                         length_bonuses=length_bonuses, beam=beam, length_norm=length_norm,
                         max_len_ratio=max_len_ratio, checkpoint=checkpoint, device=device, batch_size=batch_size,
-                        ctc_only={"--word-bonuses": word_bonuses is not None, "--backend": backend is not None,
+                        chunk_seconds=chunk_seconds, ctc_only={"--word-bonuses": word_bonuses is not None, "--backend": backend is not None,
                                   "--lexicon": lexicon is not None, "--extra-lexicon": extra_lexicon is not None,
                                   "--jobs": jobs != 1})
         return
@@ -157,6 +164,7 @@ def tune_command(
     for name, value in (("--jobs", jobs), ("--batch-size", batch_size)):
         if value < 1:
             raise UsageError(f"{name} must be >= 1, got {value}")
+    chunk_frames(chunk_seconds)  # checks it
     check_beam(beam, warn=False)  # the decoder warns about a wide beam once it is built
     if backend is not None and backend not in BACKENDS:
         raise UsageError(f"--backend must be one of {', '.join(BACKENDS)}, got '{backend}'")
@@ -174,7 +182,8 @@ def tune_command(
     with log.progress() as bar:
         task = bar.add_task("emissions" if saved else "model", total=len(refs))
         outputs, info = tune.load_outputs(exp, data, units, checkpoint=checkpoint, device=device,
-                                          batch_size=batch_size, on_output=lambda: bar.advance(task, 1))
+                                          batch_size=batch_size, on_output=lambda: bar.advance(task, 1),
+                                          chunk_seconds=chunk_seconds)
         grid = bar.add_task("grid", total=len(weights) * len(bonuses) * len(outputs))
         found = tune.search_grid(units, outputs, refs, lm, lm_weights=weights, word_bonuses=bonuses, beam=beam,
                                  backend=backend, lexicon=lexicon, extra_lexicon=extra_lexicon, jobs=jobs,
@@ -200,12 +209,13 @@ _CTC_ONLY = {
 def _tune_attention(exp: Path, data: Path, ref: Path, task: str, *, lm: Optional[Path], lm_weights: Optional[str],
                     ctc_weights: Optional[str], length_bonuses: Optional[str], beam: Optional[int],
                     length_norm: bool, max_len_ratio: Optional[float], checkpoint: Optional[str], device: str,
-                    batch_size: int, ctc_only: dict[str, bool]) -> None:
+                    batch_size: int, chunk_seconds: Optional[float], ctc_only: dict[str, bool]) -> None:
     """``asrkit tune`` of a las / transformer exp dir: LM weight x CTC weight x length bonus."""
     from asrkit.data import FeatureStore
     from asrkit.decode.attention import DEFAULT_BEAM, DEFAULT_MAX_LEN_RATIO, check_max_len_ratio, encode_store
     from asrkit.decode.beam import check_beam
     from asrkit.decode.exp import ATTENTION_TASKS, load_exp
+    from asrkit.decode.longform import chunk_frames
     from asrkit.pipeline import tune
 
     # -- usage (exit 2) before any work
@@ -229,6 +239,7 @@ def _tune_attention(exp: Path, data: Path, ref: Path, task: str, *, lm: Optional
     check_max_len_ratio(ratio)
     if batch_size < 1:
         raise UsageError(f"--batch-size must be >= 1, got {batch_size}")
+    chunk_frames(chunk_seconds)  # checks it
     # -- inputs (exit 1)
     if lm is not None and not lm.exists():
         raise InputError(f"{lm}: no such file or folder (--lm: an ARPA file, a kenlm binary or a neural LM exp dir)")
@@ -244,7 +255,8 @@ def _tune_attention(exp: Path, data: Path, ref: Path, task: str, *, lm: Optional
         raise UsageError(f"--ctc-weights: {exp}'s model has no CTC head; give --ctc-weights 0")
     with log.progress() as bar:
         enc_task = bar.add_task("encoder", total=len(refs))
-        batches = encode_store(loaded, store, batch_size=batch_size, on_batch=lambda n: bar.advance(enc_task, n))
+        batches = encode_store(loaded, store, batch_size=batch_size, on_batch=lambda n: bar.advance(enc_task, n),
+                               max_frames=chunk_frames(chunk_seconds, store))
         grid = bar.add_task("grid", total=len(weights) * len(ctcs) * len(bonuses) * len(refs))
         points = tune.attention_search_grid(loaded, batches, refs, lm=lm, lm_weights=weights, ctc_weights=ctcs,
                                             length_bonuses=bonuses, beam=beam, length_norm=length_norm,

@@ -64,7 +64,7 @@ from asrkit.errors import UsageError
 __all__ = [
     "ATTENTION_TASKS", "DEFAULT_BEAM", "DEFAULT_CTC_WEIGHT", "DEFAULT_MAX_LEN_RATIO", "PRE_BEAM_RATIO",
     "AttentionHyp", "AttentionSearch", "EncodedBatch", "attention_beam_search", "attention_decode", "attention_greedy",
-    "attention_hypothesis", "check_max_len_ratio", "encode_store", "max_lengths", "warn_max_len",
+    "attention_hypothesis", "check_max_len_ratio", "encode_store", "joined_tokens", "max_lengths", "warn_max_len",
 ]
 
 #: Beam width when a beam search is asked for (``--ctc-weight``, ``--lm``, ``--nbest``...) without ``--beam``.
@@ -522,12 +522,15 @@ def _round(v: float) -> Optional[float]:
 
 def attention_decode(exp, store, search: AttentionSearch, *, batch_size: int = 16,
                      utts: Optional[Sequence[str]] = None,
-                     on_hypothesis: Optional[Callable[[], None]] = None) -> Iterator[Hypothesis]:
+                     on_hypothesis: Optional[Callable[[], None]] = None,
+                     max_frames: Optional[int] = None) -> Iterator[Hypothesis]:
     """Hypotheses of every utterance of ``store`` (utt-id order) with the attention model of a
     loaded exp dir (:func:`asrkit.decode.exp.load_exp`); the encoder runs on length-sorted batches
     of ``batch_size`` and the search on each whole batch. Once all are out, a warning says how many
-    utterances hit the maximum length."""
+    utterances hit the maximum length. ``max_frames``: longer utterances are searched in pieces cut
+    at pauses and their hypotheses joined (:mod:`asrkit.decode.longform`)."""
     from asrkit.decode.emissions import map_batches
+    from asrkit.decode.longform import join_hypotheses
 
     search.check_model(exp.model)
     model, units, device = exp.model, exp.units, exp.device
@@ -541,7 +544,8 @@ def attention_decode(exp, store, search: AttentionSearch, *, batch_size: int = 1
 
     hit = total = 0
     for hyp in map_batches(store, run, cmvn=exp.cmvn, norm_vars=exp.norm_vars, batch_size=batch_size, utts=utts,
-                           input_dim=exp.input_dim):
+                           input_dim=exp.input_dim, max_frames=max_frames, join=join_hypotheses,
+                           multiple=exp.subsampling):
         total += 1
         hit += bool(hyp.extra["hit_max_len"])
         if on_hypothesis is not None:
@@ -561,29 +565,46 @@ def warn_max_len(hit: int, total: int, ratio: float) -> None:
 
 @dataclass
 class EncodedBatch:
-    """One batch of :func:`encode_store`: utt-ids, input frames and the encoder's output."""
+    """One batch of :func:`encode_store`: utt-ids, input frames and the encoder's output. A long
+    utterance's pieces (:mod:`asrkit.decode.longform`) are rows under its utt-id, ``piece`` their
+    order (0 for a whole utterance)."""
 
     names: list[str]
     frames: list[int]
     enc: Any
+    piece: list[int]
 
 
 def encode_store(exp, store, *, batch_size: int = 16, utts: Optional[Sequence[str]] = None,
-                 on_batch: Optional[Callable[[int], None]] = None) -> list[EncodedBatch]:
+                 on_batch: Optional[Callable[[int], None]] = None,
+                 max_frames: Optional[int] = None) -> list[EncodedBatch]:
     """The encoder output of every utterance of ``store``, in length-sorted batches (kept on the
-    model's device), so that many searches reuse one encoder pass (``asrkit tune``)."""
-    from asrkit.decode.emissions import check_input_dim, chunked_batches, load_batch
+    model's device), so that many searches reuse one encoder pass (``asrkit tune``); ``max_frames``:
+    longer utterances as pieces cut at pauses, as :func:`attention_decode` searches them (a search
+    joins the pieces' hypotheses in ``piece`` order, :func:`joined_tokens`)."""
+    from asrkit.decode.emissions import map_batches
 
-    keys = list(store.keys()) if utts is None else list(utts)
-    check_input_dim(store, exp.input_dim, keys)
     out: list[EncodedBatch] = []
-    for _part, batches in chunked_batches(store, keys, batch_size):
-        for names in batches:
-            feats, lengths = load_batch(store, names, cmvn=exp.cmvn, norm_vars=exp.norm_vars)
-            with torch.no_grad():
-                enc = exp.model.encode(feats.to(exp.device), lengths.to(exp.device))
-            out.append(EncodedBatch(list(names), [int(n) for n in lengths.tolist()], enc))
-            if on_batch is not None:
-                on_batch(len(names))
+
+    def run(names: list[str], feats: Tensor, lengths: Tensor) -> list[tuple[int, int]]:
+        enc = exp.model.encode(feats.to(exp.device), lengths.to(exp.device))
+        out.append(EncodedBatch(list(names), [int(n) for n in lengths.tolist()], enc, [0] * len(names)))
+        return [(len(out) - 1, b) for b in range(len(names))]
+
+    for rows in map_batches(store, run, cmvn=exp.cmvn, norm_vars=exp.norm_vars, batch_size=batch_size, utts=utts,
+                            input_dim=exp.input_dim, on_batch=on_batch, max_frames=max_frames,
+                            join=lambda _u, parts, _starts: parts, multiple=exp.subsampling):
+        if isinstance(rows, list):  # a long utterance's pieces, in order
+            for k, (i, b) in enumerate(rows):
+                out[i].piece[b] = k
     return out
 
+
+def joined_tokens(batches: Sequence[EncodedBatch], results: Sequence[Sequence[Sequence[str]]]) -> dict[str, list[str]]:
+    """Each utterance's tokens from the searches of ``batches`` (``results[i][row]``: the tokens
+    of row ``row`` of batch ``i``): one row's, or a long utterance's pieces' joined in order."""
+    parts: dict[str, list[tuple[int, Sequence[str]]]] = {}
+    for batch, found in zip(batches, results):
+        for name, k, tokens in zip(batch.names, batch.piece, found):
+            parts.setdefault(name, []).append((k, tokens))
+    return {u: [t for _, tokens in sorted(p, key=lambda x: x[0]) for t in tokens] for u, p in parts.items()}

@@ -443,7 +443,7 @@ def beam_decode(exp, store, decoder: BeamDecoder, *, batch_size: int = 16, utts:
 def decode_store(exp, store, decoder: Optional[BeamDecoder] = None, *, batch_size: int = 16,
                  utts: Optional[Sequence[str]] = None, save: Optional[str | os.PathLike] = None,
                  on_hypothesis: Optional[Callable[[], None]] = None, times: bool = False,
-                 jobs: int = 1) -> Iterator[Hypothesis]:
+                 jobs: int = 1, max_frames: Optional[int] = None) -> Iterator[Hypothesis]:
     """Hypotheses of every utterance of ``store`` (utt-id order): the beam
     search of ``decoder``, or greedy when it is None; with ``save`` the
     log-probabilities are also written to that folder (:func:`save_emissions`).
@@ -452,12 +452,14 @@ def decode_store(exp, store, decoder: Optional[BeamDecoder] = None, *, batch_siz
     greedy from its own best path, a beam hypothesis from the Viterbi
     alignment of its units). ``jobs > 1``: the searches run in that many
     worker processes (:mod:`asrkit.workers`, each with its own ``decoder``) while the
-    model computes the next batches; results and their order are the same."""
+    model computes the next batches; results and their order are the same.
+    ``max_frames``: longer utterances go through the model in pieces cut at pauses, their
+    log-probabilities joined before the search (:mod:`asrkit.decode.longform`)."""
     from asrkit.decode.timing import output_frame_seconds
 
     outputs: Iterable[ModelOutput] = iter_outputs(
         exp.model, store, cmvn=exp.cmvn, norm_vars=exp.norm_vars, batch_size=batch_size, device=exp.device,
-        utts=utts, input_dim=exp.input_dim)
+        utts=utts, input_dim=exp.input_dim, max_frames=max_frames)
     if save is not None:
         outputs = save_emissions(outputs, save, exp=exp, store=store)
     frame_seconds = output_frame_seconds((store.conf or {}).get("frame_shift"), exp.subsampling)

@@ -138,25 +138,67 @@ def map_batches(
     utts: Optional[Sequence[str]] = None,
     input_dim: Optional[int] = None,
     on_batch: Optional[Callable[[int], None]] = None,
+    max_frames: Optional[int] = None,
+    join: Optional[Callable[[str, list[R], list[int]], R]] = None,
+    multiple: int = 1,
 ) -> Iterator[R]:
     """Run ``fn(names, feats (B, T, D), lengths (B,))`` -> one result per name over the store's
     utterances, batched by length (:func:`chunked_batches`), without gradients, and yield the results
     in utt-id order (of ``utts`` when given). The one place where a store's features meet a model at
     decode time: CTC log-probabilities (:func:`iter_outputs`) and attention searches
-    (:mod:`asrkit.decode.attention`) both go through it."""
+    (:mod:`asrkit.decode.attention`) both go through it.
+
+    Long-form (:mod:`asrkit.decode.longform`): with ``max_frames`` and ``join``, an utterance longer
+    than ``max_frames`` frames goes through ``fn`` as pieces cut at pauses (cuts at multiples of
+    ``multiple``), batched with the other utterances under the utterance's name, and
+    ``join(utt, piece results, piece start frames)`` makes its one result."""
+    from asrkit.decode.longform import loudness, pause_cuts, piece_bounds
+
     keys = list(store.keys()) if utts is None else list(utts)
     check_input_dim(store, input_dim, keys)
+    if max_frames is not None and join is None:
+        raise ValueError("map_batches: max_frames needs a join")
     for part, batches in chunked_batches(store, keys, batch_size):
+        long = [u for u in part if max_frames is not None and store.num_frames(u) > max_frames]
+        cache = {u: store.get(u, cmvn=cmvn, norm_vars=norm_vars) for u in long}
+        items: list[tuple[str, int, Optional[int]]] = []    # (utt, start, end); end None: the whole utterance
+        for u in part:
+            if u in cache:
+                cuts = pause_cuts(loudness(torch.from_numpy(np.asarray(cache[u], dtype=np.float32))),
+                                  int(max_frames), multiple=multiple)
+                items += [(u, s, e) for s, e in piece_bounds(cuts, int(cache[u].shape[0]))]
+            else:
+                items.append((u, 0, None))
+        if cache:  # every piece an item of its own, batched by length with the other utterances
+            lens = [store.num_frames(u) if e is None else e - s for u, s, e in items]
+            batches = [[items[i] for i in b] for b in length_batches([u for u, _, _ in items], lens, batch_size)]
+        else:
+            batches = [[(u, 0, None) for u in names] for names in batches]
+        left = {u: sum(1 for v, _, _ in items if v == u) for u in cache}  # pieces still to run
+        pieces: dict[str, dict[int, R]] = {u: {} for u in cache}
         results: dict[str, R] = {}
-        for names in batches:
-            feats, lengths = load_batch(store, names, cmvn=cmvn, norm_vars=norm_vars)  # (B, T, D), (B,)
+        for batch in batches:
+            names = [u for u, _, _ in batch]
+            feats, lengths = pad_features([store.get(u, cmvn=cmvn, norm_vars=norm_vars) if e is None
+                                           else cache[u][s:e] for u, s, e in batch])  # (B, T, D), (B,)
             # no_grad, not inference_mode: inference tensors (and buffers a layer caches while
             # making them) could not be used by autograd later in the same process
             with torch.no_grad():
                 out = fn(names, feats, lengths)
-            results.update(zip(names, out))
+            done = 0
+            for (u, s, e), r in zip(batch, out):
+                if e is None:
+                    results[u] = r
+                    done += 1
+                    continue
+                pieces[u][s] = r
+                left[u] -= 1
+                if not left[u]:
+                    starts = sorted(pieces[u])
+                    results[u] = join(u, [pieces[u][k] for k in starts], starts)  # type: ignore[misc]
+                    done += 1
             if on_batch is not None:
-                on_batch(len(names))
+                on_batch(done)
         for u in part:
             yield results[u]
 
@@ -172,6 +214,7 @@ def iter_outputs(
     utts: Optional[Sequence[str]] = None,
     input_dim: Optional[int] = None,
     on_batch: Optional[Callable[[int], None]] = None,
+    max_frames: Optional[int] = None,
 ) -> Iterator[ModelOutput]:
     """Yield the model's log-probabilities for every utterance, in utt-id order.
 
@@ -187,7 +230,12 @@ def iter_outputs(
             before any work.
         on_batch: called with the number of utterances after each batch
             (progress bars).
+        max_frames: utterances longer than this go through the model in
+            pieces cut at pauses, their log-probabilities concatenated
+            (:mod:`asrkit.decode.longform`); None: whole utterances.
     """
+    from asrkit.decode.longform import join_outputs
+
     device = torch.device(device)
 
     def run(names: list[str], feats: Tensor, lengths: Tensor) -> list[ModelOutput]:
@@ -197,7 +245,8 @@ def iter_outputs(
         return [ModelOutput(u, log_probs[b, :int(n_out[b])].clone(), int(lengths[b])) for b, u in enumerate(names)]
 
     return map_batches(store, run, cmvn=cmvn, norm_vars=norm_vars, batch_size=batch_size, utts=utts,
-                       input_dim=input_dim, on_batch=on_batch)
+                       input_dim=input_dim, on_batch=on_batch, max_frames=max_frames, join=join_outputs,
+                       multiple=int(getattr(model, "subsampling", 1)))
 
 
 def check_emissions(out: ModelOutput) -> None:

@@ -210,12 +210,14 @@ def data_utts(data: str | os.PathLike) -> list[str]:
 
 def load_outputs(exp: str | os.PathLike, data: str | os.PathLike, units: UnitMap, *,
                  checkpoint: Optional[str] = None, device: str = "auto", batch_size: int = 16,
-                 on_output: Optional[Callable[[], None]] = None) -> tuple[list[ModelOutput], dict[str, Any]]:
+                 on_output: Optional[Callable[[], None]] = None,
+                 chunk_seconds: Optional[float] = None) -> tuple[list[ModelOutput], dict[str, Any]]:
     """Every utterance's log-probabilities, in memory, in utt-id order.
 
     ``data`` is a folder of saved emissions (has ``emissions.json``: read,
     checked to come from ``exp``) or a feature store (the model of ``exp``
-    runs over it once; nothing is written there). Returns the outputs and
+    runs over it once, long utterances in pieces as ``asrkit decode --chunk-seconds`` (None: its
+    default); nothing is written there). Returns the outputs and
     ``{"source": "emissions"|"features", "checkpoint": ...}``.
     """
     from asrkit.data import FeatureStore
@@ -238,13 +240,15 @@ def load_outputs(exp: str | os.PathLike, data: str | os.PathLike, units: UnitMap
 
     from asrkit.decode.emissions import iter_outputs
     from asrkit.decode.exp import load_exp
+    from asrkit.decode.longform import chunk_frames
 
     store = FeatureStore(data)  # InputError: not a feature store
     loaded = load_exp(exp, checkpoint=checkpoint or "best", device=device, task="ctc")
     if loaded.units.num_classes != units.num_classes:  # pragma: no cover - load_exp checks the same
         raise DataError(f"{exp}: the model has {loaded.units.num_classes} classes, the units {units.num_classes}")
     for out in iter_outputs(loaded.model, store, cmvn=loaded.cmvn, norm_vars=loaded.norm_vars,
-                            batch_size=batch_size, device=loaded.device, input_dim=loaded.input_dim):
+                            batch_size=batch_size, device=loaded.device, input_dim=loaded.input_dim,
+                            max_frames=chunk_frames(chunk_seconds, store)):
         check_emissions(out)
         outputs.append(out)
         if on_output is not None:
@@ -608,13 +612,13 @@ def attention_search_grid(exp, batches: Sequence[Any], refs: dict[str, list[str]
     a word n-gram file or a neural LM exp dir on the model's units
     (:func:`asrkit.decode.fusion.open_fusion_lm`), or None. ``on_progress(n)`` is called with each
     batch's utterance count."""
-    from asrkit.decode.attention import DEFAULT_MAX_LEN_RATIO, AttentionSearch
+    from asrkit.decode.attention import DEFAULT_MAX_LEN_RATIO, AttentionSearch, joined_tokens
     from asrkit.decode.fusion import open_fusion_lm
     from asrkit.score import score
 
     if not lm_weights or not ctc_weights or not length_bonuses:
         raise UsageError("the grid is empty")
-    names = [n for b in batches for n in b.names]
+    names = list(dict.fromkeys(n for b in batches for n in b.names))
     missing = [u for u in names if u not in refs]
     if missing:
         raise DataError(f"no reference for {len(missing)} utterance(s): {', '.join(missing[:_MAX_LISTED])}")
@@ -628,12 +632,12 @@ def attention_search_grid(exp, batches: Sequence[Any], refs: dict[str, list[str]
                     search = AttentionSearch(beam=beam, ctc_weight=float(c), lm=fusion_lm, lm_weight=float(w),
                                              length_bonus=float(b), length_norm=length_norm, max_len_ratio=ratio)
                     search.check_model(exp.model)
-                    hyps: dict[str, list[str]] = {}
+                    results = []
                     for batch in batches:
-                        for name, found in zip(batch.names, search.run(exp.model, batch.enc)):
-                            hyps[name] = exp.units.tokens(found[0].ids)
-                        if on_progress is not None:
-                            on_progress(len(batch.names))
+                        results.append([exp.units.tokens(found[0].ids) for found in search.run(exp.model, batch.enc)])
+                        if on_progress is not None:  # utterances: a long one counts at its first piece
+                            on_progress(sum(1 for k in batch.piece if k == 0))
+                    hyps = joined_tokens(batches, results)
                     result = score({u: refs[u] for u in names}, hyps, mode="strict", ref_name="REF",
                                    hyp_name=f"grid point {w:g}/{c:g}/{b:g}")
                     points.append(AttentionPoint(float(w), float(c), float(b), result.words))

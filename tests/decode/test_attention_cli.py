@@ -107,6 +107,23 @@ def test_decode_beam_jsonl_nbest(capsys, tf_exp, store, fake_models):
         assert 0 < r["attention_max"] <= 1 and r["out_frames"] == (r["frames"] + 1) // 2
 
 
+def test_decode_joins_the_pieces_of_a_long_utterance(capsys, tf_exp, fake_models, tmp_path):
+    from decode_util import make_store
+
+    make_store(tmp_path / "long", n=3, min_frames=250, max_frames=300)
+    code, out, err = _run(capsys, "decode", str(tf_exp), str(tmp_path / "long"), "--device", "cpu", "--beam", "3",
+                          "--nbest", "2", "--chunk-seconds", "1")
+    assert code == 0, err
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert len(rows) == 3
+    for r in rows:
+        assert 3 <= r["pieces"] <= 6 and r["out_frames"] == (r["frames"] + 1) // 2  # 250-300 frames, pieces of 50-100
+        assert r["nbest"][0]["hyp"] == r["hyp"] and r["nbest"][0]["score"] == pytest.approx(r["score"], abs=1e-3)
+    code, whole, err = _run(capsys, "decode", str(tf_exp), str(tmp_path / "long"), "--device", "cpu", "--beam", "3",
+                            "--nbest", "2", "--chunk-seconds", "0")
+    assert code == 0 and all("pieces" not in json.loads(line) for line in whole.splitlines())
+
+
 def test_decode_with_an_lm(capsys, tf_exp, store, fake_models, tmp_path):
     lm = tmp_path / "lm.arpa"
     lm.write_text(ARPA)
@@ -208,6 +225,26 @@ def test_a_ctc_tuning_file_is_not_read_as_an_attention_one(capsys, tf_exp, store
 def test_tune_refusals(capsys, tf_exp, store, fake_models, args, message):
     code, out, err = _run(capsys, "tune", str(tf_exp), str(store), str(Path(store) / "text"), *args)
     assert code == 2 and out == "" and message in err, err
+
+
+def test_tune_searches_long_utterances_in_pieces_as_decode_does(capsys, tf_exp, fake_models, tmp_path):
+    from decode_util import make_store
+
+    make_store(tmp_path / "long", n=3, min_frames=250, max_frames=300)
+    ref = tmp_path / "long" / "text"
+    code, out, err = _run(capsys, "tune", str(tf_exp), str(tmp_path / "long"), str(ref), "--length-bonuses", "0,1",
+                          "--ctc-weights", "0.5", "--beam", "3", "--device", "cpu", "--chunk-seconds", "1")
+    assert code == 0, err
+    doc = yaml.safe_load((tf_exp / "lm_tuning.yaml").read_text())
+    (tf_exp / "lm_tuning.yaml").unlink()
+    code, hyp, err = _run(capsys, "decode", str(tf_exp), str(tmp_path / "long"), "--device", "cpu", "--beam", "3",
+                          "--ctc-weight", "0.5", "--length-bonus", str(doc["length_bonus"]), "--chunk-seconds", "1")
+    assert code == 0, err
+    (tmp_path / "hyp").write_text(hyp)
+    code, out, err = _run(capsys, "score", str(ref), str(tmp_path / "hyp"), "--json")
+    assert json.loads(out)["wer"] == pytest.approx(doc["wer"], abs=1e-3)
+    code, out, err = _run(capsys, "tune", str(tf_exp), str(tmp_path / "long"), str(ref), "--chunk-seconds", "0.2")
+    assert code == 2 and "--chunk-seconds must be 0" in err
 
 
 def test_tune_las_without_lm(capsys, las_exp, store, fake_models):
