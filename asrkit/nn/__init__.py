@@ -14,6 +14,7 @@ __all__ = ["IMPLS", "Module", "set_impl"]
 
 # --- part 1: MLP/CNN layers, losses ---
 from asrkit.nn import init, optim  # noqa: E402
+from asrkit.nn.adaptive import AdaptiveLogSoftmaxWithLoss  # noqa: E402
 from asrkit.nn.activation import (  # noqa: E402
     GELU, GLU, Identity, LogSoftmax, MaskedSoftmax, ReLU, Sigmoid, SiLU, Softmax, Tanh,
 )
@@ -33,7 +34,7 @@ __all__ += [
     "EmbeddingDropout",
     "Embedding", "Flatten",
     "Linear", "BatchNorm1d", "BatchNorm2d", "LayerNorm", "UtteranceNorm",
-    "MSELoss", "CrossEntropyLoss", "NLLLoss", "BCEWithLogitsLoss",
+    "MSELoss", "CrossEntropyLoss", "NLLLoss", "BCEWithLogitsLoss", "AdaptiveLogSoftmaxWithLoss",
     "MaxPool1d", "MaxPool2d", "AvgPool1d", "AvgPool2d", "Upsample1d", "Upsample2d",
     "Downsample1d", "Downsample2d",
 ]
