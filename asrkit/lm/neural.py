@@ -139,8 +139,7 @@ def _context_len(model: LanguageModel) -> Optional[int]:
 @torch.no_grad()
 def _row_scores(model: LanguageModel, inputs: Tensor, targets: Tensor) -> Tensor:
     """``inputs, targets (B, L)`` -> ``log P(targets | inputs so far) (B, L)`` float32."""
-    logp = torch.log_softmax(model(inputs).float(), -1)  # (B, L, C)
-    return logp.gather(-1, targets[..., None]).squeeze(-1)
+    return model(inputs, targets).float()  # (B, L): no (B, L, C) softmax with an adaptive output layer
 
 
 @torch.no_grad()
@@ -207,7 +206,7 @@ def next_token_logprobs(model: Union[LanguageModel, NeuralLM], prefix: Sequence[
     window = _context_len(lm)
     if window is not None:
         tokens = tokens[-window:]
-    return torch.log_softmax(lm(tokens[None]).float()[0, -1], -1)
+    return torch.log_softmax(lm(tokens[None]).float()[0, -1], -1)  # a no-op on an adaptive LM's log-probs
 
 
 # ------------------------------------------------------------------ generation

@@ -7,7 +7,8 @@
 * ``transformer`` (:class:`TransformerS2S`): joint CTC/attention, Conv2d x4 -> Transformer or
   Conformer encoder (+ CTC head) -> Transformer decoder.
 * ``lm_lstm`` (:class:`LSTMLM`), ``lm_transformer`` (:class:`TransformerLM`): language models over
-  token ids (no ``input_dim``); ``logits = model(tokens)`` and ``init_state`` / ``step``, see
+  token ids (no ``input_dim``); ``logits = model(tokens)``, ``logp = model(tokens, targets)`` and
+  ``init_state`` / ``step``, see
   :mod:`asrkit.models.lm`.
 
 The frame and CTC models are called the same way::
@@ -69,10 +70,11 @@ def build_model(model_cfg: Mapping[str, Any]) -> torch.nn.Module:
     elif cfg["type"] == "lm_lstm":
         model = LSTMLM(cfg["num_classes"], cfg["embed_dim"], cfg["hidden"], cfg["layers"], cfg["dropout"],
                        cfg["embed_dropout"], cfg["input_dropout"], cfg["hidden_dropout"], cfg["tie_weights"],
-                       impl=cfg["impl"])
+                       cfg["adaptive_cutoffs"], cfg["adaptive_div"], impl=cfg["impl"])
     elif cfg["type"] == "lm_transformer":
         model = TransformerLM(cfg["num_classes"], cfg["hidden"], cfg["heads"], cfg["ff_mult"], cfg["layers"],
-                              cfg["dropout"], cfg["pos_enc"], cfg["max_len"], cfg["tie_weights"], impl=cfg["impl"])
+                              cfg["dropout"], cfg["pos_enc"], cfg["max_len"], cfg["tie_weights"],
+                              cfg["adaptive_cutoffs"], cfg["adaptive_div"], impl=cfg["impl"])
     elif cfg["type"] == "transformer":
         model = TransformerS2S(cfg["input_dim"], cfg["num_classes"], cfg["encoder"], cfg["hidden"], cfg["heads"],
                                cfg["ff_mult"], cfg["encoder_layers"], cfg["decoder_layers"], cfg["dropout"],

@@ -107,6 +107,8 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "input_dropout": 0.2,          # locked dropout on the embeddings
         "hidden_dropout": 0.2,         # locked dropout between LSTM layers
         "tie_weights": True,           # output weight = embedding table (+ Linear(H, E) when H != E)
+        "adaptive_cutoffs": None,      # null: full softmax; [2000, 6000]: adaptive softmax (tie_weights false)
+        "adaptive_div": 4.0,           # cluster i's tail is hidden // adaptive_div^(i+1) wide
     },
     # decoder-only Transformer LM (asrkit.models.lm.TransformerLM)
     "lm_transformer": {
@@ -119,6 +121,8 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "pos_enc": "sinusoidal",       # sinusoidal | learned
         "max_len": 512,                # the longest block; step keeps this many tokens of context
         "tie_weights": True,
+        "adaptive_cutoffs": None,      # null: full softmax; [2000, 6000]: adaptive softmax (tie_weights false)
+        "adaptive_div": 4.0,           # cluster i's tail is hidden // adaptive_div^(i+1) wide
     },
 }
 
@@ -226,6 +230,33 @@ def _check_lm(out: dict[str, Any]) -> None:
         _check_heads_ff(out)
         _choice(out, "pos_enc", ("sinusoidal", "learned"))
         _int(out, "max_len")
+    _check_adaptive(out)
+
+
+def _check_adaptive(out: dict[str, Any]) -> None:
+    """``adaptive_cutoffs``: null or increasing ids in 1 .. num_classes - 1, with untied weights;
+    ``adaptive_div`` >= 1, leaving every cluster's tail at least one unit wide."""
+    div = out["adaptive_div"]
+    if isinstance(div, bool) or not isinstance(div, (int, float)) or not div >= 1:
+        raise _bad("adaptive_div", "a number >= 1", div)
+    out["adaptive_div"] = float(div)
+    cut, c = out["adaptive_cutoffs"], out["num_classes"]
+    if cut is None:
+        return
+    if (not isinstance(cut, (list, tuple)) or not cut
+            or any(isinstance(v, bool) or not isinstance(v, int) for v in cut)
+            or any(b <= a for a, b in zip(cut, cut[1:])) or cut[0] < 1 or cut[-1] >= c):
+        raise _bad("adaptive_cutoffs", f"null or a list of increasing integers in 1 .. {c - 1} "
+                                       f"(below model.num_classes={c})", cut)
+    if out["tie_weights"]:
+        raise ConfigError("model.tie_weights: must be false with model.adaptive_cutoffs (the adaptive softmax has "
+                          "no output weight to share with the embedding table); set model.tie_weights=false")
+    narrow = [i + 1 for i in range(len(cut)) if int(out["hidden"] // div ** (i + 1)) < 1]
+    if narrow:
+        raise ConfigError(f"model.adaptive_div: {div:g} leaves cluster {narrow[0]}'s tail 0 wide "
+                          f"(model.hidden={out['hidden']} // {div:g}^{narrow[0]}); use a smaller adaptive_div "
+                          f"or fewer adaptive_cutoffs")
+    out["adaptive_cutoffs"] = list(cut)
 
 
 def resolve_model_config(cfg: Mapping[str, Any]) -> dict[str, Any]:

@@ -195,7 +195,11 @@ class LMTask(Task):
 
     def check_config(self) -> None:
         m = dict(self.cfg["model"])
-        m.setdefault("num_classes", 2)
+        # the units (so num_classes) come later: a placeholder above the adaptive cutoffs, which the
+        # build checks against the real count
+        cut = m.get("adaptive_cutoffs")
+        top = max((v for v in cut if isinstance(v, int)), default=0) if isinstance(cut, (list, tuple)) else 0
+        m.setdefault("num_classes", max(2, top + 1))
         m = self.resolve_model_config(m)
         if m["type"] not in self.model_types:
             raise ConfigError(f"model.type: the lm task trains an 'lm_lstm' or 'lm_transformer' model "
@@ -280,16 +284,10 @@ class LMTask(Task):
         return load_units_dir(units_dir, self.cfg["units"]["kind"])
 
     # ------------------------------------------------------------------ model, loss, dev
-    def setup(self, model: torch.nn.Module, device: torch.device) -> None:
-        from asrkit.nn import CrossEntropyLoss
-
-        self.crit = CrossEntropyLoss(reduction="sum", ignore_index=-100, impl=model.config["impl"])
-
     def loss(self, net, batch, device, autocast):
         with autocast():
-            logits = net(batch.inputs)  # (B, L, C)
-        C = logits.shape[-1]
-        return self.crit(logits.float().reshape(-1, C), batch.targets.reshape(-1)), float(batch.num_tokens), {}
+            logp = net(batch.inputs, batch.targets)  # (B, L) log P(target), 0 at padding
+        return -logp.float().sum(), float(batch.num_tokens), {}
 
     def evaluate(self, model, dev_ds, refs, units, *, device, autocast, dist):
         from asrkit.data.text_blocks import collate_blocks
@@ -299,8 +297,8 @@ class LMTask(Task):
         for idx in dev_batches(dev_ds, budget, dist):
             b = collate_blocks([dev_ds[i] for i in idx]).to(device)
             with autocast():
-                logits = model(b.inputs)  # (B, L, C)
-            nll += float(self.crit(logits.float().reshape(-1, logits.shape[-1]), b.targets.reshape(-1)))
+                logp = model(b.inputs, b.targets)  # (B, L), 0 at padding
+            nll -= float(logp.float().sum())
             tokens += b.num_tokens
         parts = gather((nll, tokens), dist)
         nll, tokens = sum(p[0] for p in parts), sum(p[1] for p in parts)

@@ -10,6 +10,7 @@ import random
 import numpy as np
 import pytest
 import torch
+import yaml
 
 from asrkit.cli.main import main
 from asrkit.data.text_blocks import (
@@ -223,6 +224,41 @@ def test_train_lm_cli_end_to_end(texts, tmp_path, capsys):
     # averaging works as for every task
     assert main(["-q", "average", str(exp), "--last", "2"]) == 0
     assert capsys.readouterr().out.strip() == str(exp / "checkpoints" / "avg-last-2.pt")
+
+
+def test_train_lm_with_an_adaptive_softmax_then_ppl_and_generate(texts, tmp_path, capsys):
+    """model.adaptive_cutoffs: the output layer is an adaptive softmax; it learns as the full one
+    does, and its exp dir is scored and generates from as any LM's."""
+    exp = tmp_path / "exp"
+    train_txt, dev_txt = texts
+    over = [*SMALL, "train.epochs=5", "model.tie_weights=false", "model.adaptive_cutoffs=[6,14]",
+            "model.adaptive_div=2"]
+    assert main(["-q", "train", "lm", "--text", str(train_txt), "--dev", str(dev_txt), "--out", str(exp), *over]) == 0
+    assert capsys.readouterr().out == ""
+    cfg = yaml.safe_load((exp / "config.yaml").read_text())["model"]
+    assert cfg["adaptive_cutoffs"] == [6, 14] and cfg["adaptive_div"] == 2.0 and cfg["num_classes"] == 22
+    dev = _events(exp, "dev")
+    assert len(dev) == 5 and dev[-1]["dev_loss"] < dev[0]["dev_loss"] and dev[-1]["dev_ppl"] < 9
+    ck = torch.load(exp / "checkpoints" / "best.pt", weights_only=True)
+    assert "adaptive.tail.1.1.weight" in ck["model"] and "output.weight" not in ck["model"]
+    # asrkit lm ppl: the best checkpoint's dev perplexity, as the trainer measured it
+    assert main(["lm", "ppl", str(exp), str(dev_txt), "--device", "cpu"]) == 0
+    out = dict(line.split() for line in capsys.readouterr().out.strip().splitlines())
+    assert int(out["oovs"]) == 0
+    assert float(out["perplexity"]) == pytest.approx(min(e["dev_word_ppl"] for e in dev), rel=1e-3)
+    # asrkit lm generate: sampled and beam lines of the grammar's words
+    words = set(train_txt.read_text().split())
+    for extra in (["--num", "3", "--seed", "1"], ["--beam", "3", "--num", "2"], ["--temperature", "0"]):
+        assert main(["lm", "generate", str(exp), "--prompt", "the cat", "--max-len", "8", "--device", "cpu",
+                     *extra]) == 0
+        lines = capsys.readouterr().out.splitlines()
+        assert lines and all(line.startswith("the cat") and set(line.split()) <= words for line in lines), lines
+    # the same exp dir on torch's layers (torch.nn.AdaptiveLogSoftmaxWithLoss): the same perplexity
+    from asrkit.lm.neural import NeuralLM
+    from asrkit.lm.ppl import perplexity
+
+    native = perplexity(exp, dev_txt, model=NeuralLM.load(exp, impl="native"))
+    assert native.perplexity == pytest.approx(float(out["perplexity"]), rel=1e-4)
 
 
 def test_dev_loss_is_the_sentences_scored_token_by_token(texts, tmp_path):
