@@ -247,7 +247,7 @@ def _check_adaptive(out: dict[str, Any]) -> None:
             or any(isinstance(v, bool) or not isinstance(v, int) for v in cut)
             or any(b <= a for a, b in zip(cut, cut[1:])) or cut[0] < 1 or cut[-1] >= c):
         raise _bad("adaptive_cutoffs", f"null or a list of increasing integers in 1 .. {c - 1} "
-                                       f"(below model.num_classes={c})", cut)
+                                       f"(below model.num_classes={c}, the number of units)", cut)
     if out["tie_weights"]:
         raise ConfigError("model.tie_weights: must be false with model.adaptive_cutoffs (the adaptive softmax has "
                           "no output weight to share with the embedding table); set model.tie_weights=false")

@@ -450,7 +450,7 @@ def test_adaptive_config_keys(kind):
     assert build_model(cfg).adaptive.cutoffs == [2, 6, 10]
     for bad in ([], [6, 2], [2, 2], [0, 4], [2, 10], [2.5], "2,6", [True]):
         with pytest.raises(ConfigError, match=r"^model.adaptive_cutoffs: expected null or a list of increasing "
-                                              r"integers in 1 .. 9 \(below model.num_classes=10\)"):
+                                              r"integers in 1 .. 9 \(below model.num_classes=10, the number"):
             resolve_model_config({**base, "adaptive_cutoffs": bad})
     for bad in (0.5, "4", None, True):
         with pytest.raises(ConfigError, match="^model.adaptive_div: expected a number >= 1"):

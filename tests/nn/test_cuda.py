@@ -215,3 +215,34 @@ def test_attention_models_cuda(cfg):
 
     _check(lambda impl: build_model({**cfg, "input_dim": 6, "num_classes": 5, "dropout": 0.0, "impl": impl}),
            [feats, lengths], call, atol=2e-4, rtol=2e-3)
+
+
+# ------------------------------------------------------------------ adaptive softmax, the adaptive LMs
+
+
+def test_adaptive_softmax_cuda():
+    x = _randn(20, 8)
+    t = torch.tensor([0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 3, 0, 1, 2, 9, 5, 0], device=DEV)  # every cluster
+    _check(lambda impl: nn.AdaptiveLogSoftmaxWithLoss(8, 13, [4, 8], div_value=2.0, head_bias=True, impl=impl),
+           [x], lambda m, a: m(a, t), dtype=torch.float64, atol=1e-9, rtol=1e-7)
+    _check(lambda impl: nn.AdaptiveLogSoftmaxWithLoss(8, 13, [4, 8], div_value=2.0, impl=impl), [x],
+           lambda m, a: m.log_prob(a))
+
+
+@pytest.mark.parametrize("kind", ["lm_lstm", "lm_transformer"])
+def test_adaptive_lms_cuda(kind):
+    cfg = {"type": kind, "num_classes": 13, "hidden": 8, "layers": 2, "dropout": 0.0, "tie_weights": False,
+           "adaptive_cutoffs": [4, 8], "adaptive_div": 2.0}
+    if kind == "lm_lstm":
+        cfg.update(embed_dim=6, embed_dropout=0.0, input_dropout=0.0, hidden_dropout=0.0)
+    else:
+        cfg.update(heads=2, ff_mult=2)
+    g = torch.Generator().manual_seed(0)
+    tokens = torch.randint(0, 13, (3, 9), generator=g).to(DEV)
+    targets = torch.cat([tokens[:, 1:], tokens[:, :1]], 1)
+    targets[0, -2:] = -100
+
+    def call(m):
+        return m(tokens), m(tokens, targets)  # the full log-probs and the targets' ones
+
+    _check(lambda impl: build_model({**cfg, "impl": impl}), [], call, atol=2e-4, rtol=2e-3)
