@@ -256,13 +256,16 @@ if run_stage 7 decode_transformer; then
   out=$transformer/decode_test
   mkdir -p $out
   : > "$log"
-  # greedy; then LM weight x CTC weight x length bonus on dev -> $transformer/lm_tuning.yaml, beam 10 + LM
-  $ASRKIT decode $transformer feats/test --device "$device" > $out/hyp_greedy.txt.tmp 2>> "$log"
+  # the average of the kept epoch checkpoints (ESPnet decodes an average too); greedy; then LM weight x
+  # CTC weight x length bonus on dev -> $transformer/lm_tuning.yaml, beam 10 + LM
+  avg=$($ASRKIT average $transformer --last 2 2>> "$log")
+  $ASRKIT decode $transformer feats/test --checkpoint "$avg" --device "$device" > $out/hyp_greedy.txt.tmp 2>> "$log"
   mv $out/hyp_greedy.txt.tmp $out/hyp_greedy.txt
-  $ASRKIT tune $transformer feats/dev data/dev/text --lm $lm --beam 10 --device "$device" \
-    --lm-weights 0.5,1.0 --ctc-weights 0.3,0.5 --length-bonuses 0,1,2 > $transformer/tune_dev.txt 2>> "$log"
+  $ASRKIT tune $transformer feats/dev data/dev/text --lm $lm --beam 10 --checkpoint "$avg" --device "$device" \
+    --lm-weights 0.35,0.5,0.7 --ctc-weights 0.3,0.5 --length-bonuses 0,1 > $transformer/tune_dev.txt 2>> "$log"
   tail -1 $transformer/tune_dev.txt
-  $ASRKIT decode $transformer feats/test --beam 10 --lm $lm --device "$device" > $out/hyp_beam10_lm.txt.tmp 2>> "$log"
+  $ASRKIT decode $transformer feats/test --beam 10 --lm $lm --checkpoint "$avg" --device "$device" \
+    > $out/hyp_beam10_lm.txt.tmp 2>> "$log"
   mv $out/hyp_beam10_lm.txt.tmp $out/hyp_beam10_lm.txt
   for name in greedy beam10_lm; do
     $ASRKIT score data/test/text $out/hyp_$name.txt --cer 2>> "$log" | tee $out/wer_$name.txt

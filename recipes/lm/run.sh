@@ -39,8 +39,8 @@ block=100
 vocab_size=10000
 order=4
 exclude=
-lstm_conf=$here/../../conf/lm_lstm.yaml
-transformer_conf=$here/../../conf/lm_transformer.yaml
+lstm_conf=$here/conf/lm_lstm.yaml
+transformer_conf=$here/conf/lm_transformer.yaml
 impl=
 
 usage() {
@@ -56,6 +56,8 @@ usage: $0 [--stage N] [--stop-stage N] [--device auto|cpu|cuda] [--dir DIR] [--s
   --exclude     Kaldi text files whose sentences are left out of all the text (space-separated)
   --dir         where data/ and exp/ go (default: $here)
   --impl        layer implementation of the neural LMs (default: the configs', scratch)
+  --lstm-conf, --transformer-conf  the neural LMs' configs (default: recipes/lm/conf/lm_{lstm,transformer}.yaml,
+                whose adaptive softmax cuts at ids 2000 and 6000: a --vocab-size above 6000)
 USAGE
 }
 
