@@ -77,7 +77,7 @@ def _task_of(conf: str) -> str | None:
 
 
 def _run(impl: str, args, task: str, conf: str, train: Path, dev: Path, work: Path,
-         k: int) -> tuple[float, float, str, dict]:
+         k: str) -> tuple[float, float, str, dict]:
     """One training; returns (units/s over the updates, s per epoch or per
     ``--steps`` updates, the unit (frames, tokens), the train event's
     sizes: units, updates)."""
@@ -135,7 +135,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         inputs: dict[bool, tuple[Path, Path]] = {}  # is the LM task -> (train, dev)
-        for task, conf in runs:
+        for j, (task, conf) in enumerate(runs):  # j: two configs may share a file name
             lm = task == "lm"
             if lm not in inputs:
                 if args.train and args.dev:
@@ -147,7 +147,7 @@ def main() -> None:
             t0 = time.time()
             for k in range(args.repeat):
                 for impl in ("native", "scratch"):
-                    res[impl].append(_run(impl, args, task, conf, train, dev, work, k))
+                    res[impl].append(_run(impl, args, task, conf, train, dev, work, f"{j}-{k}"))
             _report(args, task, conf, res, time.time() - t0)
 
 
@@ -160,7 +160,7 @@ def _report(args, task: str, conf: str, res: dict, total_s: float) -> None:
     if task == "lm":
         n = res["native"][0][3]
         size = f"; {n['units']} tokens in {n['updates']} updates per run"
-    print(f"# {task} {Path(conf).name} {' '.join(args.overrides)}; CPU, {args.threads} thread(s); "
+    print(f"# {task} {conf} {' '.join(args.overrides)}; CPU, {args.threads} thread(s); "
           f"median of {args.repeat}; {total_s:.0f} s total{size}")
     print(f"| impl | {unit}/s | s per {what} | time vs native |")
     print("|---|---:|---:|---:|")
