@@ -330,12 +330,18 @@ def test_target_log_probs_are_the_distribution_at_the_targets(name):
         model(tokens, targets[:, :-1])
 
 
-@pytest.mark.parametrize("name", list(CASES))
-def test_target_log_probs_scratch_and_native_agree(name):
-    scratch = _model(name).train()
-    native = _model(name, seed=123).train()
+def _twins(name: str, train: bool):
+    """A scratch model and a native one with its weights (train or eval mode)."""
+    scratch = _model(name).train(train)
+    native = _model(name, seed=123).train(train)
     nn.set_impl(native, "native")
     native.load_state_dict(scratch.state_dict())
+    return scratch, native
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_target_log_probs_scratch_and_native_agree(name):
+    scratch, native = _twins(name, train=True)
     tokens = _tokens()
     targets = _targets(tokens)
     weights = torch.randn(*tokens.shape, generator=torch.Generator().manual_seed(2), **F64)
@@ -356,10 +362,7 @@ def test_target_log_probs_scratch_and_native_agree(name):
 
 @pytest.mark.parametrize("name", ADAPTIVE)
 def test_adaptive_step_scratch_and_native_agree(name):
-    scratch = _model(name).eval()
-    native = _model(name, seed=123).eval()
-    nn.set_impl(native, "native")
-    native.load_state_dict(scratch.state_dict())
+    scratch, native = _twins(name, train=False)
     tokens = _tokens()
     with torch.no_grad():
         s_state, n_state = scratch.init_state(3), native.init_state(3)
