@@ -178,8 +178,13 @@ def write_marker(path: str | os.PathLike, command: str) -> None:
         yaml.safe_dump({"command": command, "version": __version__, "created": created}, f, sort_keys=False)
 
 
+def _stale_marker_tmp(name: str) -> bool:
+    """A temporary file of :func:`write_marker` left by a run killed while it wrote the marker."""
+    return name.startswith(f".{MARKER}.") and name.endswith(".tmp")
+
+
 def _user_entries(path: Path) -> list[Path]:
-    return [p for p in path.iterdir() if p.name not in _BOOKKEEPING]
+    return [p for p in path.iterdir() if p.name not in _BOOKKEEPING and not _stale_marker_tmp(p.name)]
 
 
 def _is_within(inner: Path, outer: Path) -> bool:
@@ -277,6 +282,8 @@ def prepare_output_dir(path: str | os.PathLike, command: str, overwrite: bool = 
         p.mkdir(parents=True, exist_ok=True)
         if replace:
             _clear(p)
+        for stale in [q for q in p.iterdir() if _stale_marker_tmp(q.name)]:
+            stale.unlink(missing_ok=True)
         m = read_marker(p)
         if m is None or m.get("command") != command:
             write_marker(p, command)

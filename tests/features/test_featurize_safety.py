@@ -281,3 +281,23 @@ def test_featurize_in_blocks_equals_whole(tmp_path):
     for u in a.keys():
         np.testing.assert_allclose(a[u], b[u], rtol=1e-5, atol=1e-4)
     np.testing.assert_allclose(a.cmvn_stats().sum, b.cmvn_stats().sum, rtol=1e-6)
+
+
+def test_a_marker_half_written_by_a_killed_run_does_not_block_the_rerun(tmp_path):
+    """A run killed between making its folder and renaming the marker's temporary file into place
+    leaves only that file; the rerun takes the folder as empty and removes it."""
+    from asrkit.io import prepare_output_dir
+
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / f".{MARKER}.k3j9x.tmp").write_text("command: feat")
+    prepare_output_dir(out, "featurize")
+    assert read_marker(out)["command"] == "featurize"
+    assert sorted(q.name for q in out.iterdir()) == [MARKER]
+    (out / "user.txt").write_text("mine")  # a user's file still makes the folder foreign
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "user.txt").write_text("mine")
+    (other / f".{MARKER}.abc.tmp").write_text("")
+    with pytest.raises(UsageError, match="folder is not empty"):
+        prepare_output_dir(other, "featurize")
