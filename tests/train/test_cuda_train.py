@@ -1,0 +1,103 @@
+"""Training and decoding with ``--device cuda``: every task trains on the GPU
+to the losses it reaches on the CPU (fp32, TF32 off), bf16 autocast trains,
+and ``asrkit decode --device cuda`` writes the CPU's hypotheses. Skipped
+without a GPU (the layer-level CUDA parity lives in tests/nn/test_cuda.py)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from train_helpers import make_store, small_overrides
+
+from asrkit.cli.main import main
+from asrkit.train import load_config, parse_overrides, train
+
+pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+
+SEQ2SEQ = {
+    "las": ["model.listener_hidden=16", "model.pyramid_layers=1", "model.attention_dim=16", "model.embed_dim=16",
+            "model.speller_hidden=32", "model.location_channels=2", "model.location_kernel=3"],
+    "transformer": ["model.hidden=16", "model.heads=2", "model.ff_mult=2", "model.encoder_layers=1",
+                    "model.decoder_layers=1", "model.subsampling=2", "model.conv_channels=4"],
+}
+COMMON = ["train.epochs=2", "data.max_frames=200", "data.buckets=2", "train.log_every=1", "optim.lr=1e-2",
+          "optim.warmup_steps=2", "train.tensorboard=false", "train.precision=fp32", "model.dropout=0"]
+
+
+@pytest.fixture(autouse=True)
+def _no_tf32():
+    before = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = before
+
+
+@pytest.fixture(scope="module")
+def stores(tmp_path_factory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("stores")
+    return {"train": make_store(root / "train", n=16, seed=1), "dev": make_store(root / "dev", n=6, seed=2)}
+
+
+@pytest.fixture(scope="module")
+def texts(tmp_path_factory) -> tuple[Path, Path]:
+    d = tmp_path_factory.mktemp("lmtext")
+    words = ["the", "cat", "sat", "on", "a", "mat", "dog", "ran"]
+    g = torch.Generator().manual_seed(0)
+    lines = [" ".join(words[int(i)] for i in torch.randint(0, len(words), (6,), generator=g)) for _ in range(120)]
+    (d / "train.txt").write_text("\n".join(lines[:100]) + "\n")
+    (d / "dev.txt").write_text("\n".join(lines[100:]) + "\n")
+    return d / "train.txt", d / "dev.txt"
+
+
+def _dev_losses(exp: Path) -> list[float]:
+    events = [json.loads(ln) for ln in (exp / "metrics.jsonl").read_text().splitlines()]
+    return [e["dev_loss"] for e in events if e["event"] == "dev"]
+
+
+def _overrides(task: str) -> list[str]:
+    if task in SEQ2SEQ:
+        return COMMON + SEQ2SEQ[task] + ["units.kind=phone", "features.specaugment=false", "model.dropout=0"]
+    if task == "lm":
+        return ["model.embed_dim=16", "model.hidden=16", "model.layers=1", "data.bptt=12", "data.batch_blocks=6",
+                "train.epochs=2", "train.log_every=1", "optim.lr=1e-2", "optim.warmup_steps=2",
+                "train.tensorboard=false", "train.precision=fp32", "model.dropout=0"]
+    return small_overrides(task) + ["train.precision=fp32", "model.dropout=0"]
+
+
+@pytest.mark.parametrize("task", ["frame", "ctc", "las", "transformer", "lm"])
+def test_cuda_training_reaches_the_cpu_losses(task, stores, texts, tmp_path):
+    losses = {}
+    for device in ("cpu", "cuda"):
+        cfg = load_config(task, None, parse_overrides(_overrides(task) + [f"train.device={device}"]))
+        train_in, dev_in = texts if task == "lm" else (stores["train"], stores["dev"])
+        train(cfg, train_in, dev_in, tmp_path / device)
+        losses[device] = _dev_losses(tmp_path / device)
+    # no dropout: CUDA draws other random numbers than the CPU
+    assert len(losses["cuda"]) == 2
+    assert losses["cuda"] == pytest.approx(losses["cpu"], rel=2e-3)
+
+
+def test_bf16_autocast_trains(stores, tmp_path):
+    cfg = load_config("ctc", None, parse_overrides(small_overrides("ctc") + ["train.device=cuda", "train.epochs=3",
+                                                                             "train.precision=bf16"]))
+    train(cfg, stores["train"], stores["dev"], tmp_path / "exp")
+    losses = _dev_losses(tmp_path / "exp")
+    assert all(torch.isfinite(torch.tensor(losses))) and losses[-1] < losses[0]
+
+
+def test_decode_on_cuda_writes_the_cpu_hypotheses(stores, tmp_path, capsys):
+    exp = tmp_path / "exp"
+    args = ["-q", "train", "ctc", "--train", str(stores["train"]), "--dev", str(stores["dev"]), "--out", str(exp),
+            "--device", "cuda", *small_overrides("ctc"), "train.epochs=4"]
+    assert main(args) == 0
+    capsys.readouterr()
+    hyps = {}
+    for device in ("cpu", "cuda"):
+        assert main(["-q", "decode", str(exp), str(stores["dev"]), "--device", device]) == 0
+        hyps[device] = capsys.readouterr().out.splitlines()
+    assert len(hyps["cuda"]) == 6 and hyps["cuda"] == hyps["cpu"]
