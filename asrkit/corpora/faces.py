@@ -511,19 +511,11 @@ def _traits_of(seed: int, identity: int) -> Traits:
     return draw_traits(np.random.default_rng([seed, 1, identity]))
 
 
-def _write_png(arr: np.ndarray, path: Path) -> None:
-    """``arr`` as a PNG at ``path``: written to a temp name beside it, then renamed
-    (no fsync per image: the corpus is whole once ``faces.yaml`` is written)."""
-    from asrkit.data.images import encode_image
-
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(encode_image(arr, "PNG"))
-    os.replace(tmp, path)
-
-
 def _identity_job(args: tuple) -> int:
     """Draw and write the images of one identity: ``(out, seed, size, identity,
     [(split, first image, count), ...])``; returns the images written."""
+    from asrkit.data.images import write_image_file
+
     out, seed, size, ident, parts = args
     t = _traits_of(seed, ident)
     name = identity_name(ident)
@@ -535,7 +527,7 @@ def _identity_job(args: tuple) -> int:
         folder.mkdir(parents=True, exist_ok=True)
         for j in range(first, first + count):
             n = draw_nuisance(np.random.default_rng([seed, 2, ident, j]), t)
-            _write_png(render_face(t, n, size), folder / f"{name}_{j:04d}.png")
+            write_image_file(render_face(t, n, size), folder / f"{name}_{j:04d}.png")
             done += 1
     return done
 

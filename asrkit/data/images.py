@@ -15,7 +15,8 @@ The on-disk formats of the face and GAN tasks (the course's face layout)::
 * :func:`to_float` / :func:`to_uint8` — ``uint8 [0, 255]`` <-> ``float32 [-1, 1]``.
 * :class:`Augment` — random crop after reflect padding, horizontal flip,
   brightness/contrast jitter, drawn from a ``torch.Generator``.
-* :func:`save_image`, :func:`save_grid` — atomic PNG writes.
+* :func:`save_image`, :func:`save_grid` — atomic PNG writes; :func:`write_image_file`
+  for the many files of a corpus (renamed into place, no fsync each).
 
 Every set is held in memory as one ``uint8 (N, C, H, W)`` tensor (500
 identities x 20 images x 64 x 64 x 3 is 123 MB). All images of a set must
@@ -42,7 +43,7 @@ if TYPE_CHECKING:
 
 __all__ = ["IMAGE_SUFFIXES", "Augment", "ImageSet", "Pair", "open_image_folder", "open_images",
            "open_pair_images", "read_image", "read_lfw_pairs", "read_pairs", "save_grid", "save_image",
-           "to_float", "to_uint8"]
+           "to_float", "to_uint8", "write_image_file"]
 
 #: the file name endings of images (any case)
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
@@ -525,6 +526,17 @@ def save_image(image: torch.Tensor, path: str | os.PathLike) -> None:
     data = encode_image(image, _format_of(path))
     with atomic_write(path, "wb") as f:
         f.write(data)
+
+
+def write_image_file(image: torch.Tensor | np.ndarray, path: str | os.PathLike) -> None:
+    """Write one image of a corpus of many (:func:`encode_image`, the format of
+    the name's ending): to a temp name beside ``path``, then renamed, so no
+    file looks whole before it is; without an fsync per file (the corpus
+    writes its completion marker last)."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_bytes(encode_image(image, _format_of(path)))
+    os.replace(tmp, path)
 
 
 def make_grid(images: torch.Tensor, nrow: int = 8, pad: int = 2, fill: int = 255) -> torch.Tensor:
