@@ -41,7 +41,7 @@ from asrkit.errors import DataError, InputError, quote
 if TYPE_CHECKING:
     from PIL import Image as PILImage
 
-__all__ = ["IMAGE_SUFFIXES", "Augment", "ImageSet", "Pair", "open_image_folder", "open_images",
+__all__ = ["IMAGE_SUFFIXES", "Augment", "ImageSet", "Pair", "find_image", "is_image_name", "open_image_folder", "open_images",
            "open_pair_images", "read_image", "read_lfw_pairs", "read_pairs", "save_grid", "save_image",
            "to_float", "to_uint8", "write_image_file"]
 
@@ -282,31 +282,45 @@ def _label(text: str, where: str) -> int:
     return int(text)
 
 
-def read_pairs(path: str | os.PathLike, labels_path: str | os.PathLike | None = None) -> list[Pair]:
-    """The pairs of ``path``: ``img1 img2`` or ``img1 img2 label`` lines, image
-    paths relative to the pairs file's folder (or absolute). ``labels_path``:
-    the labels in pair order, a ``0``/``1`` or an ``img1 img2 label`` line per
-    pair (naming the same images). A line naming a missing image
-    (``PAIRS:LINE: no such image 'x'``), a bad line or label, and a labels
-    file whose count or images do not match raise one line."""
+def find_image(name: str, roots: Sequence[str | os.PathLike]) -> Path | None:
+    """``root/name`` for the first root where that file exists (``name`` absolute: itself), or None."""
+    for r in roots:
+        p = Path(r) / name
+        if p.is_file():
+            return p
+    return None
+
+
+def read_pairs(path: str | os.PathLike, labels_path: str | os.PathLike | None = None, *,
+               roots: Sequence[str | os.PathLike] | None = None) -> list[Pair]:
+    """The pairs of ``path``: ``img1 img2`` or ``img1 img2 label`` lines (white
+    space or commas between the fields; a header line such as
+    ``img1,img2,label`` is skipped), image paths relative to the pairs
+    file's folder (or to the first of ``roots`` that has them), or absolute.
+    ``labels_path``: the labels in pair order, a ``0``/``1`` or an
+    ``img1 img2 label`` line per pair (naming the same images). A line
+    naming a missing image (``PAIRS:LINE: no such image 'x'``), a bad line
+    or label, and a labels file whose count or images do not match raise
+    one line."""
     from asrkit.io import iter_lines
 
     path = Path(path)
     if path.is_dir():
         raise InputError(f"{path}: is a folder; expected a pairs file ('img1 img2 [label]' lines)")
-    base = path.parent
+    bases = [path.parent] if roots is None else list(roots)
     pairs: list[Pair] = []
-    lines: list[int] = []
     for lineno, line in iter_lines(path):
-        parts = line.split()
+        parts = line.replace(",", " ").split()
         where = f"{path}:{lineno}"
+        if not pairs and len(parts) in (2, 3) and not any(is_image_name(Path(p).name) for p in parts[:2]) \
+                and find_image(parts[0], bases) is None:
+            continue  # a header line
         if len(parts) not in (2, 3):
             raise InputError(f"{where}: expected 'img1 img2' or 'img1 img2 label', got {quote(line)}")
         for p in parts[:2]:
-            if not (base / p).is_file():
+            if find_image(p, bases) is None:
                 raise InputError(f"{where}: no such image {quote(p)}")
         pairs.append(Pair(parts[0], parts[1], _label(parts[2], where) if len(parts) == 3 else None))
-        lines.append(lineno)
     if not pairs:
         raise InputError(f"{path}: no pairs (expected 'img1 img2 [label]' lines)")
     if labels_path is None:
@@ -317,7 +331,7 @@ def read_pairs(path: str | os.PathLike, labels_path: str | os.PathLike | None = 
         raise DataError(f"{labels_path}: {len(given)} labels for the {len(pairs)} pairs of {path}; "
                         f"give one label per pair, in pair order")
     for k, (pair, (lineno, line)) in enumerate(zip(pairs, given)):
-        parts = line.split()
+        parts = line.replace(",", " ").split()
         where = f"{labels_path}:{lineno}"
         if len(parts) == 3:
             if parts[:2] != [pair.a, pair.b]:
