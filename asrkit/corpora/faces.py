@@ -384,7 +384,7 @@ def _affine(img, n: Nuisance, S: int):
     tx, ty = cx + n.shift[0] * k, cy + n.shift[1] * k
     # output (x, y) -> input: R^-1 / scale applied to (x - t), plus the centre
     coeffs = (c, s, cx - c * tx - s * ty, -s, c, cy + s * tx - c * ty)
-    return img.transform((S, S), Image.AFFINE, coeffs, resample=Image.BICUBIC)
+    return img.transform((S, S), Image.AFFINE, coeffs, resample=Image.BILINEAR)  # drawn at 2x: bilinear is enough
 
 
 def _background(rng: np.random.Generator, size: int):

@@ -548,8 +548,9 @@ def write_image_file(image: torch.Tensor | np.ndarray, path: str | os.PathLike) 
     file looks whole before it is; without an fsync per file (the corpus
     writes its completion marker last)."""
     path = Path(path)
+    fmt = _format_of(path)
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(encode_image(image, _format_of(path)))
+    tmp.write_bytes(encode_image(image, fmt, **({"compress_level": 1} if fmt == "PNG" else {})))  # fast, a bit larger
     os.replace(tmp, path)
 
 
