@@ -474,6 +474,8 @@ def render_face(t: Traits, n: Nuisance, size: int = 64) -> np.ndarray:
 # ------------------------------------------------------------------ the corpus
 @dataclass
 class FacesOptions:
+    """The options of ``asrkit corpus faces`` (their names, with ``-`` for ``_``)."""
+
     identities: int = 500
     per_identity: int = 20
     dev_per_identity: int = 5
@@ -500,6 +502,8 @@ class FacesOptions:
 
 @dataclass
 class FacesResult:
+    """What :func:`write_faces` wrote: images and identities per split, pairs, wall seconds."""
+
     out: Path
     images: dict[str, int]
     identities: dict[str, int]

@@ -142,26 +142,33 @@ def _shape_text(shape: Sequence[int]) -> str:
 
 def _stack(root: Path, names: Sequence[str], channels: int | None, what: str) -> torch.Tensor:
     """Read ``root/name`` for every name into one ``uint8 (N, C, H, W)``; the
-    first image sets the shape, an image of another one is a DataError."""
+    first image sets the shape, an image of another one is a DataError.
+    Pillow decodes outside the GIL, so a few threads read at once."""
+    from concurrent.futures import ThreadPoolExecutor
+
     from asrkit import log
 
     first: torch.Tensor | None = None
     out: torch.Tensor | None = None
     show = len(names) >= 2000
-    with log.progress(transient=True) if show else _NoBar() as bar:
+    threads = max(1, min(8, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1))
+    with log.progress(transient=True) if show else _NoBar() as bar, ThreadPoolExecutor(threads) as pool:
         task = bar.add_task(f"reading {what}", total=len(names))
-        for i, name in enumerate(names):
-            x = read_image(root / name, channels)
-            if first is None:
-                first = x
-                out = torch.empty((len(names), *x.shape), dtype=torch.uint8)
-            elif x.shape != first.shape:
-                raise DataError(f"{root / name}: the image is {_shape_text(x.shape)}, but {root / names[0]} "
-                                f"(the first of the {what}) is {_shape_text(first.shape)}; all images of a set "
-                                f"must have one size (resize them, or give channels to convert)")
-            out[i] = x
-            if show and i % 256 == 255:
-                bar.update(task, completed=i + 1)
+        try:
+            for i, x in enumerate(pool.map(lambda n: read_image(root / n, channels), names)):
+                if first is None:
+                    first = x
+                    out = torch.empty((len(names), *x.shape), dtype=torch.uint8)
+                elif x.shape != first.shape:
+                    raise DataError(f"{root / names[i]}: the image is {_shape_text(x.shape)}, but {root / names[0]} "
+                                    f"(the first of the {what}) is {_shape_text(first.shape)}; all images of a set "
+                                    f"must have one size (resize them, or give channels to convert)")
+                out[i] = x
+                if show and i % 256 == 255:
+                    bar.update(task, completed=i + 1)
+        except BaseException:
+            pool.shutdown(wait=False, cancel_futures=True)  # the first bad image ends the reading
+            raise
     assert out is not None
     return out
 
