@@ -147,6 +147,8 @@ def faces(
     pairs: int = typer.Option(2000, "--pairs", help="Verification pairs, half of them of the same identity."),
     size: int = typer.Option(64, "--size", help="Image width and height in pixels."),
     seed: int = typer.Option(0, "--seed", help="Seed of every random choice (the same seed, the same images)."),
+    nuisance: float = typer.Option(1.0, "--nuisance", help="Scale of pose, lighting, occlusion and noise: 0 clean "
+                                   "frontal faces, 1 the default, up to 1.5."),
     jobs: Optional[int] = typer.Option(None, "--jobs", "-j", help="Drawing processes (default: the CPUs, at most 8)."),
     overwrite: bool = typer.Option(False, "--overwrite", help=_OVERWRITE_HELP),
 ) -> None:
@@ -161,7 +163,7 @@ def faces(
     from asrkit.workers import check_jobs
 
     options = FacesOptions(identities, per_identity, dev_per_identity, verify_identities, verify_per_identity,
-                           pairs, size, seed)
+                           pairs, size, seed, nuisance)
     options.check()  # bad options fail before the folder is touched
     jobs = _default_jobs() if jobs is None else jobs
     check_jobs(jobs)
