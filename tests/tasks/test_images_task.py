@@ -179,7 +179,7 @@ def test_dev_batches_cover_the_set_once():
     ds = _set(11)
     seen = [i for r in range(2) for b in image_batches(ds, 4, Dist(r, 2)) for i in b]
     assert sorted(seen) == list(range(11))
-    assert image_batches(ds, 4, Dist()) == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9, 10]]
+    assert image_batches(ds, 4, Dist()) == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9, 10]] == image_batches(ds, 4)
     e = eval_batch(ds, [3, 0])
     assert torch.equal(e.images, to_float(ds.images[[3, 0]])) and e.labels.tolist() == [0, 0]
 
