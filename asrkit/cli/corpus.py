@@ -152,8 +152,7 @@ def faces(
     jobs: Optional[int] = typer.Option(None, "--jobs", "-j", help="Drawing processes (default: the CPUs, at most 8)."),
     overwrite: bool = typer.Option(False, "--overwrite", help=_OVERWRITE_HELP),
 ) -> None:
-    """Draw an identity data set of synthetic faces: fixed traits per identity, new pose, expression,
-    lighting, occlusion, background and noise per image.
+    """Draw an identity set of synthetic faces: fixed traits per identity, new pose, light, occlusion, noise per image.
 
     Example: asrkit corpus faces data/faces --identities 500 --per-identity 20
     """
@@ -196,7 +195,8 @@ def fashion_mnist(
 
     src = source if source is not None else DEBIAN_DIR
     if not src.is_dir():  # before the output folder is touched
-        raise InputError(f"{src}: {'Fashion-MNIST is not installed' if source is None else 'no such folder'}; {INSTALL}")
+        what = "Fashion-MNIST is not installed" if source is None else "no such folder"
+        raise InputError(f"{src}: {what}; {INSTALL}")
     for name, v in (("--per-class", per_class), ("--dev-per-class", dev_per_class)):
         if v is not None and v < 1:
             raise UsageError(f"{name} must be >= 1 (got {v})")

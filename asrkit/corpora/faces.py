@@ -128,7 +128,8 @@ def draw_traits(rng: np.random.Generator) -> Traits:
         iris=_col(rng, IRIS, 10), brow_t=u(1.3, 3.8), brow_slope=u(-0.35, 0.35), brow_gap=u(4, 9),
         brow_len=u(5, 9), nose_style=int(rng.integers(3)), nose_len=u(8, 16), nose_w=u(3.5, 8),
         mouth_y=u(15, 24), mouth_w=u(8, 15), lip_up=u(1.2, 3.5), lip_lo=u(1.5, 4.5), lips=_col(rng, LIPS, 10),
-        beard=beard, glasses=int(rng.choice(3, p=[0.72, 0.14, 0.14])), glasses_col=_col(rng, HAIR[:4] + [(150, 30, 30)], 10),
+        beard=beard, glasses=int(rng.choice(3, p=[0.72, 0.14, 0.14])),
+        glasses_col=_col(rng, HAIR[:4] + [(150, 30, 30)], 10),
         mole=(u(-18, 18), u(-5, 25)) if rng.random() < 0.35 else None, freckles=bool(rng.random() < 0.15))
 
 
@@ -283,8 +284,8 @@ def _face_layer(t: Traits, n: Nuisance, S: int):
             xs = np.linspace(cx - hw * 0.95, cx + hw * 0.95, len(t.fringe))
             edge = [(x * k, (low - 4 * f - (6 * t.part_side * (x - cx) / hw if t.hair_style == PART else 0)) * k)
                     for x, f in zip(xs, t.fringe)]
-            d.polygon([(float((cx - hw * 0.98) * k), float(y0 * k)), *edge, (float((cx + hw * 0.98) * k), float(y0 * k))],
-                      fill=hair)
+            d.polygon([(float((cx - hw * 0.98) * k), float(y0 * k)), *edge,
+                       (float((cx + hw * 0.98) * k), float(y0 * k))], fill=hair)
     elif t.hair_volume > 0.1:  # bald on top, hair at the sides
         for s in (-1, 1):
             d.ellipse(box(cx + s * hw * 0.98 - 4, cy - 10, cx + s * hw * 0.98 + 4, cy + 6), fill=hair)
@@ -351,8 +352,8 @@ def _face_layer(t: Traits, n: Nuisance, S: int):
     # moustache
     my = cy + t.mouth_y
     if t.beard in (MOUSTACHE, FULL):
-        d.polygon([((fx - t.mouth_w - 1) * k, (my - 1) * k), (fx * k, (my - 5.5) * k), ((fx + t.mouth_w + 1) * k, (my - 1) * k),
-                   (fx * k, (my - 2.5) * k)], fill=hair)
+        d.polygon([((fx - t.mouth_w - 1) * k, (my - 1) * k), (fx * k, (my - 5.5) * k),
+                   ((fx + t.mouth_w + 1) * k, (my - 1) * k), (fx * k, (my - 2.5) * k)], fill=hair)
     # mouth: upper and lower lip curves, corners lifted by the smile
     mw = t.mouth_w * (1 + 0.12 * n.smile) * float(np.clip(1 - abs(n.yaw) * 0.2, 0.6, 1))
     xs = np.linspace(-1, 1, 9)
