@@ -559,33 +559,35 @@ def _noop() -> None:
 def make_pairs(names: dict[str, list[str]], num: int, seed: int) -> list[tuple[str, str, int]]:
     """``num`` distinct pairs of verification images (``names``: identity ->
     its image paths), half of the same identity (label 1), half of two
-    (label 0), in shuffled order; deterministic from ``seed``."""
+    (label 0), in shuffled order; deterministic from ``seed``. When the
+    images have fewer distinct same-identity pairs than half of ``num``, all
+    of them and different-identity ones for the rest; never more pairs than
+    exist (then the list is shorter than ``num``)."""
     import random
 
     rng = random.Random(f"{seed}/pairs")
     ids = sorted(names)
-    same_total = sum(len(v) * (len(v) - 1) // 2 for v in names.values())
-    want_same = min(num // 2 + num % 2, same_total)
+    sizes = [len(names[i]) for i in ids]
+    same_total = sum(n * (n - 1) // 2 for n in sizes)
+    diff_total = (sum(sizes) * (sum(sizes) - 1) // 2) - same_total
+    want_same = min(num - num // 2, same_total)
+    want_diff = min(num - want_same, diff_total)
     seen: set[tuple[str, str]] = set()
     out: list[tuple[str, str, int]] = []
-    k = 0
-    while len(out) < want_same:
-        imgs = names[ids[k % len(ids)]]
-        k += 1
-        if len(imgs) < 2:
-            continue
-        a, b = rng.sample(imgs, 2)
-        if (a, b) in seen or (b, a) in seen:
-            continue
-        seen.add((a, b))
-        out.append((a, b, 1))
-    while len(out) < num:
-        i, j = rng.sample(ids, 2)
-        a, b = rng.choice(names[i]), rng.choice(names[j])
-        if (a, b) in seen or (b, a) in seen:
-            continue
-        seen.add((a, b))
-        out.append((a, b, 0))
+
+    def draw(want: int, label: int, pick) -> None:
+        got = 0
+        while got < want:
+            a, b = pick()
+            if (a, b) in seen or (b, a) in seen:
+                continue
+            seen.add((a, b))
+            out.append((a, b, label))
+            got += 1
+
+    same_ids = [i for i in ids if len(names[i]) >= 2]
+    draw(want_same, 1, lambda: tuple(rng.sample(names[rng.choice(same_ids)], 2)))
+    draw(want_diff, 0, lambda: tuple(rng.choice(names[i]) for i in rng.sample(ids, 2)))
     rng.shuffle(out)
     return out
 
@@ -632,6 +634,9 @@ def write_faces(out: str | os.PathLike, options: FacesOptions, jobs: int = 1) ->
                                                    for j in range(o.verify_per_identity)]
                  for v in range(o.verify_identities)}
         pairs = make_pairs(names, o.pairs, o.seed)
+        if len(pairs) < o.pairs:
+            log.warn(f"--pairs {o.pairs}: {o.verify_identities} identities x {o.verify_per_identity} images have "
+                     f"only {len(pairs)} distinct pairs; writing those")
         with atomic_write(out / "verify" / "pairs.txt") as f:
             f.writelines(f"{a} {b}\n" for a, b, _ in pairs)
         with atomic_write(out / "verify" / "pairs_labels.txt") as f:

@@ -160,3 +160,14 @@ def test_cli(tmp_path, capsys):
     assert "folder is not empty" in err and "Traceback" not in err and (foreign / "x.txt").exists()
     assert main(["corpus", "faces", str(tmp_path / "new"), "--size", "4"]) == 2
     assert "--size must be >= 16" in capsys.readouterr().err and not (tmp_path / "new").exists()
+
+
+
+def test_pairs_never_outnumber_the_distinct_pairs():
+    # 4 identities x 2 images: 4 same-identity pairs and 24 different ones exist
+    names = {f"id{i}": [f"id{i}/a.png", f"id{i}/b.png"] for i in range(4)}
+    pairs = make_pairs(names, 2000, seed=0)  # used to loop forever
+    assert len(pairs) == 28 and sum(lab for _, _, lab in pairs) == 4
+    assert len({frozenset((a, b)) for a, b, _ in pairs}) == 28
+    assert make_pairs({"a": ["a/1.png"], "b": ["b/1.png"]}, 10, seed=0) == [("a/1.png", "b/1.png", 0)] or \
+        make_pairs({"a": ["a/1.png"], "b": ["b/1.png"]}, 10, seed=0) == [("b/1.png", "a/1.png", 0)]
