@@ -132,12 +132,13 @@ class VerificationReport:
 
     def format(self) -> str:
         """A few aligned lines for people (percentages)."""
-        lines = [f"pairs        {self.pairs} ({self.positives} same, {self.negatives} different)",
-                 f"AUC          {100 * self.auc:.2f}",
-                 f"EER          {100 * self.eer:.2f}"]
+        rows = [("pairs", f"{self.pairs} ({self.positives} same, {self.negatives} different)"),
+                ("AUC", f"{100 * self.auc:.2f}"), ("EER", f"{100 * self.eer:.2f}")]
         for f, v in self.tar.items():
             note = "" if self.resolvable(f) else f"  (only {self.negatives} different pairs: not measurable)"
-            lines.append(f"TAR@FAR={f:g}".ljust(13) + f"{100 * v:.2f}{note}")
+            rows.append((f"TAR@FAR={f:g}", f"{100 * v:.2f}{note}"))
+        width = max(len(k) for k, _ in rows) + 2
+        lines = [k.ljust(width) + v for k, v in rows]
         return "\n".join(lines)
 
 

@@ -26,14 +26,14 @@ from typing import TYPE_CHECKING, Any
 
 from asrkit.errors import ConfigError
 from asrkit.tasks.base import gather, register_task
-from asrkit.tasks.images import ImageTask, eval_batch, image_batches
+from asrkit.tasks.images import ImageTask, eval_batch, image_batches, load_class_units
 
 if TYPE_CHECKING:
     import torch
 
     from asrkit.data.images import ImageSet, Pair
 
-__all__ = ["FaceTask", "embed_images", "pair_scores", "predict_classes"]
+__all__ = ["FaceExp", "FaceTask", "embed_images", "load_face_exp", "pair_scores", "predict_classes"]
 
 
 class _OneProcess:
@@ -182,3 +182,48 @@ class FaceTask(ImageTask):
                 scores = pair_scores(model, ds, index, batch_size=self.cfg["data"]["batch_size"], device=device)
             out["auc"] = 100.0 * auc(scores.numpy(), labels.numpy())
         return out
+
+
+# ------------------------------------------------------------------ a trained face exp
+class FaceExp:
+    """A trained face model loaded from its exp dir (:func:`load_face_exp`)."""
+
+    def __init__(self, path, config: dict, model: torch.nn.Module, classes: list[str], checkpoint) -> None:
+        self.path, self.config, self.model, self.classes, self.checkpoint = path, config, model, classes, checkpoint
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    @property
+    def channels(self) -> int:
+        """The image channels the model takes (images are converted to them on reading)."""
+        return int(self.config["model"]["in_channels"])
+
+
+def load_face_exp(exp: Any, *, checkpoint: str = "best", device: str = "auto", impl: str | None = None,
+                  command: str = "this command") -> FaceExp:
+    """The model (eval mode), config and classes of an exp dir written by ``asrkit train face``;
+    one clear line for anything else (a GAN or speech exp: :class:`UsageError`)."""
+    from pathlib import Path
+
+    from asrkit.config import load_saved_config
+    from asrkit.errors import InputError, UsageError
+    from asrkit.models import checkpoint_path, load_model
+
+    path = Path(exp)
+    if not path.is_dir():
+        raise InputError(f"{path}: no such exp dir")
+    if impl is not None and impl not in ("scratch", "native"):
+        raise UsageError(f"--impl must be scratch or native, got '{impl}'")
+    config = load_saved_config(path)
+    task = config.get("task")
+    if task != FaceTask.name:
+        raise UsageError(f"{path}: is a {task} exp (task: {task}); {command} needs a face model "
+                         f"(an exp dir of 'asrkit train face')")
+    model, config = load_model(path, checkpoint=checkpoint, device=device, impl=impl)
+    classes = list(load_class_units(path / "units").units)
+    if len(classes) != int(config["model"]["num_classes"]):
+        raise InputError(f"{path}/units: lists {len(classes)} classes but the model has "
+                         f"{config['model']['num_classes']}; the units dir does not belong to this model")
+    return FaceExp(path, config, model, classes, checkpoint_path(path, checkpoint))

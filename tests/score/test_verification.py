@@ -55,7 +55,7 @@ def test_eer_interpolates():
 def test_report_text_and_dict():
     rep = verification_report([0.9, 0.1, 0.8, 0.3], [1, 0, 1, 0])
     text = rep.format()
-    assert "AUC          100.00" in text and "not measurable" in text
+    assert "AUC            100.00" in text and "not measurable" in text
     assert rep.as_dict()["auc"] == 1.0 and rep.as_dict()["tar@far=0.01"] == 1.0
 
 
