@@ -33,7 +33,7 @@ def test_run_sh_all_stages(tmp_path):
     work = tmp_path / "work"
     opts = ["--dir", str(work), "--device", "cpu", "--threads", "1", "--conf", str(tmp_path / "face.yaml"),
             "--identities", "6", "--per-identity", "4", "--dev-per-identity", "2", "--verify-identities", "4",
-            "--size", "32"]
+            "--pairs", "40", "--size", "32"]
     p = _run(*opts, env=env)
     assert p.returncode == 0, p.stdout + p.stderr
     for n, name in enumerate(["corpus", "train", "predict", "verify", "results"]):

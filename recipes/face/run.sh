@@ -34,6 +34,7 @@ identities=500
 per_identity=20
 dev_per_identity=5
 verify_identities=100
+pairs=2000
 size=64
 seed=0
 epochs=
@@ -42,8 +43,8 @@ impl=
 usage() {
   cat <<USAGE
 usage: $0 [--stage N] [--stop-stage N] [--dir DIR] [--device auto|cpu|cuda] [--threads N] [--conf FILE]
-          [--identities N] [--per-identity N] [--dev-per-identity N] [--verify-identities N] [--size N]
-          [--seed N] [--epochs N] [--impl scratch|native]
+          [--identities N] [--per-identity N] [--dev-per-identity N] [--verify-identities N] [--pairs N]
+          [--size N] [--seed N] [--epochs N] [--impl scratch|native]
   stages: 0 corpus, 1 train, 2 predict (dev accuracy), 3 verify (unseen identities), 4 results
   --dir      where data/ and exp/ go (default: $here)
   --threads  CPU threads of training and scoring (default: $threads)
@@ -54,7 +55,7 @@ USAGE
 
 . "$here/../lib/common.sh"
 parse_options "$@"
-check_numbers stage stop_stage threads identities per_identity dev_per_identity verify_identities size seed
+check_numbers stage stop_stage threads identities per_identity dev_per_identity verify_identities pairs size seed
 [ -z "$epochs" ] || check_numbers epochs
 impl_overrides
 [ -z "$epochs" ] || train_overrides+=("train.epochs=$epochs")
@@ -89,7 +90,7 @@ if run_stage 0 corpus; then
   if [ -f $faces/verify/pairs_labels.txt ]; then echo "$faces is there" | tee "$log"
   else
     $ASRKIT corpus faces $faces --identities "$identities" --per-identity "$per_identity" \
-      --dev-per-identity "$dev_per_identity" --verify-identities "$verify_identities" --size "$size" \
+      --dev-per-identity "$dev_per_identity" --verify-identities "$verify_identities" --pairs "$pairs" --size "$size" \
       --seed "$seed" --overwrite 2>&1 | tee "$log"
   fi
 fi
