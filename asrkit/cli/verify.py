@@ -68,12 +68,8 @@ def verify_command(
                          f"(or 'img1 img2 label' lines)")
     loaded = load_face_exp(exp, checkpoint=checkpoint, device=device, impl=impl, command="asrkit verify")
     ds, index = open_pair_images(root, plist, channels=loaded.channels)
-    size = tuple(loaded.model.image_size)
-    if tuple(ds.shape[1:]) != size:
-        raise InputError(f"{root}: the pair images are {ds.shape[2]}x{ds.shape[1]} ({ds.names[0]}), the model takes "
-                         f"{size[1]}x{size[0]}")
-    log.info(f"{exp}: {loaded.checkpoint.name}, {len(loaded.classes)} training identities, {loaded.device}; "
-             f"{len(plist)} pairs of {len(ds)} images")
+    loaded.check_images(ds, root)
+    log.info(f"{loaded.describe()}; {len(plist)} pairs of {len(ds)} images")
     import torch
 
     with torch.no_grad(), log.progress() as bar:

@@ -220,6 +220,19 @@ class FaceExp:
         """The image channels the model takes (images are converted to them on reading)."""
         return int(self.config["model"]["in_channels"])
 
+    def check_images(self, ds: ImageSet, where: Any) -> None:
+        """InputError naming ``where`` when ``ds``'s images are not the size the model takes."""
+        from asrkit.errors import InputError
+
+        h, w = self.model.image_size
+        if tuple(ds.shape[1:]) != (h, w):
+            raise InputError(f"{where}: the images are {ds.shape[2]}x{ds.shape[1]} ({ds.names[0]}), the model "
+                             f"{self.path} takes {w}x{h}")
+
+    def describe(self) -> str:
+        """``"EXP: best.pt, 500 classes, cpu"`` for the log line of a command."""
+        return f"{self.path}: {self.checkpoint.name}, {len(self.classes)} classes, {self.device}"
+
 
 def load_face_exp(exp: Any, *, checkpoint: str = "best", device: str = "auto", impl: str | None = None,
                   command: str = "this command") -> FaceExp:
