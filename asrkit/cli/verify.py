@@ -36,10 +36,12 @@ def verify_command(
     impl: Optional[str] = typer.Option(
         None, "--impl", metavar="scratch|native", help="Layer implementation (default: the one it was trained with)."),
 ) -> None:
-    """Score face pairs: the cosine similarity of the two images' embeddings,
-    'img1 img2 score' lines on stdout in pair order. With labels (a third
-    column, --labels, or an LFW pairs.txt), the AUC, EER and TAR at FAR =
-    1e-2 and 1e-3 go to stderr (and --report), the ROC curve to --roc.
+    """Face verification with a face model: a similarity score per pair; AUC, EER, TAR@FAR with labels.
+
+    Prints 'img1 img2 score' lines on stdout in pair order (the cosine
+    similarity of the two images' embeddings). With labels (a third column,
+    --labels, or an LFW pairs.txt), the AUC, EER and TAR at FAR = 1e-2 and
+    1e-3 go to stderr (and --report), the ROC curve to --roc.
 
     Example: asrkit verify exp/face faces/verify/pairs.txt --labels faces/verify/pairs_labels.txt --roc roc.png
     """

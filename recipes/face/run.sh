@@ -124,6 +124,6 @@ if run_stage 3 verify; then
 fi
 
 if run_stage 4 results; then
-  results | tee $exp/results.txt.tmp
+  results | tee $exp/results.txt.tmp "$log"
   mv $exp/results.txt.tmp $exp/results.txt
 fi
