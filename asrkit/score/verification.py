@@ -128,7 +128,7 @@ class VerificationReport:
         out: dict[str, float] = {"pairs": self.pairs, "positives": self.positives, "negatives": self.negatives,
                                  "auc": self.auc, "eer": self.eer}
         out.update({f"tar@far={f:g}": v for f, v in self.tar.items()})
-        return out
+        return {k: round(v, 6) if isinstance(v, float) else v for k, v in out.items()}
 
     def format(self) -> str:
         """A few aligned lines for people (percentages)."""

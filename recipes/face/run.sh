@@ -28,7 +28,7 @@ stage=0
 stop_stage=100
 dir=$here
 device=auto
-threads=2
+threads=1
 conf=$here/conf/face_resnet.yaml
 identities=500
 per_identity=20
@@ -47,7 +47,7 @@ usage: $0 [--stage N] [--stop-stage N] [--dir DIR] [--device auto|cpu|cuda] [--t
           [--size N] [--seed N] [--epochs N] [--impl scratch|native]
   stages: 0 corpus, 1 train, 2 predict (dev accuracy), 3 verify (unseen identities), 4 results
   --dir      where data/ and exp/ go (default: $here)
-  --threads  CPU threads of training and scoring (default: $threads)
+  --threads  CPU threads of training and scoring (default: $threads; 2 on an otherwise idle 2-core machine)
   --epochs   training epochs (default: the config's)
   --impl     layer implementation (default: the config's, scratch)
 USAGE
