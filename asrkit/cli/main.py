@@ -71,7 +71,7 @@ def _register() -> None:
     """Add every command group. Each module defines ``register(app)``; what it
     adds goes under its pipeline stage's heading in ``asrkit --help``."""
     from asrkit.cli import (align, audio, corpus, data, decode, demo, featurize, lm, plot, predict, rescore, score,
-                            tokenizer, train, tune)
+                            tokenizer, train, tune, verify)
 
     # Listed in --help in this order: the data flow, then the demo.
     stages = (
@@ -80,7 +80,7 @@ def _register() -> None:
         ("Training", (tokenizer, train)),
         ("Language models", (lm,)),
         ("Decoding", (decode, align, rescore, tune, predict)),
-        ("Scoring", (score,)),
+        ("Scoring", (score, verify)),
         ("Plots", (plot,)),
         ("Demo & tools", (demo,)),
     )
