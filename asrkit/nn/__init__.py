@@ -16,7 +16,7 @@ __all__ = ["IMPLS", "Module", "set_impl"]
 from asrkit.nn import init, optim  # noqa: E402
 from asrkit.nn.adaptive import AdaptiveLogSoftmaxWithLoss  # noqa: E402
 from asrkit.nn.activation import (  # noqa: E402
-    GELU, GLU, Identity, LogSoftmax, MaskedSoftmax, ReLU, Sigmoid, SiLU, Softmax, Tanh,
+    GELU, GLU, Identity, LeakyReLU, LogSoftmax, MaskedSoftmax, ReLU, Sigmoid, SiLU, Softmax, Tanh,
 )
 from asrkit.nn.conv import Conv1d, Conv2d, ConvTranspose1d, ConvTranspose2d  # noqa: E402
 from asrkit.nn.dropout import Dropout, EmbeddingDropout, LockedDropout  # noqa: E402
@@ -29,7 +29,7 @@ from asrkit.nn.pool import (  # noqa: E402
 )
 
 __all__ += [
-    "init", "optim", "Identity", "Sigmoid", "Tanh", "ReLU", "GELU", "SiLU", "GLU", "Softmax", "LogSoftmax",
+    "init", "optim", "Identity", "Sigmoid", "Tanh", "ReLU", "LeakyReLU", "GELU", "SiLU", "GLU", "Softmax", "LogSoftmax",
     "MaskedSoftmax", "Conv1d", "Conv2d", "ConvTranspose1d", "ConvTranspose2d", "Dropout", "LockedDropout",
     "EmbeddingDropout",
     "Embedding", "Flatten",
