@@ -49,11 +49,12 @@ from asrkit.nn.conformer import Conformer, ConformerBlock  # noqa: E402
 from asrkit.nn.ctc import CTCLoss  # noqa: E402
 from asrkit.nn.rnn import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell  # noqa: E402
 from asrkit.nn.seq2seq_attention import DotProductAttention, LocationAwareAttention  # noqa: E402
+from asrkit.nn.spectral import remove_spectral_norm, spectral_norm  # noqa: E402
 from asrkit.nn.transformer import TransformerDecoderLayer, TransformerEncoderLayer  # noqa: E402
 
 __all__ += [
     "search", "RNNCell", "GRUCell", "LSTMCell", "RNN", "GRU", "LSTM", "CTCLoss", "MultiheadAttention",
     "RelPositionMultiheadAttention", "SinusoidalPositionalEncoding", "LearnedPositionalEncoding",
     "TransformerEncoderLayer", "TransformerDecoderLayer", "ConformerBlock", "Conformer",
-    "DotProductAttention", "LocationAwareAttention",
+    "DotProductAttention", "LocationAwareAttention", "spectral_norm", "remove_spectral_norm",
 ]
