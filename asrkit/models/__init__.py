@@ -10,6 +10,9 @@
   token ids (no ``input_dim``); ``logits = model(tokens)``, ``logp = model(tokens, targets)`` and
   ``init_state`` / ``step``, see
   :mod:`asrkit.models.lm`.
+* ``resnet`` (:class:`ResNet`): a ResNet-style image classifier with an embedding layer and a softmax,
+  ArcFace or CosFace head (the face task); ``logits = model(images, labels)``, ``model.embed(images)``,
+  see :mod:`asrkit.models.resnet`.
 
 The frame and CTC models are called the same way::
 
@@ -33,10 +36,13 @@ import torch
 import yaml
 
 from asrkit.errors import ConfigError, InputError
-from asrkit.models.config import DEFAULTS, LM_TYPES, MODEL_TYPES, resolve_model_config
+from asrkit.models import resnet
+from asrkit.models.config import DEFAULTS, LM_TYPES, MODEL_TYPES
+from asrkit.models.config import resolve_model_config as _resolve_speech_config
 from asrkit.models.ctc import CTCModel, Conv2dSubsampling, subsampled_lengths
 from asrkit.models.frame import FrameMLP, context_window
 from asrkit.models.las import LAS
+from asrkit.models.resnet import ResNet
 from asrkit.models.lm import LSTMLM, LanguageModel, TransformerLM
 from asrkit.models.seq2seq import EOS, SOS, Encoded, Seq2SeqModel, Seq2SeqOutput
 from asrkit.models.transformer import TransformerS2S
@@ -46,8 +52,20 @@ __all__ = [
     "build_model", "load_model", "checkpoint_path", "resolve_model_config", "DEFAULTS", "MODEL_TYPES", "LM_TYPES",
     "FrameMLP", "CTCModel", "Conv2dSubsampling", "context_window", "subsampled_lengths",
     "LAS", "TransformerS2S", "Seq2SeqModel", "Seq2SeqOutput", "Encoded", "SOS", "EOS",
-    "LanguageModel", "LSTMLM", "TransformerLM",
+    "LanguageModel", "LSTMLM", "TransformerLM", "IMAGE_MODELS", "ResNet",
 ]
+
+#: image model types: each module has its own config check (``resolve_config``) and ``build``
+IMAGE_MODELS = {"resnet": resnet}
+
+
+def resolve_model_config(cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``model`` section checked, with its defaults filled in (:mod:`asrkit.models.config`;
+    the image models' own modules for theirs); ConfigError naming the first bad key."""
+    kind = cfg.get("type") if isinstance(cfg, Mapping) else None
+    if isinstance(kind, str) and kind in IMAGE_MODELS:
+        return IMAGE_MODELS[kind].resolve_config(cfg)
+    return _resolve_speech_config(cfg)
 
 
 def build_model(model_cfg: Mapping[str, Any]) -> torch.nn.Module:
@@ -58,7 +76,9 @@ def build_model(model_cfg: Mapping[str, Any]) -> torch.nn.Module:
     resolved settings are kept as ``model.config``.
     """
     cfg = resolve_model_config(model_cfg)
-    if cfg["type"] == "frame_mlp":
+    if cfg["type"] in IMAGE_MODELS:
+        model = IMAGE_MODELS[cfg["type"]].build(cfg)
+    elif cfg["type"] == "frame_mlp":
         model = FrameMLP(cfg["input_dim"], cfg["num_classes"], cfg["context"], cfg["hidden"], cfg["dropout"],
                          impl=cfg["impl"])
     elif cfg["type"] == "las":

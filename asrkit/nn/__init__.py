@@ -25,7 +25,7 @@ from asrkit.nn.linear import Flatten, Linear  # noqa: E402
 from asrkit.nn.loss import BCEWithLogitsLoss, CrossEntropyLoss, MSELoss, NLLLoss  # noqa: E402
 from asrkit.nn.norm import BatchNorm1d, BatchNorm2d, LayerNorm, UtteranceNorm  # noqa: E402
 from asrkit.nn.pool import (  # noqa: E402
-    AvgPool1d, AvgPool2d, Downsample1d, Downsample2d, MaxPool1d, MaxPool2d, Upsample1d, Upsample2d,
+    AdaptiveAvgPool2d, AvgPool1d, AvgPool2d, Downsample1d, Downsample2d, MaxPool1d, MaxPool2d, Upsample1d, Upsample2d,
 )
 
 __all__ += [
@@ -58,3 +58,8 @@ __all__ += [
     "TransformerEncoderLayer", "TransformerDecoderLayer", "ConformerBlock", "Conformer",
     "DotProductAttention", "LocationAwareAttention", "spectral_norm", "remove_spectral_norm",
 ]
+
+# --- face models: global pooling, embedding normalization, margin heads ---
+from asrkit.nn.margin import MarginLinear, Normalize  # noqa: E402
+
+__all__ += ["AdaptiveAvgPool2d", "Normalize", "MarginLinear"]

@@ -1,4 +1,4 @@
-"""Pooling and resampling layers: MaxPool1d/2d, AvgPool1d/2d (torch.nn signatures),
+"""Pooling and resampling layers: MaxPool1d/2d, AvgPool1d/2d, AdaptiveAvgPool2d (torch.nn signatures),
 Upsample1d/2d and Downsample1d/2d (integer-factor zero insertion / decimation)."""
 from __future__ import annotations
 
@@ -87,6 +87,21 @@ class AvgPool2d(Module):
     def extra_repr(self) -> str:
         return (f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}, "
                 + super().extra_repr())
+
+
+class AdaptiveAvgPool2d(Module):
+    """``(N, C, H, W) -> (N, C, Ho, Wo)`` bin means; ``AdaptiveAvgPool2d(1)`` is global average pooling."""
+
+    def __init__(self, output_size, *, impl: str = "scratch") -> None:
+        super().__init__(impl)
+        self.output_size = output_size
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        f = TF.adaptive_avg_pool2d if self.native else P.adaptive_avg_pool2d
+        return f(x, self.output_size)
+
+    def extra_repr(self) -> str:
+        return f"output_size={self.output_size}, " + super().extra_repr()
 
 
 def _native_upsample(x: torch.Tensor, k: int, dims: int) -> torch.Tensor:

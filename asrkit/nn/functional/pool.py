@@ -9,6 +9,17 @@ gathered with one ``as_strided`` view ``(N, C, Ho, Wo, kh*kw)``:
 * avg:  ``y = sum over the window / divisor``; every element of the window
   gets ``g / divisor`` (added back per kernel tap).
 
+Adaptive average pooling (torch's ``adaptive_avg_pool2d``) splits each
+spatial axis of length ``H`` into ``Ho`` bins ``[floor(i H / Ho), ceil((i + 1)
+H / Ho))``, possibly overlapping, and averages each. Along one axis that is
+a matrix ``A (Ho, H)`` with ``1 / len(bin)`` on each bin's entries, so
+
+    y = A_h x A_w^T                 (N, C, Ho, Wo)
+    dL/dx = A_h^T g A_w             (N, C, H, W)
+
+Global average pooling (``Ho = Wo = 1``) is its common case: the mean over
+``H x W``, and every pixel gets ``g / (H W)``.
+
 ``divisor`` is torch's: the window size counting the padding
 (``count_include_pad=True``) but not the part past the padded border that
 ``ceil_mode`` may add, or only the real input elements
@@ -136,8 +147,40 @@ def avg_pool2d_backward(gy: torch.Tensor, cache: tuple) -> tuple[torch.Tensor]:
     return (gxp[:, :, padding[0]:padding[0] + h, padding[1]:padding[1] + w],)
 
 
+# ---------------------------------------------------------------- adaptive avg pool 2d
+
+def _bin_matrix(size: int, out: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """``A (out, size)``: row ``i`` averages the input bin ``[floor(i size / out), ceil((i+1) size / out))``."""
+    i = torch.arange(out, device=device)
+    start = (i * size) // out                                            # (out,)
+    end = -((-(i + 1) * size) // out)                                    # ceil((i + 1) size / out)
+    pos = torch.arange(size, device=device).view(1, -1)                  # (1, size)
+    inside = (pos >= start.view(-1, 1)) & (pos < end.view(-1, 1))       # (out, size)
+    return inside.to(dtype) / (end - start).view(-1, 1).to(dtype)
+
+
+def adaptive_avg_pool2d_forward(x: torch.Tensor, out_hw: tuple[int, int]) -> tuple[torch.Tensor, tuple]:
+    """``x (N, C, H, W)`` -> ``(N, C, Ho, Wo)``: the mean of each adaptive bin."""
+    n, c, h, w = x.shape
+    if out_hw == (1, 1):                                                 # global average pooling
+        return x.mean(dim=(2, 3), keepdim=True), ((n, c, h, w), out_hw, None, None)
+    ah = _bin_matrix(h, out_hw[0], x.dtype, x.device)                    # (Ho, H)
+    aw = _bin_matrix(w, out_hw[1], x.dtype, x.device)                    # (Wo, W)
+    y = torch.matmul(torch.matmul(ah, x), aw.t())                        # (N, C, Ho, Wo)
+    return y, ((n, c, h, w), out_hw, ah, aw)
+
+
+def adaptive_avg_pool2d_backward(gy: torch.Tensor, cache: tuple) -> tuple[torch.Tensor]:
+    (n, c, h, w), out_hw, ah, aw = cache
+    if ah is None:                                                       # every pixel gets g / (H W)
+        return (gy.expand(n, c, h, w) / (h * w),)
+    return (torch.matmul(torch.matmul(ah.t(), gy), aw),)                 # (N, C, H, W)
+
+
 MaxPool2dFunction = kernel_function("MaxPool2dFunction", max_pool2d_forward, max_pool2d_backward)
 AvgPool2dFunction = kernel_function("AvgPool2dFunction", avg_pool2d_forward, avg_pool2d_backward)
+AdaptiveAvgPool2dFunction = kernel_function("AdaptiveAvgPool2dFunction", adaptive_avg_pool2d_forward,
+                                            adaptive_avg_pool2d_backward)
 
 
 # ---------------------------------------------------------------- public functionals
@@ -206,4 +249,22 @@ def avg_pool1d(x: torch.Tensor, kernel_size, stride=None, padding=0, ceil_mode: 
     s = _single(stride) if stride not in (None, ()) else k
     y = apply(AvgPool2dFunction, NONE, x3.unsqueeze(2), (1, k), (1, s), (0, _single(padding)),
               bool(ceil_mode), bool(count_include_pad), None).squeeze(2)
+    return y.squeeze(0) if unb else y
+
+
+def adaptive_output_size(x: torch.Tensor, output_size) -> tuple[int, int]:
+    """torch's ``output_size`` of adaptive pooling (an int, or a pair whose None keeps that axis)."""
+    pair = (output_size, output_size) if isinstance(output_size, int) or output_size is None else tuple(output_size)
+    if len(pair) != 2:
+        raise ValueError(f"adaptive_avg_pool2d: output_size must be an int or a pair, got {output_size!r}")
+    out = tuple(x.shape[-2 + i] if v is None else int(v) for i, v in enumerate(pair))
+    if min(out) < 1:
+        raise ValueError(f"adaptive_avg_pool2d: output_size must be positive, got {output_size!r}")
+    return out[0], out[1]
+
+
+def adaptive_avg_pool2d(x: torch.Tensor, output_size) -> torch.Tensor:
+    """As ``torch.nn.functional.adaptive_avg_pool2d``: ``(N, C, H, W)`` or ``(C, H, W)``."""
+    x4, unb = _batched(x, 2)
+    y = apply(AdaptiveAvgPool2dFunction, NONE, x4, adaptive_output_size(x4, output_size))
     return y.squeeze(0) if unb else y
