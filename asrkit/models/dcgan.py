@@ -23,6 +23,7 @@ Calls (the gan task's phases go through ``forward`` so that DDP sees them)::
     real_logits, fake_logits = model(z, real)  # the discriminator's step: D(real), D(G(z)) with G held fixed
     fake_logits = model(z, mode="g")           # the generator's step: D(G(z))
     logits = model.discriminate(images)        # (N, C, H, W) -> (N,)
+    images = model.sample(1000, seed=0)        # (1000, C, H, W) on the CPU, no gradients
 """
 from __future__ import annotations
 
@@ -132,6 +133,19 @@ class DCGAN(Module):
     def discriminate(self, images: Tensor) -> Tensor:
         """``(N, C, H, W)`` images -> ``(N,)`` logits (real > 0)."""
         return self.discriminator(images)
+
+    @torch.no_grad()
+    def sample(self, num: int, seed: int = 0, batch_size: int = 256) -> Tensor:
+        """``num`` images ``float32 (num, C, H, W)`` in [-1, 1] on the CPU, from noise of a
+        generator seeded by ``seed`` (the same seed, the same images), ``batch_size`` at a time
+        on the model's device."""
+        gen = torch.Generator().manual_seed(int(seed))
+        z = torch.randn(num, self.nz, generator=gen)                  # (num, nz)
+        dev = next(self.parameters()).device
+        if num < 1:
+            raise ValueError(f"num must be >= 1, got {num}")
+        return torch.cat([self.generator(z[i:i + batch_size].to(dev)).float().cpu()
+                          for i in range(0, num, batch_size)])
 
     def forward(self, z: Tensor, real: Tensor | None = None, mode: str | None = None):
         """``model(z)``: images; ``model(z, real)`` (mode ``d``): ``(D(real), D(G(z)))`` with G held

@@ -94,3 +94,82 @@ def test_gan_config_errors_are_one_line():
         check_config(load_config("gan", None, ["data.eval_images=1"]))
     with pytest.raises(ConfigError, match="model.layers: 20-pixel images"):
         check_config(load_config("gan", None, ["model.image_size=20", "model.layers=3"]))
+
+
+# ------------------------------------------------------------------ asrkit sample, asrkit frechet
+@pytest.fixture(scope="module")
+def gan_exp(folders, tmp_path_factory):
+    exp = tmp_path_factory.mktemp("gan") / "exp"
+    train(load_config("gan", None, SMALL + ["train.epochs=1"]), *folders, exp)
+    return exp
+
+
+@pytest.fixture(scope="module")
+def classifier_exp(folders, tmp_path_factory):
+    """A classifier exp as 'asrkit train face' writes it (config, best.pt, class units), untrained."""
+    from asrkit.models import build_model
+    from asrkit.tasks.images import write_class_units
+    from asrkit.train.config import save_config
+
+    exp = tmp_path_factory.mktemp("clf") / "exp"
+    (exp / "checkpoints").mkdir(parents=True)
+    torch.manual_seed(0)
+    model = build_model({"type": "resnet", "in_channels": 1, "image_size": 16, "num_classes": 2,
+                         "channels": [8, 16], "blocks": [1, 1], "embed_dim": 16, "head": "softmax"})
+    save_config({"task": "face", "model": dict(model.config)}, exp / "config.yaml")
+    torch.save({"model": model.state_dict()}, exp / "checkpoints" / "best.pt")
+    write_class_units(["disc", "square"], exp / "units")
+    return exp
+
+
+def test_sample_writes_a_grid_or_a_folder_the_same_for_a_seed(gan_exp, tmp_path):
+    from asrkit.cli.main import main
+
+    assert main(["-q", "sample", str(gan_exp), "--num", "6", "--nrow", "3", "--out", str(tmp_path / "g.png")]) == 0
+    with Image.open(tmp_path / "g.png") as im:
+        assert im.size == (3 * 18 + 2, 2 * 18 + 2)
+    for out in ("a", "b"):
+        assert main(["-q", "sample", str(gan_exp), "-n", "3", "--seed", "7", "--out", str(tmp_path / out)]) == 0
+    names = sorted(p.name for p in (tmp_path / "a").glob("*.png"))
+    assert names == ["sample-00000.png", "sample-00001.png", "sample-00002.png"]
+    assert all((tmp_path / "a" / n).read_bytes() == (tmp_path / "b" / n).read_bytes() for n in names)
+    assert main(["-q", "sample", str(gan_exp), "-n", "3", "--seed", "8", "--out", str(tmp_path / "a")]) == 0
+    assert (tmp_path / "a" / names[0]).read_bytes() != (tmp_path / "b" / names[0]).read_bytes()
+
+
+def test_sample_and_frechet_refuse_the_wrong_exp(gan_exp, classifier_exp, folders, tmp_path, capsys):
+    from asrkit.cli.main import main
+
+    assert main(["sample", str(classifier_exp), "--out", str(tmp_path / "x.png")]) == 2
+    err = capsys.readouterr().err
+    assert "is a 'face' exp, not a GAN" in err and "Traceback" not in err
+    assert not (tmp_path / "x.png").exists()
+    (tmp_path / "busy").mkdir()
+    (tmp_path / "busy" / "mine.txt").write_text("x")
+    assert main(["sample", str(gan_exp), "--out", str(tmp_path / "busy")]) == 2
+    assert "--overwrite" in capsys.readouterr().err
+    assert main(["frechet", str(gan_exp), str(folders[0]), str(gan_exp)]) == 2
+    assert "image classifier" in capsys.readouterr().err
+
+
+def test_frechet_table_floor_ceilings_and_ratio(gan_exp, classifier_exp, folders, capsys):
+    from asrkit.cli.main import main
+    from asrkit.pipeline.frechet import frechet_table
+
+    t = frechet_table(classifier_exp, folders[0], gan_exp, heldout=folders[1], num=8, device="cpu")
+    assert [r.role for r in t.rows] == ["generator", "floor", "ceiling", "ceiling"]
+    assert all(r.images == 8 and r.fd >= 0 and 0 <= r.coverage <= 1 for r in t.rows)
+    assert t.classes == ["disc", "square"]
+    g, floor, *ceilings = (r.fd for r in t.rows)
+    assert t.ratio == pytest.approx((min(ceilings) - g) / (g - floor))
+    again = frechet_table(classifier_exp, folders[0], gan_exp, heldout=folders[1], num=8, device="cpu")
+    assert [r.fd for r in again.rows] == [r.fd for r in t.rows]  # seeded: the same numbers
+    # a folder of images as the generator, and the CLI's table and JSON
+    assert main(["-q", "frechet", str(classifier_exp), str(folders[0]), str(folders[1]), "-n", "8", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert [r["role"] for r in out["rows"]] == ["generator", "ceiling"] and out["ratio"] is None
+    assert main(["-q", "frechet", str(classifier_exp), str(folders[0]), str(gan_exp), "-n", "8",
+                 "--heldout", str(folders[1])]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert table[0].split() == ["source", "role", "images", "frechet", "coverage"]
+    assert "untrained generator" in table[3] and table[-1].startswith("ratio (ceiling - generator)")
