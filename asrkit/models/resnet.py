@@ -188,8 +188,8 @@ def _int_list(cfg: Mapping[str, Any], key: str, lo: int) -> list[int]:
 
 
 def resolve_config(cfg: Mapping[str, Any]) -> dict[str, Any]:
-    """Check a ``type: resnet`` model section and return it with the defaults filled in
-    (``image_size`` as ``[H, W]``); ConfigError naming the first bad key."""
+    """Check a ``type: resnet`` model section and return it with the defaults filled in;
+    ConfigError naming the first bad key. ``image_size`` is ``H`` (square) or ``[H, W]``."""
     for key in REQUIRED:
         if key not in cfg:
             raise ConfigError(f"model.{key}: missing (required for a 'resnet' model; the face task fills it in "
@@ -204,12 +204,12 @@ def resolve_config(cfg: Mapping[str, Any]) -> dict[str, Any]:
         raise ConfigError(f"model.impl: expected one of {', '.join(IMPLS)}, got {out['impl']!r}")
     _positive_int(out, "in_channels")
     _positive_int(out, "num_classes", 2)
-    size = out["image_size"]
-    size = [size, size] if isinstance(size, int) and not isinstance(size, bool) else size
+    given = out["image_size"]
+    size = [given, given] if isinstance(given, int) and not isinstance(given, bool) else given
     if (not isinstance(size, (list, tuple)) or len(size) != 2
             or any(isinstance(s, bool) or not isinstance(s, int) or s < 8 for s in size)):
-        raise ConfigError(f"model.image_size: expected an integer or [H, W] of at least 8 pixels, got {size!r}")
-    out["image_size"] = list(size)
+        raise ConfigError(f"model.image_size: expected an integer or [H, W] of at least 8 pixels, got {given!r}")
+    out["image_size"] = given if isinstance(given, int) else list(given)
     out["channels"] = _int_list(out, "channels", 1)
     out["blocks"] = _int_list(out, "blocks", 1)
     if len(out["blocks"]) != len(out["channels"]):
@@ -225,8 +225,8 @@ def resolve_config(cfg: Mapping[str, Any]) -> dict[str, Any]:
     out["margin"] = _number(out, "margin", 0, 1.5)
     out["label_smoothing"] = _number(out, "label_smoothing", 0, 1, open_hi=True)
     shrink = out["stem_stride"] * 2 ** (len(out["channels"]) - 1)
-    if min(out["image_size"]) < shrink:
-        raise ConfigError(f"model.image_size: {out['image_size']} is smaller than the network's total stride "
+    if min(size) < shrink:
+        raise ConfigError(f"model.image_size: {given} is smaller than the network's total stride "
                           f"{shrink}; use fewer stages or model.stem_stride=1")
     return out
 

@@ -8,6 +8,8 @@
 * ``las`` (:class:`LASTask`): Listen, Attend and Spell; dev PER or WER/CER, attention diagonality.
 * ``transformer`` (:class:`TransformerTask`): joint CTC/attention; the same dev metrics.
 * ``lm`` (:class:`LMTask`): a neural language model on text (word, char or bpe units); dev perplexity.
+* ``face`` (:class:`FaceTask`): identity classification of image folders with a ResNet (softmax, ArcFace
+  or CosFace head); dev accuracy and verification AUC.
 * ``gan`` (:class:`GanTask`): a DCGAN on an image folder, discriminator and generator phases; dev pixel
   Fréchet distance and a sample grid per epoch.
 
@@ -40,7 +42,9 @@ from asrkit.tasks.las import LASTask
 from asrkit.tasks.transformer import TransformerTask
 from asrkit.tasks.lm import LMTask
 from asrkit.tasks.tokens import TokenTask
+from asrkit.tasks.face import FaceTask
 from asrkit.tasks.gan import GanTask
 
-__all__ = ["TASKS", "BatchPlan", "CTCTask", "FrameTask", "GanTask", "LASTask", "LMTask", "StoreTask", "Task", "TaskData", "TokenTask",
+__all__ = ["TASKS", "BatchPlan", "CTCTask", "FaceTask", "FrameTask", "GanTask", "LASTask", "LMTask", "StoreTask", "Task",
+           "TaskData", "TokenTask",
            "TrainData", "TransformerTask", "dev_batches", "gather", "get_task", "register_task", "task_names"]

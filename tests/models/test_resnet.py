@@ -57,7 +57,7 @@ def test_set_impl_switches_every_layer():
     m = build_model(SMALL)
     set_impl(m, "native")
     assert all(getattr(mod, "impl", "native") == "native" for mod in m.modules())
-    assert isinstance(m, ResNet) and m.config["image_size"] == [16, 16]
+    assert isinstance(m, ResNet) and m.config["image_size"] == 16
 
 
 @pytest.mark.parametrize("bad,match", [

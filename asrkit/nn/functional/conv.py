@@ -93,20 +93,29 @@ def _chunks(n: int, item_numel: int, t: torch.Tensor) -> list[slice]:
 
 
 # ---------------------------------------------------------------- im2col / col2im
+# The columns of a chunk of n items are laid out channel-major, ``(G, K, n*L)``
+# (``K = Cg*kh*kw`` rows, the n items' ``L = Ho*Wo`` positions side by side),
+# so each product is ONE matrix product per group whose long side spans the
+# whole chunk (``Wg (Og, K) @ cols (K, n*L)``), not n thin ones: the last
+# stages of a CNN have only a few positions per item (4x4 = 16), where a
+# product per item wastes most of the matrix unit. The outputs and output
+# gradients move between their ``(n, O, Ho, Wo)`` layout and ``(G, Og, n*L)``
+# with one permuting copy, which is small next to the columns (``K / Og``
+# times fewer entries).
 
 def _im2col(xp: torch.Tensor, groups: int, kernel: tuple[int, int], stride: tuple[int, int],
             dilation: tuple[int, int], out_hw: tuple[int, int]) -> torch.Tensor:
-    """``xp (n, C, Hp, Wp)`` (padded) -> ``cols (n, G, Cg*kh*kw, Ho*Wo)`` in the workspace (one copy)."""
+    """``xp (n, C, Hp, Wp)`` (padded) -> ``cols (G, Cg*kh*kw, n*Ho*Wo)`` in the workspace (one copy)."""
     n, c = xp.shape[:2]
     (kh, kw), (sh, sw), (dh, dw), (ho, wo) = kernel, stride, dilation, out_hw
     sn, sc, sy, sx = xp.stride()
-    shape = (n, groups, c // groups, kh, kw, ho, wo)
+    cg = c // groups
     view = xp.as_strided(                                           # no copy: a window view
-        shape, (sn, sc * (c // groups), sc, dh * sy, dw * sx, sh * sy, sw * sx),
-        xp.storage_offset())                                        # (n, G, Cg, kh, kw, Ho, Wo)
-    cols = workspace(view.numel(), xp.dtype, xp.device).view(shape)
+        (groups, cg, kh, kw, n, ho, wo), (sc * cg, sc, dh * sy, dw * sx, sn, sh * sy, sw * sx),
+        xp.storage_offset())                                        # (G, Cg, kh, kw, n, Ho, Wo)
+    cols = workspace(view.numel(), xp.dtype, xp.device).view(view.shape)
     cols.copy_(view)
-    return cols.view(n, groups, (c // groups) * kh * kw, ho * wo)     # (n, G, K, L)
+    return cols.view(groups, cg * kh * kw, n * ho * wo)             # (G, K, n*L)
 
 
 def _tap_range(i: int, k_dil: int, s: int, lo: int, size: int, n_out: int) -> tuple[slice, slice] | None:
@@ -121,56 +130,56 @@ def _tap_range(i: int, k_dil: int, s: int, lo: int, size: int, n_out: int) -> tu
     return slice(o_min, o_max + 1), slice(x0, x0 + (o_max - o_min) * s + 1, s)
 
 
-def _col2im_views(cols: torch.Tensor, gx: torch.Tensor, kernel: tuple[int, int],
-                  stride: tuple[int, int], dilation: tuple[int, int], pad: Pad4,
-                  out_hw: tuple[int, int]) -> tuple[list[tuple[torch.Tensor, torch.Tensor]], bool]:
-    """col2im, the adjoint of :func:`_im2col`, set up once for a whole call.
+def _col2im_taps(in_hw: tuple[int, int], kernel: tuple[int, int], stride: tuple[int, int],
+                 dilation: tuple[int, int], pad: Pad4, out_hw: tuple[int, int]
+                 ) -> tuple[list[tuple[int, int, slice, slice, slice, slice]], bool]:
+    """col2im, the adjoint of :func:`_im2col`, planned once for a whole call.
 
-    ``cols (n, G, K, L)`` (the workspace of one chunk) and ``gx (N, C, H, W)``.
     Every column entry goes back (is added) to the input pixel it was copied
     from; entries that came from the zero padding are dropped. For each kernel
     tap ``(i, j)`` that lands inside the input this is one strided add
-    covering all positions at once::
+    covering all positions of all items at once::
 
-        gx[:, :, rows_in, cols_in] += cols6[:, :, i, j, rows_out, cols_out]
+        gx[:, :, rows_in, cols_in] += cols[:, i, j, :, rows_out, cols_out]   (moved to (n, C, .., ..))
 
-    Returns those ``(gx view, cols view)`` pairs (views made here once, so
-    each chunk only slices them) and whether the first tap reaches every pixel
-    (the centre tap of a stride-1 "same" convolution): it is then copied
-    instead of added onto zeros. Run with :func:`_col2im`.
+    Returns those taps ``(i, j, rows_in, cols_in, rows_out, cols_out)`` and
+    whether the first tap reaches every pixel (the centre tap of a stride-1
+    "same" convolution): it is then copied instead of added onto zeros. Run
+    with :func:`_col2im`.
     """
-    n = cols.shape[0]
-    c, h, w = gx.shape[1:]
-    (kh, kw), (ho, wo) = kernel, out_hw
-    c6 = cols.view(n, c, kh, kw, ho, wo)                               # (n, C, kh, kw, Ho, Wo)
-    pairs, covers_all = [], False
+    (h, w), (kh, kw), (ho, wo) = in_hw, kernel, out_hw
+    taps, covers_all = [], False
     for i in range(kh):
         rows = _tap_range(i, dilation[0], stride[0], pad[0], h, ho)
         for j in range(kw):
             cs = _tap_range(j, dilation[1], stride[1], pad[2], w, wo)
             if rows is None or cs is None:
                 continue
-            pair = (gx[:, :, rows[1], cs[1]], c6[:, :, i, j, rows[0], cs[0]])
+            tap = (i, j, rows[1], cs[1], rows[0], cs[0])
             if not covers_all and (rows[1].indices(h), cs[1].indices(w)) == ((0, h, 1), (0, w, 1)):
-                pairs.insert(0, pair)
+                taps.insert(0, tap)
                 covers_all = True
             else:
-                pairs.append(pair)
-    return pairs, covers_all
+                taps.append(tap)
+    return taps, covers_all
 
 
-def _col2im(views: tuple[list[tuple[torch.Tensor, torch.Tensor]], bool], gx: torch.Tensor,
-            b: slice) -> None:
-    """Write ``gx[b]`` from the current chunk's columns, by the views of :func:`_col2im_views`."""
-    pairs, covers_all = views
-    n = b.stop - b.start
+def _col2im(plan: tuple[list[tuple[int, int, slice, slice, slice, slice]], bool], cols: torch.Tensor,
+            gx: torch.Tensor, kernel: tuple[int, int], out_hw: tuple[int, int]) -> None:
+    """Write ``gx (n, C, H, W)`` (a chunk's slice) from its columns ``cols (G, K, n*L)`` by the
+    taps of :func:`_col2im_taps`."""
+    taps, covers_all = plan
+    n, c = gx.shape[:2]
+    c6 = cols.view(c, kernel[0], kernel[1], n, out_hw[0], out_hw[1])   # (C, kh, kw, n, Ho, Wo)
     if not covers_all:
-        gx[b].zero_()
-    for t, (pixels, entries) in enumerate(pairs):
+        gx.zero_()
+    for t, (i, j, rows_in, cols_in, rows_out, cols_out) in enumerate(taps):
+        pixels = gx[:, :, rows_in, cols_in]                             # (n, C, rows, cols)
+        entries = c6[:, i, j, :, rows_out, cols_out].transpose(0, 1)    # (n, C, rows, cols)
         if t == 0 and covers_all:
-            pixels[b].copy_(entries[:n])                                # (n, C, H, W)
+            pixels.copy_(entries)
         else:
-            pixels[b].add_(entries[:n])                                 # (n, C, rows, cols)
+            pixels.add_(entries)
 
 
 def _pad4(x: torch.Tensor, pad: Pad4) -> torch.Tensor:
@@ -202,8 +211,11 @@ def _conv2d(x: torch.Tensor, weight: torch.Tensor, stride, pad: Pad4, dilation, 
     y = torch.empty(n, o, ho, wo, dtype=x.dtype, device=x.device)      # (N, O, Ho, Wo)
     y4 = y.view(n, groups, o // groups, ho * wo)                        # (N, G, Og, L)
     for b in _chunks(n, groups * cg * kh * kw * ho * wo, x):
-        cols = _im2col(_pad4(x[b], pad), groups, (kh, kw), stride, dilation, (ho, wo))  # (n, G, K, L)
-        torch.matmul(wg, cols, out=y4[b])                               # (n, G, Og, L)
+        m = b.stop - b.start
+        cols = _im2col(_pad4(x[b], pad), groups, (kh, kw), stride, dilation, (ho, wo))  # (G, K, n*L)
+        out = workspace(o * m * ho * wo, x.dtype, x.device, slot=1).view(groups, o // groups, m * ho * wo)
+        torch.matmul(wg, cols, out=out)                                 # (G, Og, n*L)
+        y4[b].copy_(out.view(groups, o // groups, m, ho * wo).permute(2, 0, 1, 3))  # (n, G, Og, L)
         if bias is not None:
             y[b] += bias.reshape(1, -1, 1, 1)                           # (n, O, Ho, Wo)
     return y
@@ -221,33 +233,36 @@ def _conv2d_grads(gy: torch.Tensor, x: torch.Tensor | None, weight: torch.Tensor
     n, o, ho, wo = gy.shape
     _, cg, kh, kw = weight.shape
     k = cg * kh * kw
-    wgt = weight.reshape(groups, o // groups, k).transpose(1, 2)        # (G, K, Og)
-    g4 = gy.view(n, groups, o // groups, ho * wo)                       # (N, G, Og, L)
+    og = o // groups
+    wgt = weight.reshape(groups, og, k).transpose(1, 2)                 # (G, K, Og)
+    g4 = gy.view(n, groups, og, ho * wo)                                # (N, G, Og, L)
     chunks = _chunks(n, groups * k * ho * wo, gy)
     gx = gw = gb = None
     if need_x:
         gx = torch.empty(n, groups * cg, in_hw[0], in_hw[1], dtype=gy.dtype, device=gy.device)
-        size = chunks[0].stop                                           # items in the largest chunk
-        gcols = workspace(size * groups * k * ho * wo, gy.dtype, gy.device).view(
-            size, groups, k, ho * wo)                                   # (n, G, K, L)
-        views = _col2im_views(gcols, gx, (kh, kw), stride, dilation, pad, (ho, wo))
+        plan = _col2im_taps(in_hw, (kh, kw), stride, dilation, pad, (ho, wo))
     if need_w:
-        gw = torch.zeros(groups, o // groups, k, dtype=gy.dtype, device=gy.device)  # (G, Og, K)
+        gw = torch.zeros(groups, og, k, dtype=gy.dtype, device=gy.device)   # (G, Og, K)
     if need_b:
-        gb = torch.zeros(groups, o // groups, dtype=gy.dtype, device=gy.device)   # (G, Og)
+        gb = torch.zeros(groups, og, dtype=gy.dtype, device=gy.device)    # (G, Og)
     for b in chunks:
-        g = g4[b]                                                       # (n, G, Og, L)
+        m = b.stop - b.start
+        # this chunk's output gradient, channel-major like the columns
+        g = workspace(o * m * ho * wo, gy.dtype, gy.device, slot=1).view(groups, og, m, ho * wo)
+        g.copy_(g4[b].permute(1, 2, 0, 3))                              # (G, Og, n, L)
+        g = g.view(groups, og, m * ho * wo)                             # (G, Og, n*L)
         if need_x:
             # dL/dcols = W^T gy, then every column entry goes back to its pixel
-            torch.matmul(wgt, g, out=gcols[:g.shape[0]])                # (n, G, K, L)
-            _col2im(views, gx, b)                                       # gx[b] (n, C, H, W)
+            gcols = workspace(groups * k * m * ho * wo, gy.dtype, gy.device).view(groups, k, m * ho * wo)
+            torch.matmul(wgt, g, out=gcols)                             # (G, K, n*L)
+            _col2im(plan, gcols, gx[b], (kh, kw), (ho, wo))             # gx[b] (n, C, H, W)
         if need_w:
             # rebuild this chunk's columns (cheaper than keeping them) and correlate with gy;
             # they take the same workspace, gcols is used up by now
-            cols = _im2col(_pad4(x[b], pad), groups, (kh, kw), stride, dilation, (ho, wo))  # (n, G, K, L)
-            gw += torch.matmul(g, cols.transpose(2, 3)).sum(0)          # (n, G, Og, K) -> (G, Og, K)
+            cols = _im2col(_pad4(x[b], pad), groups, (kh, kw), stride, dilation, (ho, wo))  # (G, K, n*L)
+            gw.baddbmm_(g, cols.transpose(1, 2))                        # (G, Og, K)
         if need_b:
-            gb += g.sum((0, 3))                                         # (G, Og): over items, positions
+            gb += g.sum(2)                                              # (G, Og): over items, positions
     return (gx, gw.reshape(weight.shape) if gw is not None else None,  # (O, Cg, kh, kw)
             gb.reshape(o) if gb is not None else None)                  # (O,)
 
