@@ -26,9 +26,9 @@ from pathlib import Path
 
 import torch
 
-from asrkit.errors import DataError, UsageError
+from asrkit.errors import DataError, InputError, UsageError
 
-__all__ = ["FrechetRow", "FrechetTable", "frechet_table", "load_classifier", "load_generator", "pick_images"]
+__all__ = ["FrechetRow", "FrechetTable", "frechet_table", "load_generator", "pick_images"]
 
 
 @dataclass
@@ -56,47 +56,20 @@ class FrechetTable:
                           "coverage": r.coverage, "counts": r.counts} for r in self.rows]}
 
 
-def _device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise UsageError(f"--device {device}: CUDA is not available here; use --device cpu or auto")
-    return torch.device(device)
-
-
-def _task_of(exp: Path) -> str | None:
-    from asrkit.config import load_saved_config
-
-    if not exp.is_dir():
-        raise UsageError(f"{exp}: no such exp dir")
-    return load_saved_config(exp).get("task")
-
-
 def load_generator(exp: str | os.PathLike, checkpoint: str = "best", device: str = "auto",
                    impl: str | None = None) -> tuple[torch.nn.Module, dict]:
     """The DCGAN of a ``asrkit train gan`` exp (eval mode); a UsageError for any other exp."""
+    from asrkit.config import load_saved_config
+    from asrkit.decode.emissions import resolve_device
     from asrkit.models import load_model
 
     exp = Path(exp)
-    task = _task_of(exp)
+    if not exp.is_dir():
+        raise InputError(f"{exp}: no such exp dir")
+    task = load_saved_config(exp).get("task")
     if task != "gan":
         raise UsageError(f"{exp}: is a '{task}' exp, not a GAN; give an exp written by 'asrkit train gan'")
-    return load_model(exp, checkpoint=checkpoint, device=_device(device), impl=impl)
-
-
-def load_classifier(exp: str | os.PathLike, checkpoint: str = "best", device: str = "auto",
-                    impl: str | None = None) -> tuple[torch.nn.Module, dict, list[str]]:
-    """An image classifier (``embed(images) -> (N, D)``, ``forward(images) -> logits``) and its classes."""
-    from asrkit.models import load_model
-    from asrkit.tasks.images import load_class_units
-
-    exp = Path(exp)
-    task = _task_of(exp)
-    model, config = load_model(exp, checkpoint=checkpoint, device=_device(device), impl=impl)
-    if not hasattr(model, "embed"):
-        raise UsageError(f"{exp}: is a '{task}' exp; the features come from an image classifier trained on the "
-                         f"real training images with 'asrkit train face'")
-    return model, config, list(load_class_units(exp / "units").units)
+    return load_model(exp, checkpoint=checkpoint, device=resolve_device(device), impl=impl)
 
 
 def _image_names(root: Path) -> list[str]:
@@ -155,7 +128,10 @@ def frechet_table(classifier: str | os.PathLike, real_dir: str | os.PathLike, ge
 
     if num < 2:
         raise UsageError(f"--num must be >= 2, got {num}")
-    model, config, classes = load_classifier(classifier, device=device)
+    from asrkit.tasks.face import load_face_exp
+
+    clf = load_face_exp(classifier, device=device, command="asrkit frechet (its features)")
+    model, config, classes = clf.model, clf.config, clf.classes
     c, size = int(config["model"]["in_channels"]), config["model"]["image_size"]
     hw = list(size) if isinstance(size, (list, tuple)) else [size, size]
     real = pick_images(real_dir, num, seed, channels=c)

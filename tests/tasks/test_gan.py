@@ -149,7 +149,7 @@ def test_sample_and_frechet_refuse_the_wrong_exp(gan_exp, classifier_exp, folder
     assert main(["sample", str(gan_exp), "--out", str(tmp_path / "busy")]) == 2
     assert "--overwrite" in capsys.readouterr().err
     assert main(["frechet", str(gan_exp), str(folders[0]), str(gan_exp)]) == 2
-    assert "image classifier" in capsys.readouterr().err
+    assert "needs a face model" in capsys.readouterr().err
 
 
 def test_frechet_table_floor_ceilings_and_ratio(gan_exp, classifier_exp, folders, capsys):
