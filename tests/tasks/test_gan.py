@@ -173,3 +173,16 @@ def test_frechet_table_floor_ceilings_and_ratio(gan_exp, classifier_exp, folders
     table = capsys.readouterr().out.splitlines()
     assert table[0].split() == ["source", "role", "images", "frechet", "coverage"]
     assert "untrained generator" in table[3] and table[-1].startswith("ratio (ceiling - generator)")
+
+
+@pytest.mark.slow
+def test_gan_trains_under_ddp(folders, tmp_path):
+    """Two gloo processes: the discriminator phase leaves the generator's parameters without
+    gradients (DDP must be told), every rank draws its own noise, rank 0 writes."""
+    r = train(load_config("gan", None, SMALL + ["train.epochs=1", "data.batch_size=8"]), *folders, tmp_path / "exp",
+              nproc=2)
+    assert r.steps == 3
+    ck = torch.load(tmp_path / "exp" / "checkpoints" / "last.pt", weights_only=True)
+    assert len(ck["rng"]) == 2 and set(ck["optimizer"]) == {"d", "g"}
+    assert all(torch.isfinite(v).all() for v in ck["model"].values() if v.is_floating_point())
+    assert (tmp_path / "exp" / "samples" / "epoch-001.png").is_file()
