@@ -60,4 +60,5 @@ def sample(
 
 def register(app: typer.Typer) -> None:
     """Add the ``sample`` command."""
-    app.command("sample", no_args_is_help=True, short_help="Images of a trained GAN: a grid or a folder of PNGs.")(sample)
+    app.command("sample", no_args_is_help=True,
+                short_help="Images of a trained GAN: a grid or a folder of PNGs.")(sample)

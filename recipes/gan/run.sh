@@ -69,7 +69,8 @@ gan=exp/gan
 if run_stage 0 corpus; then
   if [ -n "$images" ]; then
     for s in train dev; do
-      [ -d "$images/$s" ] || { echo "$0: --images $images has no $s/ folder (it needs train/<class>/ and dev/<class>/)" >&2; exit 1; }
+      [ -d "$images/$s" ] || {
+        echo "$0: --images $images has no $s/ folder (it needs train/<class>/ and dev/<class>/)" >&2; exit 1; }
     done
     mkdir -p data
     ln -sfn "$images" $data
