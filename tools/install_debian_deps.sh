@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install the Debian tools some tests compare against or drive, where this
 # machine lets us: sclite (sctk), sox, flite, festival and three festival
-# voices. `make test` (and so CI) runs this before pytest.
+# voices, and the Fashion-MNIST data set (dataset-fashion-mnist). `make test` (and so CI) runs this before pytest.
 #
 # - all present: says nothing;
 # - missing, root and apt-get available: installs them (apt-get update first);
@@ -18,6 +18,7 @@ command -v festival >/dev/null 2>&1 || need+=(festival)
 [ -d /usr/share/festival/voices/english/kal_diphone ] || need+=(festvox-kallpc16k)
 [ -d /usr/share/festival/voices/english/ked_diphone ] || need+=(festvox-kdlpc16k)
 [ -d /usr/share/festival/voices/us/cmu_us_slt_arctic_hts ] || need+=(festvox-us-slt-hts)
+[ -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ] || need+=(dataset-fashion-mnist)
 
 [ ${#need[@]} -eq 0 ] && exit 0
 

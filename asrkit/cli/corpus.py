@@ -1,4 +1,4 @@
-"""``asrkit corpus synth|tiny|asterisk``: corpora that run anywhere."""
+"""``asrkit corpus synth|tiny|asterisk|faces|fashion-mnist``: corpora that run anywhere."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -12,7 +12,7 @@ _OVERWRITE_HELP = "Replace the output folder's contents when it is not empty and
 
 corpus_app = typer.Typer(
     help="Corpora asrkit brings along: synthesized speech with exact alignments, the embedded tiny corpus, "
-    "and the Asterisk prompts (real speech).",
+    "the Asterisk prompts (real speech), procedurally drawn faces, and Fashion-MNIST as image folders.",
     no_args_is_help=True,
 )
 
@@ -127,6 +127,82 @@ def asterisk(
         f"dropped {len(r.dropped_nonspeech)} non-speech, {len(r.missing_audio)} without audio, "
         f"{len(r.missing_transcript)} without transcript"
     )
+
+
+def _default_jobs() -> int:
+    import os
+
+    return max(1, min(8, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1))
+
+
+@corpus_app.command("faces")
+def faces(
+    out: Path = typer.Argument(..., help="Folder to write train/, dev/ and verify/ into."),
+    identities: int = typer.Option(500, "--identities", help="Training identities (dev has the same ones)."),
+    per_identity: int = typer.Option(20, "--per-identity", help="Training images per identity."),
+    dev_per_identity: int = typer.Option(5, "--dev-per-identity", help="Dev images per identity."),
+    verify_identities: int = typer.Option(100, "--verify-identities",
+                                          help="Verification identities, never seen in training."),
+    verify_per_identity: int = typer.Option(10, "--verify-per-identity", help="Images per verification identity."),
+    pairs: int = typer.Option(2000, "--pairs", help="Verification pairs, half of them of the same identity."),
+    size: int = typer.Option(64, "--size", help="Image width and height in pixels."),
+    seed: int = typer.Option(0, "--seed", help="Seed of every random choice (the same seed, the same images)."),
+    jobs: Optional[int] = typer.Option(None, "--jobs", "-j", help="Drawing processes (default: the CPUs, at most 8)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help=_OVERWRITE_HELP),
+) -> None:
+    """Draw an identity data set of synthetic faces: fixed traits per identity, new pose, expression,
+    lighting, occlusion, background and noise per image.
+
+    Example: asrkit corpus faces data/faces --identities 500 --per-identity 20
+    """
+    from asrkit import log
+    from asrkit.corpora.faces import FacesOptions, write_faces
+    from asrkit.io import output_lock, prepare_output_dir
+    from asrkit.workers import check_jobs
+
+    options = FacesOptions(identities, per_identity, dev_per_identity, verify_identities, verify_per_identity,
+                           pairs, size, seed)
+    options.check()  # bad options fail before the folder is touched
+    jobs = _default_jobs() if jobs is None else jobs
+    check_jobs(jobs)
+    prepare_output_dir(out, "corpus faces", overwrite)
+    with output_lock(out):
+        r = write_faces(out, options, jobs=jobs)
+    log.info(f"{r.out}: train {r.images['train']} images of {r.identities['train']} identities, dev "
+             f"{r.images['dev']}, verify {r.images['verify']} images of {r.identities['verify']} unseen identities, "
+             f"{r.pairs} pairs; {size}x{size}, {r.seconds:.1f} s with {jobs} process{'es' if jobs > 1 else ''}")
+
+
+@corpus_app.command("fashion-mnist")
+def fashion_mnist(
+    out: Path = typer.Argument(..., help="Folder to write train/ and dev/ (the test split) into."),
+    per_class: Optional[int] = typer.Option(None, "--per-class", help="Training images per class (default: all 6000)."),
+    dev_per_class: Optional[int] = typer.Option(None, "--dev-per-class",
+                                                help="Dev images per class (default: all 1000)."),
+    source: Optional[Path] = typer.Option(None, "--from", help="Folder of the idx files (default: where Debian's "
+                                          "dataset-fashion-mnist puts them, /usr/share/datasets/fashion-mnist)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help=_OVERWRITE_HELP),
+) -> None:
+    """Write Fashion-MNIST (28x28 grayscale, 10 classes) as image folders, from Debian's dataset-fashion-mnist.
+
+    Example: asrkit corpus fashion-mnist data/fashion --per-class 1000
+    """
+    from asrkit import log
+    from asrkit.corpora.fashion_mnist import DEBIAN_DIR, INSTALL, write_fashion_mnist
+    from asrkit.errors import InputError
+    from asrkit.io import output_lock, prepare_output_dir
+
+    src = source if source is not None else DEBIAN_DIR
+    if not src.is_dir():  # before the output folder is touched
+        raise InputError(f"{src}: {'Fashion-MNIST is not installed' if source is None else 'no such folder'}; {INSTALL}")
+    for name, v in (("--per-class", per_class), ("--dev-per-class", dev_per_class)):
+        if v is not None and v < 1:
+            raise UsageError(f"{name} must be >= 1 (got {v})")
+    prepare_output_dir(out, "corpus fashion-mnist", overwrite, inputs=(src,))
+    with output_lock(out):
+        r = write_fashion_mnist(out, per_class, dev_per_class, src)
+    log.info(f"{r.out}: train {r.images['train']}, dev {r.images['dev']} images of 10 classes (28x28 grayscale), "
+             f"{r.seconds:.1f} s")
 
 
 def register(app: typer.Typer) -> None:

@@ -25,14 +25,16 @@ def _need_dir(path: Path) -> None:
 
 @data_app.command("import")
 def import_(
-    format: str = typer.Argument(..., help="wsj | librispeech | kaggle-11785 | folder"),
+    format: str = typer.Argument(..., help="wsj | librispeech | kaggle-11785 | folder (data dirs); faces-11785 | "
+                                 "lfw | image-folder (image folders in the faces layout)"),
     src: Path = typer.Argument(..., help="The corpus folder as it comes off the disk."),
     dst: Path = typer.Argument(..., help="Where to write the data dir(s)."),
     drop_noise: bool = typer.Option(False, "--drop-noise", help="wsj: drop noise markers like \\[loud_breath]."),
     overwrite: bool = typer.Option(False, "--overwrite", help=_OVERWRITE_HELP),
 ) -> None:
-    """Import a corpus into data dirs (one per split); prints the dirs written."""
-    from asrkit.corpora.importers import FORMATS, import_corpus
+    """Import a corpus into data dirs (one per split), or a face corpus into image folders (train/, dev/,
+    test/, verify/ with pairs.txt); prints the folders written."""
+    from asrkit.corpora.importers import FORMATS, IMAGE_FORMATS, import_corpus
     from asrkit.io import prepare_output_dir
 
     opts = {"drop_noise": drop_noise} if format == "wsj" else {}
@@ -45,9 +47,26 @@ def import_(
     prepare_output_dir(dst, "data import", overwrite, inputs=(src,))
     written = import_corpus(format, src, dst, **opts)
     for name, path in written.items():
-        n = sum(1 for _ in open(path / "utt2spk", encoding="utf-8"))
-        log.info(f"{name}: {n} utterances")
+        if format in IMAGE_FORMATS:
+            log.info(f"{name}: {_image_summary(path)}")
+        else:
+            n = sum(1 for _ in open(path / "utt2spk", encoding="utf-8"))
+            log.info(f"{name}: {n} utterances")
         typer.echo(str(path))
+
+
+def _image_summary(folder: Path) -> str:
+    """``"1200 images of 40 classes"`` / ``"300 images, 600 pairs"`` for an imported image folder."""
+    import os
+
+    from asrkit.data.images import is_image_name
+
+    n = sum(1 for _, _, files in os.walk(folder, followlinks=True) for f in files if is_image_name(f))
+    if (folder / "pairs.txt").is_file():
+        pairs = sum(1 for line in open(folder / "pairs.txt", encoding="utf-8") if line.strip())
+        return f"{n} images, {pairs} pairs"
+    classes = sum(1 for e in os.scandir(folder) if e.is_dir())
+    return f"{n} images" + (f" of {classes} classes" if classes else "")
 
 
 @data_app.command("validate")

@@ -15,7 +15,8 @@ The on-disk formats of the face and GAN tasks (the course's face layout)::
 * :func:`to_float` / :func:`to_uint8` — ``uint8 [0, 255]`` <-> ``float32 [-1, 1]``.
 * :class:`Augment` — random crop after reflect padding, horizontal flip,
   brightness/contrast jitter, drawn from a ``torch.Generator``.
-* :func:`save_image`, :func:`save_grid` — atomic PNG writes.
+* :func:`save_image`, :func:`save_grid` — atomic PNG writes; :func:`write_image_file`
+  for the many files of a corpus (renamed into place, no fsync each).
 
 Every set is held in memory as one ``uint8 (N, C, H, W)`` tensor (500
 identities x 20 images x 64 x 64 x 3 is 123 MB). All images of a set must
@@ -40,9 +41,9 @@ from asrkit.errors import DataError, InputError, quote
 if TYPE_CHECKING:
     from PIL import Image as PILImage
 
-__all__ = ["IMAGE_SUFFIXES", "Augment", "ImageSet", "Pair", "open_image_folder", "open_images",
+__all__ = ["IMAGE_SUFFIXES", "Augment", "ImageSet", "Pair", "find_image", "is_image_name", "open_image_folder", "open_images",
            "open_pair_images", "read_image", "read_lfw_pairs", "read_pairs", "save_grid", "save_image",
-           "to_float", "to_uint8"]
+           "to_float", "to_uint8", "write_image_file"]
 
 #: the file name endings of images (any case)
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
@@ -141,26 +142,33 @@ def _shape_text(shape: Sequence[int]) -> str:
 
 def _stack(root: Path, names: Sequence[str], channels: int | None, what: str) -> torch.Tensor:
     """Read ``root/name`` for every name into one ``uint8 (N, C, H, W)``; the
-    first image sets the shape, an image of another one is a DataError."""
+    first image sets the shape, an image of another one is a DataError.
+    Pillow decodes outside the GIL, so a few threads read at once."""
+    from concurrent.futures import ThreadPoolExecutor
+
     from asrkit import log
 
     first: torch.Tensor | None = None
     out: torch.Tensor | None = None
     show = len(names) >= 2000
-    with log.progress(transient=True) if show else _NoBar() as bar:
+    threads = max(1, min(8, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1))
+    with log.progress(transient=True) if show else _NoBar() as bar, ThreadPoolExecutor(threads) as pool:
         task = bar.add_task(f"reading {what}", total=len(names))
-        for i, name in enumerate(names):
-            x = read_image(root / name, channels)
-            if first is None:
-                first = x
-                out = torch.empty((len(names), *x.shape), dtype=torch.uint8)
-            elif x.shape != first.shape:
-                raise DataError(f"{root / name}: the image is {_shape_text(x.shape)}, but {root / names[0]} "
-                                f"(the first of the {what}) is {_shape_text(first.shape)}; all images of a set "
-                                f"must have one size (resize them, or give channels to convert)")
-            out[i] = x
-            if show and i % 256 == 255:
-                bar.update(task, completed=i + 1)
+        try:
+            for i, x in enumerate(pool.map(lambda n: read_image(root / n, channels), names)):
+                if first is None:
+                    first = x
+                    out = torch.empty((len(names), *x.shape), dtype=torch.uint8)
+                elif x.shape != first.shape:
+                    raise DataError(f"{root / names[i]}: the image is {_shape_text(x.shape)}, but {root / names[0]} "
+                                    f"(the first of the {what}) is {_shape_text(first.shape)}; all images of a set "
+                                    f"must have one size (resize them, or give channels to convert)")
+                out[i] = x
+                if show and i % 256 == 255:
+                    bar.update(task, completed=i + 1)
+        except BaseException:
+            pool.shutdown(wait=False, cancel_futures=True)  # the first bad image ends the reading
+            raise
     assert out is not None
     return out
 
@@ -281,31 +289,45 @@ def _label(text: str, where: str) -> int:
     return int(text)
 
 
-def read_pairs(path: str | os.PathLike, labels_path: str | os.PathLike | None = None) -> list[Pair]:
-    """The pairs of ``path``: ``img1 img2`` or ``img1 img2 label`` lines, image
-    paths relative to the pairs file's folder (or absolute). ``labels_path``:
-    the labels in pair order, a ``0``/``1`` or an ``img1 img2 label`` line per
-    pair (naming the same images). A line naming a missing image
-    (``PAIRS:LINE: no such image 'x'``), a bad line or label, and a labels
-    file whose count or images do not match raise one line."""
+def find_image(name: str, roots: Sequence[str | os.PathLike]) -> Path | None:
+    """``root/name`` for the first root where that file exists (``name`` absolute: itself), or None."""
+    for r in roots:
+        p = Path(r) / name
+        if p.is_file():
+            return p
+    return None
+
+
+def read_pairs(path: str | os.PathLike, labels_path: str | os.PathLike | None = None, *,
+               roots: Sequence[str | os.PathLike] | None = None) -> list[Pair]:
+    """The pairs of ``path``: ``img1 img2`` or ``img1 img2 label`` lines (white
+    space or commas between the fields; a header line such as
+    ``img1,img2,label`` is skipped), image paths relative to the pairs
+    file's folder (or to the first of ``roots`` that has them), or absolute.
+    ``labels_path``: the labels in pair order, a ``0``/``1`` or an
+    ``img1 img2 label`` line per pair (naming the same images). A line
+    naming a missing image (``PAIRS:LINE: no such image 'x'``), a bad line
+    or label, and a labels file whose count or images do not match raise
+    one line."""
     from asrkit.io import iter_lines
 
     path = Path(path)
     if path.is_dir():
         raise InputError(f"{path}: is a folder; expected a pairs file ('img1 img2 [label]' lines)")
-    base = path.parent
+    bases = [path.parent] if roots is None else list(roots)
     pairs: list[Pair] = []
-    lines: list[int] = []
     for lineno, line in iter_lines(path):
-        parts = line.split()
+        parts = line.replace(",", " ").split()
         where = f"{path}:{lineno}"
+        if not pairs and len(parts) in (2, 3) and not any(is_image_name(Path(p).name) for p in parts[:2]) \
+                and find_image(parts[0], bases) is None:
+            continue  # a header line
         if len(parts) not in (2, 3):
             raise InputError(f"{where}: expected 'img1 img2' or 'img1 img2 label', got {quote(line)}")
         for p in parts[:2]:
-            if not (base / p).is_file():
+            if find_image(p, bases) is None:
                 raise InputError(f"{where}: no such image {quote(p)}")
         pairs.append(Pair(parts[0], parts[1], _label(parts[2], where) if len(parts) == 3 else None))
-        lines.append(lineno)
     if not pairs:
         raise InputError(f"{path}: no pairs (expected 'img1 img2 [label]' lines)")
     if labels_path is None:
@@ -316,7 +338,7 @@ def read_pairs(path: str | os.PathLike, labels_path: str | os.PathLike | None = 
         raise DataError(f"{labels_path}: {len(given)} labels for the {len(pairs)} pairs of {path}; "
                         f"give one label per pair, in pair order")
     for k, (pair, (lineno, line)) in enumerate(zip(pairs, given)):
-        parts = line.split()
+        parts = line.replace(",", " ").split()
         where = f"{labels_path}:{lineno}"
         if len(parts) == 3:
             if parts[:2] != [pair.a, pair.b]:
@@ -525,6 +547,18 @@ def save_image(image: torch.Tensor, path: str | os.PathLike) -> None:
     data = encode_image(image, _format_of(path))
     with atomic_write(path, "wb") as f:
         f.write(data)
+
+
+def write_image_file(image: torch.Tensor | np.ndarray, path: str | os.PathLike) -> None:
+    """Write one image of a corpus of many (:func:`encode_image`, the format of
+    the name's ending): to a temp name beside ``path``, then renamed, so no
+    file looks whole before it is; without an fsync per file (the corpus
+    writes its completion marker last)."""
+    path = Path(path)
+    fmt = _format_of(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_bytes(encode_image(image, fmt, **({"compress_level": 1} if fmt == "PNG" else {})))  # fast, a bit larger
+    os.replace(tmp, path)
 
 
 def make_grid(images: torch.Tensor, nrow: int = 8, pad: int = 2, fill: int = 255) -> torch.Tensor:

@@ -180,6 +180,17 @@ def test_read_pairs_and_labels(tmp_path):
         read_pairs(v / "blank.txt")
 
 
+def test_read_pairs_csv_header_and_roots(tmp_path):
+    _png(tmp_path / "imgs" / "a.png", _rgb(0))
+    _png(tmp_path / "imgs" / "b.png", _rgb(1))
+    (tmp_path / "lists").mkdir()
+    (tmp_path / "lists" / "p.csv").write_text("img1,img2,label\nimgs/a.png,imgs/b.png,0\n")
+    with pytest.raises(InputError, match=r"p\.csv:2: no such image 'imgs/a\.png'"):
+        read_pairs(tmp_path / "lists" / "p.csv")  # relative to the list's folder by default
+    pairs = read_pairs(tmp_path / "lists" / "p.csv", roots=(tmp_path / "lists", tmp_path))
+    assert [(p.a, p.b, p.label) for p in pairs] == [("imgs/a.png", "imgs/b.png", 0)]
+
+
 def test_read_lfw_pairs(tmp_path):
     lfw = tmp_path / "lfw"
     for name, k in (("Ann_Lee", 1), ("Ann_Lee", 3), ("Bo", 2)):

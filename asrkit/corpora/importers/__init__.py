@@ -4,6 +4,9 @@
     asrkit data import librispeech /corpora/LibriSpeech data/libri
     asrkit data import kaggle-11785 /corpora/11785-hw1 data/hw1
     asrkit data import folder /my/recordings data/mine
+    asrkit data import faces-11785 /corpora/11785-hw2p2 data/faces   # image formats: the faces layout
+    asrkit data import lfw /corpora/lfw data/lfw
+    asrkit data import image-folder /my/photos data/photos
 
 :func:`import_corpus` dispatches on the format name; each importer returns
 the data dirs it wrote (name -> path).
@@ -16,7 +19,9 @@ from typing import Callable
 
 from asrkit.errors import UsageError
 
-FORMATS = ("wsj", "librispeech", "kaggle-11785", "folder")
+FORMATS = ("wsj", "librispeech", "kaggle-11785", "folder", "faces-11785", "lfw", "image-folder")
+#: the formats that write image folders (the faces layout), not data dirs
+IMAGE_FORMATS = ("faces-11785", "lfw", "image-folder")
 
 
 def _get(fmt: str) -> Callable[..., dict[str, Path]]:
@@ -36,6 +41,18 @@ def _get(fmt: str) -> Callable[..., dict[str, Path]]:
         from asrkit.corpora.importers.folder import import_folder
 
         return import_folder
+    if fmt == "faces-11785":
+        from asrkit.corpora.importers.face_kaggle import import_face_kaggle
+
+        return import_face_kaggle
+    if fmt == "lfw":
+        from asrkit.corpora.importers.face_lfw import import_lfw
+
+        return import_lfw
+    if fmt == "image-folder":
+        from asrkit.corpora.importers.face_folder import import_image_folder
+
+        return import_image_folder
     raise UsageError(f"unknown corpus format '{fmt}' (use one of {', '.join(FORMATS)})")
 
 
@@ -49,4 +66,4 @@ def import_corpus(fmt: str, src: str | os.PathLike, dst: str | os.PathLike, **op
     return _get(fmt)(Path(src), Path(dst), **options)
 
 
-__all__ = ["FORMATS", "import_corpus"]
+__all__ = ["FORMATS", "IMAGE_FORMATS", "import_corpus"]
