@@ -72,11 +72,15 @@ if run_stage 0 corpus; then
       [ -d "$images/$s" ] || {
         echo "$0: --images $images has no $s/ folder (it needs train/<class>/ and dev/<class>/)" >&2; exit 1; }
     done
+    if [ -e $data ] && [ ! -L $data ]; then
+      echo "$0: $dir/$data holds images of an earlier run; give another --dir for --images" >&2; exit 1
+    fi
     mkdir -p data
     ln -sfn "$images" $data
     echo "$data -> $images"
-  elif [ -d $data/train ]; then echo "$data is there"
+  elif [ -f $data/fashion_mnist.yaml ]; then echo "$data is there"
   else
+    [ ! -L $data ] || rm $data  # the link of an earlier --images run
     [ -d /usr/share/datasets/fashion-mnist ] || "$tools/install_debian_deps.sh"
     $ASRKIT corpus fashion-mnist $data ${per_class:+--per-class "$per_class"} 2>&1 | tee "$log"
   fi
