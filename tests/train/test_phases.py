@@ -109,9 +109,20 @@ def _events(exp, kind):
     return [e for e in map(json.loads, (exp / "metrics.jsonl").read_text().splitlines()) if e["event"] == kind]
 
 
-def test_phases_step_in_order_without_leaking_gradients(two, stores, tmp_path):
+def test_phases_step_in_order_without_leaking_gradients(two, stores, tmp_path, monkeypatch):
+    clipped = []
+    real_clip = torch.nn.utils.clip_grad_norm_
+
+    def clip(params, *a, **k):
+        params = list(params)
+        clipped.append(len(params))
+        return real_clip(params, *a, **k)
+
+    monkeypatch.setattr(torch.nn.utils, "clip_grad_norm_", clip)
     exp = tmp_path / "exp"
     r = train(_cfg("optim.grad_clip=1.0"), stores["train"], stores["dev"], exp)
+    # each phase clips its own optimizer's parameters: main the norm + projection (4), aux the temperature
+    assert clipped == [4, 1] * r.steps
     assert r.steps > 2 and [s[0] for s in SEEN] == ["main", "aux"] * r.steps
     assert all(s[4] for s in SEEN)  # every phase starts with no gradient left by the one before
     for (_, _, w_main, t_main, _), (_, _, w_aux, t_aux, _), nxt in zip(SEEN[::2], SEEN[1::2], SEEN[2::2]):
