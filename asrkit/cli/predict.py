@@ -82,12 +82,8 @@ def face(
         raise UsageError(f"--batch-size must be >= 1, got {batch_size}")
     loaded = load_face_exp(exp, checkpoint=checkpoint, device=device, impl=impl, command="asrkit predict face")
     ds = open_images(images, channels=loaded.channels)
-    size = tuple(loaded.model.image_size)
-    if tuple(ds.shape[1:]) != size:
-        raise UsageError(f"{images}: the images are {ds.shape[2]}x{ds.shape[1]} ({ds.names[0]}), the model takes "
-                         f"{size[1]}x{size[0]}")
-    log.info(f"{exp}: {loaded.checkpoint.name}, {len(loaded.classes)} classes, {loaded.device}; "
-             f"{len(ds)} images in {images}")
+    loaded.check_images(ds, images)
+    log.info(f"{loaded.describe()}; {len(ds)} images in {images}")
     with torch.no_grad(), log.progress() as bar:
         task = bar.add_task("predict", total=len(ds))
         pred = predict_classes(loaded.model, ds, batch_size=batch_size, device=loaded.device,

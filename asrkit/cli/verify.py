@@ -36,10 +36,12 @@ def verify_command(
     impl: Optional[str] = typer.Option(
         None, "--impl", metavar="scratch|native", help="Layer implementation (default: the one it was trained with)."),
 ) -> None:
-    """Score face pairs: the cosine similarity of the two images' embeddings,
-    'img1 img2 score' lines on stdout in pair order. With labels (a third
-    column, --labels, or an LFW pairs.txt), the AUC, EER and TAR at FAR =
-    1e-2 and 1e-3 go to stderr (and --report), the ROC curve to --roc.
+    """Face verification with a face model: a similarity score per pair; AUC, EER, TAR@FAR with labels.
+
+    Prints 'img1 img2 score' lines on stdout in pair order (the cosine
+    similarity of the two images' embeddings). With labels (a third column,
+    --labels, or an LFW pairs.txt), the AUC, EER and TAR at FAR = 1e-2 and
+    1e-3 go to stderr (and --report), the ROC curve to --roc.
 
     Example: asrkit verify exp/face faces/verify/pairs.txt --labels faces/verify/pairs_labels.txt --roc roc.png
     """
@@ -68,12 +70,8 @@ def verify_command(
                          f"(or 'img1 img2 label' lines)")
     loaded = load_face_exp(exp, checkpoint=checkpoint, device=device, impl=impl, command="asrkit verify")
     ds, index = open_pair_images(root, plist, channels=loaded.channels)
-    size = tuple(loaded.model.image_size)
-    if tuple(ds.shape[1:]) != size:
-        raise InputError(f"{root}: the pair images are {ds.shape[2]}x{ds.shape[1]} ({ds.names[0]}), the model takes "
-                         f"{size[1]}x{size[0]}")
-    log.info(f"{exp}: {loaded.checkpoint.name}, {len(loaded.classes)} training identities, {loaded.device}; "
-             f"{len(plist)} pairs of {len(ds)} images")
+    loaded.check_images(ds, root)
+    log.info(f"{loaded.describe()}; {len(plist)} pairs of {len(ds)} images")
     import torch
 
     with torch.no_grad(), log.progress() as bar:

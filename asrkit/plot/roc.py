@@ -49,7 +49,8 @@ def plot_roc(report, out_path: str | os.PathLike, title: Optional[str] = None, l
     for f, v in report.tar.items():
         if report.resolvable(f):
             ax.plot([f], [v], "o", label=f"TAR@FAR={f:g}: {100 * v:.1f}%")
-    ax.plot([floor, 1.0], [floor, 1.0], ":", color="grey", label="chance")
+    chance = np.geomspace(floor, 1.0, 50)
+    ax.plot(chance, chance, ":", color="grey", label="chance")      # TAR = FAR, curved on the log axis
     ax.set_xscale("log")
     ax.set_xlim(floor, 1.0)
     ax.set_ylim(0.0, 1.01)

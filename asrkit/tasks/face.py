@@ -22,16 +22,18 @@ The same embedding code serves ``asrkit verify`` (:func:`pair_scores`) and
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from asrkit.errors import ConfigError
-from asrkit.tasks.base import gather, register_task
+from asrkit.tasks.base import TaskData, gather, register_task
 from asrkit.tasks.images import ImageTask, eval_batch, image_batches, load_class_units
 
 if TYPE_CHECKING:
     import torch
 
-    from asrkit.data.images import ImageSet, Pair
+    from asrkit.data.images import ImageSet
 
 __all__ = ["FaceExp", "FaceTask", "embed_images", "load_face_exp", "pair_scores", "predict_classes"]
 
@@ -85,6 +87,19 @@ def predict_classes(model: torch.nn.Module, ds: ImageSet, *, batch_size: int = 1
     return torch.cat(out) if out else torch.zeros(0, dtype=torch.int64)
 
 
+def _shape(shape: Sequence[int]) -> str:
+    c, h, w = shape
+    return f"{w}x{h} with {c} channel(s)"
+
+
+@dataclass
+class FaceData(TaskData):
+    """:class:`TaskData` plus the dev verification pairs: ``(their images, (i, j) per pair,
+    labels (P,))`` or None."""
+
+    dev_pairs: tuple | None = None
+
+
 @register_task
 class FaceTask(ImageTask):
     name = "face"
@@ -126,29 +141,34 @@ class FaceTask(ImageTask):
             raise ConfigError("config key 'data.dev_pairs_labels': given without data.dev_pairs")
 
     # ------------------------------------------------------------------ data
-    def open_data(self, train: str, dev: str):
+    def open_data(self, train: str, dev: str) -> FaceData:
+        from dataclasses import asdict
+
         data = super().open_data(train, dev)
         d = self.cfg["data"]
+        pairs = None
         if d["dev_pairs"]:
             import torch
 
             from asrkit.data.images import open_pair_images, read_pairs
-            from asrkit.errors import InputError
+            from asrkit.errors import DataError, InputError
 
-            pairs: list[Pair] = read_pairs(d["dev_pairs"], d["dev_pairs_labels"])
-            if any(p.label is None for p in pairs):
-                raise InputError(f"{d['dev_pairs']}: the dev pairs need labels ('img1 img2 label' lines, or "
+            path = Path(d["dev_pairs"])
+            plist = read_pairs(path, d["dev_pairs_labels"])
+            if any(p.label is None for p in plist):
+                raise InputError(f"{path}: the dev pairs need labels ('img1 img2 label' lines, or "
                                  f"data.dev_pairs_labels)")
-            from pathlib import Path
-
-            ds, index = open_pair_images(Path(d["dev_pairs"]).parent, pairs, channels=d["channels"])
+            ds, index = open_pair_images(path.parent, plist, channels=d["channels"])
             if ds.shape != data.train.shape:
-                from asrkit.errors import DataError
+                raise DataError(f"{path}: the pair images are {_shape(ds.shape)} ({ds.names[0]}), the training "
+                                f"images {_shape(data.train.shape)}; give images of one size")
+            pairs = (ds, index, torch.tensor([p.label for p in plist]))
+        return FaceData(**{f: getattr(data, f) for f in asdict(data)}, dev_pairs=pairs)
 
-                raise DataError(f"{d['dev_pairs']}: the pair images are {tuple(ds.shape)} (C, H, W), the training "
-                                f"images {tuple(data.train.shape)}; give images of one size")
-            self.dev_pairs = (ds, index, torch.tensor([p.label for p in pairs]))
-        return data
+    def train_data(self, data: FaceData, units, model, *, seed: int, dist):
+        # the trainer opens the data with another task object: the pairs come with the data
+        self.dev_pairs = getattr(data, "dev_pairs", None)
+        return super().train_data(data, units, model, seed=seed, dist=dist)
 
     # ------------------------------------------------------------------ training
     def setup(self, model: torch.nn.Module, device: torch.device) -> None:
@@ -199,6 +219,19 @@ class FaceExp:
     def channels(self) -> int:
         """The image channels the model takes (images are converted to them on reading)."""
         return int(self.config["model"]["in_channels"])
+
+    def check_images(self, ds: ImageSet, where: Any) -> None:
+        """InputError naming ``where`` when ``ds``'s images are not the size the model takes."""
+        from asrkit.errors import InputError
+
+        h, w = self.model.image_size
+        if tuple(ds.shape[1:]) != (h, w):
+            raise InputError(f"{where}: the images are {ds.shape[2]}x{ds.shape[1]} ({ds.names[0]}), the model "
+                             f"{self.path} takes {w}x{h}")
+
+    def describe(self) -> str:
+        """``"EXP: best.pt, 500 classes, cpu"`` for the log line of a command."""
+        return f"{self.path}: {self.checkpoint.name}, {len(self.classes)} classes, {self.device}"
 
 
 def load_face_exp(exp: Any, *, checkpoint: str = "best", device: str = "auto", impl: str | None = None,

@@ -81,3 +81,32 @@ def test_missing_required_and_wrong_input():
         resolve_model_config(cfg)
     with pytest.raises(ValueError, match=r"expected images \(N, 3, 16, 16\)"):
         build_model(SMALL)(torch.randn(2, 1, 16, 16))
+
+
+@pytest.mark.parametrize("cin,cout,hw,stride,pad,dil", [
+    (64, 32, 4, 1, 1, 1), (64, 48, 5, 2, 1, 1), (32, 16, 6, 1, 2, 2), (64, 64, 3, 2, 0, 1), (64, 16, 4, 1, 0, 1),
+])
+def test_conv_channels_last_path_matches_torch(cin, cout, hw, stride, pad, dil):
+    # many channels on a small image: the conv kernels' channels-last columns (the deep ResNet stages)
+    from asrkit.nn.functional import conv as C
+
+    g = torch.Generator().manual_seed(0)
+    k = 1 if (cout == 16 and pad == 0) else 3
+    x = torch.randn(3, cin, hw, hw, dtype=torch.float64, generator=g, requires_grad=True)
+    w = torch.randn(cout, cin, k, k, dtype=torch.float64, generator=g, requires_grad=True)
+    b = torch.randn(cout, dtype=torch.float64, generator=g, requires_grad=True)
+    assert C._use_channels_last(cin, 1, hw)
+    ya = C.conv2d(x, w, b, stride, pad, dil)
+    yb = torch.nn.functional.conv2d(x, w, b, stride, pad, dil)
+    torch.testing.assert_close(ya, yb)
+    gy = torch.randn_like(yb)
+    for a, r in zip(torch.autograd.grad(ya, (x, w, b), gy), torch.autograd.grad(yb, (x, w, b), gy)):
+        torch.testing.assert_close(a, r)
+    # the transposed conv runs the same kernels the other way round
+    wt = torch.randn(cin, 16, 3, 3, dtype=torch.float64, generator=g, requires_grad=True)
+    ta = C.conv_transpose2d(x, wt, None, stride, pad, output_padding=stride - 1 if stride > 1 else 0)
+    tb = torch.nn.functional.conv_transpose2d(x, wt, None, stride, pad, output_padding=stride - 1 if stride > 1 else 0)
+    torch.testing.assert_close(ta, tb)
+    gt = torch.randn_like(tb)
+    for a, r in zip(torch.autograd.grad(ta, (x, wt), gt), torch.autograd.grad(tb, (x, wt), gt)):
+        torch.testing.assert_close(a, r)

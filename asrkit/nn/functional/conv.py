@@ -196,6 +196,118 @@ def _out_hw(in_hw, kernel, stride, pad: Pad4, dilation) -> tuple[int, int]:
     return ho, wo
 
 
+# ---------------------------------------------------------------- channels-last path
+# With few positions per row (the 8x8 and 4x4 stages of a CNN) the window
+# copies above move runs of ``Wo`` (4, 8) elements at a time, far below what a
+# copy loop needs to be fast. When the channels far outnumber the row's
+# positions (and groups = 1), the columns are built from a channels-last copy of the
+# input instead, ``xp (n, Hp, Wp, C)``: every window entry is then a run of
+# ``C`` contiguous channels, and the same maths reads
+#
+#     cols[(n, ho, wo), (i, j, c)] = xp[n, ho*sh + i*dh, wo*sw + j*dw, c]   (n*L, K)
+#     y    = cols @ W'^T                     W' = W as (O, kh, kw, C)        (n*L, O)
+#     dL/dW' = gy^T @ cols,   dL/dcols = gy @ W'                             (O, K), (n*L, K)
+#
+# col2im adds each tap's (n, Ho, Wo, C) block into a zero-padded
+# channels-last gradient buffer (runs of C again), whose interior is the input
+# gradient. Moving x, y and their gradients between (n, C, H, W) and
+# channels-last is one transposing copy each, small next to the columns.
+
+def _use_channels_last(cg: int, groups: int, wo: int) -> bool:
+    """Channels-last columns when a window row's channels are at least 4x its positions
+    (measured on the ResNet's stages: 64-256 channels at 8x8 and 4x4 gain, 32 at 32x32 does not)."""
+    return groups == 1 and cg >= max(16, 4 * wo)
+
+
+def _nhwc_padded(x: torch.Tensor, pad: Pad4, hw_p: tuple[int, int]) -> torch.Tensor:
+    """``x (n, C, H, W)`` -> ``xp (n, Hp, Wp, C)`` in workspace slot 2, zero outside ``x``."""
+    n, c, h, w = x.shape
+    xp = workspace(n * hw_p[0] * hw_p[1] * c, x.dtype, x.device, slot=2).view(n, hw_p[0], hw_p[1], c)
+    if any(pad) or hw_p != (h, w):
+        xp.zero_()
+    xp[:, pad[0]:pad[0] + h, pad[2]:pad[2] + w].copy_(x.permute(0, 2, 3, 1))
+    return xp
+
+
+def _im2col_nhwc(xp: torch.Tensor, kernel, stride, dilation, out_hw) -> torch.Tensor:
+    """``xp (n, Hp, Wp, C)`` -> ``cols (n*Ho*Wo, kh*kw*C)`` in workspace slot 0 (one copy)."""
+    n, _, _, c = xp.shape
+    sn, sy, sx, sc = xp.stride()
+    (kh, kw), (ho, wo) = kernel, out_hw
+    view = xp.as_strided((n, ho, wo, kh, kw, c), (sn, stride[0] * sy, stride[1] * sx, dilation[0] * sy,
+                                                  dilation[1] * sx, sc), xp.storage_offset())
+    cols = workspace(view.numel(), xp.dtype, xp.device).view(view.shape)
+    cols.copy_(view)
+    return cols.view(n * ho * wo, kh * kw * c)                         # (n*L, K)
+
+
+def _padded_hw(in_hw, kernel, stride, pad: Pad4, dilation, out_hw) -> tuple[int, int]:
+    """The padded size that holds ``in_hw`` with its padding and every window of ``out_hw``."""
+    return tuple(max(in_hw[d] + pad[2 * d] + pad[2 * d + 1],
+                     (out_hw[d] - 1) * stride[d] + dilation[d] * (kernel[d] - 1) + 1) for d in range(2))
+
+
+def _conv2d_nhwc(x, weight, stride, pad: Pad4, dilation, bias, out_hw) -> torch.Tensor:
+    """:func:`_conv2d` by channels-last columns (groups = 1)."""
+    n, c, h, w = x.shape
+    o, _, kh, kw = weight.shape
+    ho, wo = out_hw
+    hw_p = _padded_hw((h, w), (kh, kw), stride, pad, dilation, out_hw)
+    wk = weight.permute(0, 2, 3, 1).reshape(o, kh * kw * c)            # (O, K), K in (i, j, c) order
+    y = torch.empty(n, o, ho, wo, dtype=x.dtype, device=x.device)      # (N, O, Ho, Wo)
+    for b in _chunks(n, kh * kw * c * ho * wo, x):
+        m = b.stop - b.start
+        cols = _im2col_nhwc(_nhwc_padded(x[b], pad, hw_p), (kh, kw), stride, dilation, out_hw)  # (n*L, K)
+        out = workspace(m * ho * wo * o, x.dtype, x.device, slot=1).view(m * ho * wo, o)
+        torch.matmul(cols, wk.t(), out=out)                             # (n*L, O)
+        y[b].copy_(out.view(m, ho, wo, o).permute(0, 3, 1, 2))          # (n, O, Ho, Wo)
+        if bias is not None:
+            y[b] += bias.reshape(1, -1, 1, 1)
+    return y
+
+
+def _conv2d_grads_nhwc(gy, x, weight, in_hw, stride, pad: Pad4, dilation, need_x, need_w, need_b):
+    """:func:`_conv2d_grads` by channels-last columns (groups = 1)."""
+    n, o, ho, wo = gy.shape
+    _, c, kh, kw = weight.shape
+    k = kh * kw * c
+    hw_p = _padded_hw(in_hw, (kh, kw), stride, pad, dilation, (ho, wo))
+    wk = weight.permute(0, 2, 3, 1).reshape(o, k)                      # (O, K)
+    gx = gw = gb = None
+    if need_x:
+        gx = torch.empty(n, c, in_hw[0], in_hw[1], dtype=gy.dtype, device=gy.device)
+    if need_w:
+        gw = torch.zeros(o, k, dtype=gy.dtype, device=gy.device)       # (O, K)
+    if need_b:
+        gb = torch.zeros(o, dtype=gy.dtype, device=gy.device)
+    span = tuple((out_hw - 1) * st + 1 for out_hw, st in zip((ho, wo), stride))
+    for b in _chunks(n, k * ho * wo, gy):
+        m = b.stop - b.start
+        g = workspace(m * ho * wo * o, gy.dtype, gy.device, slot=1).view(m, ho, wo, o)
+        g.copy_(gy[b].permute(0, 2, 3, 1))                              # (n, Ho, Wo, O)
+        g = g.view(m * ho * wo, o)                                      # (n*L, O)
+        if need_x:
+            gcols = workspace(m * ho * wo * k, gy.dtype, gy.device).view(m * ho * wo, k)
+            torch.matmul(g, wk, out=gcols)                              # (n*L, K)
+            c6 = gcols.view(m, ho, wo, kh, kw, c)
+            gxp = workspace(m * hw_p[0] * hw_p[1] * c, gy.dtype, gy.device, slot=2).view(m, hw_p[0], hw_p[1], c)
+            gxp.zero_()
+            for i in range(kh):                                         # one strided add per tap
+                for j in range(kw):
+                    r0, c0 = i * dilation[0], j * dilation[1]
+                    gxp[:, r0:r0 + span[0]:stride[0], c0:c0 + span[1]:stride[1]] += c6[:, :, :, i, j]
+            gx[b].copy_(gxp[:, pad[0]:pad[0] + in_hw[0], pad[2]:pad[2] + in_hw[1]].permute(0, 3, 1, 2))
+        if need_w:
+            # rebuild this chunk's columns; gcols and gxp are used up by now
+            cols = _im2col_nhwc(_nhwc_padded(x[b], pad, hw_p), (kh, kw), stride, dilation, (ho, wo))
+            gw.addmm_(g.t(), cols)                                      # (O, K)
+        if need_b:
+            gb += g.sum(0)
+    if gw is not None:
+        gw = gw.view(o, kh, kw, c).permute(0, 3, 1, 2).contiguous()    # (O, C, kh, kw)
+    return gx, gw, gb
+
+
 # ---------------------------------------------------------------- the three products
 
 def _conv2d(x: torch.Tensor, weight: torch.Tensor, stride, pad: Pad4, dilation, groups,
@@ -207,6 +319,8 @@ def _conv2d(x: torch.Tensor, weight: torch.Tensor, stride, pad: Pad4, dilation, 
     n = x.shape[0]
     o, cg, kh, kw = weight.shape
     ho, wo = out_hw or _out_hw(x.shape[2:], (kh, kw), stride, pad, dilation)
+    if _use_channels_last(cg, groups, wo):
+        return _conv2d_nhwc(x, weight, stride, pad, dilation, bias, (ho, wo))
     wg = weight.reshape(groups, o // groups, cg * kh * kw)              # (G, Og, K)
     y = torch.empty(n, o, ho, wo, dtype=x.dtype, device=x.device)      # (N, O, Ho, Wo)
     y4 = y.view(n, groups, o // groups, ho * wo)                        # (N, G, Og, L)
@@ -234,6 +348,8 @@ def _conv2d_grads(gy: torch.Tensor, x: torch.Tensor | None, weight: torch.Tensor
     _, cg, kh, kw = weight.shape
     k = cg * kh * kw
     og = o // groups
+    if _use_channels_last(cg, groups, wo):
+        return _conv2d_grads_nhwc(gy, x, weight, in_hw, stride, pad, dilation, need_x, need_w, need_b)
     wgt = weight.reshape(groups, og, k).transpose(1, 2)                 # (G, K, Og)
     g4 = gy.view(n, groups, og, ho * wo)                                # (N, G, Og, L)
     chunks = _chunks(n, groups * k * ho * wo, gy)
