@@ -147,11 +147,12 @@ def faces(
     pairs: int = typer.Option(2000, "--pairs", help="Verification pairs, half of them of the same identity."),
     size: int = typer.Option(64, "--size", help="Image width and height in pixels."),
     seed: int = typer.Option(0, "--seed", help="Seed of every random choice (the same seed, the same images)."),
+    nuisance: float = typer.Option(1.0, "--nuisance", help="Scale of pose, lighting, occlusion and noise: 0 clean "
+                                   "frontal faces, 1 the default, up to 1.5."),
     jobs: Optional[int] = typer.Option(None, "--jobs", "-j", help="Drawing processes (default: the CPUs, at most 8)."),
     overwrite: bool = typer.Option(False, "--overwrite", help=_OVERWRITE_HELP),
 ) -> None:
-    """Draw an identity data set of synthetic faces: fixed traits per identity, new pose, expression,
-    lighting, occlusion, background and noise per image.
+    """Draw an identity set of synthetic faces: fixed traits per identity, new pose, light, occlusion, noise per image.
 
     Example: asrkit corpus faces data/faces --identities 500 --per-identity 20
     """
@@ -161,7 +162,7 @@ def faces(
     from asrkit.workers import check_jobs
 
     options = FacesOptions(identities, per_identity, dev_per_identity, verify_identities, verify_per_identity,
-                           pairs, size, seed)
+                           pairs, size, seed, nuisance)
     options.check()  # bad options fail before the folder is touched
     jobs = _default_jobs() if jobs is None else jobs
     check_jobs(jobs)
@@ -194,7 +195,8 @@ def fashion_mnist(
 
     src = source if source is not None else DEBIAN_DIR
     if not src.is_dir():  # before the output folder is touched
-        raise InputError(f"{src}: {'Fashion-MNIST is not installed' if source is None else 'no such folder'}; {INSTALL}")
+        what = "Fashion-MNIST is not installed" if source is None else "no such folder"
+        raise InputError(f"{src}: {what}; {INSTALL}")
     for name, v in (("--per-class", per_class), ("--dev-per-class", dev_per_class)):
         if v is not None and v < 1:
             raise UsageError(f"{name} must be >= 1 (got {v})")

@@ -128,7 +128,8 @@ def draw_traits(rng: np.random.Generator) -> Traits:
         iris=_col(rng, IRIS, 10), brow_t=u(1.3, 3.8), brow_slope=u(-0.35, 0.35), brow_gap=u(4, 9),
         brow_len=u(5, 9), nose_style=int(rng.integers(3)), nose_len=u(8, 16), nose_w=u(3.5, 8),
         mouth_y=u(15, 24), mouth_w=u(8, 15), lip_up=u(1.2, 3.5), lip_lo=u(1.5, 4.5), lips=_col(rng, LIPS, 10),
-        beard=beard, glasses=int(rng.choice(3, p=[0.72, 0.14, 0.14])), glasses_col=_col(rng, HAIR[:4] + [(150, 30, 30)], 10),
+        beard=beard, glasses=int(rng.choice(3, p=[0.72, 0.14, 0.14])),
+        glasses_col=_col(rng, HAIR[:4] + [(150, 30, 30)], 10),
         mole=(u(-18, 18), u(-5, 25)) if rng.random() < 0.35 else None, freckles=bool(rng.random() < 0.15))
 
 
@@ -164,20 +165,31 @@ class Nuisance:
     jpeg: int             # quality, 0 = none
 
 
-def draw_nuisance(rng: np.random.Generator, t: Traits) -> Nuisance:
-    """One image's nuisances (:class:`Nuisance`) for identity ``t`` from ``rng``."""
+def draw_nuisance(rng: np.random.Generator, t: Traits, strength: float = 1.0) -> Nuisance:
+    """One image's nuisances (:class:`Nuisance`) for identity ``t`` from ``rng``.
+    ``strength`` scales how far pose, lighting and image quality stray from a
+    frontal, evenly lit, clean picture, and how often accessories and
+    occluders come (0: none; 1: the default; expression is not scaled)."""
     u = rng.uniform
-    occ = int(rng.choice(4, p=[0.62, 0.14, 0.12, 0.12]))
+
+    def towards(neutral: float, value: float) -> float:
+        return neutral + strength * (value - neutral)
+
+    r_occ = rng.random()
+    occ = 0 if r_occ >= 0.38 * strength else 1 + min(2, int(3 * r_occ / (0.38 * strength)))
     return Nuisance(
-        roll=rng.normal(0, 8), yaw=float(np.clip(rng.normal(0, 0.4), -1, 1)), scale=u(1.08, 1.42),
-        shift=(u(-9, 9), u(-8, 8)), smile=u(-0.6, 1.0), mouth_open=max(0.0, u(-0.6, 1.0)),
-        eye_open=u(0.35, 1.15), brow_raise=u(-1.5, 3), gaze=(u(-1, 1), u(-0.6, 0.6)),
-        light_dir=u(0, 2 * math.pi), light=u(0.0, 0.55), ambient=u(0.7, 1.2), cast=tuple(u(0.85, 1.15, 3)),
+        roll=strength * rng.normal(0, 8), yaw=float(np.clip(strength * rng.normal(0, 0.4), -1, 1)),
+        scale=towards(1.25, u(1.08, 1.42)), shift=(strength * u(-9, 9), strength * u(-8, 8)), smile=u(-0.6, 1.0),
+        mouth_open=max(0.0, u(-0.6, 1.0)), eye_open=u(0.35, 1.15), brow_raise=u(-1.5, 3),
+        gaze=(u(-1, 1), u(-0.6, 0.6)), light_dir=u(0, 2 * math.pi), light=strength * u(0.0, 0.55),
+        ambient=towards(0.95, u(0.7, 1.2)), cast=tuple(towards(1.0, c) for c in u(0.85, 1.15, 3)),
         clothes=tuple(u(0, 255, 3)), background=int(rng.integers(2 ** 31)), hair_shade=u(0.8, 1.2),
-        glasses_on=bool(t.glasses and rng.random() < 0.85), hat=tuple(u(0, 255, 3)) if rng.random() < 0.1 else None,
-        sunglasses=bool(rng.random() < 0.05), occluder=occ,
+        glasses_on=bool(t.glasses and rng.random() < 1 - 0.15 * strength),
+        hat=tuple(u(0, 255, 3)) if rng.random() < 0.1 * strength else None,
+        sunglasses=bool(rng.random() < 0.05 * strength), occluder=occ,
         occ=(u(-25, 25), u(-20, 30), u(14, 34), u(10, 30), u(-40, 40)), occ_col=tuple(u(0, 255, 3)),
-        blur=u(0.3, 1.1) if rng.random() < 0.35 else 0.0, noise=u(0, 7), jpeg=int(rng.integers(25, 90)) if rng.random() < 0.5 else 0)
+        blur=u(0.3, 1.1) * min(1.0, strength) if rng.random() < 0.35 * strength else 0.0,
+        noise=strength * u(0, 7), jpeg=int(rng.integers(25, 90)) if rng.random() < 0.5 * strength else 0)
 
 
 # ------------------------------------------------------------------ drawing
@@ -272,8 +284,8 @@ def _face_layer(t: Traits, n: Nuisance, S: int):
             xs = np.linspace(cx - hw * 0.95, cx + hw * 0.95, len(t.fringe))
             edge = [(x * k, (low - 4 * f - (6 * t.part_side * (x - cx) / hw if t.hair_style == PART else 0)) * k)
                     for x, f in zip(xs, t.fringe)]
-            d.polygon([(float((cx - hw * 0.98) * k), float(y0 * k)), *edge, (float((cx + hw * 0.98) * k), float(y0 * k))],
-                      fill=hair)
+            d.polygon([(float((cx - hw * 0.98) * k), float(y0 * k)), *edge,
+                       (float((cx + hw * 0.98) * k), float(y0 * k))], fill=hair)
     elif t.hair_volume > 0.1:  # bald on top, hair at the sides
         for s in (-1, 1):
             d.ellipse(box(cx + s * hw * 0.98 - 4, cy - 10, cx + s * hw * 0.98 + 4, cy + 6), fill=hair)
@@ -340,8 +352,8 @@ def _face_layer(t: Traits, n: Nuisance, S: int):
     # moustache
     my = cy + t.mouth_y
     if t.beard in (MOUSTACHE, FULL):
-        d.polygon([((fx - t.mouth_w - 1) * k, (my - 1) * k), (fx * k, (my - 5.5) * k), ((fx + t.mouth_w + 1) * k, (my - 1) * k),
-                   (fx * k, (my - 2.5) * k)], fill=hair)
+        d.polygon([((fx - t.mouth_w - 1) * k, (my - 1) * k), (fx * k, (my - 5.5) * k),
+                   ((fx + t.mouth_w + 1) * k, (my - 1) * k), (fx * k, (my - 2.5) * k)], fill=hair)
     # mouth: upper and lower lip curves, corners lifted by the smile
     mw = t.mouth_w * (1 + 0.12 * n.smile) * float(np.clip(1 - abs(n.yaw) * 0.2, 0.6, 1))
     xs = np.linspace(-1, 1, 9)
@@ -484,6 +496,8 @@ class FacesOptions:
     pairs: int = 2000
     size: int = 64
     seed: int = 0
+    #: scales the nuisances (:func:`draw_nuisance`): 0 clean frontal faces, 1 the default, up to 1.5
+    nuisance: float = 1.0
 
     def check(self) -> None:
         """:class:`UsageError` naming the first bad option."""
@@ -494,6 +508,8 @@ class FacesOptions:
                 raise UsageError(f"--{name.replace('_', '-')} must be >= {low} (got {v})")
         if self.size > 512:
             raise UsageError(f"--size must be <= 512 (got {self.size})")
+        if not 0 <= self.nuisance <= 1.5:
+            raise UsageError(f"--nuisance must be in [0, 1.5] (got {self.nuisance})")
         if self.pairs and self.verify_identities:
             if self.verify_identities < 2 or self.verify_per_identity < 2:
                 raise UsageError("verification pairs need --verify-identities >= 2 and --verify-per-identity >= 2 "
@@ -516,11 +532,11 @@ def _traits_of(seed: int, identity: int) -> Traits:
 
 
 def _identity_job(args: tuple) -> int:
-    """Draw and write the images of one identity: ``(out, seed, size, identity,
-    [(split, first image, count), ...])``; returns the images written."""
+    """Draw and write the images of one identity: ``(out, seed, size, nuisance
+    strength, identity, [(split, first image, count), ...])``; returns the images written."""
     from asrkit.data.images import write_image_file
 
-    out, seed, size, ident, parts = args
+    out, seed, size, strength, ident, parts = args
     t = _traits_of(seed, ident)
     name = identity_name(ident)
     done = 0
@@ -530,7 +546,7 @@ def _identity_job(args: tuple) -> int:
         folder = Path(out) / split / name
         folder.mkdir(parents=True, exist_ok=True)
         for j in range(first, first + count):
-            n = draw_nuisance(np.random.default_rng([seed, 2, ident, j]), t)
+            n = draw_nuisance(np.random.default_rng([seed, 2, ident, j]), t, strength)
             write_image_file(render_face(t, n, size), folder / f"{name}_{j:04d}.png")
             done += 1
     return done
@@ -591,9 +607,10 @@ def write_faces(out: str | os.PathLike, options: FacesOptions, jobs: int = 1) ->
     for split in SPLITS:  # a rerun redoes the corpus whole (other options may leave other folders)
         shutil.rmtree(out / split, ignore_errors=True)
     o = options
-    jobs_list = [(str(out), o.seed, o.size, i, [("train", 0, o.per_identity), ("dev", o.per_identity, o.dev_per_identity)])
+    jobs_list = [(str(out), o.seed, o.size, o.nuisance, i,
+                  [("train", 0, o.per_identity), ("dev", o.per_identity, o.dev_per_identity)])
                  for i in range(o.identities)]
-    jobs_list += [(str(out), o.seed, o.size, o.identities + v, [("verify", 0, o.verify_per_identity)])
+    jobs_list += [(str(out), o.seed, o.size, o.nuisance, o.identities + v, [("verify", 0, o.verify_per_identity)])
                   for v in range(o.verify_identities)]
     total = o.identities * (o.per_identity + o.dev_per_identity) + o.verify_identities * o.verify_per_identity
     done = 0

@@ -41,9 +41,10 @@ from asrkit.errors import DataError, InputError, quote
 if TYPE_CHECKING:
     from PIL import Image as PILImage
 
-__all__ = ["IMAGE_SUFFIXES", "Augment", "ImageSet", "Pair", "find_image", "is_image_name", "open_image_folder", "open_images",
-           "open_pair_images", "read_image", "read_lfw_pairs", "read_pairs", "save_grid", "save_image",
-           "to_float", "to_uint8", "write_image_file"]
+__all__ = ["IMAGE_SUFFIXES", "Augment", "AugmentDraw", "ImageSet", "Pair", "encode_image", "find_image",
+           "is_image_name", "lfw_image", "make_grid", "open_image_folder", "open_images", "open_pair_images",
+           "read_image", "read_lfw_pairs", "read_pairs", "save_grid", "save_image", "to_float", "to_uint8",
+           "write_image_file"]
 
 #: the file name endings of images (any case)
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")

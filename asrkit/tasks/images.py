@@ -220,11 +220,12 @@ class ImageBatchPlan(BatchPlan):
             yield b[self.rank::self.world_size], float(len(b))
 
 
-def image_batches(ds: ImageSet, batch_size: int, dist) -> list[list[int]]:
+def image_batches(ds: ImageSet, batch_size: int, dist=None) -> list[list[int]]:
     """This rank's share of the dev batches: every ``world_size``-th of the
-    batches of ``batch_size`` images in set order."""
+    batches of ``batch_size`` images in set order (all of them when ``dist``
+    is None: one process, e.g. ``asrkit verify``)."""
     batches = [list(range(k, min(k + batch_size, len(ds)))) for k in range(0, len(ds), batch_size)]
-    return batches[dist.rank::dist.world_size]
+    return batches if dist is None else batches[dist.rank::dist.world_size]
 
 
 def eval_batch(ds: ImageSet, indices: Sequence[int]) -> ImageBatch:

@@ -96,6 +96,27 @@ def test_identity_kept_nuisances_varied():
     assert auc_c < 0.9, auc_c
 
 
+def test_nuisance_strength_scales_the_difficulty():
+    """--nuisance 0: frontal, evenly lit, clean faces, far easier to tell apart by pixels."""
+    aucs = []
+    for strength in (0.0, 1.0):
+        imgs, ids = [], []
+        for k in range(8):
+            t = draw_traits(np.random.default_rng([0, 1, k]))
+            for j in range(4):
+                n = draw_nuisance(np.random.default_rng([0, 2, k, j]), t, strength)
+                if strength == 0:
+                    assert n.roll == 0 and n.shift == (0, 0) and n.occluder == 0 and n.noise == 0 and not n.jpeg
+                imgs.append(torch.from_numpy(render_face(t, n, 32)).permute(2, 0, 1))
+                ids.append(k)
+        x = to_float(torch.stack(imgs)).flatten(1)
+        ids_t = torch.tensor(ids)
+        aucs.append(_pairs_auc(x - x.mean(0), ids_t[:, None] == ids_t[None, :]))
+    assert aucs[0] > aucs[1] + 0.05, aucs
+    with pytest.raises(UsageError, match=r"--nuisance must be in \[0, 1.5\]"):
+        FacesOptions(nuisance=2).check()
+
+
 def test_render_sizes_and_determinism():
     t = draw_traits(np.random.default_rng(5))
     n = draw_nuisance(np.random.default_rng(6), t)

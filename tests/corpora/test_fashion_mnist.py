@@ -92,7 +92,8 @@ def test_debian_package(tmp_path):
         if under_ci():
             pytest.fail(f"{msg}; CI=true, and CI installs it (tools/install_debian_deps.sh)", pytrace=False)
         pytest.skip(msg)
-    assert main(["-q", "corpus", "fashion-mnist", str(tmp_path / "fm"), "--per-class", "3", "--dev-per-class", "2"]) == 0
+    args = ["-q", "corpus", "fashion-mnist", str(tmp_path / "fm"), "--per-class", "3", "--dev-per-class", "2"]
+    assert main(args) == 0
     tr = open_image_folder(tmp_path / "fm" / "train")
     dv = open_image_folder(tmp_path / "fm" / "dev", tr.classes)
     assert len(tr) == 30 and len(dv) == 20 and tr.shape == (1, 28, 28)

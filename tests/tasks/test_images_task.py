@@ -179,7 +179,7 @@ def test_dev_batches_cover_the_set_once():
     ds = _set(11)
     seen = [i for r in range(2) for b in image_batches(ds, 4, Dist(r, 2)) for i in b]
     assert sorted(seen) == list(range(11))
-    assert image_batches(ds, 4, Dist()) == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9, 10]]
+    assert image_batches(ds, 4, Dist()) == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9, 10]] == image_batches(ds, 4)
     e = eval_batch(ds, [3, 0])
     assert torch.equal(e.images, to_float(ds.images[[3, 0]])) and e.labels.tolist() == [0, 0]
 
@@ -268,3 +268,15 @@ def test_training_learns_and_resume_equals_an_unbroken_run(probe, folders, tmp_p
                 for e in map(json.loads, (exp / "metrics.jsonl").read_text().splitlines())]
 
     assert logged(full) == logged(cut)
+
+
+def test_loader_workers_give_the_same_run(probe, folders, tmp_path):
+    """Batches made in a loader process (data.num_workers=1) are the batches made in the
+    trainer's process: the augmentation is drawn per image and epoch, not per process."""
+    tr, dv = folders
+    over = [*SMALL, *AUG, "train.epochs=2"]
+    train(load_config("imgprobe", None, over), tr, dv, tmp_path / "w0")
+    train(load_config("imgprobe", None, [*over, "data.num_workers=1"]), tr, dv, tmp_path / "w1")
+    a = torch.load(tmp_path / "w0" / "checkpoints" / "last.pt", weights_only=True)["model"]
+    b = torch.load(tmp_path / "w1" / "checkpoints" / "last.pt", weights_only=True)["model"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
