@@ -23,7 +23,9 @@ def frechet(
     confidence: float = typer.Option(
         0.5, "--confidence", metavar="P",
         help="A class is found when an image is given to it with at least this probability."),
-    checkpoint: str = typer.Option("best", "--checkpoint", metavar="NAME|FILE", help="The GAN exp's checkpoint."),
+    checkpoint: str = typer.Option(
+        "last", "--checkpoint", metavar="NAME|FILE",
+        help="The GAN exp's checkpoint: last, best (lowest dev fd_pix), epoch-N or a .pt file."),
     batch_size: int = typer.Option(256, "--batch-size", metavar="N", help="Images per forward pass."),
     device: str = typer.Option("auto", "--device", metavar="auto|cpu|cuda", help="Where the models run."),
     as_json: bool = typer.Option(False, "--json", help="One JSON object instead of the table."),

@@ -18,7 +18,8 @@ def sample(
     seed: int = typer.Option(0, "--seed", metavar="S", help="Noise seed: the same seed gives the same images."),
     nrow: int = typer.Option(8, "--nrow", metavar="N", help="Images per row of a grid."),
     checkpoint: str = typer.Option(
-        "best", "--checkpoint", metavar="NAME|FILE", help="best, last, epoch-N (in EXP/checkpoints) or a .pt file."
+        "last", "--checkpoint", metavar="NAME|FILE",
+        help="last (the generator at the end of training), best (lowest dev fd_pix), epoch-N or a .pt file."
     ),
     batch_size: int = typer.Option(256, "--batch-size", metavar="N", help="Images per forward pass."),
     device: str = typer.Option("auto", "--device", metavar="auto|cpu|cuda", help="Where the generator runs."),

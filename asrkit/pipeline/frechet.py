@@ -56,7 +56,7 @@ class FrechetTable:
                           "coverage": r.coverage, "counts": r.counts} for r in self.rows]}
 
 
-def load_generator(exp: str | os.PathLike, checkpoint: str = "best", device: str = "auto",
+def load_generator(exp: str | os.PathLike, checkpoint: str = "last", device: str = "auto",
                    impl: str | None = None) -> tuple[torch.nn.Module, dict]:
     """The DCGAN of a ``asrkit train gan`` exp (eval mode); a UsageError for any other exp."""
     from asrkit.config import load_saved_config
@@ -119,7 +119,7 @@ def _pixel_gaussian(real: torch.Tensor, num: int, seed: int) -> torch.Tensor:
 
 def frechet_table(classifier: str | os.PathLike, real_dir: str | os.PathLike, gen: str | os.PathLike, *,
                   heldout: str | os.PathLike | None = None, num: int = 1000, seed: int = 0, batch: int = 256,
-                  device: str = "auto", confidence: float = 0.5, checkpoint: str = "best",
+                  device: str = "auto", confidence: float = 0.5, checkpoint: str = "last",
                   on_row=None) -> FrechetTable:
     """The rows of the module docstring. ``gen``: a GAN exp dir (its ``checkpoint``) or an
     image folder. ``on_row(row)`` is called as each row is done."""

@@ -7,7 +7,8 @@
 #                  embedding is the Fréchet distance's feature space -> exp/classifier
 #   2  train gan   asrkit train gan (discriminator and generator phases; a sample grid per epoch)
 #                                                     -> exp/gan, exp/gan/samples/epoch-NNN.png
-#   3  sample      asrkit sample: 64 samples of best.pt -> exp/gan/samples.png
+#   3  sample      asrkit sample: 64 samples of last.pt (the generator at the end of training; the
+#                  dev fd_pix of best.pt is a coarse selector, docs/gan.md) -> exp/gan/samples.png
 #   4  frechet     asrkit frechet: the generator, held-out real images (the floor), an untrained
 #                  generator and a per-pixel Gaussian (the ceilings) against the real training images;
 #                  mode coverage of each         -> exp/gan/frechet.txt (the results table)
@@ -97,12 +98,12 @@ if run_stage 2 train_gan; then
 fi
 
 if run_stage 3 sample; then
-  $ASRKIT sample $gan --num 64 --out $gan/samples.png --device "$device" 2>&1 | tee "$log"
+  $ASRKIT sample $gan --checkpoint last --num 64 --out $gan/samples.png --device "$device" 2>&1 | tee "$log"
   echo "samples: $dir/$gan/samples.png (per epoch: $dir/$gan/samples/)"
 fi
 
 if run_stage 4 frechet; then
-  $ASRKIT frechet $clf $data/train $gan --heldout $data/dev --num "$num" --device "$device" \
+  $ASRKIT frechet $clf $data/train $gan --checkpoint last --heldout $data/dev --num "$num" --device "$device" \
     > $gan/frechet.txt.tmp 2> "$log"
   mv $gan/frechet.txt.tmp $gan/frechet.txt
   echo "Fréchet distance in the classifier's embedding space ($clf), $num images each, vs $data/train:"
