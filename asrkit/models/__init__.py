@@ -13,6 +13,8 @@
 * ``resnet`` (:class:`ResNet`): a ResNet-style image classifier with an embedding layer and a softmax,
   ArcFace or CosFace head (the face task); ``logits = model(images, labels)``, ``model.embed(images)``,
   see :mod:`asrkit.models.resnet`.
+* ``dcgan`` (:class:`DCGAN`): a DCGAN generator and discriminator (the gan task); ``images = model(z)``,
+  ``model.discriminate(images)``, see :mod:`asrkit.models.dcgan`.
 
 The frame and CTC models are called the same way::
 
@@ -36,9 +38,10 @@ import torch
 import yaml
 
 from asrkit.errors import ConfigError, InputError
-from asrkit.models import resnet
+from asrkit.models import dcgan, resnet
 from asrkit.models.config import DEFAULTS, LM_TYPES, MODEL_TYPES
 from asrkit.models.config import resolve_model_config as _resolve_speech_config
+from asrkit.models.dcgan import DCGAN
 from asrkit.models.ctc import CTCModel, Conv2dSubsampling, subsampled_lengths
 from asrkit.models.frame import FrameMLP, context_window
 from asrkit.models.las import LAS
@@ -52,11 +55,11 @@ __all__ = [
     "build_model", "load_model", "checkpoint_path", "resolve_model_config", "DEFAULTS", "MODEL_TYPES", "LM_TYPES",
     "FrameMLP", "CTCModel", "Conv2dSubsampling", "context_window", "subsampled_lengths",
     "LAS", "TransformerS2S", "Seq2SeqModel", "Seq2SeqOutput", "Encoded", "SOS", "EOS",
-    "LanguageModel", "LSTMLM", "TransformerLM", "IMAGE_MODELS", "ResNet",
+    "LanguageModel", "LSTMLM", "TransformerLM", "IMAGE_MODELS", "ResNet", "DCGAN",
 ]
 
 #: image model types: each module has its own config check (``resolve_config``) and ``build``
-IMAGE_MODELS = {"resnet": resnet}
+IMAGE_MODELS = {"resnet": resnet, "dcgan": dcgan}
 
 
 def resolve_model_config(cfg: Mapping[str, Any]) -> dict[str, Any]:

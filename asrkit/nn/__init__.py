@@ -16,7 +16,7 @@ __all__ = ["IMPLS", "Module", "set_impl"]
 from asrkit.nn import init, optim  # noqa: E402
 from asrkit.nn.adaptive import AdaptiveLogSoftmaxWithLoss  # noqa: E402
 from asrkit.nn.activation import (  # noqa: E402
-    GELU, GLU, Identity, LogSoftmax, MaskedSoftmax, ReLU, Sigmoid, SiLU, Softmax, Tanh,
+    GELU, GLU, Identity, LeakyReLU, LogSoftmax, MaskedSoftmax, ReLU, Sigmoid, SiLU, Softmax, Tanh,
 )
 from asrkit.nn.conv import Conv1d, Conv2d, ConvTranspose1d, ConvTranspose2d  # noqa: E402
 from asrkit.nn.dropout import Dropout, EmbeddingDropout, LockedDropout  # noqa: E402
@@ -29,7 +29,7 @@ from asrkit.nn.pool import (  # noqa: E402
 )
 
 __all__ += [
-    "init", "optim", "Identity", "Sigmoid", "Tanh", "ReLU", "GELU", "SiLU", "GLU", "Softmax", "LogSoftmax",
+    "init", "optim", "Identity", "Sigmoid", "Tanh", "ReLU", "LeakyReLU", "GELU", "SiLU", "GLU", "Softmax", "LogSoftmax",
     "MaskedSoftmax", "Conv1d", "Conv2d", "ConvTranspose1d", "ConvTranspose2d", "Dropout", "LockedDropout",
     "EmbeddingDropout",
     "Embedding", "Flatten",
@@ -49,13 +49,14 @@ from asrkit.nn.conformer import Conformer, ConformerBlock  # noqa: E402
 from asrkit.nn.ctc import CTCLoss  # noqa: E402
 from asrkit.nn.rnn import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell  # noqa: E402
 from asrkit.nn.seq2seq_attention import DotProductAttention, LocationAwareAttention  # noqa: E402
+from asrkit.nn.spectral import remove_spectral_norm, spectral_norm  # noqa: E402
 from asrkit.nn.transformer import TransformerDecoderLayer, TransformerEncoderLayer  # noqa: E402
 
 __all__ += [
     "search", "RNNCell", "GRUCell", "LSTMCell", "RNN", "GRU", "LSTM", "CTCLoss", "MultiheadAttention",
     "RelPositionMultiheadAttention", "SinusoidalPositionalEncoding", "LearnedPositionalEncoding",
     "TransformerEncoderLayer", "TransformerDecoderLayer", "ConformerBlock", "Conformer",
-    "DotProductAttention", "LocationAwareAttention",
+    "DotProductAttention", "LocationAwareAttention", "spectral_norm", "remove_spectral_norm",
 ]
 
 # --- face models: global pooling, embedding normalization, margin heads ---

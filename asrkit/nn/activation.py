@@ -1,4 +1,4 @@
-"""Activation layers: Identity, Sigmoid, Tanh, ReLU, GELU, SiLU, GLU, Softmax, LogSoftmax, MaskedSoftmax.
+"""Activation layers: Identity, Sigmoid, Tanh, ReLU, LeakyReLU, GELU, SiLU, GLU, Softmax, LogSoftmax, MaskedSoftmax.
 
 Constructor arguments as ``torch.nn``; ``impl="scratch"`` runs
 :mod:`asrkit.nn.functional.activation`, ``impl="native"`` torch's kernel.
@@ -53,6 +53,25 @@ class ReLU(Module):
 
     def extra_repr(self) -> str:
         return ("inplace=True, " if self.inplace else "") + super().extra_repr()
+
+
+class LeakyReLU(Module):
+    """``x`` where ``x > 0``, else ``negative_slope * x``. ``inplace`` is honoured by the native
+    path; scratch returns a new tensor."""
+
+    def __init__(self, negative_slope: float = 0.01, inplace: bool = False, *, impl: str = "scratch") -> None:
+        super().__init__(impl)
+        self.negative_slope = negative_slope
+        self.inplace = inplace
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.native:
+            return TF.leaky_relu(x, self.negative_slope, inplace=self.inplace)
+        return A.leaky_relu(x, self.negative_slope)
+
+    def extra_repr(self) -> str:
+        return (f"negative_slope={self.negative_slope}, " + ("inplace=True, " if self.inplace else "")
+                + super().extra_repr())
 
 
 class GELU(Module):

@@ -10,6 +10,8 @@
 * ``lm`` (:class:`LMTask`): a neural language model on text (word, char or bpe units); dev perplexity.
 * ``face`` (:class:`FaceTask`): identity classification of image folders with a ResNet (softmax, ArcFace
   or CosFace head); dev accuracy and verification AUC.
+* ``gan`` (:class:`GanTask`): a DCGAN on an image folder, discriminator and generator phases; dev pixel
+  Fréchet distance and a sample grid per epoch.
 
 The contract (every hook, and the order the trainer calls them) is
 :class:`asrkit.tasks.base.Task`; :class:`asrkit.tasks.store.StoreTask` is the
@@ -41,6 +43,8 @@ from asrkit.tasks.transformer import TransformerTask
 from asrkit.tasks.lm import LMTask
 from asrkit.tasks.tokens import TokenTask
 from asrkit.tasks.face import FaceTask
+from asrkit.tasks.gan import GanTask
 
-__all__ = ["TASKS", "BatchPlan", "CTCTask", "FaceTask", "FrameTask", "LASTask", "LMTask", "StoreTask", "Task", "TaskData", "TokenTask",
+__all__ = ["TASKS", "BatchPlan", "CTCTask", "FaceTask", "FrameTask", "GanTask", "LASTask", "LMTask", "StoreTask", "Task",
+           "TaskData", "TokenTask",
            "TrainData", "TransformerTask", "dev_batches", "gather", "get_task", "register_task", "task_names"]

@@ -19,10 +19,12 @@ How a run calls the hooks (``T`` the task, every rank unless it says rank 0)::
     units = T.load_units(exp/"units")
     model = T.build_model(cfg["model"])             # input_dim (when data has one) / num_classes filled in, seeded
     td = T.train_data(data, units, model, seed=, dist=)  # -> TrainData: datasets, batch plan, collate, dev set
-    T.optimizers(model); T.setup(model, device)     # {name: optimizer}; criteria
+    T.optimizers(model); T.phases(); T.setup(model, device)   # {name: optimizer}; () or their order; criteria
     each epoch:  T.start_epoch(epoch); td.set_epoch(epoch, position)
                  each (indices, norm) of td.plan: batch = td.collate([td.train[i] for i in indices])
                      loss_sum, norm_part, stats = T.loss(net, batch, device, autocast)
+                     # or, with phases: for each name, in order, its own loss, backward, clip, step
+                     loss_sum, norm_part, stats = T.loss(net, batch, device, autocast, phase=name)
                  T.evaluate(model, td.dev, td.dev_refs, units, device=, autocast=, dist=)
                  T.end_epoch(epoch, model, td.dev, td.dev_refs, units, exp, device, dist=)
 
@@ -300,23 +302,40 @@ class Task(ABC):
 
     def optimizers(self, model: torch.nn.Module) -> dict[str, torch.optim.Optimizer]:
         """``{name: optimizer}``. Default: one AdamW over all parameters from the
-        ``optim`` section. With several, each is stepped after every backward,
-        and the lr schedule scales each one's own learning rates."""
+        ``optim`` section. With several, each is stepped after every backward
+        (unless :meth:`phases` orders them), and the lr schedule scales each
+        one's own learning rates."""
         from asrkit.nn.optim import AdamW
 
         o = self.cfg["optim"]
         return {"main": AdamW(model.parameters(), lr=o["lr"], betas=tuple(o["betas"]), eps=o["eps"],
                               weight_decay=o["weight_decay"])}
 
+    def phases(self) -> tuple[str, ...]:
+        """Optimizer names, each once: one update is a phase per name, in this
+        order, each with its own ``loss(..., phase=name)``, backward, gradient
+        clipping (of that optimizer's parameters), step and ``zero_grad`` of
+        every optimizer (a GAN: ``("d", "g")``, the discriminator's step on
+        real and detached fake images, then the generator's against the updated
+        discriminator). A phase whose loss or gradient is not finite skips its
+        own step (its BatchNorm statistics put back); the batch then counts as
+        non-finite. metrics.jsonl logs ``loss`` (the phases' sum) and
+        ``loss_NAME`` per phase. Default ``()``: one loss, every optimizer
+        stepped after its backward."""
+        return ()
+
     def stat_names(self) -> tuple[str, ...]:
-        """The keys of :meth:`loss`'s stats, the same for every batch."""
+        """The keys of :meth:`loss`'s stats, the same for every batch (with
+        :meth:`phases`: each key given by one phase)."""
         return ()
 
     @abstractmethod
     def loss(self, net: torch.nn.Module, batch: Any, device: torch.device,
-             autocast: Callable[[], AbstractContextManager]) -> tuple[torch.Tensor, float, dict[str, float]]:
+             autocast: Callable[[], AbstractContextManager], phase: str | None = None
+             ) -> tuple[torch.Tensor, float, dict[str, float]]:
         """One training batch (on ``device``; ``net`` is the model, DDP-wrapped
-        under DDP): ``(loss_sum, normalizer, stats)``. ``loss_sum`` is the
+        under DDP): ``(loss_sum, normalizer, stats)``; a task with
+        :meth:`phases` is called once per phase with ``phase=NAME``. ``loss_sum`` is the
         differentiable sum over the batch; ``normalizer`` this batch's part of
         the global normalizer (the plan's, see :class:`BatchPlan`); ``stats`` sums like
         the loss (:meth:`stat_names`). Run the forward under ``autocast()``."""

@@ -26,7 +26,9 @@ What one run does (rank 0 writes every file):
 2. trains with the task's optimizers (one AdamW by default, :mod:`asrkit.nn.optim`),
    warmup + cosine / plateau / constant or the Noam learning rate, gradient
    clipping, ``torch.autocast`` on CUDA (bf16, or fp16 with a GradScaler);
-   CPU runs fp32. A non-finite loss or gradient skips the batch;
+   CPU runs fp32. A non-finite loss or gradient skips the batch. A task
+   with ``phases()`` (a GAN: discriminator, then generator) steps its
+   optimizers one phase at a time, each after its own loss and backward;
 3. after each epoch evaluates on dev (the task's metrics, e.g. loss and frame
    accuracy, or greedy PER / WER / CER), adds the task's ``end_epoch``
    metrics, and writes ``checkpoints/epoch-N.pt``, ``last.pt`` and
@@ -491,11 +493,17 @@ def _loop(cfg: dict, d: distributed.Dist, exp: Path, ck: dict | None, data, devi
     impl = cfg["model"].get("impl")
     task.setup(model, device)
     stat_names = tuple(task.stat_names())
+    phases = _check_phases(task, opts)
+    # one update: the phases in order, each stepping its optimizer; or one loss stepping them all
+    steps = [(p, [opts[p]]) for p in phases] or [(None, list(opts.values()))]
+    logged = stat_names + tuple(f"loss_{p}" for p in phases)  # the sums kept and logged next to the loss
     net: torch.nn.Module = model
     if d.enabled:
         from torch.nn.parallel import DistributedDataParallel as DDP
 
-        net = DDP(model, device_ids=[device.index] if device.type == "cuda" else None)
+        # a phase leaves the other optimizers' parameters without gradients (a GAN's D step: the generator)
+        net = DDP(model, device_ids=[device.index] if device.type == "cuda" else None,
+                  find_unused_parameters=bool(phases))
 
     # ---- state
     epoch, position, step = 0, 0, 0
@@ -544,7 +552,7 @@ def _loop(cfg: dict, d: distributed.Dist, exp: Path, ck: dict | None, data, devi
                 "epoch": epoch, "position": position, "step": step, "best": best, "best_epoch": best_epoch,
                 "bad_epochs": bad_epochs, "nan_streak": nan_streak, "nan_total": nan_total,
                 "last_dev": last_dev, "stopped_early": stop_flag, "metric": metric_name, "config": cfg,
-                "sums": _sums(win, ep_stats, stat_names) if position else None}
+                "sums": _sums(win, ep_stats, logged) if position else None}
 
     def save_last(stop_flag: bool = False) -> None:
         st = state(stop_flag)
@@ -567,7 +575,7 @@ def _loop(cfg: dict, d: distributed.Dist, exp: Path, ck: dict | None, data, devi
         plan = list(td.plan)
         steps_this_epoch = len(td.plan)  # e.g. the bucketed batches of this epoch: their count varies by epoch
         net.train()
-        win, ep_stats = _new_sums(stat_names), _new_sums(stat_names)
+        win, ep_stats = _new_sums(logged), _new_sums(logged)
         if resume_sums:  # resumed mid-epoch: the sums of the batches before the checkpoint
             win.update(resume_sums["window"])
             ep_stats.update(resume_sums["epoch"])
@@ -579,61 +587,83 @@ def _loop(cfg: dict, d: distributed.Dist, exp: Path, ck: dict | None, data, devi
             for batch in _batches(td.train, plan, td.collate, dcfg["num_workers"]):
                 norm = batch[1]
                 b = batch[0].to(device)
-                # running statistics (BatchNorm) to put back if this batch turns out non-finite
-                saved_bufs = [t.detach().clone() for t in float_bufs]
-                loss_sum, local_norm, task_stats = task.loss(net, b, device, autocast)
-                objective = loss_sum * (d.world_size / norm)
-                if scaler is not None:
-                    scaler.scale(objective).backward()
-                else:
-                    objective.backward()
                 save_now = (tcfg["save_every_steps"] and (step + 1) % tcfg["save_every_steps"] == 0) or (
                     tcfg["save_every_min"] and time.monotonic() - t_last_save > 60 * tcfg["save_every_min"])
-                stats = torch.tensor([float(loss_sum.detach()), float(local_norm), float(td.count(b)),
-                                      float(not math.isfinite(float(loss_sum.detach()))),
-                                      float(bool(save_now) and d.main), *_stat_values(task, task_stats, stat_names)],
-                                     dtype=torch.float64)
-                if d.enabled:
-                    if device.type == "cuda":  # nccl reduces CUDA tensors only
-                        stats = stats.to(device)
-                    dist.all_reduce(stats)
-                g_loss, g_norm, g_frames, g_bad, g_save, *g_stats = stats.tolist()
-                finite = g_bad == 0
-                if finite:
+                g_loss, g_norm, g_frames, g_save = 0.0, 0.0, 0.0, 0.0
+                g_stats = [0.0] * len(logged)
+                skipped: list[str] = []
+                seen: set[str] = set()
+                for i, (phase, phase_opts) in enumerate(steps):
+                    first, last = i == 0, i == len(steps) - 1
+                    # running statistics (BatchNorm) to put back if this phase turns out non-finite
+                    saved_bufs = [t.detach().clone() for t in float_bufs]
+                    if phase is None:
+                        loss_sum, local_norm, task_stats = task.loss(net, b, device, autocast)
+                    else:
+                        loss_sum, local_norm, task_stats = task.loss(net, b, device, autocast, phase=phase)
+                    objective = loss_sum * (d.world_size / norm)
                     if scaler is not None:
-                        for o in opts.values():
-                            scaler.unscale_(o)
-                    if ocfg["grad_clip"] is not None:
-                        gn = torch.nn.utils.clip_grad_norm_(model.parameters(), ocfg["grad_clip"])
-                        if scaler is None and not torch.isfinite(gn):
-                            finite = False
-                if finite:
-                    for o in opts.values():
+                        scaler.scale(objective).backward()
+                    else:
+                        objective.backward()
+                    p_loss = float(loss_sum.detach())
+                    values = _stat_values(task, task_stats, stat_names, seen, last)
+                    if phase is not None:  # the phase's own loss, logged as loss_PHASE
+                        values += [p_loss if p == phase else 0.0 for p in phases]
+                    stats = torch.tensor([p_loss, float(local_norm), float(td.count(b)) if first else 0.0,
+                                          float(not math.isfinite(p_loss)),
+                                          float(bool(save_now) and d.main and first), *values], dtype=torch.float64)
+                    if d.enabled:
+                        if device.type == "cuda":  # nccl reduces CUDA tensors only
+                            stats = stats.to(device)
+                        dist.all_reduce(stats)
+                    p_loss, p_norm, p_frames, p_bad, p_save, *p_stats = stats.tolist()
+                    finite = p_bad == 0
+                    if finite:
                         if scaler is not None:
-                            scaler.step(o)
-                        else:
-                            o.step()
-                    if scaler is not None:
-                        scaler.update()
+                            for o in phase_opts:
+                                scaler.unscale_(o)
+                        if ocfg["grad_clip"] is not None:
+                            params = model.parameters() if phase is None else _params_of(phase_opts)
+                            gn = torch.nn.utils.clip_grad_norm_(params, ocfg["grad_clip"])
+                            if scaler is None and not torch.isfinite(gn):
+                                finite = False
+                    if finite:
+                        for o in phase_opts:
+                            if scaler is not None:
+                                scaler.step(o)
+                            else:
+                                o.step()
+                        if scaler is not None:
+                            scaler.update()
+                    else:
+                        with torch.no_grad():
+                            for t, old in zip(float_bufs, saved_bufs):
+                                t.copy_(old)
+                        skipped.append(phase or "")
+                    for o in opts.values():  # also the gradients a phase left on another optimizer's parameters
+                        o.zero_grad(set_to_none=True)
+                    g_loss += p_loss
+                    if first:
+                        g_norm, g_frames, g_save = p_norm, p_frames, p_save
+                    g_stats = [a + v for a, v in zip(g_stats, p_stats)]
+                finite = not skipped
+                if finite:
                     nan_streak = 0
                 else:
-                    with torch.no_grad():
-                        for t, old in zip(float_bufs, saved_bufs):
-                            t.copy_(old)
                     nan_streak += 1
                     nan_total += 1
                     logger.event(event="nonfinite", epoch=epoch + 1, step=step, streak=nan_streak,
-                                 utts=b.utts[:5])
+                                 utts=b.utts[:5], **({"phases": skipped} if phases else {}))
                     if d.main:
-                        log.warn(f"non-finite loss or gradient at epoch {epoch + 1} batch {position + 1} "
+                        where = f" in the {', '.join(skipped)} phase{'s' if len(skipped) > 1 else ''}" if phases else ""
+                        log.warn(f"non-finite loss or gradient{where} at epoch {epoch + 1} batch {position + 1} "
                                  f"({td.item}s {', '.join(b.utts[:3])}{' ...' if len(b.utts) > 3 else ''}); "
-                                 f"batch skipped")
+                                 f"{'its step' + ('s' if len(skipped) > 1 else '') if phases else 'batch'} skipped")
                     if nan_streak >= tcfg["nan_limit"]:
                         raise TrainingError(
                             f"the loss was NaN/inf in {nan_streak} batches in a row (epoch {epoch + 1}, batch "
                             f"{position + 1}, e.g. {td.item} '{b.utts[0]}'); {td.nan_hint}")
-                for o in opts.values():
-                    o.zero_grad(set_to_none=True)
                 for sc in scheds.values():
                     sc.step_update()
                 position += 1
@@ -643,16 +673,16 @@ def _loop(cfg: dict, d: distributed.Dist, exp: Path, ck: dict | None, data, devi
                         acc["loss"] += g_loss
                         acc["norm"] += g_norm
                         acc["frames"] += g_frames
-                        for k, v in zip(stat_names, g_stats):
+                        for k, v in zip(logged, g_stats):
                             acc[k] += v
                 if step % tcfg["log_every"] == 0 or position == steps_this_epoch:
                     el = max(time.monotonic() - win["t"], 1e-9)
-                    means = _means(win, stat_names)
+                    means = _means(win, logged)
                     fps = win["frames"] / el
                     logger.event(event="train", epoch=epoch + 1, step=step, **means, lr=sched.lr, **_other_lrs(scheds),
                                  **{f"{unit}_per_s": fps, unit: int(win["frames"])}, seconds=el)
                     bar.update(task_id, loss=means["loss"], fps=fps)
-                    win = _new_sums(stat_names)
+                    win = _new_sums(logged)
                 bar.update(task_id, completed=position, eta=eta.left(epoch, position, steps_this_epoch, step))
                 if after_step is not None:
                     after_step(step, epoch, position)
@@ -667,7 +697,7 @@ def _loop(cfg: dict, d: distributed.Dist, exp: Path, ck: dict | None, data, devi
             break
         # ---- end of epoch: dev, checkpoints, early stopping
         el = max(time.monotonic() - ep_stats["t"], 1e-9)
-        train_means = _means(ep_stats, stat_names)
+        train_means = _means(ep_stats, logged)
         last_dev = _evaluate(task, epoch, model, td.dev, td.dev_refs, units, exp, d, device, autocast)
         if metric_name not in last_dev:
             raise TrainingError(f"the {task.name} task's dev metrics have no '{metric_name}' "
@@ -730,12 +760,35 @@ def _sums(win: dict, ep_stats: dict, stat_names: tuple[str, ...]) -> dict:
             for name, acc in (("window", win), ("epoch", ep_stats))}
 
 
-def _stat_values(task: Task, stats: dict[str, float], stat_names: tuple[str, ...]) -> list[float]:
-    """The task's batch stats in ``stat_names`` order (the same on every rank: they are all-reduced)."""
-    if set(stats) != set(stat_names):
-        raise TrainingError(f"the {task.name} task's loss gave stats {sorted(stats)}, but its stat_names() "
-                            f"are {sorted(stat_names)}")
-    return [float(stats[k]) for k in stat_names]
+def _stat_values(task: Task, stats: dict[str, float], stat_names: tuple[str, ...], seen: set[str],
+                 last: bool) -> list[float]:
+    """The task's batch stats in ``stat_names`` order (the same on every rank: they are all-reduced);
+    0 for a stat another phase of the update gives. ``seen``: the stats of the update's earlier
+    phases (updated); ``last``: the update's last phase, after which every stat was given once."""
+    given = set(stats)
+    if not given <= set(stat_names) or given & seen or (last and seen | given != set(stat_names)):
+        raise TrainingError(f"the {task.name} task's loss gave stats {sorted(stats)}"
+                            f"{f' after {sorted(seen)}' if seen else ''}, but its stat_names() "
+                            f"are {sorted(stat_names)}" + (" (each given by one phase)" if seen else ""))
+    seen |= given
+    return [float(stats.get(k, 0.0)) for k in stat_names]
+
+
+def _check_phases(task: Task, opts: dict[str, torch.optim.Optimizer]) -> tuple[str, ...]:
+    """The task's :meth:`~asrkit.tasks.base.Task.phases`, checked against its optimizers."""
+    phases = tuple(task.phases())
+    if not phases:
+        return ()
+    unknown = [p for p in phases if p not in opts]
+    if unknown or len(set(phases)) < len(phases) or set(phases) != set(opts):
+        raise TrainingError(f"the {task.name} task's phases {list(phases)} must name each of its "
+                            f"optimizers {list(opts)} once")
+    return phases
+
+
+def _params_of(opts: list[torch.optim.Optimizer]) -> list[torch.nn.Parameter]:
+    """The parameters the optimizers ``opts`` step."""
+    return [p for o in opts for g in o.param_groups for p in g["params"]]
 
 
 def _other_lrs(scheds: dict[str, _Schedule]) -> dict[str, float]:

@@ -163,7 +163,8 @@ def test_stats_must_match_stat_names(toy, stores, tmp_path, monkeypatch):
 
 
 def test_unknown_task_is_one_line_listing_the_known_ones(toy):
-    with pytest.raises(ConfigError, match=r"unknown task 'nosuch' \(known tasks: frame, ctc, las, transformer, lm, toy\)"):
+    known = r"known tasks: frame, ctc, las, transformer, lm, (\w+, )*toy"  # the image tasks between lm and toy
+    with pytest.raises(ConfigError, match=rf"unknown task 'nosuch' \({known}\)"):
         load_config("nosuch")
     with pytest.raises(ConfigError, match="unknown task"):
         get_task(None)

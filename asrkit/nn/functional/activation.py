@@ -1,4 +1,4 @@
-"""Activation kernels: sigmoid, tanh, relu, gelu (erf / tanh), silu, glu, softmax, log_softmax,
+"""Activation kernels: sigmoid, tanh, relu, leaky_relu, gelu (erf / tanh), silu, glu, softmax, log_softmax,
 masked_softmax.
 
 Each ``<op>_forward`` returns ``(out, cache)``; each ``<op>_backward(grad_out,
@@ -55,6 +55,22 @@ def relu_forward(x: torch.Tensor) -> tuple[torch.Tensor, tuple]:
 def relu_backward(grad_out: torch.Tensor, cache: tuple) -> tuple[torch.Tensor]:
     (out,) = cache
     return (grad_out * (out > 0).to(grad_out.dtype),)
+
+
+# ---------------------------------------------------------------- leaky_relu
+# y = x where x > 0 else a x;  dy/dx = 1 where x > 0 else a (torch's choice at 0: a)
+
+
+def leaky_relu_forward(x: torch.Tensor, negative_slope: float = 0.01) -> tuple[torch.Tensor, tuple]:
+    # the slope per element, written straight into a float tensor (a bool mask and torch.where
+    # cost ~10x more on the CPU): 1 where x > 0, else a
+    slope = torch.gt(x, 0, out=torch.empty_like(x)).mul_(1.0 - negative_slope).add_(negative_slope)
+    return x * slope, (slope,)
+
+
+def leaky_relu_backward(grad_out: torch.Tensor, cache: tuple) -> tuple[torch.Tensor]:
+    (slope,) = cache
+    return (grad_out * slope,)
 
 
 # ---------------------------------------------------------------- gelu
@@ -181,6 +197,7 @@ def masked_softmax_backward(grad_out: torch.Tensor, cache: tuple) -> tuple[torch
 SigmoidFunction = kernel_function("SigmoidFunction", sigmoid_forward, sigmoid_backward)
 TanhFunction = kernel_function("TanhFunction", tanh_forward, tanh_backward)
 ReLUFunction = kernel_function("ReLUFunction", relu_forward, relu_backward)
+LeakyReLUFunction = kernel_function("LeakyReLUFunction", leaky_relu_forward, leaky_relu_backward)
 GELUFunction = kernel_function("GELUFunction", gelu_forward, gelu_backward)
 SiLUFunction = kernel_function("SiLUFunction", silu_forward, silu_backward)
 GLUFunction = kernel_function("GLUFunction", glu_forward, glu_backward)
@@ -204,6 +221,10 @@ def tanh(x: torch.Tensor) -> torch.Tensor:
 
 def relu(x: torch.Tensor) -> torch.Tensor:
     return apply(ReLUFunction, NONE, x)
+
+
+def leaky_relu(x: torch.Tensor, negative_slope: float = 0.01) -> torch.Tensor:
+    return apply(LeakyReLUFunction, NONE, x, float(negative_slope))
 
 
 def gelu(x: torch.Tensor, approximate: str = "none") -> torch.Tensor:
