@@ -98,6 +98,19 @@ def _require_tool_fixture() -> Callable[[str], str]:
     return require_tool
 
 
+def require_file(path: str | Path, package: str) -> Path:
+    """``path``, a file that the Debian ``package`` installs; skips the test when it
+    is missing (fails under ``CI=true``)."""
+    if not Path(path).is_file():
+        _missing(str(path), package)
+    return Path(path)
+
+
+@pytest.fixture(name="require_file")
+def _require_file_fixture() -> Callable[[str | Path, str], Path]:
+    return require_file
+
+
 @pytest.fixture(name="require_festival_voice")
 def _require_festival_voice_fixture() -> Callable[[str], None]:
     return require_festival_voice

@@ -14,6 +14,9 @@ trainer is about to save there):
   the labels are phones); symbols and tokens are the labels, one per frame,
   none dropped. :attr:`UnitMap.never` lists the ids a frame prediction must
   not pick (the blank).
+- Image classifiers (``kind`` class: the face task, the GAN's classifier):
+  a ``units.txt`` of ``class id`` lines, the class folders' names from id 0,
+  no blank (made by :mod:`asrkit.tasks.images`).
 - Word language models (``kind`` word): a ``units.txt`` alone, ``<eos>`` at id 0
   (the sentence boundary), ``<unk>`` at id 1, then the training text's words
   (made by the LM task). Symbols and tokens are the words; :meth:`UnitMap.id_of`
@@ -108,7 +111,8 @@ def load_units_dir(folder: str | os.PathLike, kind: Optional[str] = None, *, bla
     ``kind`` is what the config says (None: unknown). ``ali`` reads
     ``units.txt`` (and the tokenizer when the folder has one); CTC kinds load
     the tokenizer (``tokenizer.json``), which must be of that kind; ``word``
-    reads ``units.txt`` (``<eos>`` 0, ``<unk>`` 1, then the words). A folder
+    reads ``units.txt`` (``<eos>`` 0, ``<unk>`` 1, then the words); ``class``
+    reads ``units.txt`` (an image task's class names, no blank). A folder
     without ``tokenizer.json`` and no kind given holds word units when its id 0
     is ``<eos>``, else frame labels.
     """
@@ -124,6 +128,8 @@ def load_units_dir(folder: str | os.PathLike, kind: Optional[str] = None, *, bla
                 raise InputError(f"{source}: word units must start with '{WORD_EOS} 0' and '{WORD_UNK} 1', "
                                  f"found {' '.join(units[:2])!r}")
             return UnitMap("word", units, source=source)
+    if kind == "class":  # an image classifier's classes (face identities), no blank
+        return UnitMap("class", read_units(folder / UNITS_FILE, blank_first=False), source=source)
     if kind == "ali" or (kind is None and not has_tokenizer):
         tok = Tokenizer.load(folder) if has_tokenizer else None
         return UnitMap("ali", read_units(folder / UNITS_FILE, blank_first=blank_first), tok, source=source)

@@ -68,6 +68,8 @@ def resolve_model_config(cfg: Mapping[str, Any]) -> dict[str, Any]:
     kind = cfg.get("type") if isinstance(cfg, Mapping) else None
     if isinstance(kind, str) and kind in IMAGE_MODELS:
         return IMAGE_MODELS[kind].resolve_config(cfg)
+    if isinstance(cfg, Mapping) and "type" in cfg and (isinstance(kind, bool) or kind not in MODEL_TYPES):
+        raise ConfigError(f"model.type: expected one of {', '.join((*MODEL_TYPES, *IMAGE_MODELS))}, got {kind!r}")
     return _resolve_speech_config(cfg)
 
 

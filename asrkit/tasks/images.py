@@ -81,13 +81,9 @@ def write_class_units(classes: Sequence[str], units_dir: Path) -> None:
 
 def load_class_units(units_dir: str | os.PathLike) -> UnitMap:
     """The class units of an image task's ``units`` folder (:func:`write_class_units`)."""
-    from asrkit.data.tokenizer import UNITS_FILE, read_units
-    from asrkit.data.units import UnitMap
+    from asrkit.data.units import load_units_dir
 
-    path = Path(units_dir) / UNITS_FILE
-    if not path.is_file():
-        raise InputError(f"{path}: no such file; the exp dir has no units (was it trained with 'asrkit train'?)")
-    return UnitMap(CLASS_UNITS, read_units(path, blank_first=False), source=str(path))
+    return load_units_dir(units_dir, CLASS_UNITS)
 
 
 # ------------------------------------------------------------------ batches

@@ -7,7 +7,6 @@ import gzip
 import numpy as np
 import pytest
 import torch
-from conftest import under_ci
 
 from asrkit.cli.main import main
 from asrkit.corpora.fashion_mnist import CLASSES, DEBIAN_DIR, read_idx, write_fashion_mnist
@@ -85,13 +84,9 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
     assert "--per-class must be >= 1" in capsys.readouterr().err
 
 
-def test_debian_package(tmp_path):
+def test_debian_package(tmp_path, require_file):
     """The real files, where Debian's package is installed (make test installs it; CI must have it)."""
-    if not (DEBIAN_DIR / "train-images-idx3-ubyte.gz").is_file():
-        msg = "dataset-fashion-mnist not installed (apt-get install dataset-fashion-mnist)"
-        if under_ci():
-            pytest.fail(f"{msg}; CI=true, and CI installs it (tools/install_debian_deps.sh)", pytrace=False)
-        pytest.skip(msg)
+    require_file(DEBIAN_DIR / "train-images-idx3-ubyte.gz", "dataset-fashion-mnist")
     args = ["-q", "corpus", "fashion-mnist", str(tmp_path / "fm"), "--per-class", "3", "--dev-per-class", "2"]
     assert main(args) == 0
     tr = open_image_folder(tmp_path / "fm" / "train")
