@@ -6,7 +6,7 @@ from torch import Tensor
 from asrkit.errors import DataError
 from asrkit.nn.conformer import lengths_to_padding_mask
 
-__all__ = ["check_input", "lengths_to_padding_mask"]
+__all__ = ["check_input", "check_image_model_keys", "lengths_to_padding_mask"]
 
 
 def check_input(feats: Tensor, lengths: Tensor, input_dim: int) -> None:
@@ -22,3 +22,26 @@ def check_input(feats: Tensor, lengths: Tensor, input_dim: int) -> None:
     if lengths.numel() and (int(lengths.min()) < 1 or int(lengths.max()) > feats.shape[1]):
         raise ValueError(f"lengths must be in [1, {feats.shape[1]}], got min {int(lengths.min())} "
                          f"max {int(lengths.max())}")
+
+
+def check_image_model_keys(cfg, kind: str, required: tuple, defaults: dict, filled_by: str) -> dict:
+    """An image model's section (``type: kind``) with its defaults filled in: every
+    key of ``required`` present (the ``filled_by`` task fills them in from the
+    images), no unknown key, ``impl`` one of the implementations; ConfigError
+    naming the first bad key. The model's own values are checked by its module."""
+    from asrkit.errors import ConfigError
+    from asrkit.nn import IMPLS
+
+    for key in required:
+        if key not in cfg:
+            raise ConfigError(f"model.{key}: missing (required for a '{kind}' model; the {filled_by} task fills "
+                              f"it in from the images)")
+    known = set(required) | set(defaults)
+    for key in cfg:
+        if key not in known:
+            raise ConfigError(f"model.{key}: unknown key for a '{kind}' model (known: {', '.join(sorted(known))})")
+    out = {key: cfg[key] for key in required}
+    out.update({key: cfg.get(key, default) for key, default in defaults.items()})
+    if out["impl"] not in IMPLS:
+        raise ConfigError(f"model.impl: expected one of {', '.join(IMPLS)}, got {out['impl']!r}")
+    return out

@@ -35,7 +35,7 @@ from torch import Tensor
 
 from asrkit.errors import ConfigError
 from asrkit.nn import (
-    IMPLS, BatchNorm2d, Conv2d, ConvTranspose2d, LeakyReLU, Module, ReLU, Tanh, init, spectral_norm,
+    BatchNorm2d, Conv2d, ConvTranspose2d, LeakyReLU, Module, ReLU, Tanh, init, spectral_norm,
 )
 
 __all__ = ["DCGAN", "DEFAULTS", "REQUIRED", "build", "resolve_config"]
@@ -165,18 +165,9 @@ class DCGAN(Module):
 def resolve_config(cfg: Mapping[str, Any]) -> dict[str, Any]:
     """Check a ``type: dcgan`` model section and return it with the defaults filled in;
     ConfigError naming the first bad key."""
-    for key in REQUIRED:
-        if key not in cfg:
-            raise ConfigError(f"model.{key}: missing (required for a 'dcgan' model; the gan task fills it in "
-                              f"from the images)")
-    known = set(REQUIRED) | set(DEFAULTS)
-    for key in cfg:
-        if key not in known:
-            raise ConfigError(f"model.{key}: unknown key for a 'dcgan' model (known: {', '.join(sorted(known))})")
-    out: dict[str, Any] = {key: cfg[key] for key in REQUIRED}
-    out.update({key: cfg.get(key, default) for key, default in DEFAULTS.items()})
-    if out["impl"] not in IMPLS:
-        raise ConfigError(f"model.impl: expected one of {', '.join(IMPLS)}, got {out['impl']!r}")
+    from asrkit.models.common import check_image_model_keys
+
+    out = check_image_model_keys(cfg, "dcgan", REQUIRED, DEFAULTS, "gan")
     for key in ("in_channels", "nz", "g_channels", "d_channels"):
         v = out[key]
         if isinstance(v, bool) or not isinstance(v, int) or v < 1:

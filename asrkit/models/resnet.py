@@ -36,7 +36,7 @@ from torch import Tensor
 
 from asrkit.errors import ConfigError
 from asrkit.nn import (
-    IMPLS, AdaptiveAvgPool2d, BatchNorm1d, BatchNorm2d, Conv2d, Dropout, Linear, MarginLinear, Module, Normalize,
+    AdaptiveAvgPool2d, BatchNorm1d, BatchNorm2d, Conv2d, Dropout, Linear, MarginLinear, Module, Normalize,
     ReLU, init,
 )
 
@@ -190,18 +190,9 @@ def _int_list(cfg: Mapping[str, Any], key: str, lo: int) -> list[int]:
 def resolve_config(cfg: Mapping[str, Any]) -> dict[str, Any]:
     """Check a ``type: resnet`` model section and return it with the defaults filled in;
     ConfigError naming the first bad key. ``image_size`` is ``H`` (square) or ``[H, W]``."""
-    for key in REQUIRED:
-        if key not in cfg:
-            raise ConfigError(f"model.{key}: missing (required for a 'resnet' model; the face task fills it in "
-                              f"from the images)")
-    known = set(REQUIRED) | set(DEFAULTS)
-    for key in cfg:
-        if key not in known:
-            raise ConfigError(f"model.{key}: unknown key for a 'resnet' model (known: {', '.join(sorted(known))})")
-    out: dict[str, Any] = {key: cfg[key] for key in REQUIRED}
-    out.update({key: cfg.get(key, default) for key, default in DEFAULTS.items()})
-    if out["impl"] not in IMPLS:
-        raise ConfigError(f"model.impl: expected one of {', '.join(IMPLS)}, got {out['impl']!r}")
+    from asrkit.models.common import check_image_model_keys
+
+    out = check_image_model_keys(cfg, "resnet", REQUIRED, DEFAULTS, "face")
     _positive_int(out, "in_channels")
     _positive_int(out, "num_classes", 2)
     given = out["image_size"]

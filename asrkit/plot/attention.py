@@ -127,13 +127,14 @@ def diagonality(weights: Any, band: Optional[int] = None) -> float:
     return float(min(1.0, max(0.0, best.max() / steps)))
 
 
-def check_png_path(out_path: str | os.PathLike) -> Path:
-    """``out_path`` as a Path when it can take a PNG image: it ends in ``.png``
+def check_png_path(out_path: str | os.PathLike, what: str = "attention maps") -> Path:
+    """``out_path`` as a Path when it can take a PNG image (``what``: the
+    pictures, for the message): it ends in ``.png``
     (:class:`~asrkit.errors.UsageError` otherwise) and is not a folder
     (:class:`~asrkit.errors.OutputError`). Commands check before any work."""
     path = Path(out_path)
     if path.suffix.lower() != ".png":
-        raise UsageError(f"{path}: attention maps are written as PNG images; give a path ending in .png")
+        raise UsageError(f"{path}: {what} are written as PNG images; give a path ending in .png")
     if path.is_dir():
         raise OutputError(f"{path}: is a folder; give a file path ending in .png")
     return path

@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 from typing import Optional
 
-from asrkit.errors import OutputError, UsageError
+from asrkit.errors import OutputError
 from asrkit.io import atomic_write, os_error_line
 
 __all__ = ["check_roc_path", "plot_roc"]
@@ -22,12 +22,9 @@ __all__ = ["check_roc_path", "plot_roc"]
 
 def check_roc_path(out_path: str | os.PathLike) -> Path:
     """``out_path`` as a Path when a PNG can be written there (checked before any work)."""
-    path = Path(out_path)
-    if path.suffix.lower() != ".png":
-        raise UsageError(f"{path}: the ROC plot is written as a PNG image; give a path ending in .png")
-    if path.is_dir():
-        raise OutputError(f"{path}: is a folder; give a file path ending in .png")
-    return path
+    from asrkit.plot.attention import check_png_path
+
+    return check_png_path(out_path, "ROC plots")
 
 
 def plot_roc(report, out_path: str | os.PathLike, title: Optional[str] = None, label: str = "model",

@@ -235,11 +235,12 @@ class Task(ABC):
             raise ConfigError(f"config key 'train.metric': the {self.name} task reports "
                               f"{', '.join(('auto', *self.metrics, 'loss'))} (got {m!r})")
 
+    #: what the data fills in the model section, as placeholders for :meth:`check_config`
+    placeholder_dims: ClassVar[dict[str, Any]] = {"input_dim": 1, "num_classes": 2}
+
     def check_config(self) -> None:
-        """The model section, checked without data (placeholder dims): ConfigError naming the key."""
-        m = dict(self.cfg["model"])
-        m.setdefault("input_dim", 1)
-        m.setdefault("num_classes", 2)
+        """The model section, checked without data (:attr:`placeholder_dims`): ConfigError naming the key."""
+        m = {**self.placeholder_dims, **self.cfg["model"]}
         m = self.resolve_model_config(m)
         if self.model_types and m["type"] not in self.model_types:
             want = " or ".join(f"'{t}'" for t in self.model_types)

@@ -243,6 +243,8 @@ class ImageTask(Task):
     """The data hooks of a task that learns from image folders (see the module
     docstring); abstract: ``face`` and ``gan`` subclass it."""
 
+    placeholder_dims = {"in_channels": 3, "image_size": 64, "num_classes": 2}
+
     train_needs = "one sub-folder of images per class"
     train_help = "Training image folder: DIR/<class>/*.png (or jpg, bmp, webp)."
     dev_help = "Dev image folder (the training set's classes), evaluated after each epoch."
@@ -281,16 +283,6 @@ class ImageTask(Task):
         if self.cfg["units"]["dir"] is not None:
             raise ConfigError(f"config key 'units.dir': the {self.name} task makes its units from the training "
                               f"folder's classes; leave units.dir out")
-
-    def check_config(self) -> None:
-        m = dict(self.cfg["model"])
-        m.setdefault("in_channels", 3)
-        m.setdefault("image_size", 64)
-        m.setdefault("num_classes", 2)
-        m = self.resolve_model_config(m)
-        if self.model_types and m["type"] not in self.model_types:
-            want = " or ".join(f"'{t}'" for t in self.model_types)
-            raise ConfigError(f"model.type: the {self.name} task trains a {want} model (got {m['type']!r})")
 
     def augment(self) -> Augment:
         """The training augmentation of the ``data`` section."""

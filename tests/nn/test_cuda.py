@@ -21,15 +21,8 @@ DEV = "cuda"
 
 
 @pytest.fixture(autouse=True)
-def _no_tf32():
-    """Full-precision matmuls and convolutions for the comparison; the flags are restored."""
-    before = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
-    torch.backends.cuda.matmul.allow_tf32 = False
-    torch.backends.cudnn.allow_tf32 = False
-    try:
-        yield
-    finally:
-        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = before
+def _full_precision(no_tf32):
+    """Full-precision matmuls and convolutions for the comparison (tests/conftest.py)."""
 
 
 def _randn(*shape, dtype=torch.float32, seed=0):

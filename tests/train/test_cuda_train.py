@@ -27,14 +27,8 @@ COMMON = ["train.epochs=2", "data.max_frames=200", "data.buckets=2", "train.log_
 
 
 @pytest.fixture(autouse=True)
-def _no_tf32():
-    before = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
-    torch.backends.cuda.matmul.allow_tf32 = False
-    torch.backends.cudnn.allow_tf32 = False
-    try:
-        yield
-    finally:
-        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = before
+def _full_precision(no_tf32):
+    """TF32 off (tests/conftest.py)."""
 
 
 @pytest.fixture(scope="module")
