@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from asrkit.errors import ConfigError
+from asrkit.errors import ConfigError, DataError
 from asrkit.tasks.base import TaskData, gather, register_task
 from asrkit.tasks.images import ImageTask, eval_batch, image_batches, load_class_units
 
@@ -145,13 +145,16 @@ class FaceTask(ImageTask):
         from dataclasses import asdict
 
         data = super().open_data(train, dev)
+        if len(data.train.classes) < 2:
+            raise DataError(f"{train}: one class folder ({data.train.classes[0]}/); the face task classifies "
+                            f"among at least 2 identities, one sub-folder each")
         d = self.cfg["data"]
         pairs = None
         if d["dev_pairs"]:
             import torch
 
             from asrkit.data.images import open_pair_images, read_pairs
-            from asrkit.errors import DataError, InputError
+            from asrkit.errors import InputError
 
             path = Path(d["dev_pairs"])
             plist = read_pairs(path, d["dev_pairs_labels"])

@@ -136,3 +136,13 @@ def test_config_and_pairs_errors(faces, tmp_path):
     with pytest.raises(InputError, match="need labels"):
         train(cfg, faces / "train", faces / "dev", tmp_path / "x")
     assert not (tmp_path / "x" / "checkpoints").exists()
+
+
+def test_one_class_folder_is_refused_before_anything_is_written(tmp_path, capsys):
+    one = tmp_path / "one"
+    _draw(one, classes=CLASSES[:1], per=3)
+    out = tmp_path / "exp"
+    assert main(["-q", "train", "face", "--train", str(one), "--dev", str(one), "--out", str(out), *TINY]) == 1
+    err = capsys.readouterr().err.strip()
+    assert "at least 2 identities" in err and len(err.splitlines()) == 1
+    assert not out.exists()
