@@ -5,6 +5,7 @@ without a GPU (the layer-level CUDA parity lives in tests/nn/test_cuda.py)."""
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,9 @@ from asrkit.cli.main import main
 from asrkit.train import load_config, parse_overrides, train
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tasks"))
+from gan_helpers import make_image_folder  # noqa: E402
 
 SEQ2SEQ = {
     "las": ["model.listener_hidden=16", "model.pyramid_layers=1", "model.attention_dim=16", "model.embed_dim=16",
@@ -95,3 +99,39 @@ def test_decode_on_cuda_writes_the_cpu_hypotheses(stores, tmp_path, capsys):
         assert main(["-q", "decode", str(exp), str(stores["dev"]), "--device", device]) == 0
         hyps[device] = capsys.readouterr().out.splitlines()
     assert len(hyps["cuda"]) == 6 and hyps["cuda"] == hyps["cpu"]
+
+
+FACE = ["model.channels=[8,16]", "model.blocks=[1,1]", "model.embed_dim=16", "model.stem_stride=1",
+        "data.batch_size=8", "train.epochs=2", "optim.lr=1e-2", "optim.warmup_steps=2", "train.tensorboard=false",
+        "train.log_every=1", "train.precision=fp32"]
+GAN = ["model.g_channels=8", "model.d_channels=8", "model.nz=8", "data.batch_size=8", "train.log_every=1",
+       "train.tensorboard=false", "data.eval_images=8", "train.epochs=2"]
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory) -> tuple[Path, Path]:
+    root = tmp_path_factory.mktemp("images")
+    return make_image_folder(root / "train", 16, 0), make_image_folder(root / "dev", 4, 1)
+
+
+def test_face_on_cuda_reaches_the_cpu_losses(images, tmp_path):
+    losses = {}
+    for i, device in enumerate(("cpu", "cuda")):
+        cfg = load_config("face", None, parse_overrides(FACE + [f"train.device={device}"]))
+        train(cfg, images[0], images[1], tmp_path / f"{i}-{device}")
+        losses[device] = _dev_losses(tmp_path / f"{i}-{device}")
+    assert len(losses["cuda"]) == 2 and losses["cuda"] == pytest.approx(losses["cpu"], rel=2e-3)
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16", "fp16"])
+def test_gan_phases_on_cuda(precision, images, tmp_path):
+    """Both phases step under autocast (fp16: one GradScaler through the two phases); the noise
+    is drawn on the GPU, so the losses are checked for sense, not against the CPU's."""
+    exp = tmp_path / precision
+    cfg = load_config("gan", None, parse_overrides(GAN + ["train.device=cuda", f"train.precision={precision}"]))
+    train(cfg, images[0], images[1], exp)
+    events = [json.loads(ln) for ln in (exp / "metrics.jsonl").read_text().splitlines()]
+    steps = [e for e in events if e["event"] == "train"]
+    assert steps and all(torch.isfinite(torch.tensor([e["loss_d"], e["loss_g"]])).all() for e in steps)
+    assert not [e for e in events if e["event"] == "nonfinite"]
+    assert sorted(p.name for p in (exp / "samples").iterdir())[-1] == "epoch-002.png"
