@@ -223,10 +223,23 @@ def _nhwc_padded(x: torch.Tensor, pad: Pad4, hw_p: tuple[int, int]) -> torch.Ten
     """``x (n, C, H, W)`` -> ``xp (n, Hp, Wp, C)`` in workspace slot 2, zero outside ``x``."""
     n, c, h, w = x.shape
     xp = workspace(n * hw_p[0] * hw_p[1] * c, x.dtype, x.device, slot=2).view(n, hw_p[0], hw_p[1], c)
-    if any(pad) or hw_p != (h, w):
-        xp.zero_()
+    _zero_border(xp, (pad[0], pad[0] + h), (pad[2], pad[2] + w))
     xp[:, pad[0]:pad[0] + h, pad[2]:pad[2] + w].copy_(x.permute(0, 2, 3, 1))
     return xp
+
+
+def _zero_border(xp: torch.Tensor, rows: tuple[int, int], cols: tuple[int, int]) -> None:
+    """Zero ``xp (n, Hp, Wp, C)`` outside ``[rows) x [cols)`` (the padding frame only: the
+    interior is about to be written, so it is not zeroed first)."""
+    hp, wp = xp.shape[1:3]
+    if rows[0] > 0:
+        xp[:, :rows[0]].zero_()
+    if rows[1] < hp:
+        xp[:, rows[1]:].zero_()
+    if cols[0] > 0:
+        xp[:, rows[0]:rows[1], :cols[0]].zero_()
+    if cols[1] < wp:
+        xp[:, rows[0]:rows[1], cols[1]:].zero_()
 
 
 def _im2col_nhwc(xp: torch.Tensor, kernel, stride, dilation, out_hw) -> torch.Tensor:
@@ -281,6 +294,15 @@ def _conv2d_grads_nhwc(gy, x, weight, in_hw, stride, pad: Pad4, dilation, need_x
     if need_b:
         gb = torch.zeros(o, dtype=gy.dtype, device=gy.device)
     span = tuple((out_hw - 1) * st + 1 for out_hw, st in zip((ho, wo), stride))
+    # a stride-1 tap whose window is exactly the input (the centre of a "same" conv) fills
+    # every input pixel once: it is copied, so the buffer is not zeroed and re-read for it
+    taps = [(i, j) for i in range(kh) for j in range(kw)]
+    first = None
+    if stride == (1, 1):
+        first = next(((i, j) for i, j in taps if (i * dilation[0], j * dilation[1]) == (pad[0], pad[2])
+                      and span == tuple(in_hw)), None)
+        if first is not None:
+            taps.remove(first)
     for b in _chunks(n, k * ho * wo, gy):
         m = b.stop - b.start
         g = workspace(m * ho * wo * o, gy.dtype, gy.device, slot=1).view(m, ho, wo, o)
@@ -291,11 +313,15 @@ def _conv2d_grads_nhwc(gy, x, weight, in_hw, stride, pad: Pad4, dilation, need_x
             torch.matmul(g, wk, out=gcols)                              # (n*L, K)
             c6 = gcols.view(m, ho, wo, kh, kw, c)
             gxp = workspace(m * hw_p[0] * hw_p[1] * c, gy.dtype, gy.device, slot=2).view(m, hw_p[0], hw_p[1], c)
-            gxp.zero_()
-            for i in range(kh):                                         # one strided add per tap
-                for j in range(kw):
-                    r0, c0 = i * dilation[0], j * dilation[1]
-                    gxp[:, r0:r0 + span[0]:stride[0], c0:c0 + span[1]:stride[1]] += c6[:, :, :, i, j]
+            if first is None:
+                gxp.zero_()
+            else:                                                       # the tap covering the input
+                i, j = first                                            # is copied, the frame zeroed
+                _zero_border(gxp, (pad[0], pad[0] + in_hw[0]), (pad[2], pad[2] + in_hw[1]))
+                gxp[:, pad[0]:pad[0] + in_hw[0], pad[2]:pad[2] + in_hw[1]].copy_(c6[:, :, :, i, j])
+            for i, j in taps:                                           # one strided add per tap
+                r0, c0 = i * dilation[0], j * dilation[1]
+                gxp[:, r0:r0 + span[0]:stride[0], c0:c0 + span[1]:stride[1]] += c6[:, :, :, i, j]
             gx[b].copy_(gxp[:, pad[0]:pad[0] + in_hw[0], pad[2]:pad[2] + in_hw[1]].permute(0, 3, 1, 2))
         if need_w:
             # rebuild this chunk's columns; gcols and gxp are used up by now
