@@ -183,8 +183,18 @@ def _col2im(plan: tuple[list[tuple[int, int, slice, slice, slice, slice]], bool]
 
 
 def _pad4(x: torch.Tensor, pad: Pad4) -> torch.Tensor:
+    """``x (n, C, H, W)`` zero-padded to ``(n, C, H + top + bottom, W + left + right)`` in
+    workspace slot 2 (one copy of ``x``, only the padding frame zeroed); ``x`` itself when
+    there is no padding."""
+    if not any(pad):
+        return x
     top, bottom, left, right = pad
-    return TF.pad(x, (left, right, top, bottom)) if any(pad) else x
+    n, c, h, w = x.shape
+    xp = workspace(n * c * (h + top + bottom) * (w + left + right), x.dtype, x.device, slot=2)
+    xp = xp.view(n, c, h + top + bottom, w + left + right)
+    _zero_border(xp, (top, top + h), (left, left + w), hw_dims=(2, 3))
+    xp[:, :, top:top + h, left:left + w].copy_(x)
+    return xp
 
 
 def _out_hw(in_hw, kernel, stride, pad: Pad4, dilation) -> tuple[int, int]:
@@ -228,18 +238,26 @@ def _nhwc_padded(x: torch.Tensor, pad: Pad4, hw_p: tuple[int, int]) -> torch.Ten
     return xp
 
 
-def _zero_border(xp: torch.Tensor, rows: tuple[int, int], cols: tuple[int, int]) -> None:
-    """Zero ``xp (n, Hp, Wp, C)`` outside ``[rows) x [cols)`` (the padding frame only: the
-    interior is about to be written, so it is not zeroed first)."""
-    hp, wp = xp.shape[1:3]
+def _zero_border(xp: torch.Tensor, rows: tuple[int, int], cols: tuple[int, int],
+                 hw_dims: tuple[int, int] = (1, 2)) -> None:
+    """Zero ``xp`` (``(n, Hp, Wp, C)``, or ``(n, C, Hp, Wp)`` with ``hw_dims=(2, 3)``) outside
+    ``[rows) x [cols)``: the padding frame only, the interior is about to be written."""
+    hd, wd = hw_dims
+    hp, wp = xp.shape[hd], xp.shape[wd]
+
+    def region(r: slice, c: slice) -> torch.Tensor:
+        idx = [slice(None)] * xp.dim()
+        idx[hd], idx[wd] = r, c
+        return xp[tuple(idx)]
+
     if rows[0] > 0:
-        xp[:, :rows[0]].zero_()
+        region(slice(0, rows[0]), slice(None)).zero_()
     if rows[1] < hp:
-        xp[:, rows[1]:].zero_()
+        region(slice(rows[1], hp), slice(None)).zero_()
     if cols[0] > 0:
-        xp[:, rows[0]:rows[1], :cols[0]].zero_()
+        region(slice(rows[0], rows[1]), slice(0, cols[0])).zero_()
     if cols[1] < wp:
-        xp[:, rows[0]:rows[1], cols[1]:].zero_()
+        region(slice(rows[0], rows[1]), slice(cols[1], wp)).zero_()
 
 
 def _im2col_nhwc(xp: torch.Tensor, kernel, stride, dilation, out_hw) -> torch.Tensor:
