@@ -379,6 +379,21 @@ def _conv2d(x: torch.Tensor, weight: torch.Tensor, stride, pad: Pad4, dilation, 
     return y
 
 
+def _full_pad(in_hw, kernel, stride, pad: Pad4, dilation, out_hw) -> Pad4 | None:
+    """The padding of gy that makes a stride-1 conv of gy (with the flipped kernel) give
+    exactly ``in_hw``: ``d (k - 1) - p`` per side; None where that does not apply (a
+    stride, a padding wider than the kernel's reach, or an output that is not ``in_hw``)."""
+    if tuple(stride) != (1, 1):
+        return None
+    reach = (dilation[0] * (kernel[0] - 1), dilation[1] * (kernel[1] - 1))
+    fpad = (reach[0] - pad[0], reach[0] - pad[1], reach[1] - pad[2], reach[1] - pad[3])
+    if min(fpad) < 0:
+        return None
+    if (out_hw[0] + fpad[0] + fpad[1] - reach[0], out_hw[1] + fpad[2] + fpad[3] - reach[1]) != tuple(in_hw):
+        return None
+    return fpad
+
+
 def _conv2d_grads(gy: torch.Tensor, x: torch.Tensor | None, weight: torch.Tensor,
                   in_hw: tuple[int, int], stride, pad: Pad4, dilation, groups,
                   need_x: bool = True, need_w: bool = True, need_b: bool = False
@@ -392,6 +407,16 @@ def _conv2d_grads(gy: torch.Tensor, x: torch.Tensor | None, weight: torch.Tensor
     _, cg, kh, kw = weight.shape
     k = cg * kh * kw
     og = o // groups
+    if need_x and _use_channels_last(cg, groups, wo) and _full_pad(in_hw, (kh, kw), stride, pad, dilation,
+                                                                 (ho, wo)) is not None:
+        # stride 1: dL/dx is the "full" correlation of gy with W flipped and transposed,
+        # one more forward conv (its columns are built from gy's O channels) in place of the
+        # column product and the kh*kw strided adds of col2im
+        fpad = _full_pad(in_hw, (kh, kw), stride, pad, dilation, (ho, wo))
+        wf = weight.flip(2, 3).transpose(0, 1)                          # (C, O, kh, kw)
+        gx = _conv2d(gy, wf, (1, 1), fpad, dilation, 1)                 # (N, C, H, W)
+        _, gw, gb = _conv2d_grads_nhwc(gy, x, weight, in_hw, stride, pad, dilation, False, need_w, need_b)
+        return gx, gw, gb
     if _use_channels_last(cg, groups, wo):
         return _conv2d_grads_nhwc(gy, x, weight, in_hw, stride, pad, dilation, need_x, need_w, need_b)
     wgt = weight.reshape(groups, og, k).transpose(1, 2)                 # (G, K, Og)
