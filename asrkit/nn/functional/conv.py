@@ -183,8 +183,18 @@ def _col2im(plan: tuple[list[tuple[int, int, slice, slice, slice, slice]], bool]
 
 
 def _pad4(x: torch.Tensor, pad: Pad4) -> torch.Tensor:
+    """``x (n, C, H, W)`` zero-padded to ``(n, C, H + top + bottom, W + left + right)`` in
+    workspace slot 2 (one copy of ``x``, only the padding frame zeroed); ``x`` itself when
+    there is no padding."""
+    if not any(pad):
+        return x
     top, bottom, left, right = pad
-    return TF.pad(x, (left, right, top, bottom)) if any(pad) else x
+    n, c, h, w = x.shape
+    xp = workspace(n * c * (h + top + bottom) * (w + left + right), x.dtype, x.device, slot=2)
+    xp = xp.view(n, c, h + top + bottom, w + left + right)
+    _zero_border(xp, (top, top + h), (left, left + w), hw_dims=(2, 3))
+    xp[:, :, top:top + h, left:left + w].copy_(x)
+    return xp
 
 
 def _out_hw(in_hw, kernel, stride, pad: Pad4, dilation) -> tuple[int, int]:
@@ -223,10 +233,31 @@ def _nhwc_padded(x: torch.Tensor, pad: Pad4, hw_p: tuple[int, int]) -> torch.Ten
     """``x (n, C, H, W)`` -> ``xp (n, Hp, Wp, C)`` in workspace slot 2, zero outside ``x``."""
     n, c, h, w = x.shape
     xp = workspace(n * hw_p[0] * hw_p[1] * c, x.dtype, x.device, slot=2).view(n, hw_p[0], hw_p[1], c)
-    if any(pad) or hw_p != (h, w):
-        xp.zero_()
+    _zero_border(xp, (pad[0], pad[0] + h), (pad[2], pad[2] + w))
     xp[:, pad[0]:pad[0] + h, pad[2]:pad[2] + w].copy_(x.permute(0, 2, 3, 1))
     return xp
+
+
+def _zero_border(xp: torch.Tensor, rows: tuple[int, int], cols: tuple[int, int],
+                 hw_dims: tuple[int, int] = (1, 2)) -> None:
+    """Zero ``xp`` (``(n, Hp, Wp, C)``, or ``(n, C, Hp, Wp)`` with ``hw_dims=(2, 3)``) outside
+    ``[rows) x [cols)``: the padding frame only, the interior is about to be written."""
+    hd, wd = hw_dims
+    hp, wp = xp.shape[hd], xp.shape[wd]
+
+    def region(r: slice, c: slice) -> torch.Tensor:
+        idx = [slice(None)] * xp.dim()
+        idx[hd], idx[wd] = r, c
+        return xp[tuple(idx)]
+
+    if rows[0] > 0:
+        region(slice(0, rows[0]), slice(None)).zero_()
+    if rows[1] < hp:
+        region(slice(rows[1], hp), slice(None)).zero_()
+    if cols[0] > 0:
+        region(slice(rows[0], rows[1]), slice(0, cols[0])).zero_()
+    if cols[1] < wp:
+        region(slice(rows[0], rows[1]), slice(cols[1], wp)).zero_()
 
 
 def _im2col_nhwc(xp: torch.Tensor, kernel, stride, dilation, out_hw) -> torch.Tensor:
@@ -281,6 +312,15 @@ def _conv2d_grads_nhwc(gy, x, weight, in_hw, stride, pad: Pad4, dilation, need_x
     if need_b:
         gb = torch.zeros(o, dtype=gy.dtype, device=gy.device)
     span = tuple((out_hw - 1) * st + 1 for out_hw, st in zip((ho, wo), stride))
+    # a stride-1 tap whose window is exactly the input (the centre of a "same" conv) fills
+    # every input pixel once: it is copied, so the buffer is not zeroed and re-read for it
+    taps = [(i, j) for i in range(kh) for j in range(kw)]
+    first = None
+    if stride == (1, 1):
+        first = next(((i, j) for i, j in taps if (i * dilation[0], j * dilation[1]) == (pad[0], pad[2])
+                      and span == tuple(in_hw)), None)
+        if first is not None:
+            taps.remove(first)
     for b in _chunks(n, k * ho * wo, gy):
         m = b.stop - b.start
         g = workspace(m * ho * wo * o, gy.dtype, gy.device, slot=1).view(m, ho, wo, o)
@@ -291,11 +331,15 @@ def _conv2d_grads_nhwc(gy, x, weight, in_hw, stride, pad: Pad4, dilation, need_x
             torch.matmul(g, wk, out=gcols)                              # (n*L, K)
             c6 = gcols.view(m, ho, wo, kh, kw, c)
             gxp = workspace(m * hw_p[0] * hw_p[1] * c, gy.dtype, gy.device, slot=2).view(m, hw_p[0], hw_p[1], c)
-            gxp.zero_()
-            for i in range(kh):                                         # one strided add per tap
-                for j in range(kw):
-                    r0, c0 = i * dilation[0], j * dilation[1]
-                    gxp[:, r0:r0 + span[0]:stride[0], c0:c0 + span[1]:stride[1]] += c6[:, :, :, i, j]
+            if first is None:
+                gxp.zero_()
+            else:                                                       # the tap covering the input
+                i, j = first                                            # is copied, the frame zeroed
+                _zero_border(gxp, (pad[0], pad[0] + in_hw[0]), (pad[2], pad[2] + in_hw[1]))
+                gxp[:, pad[0]:pad[0] + in_hw[0], pad[2]:pad[2] + in_hw[1]].copy_(c6[:, :, :, i, j])
+            for i, j in taps:                                           # one strided add per tap
+                r0, c0 = i * dilation[0], j * dilation[1]
+                gxp[:, r0:r0 + span[0]:stride[0], c0:c0 + span[1]:stride[1]] += c6[:, :, :, i, j]
             gx[b].copy_(gxp[:, pad[0]:pad[0] + in_hw[0], pad[2]:pad[2] + in_hw[1]].permute(0, 3, 1, 2))
         if need_w:
             # rebuild this chunk's columns; gcols and gxp are used up by now
@@ -335,6 +379,21 @@ def _conv2d(x: torch.Tensor, weight: torch.Tensor, stride, pad: Pad4, dilation, 
     return y
 
 
+def _full_pad(in_hw, kernel, stride, pad: Pad4, dilation, out_hw) -> Pad4 | None:
+    """The padding of gy that makes a stride-1 conv of gy (with the flipped kernel) give
+    exactly ``in_hw``: ``d (k - 1) - p`` per side; None where that does not apply (a
+    stride, a padding wider than the kernel's reach, or an output that is not ``in_hw``)."""
+    if tuple(stride) != (1, 1):
+        return None
+    reach = (dilation[0] * (kernel[0] - 1), dilation[1] * (kernel[1] - 1))
+    fpad = (reach[0] - pad[0], reach[0] - pad[1], reach[1] - pad[2], reach[1] - pad[3])
+    if min(fpad) < 0:
+        return None
+    if (out_hw[0] + fpad[0] + fpad[1] - reach[0], out_hw[1] + fpad[2] + fpad[3] - reach[1]) != tuple(in_hw):
+        return None
+    return fpad
+
+
 def _conv2d_grads(gy: torch.Tensor, x: torch.Tensor | None, weight: torch.Tensor,
                   in_hw: tuple[int, int], stride, pad: Pad4, dilation, groups,
                   need_x: bool = True, need_w: bool = True, need_b: bool = False
@@ -348,6 +407,16 @@ def _conv2d_grads(gy: torch.Tensor, x: torch.Tensor | None, weight: torch.Tensor
     _, cg, kh, kw = weight.shape
     k = cg * kh * kw
     og = o // groups
+    if need_x and _use_channels_last(cg, groups, wo) and _full_pad(in_hw, (kh, kw), stride, pad, dilation,
+                                                                 (ho, wo)) is not None:
+        # stride 1: dL/dx is the "full" correlation of gy with W flipped and transposed,
+        # one more forward conv (its columns are built from gy's O channels) in place of the
+        # column product and the kh*kw strided adds of col2im
+        fpad = _full_pad(in_hw, (kh, kw), stride, pad, dilation, (ho, wo))
+        wf = weight.flip(2, 3).transpose(0, 1)                          # (C, O, kh, kw)
+        gx = _conv2d(gy, wf, (1, 1), fpad, dilation, 1)                 # (N, C, H, W)
+        _, gw, gb = _conv2d_grads_nhwc(gy, x, weight, in_hw, stride, pad, dilation, False, need_w, need_b)
+        return gx, gw, gb
     if _use_channels_last(cg, groups, wo):
         return _conv2d_grads_nhwc(gy, x, weight, in_hw, stride, pad, dilation, need_x, need_w, need_b)
     wgt = weight.reshape(groups, og, k).transpose(1, 2)                 # (G, K, Og)

@@ -102,14 +102,19 @@ def batch_norm_forward(
     dt = acc_dtype(x)
     x3 = _as_ncl(x).to(dt)                                        # (N, C, L)
     n = x3.shape[0] * x3.shape[2]                                 # values per channel
+    centred = None
     if training:
         if n <= 1:
             raise ValueError(
                 f"Expected more than 1 value per channel when training, got input size {list(x.shape)}")
         mu = x3.sum((0, 2)) / n                                   # (C,)
-        # two-pass variance; the centred copy lives in the workspace
-        xc = workspace(x3.numel(), dt, x.device).view(x3.shape)
-        torch.sub(x3, mu.view(1, -1, 1), out=xc)                  # (N, C, L)
+        # two-pass variance. The centred copy x - mu is what the backward needs (it replaces x
+        # in the cache, so it costs no extra memory and saves the backward a pass); inputs in
+        # fp16/bf16 keep x instead (a float32 copy would double what is kept)
+        if dt == x.dtype:
+            xc = centred = torch.sub(x3, mu.view(1, -1, 1))       # (N, C, L)
+        else:
+            xc = torch.sub(x3, mu.view(1, -1, 1), out=workspace(x3.numel(), dt, x.device).view(x3.shape))
         sq = workspace(x3.numel(), dt, x.device, slot=1).view(x3.shape)
         var = torch.mul(xc, xc, out=sq).sum((0, 2)) / n           # (C,) biased
         if running_mean is not None:
@@ -121,28 +126,41 @@ def batch_norm_forward(
         mu, var = running_mean.to(dt), running_var.to(dt)         # (C,)
     rstd = torch.rsqrt(var + eps)                                 # (C,)
     scale = weight.to(dt) * rstd if weight is not None else rstd  # (C,)
-    shift = -mu * scale
-    if bias is not None:
-        shift = shift + bias.to(dt)
-    # y = xhat * w + b = x * scale + shift, one pass
-    y = torch.addcmul(shift.view(1, -1, 1), x3, scale.view(1, -1, 1))  # (N, C, L)
-    return y.reshape(x.shape).to(x.dtype), (x, mu, rstd, weight, bias is not None, training)
+    if centred is not None:
+        # y = xhat * w + b = (x - mu) * scale + b, one pass
+        shift = bias.to(dt) if bias is not None else torch.zeros_like(mu)
+        y = torch.addcmul(shift.view(1, -1, 1), centred, scale.view(1, -1, 1))  # (N, C, L)
+        saved = centred
+    else:
+        # y = x * scale + shift, shift = b - mu * scale, one pass
+        shift = -mu * scale
+        if bias is not None:
+            shift = shift + bias.to(dt)
+        y = torch.addcmul(shift.view(1, -1, 1), x3, scale.view(1, -1, 1))  # (N, C, L)
+        saved = x
+    return y.reshape(x.shape).to(x.dtype), (saved, mu, rstd, weight, bias is not None, training,
+                                            centred is not None, x.shape, x.dtype)
 
 
 def batch_norm_backward(grad_out: torch.Tensor, cache: tuple, needs: tuple = (True,) * 3) -> tuple:
-    x, mu, rstd, weight, has_bias, training = cache
+    saved, mu, rstd, weight, has_bias, training, is_centred, shape, xdtype = cache
     dt = mu.dtype
     g3 = _as_ncl(grad_out).to(dt)                                 # (N, C, L)
-    x3 = _as_ncl(x).to(dt)                                        # (N, C, L)
-    n = x3.shape[0] * x3.shape[2]
-    sum_g = g3.sum((0, 2))                                        # (C,)
-    xc = workspace(x3.numel(), dt, x.device).view(x3.shape)
-    torch.sub(x3, mu.view(1, -1, 1), out=xc)                      # (N, C, L) x - mu
-    tmp = workspace(x3.numel(), dt, x.device, slot=1).view(x3.shape)
-    sum_gxhat = torch.mul(g3, xc, out=tmp).sum((0, 2)) * rstd     # (C,) sum(g * xhat)
+    n = g3.shape[0] * g3.shape[2]
+    need_x, need_w, need_b = needs[0], weight is not None and needs[1], has_bias and needs[2]
     k = weight.to(dt) * rstd if weight is not None else rstd      # (C,) w r
+    sum_g = g3.sum((0, 2)) if (training and need_x) or need_b else None   # (C,)
+    xc = sum_gxhat = None
+    if (training and need_x) or need_w:
+        if is_centred:
+            xc = _as_ncl(saved)                                   # (N, C, L) x - mu, from the forward
+        else:
+            xc = workspace(g3.numel(), dt, g3.device).view(g3.shape)
+            torch.sub(_as_ncl(saved).to(dt), mu.view(1, -1, 1), out=xc)   # (N, C, L) x - mu
+        tmp = workspace(g3.numel(), dt, g3.device, slot=1).view(g3.shape)
+        sum_gxhat = torch.mul(g3, xc, out=tmp).sum((0, 2)) * rstd # (C,) sum(g * xhat)
     gx = None
-    if needs[0]:
+    if need_x:
         if training:
             # dx = w r (g - sum_g/n - xhat sum_gxhat/n) = k g + c1 (x - mu) + c0
             c1 = -k * rstd * sum_gxhat / n
@@ -151,9 +169,9 @@ def batch_norm_backward(grad_out: torch.Tensor, cache: tuple, needs: tuple = (Tr
             gx.addcmul_(xc, c1.view(1, -1, 1))
         else:
             gx = g3 * k.view(1, -1, 1)                            # (N, C, L)
-        gx = gx.reshape(x.shape).to(x.dtype)
-    gw = sum_gxhat.to(weight.dtype) if weight is not None else None
-    gb = sum_g.to(weight.dtype if weight is not None else dt) if has_bias else None
+        gx = gx.reshape(shape).to(xdtype)
+    gw = sum_gxhat.to(weight.dtype) if need_w else None
+    gb = sum_g.to(weight.dtype if weight is not None else dt) if need_b else None
     return gx, gw, gb
 
 
