@@ -6,7 +6,7 @@ import json
 
 import pytest
 import torch
-from train_helpers import small_overrides
+from train_helpers import full_and_resumed, small_overrides
 
 from asrkit.errors import ConfigError, TrainingError
 from asrkit.tasks import TASKS, get_task
@@ -127,26 +127,10 @@ def test_toy_task_trains_with_two_optimizers_and_its_hooks(toy, stores, tmp_path
     assert (exp / "config.yaml").read_text().startswith("task: toy\n")
 
 
-class _Kill(Exception):
-    pass
-
-
 def test_toy_task_resume_mid_epoch_is_bit_exact(toy, stores, tmp_path):
-    over = ["train.epochs=3", "train.save_every_steps=1", "model.dropout=0.3"]
-    train(_cfg(*over), stores["train"], stores["dev"], tmp_path / "full")
-    per_epoch = torch.load(tmp_path / "full" / "checkpoints" / "epoch-1.pt", weights_only=True)["step"]
-
-    def kill(step, epoch, position):
-        if step == per_epoch + 2:
-            raise _Kill
-
-    with pytest.raises(_Kill):
-        train(_cfg(*over), stores["train"], stores["dev"], tmp_path / "killed", hooks={"after_step": kill})
-    CALLS.clear()
-    train(_cfg(*over), stores["train"], stores["dev"], tmp_path / "killed", resume=True)
+    cfg = _cfg("train.epochs=3", "train.save_every_steps=1", "model.dropout=0.3")
+    a, b = full_and_resumed(cfg, stores["train"], stores["dev"], tmp_path, before_resume=CALLS.clear)
     assert CALLS[0] == ("start", 1)  # resumed in the middle of the second epoch
-    a = torch.load(tmp_path / "full" / "checkpoints" / "last.pt", weights_only=True)
-    b = torch.load(tmp_path / "killed" / "checkpoints" / "last.pt", weights_only=True)
     assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
     for name in ("weights", "bias"):
         sa, sb = a["optimizer"][name]["state"], b["optimizer"][name]["state"]

@@ -52,3 +52,33 @@ def small_overrides(task: str) -> list[str]:
     if task == "frame":
         return common + ["model.hidden=[32]", "model.context=2"]
     return common + ["model.hidden=16", "model.layers=1", "model.subsampling=2", "model.conv_channels=4"]
+
+
+class Kill(Exception):
+    """Raised from an ``after_step`` hook: stops a run the way a kill would (mid-epoch)."""
+
+
+def full_and_resumed(cfg, train_in: Path, dev_in: Path, root: Path, before_resume=None) -> tuple[dict, dict]:
+    """Train ``cfg`` once straight through (``root/full``) and once stopped two
+    updates into its second epoch, then resumed (``root/killed``; ``before_resume()``
+    runs in between); -> the two runs' ``last.pt`` contents."""
+    import copy
+
+    import pytest
+    import torch
+
+    from asrkit.train import train
+
+    train(copy.deepcopy(cfg), train_in, dev_in, root / "full")
+    per_epoch = torch.load(root / "full" / "checkpoints" / "epoch-1.pt", weights_only=True)["step"]
+
+    def kill(step, epoch, position):
+        if step == per_epoch + 2:
+            raise Kill
+
+    with pytest.raises(Kill):
+        train(copy.deepcopy(cfg), train_in, dev_in, root / "killed", hooks={"after_step": kill})
+    if before_resume is not None:
+        before_resume()
+    train(copy.deepcopy(cfg), train_in, dev_in, root / "killed", resume=True)
+    return tuple(torch.load(root / run / "checkpoints" / "last.pt", weights_only=True) for run in ("full", "killed"))
