@@ -4,6 +4,12 @@ logged losses were recorded on the trainer before it learned about tasks
 in what the loop computes (the loss, its normalizer, the order of the random
 draws, the learning rate) shows as a different number.
 
+The frame entry was written again once, when the scratch batch norm's
+backward changed its rounding (it reuses the forward's x - mu): the frame
+MLP's Linear bias just before BatchNorm has an exactly zero gradient, so its
+path is rounding noise that Adam scales up to full steps; it moves the
+running mean and so the dev loss (0.08%), never the training losses.
+
 Write the file again (only on purpose)::
 
     PYTHONPATH=$PWD .venv/bin/python tests/train/golden.py --write
