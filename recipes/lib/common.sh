@@ -63,3 +63,17 @@ run_stage() {
 
 # newer A B: A exists and is newer than B
 newer() { [ -f "$1" ] && [ -f "$2" ] && [ "$1" -nt "$2" ]; }
+
+# require_corpus OPTION DIR PART...: DIR (given by --OPTION) exists and holds every PART (a path relative
+# to DIR; a glob matches if any file does), else exit 1 naming the first missing one
+require_corpus() {
+  local opt=$1 root=$2 part
+  shift 2
+  [ -n "$root" ] || { echo "$0: --$opt is required (the corpus folder)" >&2; exit 2; }
+  [ -d "$root" ] || { echo "$0: --$opt $root: no such folder" >&2; exit 1; }
+  for part in "$@"; do
+    if ! compgen -G "$root/$part" >/dev/null; then
+      echo "$0: --$opt $root is incomplete: $part is missing" >&2; exit 1
+    fi
+  done
+}

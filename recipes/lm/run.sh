@@ -58,7 +58,7 @@ usage: $0 [--stage N] [--stop-stage N] [--device auto|cpu|cuda] [--dir DIR] [--s
   --dir         where data/ and exp/ go (default: $here)
   --impl        layer implementation of the neural LMs (default: the configs', scratch)
   --nproc       processes training the Transformer LM (DDP, one thread each; default 2 on the CPU, where
-                2 x 1 thread runs 1.4x the tokens/s of one process with 2 threads; 1 with --device cuda)
+                2 x 1 thread runs ~1.6x the tokens/s of one process with 2 threads; 1 with --device cuda)
   --lstm-conf, --transformer-conf  the neural LMs' configs (default: recipes/lm/conf/lm_{lstm,transformer}.yaml,
                 whose adaptive softmax cuts at ids 2000 and 6000: a --vocab-size above 6000)
 USAGE
