@@ -55,6 +55,13 @@ def test_bad_options_exit_2(tmp_path, args, message):
     assert not (tmp_path / "work").exists()   # nothing written before the options are checked
 
 
+def test_a_config_asrkit_refuses_exits_2(tmp_path):
+    (tmp_path / "ctc.yaml").write_text("units: {kind: syllable}\n")
+    p = run("--dir", str(tmp_path / "work"), "--ctc-conf", str(tmp_path / "ctc.yaml"))
+    assert p.returncode == 2 and "the ctc task takes phone, char, bpe (got 'syllable')" in p.stderr, p.stderr
+    assert len(p.stderr.strip().splitlines()) == 1 and not (tmp_path / "work").exists()
+
+
 def test_no_stage_selected_does_nothing(tmp_path):
     # stages 8..9 do not exist: no stage runs, nothing is downloaded or computed
     p = run("--dir", str(tmp_path), "--stage", "8", "--stop-stage", "9")
@@ -152,6 +159,17 @@ def test_run_sh_all_stages(tmp_path):
     for v in ("lm", "lex"):
         assert len((ctc / f"decode_test_{v}" / "hyp.txt").read_text().splitlines()) == test_utts
         assert "%WER" in (ctc / f"decode_test_{v}" / "wer.txt").read_text()
+    # a char model (--ctc-conf with units kind char): no lexicon, stage 4 scores words (WER, CER), stage 5
+    # searches with the LM only (the lexicon-only search needs phones)
+    (tmp_path / "ctc_char.yaml").write_text(CTC.replace("kind: phone", "kind: char"))
+    p = run(*cmd[:-4], "--ctc-conf", str(tmp_path / "ctc_char.yaml"), "--exp", "ctc_char", "--stage", "3",
+            "--stop-stage", "5")
+    assert p.returncode == 0, p.stdout + p.stderr
+    char = work / "exp" / "ctc_char"
+    assert "%CER" in (char / "decode_test" / "wer.txt").read_text() and not (char / "decode_test" / "per.txt").exists()
+    assert len((char / "decode_test_lm" / "hyp.txt").read_text().splitlines()) == test_utts
+    assert (char / "lm_tuning.yaml").exists() and not (char / "lm_tuning_lex.yaml").exists()
+    assert not (char / "decode_test_lex").exists()
     # a second run of stage 4 keeps the hypotheses (best.pt did not change)
     before = (ctc / "decode_test" / "hyp.txt").stat().st_mtime_ns
     p = run(*cmd, "--stage", "3", "--stop-stage", "4")

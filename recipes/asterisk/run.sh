@@ -10,10 +10,12 @@
 #   2  lm          word 3-gram on train_nodev + tiny LM text (never test sentences),
 #                  perplexity and OOV rate of dev and test    -> exp/lm/{lm3.arpa,ppl_*.txt}
 #   3  train ctc   CTC on phones (CMU dict + data/local/lexicon_extra.txt) -> exp/ctc_phone
+#                  (or on the units of --ctc-conf: char and bpe models get no lexicon)
 #   4  decode      greedy CTC on test, PER against the phones of the test text
 #                                        -> exp/ctc_phone/decode_test/{hyp.txt,per.txt}
+#                  (char/bpe: WER and CER of the words -> decode_test/{hyp.txt,wer.txt})
 #   5  decode lm   LM weight / word bonus tuned on dev (asrkit tune), beam 20 + 3-gram
-#                  on test, and the same search with --lm-weight 0 (lexicon only)
+#                  on test, and the same search with --lm-weight 0 (lexicon only; phones only)
 #                                        -> exp/ctc_phone/decode_test_lm/{hyp.txt,wer.txt},
 #                                           exp/ctc_phone/decode_test_lex/{hyp.txt,wer.txt}
 #
@@ -82,6 +84,9 @@ for f in "$ctc_conf" "$fbank_conf" "$transformer_conf"; do
 done
 
 find_asrkit
+find_python
+# the model's units (phone: spelled with the CMU dict + the extra lexicon; char, bpe: no lexicon)
+units_kind=$(conf_value ctc "$ctc_conf" units.kind) || exit 2
 
 mkdir -p "$dir"
 cd "$dir"
@@ -184,8 +189,10 @@ if run_stage 2 lm; then
 fi
 
 if run_stage 3 train_ctc "$sfx"; then
+  lexicon=()
+  [ "$units_kind" != phone ] || lexicon=(units.lexicon="$dir/$extra_lex")
   $ASRKIT train ctc --train feats/train_nodev --dev feats/dev --out $ctc --conf "$ctc_conf" \
-    --device "$device" --resume units.lexicon="$dir/$extra_lex" ${train_overrides[@]+"${train_overrides[@]}"} 2>&1 \
+    --device "$device" --resume ${lexicon[@]+"${lexicon[@]}"} ${train_overrides[@]+"${train_overrides[@]}"} 2>&1 \
     | tee "$log"
 fi
 
@@ -199,39 +206,54 @@ if run_stage 4 decode "$sfx"; then
       $ASRKIT decode $ctc feats/test --device "$device" > $out/hyp.txt.tmp
       mv $out/hyp.txt.tmp $out/hyp.txt
     fi
-    # the references: the test text spelled with the CMU dict + the extra lexicon
-    # (first pronunciation of each word), as training spells its targets
-    $ASRKIT tokenizer train data/test/text $out/ref_units --kind phone --lexicon $extra_lex >/dev/null
-    cp $out/ref_units/text.phones $out/ref.txt
+    if [ "$units_kind" = phone ]; then
+      # the references: the test text spelled with the CMU dict + the extra lexicon
+      # (first pronunciation of each word), as training spells its targets
+      $ASRKIT tokenizer train data/test/text $out/ref_units --kind phone --lexicon $extra_lex >/dev/null
+      cp $out/ref_units/text.phones $out/ref.txt
+    fi
   } 2> "$log"
-  # (asrkit score counts tokens as "words": here they are phones, so %WER is the PER)
-  $ASRKIT score $out/ref.txt $out/hyp.txt --per-utt $out/per_utt.txt 2>> "$log" |
-    sed 's/%WER/%PER/; s/#WRD/#PHN/' | tee $out/per.txt
-  cat $out/per.txt >> "$log"
+  if [ "$units_kind" = phone ]; then
+    # (asrkit score counts tokens as "words": here they are phones, so %WER is the PER)
+    $ASRKIT score $out/ref.txt $out/hyp.txt --per-utt $out/per_utt.txt 2>> "$log" |
+      sed 's/%WER/%PER/; s/#WRD/#PHN/' | tee $out/per.txt
+    cat $out/per.txt >> "$log"
+  else
+    # a char/bpe model decodes greedily to words
+    $ASRKIT score data/test/text $out/hyp.txt --cer --per-utt $out/per_utt.txt 2>> "$log" | tee $out/wer.txt
+    cat $out/wer.txt >> "$log"
+  fi
 fi
 
 if run_stage 5 decode_lm "$sfx"; then
   {
     # LM weight and word bonus tuned on dev (emissions computed once); first the word
     # bonus of the search without the LM (lm weight 0), kept as lm_tuning_lex.yaml
+    # the lexicon-only search (lm weight 0) needs a lexicon: phone models only
     if newer $ctc/lm_tuning.yaml $ctc/checkpoints/best.pt && newer $ctc/lm_tuning.yaml $lm &&
-       newer $ctc/lm_tuning_lex.yaml $ctc/checkpoints/best.pt; then
+       { [ "$units_kind" != phone ] || newer $ctc/lm_tuning_lex.yaml $ctc/checkpoints/best.pt; }; then
       echo "$ctc/lm_tuning.yaml is up to date"
     else
       rm -rf $ctc/emissions_dev $ctc/lm_tuning.yaml
       $ASRKIT decode $ctc feats/dev --device "$device" --save-emissions $ctc/emissions_dev > /dev/null
-      $ASRKIT tune $ctc $ctc/emissions_dev data/dev/text --lm $lm --beam "$beam" --jobs "$nj" \
-        --lm-weights 0 --word-bonuses -8:2:1 > $ctc/lm_tuning_lex_grid.txt
-      mv $ctc/lm_tuning.yaml $ctc/lm_tuning_lex.yaml
+      if [ "$units_kind" = phone ]; then
+        $ASRKIT tune $ctc $ctc/emissions_dev data/dev/text --lm $lm --beam "$beam" --jobs "$nj" \
+          --lm-weights 0 --word-bonuses -8:2:1 > $ctc/lm_tuning_lex_grid.txt
+        mv $ctc/lm_tuning.yaml $ctc/lm_tuning_lex.yaml
+      fi
       $ASRKIT tune $ctc $ctc/emissions_dev data/dev/text --lm $lm --beam "$beam" --jobs "$nj" \
         --lm-weights 0:2:0.25 --word-bonuses -4:3:1 > $ctc/lm_tuning_grid.txt
     fi
-    grep -E '^(lm_weight|word_bonus|wer):' $ctc/lm_tuning_lex.yaml | sed 's/^/lexicon only, dev: /'
+    [ "$units_kind" != phone ] ||
+      grep -E '^(lm_weight|word_bonus|wer):' $ctc/lm_tuning_lex.yaml | sed 's/^/lexicon only, dev: /'
     grep -E '^(lm_weight|word_bonus|wer):' $ctc/lm_tuning.yaml | sed 's/^/with the LM, dev: /'
   } 2>&1 | tee "$log"
-  lex_bonus=$(awk '$1 == "word_bonus:" { print $2 }' $ctc/lm_tuning_lex.yaml)
+  variants=(lm)
+  [ "$units_kind" != phone ] || variants=(lm lex)
+  lex_bonus=
+  [ "$units_kind" != phone ] || lex_bonus=$(awk '$1 == "word_bonus:" { print $2 }' $ctc/lm_tuning_lex.yaml)
   # test: beam + 3-gram (the tuned weight and bonus), and lexicon only (--lm-weight 0)
-  for v in lm lex; do
+  for v in "${variants[@]}"; do
     out=$ctc/decode_test_$v
     mkdir -p $out
     opts=()

@@ -77,3 +77,32 @@ require_corpus() {
     fi
   done
 }
+
+# find_python: set PYTHON to $PYTHON, else the interpreter of $ASRKIT when it is 'PYTHON -m asrkit', else the
+# repository's .venv, else python3 (call find_asrkit first); the repository goes on PYTHONPATH
+find_python() {
+  if [ -z "${PYTHON:-}" ]; then
+    case "$ASRKIT" in
+      *" -m asrkit") PYTHON=${ASRKIT% -m asrkit} ;;
+      *) # (not realpath: the venv's python is a link to the base interpreter, which lacks the packages)
+         if [ -x "$here/../../.venv/bin/python" ]; then PYTHON=$(cd "$here/../.." && pwd)/.venv/bin/python
+         else PYTHON=python3; fi ;;
+    esac
+  fi
+  export PYTHONPATH=$(realpath "$here/../.."):${PYTHONPATH:-}
+}
+
+# conf_value TASK CONF KEY [OVERRIDE...]: print a value of a training config as asrkit resolves it (the task's
+# defaults, the file, the overrides), e.g. conf_value ctc conf/ctc.yaml units.kind (call find_python first)
+conf_value() {
+  "$PYTHON" -c 'import sys
+from asrkit.errors import AsrkitError
+from asrkit.train.config import load_config
+try:
+    cfg = load_config(sys.argv[1], sys.argv[2], sys.argv[4:])
+except AsrkitError as e:
+    sys.exit(f"{sys.argv[2]}: {e}")
+for part in sys.argv[3].split("."):
+    cfg = cfg[part]
+print(cfg)' "$@"
+}

@@ -75,17 +75,9 @@ transformer_conf=$(realpath -m "$transformer_conf")
 exclude_opts=()
 for f in $exclude; do exclude_opts+=(--exclude "$(realpath -m "$f")"); done
 find_asrkit
-# the text preparation is a Python script of this recipe: the interpreter of $ASRKIT when it is
-# 'PYTHON -m asrkit', else the repository's .venv, else python3; the repository goes on PYTHONPATH
-if [ -z "${PYTHON:-}" ]; then
-  case "$ASRKIT" in
-    *" -m asrkit") PYTHON=${ASRKIT% -m asrkit} ;;
-    *) if [ -x "$here/../../.venv/bin/python" ]; then PYTHON=$(realpath "$here/../../.venv/bin/python")
-       else PYTHON=python3; fi ;;
-  esac
-fi
+# the text preparation is a Python script of this recipe (find_python: which interpreter)
+find_python
 prepare="$here/local/prepare_text.py"
-export PYTHONPATH=$(realpath "$here/../.."):${PYTHONPATH:-}
 
 mkdir -p "$dir"
 cd "$dir"
