@@ -247,11 +247,12 @@ def augment(
                               "copy getting all of them."),
     keep_original: bool = typer.Option(False, "--keep-original", help="Keep the original utterances too."),
     seed: int = typer.Option(0, "--seed", help="Seed of every random choice (same seed, same audio)."),
+    audio_format: str = typer.Option("wav", "--format", help="Audio files to write: wav | flac (16-bit)."),
     jobs: int = typer.Option(1, "--jobs", "-j", help="Threads."),
     overwrite: bool = typer.Option(False, "--overwrite", help=_OVERWRITE_HELP),
 ) -> None:
     """Augment a data dir: speed perturbation, additive noise, reverberation, a telephone channel.
-    Writes the changed audio as 16-bit WAV under OUT/wav/ and every table with new ids.
+    Writes the changed audio as 16-bit WAV (or FLAC) under OUT/wav/ and every table with new ids.
     Example: asrkit data augment data/train data/train_aug --speed 0.9,1.0,1.1 --noise babble --snr 10,20"""
     from asrkit.data.augment import AugmentOptions, augment_dir
 
@@ -265,7 +266,7 @@ def augment(
         rt60=_numbers("--rt60", rt60, 2),
         drr=_numbers("--drr", drr, 2),
         telephone=tuple(t for t in (telephone or "").replace(" ", "").split(",") if t),
-        copies=copies, each=each, keep_original=keep_original, seed=seed, jobs=jobs,
+        copies=copies, each=each, keep_original=keep_original, seed=seed, jobs=jobs, audio_format=audio_format,
     )
     if telephone is not None and not opts.telephone:
         raise UsageError("--telephone: give a codec (mulaw, gsm or none)")

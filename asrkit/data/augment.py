@@ -1,7 +1,7 @@
 """``asrkit data augment``: an augmented copy of a data dir.
 
 Each utterance of the input is read, changed by the signal functions of
-:mod:`asrkit.audio.augment` and written as a 16-bit WAV under ``OUT/wav/``;
+:mod:`asrkit.audio.augment` and written as a 16-bit WAV (or FLAC) under ``OUT/wav/``;
 the tables follow with new ids. Ids take a prefix per version, on the
 utterance, the speaker and (for written audio) the recording, so speaker ids
 still prefix utterance ids (Kaldi's ``perturb_data_dir_speed.sh`` and
@@ -44,6 +44,8 @@ COMMAND = "data augment"
 GENERATED_NOISE = ("white", "pink", "babble")
 #: audio file endings a noise or RIR folder is searched for
 AUDIO_ENDINGS = (".wav", ".flac", ".ogg", ".sph", ".wv1", ".wv2", ".au", ".aiff", ".aif")
+#: how the new audio is written: ``--format`` -> soundfile format (16-bit PCM)
+AUDIO_FORMATS = {"wav": "WAV", "flac": "FLAC"}
 _TAGS = {"rir": "rev", "noise": "noise", "telephone": "tel"}
 _CACHE_BYTES = 256 << 20  # decoded noise / RIR / babble audio kept in memory
 
@@ -65,6 +67,7 @@ class AugmentOptions:
     keep_original: bool = False
     seed: int = 0
     jobs: int = 1
+    audio_format: str = "wav"                  # wav | flac (16-bit either way)
 
     def check(self) -> None:
         """:class:`UsageError` for values that cannot work."""
@@ -90,6 +93,8 @@ class AugmentOptions:
             raise UsageError("--telephone gsm: this libsndfile has no GSM 6.10 codec; use --telephone mulaw")
         if self.copies < 1:
             raise UsageError(f"--copies must be >= 1, got {self.copies}")
+        if self.audio_format not in AUDIO_FORMATS:
+            raise UsageError(f"--format: want one of {', '.join(AUDIO_FORMATS)}, got '{self.audio_format}'")
         if self.jobs < 1:
             raise UsageError(f"--jobs must be >= 1, got {self.jobs}")
         if len(self.noise) != len(set(self.noise)):
@@ -297,7 +302,11 @@ def _make(ctx: _Context, utt: str, v: Version, wav_dir: Path) -> tuple[str, floa
             ctx.clipped += 1
     if len(x) == 0:
         raise DataError(f"utterance {quote(utt)}: {v.prefix.rstrip('-')} left no samples")
-    sf.write(wav_dir / f"{new}.wav", x, rate, subtype="PCM_16")
+    ext = ctx.opts.audio_format
+    # 16-bit by rounding to the nearest step here (libsndfile's own float -> WAV conversion floors,
+    # its FLAC one rounds: the two formats would differ by one step)
+    pcm = np.clip(np.round(x.astype(np.float64) * 32768.0), -32768, 32767).astype(np.int16)
+    sf.write(wav_dir / f"{new}.{ext}", pcm, rate, format=AUDIO_FORMATS[ext], subtype="PCM_16")
     return new, len(x) / rate
 
 
@@ -328,6 +337,7 @@ def augment_dir(src: str | os.PathLike, out: str | os.PathLike, opts: AugmentOpt
         raise InputError(f"{src}: no wav.scp, nothing to augment (a feature-only data dir?)")
     if len(d) == 0:
         raise InputError(f"{src}: no utterances")
+    _check_sources_outside(d, src, out)
     versions = plan_versions(opts)
     ctx = _Context(d, opts)
     for spec in opts.noise:
@@ -350,7 +360,7 @@ def augment_dir(src: str | os.PathLike, out: str | os.PathLike, opts: AugmentOpt
         wav_dir = tmp / "wav"
         wav_dir.mkdir()
         durs = _run(ctx, made, wav_dir, opts.jobs)
-        new = _tables(d, versions, durs, out.resolve() / "wav")
+        new = _tables(d, versions, durs, out.resolve() / "wav", opts.audio_format)
         new.save(tmp)
         write_marker(tmp, COMMAND)
         if ctx.clipped:
@@ -381,6 +391,19 @@ def augment_dir(src: str | os.PathLike, out: str | os.PathLike, opts: AugmentOpt
         raise
     new.path = out
     return new
+
+
+def _check_sources_outside(d: DataDir, src: Path, out: Path) -> None:
+    """Refuse an ``out`` that holds audio of ``src``: replacing it would
+    delete audio the input (and kept originals) still need."""
+    from asrkit.audio import is_piped
+
+    real = out.resolve()
+    for reco, source in d.wav_scp.items():
+        if not is_piped(source):
+            p = Path(source).resolve()
+            if p == real or real in p.parents:
+                raise UsageError(f"{out}: holds audio of {src} ({quote(reco)}: {source}); write to another folder")
 
 
 def _babble_pools(d: DataDir) -> dict[str, list[str]]:
@@ -426,7 +449,7 @@ def _run(ctx: _Context, made: list[tuple[str, Version]], wav_dir: Path, jobs: in
     return durs
 
 
-def _tables(d: DataDir, versions: list[Version], durs: dict[str, float], wav_dir: Path) -> DataDir:
+def _tables(d: DataDir, versions: list[Version], durs: dict[str, float], wav_dir: Path, ext: str) -> DataDir:
     """The new dir's tables: the kept originals as they were, every other
     version with prefixed ids and its own recording."""
     keep_ali = all(v.speed == 1.0 for v in versions)
@@ -458,7 +481,7 @@ def _tables(d: DataDir, versions: list[Version], durs: dict[str, float], wav_dir
             else:
                 if nu in new.wav_scp:
                     raise DataError(f"recording id {quote(nu)} would be made twice (the input already has it)")
-                new.wav_scp[nu] = str(wav_dir / f"{nu}.wav")
+                new.wav_scp[nu] = str(wav_dir / f"{nu}.{ext}")
                 if new.segments is not None:
                     new.segments[nu] = Segment(nu, 0.0, durs[nu])
                 new.utt2dur[nu] = durs[nu]

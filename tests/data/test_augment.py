@@ -207,9 +207,15 @@ def test_speed_shortens_by_the_factor_and_updates_tables(tmp_path):
         n = sf.info(dd.wav_scp[u]).frames
         assert abs(sf.info(new.wav_scp["sp1.1-" + u]).frames - n / 1.1) <= 1
         assert new.utt2dur["sp1.1-" + u] == pytest.approx(n / 1.1 / RATE, abs=1e-4)
-    # without a speed change, ali stays
+    # without a speed change, ali stays; FLAC holds the same samples as WAV
     assert _cli("data", "augment", str(d), str(tmp_path / "n"), "--noise", "white") == 0
     assert DataDir.load(tmp_path / "n").ali == {"white1-" + u: v for u, v in dd.ali.items()}
+    assert _cli("data", "augment", str(d), str(tmp_path / "f"), "--noise", "white", "--format", "flac") == 0
+    assert validate(tmp_path / "f") == []
+    u = "white1-" + dd.utt_ids[0]
+    np.testing.assert_array_equal(_read(DataDir.load(tmp_path / "f").wav_scp[u]),
+                                  _read(DataDir.load(tmp_path / "n").wav_scp[u]))
+    assert DataDir.load(tmp_path / "f").wav_scp[u].endswith(f"/wav/{u}.flac")
 
 
 def test_snr_measured_equals_the_asked_one(tmp_path):
@@ -321,6 +327,7 @@ def test_refusals_are_one_line_and_write_nothing(tmp_path, capsys):
     refused(2, str(d), str(out), "--telephone", "g729", says="unknown codec")
     refused(2, str(d), str(out), "--noise", "white", "--snr", "20,5", says="--snr")
     refused(2, str(d), str(out), "--copies", "0", "--noise", "white", says="--copies")
+    refused(2, str(d), str(out), "--format", "mp3", "--noise", "white", says="--format")
     (tmp_path / "empty.list").write_text("\n\n")
     refused(1, str(d), str(out), "--noise", str(tmp_path / "empty.list"), says="empty.list: the list is empty")
     (tmp_path / "nofiles").mkdir()
@@ -354,6 +361,11 @@ def test_refusals_are_one_line_and_write_nothing(tmp_path, capsys):
     assert _cli("data", "augment", str(d), str(out), "--speed", "1.1") == 0
     assert sorted(p.name for p in (out / "wav").iterdir())[0].startswith("sp1.1-")
     assert len(list((out / "wav").iterdir())) == 4 and _leftovers(tmp_path) == []
+    # an OUT holding the input's audio: replacing it would delete that audio
+    assert _cli("data", "subset", str(out), str(tmp_path / "sub2"), "--first", "2") == 0
+    capsys.readouterr()
+    assert _cli("data", "augment", str(tmp_path / "sub2"), str(out), "--noise", "white", "--keep-original") == 2
+    assert "holds audio of" in capsys.readouterr().err and len(list((out / "wav").iterdir())) == 4
     assert _cli("data", "augment", str(d), str(mine), "--noise", "white", "--overwrite") == 0
     assert not (mine / "notes.txt").exists() and validate(mine) == []
 
