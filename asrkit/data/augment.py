@@ -236,7 +236,7 @@ class _Context:
             raise AudioError(f"utterance {quote(utt)}: {e}") from None
 
     def talker_audio(self, utt: str, rate: int) -> np.ndarray:
-        src, start, end = self.d.source(utt)
+        src, start, _ = self.d.source(utt)
         if start is None:
             return self.cache.get(src, rate, f"babble talker {quote(utt)}")
         return self.read_utt(utt, rate)[0]
