@@ -1,4 +1,4 @@
-"""``asrkit data import|validate|subset|combine|split``: Kaldi-style data dirs.
+"""``asrkit data import|validate|subset|combine|split|augment``: Kaldi-style data dirs.
 
 Every command that writes a folder follows :func:`asrkit.io.prepare_output_dir`:
 a non-empty folder it did not make is refused unless ``--overwrite``."""
@@ -12,7 +12,7 @@ import typer
 from asrkit import log
 from asrkit.errors import DataError, InputError, UsageError
 
-data_app = typer.Typer(help="Kaldi-style data dirs: import corpora, validate, subset, combine, split.",
+data_app = typer.Typer(help="Kaldi-style data dirs: import corpora, validate, subset, combine, split, augment.",
                        no_args_is_help=True)
 
 _OVERWRITE_HELP = "Replace the output folder's contents when it is not empty and was not made by this command."
@@ -208,6 +208,71 @@ def split(
     dv.save_output(dev_dir, "data split", overwrite, inputs=(dir,))
     log.info(f"{train_dir}: {len(tr)} utterances, {dev_dir}: {len(dv)} utterances"
              + (f" ({len(dv.spk2utt)} speakers)" if by_speaker else ""))
+
+
+def _numbers(option: str, text: str, count: int | None = None, kind=float) -> tuple:
+    """``"0.9,1.0,1.1"`` -> floats (``kind``); ``count`` 2 takes ``LO,HI`` or one value for both."""
+    try:
+        vals = tuple(kind(t) for t in text.replace(" ", "").split(",") if t)
+    except ValueError:
+        vals = ()
+    if count == 2 and len(vals) == 1:
+        vals = vals * 2
+    if not vals or (count is not None and len(vals) != count):
+        want = "LO,HI (or one value)" if count == 2 else "a comma list of numbers"
+        raise UsageError(f"{option}: want {want}, got '{text}'")
+    return vals
+
+
+@data_app.command("augment")
+def augment(
+    dir: Path = typer.Argument(..., help="Data dir to augment."),
+    out: Path = typer.Argument(..., help="Data dir to write (audio under OUT/wav/)."),
+    speed: Optional[str] = typer.Option(None, "--speed", help="Speed factors, e.g. 0.9,1.0,1.1 (Kaldi's speed "
+                                        "perturbation; ids get an spF- prefix, 1.0 keeps the speed)."),
+    noise: Optional[List[str]] = typer.Option(None, "--noise", help="Noise to add: a folder of audio, a list file "
+                                              "(paths or wav.scp lines), a data dir, or white | pink | babble "
+                                              "(babble: other utterances of DIR). Repeat to draw from several."),
+    snr: str = typer.Option("5,20", "--snr", help="SNR range in dB, LO,HI (one value: fixed)."),
+    babble_talkers: str = typer.Option("3,7", "--babble-talkers", help="How many other utterances make babble, LO,HI."),
+    rir: Optional[str] = typer.Option(None, "--rir", help="Reverberation: 'simulate' (exponentially decaying "
+                                      "RIRs), or a folder / list / data dir of room impulse responses."),
+    rt60: str = typer.Option("0.2,0.8", "--rt60", help="RT60 range of simulated RIRs in seconds, LO,HI."),
+    drr: str = typer.Option("0,10", "--drr", help="Direct-to-reverberant ratio range of simulated RIRs in dB, LO,HI."),
+    telephone: Optional[str] = typer.Option(None, "--telephone", help="Telephone channel (300-3400 Hz at 8 kHz) "
+                                            "with codec mulaw | gsm | none; a comma list draws one per utterance."),
+    copies: int = typer.Option(1, "--copies", help="Augmented copies of each utterance (per speed factor; with "
+                               "--each, per augmentation)."),
+    each: bool = typer.Option(False, "--each", help="A copy per augmentation (rev, noise, tel) instead of every "
+                              "copy getting all of them."),
+    keep_original: bool = typer.Option(False, "--keep-original", help="Keep the original utterances too."),
+    seed: int = typer.Option(0, "--seed", help="Seed of every random choice (same seed, same audio)."),
+    audio_format: str = typer.Option("wav", "--format", help="Audio files to write: wav | flac (16-bit)."),
+    jobs: int = typer.Option(1, "--jobs", "-j", help="Threads."),
+    overwrite: bool = typer.Option(False, "--overwrite", help=_OVERWRITE_HELP),
+) -> None:
+    """Augment a data dir: speed perturbation, additive noise, reverberation, a telephone channel.
+    Writes the changed audio as 16-bit WAV (or FLAC) under OUT/wav/ and every table with new ids.
+    Example: asrkit data augment data/train data/train_aug --speed 0.9,1.0,1.1 --noise babble --snr 10,20"""
+    from asrkit.data.augment import AugmentOptions, augment_dir
+
+    _need_dir(dir)
+    opts = AugmentOptions(
+        speeds=_numbers("--speed", speed) if speed is not None else (1.0,),
+        noise=tuple(noise or ()),
+        snr=_numbers("--snr", snr, 2),
+        babble_talkers=_numbers("--babble-talkers", babble_talkers, 2, int),
+        rir=rir,
+        rt60=_numbers("--rt60", rt60, 2),
+        drr=_numbers("--drr", drr, 2),
+        telephone=tuple(t for t in (telephone or "").replace(" ", "").split(",") if t),
+        copies=copies, each=each, keep_original=keep_original, seed=seed, jobs=jobs, audio_format=audio_format,
+    )
+    if telephone is not None and not opts.telephone:
+        raise UsageError("--telephone: give a codec (mulaw, gsm or none)")
+    new = augment_dir(dir, out, opts, overwrite=overwrite)
+    hours = sum(new.utt2dur.values()) / 3600 if new.utt2dur else 0.0
+    log.info(f"{out}: {len(new)} utterances, {hours:.3f} h")
 
 
 def register(app: typer.Typer) -> None:
