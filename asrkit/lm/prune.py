@@ -64,6 +64,31 @@ def _history_logprob(lm: ArpaLM, h: tuple[str, ...], cache: dict) -> float:
     return lp
 
 
+def prune_scores(lm: ArpaLM, k: int, hist_cache: dict | None = None) -> dict[tuple[str, ...], float]:
+    """``D(h, w)`` (nats, see the module doc) of every ``k``-gram of ``lm`` that
+    may be pruned (those that are no history of a ``k+1``-gram)."""
+    hist_cache = {} if hist_cache is None else hist_cache
+    table = lm.ngrams[k]
+    contexts = set(g[:-1] for g in lm.ngrams.get(k + 1, {}))
+    out: dict[tuple[str, ...], float] = {}
+    for h, words in history_groups(lm, k).items():
+        ph = 10.0 ** _history_logprob(lm, h, hist_cache)
+        p = [10.0 ** table[h + (w,)][0] for w in words]
+        q = [10.0 ** lm.logprob(w, h[1:]) for w in words]
+        numer = 1.0 - math.fsum(p)
+        denom = 1.0 - math.fsum(q)
+        old_bo = numer / denom if numer > 0 and denom > 0 else None
+        for w, pw, qw in zip(words, p, q):
+            if h + (w,) in contexts:
+                continue
+            new_bo = (numer + pw) / (denom + qw)
+            delta = pw * (math.log(qw) + math.log(new_bo) - math.log(pw))
+            if old_bo is not None:
+                delta += numer * (math.log(new_bo) - math.log(old_bo))
+            out[h + (w,)] = -ph * delta
+    return out
+
+
 def prune_lm(lm: ArpaLM, threshold: float) -> PruneStats:
     """Prune ``lm`` in place (see the module doc); returns the n-gram counts before and after."""
     if not threshold >= 0 or math.isinf(threshold):
@@ -72,26 +97,8 @@ def prune_lm(lm: ArpaLM, threshold: float) -> PruneStats:
     hist_cache: dict[tuple[str, ...], float] = {}
     for k in range(lm.order, 1, -1):
         table = lm.ngrams[k]
-        contexts = set(g[:-1] for g in lm.ngrams.get(k + 1, {}))
-        groups = history_groups(lm, k)
-        drop = []
-        for h, words in groups.items():
-            ph = 10.0 ** _history_logprob(lm, h, hist_cache)
-            p = [10.0 ** table[h + (w,)][0] for w in words]
-            q = [10.0 ** lm.logprob(w, h[1:]) for w in words]
-            numer = 1.0 - math.fsum(p)
-            denom = 1.0 - math.fsum(q)
-            old_bo = numer / denom if numer > 0 and denom > 0 else None
-            for w, pw, qw in zip(words, p, q):
-                if h + (w,) in contexts:
-                    continue
-                new_bo = (numer + pw) / (denom + qw)
-                delta = pw * (math.log(qw) + math.log(new_bo) - math.log(pw))
-                if old_bo is not None:
-                    delta += numer * (math.log(new_bo) - math.log(old_bo))
-                d = -ph * delta
-                if math.expm1(d) < threshold:
-                    drop.append(h + (w,))
+        scores = prune_scores(lm, k, hist_cache)
+        drop = [g for g, d in scores.items() if math.expm1(d) < threshold]
         for g in drop:
             del table[g]
         # the histories of order k-1 lost continuations: new backoff weights
