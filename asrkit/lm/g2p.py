@@ -90,31 +90,34 @@ def split_pairs(pairs: Sequence[tuple[str, tuple[str, ...]]], heldout: float):
 
 @dataclass
 class _Group:
-    """The pairs of one shape (L letters, M phones): ids[e] (B, L+1, M+1) is the
-    graphone id of chunk e ending at cell (i, j), -1 where it does not fit."""
+    """Pairs of one word length L (phones padded to the group's longest, M):
+    ids[e] (B, L+1, M+1) is the graphone id of chunk e ending at cell (i, j),
+    -1 where it does not fit (also past a pair's own phone count)."""
 
     index: np.ndarray  # (B,) positions in the pair list
     ids: list[np.ndarray]
     L: int
     M: int
+    ends: np.ndarray  # (B,) phones of each pair: its end cell is (L, ends[b])
 
 
 def _graphone_keys(pairs, letters: dict[str, int], phones: dict[str, int]):
     """Group the pairs by shape and give every chunk that fits a graphone key."""
     A, P = len(letters) + 1, len(phones) + 1
     shapes: dict[tuple[int, int], list[int]] = {}
-    for n, (w, pron) in enumerate(pairs):
-        shapes.setdefault((len(w), len(pron)), []).append(n)
+    for n, (w, pron) in enumerate(pairs):  # by length, phone counts in bands of 4: little padding, few groups
+        shapes.setdefault((len(w), len(pron) // 4), []).append(n)
     groups = []
-    for (L, M), idx in sorted(shapes.items()):
+    for (L, _), idx in sorted(shapes.items()):
+        ends = np.array([len(pairs[n][1]) for n in idx], dtype=np.int64)
+        M = int(ends.max())
         B = len(idx)
         let = np.zeros((B, L), dtype=np.int64)
         ph = np.zeros((B, M), dtype=np.int64)
         for b, n in enumerate(idx):
             w, pron = pairs[n]
             let[b] = [letters[c] for c in w]
-            if M:
-                ph[b] = [phones[p] for p in pron]
+            ph[b, : len(pron)] = [phones[p] for p in pron]
         keys = []
         for dg, dp in CHUNKS:
             k = np.full((B, L + 1, M + 1), -1, dtype=np.int64)
@@ -124,9 +127,9 @@ def _graphone_keys(pairs, letters: dict[str, int], phones: dict[str, int]):
                     p = np.zeros(B, dtype=np.int64)
                     for t in range(j - dp, j):
                         p = p * P + ph[:, t]
-                    k[:, i, j] = (g * P ** 3 + p) * 4 + dp
+                    k[:, i, j] = np.where(j <= ends, (g * P ** 3 + p) * 4 + dp, -1)
             keys.append(k)
-        groups.append(_Group(index=np.asarray(idx), ids=keys, L=L, M=M))
+        groups.append(_Group(index=np.asarray(idx), ids=keys, L=L, M=M, ends=ends))
     return groups
 
 
@@ -157,12 +160,9 @@ def _forward(g: _Group, theta: np.ndarray, viterbi: bool = False):
 def _backward(g: _Group, theta: np.ndarray) -> np.ndarray:
     B = len(g.index)
     beta = np.zeros((B, g.L + 1, g.M + 1))
-    beta[:, g.L, g.M] = 1.0
     for i in range(g.L, -1, -1):
         for j in range(g.M, -1, -1):
-            if i == g.L and j == g.M:
-                continue
-            acc = np.zeros(B)
+            acc = (g.ends == j).astype(np.float64) if i == g.L else np.zeros(B)
             for e, (dg, dp) in enumerate(CHUNKS):
                 if i + dg > g.L or j + dp > g.M:
                     continue
@@ -180,7 +180,7 @@ def align(pairs, letters, phones, iterations: int = 8, progress: bool = False):
     groups = _graphone_keys(pairs, letters, phones)
     allkeys = np.unique(np.concatenate([k[k >= 0] for g in groups for k in g.ids]))
     for g in groups:
-        g.ids = [np.where(k >= 0, np.searchsorted(allkeys, k), -1) for k in g.ids]
+        g.ids = [np.where(k >= 0, np.searchsorted(allkeys, k), -1).astype(np.int32) for k in g.ids]
     G = len(allkeys)
     theta = np.full(G, 1.0 / G)
     history = []
@@ -190,7 +190,7 @@ def align(pairs, letters, phones, iterations: int = 8, progress: bool = False):
         for g in groups:
             alpha, _ = _forward(g, theta)
             beta = _backward(g, theta)
-            Z = alpha[:, g.L, g.M]
+            Z = alpha[np.arange(len(g.index)), g.L, g.ends]
             ok = Z > 0
             total += float(np.log(Z[ok]).sum())
             inv = np.where(ok, 1.0 / np.where(ok, Z, 1.0), 0.0)[:, None, None]
@@ -210,10 +210,10 @@ def align(pairs, letters, phones, iterations: int = 8, progress: bool = False):
     seqs: list[list[int] | None] = [None] * len(pairs)
     for g in groups:
         alpha, back = _forward(g, theta, viterbi=True)
-        ok = alpha[:, g.L, g.M] > 0
+        ok = alpha[np.arange(len(g.index)), g.L, g.ends] > 0
         B = len(g.index)
         i = np.full(B, g.L)
-        j = np.full(B, g.M)
+        j = g.ends.copy()
         steps: list[np.ndarray] = []
         rows = np.arange(B)
         dgs = np.array([c[0] for c in CHUNKS])
