@@ -31,6 +31,7 @@ a word is held out when ``crc32(lower-cased word) % 100 < heldout``
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -469,7 +470,7 @@ def evaluate(model: G2PModel, pairs: Sequence[tuple[str, tuple[str, ...]]], beam
     ids: dict[str, int] = {}
     hyps: list[tuple[str, ...]] = []
     skipped = 0
-    with log.progress(transient=True) if progress else _nullbar() as bar:
+    with log.progress(transient=True) if progress else contextlib.nullcontext() as bar:
         task = bar.add_task("g2p held-out words", total=len(words)) if progress else None
         for w in words:
             try:
@@ -515,14 +516,6 @@ def evaluate(model: G2PModel, pairs: Sequence[tuple[str, tuple[str, ...]]], beam
     }
 
 
-class _nullbar:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *a):
-        return None
-
-
 # -- lexicon extension ----------------------------------------------------------
 
 
@@ -534,17 +527,19 @@ def read_word_list(path: str | os.PathLike) -> list[str]:
     from asrkit.lm.arpa import read_unigrams
 
     name = display_name(path)
-    first = None
-    for _, line in iter_lines(path):
-        if line.strip():
-            first = line.strip()
+    words: list[str] = []
+    arpa = False
+    for _, line in iter_lines(path):  # one pass: stdin is read once
+        if not words and not arpa and line.strip() == "\\data\\":
+            arpa = True
             break
-    if first is None:
-        raise InputError(f"{name}: no words (the file is empty)")
-    if first == "\\data\\":
+        words.extend(line.split())
+    if arpa:
+        if str(path) == "-":
+            raise UsageError("an ARPA model on stdin: give it as a file (its words are read from its 1-grams)")
         words = read_unigrams(path)
-    else:
-        words = [t for _, line in iter_lines(path) for t in line.split()]
+    if not words:
+        raise InputError(f"{name}: no words (the file is empty)")
     out = list(dict.fromkeys(w for w in words if not (w.startswith("<") and w.endswith(">"))))
     if not out:
         raise InputError(f"{name}: no words besides <...> tokens")

@@ -134,3 +134,12 @@ def test_bad_input_is_one_line(model, tmp_path):
     _one_line(UsageError, lambda: g2p.train(Lexicon.default(), tmp_path / "m", order=9), "--order 9")
     assert main(["g2p", "apply", str(model), "cat", "--nbest", "0"]) == 2
     assert main(["g2p", "apply", str(model)]) == 2
+
+
+def test_word_list_from_text_or_arpa(tmp_path):
+    text = tmp_path / "t.txt"
+    text.write_text("the cat <unk> sat\n\nthe zorblat\n", encoding="utf-8")
+    assert g2p.read_word_list(text) == ["the", "cat", "sat", "zorblat"]
+    arpa = tmp_path / "lm.arpa"
+    assert main(["-q", "lm", "build", str(text), "-n", "2", "-o", str(arpa)]) == 0
+    assert sorted(g2p.read_word_list(arpa)) == ["cat", "sat", "the", "zorblat"]

@@ -17,7 +17,7 @@ from asrkit.lm.arpa import recompute_backoffs
 from asrkit.lm.counts import BOS
 from asrkit.lm.mix import em_weights, merge
 from asrkit.lm.ppl import perplexity
-from asrkit.lm.prune import prune_lm, prune_scores
+from asrkit.lm.prune import prune_scores
 
 ASRKIT = [sys.executable, "-m", "asrkit"]
 TEXT = Path(__file__).resolve().parents[2] / "asrkit" / "resources" / "tiny" / "lm_text.txt"
