@@ -2,6 +2,8 @@
 
     asrkit lm build data/lm_text.txt --order 3 -o exp/lm3.arpa
     asrkit lm ppl exp/lm3.arpa data/test_text.txt
+    asrkit lm prune exp/lm3.arpa --threshold 1e-7 -o exp/lm3_pruned.arpa
+    asrkit lm interpolate exp/lm3_in.arpa exp/lm3_general.arpa --dev data/dev_text.txt -o exp/lm3_mix.arpa
     asrkit lm ppl exp/lm_lstm data/test_text.txt            # a neural LM (asrkit train lm)
     asrkit lm generate exp/lm_lstm --prompt "the" --num 3 --top-p 0.9 --seed 1
 """
@@ -15,7 +17,7 @@ import typer
 from asrkit import log
 
 lm_app = typer.Typer(
-    help="Language models: estimate n-grams (modified Kneser-Ney, ARPA), measure perplexity (n-gram or neural), "
+    help="Language models: estimate n-grams (modified Kneser-Ney, ARPA), prune and interpolate them, measure perplexity (n-gram or neural), "
          "generate text with a neural LM.",
     no_args_is_help=True,
     context_settings={"help_option_names": ["-h", "--help"]},
@@ -52,6 +54,53 @@ def build(
     rate = stats.windows / stats.seconds if stats.seconds > 0 else float("inf")
     where = "stdout" if output == "-" else output
     log.info(f"wrote {where}: {sizes} ({stats.seconds:.1f}s, {rate:,.0f} n-grams/s)")
+
+
+@lm_app.command("prune")
+def prune_cmd(
+    lm: Path = typer.Argument(..., metavar="LM.arpa", help="ARPA model to prune."),
+    output: Path = typer.Option(..., "-o", "--output", help="Pruned ARPA file to write (atomically)."),
+    threshold: float = typer.Option(
+        ..., "--threshold", metavar="T",
+        help="Drop each n-gram whose removal raises the model's perplexity by a relative amount below T (e.g. 1e-8 .. 1e-6); 0 keeps everything."),
+) -> None:
+    """Relative-entropy pruning (Stolcke; SRILM's ngram -prune) with backoff weights recomputed."""
+    from asrkit.lm.prune import prune_arpa
+
+    stats = prune_arpa(lm, output, threshold)
+    before = " ".join(f"{k}-grams={c}" for k, c in enumerate(stats.before, start=1))
+    after = " ".join(f"{k}-grams={c}" for k, c in enumerate(stats.after, start=1))
+    typer.echo(f"before {before}")
+    typer.echo(f"after {after}")
+    log.info(f"wrote {output}")
+
+
+@lm_app.command("interpolate")
+def interpolate_cmd(
+    models: list[Path] = typer.Argument(..., metavar="A.arpa B.arpa ...", help="Two or more ARPA models."),
+    output: Path = typer.Option(..., "-o", "--output", help="Merged ARPA file to write (atomically)."),
+    dev: Optional[str] = typer.Option(None, "--dev", metavar="TEXT", help="Dev text (one sentence a line) whose likelihood the weights maximize (EM)."),
+    weights: Optional[str] = typer.Option(None, "--weights", metavar="W1,W2,...", help="Fixed weights instead of tuning (normalized to sum 1)."),
+) -> None:
+    """Mix n-gram models linearly into one ARPA, weights tuned on --dev by EM."""
+    from asrkit.errors import UsageError
+    from asrkit.lm.mix import interpolate
+
+    fixed = None
+    if weights is not None:
+        try:
+            fixed = [float(x) for x in weights.replace(",", " ").split()]
+        except ValueError:
+            raise UsageError(f"--weights {weights!r}: expected numbers like 0.7,0.3") from None
+    r = interpolate(models, dev, output, weights=fixed)
+    for m, w in zip(models, r.weights):
+        typer.echo(f"weight {m} {w:.6f}")
+    if dev is not None:
+        for m, p in zip(models, r.component_ppl):
+            typer.echo(f"dev_perplexity {m} {p:.4f}")
+        typer.echo(f"dev_perplexity mixture {r.mixture_ppl:.4f}")
+        typer.echo(f"dev_tokens {r.tokens}")
+    log.info(f"wrote {output}")
 
 
 @lm_app.command("ppl")

@@ -140,6 +140,69 @@ class ArpaLM:
         return total
 
 
+def history_groups(lm: ArpaLM, k: int) -> dict[tuple[str, ...], list[str]]:
+    """The explicit ``k``-grams of ``lm`` grouped by history: ``h -> [w, ...]``."""
+    groups: dict[tuple[str, ...], list[str]] = {}
+    for g in lm.ngrams.get(k, {}):
+        groups.setdefault(g[:-1], []).append(g[-1])
+    return groups
+
+
+def backoff_weight(lm: ArpaLM, history: tuple[str, ...], words: Iterable[str]) -> float:
+    """log10 of the backoff weight that makes ``p(. | history)`` sum to 1,
+    given the explicit continuations ``words`` of ``history`` (their
+    probabilities as ``lm`` lists them) and the model's lower orders::
+
+        bo(h) = (1 - sum_w p(w | h)) / (1 - sum_w p(w | h'))      w over the explicit words
+
+    ``-99`` when the explicit words already hold all the mass."""
+    k = len(history) + 1
+    table = lm.ngrams[k]
+    words = list(words)
+    numer = 1.0 - math.fsum(10.0 ** table[history + (w,)][0] for w in words)
+    denom = 1.0 - math.fsum(10.0 ** lm.logprob(w, history[1:]) for w in words)
+    if numer <= 1e-12:
+        return BOS_LOGPROB
+    if denom <= 1e-12:  # the lower order has (almost) no mass left to back off to
+        return BOS_LOGPROB
+    return math.log10(numer / denom)
+
+
+def recompute_backoffs(lm: ArpaLM, orders: Iterable[int] | None = None) -> None:
+    """Set the backoff weight of every history of order ``k`` in ``orders``
+    (default: all, lowest first) so that each history's distribution sums to 1
+    (:func:`backoff_weight`); histories without explicit continuations get 0."""
+    for k in sorted(orders) if orders is not None else range(1, lm.order):
+        groups = history_groups(lm, k + 1)
+        table = lm.ngrams[k]
+        for h, (lp, _) in list(table.items()):
+            if h[-1] == EOS:
+                continue
+            words = groups.get(h)
+            table[h] = (lp, backoff_weight(lm, h, words) if words else 0.0)
+
+
+def write_arpa_lm(lm: ArpaLM, path: str | os.PathLike) -> None:
+    """Write an :class:`ArpaLM` (one read by :func:`read_arpa`, pruned or
+    mixed) as ARPA, atomically; n-grams in the order they are held."""
+    with atomic_write(path, "w") as f:
+        f.write("\\data\\\n")
+        for k in range(1, lm.order + 1):
+            f.write(f"ngram {k}={len(lm.ngrams.get(k, {}))}\n")
+        for k in range(1, lm.order + 1):
+            f.write(f"\n\\{k}-grams:\n")
+            top = k == lm.order
+            lines = []
+            for g, (lp, bo) in lm.ngrams.get(k, {}).items():
+                p = BOS_LOGPROB if g == (BOS,) else max(lp, BOS_LOGPROB)
+                if top or g[-1] == EOS:
+                    lines.append(f"{_fmt(p)}\t{' '.join(g)}\n")
+                else:
+                    lines.append(f"{_fmt(p)}\t{' '.join(g)}\t{_fmt(max(bo, BOS_LOGPROB))}\n")
+            f.writelines(lines)
+        f.write("\n\\end\\\n")
+
+
 def read_unigrams(path: str | os.PathLike, skip: Iterable[str] = (BOS, EOS, UNK)) -> list[str]:
     """The words of an ARPA file's ``\\1-grams:`` section, in file order,
     ``skip`` words left out. Streams the file and stops at the next section,
