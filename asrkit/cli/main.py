@@ -71,11 +71,11 @@ def _register() -> None:
     """Add every command group. Each module defines ``register(app)``; what it
     adds goes under its pipeline stage's heading in ``asrkit --help``."""
     from asrkit.cli import (align, audio, corpus, data, decode, demo, featurize, frechet, lm, plot, predict, rescore,
-                            sample, score, tokenizer, train, transcribe, tune, verify)
+                            sample, score, segment, tokenizer, train, transcribe, tune, verify)
 
     # Listed in --help in this order: the data flow, then the demo.
     stages = (
-        ("Data", (corpus, data, audio)),
+        ("Data", (corpus, data, audio, segment)),
         ("Features", (featurize,)),
         ("Training", (tokenizer, train)),
         ("Language models", (lm,)),
