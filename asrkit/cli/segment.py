@@ -37,8 +37,9 @@ def segment_command(
     device: str = typer.Option("auto", "--device", metavar="auto|cpu|cuda", help="With --exp: where it runs."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace DATA_OUT even if another command made it."),
 ) -> None:
-    """Cut the recordings of a data dir at pauses: a data dir with a Kaldi segments file that
-    'asrkit featurize' reads. The input's text is not carried over (no alignment splits it).
+    """Cut the recordings of a data dir at pauses: a data dir with a Kaldi segments file that 'asrkit featurize' reads.
+
+    The input's text is not carried over (no alignment splits it).
 
     asrkit segment data/talks data/talks_seg --max-seconds 15
 

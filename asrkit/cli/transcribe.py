@@ -94,6 +94,11 @@ def transcribe_command(
         stdin_path = str(Path(tmp) / "stdin.wav")
         inputs, notes = audio_inputs(audio, stdin_path)
         if any(i.path == stdin_path for i in inputs):
+            import sys
+
+            if sys.stdin is None or sys.stdin.isatty():
+                raise UsageError("- reads audio from standard input, which is a terminal; pipe the audio in "
+                                 "(sox in.mp3 -t wav - | asrkit transcribe EXP -)")
             read_stdin(stdin_path)
         problems = check_inputs(inputs, conf)
         if problems:

@@ -24,7 +24,7 @@ from typing import Callable, Optional, Sequence
 
 import numpy as np
 
-from asrkit.errors import AsrkitError, AudioError, InputError, UsageError
+from asrkit.errors import AsrkitError, AudioError, InputError, UsageError, quote
 
 __all__ = ["EXP_FEATURES", "STDIN", "AudioInput", "audio_inputs", "check_inputs", "exp_feature_config",
            "featurize_inputs", "read_stdin"]
@@ -62,6 +62,10 @@ def audio_inputs(args: Sequence[str], stdin_path: Optional[str] = None) -> tuple
     notes: list[str] = []
     taken: dict[str, str] = {}
     for arg in args:
+        if arg != "-" and (arg != arg.strip() or arg.endswith("|")):
+            # a wav.scp value with a trailing | is a command to run; audio is read from files only here
+            raise UsageError(f"{quote(arg)}: a file name that starts or ends with a space or ends with '|' "
+                             f"cannot be read safely; rename the file")
         base = _stem_id(arg)
         utt, k = base, 1
         while utt in taken:

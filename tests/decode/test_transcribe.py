@@ -256,6 +256,9 @@ def test_bad_inputs_one_line_each(capsys, setup, tmp_path):
                                              "empty audio", "shorter than one feature frame", "is a directory"]):
         assert name in line and what in line, line
     assert "Traceback" not in err
+    (tmp_path / "cmd |").write_bytes(b"")
+    code, out, err = _run(capsys, "transcribe", exp, str(tmp_path / "cmd |"), "--features", feats)
+    assert code == 2 and "ends with '|'" in err  # never run as a command
     code, out, err = _run(capsys, "transcribe", exp, "-", "-", "--features", feats)
     assert code == 2 and "once" in err
     code, out, err = _run(capsys, "transcribe", exp, good, "--features", feats, "--format", "xml")
