@@ -265,3 +265,60 @@ def test_bad_inputs_one_line_each(capsys, setup, tmp_path):
     assert code == 2 and "--format" in err
     code, out, err = _run(capsys, "transcribe", str(tmp_path / "noexp"), good)
     assert code == 2 and "no such exp dir" in err
+
+
+def _transformer_exp(path: Path) -> Path:
+    """A tiny real transformer exp dir (random weights, char units), saved the way `asrkit train` saves it."""
+    import torch
+
+    from asrkit.data.tokenizer import Tokenizer, train_tokenizer
+    from asrkit.models import build_model
+    from asrkit.train.config import defaults, save_config
+
+    path.mkdir(parents=True)
+    (path / "text").write_text("u1 and i refuse to let that happen\nu2 they need our help right now\n")
+    train_tokenizer("char", path / "text", path / "units")
+    tok = Tokenizer.load(path / "units")
+    cfg = defaults("transformer")
+    cfg["units"]["kind"] = "char"
+    cfg["data"]["cmvn"] = "global"
+    cfg["model"] = {"type": "transformer", "impl": "scratch", "input_dim": DIM, "num_classes": tok.vocab_size,
+                    "hidden": 16, "heads": 2, "ff_mult": 2, "encoder_layers": 1, "decoder_layers": 1,
+                    "dropout": 0.0, "subsampling": 4, "conv_channels": 4}
+    torch.manual_seed(0)
+    model = build_model(cfg["model"])
+    cfg["model"] = dict(model.config)
+    save_config(cfg, path / "config.yaml")
+    (path / "checkpoints").mkdir()
+    torch.save({"model": model.state_dict(), "epoch": 1}, path / "checkpoints" / "best.pt")
+    return path
+
+
+@pytest.mark.parametrize("kind", ["phone", "bpe", "transformer"])
+def test_every_model_kind(capsys, setup, tmp_path, kind):
+    """A phone CTC model (phones without an LM, with a warning; words through its lexicon with --lm), a bpe
+    CTC model and an attention model: transcribe writes what decode writes for the same files."""
+    from asrkit.lm import build_lm
+
+    feats, files = str(setup["feats"]), list(setup["files"].values())
+    if kind == "transformer":
+        exp = _transformer_exp(tmp_path / "exp")
+        runs = [["--beam", "3"], ["--format", "jsonl"]]
+    else:
+        exp = make_ctc_exp(tmp_path / "exp", kind=kind, cmvn="global")
+        (tmp_path / "lm.txt").write_text("a cat sat on the mat\nthe cat sat\na mat\n" * 2)
+        build_lm(tmp_path / "lm.txt", tmp_path / "lm.arpa", 2, progress=False)
+        runs = [[], ["--lm", str(tmp_path / "lm.arpa"), "--beam", "4", "--format", "ctm"]]
+        if kind == "bpe":  # flashlight's LM search of this random bpe model differs from run to run (ties)
+            runs[1] += ["--backend", "pyctcdecode"]
+    for extra in runs:
+        code, decoded, err = _run(capsys, "-q", "decode", str(exp), feats, "--device", "cpu", *extra)
+        assert code == 0, err
+        code, out, err = _run(capsys, "transcribe", str(exp), *files, "--features", feats, "--device", "cpu", *extra)
+        assert code == 0, err
+        ids = {json.loads(line)["utt"] if line.startswith("{") else line.split()[0] for line in out.splitlines()}
+        assert out == decoded and ids == set(setup["files"])
+        warned = "phone model: without --lm it writes phones" in " ".join(err.split())
+        assert warned == (kind == "phone" and "--lm" not in extra)
+    if kind == "phone":  # the LM's words, placed in time
+        assert {line.split()[4] for line in out.splitlines()} <= {"a", "cat", "sat", "on", "the", "mat"}
