@@ -322,3 +322,24 @@ def test_every_model_kind(capsys, setup, tmp_path, kind):
         assert warned == (kind == "phone" and "--lm" not in extra)
     if kind == "phone":  # the LM's words, placed in time
         assert {line.split()[4] for line in out.splitlines()} <= {"a", "cat", "sat", "on", "the", "mat"}
+
+
+def test_wav_flac_and_sphere_give_the_same_words(capsys, setup, tmp_path):
+    """One recording as 16-bit WAV, FLAC and NIST SPHERE (big-endian PCM): the same samples, so the
+    same words (the OGG original went through the other tests)."""
+    from asrkit.audio import load
+
+    RATE = 16000
+    x = load(next(iter(setup["files"].values())))[0]
+    pcm = np.round(np.clip(x, -1, 32767 / 32768) * 32768).astype(np.int16)
+    _wav(tmp_path / "a.wav", x, RATE)
+    sf.write(str(tmp_path / "b.flac"), x, RATE, subtype="PCM_16")
+    head = "\n".join(["NIST_1A", "   1024", f"sample_count -i {len(pcm)}", f"sample_rate -i {RATE}",
+                      "channel_count -i 1", "sample_n_bytes -i 2", "sample_byte_format -s2 10",
+                      "sample_coding -s3 pcm", "end_head"]).encode() + b"\n"
+    (tmp_path / "c.sph").write_bytes(head + b" " * (1024 - len(head)) + pcm.astype(">i2").tobytes())
+    code, out, err = _run(capsys, "-q", "transcribe", str(setup["exp_raw"]), *(str(tmp_path / f) for f in
+                          ("a.wav", "b.flac", "c.sph")), "--features", str(setup["feats"]), "--device", "cpu")
+    assert code == 0, err
+    hyps = _lines(out)
+    assert sorted(hyps) == ["a", "b", "c"] and hyps["a"] and hyps["a"] == hyps["b"] == hyps["c"]
