@@ -39,7 +39,8 @@ def segment_command(
 ) -> None:
     """Cut the recordings of a data dir at pauses: a data dir with a Kaldi segments file that 'asrkit featurize' reads.
 
-    The input's text is not carried over (no alignment splits it).
+    The input's text is split between the segments with --exp (by the model's forced alignment of each
+    recording's transcript); without --exp it is not carried over.
 
     asrkit segment data/talks data/talks_seg --max-seconds 15
 
@@ -69,8 +70,12 @@ def segment_command(
                               on_recording=lambda: bar.advance(task, 1))
     log.info(f"{out}: {res['segments']} segments ({res['seconds']:.1f} s of speech) from {res['recordings']} "
              f"recording(s)" + (f"; {res['empty']} without speech" if res["empty"] else ""))
-    if res["text_dropped"]:
-        log.info(f"{data}/text not carried over: the segments' words are unknown without an alignment")
+    if res["text"] == "dropped":
+        log.info(f"{data}/text not carried over: the segments' words are unknown without an alignment "
+                 f"(--exp EXP splits it by a forced alignment)")
+    elif res["text"] == "split":
+        log.info(f"{data}/text split between the segments by {exp}'s forced alignment"
+                 + (f"; {res['no_words']} segment(s) without words left out" if res["no_words"] else ""))
 
 
 def register(app: typer.Typer) -> None:

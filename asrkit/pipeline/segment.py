@@ -22,9 +22,14 @@ joined, those shorter than ``min_seconds`` (clicks, breaths) left out, those
 longer than ``max_seconds`` cut at their quietest points
 (:func:`asrkit.decode.longform.pause_cuts`: the lowest loudness, or the most
 certain blank), and each is widened by ``padding`` on both sides, never into
-its neighbour. The transcripts of the input (``text``) are not carried over:
-which words fall into which segment would need an alignment of each
-recording's transcript, which this command does not make.
+its neighbour.
+
+The transcripts of the input (``text``, one per recording) are split between
+the segments only with ``--exp``: the model force-aligns each recording's
+transcript (:func:`asrkit.decode.align.align_store`), and each word goes to
+the segment its middle falls in, or the nearest one (:func:`split_words`);
+segments that get no word are left out. With the energy measure there is no
+alignment, and ``text`` is dropped.
 
     spans = speech_spans(speech, quietness, min_silence=30, min_frames=30, max_frames=2000, padding=10)
 """
@@ -42,7 +47,7 @@ import torch
 from asrkit.errors import DataError, UsageError
 
 __all__ = ["COMMAND", "SMOOTH_FRAMES", "SegmentOptions", "ctc_speech", "energy_speech", "segment_datadir",
-           "speech_spans"]
+           "speech_spans", "split_words"]
 
 COMMAND = "segment"
 #: Frames over which the loudness is averaged before the speech threshold (0.1 s at 10 ms).
@@ -139,13 +144,28 @@ def ctc_speech(log_probs: torch.Tensor, blank: int, subsampling: int, frames: in
     return speech, quiet
 
 
+def split_words(words: list[tuple[str, int, int]], spans: list[tuple[int, int]]) -> list[list[str]]:
+    """The words ``(word, start, end)`` (frames, in order) of each segment ``(start, end)`` of ``spans``
+    (in order, not overlapping): a word goes to the segment its middle falls in, else the nearest one, so
+    no word is lost and their order is kept."""
+    out: list[list[str]] = [[] for _ in spans]
+    if not spans:
+        return out
+    for w, a, b in words:
+        mid = (a + b) / 2
+        dist = [0.0 if s <= mid < e else min(abs(mid - s), abs(mid - e)) for s, e in spans]
+        out[min(range(len(spans)), key=lambda i: (dist[i], i))].append(w)
+    return out
+
+
 def segment_datadir(data: str | os.PathLike, out: str | os.PathLike, opts: SegmentOptions, *,
                     exp=None, conf=None, overwrite: bool = False,
                     on_recording: Optional[Callable[[], None]] = None) -> dict:
     """Write the segmented data dir ``out`` of ``data`` (see the module docstring); ``exp``: a loaded CTC
     exp dir (:func:`asrkit.decode.exp.load_exp`) whose blank posteriors find the speech, with ``conf`` the
     feature config it was trained on. Returns counts: ``recordings``, ``segments``, ``seconds`` (of
-    speech), ``empty`` (recordings without speech), ``text_dropped`` (True when ``data`` had a text)."""
+    speech), ``empty`` (recordings without speech), ``text`` (``None``: ``data`` had none, ``"dropped"`` or
+    ``"split"``) and ``no_words`` (segments left out because the alignment put no word in them)."""
     import tempfile
 
     from asrkit.audio import open_samples
@@ -175,6 +195,7 @@ def segment_datadir(data: str | os.PathLike, out: str | os.PathLike, opts: Segme
               max_frames=frames_of(opts.max_seconds), padding=int(round(opts.padding / shift)))
     recos = d.utt_ids
     spans: dict[str, tuple[list[tuple[int, int]], float]] = {}
+    aligned: Optional[dict[str, list[tuple[str, int, int]]]] = None
     if exp is None:
         for reco in recos:
             src = d.wav_scp[reco]
@@ -204,27 +225,41 @@ def segment_datadir(data: str | os.PathLike, out: str | os.PathLike, opts: Segme
                 spans[o.utt] = (speech_spans(speech, quiet, **kw), secs[o.utt])
                 if on_recording is not None:
                     on_recording()
+            if d.text is not None:  # the words of each recording in time: its transcript force-aligned
+                from asrkit.data.table import write_table
+                from asrkit.decode.align import align_store
+
+                write_table(Path(tmp) / "text", {r: d.text.get(r, "") for r in recos})
+                aligned = {a.utt: a.words for a in align_store(exp, store, text=Path(tmp) / "text")}
     segments: dict[str, Segment] = {}
     utt2spk: dict[str, str] = {}
     durs: dict[str, float] = {}
-    empty = 0
+    text: Optional[dict[str, str]] = None if aligned is None else {}
+    empty = no_words = 0
     for reco in recos:
         found, seconds = spans[reco]
         empty += not found
-        for a, b in found:
+        words = split_words(aligned[reco], found) if aligned is not None else [[] for _ in found]
+        for (a, b), ws in zip(found, words):
             start, end = round(a * shift, 2), round(min(b * shift, seconds), 2)
             if end <= start:
+                continue
+            if text is not None and not ws:
+                no_words += 1
                 continue
             utt = f"{reco}-{int(round(start * 100)):07d}-{int(round(end * 100)):07d}"
             segments[utt] = Segment(reco, start, end)
             utt2spk[utt] = d.utt2spk[reco]
             durs[utt] = round(end - start, 2)
+            if text is not None:
+                text[utt] = " ".join(ws)
     if not segments:
         raise DataError(f"{data}: no speech found in {len(recos)} recording(s); lower --threshold or "
                         f"--min-seconds")
     used = {s.reco for s in segments.values()}
     new = DataDir(wav_scp={r: v for r, v in d.wav_scp.items() if r in used}, utt2spk=utt2spk, segments=segments,
-                  utt2dur=durs)
+                  utt2dur=durs, text=text)
     new.save_output(out, COMMAND, overwrite, inputs=(data,))
     return {"recordings": len(recos), "segments": len(segments), "seconds": round(sum(durs.values()), 2),
-            "empty": empty, "text_dropped": d.text is not None}
+            "empty": empty, "text": None if d.text is None else ("split" if text is not None else "dropped"),
+            "no_words": no_words}

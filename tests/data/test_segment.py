@@ -158,8 +158,9 @@ def test_ctc_speech_from_blank_posteriors():
 
 
 def test_segment_with_a_ctc_model(capsys, recordings, tmp_path):
-    """--exp: the model's emissions decide (a random model here: the output is only checked to be a
-    valid, featurizable data dir with the model's own feature config)."""
+    """--exp: the model's emissions decide where the speech is, and its forced alignment splits each
+    recording's transcript between the segments (a random model here: the words land somewhere, but all of
+    them, in order, each segment with at least one)."""
     import sys
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "decode"))
@@ -168,18 +169,35 @@ def test_segment_with_a_ctc_model(capsys, recordings, tmp_path):
     d, data, _ = recordings
     exp = make_ctc_exp(tmp_path / "exp", kind="char", cmvn=None)
     (exp / "features.yaml").write_text(f"type: fbank\nnum_mel_bins: {DIM}\n")
+    spelled = tmp_path / "data"  # the model's units spell these words
+    truth = {"spk-r1": "a cat sat on a mat", "spk-r2": "a mat sat on a cat and a cat sat"}
+    DataDir(wav_scp=DataDir.load(data).wav_scp, utt2spk={"spk-r1": "spk", "spk-r2": "spk"}, text=truth).save(spelled)
     out = tmp_path / "seg"
-    code = main(["-q", "segment", str(data), str(out), "--exp", str(exp), "--device", "cpu", "--min-silence", "0.2"])
-    err = capsys.readouterr().err
+    code = main(["segment", str(spelled), str(out), "--exp", str(exp), "--device", "cpu", "--min-silence", "0.2"])
+    err = " ".join(capsys.readouterr().err.split())
     assert code == 0, err
+    assert "text split between the segments" in err
     assert validate(out) == []
-    segs = DataDir.load(out).segments
-    assert len(segs) >= 2 and all(0.3 <= s.end - s.start <= 20.2 for s in segs.values())
+    new = DataDir.load(out)
+    assert len(new.segments) >= 2 and all(0.3 <= s.end - s.start <= 20.2 for s in new.segments.values())
+    for reco, words in truth.items():
+        utts = sorted((u for u in new.utt_ids if new.segments[u].reco == reco), key=lambda u: new.segments[u].start)
+        assert utts and " ".join(new.text[u] for u in utts) == words
     assert main(["-q", "featurize", str(out), str(tmp_path / "feats")]) == 0
-    assert FeatureStore(tmp_path / "feats").keys() == sorted(segs, key=str.encode)
+    assert FeatureStore(tmp_path / "feats").keys() == new.utt_ids
     # --features without --exp
     code = main(["segment", str(data), str(tmp_path / "x"), "--features", str(exp / "features.yaml")])
     assert code == 2 and "--exp" in capsys.readouterr().err
+
+
+def test_split_words():
+    from asrkit.pipeline.segment import split_words
+
+    words = [("a", 0, 10), ("b", 12, 20), ("c", 48, 60), ("d", 95, 99)]
+    # middles 5, 16, 54, 97: b in the first segment, c between the two (nearer the second), d past the end
+    assert split_words(words, [(0, 20), (56, 90)]) == [["a", "b"], ["c", "d"]]
+    assert split_words(words, [(0, 100)]) == [["a", "b", "c", "d"]]
+    assert split_words([], [(0, 5)]) == [[]] and split_words(words, []) == []
 
 
 def test_bad_segments_files_are_one_line(capsys, recordings, tmp_path):
