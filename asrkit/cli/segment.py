@@ -39,8 +39,7 @@ def segment_command(
 ) -> None:
     """Cut the recordings of a data dir at pauses: a data dir with a Kaldi segments file that 'asrkit featurize' reads.
 
-    The input's text is split between the segments with --exp (by the model's forced alignment of each
-    recording's transcript); without --exp it is not carried over.
+    The input's text is split between the segments with --exp (by the model's forced alignment of each recording's transcript); without --exp it is not carried over.
 
     asrkit segment data/talks data/talks_seg --max-seconds 15
 
