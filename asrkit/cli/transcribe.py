@@ -32,6 +32,11 @@ def transcribe_command(
         help="The feature config the model was trained on: the training feature store (its conf.yaml) or a "
              "config YAML. Default: EXP/features.yaml, else the default 80-bin fbank of 'asrkit featurize'.",
     ),
+    cmvn_from: Optional[Path] = typer.Option(
+        None, "--cmvn-from", metavar="FEATS_DIR",
+        help="Models trained with global CMVN: normalize with this store's statistics (e.g. the training store) "
+             "instead of those of the files given, so that a file's words do not depend on the other files.",
+    ),
     checkpoint: str = typer.Option("best", "--checkpoint", metavar="NAME|FILE",
                                    help="best, last, epoch-N (in EXP/checkpoints) or a .pt file."),
     fmt: Optional[str] = typer.Option(
@@ -81,7 +86,8 @@ def transcribe_command(
     sox in.mp3 -t wav - | asrkit transcribe exp/ctc - --features feats/train
     """
     from asrkit.config import load_saved_config
-    from asrkit.pipeline.transcribe import audio_inputs, check_inputs, exp_feature_config, featurize_inputs, read_stdin
+    from asrkit.pipeline.transcribe import (audio_inputs, check_inputs, exp_feature_config, featurize_inputs,
+                                            read_global_cmvn, read_stdin, use_global_cmvn)
 
     if fmt is not None and fmt not in FORMATS:
         raise UsageError(f"--format must be one of {', '.join(FORMATS)}, got '{fmt}'")
@@ -90,6 +96,13 @@ def transcribe_command(
     config = load_saved_config(exp)  # one line when EXP has no readable config
     units_kind = (config.get("units") or {}).get("kind")
     conf, said = exp_feature_config(exp, features, (config.get("model") or {}).get("input_dim"))
+    cmvn = (config.get("data") or {}).get("cmvn", "global")
+    if cmvn_from is not None and cmvn != "global":
+        raise UsageError(f"--cmvn-from replaces global CMVN statistics; {exp} was trained with data.cmvn: {cmvn}")
+    stats = read_global_cmvn(cmvn_from) if cmvn_from is not None else None
+    if stats is not None and stats[1].shape[0] != conf.dim:
+        raise UsageError(f"--cmvn-from {cmvn_from}: its statistics are {stats[1].shape[0]}-dim, the model's "
+                         f"features {conf.dim}-dim; give the store the model was trained on")
     with tempfile.TemporaryDirectory(prefix="asrkit-transcribe-") as tmp:
         stdin_path = str(Path(tmp) / "stdin.wav")
         inputs, notes = audio_inputs(audio, stdin_path)
@@ -110,6 +123,8 @@ def transcribe_command(
         with log.progress() as bar:
             task = bar.add_task("features", total=len(inputs))
             featurize_inputs(inputs, conf, feats, on_input=lambda _s: bar.advance(task, 1))
+        if stats is not None:
+            use_global_cmvn(feats, stats, cmvn_from)
         if units_kind == "phone" and lm is None:
             log.warn(f"{exp} is a phone model: without --lm it writes phones; give a word LM (--lm LM.arpa) "
                      f"for words")

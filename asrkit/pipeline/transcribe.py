@@ -27,7 +27,7 @@ import numpy as np
 from asrkit.errors import AsrkitError, AudioError, InputError, UsageError, quote
 
 __all__ = ["EXP_FEATURES", "STDIN", "AudioInput", "audio_inputs", "check_inputs", "exp_feature_config",
-           "featurize_inputs", "read_stdin"]
+           "featurize_inputs", "read_global_cmvn", "read_stdin", "use_global_cmvn"]
 
 #: The feature config file an exp dir may hold (the training store's ``conf.yaml``).
 EXP_FEATURES = "features.yaml"
@@ -201,3 +201,38 @@ def featurize_inputs(inputs: Sequence[AudioInput], conf, out: str | os.PathLike,
     write_table(out / "utt2spk", {i.utt: i.utt for i in inputs})
     return total
 
+
+
+def read_global_cmvn(source: str | os.PathLike) -> tuple:
+    """``(count, sum (D,), sumsq (D,))``: the global CMVN statistics of the feature store ``source``
+    (:class:`InputError` when it has none)."""
+    from asrkit.data.feature_store import CMVN
+
+    src = Path(source) / CMVN
+    if not src.is_file():
+        raise InputError(f"--cmvn-from {source}: no {CMVN}; give a feature store made by asrkit featurize")
+    try:
+        with np.load(src) as z:
+            return z["global_count"], z["global_sum"], z["global_sumsq"]
+    except (OSError, KeyError, ValueError) as e:
+        raise InputError(f"--cmvn-from {source}: cannot read {CMVN}: {e}") from None
+
+
+def use_global_cmvn(store: str | os.PathLike, stats: tuple, source: str | os.PathLike) -> None:
+    """Replace the global CMVN statistics of the feature store ``store`` with ``stats`` (of the store
+    ``source``, e.g. the training store: :func:`read_global_cmvn`), keeping its per-speaker ones: a model
+    trained with global CMVN then normalizes every file the same way, whatever other files are decoded with
+    it. :class:`UsageError` when the dimensions differ."""
+    from asrkit.data.feature_store import CMVN
+    from asrkit.io import atomic_write
+
+    count, total, sumsq = stats
+    dst = Path(store) / CMVN
+    with np.load(dst) as z:
+        mine = {k: z[k] for k in z.files}
+    if mine["global_sum"].shape != total.shape:
+        raise UsageError(f"--cmvn-from {source}: its statistics are {total.shape[0]}-dim, the features "
+                         f"{mine['global_sum'].shape[0]}-dim; give the store the model was trained on")
+    mine.update(global_count=count, global_sum=total, global_sumsq=sumsq)
+    with atomic_write(dst, "wb") as f:
+        np.savez(f, **mine)

@@ -343,3 +343,27 @@ def test_wav_flac_and_sphere_give_the_same_words(capsys, setup, tmp_path):
     assert code == 0, err
     hyps = _lines(out)
     assert sorted(hyps) == ["a", "b", "c"] and hyps["a"] and hyps["a"] == hyps["b"] == hyps["c"]
+
+
+def test_cmvn_from_a_store_makes_files_independent(capsys, setup, tmp_path):
+    """Global CMVN over the files given makes a file's words depend on the others; --cmvn-from takes the
+    statistics of a store (here the store of all four files), so a file alone gives what it gives in the
+    whole set, and the whole set gives what decode of that store gives."""
+    exp, feats = str(setup["exp"]), str(setup["feats"])
+    files = list(setup["files"].values())
+    opts = ["--features", feats, "--device", "cpu"]
+    code, decoded, err = _run(capsys, "-q", "decode", exp, feats, "--device", "cpu")
+    assert code == 0, err
+    code, alone, err = _run(capsys, "-q", "transcribe", exp, files[1], *opts)
+    assert code == 0, err
+    assert alone.strip() != _lines(decoded)[Path(files[1]).stem] and alone not in decoded  # its own statistics
+    code, alone, err = _run(capsys, "-q", "transcribe", exp, files[1], *opts, "--cmvn-from", feats)
+    assert code == 0, err
+    assert alone in decoded
+    code, together, err = _run(capsys, "-q", "transcribe", exp, *files, *opts, "--cmvn-from", feats)
+    assert code == 0 and together == decoded
+    # a model without global CMVN, and a folder without statistics
+    code, out, err = _run(capsys, "transcribe", str(setup["exp_raw"]), files[1], *opts, "--cmvn-from", feats)
+    assert code == 2 and "data.cmvn" in err
+    code, out, err = _run(capsys, "transcribe", exp, files[1], *opts, "--cmvn-from", str(tmp_path))
+    assert code == 1 and "cmvn.npz" in err and len(err.strip().splitlines()) == 1
