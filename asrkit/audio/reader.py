@@ -370,6 +370,11 @@ def _check_channel(channels: int, channel: int, name: str) -> None:
         raise AudioError(f"{name}: has {channels} channel(s), channel {channel} asked for")
 
 
+#: Seconds a ``segments`` line may end after its recording's end (cut to the end, as Kaldi's
+#: ``extract-segments --max-overshoot`` does); a line further past is an error.
+MAX_OVERSHOOT = 0.5
+
+
 def _span(n: int, rate: int, name: str, start: float | None, end: float | None) -> tuple[int, int]:
     """Sample range ``a, b`` of ``start``..``end`` seconds of ``n`` samples
     (``end`` <= 0: to the end); an empty range raises :class:`AudioError`."""
@@ -379,6 +384,9 @@ def _span(n: int, rate: int, name: str, start: float | None, end: float | None) 
         b = int(round(end * rate)) if end is not None and end > 0 else n
         if a >= n:
             raise AudioError(f"{name}: segment starts at {start}s, past the end ({n / rate:.3f}s)")
+        if b > n + MAX_OVERSHOOT * rate:
+            raise AudioError(f"{name}: segment ends at {end}s, {end - n / rate:.2f}s after the end of the recording "
+                             f"({n / rate:.3f}s); fix the segments file (more than {MAX_OVERSHOOT:g}s over)")
         b = min(b, n)
     if b - a <= 0:
         raise AudioError(f"{name}: zero-length audio")

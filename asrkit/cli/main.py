@@ -71,15 +71,15 @@ def _register() -> None:
     """Add every command group. Each module defines ``register(app)``; what it
     adds goes under its pipeline stage's heading in ``asrkit --help``."""
     from asrkit.cli import (align, audio, corpus, data, decode, demo, featurize, frechet, g2p, lm, plot, predict,
-                            rescore, sample, score, tokenizer, train, tune, verify)
+                            rescore, sample, score, segment, tokenizer, train, transcribe, tune, verify)
 
     # Listed in --help in this order: the data flow, then the demo.
     stages = (
-        ("Data", (corpus, data, audio)),
+        ("Data", (corpus, data, audio, segment)),
         ("Features", (featurize,)),
         ("Training", (tokenizer, train)),
         ("Language models", (lm, g2p)),
-        ("Decoding", (decode, align, rescore, tune, predict, sample)),
+        ("Decoding", (decode, transcribe, align, rescore, tune, predict, sample)),
         ("Scoring", (score, verify, frechet)),
         ("Plots", (plot,)),
         ("Demo & tools", (demo,)),

@@ -49,7 +49,8 @@ def validate(path: str | os.PathLike, check_audio: bool = True) -> list[Problem]
     Checks: every table parses, is sorted and has unique ids; utt2spk,
     spk2utt, text, wav.scp/segments, utt2dur and ali agree on the utt-ids;
     speaker ids prefix utt ids; no empty transcripts; segments point into
-    wav.scp with start < end; and (``check_audio``) every audio file exists
+    wav.scp with start < end and do not overlap another segment of the same
+    recording and speaker; and (``check_audio``) every audio file exists
     and its header opens, piped commands' programs are on PATH, and every
     duration is known and positive.
     """
@@ -111,6 +112,7 @@ def validate(path: str | os.PathLike, check_audio: bool = True) -> list[Problem]
                     problems.append(Problem("segments", f"utterance '{u}': recording '{s.reco}' not in wav.scp", u))
                 if s.start < 0 or (s.end > 0 and s.end <= s.start):
                     problems.append(Problem("segments", f"utterance '{u}': bad times {s.start} {s.end}", u))
+        problems.extend(_overlaps(segs, utt2spk))
     elif wav is not None:
         same_ids("wav.scp", set(wav), True)
     if "text" in tables:
@@ -136,6 +138,30 @@ def validate(path: str | os.PathLike, check_audio: bool = True) -> list[Problem]
                 problems.append(Problem("utt2dur", f"utterance '{u}' has duration {d}", u))
     if check_audio and wav is not None:
         problems.extend(_check_audio(p, wav, segs, utt2spk, tables.get("utt2dur")))
+    return problems
+
+
+#: Seconds two segments of one speaker in one recording may share (rounding of the times).
+OVERLAP_TOLERANCE = 0.01
+
+
+def _overlaps(segs: dict, utt2spk: dict[str, str]) -> list[Problem]:
+    """A segment that starts before the previous segment of the same recording and speaker ends
+    (one speaker does not say two things at once: the times are wrong)."""
+    problems = []
+    groups: dict[tuple[str, str], list[str]] = {}
+    for u, s in segs.items():
+        if u in utt2spk:
+            groups.setdefault((s.reco, utt2spk[u]), []).append(u)
+    for (reco, spk), utts in groups.items():
+        utts.sort(key=lambda u: (segs[u].start, u.encode()))
+        for prev, u in zip(utts, utts[1:]):
+            end = segs[prev].end if segs[prev].end > 0 else float("inf")
+            if end > segs[u].start + OVERLAP_TOLERANCE:
+                until = "the end of the recording" if end == float("inf") else f"{end}s"
+                problems.append(Problem("segments", f"utterance '{u}' ({segs[u].start}s..) overlaps '{prev}' "
+                                                    f"(..{until}) of the same recording '{reco}' and speaker "
+                                                    f"'{spk}'", u))
     return problems
 
 

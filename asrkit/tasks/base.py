@@ -111,6 +111,9 @@ class TaskData:
     dev_path: str
     #: the model's ``input_dim`` (the feature dimension); None: the model takes no input_dim (token ids)
     input_dim: int | None = None
+    #: the feature config the training inputs were computed with (a feature store's ``conf.yaml``), saved
+    #: in the exp dir as ``features.yaml`` so that ``asrkit transcribe`` computes the same features; None: none
+    feature_conf: dict | None = None
 
 
 class BatchPlan:

@@ -54,7 +54,8 @@ class StoreTask(Task):
         dev_store = open_store(dev, "dev")
         if dev_store.dim != train_store.dim:
             raise DataError(f"{dev}: {dev_store.dim}-dim features but {train} has {train_store.dim}-dim")
-        return TaskData(train_store, dev_store, str(train), str(dev), input_dim=train_store.dim)
+        return TaskData(train_store, dev_store, str(train), str(dev), input_dim=train_store.dim,
+                        feature_conf=train_store.conf or None)
 
     def train_data(self, data: TaskData, units: UnitMap, model: torch.nn.Module, *, seed: int,
                    dist) -> TrainData:

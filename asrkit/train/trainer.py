@@ -22,7 +22,8 @@ What one run does (rank 0 writes every file):
    ``exp/units/``, builds the model with ``input_dim`` (when the data has one)
    and ``num_classes`` from the data, and gives its datasets, batch plan and
    dev set (``train_data``: e.g. the targets and the training utterances
-   kept); saves ``exp/config.yaml``;
+   kept); saves ``exp/config.yaml`` (and ``exp/features.yaml``, the training
+   store's feature config, when the data has one);
 2. trains with the task's optimizers (one AdamW by default, :mod:`asrkit.nn.optim`),
    warmup + cosine / plateau / constant or the Noam learning rate, gradient
    clipping, ``torch.autocast`` on CUDA (bf16, or fp16 with a GradScaler);
@@ -475,6 +476,8 @@ def _loop(cfg: dict, d: distributed.Dist, exp: Path, ck: dict | None, data, devi
     td = task.train_data(data, units, model, seed=seed, dist=d)
     if d.main:
         save_config(cfg, exp / "config.yaml")
+        if data.feature_conf:  # the features the model takes (asrkit transcribe computes them from audio)
+            save_config(data.feature_conf, exp / "features.yaml")
     td.set_epoch(0)
     steps_per_epoch = len(td.plan)
     if steps_per_epoch == 0:
