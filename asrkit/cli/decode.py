@@ -294,8 +294,8 @@ _CTC_ONLY = {
 }
 
 
-def _decode_attention(exp: Path, feats: Path, task: str, fast: _Forward, *, checkpoint: str, fmt: Optional[str], batch_size: int,
-                      device: str, impl: Optional[str], beam: Optional[int], lm: Optional[Path],
+def _decode_attention(exp: Path, feats: Path, task: str, fast: _Forward, *, checkpoint: str, fmt: Optional[str],
+                      batch_size: int, device: str, impl: Optional[str], beam: Optional[int], lm: Optional[Path],
                       lm_weight: Optional[float], nbest: Optional[int], ctc_weight: Optional[float],
                       length_bonus: Optional[float], length_norm: bool, max_len_ratio: Optional[float],
                       chunk_seconds: Optional[float], ctc_only: dict[str, bool]) -> None:

@@ -195,8 +195,9 @@ def map_batches(
     ``join(utt, piece results, piece start frames)`` makes its one result.
 
     ``batch_frames``: batches fill a budget of padded frames instead of ``batch_size`` utterances
-    (:func:`length_batches`); the results and their order are the same. ``clock``: a :class:`~asrkit.decode.stopwatch.Stopwatch` that gets the seconds spent on the
-    features (``features``) and in ``fn`` (``forward``)."""
+    (:func:`length_batches`); the results and their order are the same. ``clock``: a
+    :class:`~asrkit.decode.stopwatch.Stopwatch` that gets the seconds spent on the features
+    (``features``) and in ``fn`` (``forward``)."""
     from asrkit.decode.longform import loudness, pause_cuts, piece_bounds
 
     keys = list(store.keys()) if utts is None else list(utts)
