@@ -27,6 +27,20 @@ head; and with the LM when one is given) are timed over the cached encoder outpu
 of --repeat) and scored (WER against FEATS/text). --no-ctc skips the CTC part (and the tiny corpus):
 
     .venv/bin/python benchmarks/decode_bench.py --no-ctc --attention tf=exp/tf,feats/test[,lm3.arpa] --device cuda
+
+Forward pass and whole command (--whole EXP,FEATS,LM: a CTC model, a store with `text` and, for a phone
+model, `text.phones`; only these two parts run): (1) the model's forward pass in this process, float32 with
+asrkit's layers as the code at --before ran it (no_grad, batches of 16), under inference_mode, with
+--batch-frames, with torch's kernels and with --quantize int8, alternated, median CPU seconds of --repeat
+rounds and the greedy error rate of each; (2) whole `asrkit decode` commands, each a fresh process, greedy
+and beam 20 + LM, the code at git revision --before (`git archive` of the asrkit package into a temporary
+folder) against this checkout (plain, --batch-frames, --quantize int8), alternated, --repeat times: the
+median CPU seconds per phase (start = the interpreter and imports, model load, LM load, forward = features
+and the model, search = the rest of the command, output), the total (user + sys, start to exit), utt/s,
+RTF, wall seconds, and the error rate of the output:
+
+    .venv/bin/python benchmarks/decode_bench.py --before 61e15c9 --repeat 3 \\
+        --whole exp/ctc_phone,feats/test,exp/lm3.arpa
 """
 from __future__ import annotations
 
@@ -36,6 +50,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Optional
 
 import torch
 
@@ -241,6 +256,231 @@ def bench_attention(model: AttentionModel, beam: int, repeat: int, device: str) 
     return rows
 
 
+# -- forward pass and whole command (asrkit decode from process start to last line) -----------------------------
+
+def bench_forward(exp_dir: Path, feats: Path, repeat: int, batch_frames: int) -> list[dict]:
+    """The model's forward pass over FEATS in one process, the variants run alternately and the median of
+    ``repeat`` runs each: float32 with asrkit's layers (no_grad, batches of 16: the code at main), the same under
+    inference_mode, by --batch-frames, torch's kernels (impl native), and --quantize int8; the greedy error rate of
+    each (PER for phone models, against the store's text.phones without sil)."""
+    import copy
+    import statistics
+
+    from asrkit.decode.greedy import greedy_hypothesis as greedy
+    from asrkit.decode.quantize import quantize_model
+    from asrkit.nn import set_impl
+
+    torch.set_num_threads(1)
+    base = load_exp(exp_dir, device="cpu", task="ctc")
+    store = FeatureStore(feats)
+    native = copy.deepcopy(base.model)
+    set_impl(native, "native")
+    int8 = copy.deepcopy(base.model)
+    quantize_model(int8, "int8")
+    variants = [("float32 scratch, no_grad, 16 utts (main)", base.model, False, None),
+                ("float32 scratch, inference_mode", base.model, True, None),
+                (f"float32 scratch, --batch-frames {batch_frames}", base.model, True, batch_frames),
+                ("float32 native (--impl native)", native, True, None),
+                ("int8 (--quantize int8)", int8, True, None)]
+    units = base.units
+    refs = (phone_refs(feats, units, store.keys()) if units.kind == "phone"
+            else {u: store.text[u].split() for u in store.keys()})
+    secs: dict[str, list[float]] = {v[0]: [] for v in variants}
+    hyps: dict[str, dict] = {}
+    for _ in range(repeat):
+        for name, model, inference, frames in variants:  # alternately: the machine's load hits each alike
+            ctx = torch.inference_mode() if inference else torch.no_grad()
+            t = time.process_time()
+            with ctx:
+                outs = list(iter_outputs(model, store, cmvn=base.cmvn, norm_vars=base.norm_vars, batch_size=16,
+                                         device="cpu", input_dim=base.input_dim, batch_frames=frames))
+            secs[name].append(time.process_time() - t)
+            hyps[name] = {o.utt: (greedy(o, units, blank=units.blank_id).units if units.kind == "phone" else
+                                  greedy(o, units, blank=units.blank_id).tokens) for o in outs}
+    rows = []
+    ref_name = variants[0][0]
+    for name, *_ in variants:
+        hyp = {u: [p for p in h if p != "sil"] for u, h in hyps[name].items()}
+        rows.append({"variant": name, "seconds": statistics.median(secs[name]),
+                     "speedup": statistics.median(a / b for a, b in zip(secs[ref_name], secs[name])),
+                     "err": rate(refs, hyp), "same": hyps[name] == hyps[ref_name]})
+    print(f"forward pass over {feats} ({len(store)} utts), CPU seconds (one thread), median of {repeat}, alternated; "
+          f"speed-up = median of "
+          f"the per-round ratios to the first row; err = greedy {'PER' if units.kind == 'phone' else 'WER'}%")
+    print(f"{'variant':<42} {'seconds':>8} {'speed-up':>9} {'err%':>7} {'same hyps':>10}")
+    for r in rows:
+        print(f"{r['variant']:<42} {r['seconds']:8.2f} {r['speedup']:8.2f}x {r['err']:7.2f} {str(r['same']):>10}")
+    return rows
+
+
+#: Run in the child process of a whole-command row: the decode command of the code in SRC, with timers put
+#: around the same functions in both the code at main and now (so both are measured alike): load_exp (model
+#: load), BeamDecoder() (LM load), FeatureStore.get + pad_features (features), the model's forward (hooks),
+#: the hypothesis line writers (output). The rest of the command is the search. The timers read the process's
+#: CPU clock (one thread: OMP_NUM_THREADS=1), which a shared machine's load disturbs far less than wall time.
+_CHILD = r"""
+import json, os, sys, time
+src, out_json, args = sys.argv[1], sys.argv[2], sys.argv[3:]
+sys.path.insert(0, src)
+import torch
+import asrkit.decode, asrkit.decode.beam, asrkit.decode.emissions, asrkit.decode.output
+from asrkit.data.feature_store import FeatureStore
+from asrkit.cli.main import main
+ph = {}
+def add(k, v):
+    ph[k] = ph.get(k, 0.0) + v
+def timed(obj, name, phase):
+    f = getattr(obj, name)
+    def w(*a, **k):
+        t = time.process_time()
+        try:
+            return f(*a, **k)
+        finally:
+            add(phase, time.process_time() - t)
+    setattr(obj, name, w)
+load_exp = asrkit.decode.load_exp
+def timed_load(*a, **k):
+    t = time.process_time()
+    exp = load_exp(*a, **k)
+    add("model load", time.process_time() - t)
+    marks = []
+    exp.model.register_forward_pre_hook(lambda *_: marks.append(time.process_time()))
+    exp.model.register_forward_hook(lambda *_: add("forward", time.process_time() - marks.pop()))
+    return exp
+asrkit.decode.load_exp = timed_load
+timed(asrkit.decode.beam.BeamDecoder, "__init__", "LM load")
+timed(FeatureStore, "get", "features")
+timed(asrkit.decode.emissions, "pad_features", "features")
+for fmt in list(asrkit.decode.output.WRITERS):
+    f = asrkit.decode.output.WRITERS[fmt]
+    def line(h, f=f):
+        t = time.process_time()
+        try:
+            return f(h)
+        finally:
+            add("output", time.process_time() - t)
+    asrkit.decode.output.WRITERS[fmt] = line
+c0 = time.process_time()
+code = main(["-q", *args])
+c1 = time.process_time()
+sys.stdout.flush()
+json.dump({"c_cmd": c0, "c_end": c1, "code": code, "phases": ph}, open(out_json, "w"))
+"""
+
+
+def _child_env() -> dict:
+    import os
+
+    env = dict(os.environ)
+    env.update({"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"})
+    env.pop("PYTHONPATH", None)
+    return env
+
+
+def run_whole(src: Path, args: list[str], hyp: Path) -> dict:
+    """One decode command in a fresh process (the code in ``src``): CPU seconds per phase (``start``: the
+    process's CPU time before the command: the interpreter and the imports), the child's CPU seconds (user +
+    sys) from spawn to exit (``total``) and its wall seconds (``wall``)."""
+    import json
+    import resource
+    import tempfile
+
+    with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as f:
+        meta_path = Path(f.name)
+    ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t_spawn = time.time()
+    with open(hyp, "w") as out:
+        subprocess.run([sys.executable, "-c", _CHILD, str(src), str(meta_path), *args], stdout=out,
+                       stderr=subprocess.DEVNULL, check=True, env=_child_env(), cwd=src)
+    t_exit = time.time()
+    ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    meta = json.loads(meta_path.read_text())
+    meta_path.unlink()
+    if meta["code"] != 0:
+        raise SystemExit(f"{' '.join(args)}: exit status {meta['code']}")
+    ph = meta["phases"]
+    command = meta["c_end"] - meta["c_cmd"]
+    row = {"start": meta["c_cmd"], "model load": ph.get("model load", 0.0),
+           "LM load": ph.get("LM load", 0.0), "forward": ph.get("forward", 0.0) + ph.get("features", 0.0),
+           "output": ph.get("output", 0.0),
+           "total": (ru1.ru_utime - ru0.ru_utime) + (ru1.ru_stime - ru0.ru_stime), "wall": t_exit - t_spawn}
+    row["search"] = max(0.0, command - row["model load"] - row["LM load"] - row["forward"] - row["output"])
+    return row
+
+
+def bench_whole(exp_dir: Path, feats: Path, lm: Path, text: Path, phones: Optional[Path], before: Path,
+                repeat: int, batch_frames: int) -> list[dict]:
+    """Whole ``asrkit decode`` commands, before (the code at ``before``) and after (this checkout), greedy and
+    beam 20 + LM, run alternately ``repeat`` times: median seconds per phase, utt/s and RTF of the total, the
+    error rate of the output."""
+    import statistics
+    import tempfile
+
+    from asrkit.data.table import read_table
+
+    store = FeatureStore(feats)
+    shift = float((store.conf or {}).get("frame_shift", 10.0)) / 1000.0
+    audio = sum(store.num_frames(u) for u in store.keys()) * shift
+    exp_dir, feats, lm = exp_dir.resolve(), feats.resolve(), lm.resolve()
+    common = ["decode", str(exp_dir), str(feats), "--device", "cpu"]
+    lm_args = ["--beam", "20", "--lm", str(lm)]
+    cases = [("greedy", "before", before, []), ("greedy", "after", REPO, []),
+             ("greedy", "after", REPO, ["--batch-frames", str(batch_frames)]),
+             ("greedy", "after", REPO, ["--quantize", "int8"]),
+             ("beam 20 + LM", "before", before, lm_args), ("beam 20 + LM", "after", REPO, lm_args),
+             ("beam 20 + LM", "after", REPO, [*lm_args, "--quantize", "int8"])]
+    words = {u: t.split() for u, t in read_table(text).items()}
+    phone_ref = ({u: [p for p in t.split() if p != "sil"] for u, t in read_table(phones).items()}
+                 if phones is not None else None)
+    runs: dict[int, list[dict]] = {i: [] for i in range(len(cases))}
+    errs: dict[int, tuple[str, float]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for _ in range(repeat):
+            for i, (search, version, src, extra) in enumerate(cases):  # alternately
+                hyp = Path(tmp) / f"hyp{i}.txt"
+                runs[i].append(run_whole(src, [*common, *extra], hyp))
+                got = {ln.split()[0]: ln.split()[1:] for ln in hyp.read_text().splitlines() if ln.strip()}
+                if search == "greedy" and phone_ref is not None:
+                    errs[i] = ("PER", rate({u: phone_ref[u] for u in got}, got))
+                else:
+                    errs[i] = ("WER", rate({u: words[u] for u in got}, got))
+    rows = []
+    for i, (search, version, src, extra) in enumerate(cases):
+        med = {k: statistics.median(r[k] for r in runs[i]) for k in runs[i][0]}
+        opts = " ".join(a for a in extra if a not in lm_args) or "-"
+        rows.append({"mode": search, "version": version, "options": opts, **med, "utt_s": len(store) / med["total"],
+                     "rtf": med["total"] / audio, "rtf_wall": med["wall"] / audio, "err": errs[i]})
+    print(f"whole command: asrkit decode {exp_dir.name} {feats.name} ({len(store)} utts, {audio:.0f} s audio), "
+          f"median of {repeat} runs, cases alternated; CPU seconds of the process (one thread) per phase, total = "
+          f"user + sys from start to exit; utt/s and RTF of that total; wall = wall-clock seconds and RTF (a shared "
+          f"machine: compare rows, not absolute values)")
+    print(WHOLE_HEADER)
+    for r in rows:
+        print(fmt_whole(r))
+    return rows
+
+
+WHOLE_HEADER = (f"{'search':<13} {'code':<7} {'options':<20} {'start':>6} {'model':>6} {'LM':>6} {'fwd':>6} "
+                f"{'search':>6} {'out':>5} {'total':>6} {'utt/s':>6} {'RTF':>7} {'wall':>6} {'RTF wall':>8} "
+                f"{'err%':>10}")
+
+
+def fmt_whole(r: dict) -> str:
+    kind, err = r["err"]
+    return (f"{r['mode']:<13} {r['version']:<7} {r['options']:<20} {r['start']:6.2f} {r['model load']:6.2f} "
+            f"{r['LM load']:6.2f} {r['forward']:6.2f} {r['search']:6.2f} {r['output']:5.2f} {r['total']:6.2f} "
+            f"{r['utt_s']:6.2f} {r['rtf']:7.4f} {r['wall']:6.2f} {r['rtf_wall']:8.4f} {kind} {err:6.2f}")
+
+
+def before_tree(rev: str, where: Path) -> Path:
+    """The code of git revision ``rev`` (the asrkit package) unpacked into ``where``: the 'before' of the
+    whole-command rows."""
+    where.mkdir(parents=True, exist_ok=True)
+    archive = subprocess.run(["git", "-C", str(REPO), "archive", rev, "asrkit"], check=True, capture_output=True)
+    subprocess.run(["tar", "-x", "-C", str(where)], input=archive.stdout, check=True)
+    return where
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", action="append", default=[], metavar="NAME=EXP,DEV,TEST,LM")
@@ -254,7 +494,22 @@ def main() -> None:
     ap.add_argument("--attention-beam", type=int, default=10)
     ap.add_argument("--device", default="cpu", help="where attention models run (cpu, cuda)")
     ap.add_argument("--no-ctc", action="store_true", help="skip the CTC models (and building the tiny corpus)")
+    ap.add_argument("--whole", metavar="EXP,FEATS,LM", default=None,
+                    help="only the forward pass and the whole-command rows of this CTC model (FEATS with text, and "
+                         "text.phones for a phone model's PER); see the module docstring")
+    ap.add_argument("--before", default="main", metavar="REV", help="git revision of the 'before' rows (--whole)")
+    ap.add_argument("--batch-frames", type=int, default=8000, help="--batch-frames of the rows that use it")
     args = ap.parse_args()
+    if args.whole:
+        import tempfile
+
+        exp_dir, feats, lm = (Path(p) for p in args.whole.split(","))
+        bench_forward(exp_dir, feats, args.repeat, args.batch_frames)
+        phones = feats / "text.phones" if (feats / "text.phones").is_file() else None
+        with tempfile.TemporaryDirectory() as tmp:
+            before = before_tree(args.before, Path(tmp))
+            bench_whole(exp_dir, feats, lm, feats / "text", phones, before, args.repeat, args.batch_frames)
+        return
     rows = []
     if not args.no_ctc:
         models = [parse_model(m) for m in args.model] or build_tiny(args.work)

@@ -8,6 +8,7 @@ attention (``las`` / ``transformer``: :mod:`asrkit.decode.attention`).
 from __future__ import annotations
 
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Optional
 
@@ -107,6 +108,22 @@ def decode_command(
              "pauses (CTC: their log-probabilities joined before the search; attention: their hypotheses "
              "joined). Default 20; 0: whole utterances.",
     ),
+    # -- forward pass and loading: batches by frames, int8 weights, where the time goes --
+    batch_frames: Optional[int] = typer.Option(
+        None, "--batch-frames", metavar="N",
+        help="Fill each forward pass with utterances of similar length up to N padded frames (batch size x its "
+             "longest utterance), instead of --batch-size utterances; same hypotheses, same order.",
+    ),
+    quantize: Optional[str] = typer.Option(
+        None, "--quantize", metavar="int8",
+        help="CPU: the model's Linear and LSTM/GRU layers with int8 weights (torch's dynamic quantization; the "
+             "model then runs torch's kernels, as --impl native). Faster, hypotheses close to float32's.",
+    ),
+    timing: bool = typer.Option(
+        False, "--timing",
+        help="At the end, one line on stderr with the seconds of each phase (start, model load, LM load, "
+             "features, forward, search, output, total), utterances/s and real-time factor.",
+    ),
 ) -> None:
     """Decoding of a feature store, greedy or with a beam and a word LM.
 
@@ -135,9 +152,10 @@ def decode_command(
     from asrkit.decode.longform import chunk_frames
     from asrkit.decode.exp import ATTENTION_TASKS, exp_task
 
+    fast = _Forward(batch_frames, quantize, timing)  # checks them before anything loads
     task = exp_task(exp)  # None when EXP has no readable config: load_exp says why
     if task in ATTENTION_TASKS:
-        _decode_attention(exp, feats, task, checkpoint=checkpoint, fmt=fmt, batch_size=batch_size, device=device,
+        _decode_attention(exp, feats, task, fast, checkpoint=checkpoint, fmt=fmt, batch_size=batch_size, device=device,
                           impl=impl, beam=beam, lm=lm, lm_weight=lm_weight, nbest=nbest, ctc_weight=ctc_weight,
                           length_bonus=length_bonus, length_norm=length_norm, max_len_ratio=max_len_ratio,
                           chunk_seconds=chunk_seconds,
@@ -178,7 +196,8 @@ def decode_command(
     chunk_frames(chunk_seconds, None)  # checks it before the model loads
     use_beam = beam is not None or lm is not None or nbest is not None or backend is not None
     store = FeatureStore(feats)
-    loaded = load_exp(exp, checkpoint=checkpoint, device=device, impl=impl, task="ctc")
+    with fast.phase("model load"):
+        loaded = load_exp(exp, checkpoint=checkpoint, device=device, impl=impl, task="ctc", quantize=quantize)
     if use_beam:
         backend = resolve_backend(loaded.units.kind, lm is not None, backend)
     if lm is not None and (lm_weight is None or word_bonus is None):
@@ -191,26 +210,76 @@ def decode_command(
             log.info(f"LM weights from {exp}/lm_tuning.yaml")
     decoder = None
     if use_beam:
-        decoder = beam_mod.BeamDecoder(
-            loaded.units, beam=beam if beam is not None else beam_mod.DEFAULT_BEAM, lm=lm,
-            lm_weight=beam_mod.DEFAULT_LM_WEIGHT if lm_weight is None else lm_weight,
-            word_bonus=word_bonus,  # None: the backend's default
-            nbest=nbest, backend=backend, lexicon=lexicon, extra_lexicon=extra_lexicon)
+        with fast.phase("LM load" if lm is not None else "search setup"):
+            decoder = beam_mod.BeamDecoder(
+                loaded.units, beam=beam if beam is not None else beam_mod.DEFAULT_BEAM, lm=lm,
+                lm_weight=beam_mod.DEFAULT_LM_WEIGHT if lm_weight is None else lm_weight,
+                word_bonus=word_bonus,  # None: the backend's default
+                nbest=nbest, backend=backend, lexicon=lexicon, extra_lexicon=extra_lexicon)
         log.info(f"beam {decoder.beam}, {decoder.backend}" + (
             f", LM {lm} (weight {decoder.lm_weight}, word bonus {decoder.word_bonus})" if lm is not None
             else ", no LM"))
     with log.progress() as bar:
         task = bar.add_task("decode", total=len(store))
         try:  # greedy when decoder is None; NaN log-probs stop with one line either way
-            hyps = decode_store(loaded, store, decoder, batch_size=batch_size, save=save_emissions,
-                                on_hypothesis=lambda: bar.advance(task, 1), times=fmt in ("ctm", "jsonl"),
-                                jobs=jobs, max_frames=chunk_frames(chunk_seconds, store))
-            write_hypotheses(hyps, sys.stdout, fmt)
+            with fast.decoding():
+                hyps = decode_store(loaded, store, decoder, batch_size=batch_size, save=save_emissions,
+                                    on_hypothesis=lambda: bar.advance(task, 1), times=fmt in ("ctm", "jsonl"),
+                                    jobs=jobs, max_frames=chunk_frames(chunk_seconds, store),
+                                    batch_frames=batch_frames, clock=fast.clock)
+                write_hypotheses(hyps, sys.stdout, fmt, clock=fast.clock)
         finally:
             if decoder is not None:
                 decoder.close()
     if save_emissions is not None:
         log.info(f"log-probabilities saved in {save_emissions}")
+    fast.report(store)
+
+
+class _Forward:
+    """The forward-pass and loading options of ``asrkit decode`` (--batch-frames, --quantize,
+    --timing), checked before anything loads: the phases of the run on a stopwatch when --timing,
+    the decoding loop under ``torch.inference_mode`` (the process only decodes)."""
+
+    def __init__(self, batch_frames: Optional[int], quantize: Optional[str], timing: bool) -> None:
+        from asrkit.decode.emissions import check_batch_frames
+        from asrkit.decode.quantize import check_quantize
+        from asrkit.decode.stopwatch import Stopwatch
+
+        check_batch_frames(batch_frames)
+        check_quantize(quantize)
+        self.batch_frames, self.quantize = batch_frames, quantize
+        self.clock = Stopwatch() if timing else None
+
+    def phase(self, name: str):
+        from contextlib import nullcontext
+
+        return self.clock.phase(name) if self.clock is not None else nullcontext()
+
+    @contextmanager
+    def decoding(self):
+        """The decoding loop: features, forward, search and output; what is not features, forward or
+        output is the search's."""
+        import time
+
+        import torch
+
+        t = time.perf_counter()
+        try:
+            with torch.inference_mode():
+                yield
+        finally:
+            if self.clock is not None:
+                s = self.clock.seconds
+                rest = time.perf_counter() - t - sum(s.get(p, 0.0) for p in ("features", "forward", "output"))
+                self.clock.add("search", max(0.0, rest))
+
+    def report(self, store) -> None:
+        if self.clock is None:
+            return
+        frames = sum(store.num_frames(u) for u in store.keys())
+        shift = float((store.conf or {}).get("frame_shift", 10.0)) / 1000.0
+        log.console.print(self.clock.summary(len(store), frames * shift), highlight=False, markup=False)  # even with -q
 
 
 #: Why each CTC search option does not apply to an attention model.
@@ -225,8 +294,8 @@ _CTC_ONLY = {
 }
 
 
-def _decode_attention(exp: Path, feats: Path, task: str, *, checkpoint: str, fmt: Optional[str], batch_size: int,
-                      device: str, impl: Optional[str], beam: Optional[int], lm: Optional[Path],
+def _decode_attention(exp: Path, feats: Path, task: str, fast: _Forward, *, checkpoint: str, fmt: Optional[str],
+                      batch_size: int, device: str, impl: Optional[str], beam: Optional[int], lm: Optional[Path],
                       lm_weight: Optional[float], nbest: Optional[int], ctc_weight: Optional[float],
                       length_bonus: Optional[float], length_norm: bool, max_len_ratio: Optional[float],
                       chunk_seconds: Optional[float], ctc_only: dict[str, bool]) -> None:
@@ -264,7 +333,9 @@ def _decode_attention(exp: Path, feats: Path, task: str, *, checkpoint: str, fmt
     chunk_frames(chunk_seconds, None)  # checks it before the model loads
     use_beam = beam is not None or any(x is not None for x in (lm, nbest, ctc_weight, length_bonus)) or length_norm
     store = FeatureStore(feats)
-    loaded = load_exp(exp, checkpoint=checkpoint, device=device, impl=impl, task=ATTENTION_TASKS)
+    with fast.phase("model load"):
+        loaded = load_exp(exp, checkpoint=checkpoint, device=device, impl=impl, task=ATTENTION_TASKS,
+                          quantize=fast.quantize)
     has_ctc = bool(getattr(loaded.model, "has_ctc", False))
     if ctc_weight and not has_ctc:
         raise UsageError(f"--ctc-weight: {exp}'s model has no CTC head; drop --ctc-weight")
@@ -282,7 +353,8 @@ def _decode_attention(exp: Path, feats: Path, task: str, *, checkpoint: str, fmt
             from asrkit.decode.fusion import open_fusion_lm
 
             # UsageError for phone units, for a neural LM on other units than the model's
-            fusion_lm = open_fusion_lm(lm, loaded.units, device=loaded.device, impl=impl)
+            with fast.phase("LM load"):
+                fusion_lm = open_fusion_lm(lm, loaded.units, device=loaded.device, impl=impl)
     search = AttentionSearch(
         beam=(beam if beam is not None else DEFAULT_BEAM) if use_beam else None,
         ctc_weight=(DEFAULT_CTC_WEIGHT if has_ctc and use_beam else 0.0) if ctc_weight is None else ctc_weight,
@@ -293,13 +365,16 @@ def _decode_attention(exp: Path, feats: Path, task: str, *, checkpoint: str, fmt
     with log.progress() as bar:
         progress = bar.add_task("decode", total=len(store))
         try:
-            hyps = attention_decode(loaded, store, search, batch_size=batch_size,
-                                    on_hypothesis=lambda: bar.advance(progress, 1),
-                                    max_frames=chunk_frames(chunk_seconds, store))
-            write_hypotheses(hyps, sys.stdout, fmt)
+            with fast.decoding():
+                hyps = attention_decode(loaded, store, search, batch_size=batch_size,
+                                        on_hypothesis=lambda: bar.advance(progress, 1),
+                                        max_frames=chunk_frames(chunk_seconds, store),
+                                        batch_frames=fast.batch_frames, clock=fast.clock)
+                write_hypotheses(hyps, sys.stdout, fmt, clock=fast.clock)
         finally:
             if fusion_lm is not None:
                 fusion_lm.close()
+    fast.report(store)
 
 
 def register(app: typer.Typer) -> None:

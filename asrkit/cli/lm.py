@@ -45,15 +45,32 @@ def build(
     ),
     vocab: Optional[Path] = typer.Option(None, "--vocab", help="Word list (first field of each line; Kaldi words.txt works) that fixes the vocabulary; other tokens become <unk>."),
     unk: bool = typer.Option(False, "--unk", help="Estimate <unk> as a word (open vocabulary) instead of leaving n-grams with <unk> out."),
+    binary: bool = typer.Option(
+        False, "--binary",
+        help="Also write a kenlm binary next to the ARPA (lm3.arpa -> lm3.bin), which the decoders load faster; "
+             "needs kenlm's build_binary program on PATH (the pip kenlm module cannot write binaries).",
+    ),
 ) -> None:
     """Estimate an interpolated modified Kneser-Ney n-gram model and write it as ARPA."""
-    from asrkit.lm.build import build_lm
+    from asrkit.errors import UsageError
+    from asrkit.lm.build import binary_path, build_lm, find_build_binary, write_binary
 
+    program = None
+    if binary:  # before any counting: refused at once when build_binary is missing
+        if output == "-":
+            raise UsageError("--binary writes a file next to the ARPA file; give -o FILE, not '-'")
+        if order < 2:
+            raise UsageError(f"--binary: kenlm binaries hold orders >= 2, got --order {order}")
+        program = find_build_binary()
     stats = build_lm(text, output, order, prune=prune, vocab=vocab, keep_unk=unk, progress=True)
     sizes = " ".join(f"{k}-grams={c}" for k, c in enumerate(stats.ngrams, start=1))
     rate = stats.windows / stats.seconds if stats.seconds > 0 else float("inf")
     where = "stdout" if output == "-" else output
     log.info(f"wrote {where}: {sizes} ({stats.seconds:.1f}s, {rate:,.0f} n-grams/s)")
+    if program is not None:
+        out = binary_path(output)
+        seconds = write_binary(output, out, program)
+        log.info(f"wrote {out}: kenlm binary ({seconds:.1f}s)")
 
 
 @lm_app.command("prune")

@@ -523,12 +523,18 @@ def _round(v: float) -> Optional[float]:
 def attention_decode(exp, store, search: AttentionSearch, *, batch_size: int = 16,
                      utts: Optional[Sequence[str]] = None,
                      on_hypothesis: Optional[Callable[[], None]] = None,
-                     max_frames: Optional[int] = None) -> Iterator[Hypothesis]:
+                     max_frames: Optional[int] = None, batch_frames: Optional[int] = None,
+                     clock=None) -> Iterator[Hypothesis]:
     """Hypotheses of every utterance of ``store`` (utt-id order) with the attention model of a
     loaded exp dir (:func:`asrkit.decode.exp.load_exp`); the encoder runs on length-sorted batches
     of ``batch_size`` and the search on each whole batch. Once all are out, a warning says how many
     utterances hit the maximum length. ``max_frames``: longer utterances are searched in pieces cut
-    at pauses and their hypotheses joined (:mod:`asrkit.decode.longform`)."""
+    at pauses and their hypotheses joined (:mod:`asrkit.decode.longform`). ``batch_frames``:
+    batches of that many padded frames instead of ``batch_size`` utterances; ``clock``: a
+    :class:`~asrkit.decode.stopwatch.Stopwatch` that gets the encoder's time as ``forward`` (the
+    search's stays out of it)."""
+    import time
+
     from asrkit.decode.emissions import map_batches
     from asrkit.decode.longform import join_hypotheses
 
@@ -537,7 +543,10 @@ def attention_decode(exp, store, search: AttentionSearch, *, batch_size: int = 1
 
     def run(names: list[str], feats: Tensor, lengths: Tensor) -> list[Hypothesis]:
         enc = model.encode(feats.to(device), lengths.to(device))
+        t_search = time.perf_counter()
         results = search.run(model, enc)
+        if clock is not None:  # map_batches counts all of run as forward: give the search's part back
+            clock.add("forward", -(time.perf_counter() - t_search))
         return [attention_hypothesis(u, int(lengths[b]), results[b], units, search.nbest is not None,
                                      search.lm_weight)
                 for b, u in enumerate(names)]
@@ -545,7 +554,7 @@ def attention_decode(exp, store, search: AttentionSearch, *, batch_size: int = 1
     hit = total = 0
     for hyp in map_batches(store, run, cmvn=exp.cmvn, norm_vars=exp.norm_vars, batch_size=batch_size, utts=utts,
                            input_dim=exp.input_dim, max_frames=max_frames, join=join_hypotheses,
-                           multiple=exp.subsampling):
+                           multiple=exp.subsampling, batch_frames=batch_frames, clock=clock):
         total += 1
         hit += bool(hyp.extra["hit_max_len"])
         if on_hypothesis is not None:

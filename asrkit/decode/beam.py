@@ -443,7 +443,8 @@ def beam_decode(exp, store, decoder: BeamDecoder, *, batch_size: int = 16, utts:
 def decode_store(exp, store, decoder: Optional[BeamDecoder] = None, *, batch_size: int = 16,
                  utts: Optional[Sequence[str]] = None, save: Optional[str | os.PathLike] = None,
                  on_hypothesis: Optional[Callable[[], None]] = None, times: bool = False,
-                 jobs: int = 1, max_frames: Optional[int] = None) -> Iterator[Hypothesis]:
+                 jobs: int = 1, max_frames: Optional[int] = None, batch_frames: Optional[int] = None,
+                 clock=None) -> Iterator[Hypothesis]:
     """Hypotheses of every utterance of ``store`` (utt-id order): the beam
     search of ``decoder``, or greedy when it is None; with ``save`` the
     log-probabilities are also written to that folder (:func:`save_emissions`).
@@ -454,12 +455,15 @@ def decode_store(exp, store, decoder: Optional[BeamDecoder] = None, *, batch_siz
     worker processes (:mod:`asrkit.workers`, each with its own ``decoder``) while the
     model computes the next batches; results and their order are the same.
     ``max_frames``: longer utterances go through the model in pieces cut at pauses, their
-    log-probabilities joined before the search (:mod:`asrkit.decode.longform`)."""
+    log-probabilities joined before the search (:mod:`asrkit.decode.longform`).
+    ``batch_frames``: batches of that many padded frames instead of ``batch_size`` utterances;
+    ``clock``: a :class:`~asrkit.decode.stopwatch.Stopwatch` for the features and forward time
+    (:func:`~asrkit.decode.emissions.map_batches`)."""
     from asrkit.decode.timing import output_frame_seconds
 
     outputs: Iterable[ModelOutput] = iter_outputs(
         exp.model, store, cmvn=exp.cmvn, norm_vars=exp.norm_vars, batch_size=batch_size, device=exp.device,
-        utts=utts, input_dim=exp.input_dim, max_frames=max_frames)
+        utts=utts, input_dim=exp.input_dim, max_frames=max_frames, batch_frames=batch_frames, clock=clock)
     if save is not None:
         outputs = save_emissions(outputs, save, exp=exp, store=store)
     frame_seconds = output_frame_seconds((store.conf or {}).get("frame_shift"), exp.subsampling)

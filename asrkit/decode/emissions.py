@@ -31,6 +31,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Optional, Sequence, TypeVar
@@ -43,7 +44,8 @@ from asrkit.errors import DataError, InputError, UsageError
 from asrkit.io import atomic_write
 
 __all__ = [
-    "EMISSIONS_META", "UTT2FRAMES", "ModelOutput", "check_emissions", "check_input_dim", "chunked_batches",
+    "EMISSIONS_META", "UTT2FRAMES", "ModelOutput", "check_batch_frames", "check_emissions", "check_input_dim",
+    "chunked_batches",
     "iter_outputs", "length_batches", "load_batch", "load_emissions", "map_batches", "pad_features",
     "read_emissions_meta", "resolve_device", "save_emissions",
 ]
@@ -87,13 +89,31 @@ def resolve_device(device: str) -> torch.device:
     raise UsageError(f"--device must be auto, cpu or cuda[:N], got '{device}'")
 
 
-def length_batches(utts: Sequence[str], lengths: Sequence[int], batch_size: int) -> list[list[int]]:
-    """Indices of ``utts`` grouped into batches of at most ``batch_size``
-    utterances of similar length (longest first; ties keep the given order)."""
+def length_batches(utts: Sequence[str], lengths: Sequence[int], batch_size: int,
+                   batch_frames: Optional[int] = None) -> list[list[int]]:
+    """Indices of ``utts`` grouped into batches of utterances of similar length (longest first; ties
+    keep the given order): at most ``batch_size`` utterances a batch, or with ``batch_frames`` as
+    many as fit a budget of ``batch_frames`` padded frames (batch size x its longest utterance; an
+    utterance longer than the budget is a batch of its own)."""
     if batch_size < 1:
         raise UsageError(f"--batch-size must be >= 1, got {batch_size}")
+    check_batch_frames(batch_frames)
     order = sorted(range(len(utts)), key=lambda i: -int(lengths[i]))
-    return [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+    if batch_frames is None:
+        return [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+    batches: list[list[int]] = []
+    for i in order:  # longest first: a batch's first utterance sets its padded length
+        if batches and (len(batches[-1]) + 1) * max(1, int(lengths[batches[-1][0]])) <= batch_frames:
+            batches[-1].append(i)
+        else:
+            batches.append([i])
+    return batches
+
+
+def check_batch_frames(batch_frames: Optional[int]) -> None:
+    """:class:`UsageError` unless ``batch_frames`` is None or a positive number of frames."""
+    if batch_frames is not None and (isinstance(batch_frames, bool) or int(batch_frames) < 1):
+        raise UsageError(f"--batch-frames must be >= 1 (padded frames per forward pass), got {batch_frames}")
 
 
 def pad_features(feats: list[np.ndarray]) -> tuple[Tensor, Tensor]:
@@ -112,14 +132,33 @@ def check_input_dim(store, input_dim: Optional[int], keys: Sequence[str]) -> Non
                         f"(model.input_dim); featurize with the feature config the model was trained on")
 
 
-def chunked_batches(store, keys: Sequence[str], batch_size: int) -> Iterator[tuple[list[str], list[list[str]]]]:
-    """The utt-ids ``keys`` in chunks of consecutive ids (:data:`CHUNK_BATCHES` batches' worth), each
-    with its batches: the chunk's names sorted by length (:func:`length_batches`), ``batch_size`` a batch."""
-    chunk = max(1, batch_size) * CHUNK_BATCHES
-    for start in range(0, len(keys), chunk):
-        part = list(keys[start:start + chunk])
+def chunked_batches(store, keys: Sequence[str], batch_size: int,
+                    batch_frames: Optional[int] = None) -> Iterator[tuple[list[str], list[list[str]]]]:
+    """The utt-ids ``keys`` in chunks of consecutive ids (:data:`CHUNK_BATCHES` batches' worth: of
+    ``batch_size`` utterances, or of ``batch_frames`` frames), each with its batches: the chunk's
+    names sorted by length (:func:`length_batches`)."""
+    if batch_frames is None:
+        chunk = max(1, batch_size) * CHUNK_BATCHES
+        parts = (list(keys[start:start + chunk]) for start in range(0, len(keys), chunk))
+    else:
+        parts = _frame_chunks(store, keys, int(batch_frames) * CHUNK_BATCHES)
+    for part in parts:
         lens = [store.num_frames(u) for u in part]
-        yield part, [[part[i] for i in batch] for batch in length_batches(part, lens, batch_size)]
+        yield part, [[part[i] for i in batch] for batch in length_batches(part, lens, batch_size, batch_frames)]
+
+
+def _frame_chunks(store, keys: Sequence[str], frames: int) -> Iterator[list[str]]:
+    """Consecutive utt-ids in chunks of about ``frames`` frames (at least one utterance each)."""
+    part: list[str] = []
+    total = 0
+    for u in keys:
+        part.append(u)
+        total += store.num_frames(u)
+        if total >= frames:
+            yield part
+            part, total = [], 0
+    if part:
+        yield part
 
 
 def load_batch(store, names: Sequence[str], *, cmvn: Optional[str] = None,
@@ -141,6 +180,8 @@ def map_batches(
     max_frames: Optional[int] = None,
     join: Optional[Callable[[str, list[R], list[int]], R]] = None,
     multiple: int = 1,
+    batch_frames: Optional[int] = None,
+    clock=None,
 ) -> Iterator[R]:
     """Run ``fn(names, feats (B, T, D), lengths (B,))`` -> one result per name over the store's
     utterances, batched by length (:func:`chunked_batches`), without gradients, and yield the results
@@ -151,14 +192,19 @@ def map_batches(
     Long-form (:mod:`asrkit.decode.longform`): with ``max_frames`` and ``join``, an utterance longer
     than ``max_frames`` frames goes through ``fn`` as pieces cut at pauses (cuts at multiples of
     ``multiple``), batched with the other utterances under the utterance's name, and
-    ``join(utt, piece results, piece start frames)`` makes its one result."""
+    ``join(utt, piece results, piece start frames)`` makes its one result.
+
+    ``batch_frames``: batches fill a budget of padded frames instead of ``batch_size`` utterances
+    (:func:`length_batches`); the results and their order are the same. ``clock``: a
+    :class:`~asrkit.decode.stopwatch.Stopwatch` that gets the seconds spent on the features
+    (``features``) and in ``fn`` (``forward``)."""
     from asrkit.decode.longform import loudness, pause_cuts, piece_bounds
 
     keys = list(store.keys()) if utts is None else list(utts)
     check_input_dim(store, input_dim, keys)
     if max_frames is not None and join is None:
         raise ValueError("map_batches: max_frames needs a join")
-    for part, batches in chunked_batches(store, keys, batch_size):
+    for part, batches in chunked_batches(store, keys, batch_size, batch_frames):
         long = [u for u in part if max_frames is not None and store.num_frames(u) > max_frames]
         cache = {u: store.get(u, cmvn=cmvn, norm_vars=norm_vars) for u in long}
         items: list[tuple[str, int, Optional[int]]] = []    # (utt, start, end); end None: the whole utterance
@@ -171,7 +217,8 @@ def map_batches(
                 items.append((u, 0, None))
         if cache:  # every piece an item of its own, batched by length with the other utterances
             lens = [store.num_frames(u) if e is None else e - s for u, s, e in items]
-            batches = [[items[i] for i in b] for b in length_batches([u for u, _, _ in items], lens, batch_size)]
+            batches = [[items[i] for i in b]
+                       for b in length_batches([u for u, _, _ in items], lens, batch_size, batch_frames)]
         else:
             batches = [[(u, 0, None) for u in names] for names in batches]
         left = {u: sum(1 for v, _, _ in items if v == u) for u in cache}  # pieces still to run
@@ -179,12 +226,18 @@ def map_batches(
         results: dict[str, R] = {}
         for batch in batches:
             names = [u for u, _, _ in batch]
+            t0 = time.perf_counter()
             feats, lengths = pad_features([store.get(u, cmvn=cmvn, norm_vars=norm_vars) if e is None
                                            else cache[u][s:e] for u, s, e in batch])  # (B, T, D), (B,)
+            t1 = time.perf_counter()
             # no_grad, not inference_mode: inference tensors (and buffers a layer caches while
-            # making them) could not be used by autograd later in the same process
+            # making them) could not be used by autograd later in the same process; a process
+            # that only decodes (asrkit decode) runs all of this under inference_mode
             with torch.no_grad():
                 out = fn(names, feats, lengths)
+            if clock is not None:
+                clock.add("features", t1 - t0)
+                clock.add("forward", time.perf_counter() - t1)
             done = 0
             for (u, s, e), r in zip(batch, out):
                 if e is None:
@@ -215,6 +268,8 @@ def iter_outputs(
     input_dim: Optional[int] = None,
     on_batch: Optional[Callable[[int], None]] = None,
     max_frames: Optional[int] = None,
+    batch_frames: Optional[int] = None,
+    clock=None,
 ) -> Iterator[ModelOutput]:
     """Yield the model's log-probabilities for every utterance, in utt-id order.
 
@@ -233,6 +288,7 @@ def iter_outputs(
         max_frames: utterances longer than this go through the model in
             pieces cut at pauses, their log-probabilities concatenated
             (:mod:`asrkit.decode.longform`); None: whole utterances.
+        batch_frames, clock: as in :func:`map_batches`.
     """
     from asrkit.decode.longform import join_outputs
 
@@ -246,7 +302,7 @@ def iter_outputs(
 
     return map_batches(store, run, cmvn=cmvn, norm_vars=norm_vars, batch_size=batch_size, utts=utts,
                        input_dim=input_dim, on_batch=on_batch, max_frames=max_frames, join=join_outputs,
-                       multiple=int(getattr(model, "subsampling", 1)))
+                       multiple=int(getattr(model, "subsampling", 1)), batch_frames=batch_frames, clock=clock)
 
 
 def check_emissions(out: ModelOutput) -> None:

@@ -71,7 +71,8 @@ class LoadedExp:
 
 
 def load_exp(exp: str | os.PathLike, *, checkpoint: str = "best", device: str = "auto",
-             impl: Optional[str] = None, task: Optional[str | Sequence[str]] = None) -> LoadedExp:
+             impl: Optional[str] = None, task: Optional[str | Sequence[str]] = None,
+             quantize: Optional[str] = None) -> LoadedExp:
     """Load the model, config and units of a trained exp dir.
 
     ``task``: the task (or tasks) the caller decodes: ``ctc``, ``frame``, ``las``,
@@ -79,6 +80,9 @@ def load_exp(exp: str | os.PathLike, *, checkpoint: str = "best", device: str = 
     Raises :class:`InputError` for a missing exp dir / config / checkpoint /
     units, :class:`UsageError` for a bad ``impl`` or an exp dir of another
     ``task`` than asked for (a frame classifier given to ``asrkit decode``).
+    ``quantize="int8"``: the model's Linear and recurrent layers as dynamic int8 for CPU decoding
+    (:mod:`asrkit.decode.quantize`; the other layers then run torch's kernels, whatever ``impl``
+    says; a :class:`UsageError` on another device than the CPU).
     """
     from asrkit.models import checkpoint_path, load_model
     from asrkit.config import load_saved_config
@@ -101,6 +105,10 @@ def load_exp(exp: str | os.PathLike, *, checkpoint: str = "best", device: str = 
         expected = " or ".join(repr(t) for t in wanted)
         raise ConfigError(f"{path}/config.yaml: task is {have!r}, expected {expected}")
     dev = resolve_device(device)
+    if quantize is not None:
+        from asrkit.decode.quantize import check_quantize
+
+        check_quantize(quantize, dev)  # before the model loads
     model, config = load_model(path, checkpoint=checkpoint, device=dev, impl=impl)
     ckpt = checkpoint_path(path, checkpoint)
     model.eval()
@@ -109,6 +117,11 @@ def load_exp(exp: str | os.PathLike, *, checkpoint: str = "best", device: str = 
     if n_classes is not None and int(n_classes) != units.num_classes:
         raise ConfigError(f"{path}: the model has {n_classes} output classes but {path / 'units'} lists "
                           f"{units.num_classes}; the units dir does not belong to this model")
+    if quantize is not None:
+        from asrkit import log
+        from asrkit.decode.quantize import quantize_model
+
+        log.info(f"--quantize {quantize}: {quantize_model(model, quantize).describe()}")
     return LoadedExp(path=path, config=config, model=model, units=units, device=dev, checkpoint=ckpt)
 
 

@@ -119,16 +119,24 @@ def format_line(h: Hypothesis, fmt: str = "text") -> str:
         raise ValueError(f"unknown hypothesis format {fmt!r}; expected one of {FORMATS}") from None
 
 
-def write_hypotheses(hyps: Iterable[Hypothesis], out: TextIO, fmt: str = "text", flush: bool = True) -> int:
+def write_hypotheses(hyps: Iterable[Hypothesis], out: TextIO, fmt: str = "text", flush: bool = True,
+                     clock=None) -> int:
     """Write ``hyps`` to ``out`` in ``fmt``, flushing after each one when
-    ``flush`` (so a pipe sees results as they come); returns the count."""
+    ``flush`` (so a pipe sees results as they come); returns the count.
+    ``clock``: a :class:`~asrkit.decode.stopwatch.Stopwatch` that gets the
+    seconds spent formatting and writing (``output``)."""
+    import time
+
     if fmt not in WRITERS:
         raise ValueError(f"unknown hypothesis format {fmt!r}; expected one of {FORMATS}")
     line = WRITERS[fmt]
     n = 0
     for h in hyps:
+        t = time.perf_counter()
         out.write(line(h))
         if flush:
             out.flush()
+        if clock is not None:
+            clock.add("output", time.perf_counter() - t)
         n += 1
     return n

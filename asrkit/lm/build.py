@@ -102,3 +102,59 @@ def build_lm(
         write_arpa(model, output)
     stats.write_seconds = time.perf_counter() - t
     return stats
+
+
+# -- kenlm binaries ------------------------------------------------------------------------------
+
+#: kenlm's ARPA -> binary converter, looked up on PATH. The kenlm Python module (pip) loads ARPA
+#: and binary files but cannot write binaries, and Debian ships no kenlm package: the program
+#: comes from a kenlm build (cmake; its bin/ folder).
+BUILD_BINARY = "build_binary"
+
+
+def binary_path(arpa: str | os.PathLike) -> str:
+    """Where ``asrkit lm build --binary`` writes the binary of ``arpa``: the same name with the
+    suffix ``.bin`` (``lm3.arpa`` -> ``lm3.bin``; ``lm3`` -> ``lm3.bin``)."""
+    from pathlib import Path
+
+    p = Path(arpa)
+    return str(p.with_suffix(".bin") if p.suffix and p.suffix != ".bin" else p.with_name(p.name + ".bin"))
+
+
+def find_build_binary() -> str:
+    """The path of kenlm's ``build_binary``; a :class:`UsageError` (one line, what to do) when it
+    is not on PATH."""
+    import shutil
+
+    found = shutil.which(BUILD_BINARY)
+    if found is None:
+        raise UsageError(f"--binary needs kenlm's {BUILD_BINARY} program, which is not on PATH (the pip kenlm "
+                         f"module reads binaries but cannot write them); build kenlm and put its bin/ folder on "
+                         f"PATH, or leave --binary out: the decoders load the ARPA file")
+    return found
+
+
+def write_binary(arpa: str | os.PathLike, output: str | os.PathLike, program: str | None = None) -> float:
+    """Convert ``arpa`` to a kenlm binary at ``output`` with ``build_binary`` (kenlm's probing
+    hash tables, the default), atomically; returns the seconds it took. The binary loads faster
+    than the ARPA and gives the same scores."""
+    import subprocess
+    import tempfile
+    from pathlib import Path
+
+    program = program or find_build_binary()
+    out = Path(output)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
+    os.close(fd)
+    t = time.perf_counter()
+    try:
+        run = subprocess.run([program, str(arpa), tmp], capture_output=True, text=True)
+        if run.returncode != 0:
+            last = (run.stderr.strip().splitlines() or [f"exit status {run.returncode}"])[-1]
+            raise InputError(f"{display_name(arpa)}: {BUILD_BINARY} failed: {last}")
+        os.replace(tmp, out)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return time.perf_counter() - t

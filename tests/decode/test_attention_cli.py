@@ -256,3 +256,19 @@ def test_tune_las_without_lm(capsys, las_exp, store, fake_models):
     code, out, err = _run(capsys, "tune", str(las_exp), str(store), str(Path(store) / "text"), "--ctc-weights", "0.3")
     assert code == 2 and "has no CTC head" in err
     (las_exp / "lm_tuning.yaml").unlink()
+
+
+def test_forward_options_on_an_attention_model(capsys, tf_exp, store, fake_models):
+    """--batch-frames gives the --batch-size hypotheses; --timing adds its line (the encoder is the forward
+    pass); --quantize int8 goes through (the fake has no Linear layer to quantize: the same output)."""
+    args = ("decode", str(tf_exp), str(store), "--device", "cpu")
+    _, want, _ = _run(capsys, *args, "--batch-size", "2")
+    code, got, err = _run(capsys, *args, "--batch-frames", "100", "--timing")
+    assert code == 0, err
+    assert got == want
+    timing = [ln for ln in err.splitlines() if ln.startswith("timing:")]
+    assert len(timing) == 1 and "forward" in timing[0] and "search" in timing[0]
+    code, got, err = _run(capsys, *args, "--quantize", "int8")
+    assert code == 0 and got == want, err
+    code, _, err = _run(capsys, *args, "--batch-frames", "-3")
+    assert code == 2 and "--batch-frames" in err
