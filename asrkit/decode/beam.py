@@ -78,12 +78,12 @@ DEFAULT_LM_WEIGHT = 0.5
 #: Score added per word (pyctcdecode's ``beta``).
 DEFAULT_WORD_BONUS = 1.5
 #: Score added per word with the flashlight backend (its lexicon already keeps
-#: out non-words, which pyctcdecode's bonus partly makes up for).
+#: out non-words, which pyctcdecode's bonus partly makes up for): the centre of its tuning grid.
 DEFAULT_WORD_BONUS_FLASHLIGHT = 0.0
 #: ``(lm_weight, word_bonus)`` of an LM search when neither ``--lm-weight``/``--word-bonus`` nor
 #: ``EXP/lm_tuning.yaml`` gives them, per backend (docs/decode.md says which tuning runs chose them).
 DEFAULT_WEIGHTS: dict[str, tuple[float, float]] = {
-    "flashlight": (DEFAULT_LM_WEIGHT, DEFAULT_WORD_BONUS_FLASHLIGHT),
+    "flashlight": (1.0, -1.0),
     "pyctcdecode": (DEFAULT_LM_WEIGHT, DEFAULT_WORD_BONUS),
 }
 #: Without an LM, classes more than this far (log) below a frame's best are not expanded.
@@ -195,6 +195,8 @@ class BeamDecoder:
         blank_skip: runs of frames whose blank probability is above this are
             merged into their first frame before the search
             (:mod:`asrkit.decode.blank_skip`); 1: none.
+        beam_threshold, beam_size_token: the flashlight search's pruning (None: its defaults,
+            :data:`asrkit.decode.flashlight.BEAM_THRESHOLD` / ``BEAM_SIZE_TOKEN``).
 
     A decoder pickles as its settings: unpickled (in a worker process) it
     builds its own search and loads the LM again.
@@ -209,11 +211,13 @@ class BeamDecoder:
                  lm_weight: Optional[float] = None, word_bonus: Optional[float] = None,
                  nbest: Optional[int] = None, backend: Optional[str] = None,
                  lexicon: Optional[str | os.PathLike] = None, extra_lexicon: Optional[str | os.PathLike] = None,
-                 blank_skip: Optional[float] = None):
+                 blank_skip: Optional[float] = None, beam_threshold: Optional[float] = None,
+                 beam_size_token: Optional[int] = None):
         from asrkit.decode.blank_skip import check_blank_skip
 
         beam = check_beam(beam)
         self.blank_skip = check_blank_skip(DEFAULT_BLANK_SKIP if blank_skip is None else blank_skip)
+        self.beam_threshold, self.beam_size_token = beam_threshold, beam_size_token
         if nbest is not None and nbest < 1:
             raise UsageError(f"--nbest must be >= 1, got {nbest}")
         if nbest is not None and nbest > beam:
@@ -331,10 +335,12 @@ class BeamDecoder:
         lexicon_name = display_name(self.lexicon_path) if self.lexicon_path else "the model's lexicon"
         if self.extra_lexicon_path is not None:
             lexicon_name = f"{display_name(self.extra_lexicon_path)} + {lexicon_name}"
+        pruning = {k: v for k, v in (("beam_threshold", self.beam_threshold),
+                                     ("beam_size_token", self.beam_size_token)) if v is not None}
         with _silenced_stderr_fd():  # kenlm's loading chatter
             return FlashlightSearch(self.units, path, words, lexicon=lexicon, lexicon_name=lexicon_name,
                                     beam=self.beam, lm_weight=self.lm_weight, word_bonus=self.word_bonus,
-                                    nbest=self.nbest)
+                                    nbest=self.nbest, **pruning)
 
     def _build_lm_decoder(self, path: Path):
         from pyctcdecode.alphabet import Alphabet
@@ -352,7 +358,8 @@ class BeamDecoder:
         """The keyword arguments that build this decoder again (current weights)."""
         return {"beam": self.beam, "lm": self.lm_path, "lm_weight": self.lm_weight, "word_bonus": self.word_bonus,
                 "nbest": self.nbest, "backend": self.backend, "lexicon": self.lexicon_path,
-                "extra_lexicon": self.extra_lexicon_path, "blank_skip": self.blank_skip}
+                "extra_lexicon": self.extra_lexicon_path, "blank_skip": self.blank_skip,
+                "beam_threshold": self.beam_threshold, "beam_size_token": self.beam_size_token}
 
     def __reduce__(self):
         return _rebuild_decoder, (self.units, self.settings())

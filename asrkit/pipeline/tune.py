@@ -351,13 +351,14 @@ def search_grid(units: UnitMap, outputs: Sequence[ModelOutput], refs: dict[str, 
                 beam: int = 20, backend: Optional[str] = None, lexicon: Optional[str | os.PathLike] = None,
                 extra_lexicon: Optional[str | os.PathLike] = None, jobs: int = 1,
                 on_progress: Optional[Callable[[int], None]] = None,
-                blank_skip: Optional[float] = None) -> GridSearch:
+                blank_skip: Optional[float] = None, pruning: Optional[dict[str, Any]] = None) -> GridSearch:
     """Decode ``outputs`` at every ``(lm_weight, word_bonus)`` and score the
     hypotheses against ``refs`` (utt-id -> words, one per output).
 
     Returns a :class:`GridSearch`; its points are the same for any ``jobs``.
     ``on_progress(n)`` is called as utterances are decoded (per utterance with ``jobs=1``, per grid point otherwise).
-    ``lexicon`` / ``extra_lexicon`` / ``blank_skip`` (None: the default): as in :class:`BeamDecoder`.
+    ``lexicon`` / ``extra_lexicon`` / ``blank_skip`` (None: the default) / ``pruning``
+    (``beam_threshold``, ``beam_size_token``): as in :class:`BeamDecoder`.
     Errors of :class:`BeamDecoder` (a missing LM, a phone model without a
     lexicon) pass through; the first decoder is built before any worker
     starts, so they come at once.
@@ -371,7 +372,7 @@ def search_grid(units: UnitMap, outputs: Sequence[ModelOutput], refs: dict[str, 
         raise DataError(f"no reference for {len(missing)} utterance(s): {', '.join(missing[:_MAX_LISTED])}")
     grid = [(float(w), float(b)) for w in lm_weights for b in word_bonuses]
     settings = {"beam": beam, "lm": lm, "backend": backend, "lexicon": lexicon, "extra_lexicon": extra_lexicon,
-                "blank_skip": blank_skip}
+                "blank_skip": blank_skip, **(pruning or {})}
     searcher = _Searcher(units, outputs, refs, settings, grid)
     jobs = min(jobs, len(grid))
     points: list[Optional[GridPoint]] = [None] * len(grid)

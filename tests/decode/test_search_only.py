@@ -81,7 +81,7 @@ def test_decoding_saved_emissions_gives_what_the_features_give(capsys, char_exp,
     assert code == 0, err
     code, from_saved, err = _run(capsys, "decode", str(char_exp), str(saved), *extra)
     assert code == 0, err
-    assert from_saved == from_feats and len(from_saved.splitlines()) >= len(FeatureStore(feats).keys())
+    assert from_saved == from_feats and from_saved.strip()  # (ctm: no line for an empty hypothesis)
 
 
 def test_saved_emissions_record_the_frame_shift(char_exp, feats, saved):
