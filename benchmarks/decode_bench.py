@@ -304,9 +304,11 @@ def bench_search(spec: str, beam: int, repeat: int, tuned: dict, blank_skips: li
         tuned[key] = (b.lm_weight, b.word_bonus)
         return tuned[key]
 
-    settings = [
+    pcd = [] if units.kind == "phone" else [  # pyctcdecode cannot decode phones to words
         SearchSetting("pyctcdecode defaults", "pyctcdecode", (0.5, 1.5), 1.0),
         SearchSetting("pyctcdecode tuned", "pyctcdecode", tune_on_dev("pyctcdecode", 1.0), 1.0),
+    ]
+    settings = pcd + [
         SearchSetting("before: default", "flashlight", BEFORE["weights"], 1.0, BEFORE["pruning"]),
         SearchSetting("before: tuned", "flashlight", tune_on_dev("flashlight", 1.0, BEFORE["pruning"]), 1.0,
                       BEFORE["pruning"]),
@@ -329,13 +331,13 @@ def bench_search(spec: str, beam: int, repeat: int, tuned: dict, blank_skips: li
             t = time.perf_counter()
             hyps[i] = {o.utt: dec.decode(o).tokens for o in test}
             times[i].append(time.perf_counter() - t)
-    base = median(times[1])
+    base = median(times[1]) if pcd else None  # tuned pyctcdecode's; phone models: none
     rows = []
     for st, dec, secs, hy in zip(settings, decoders, times, hyps):
         m = median(secs)
         r = {"model": name, "search": st.label, "backend": st.backend,
              "weights": f"{dec.lm_weight:g}/{dec.word_bonus:g}", "wer": rate(test_refs, hy), "per": None,
-             "utt_s": len(test) / m, "rtf": m / audio_s, "x_pcd": base / m,
+             "utt_s": len(test) / m, "rtf": m / audio_s, "x_pcd": None if base is None else base / m,
              "skip": dec.blank_skip}
         rows.append(r)
         dec.close()
@@ -355,7 +357,7 @@ SEARCH_HEADER = f"{'model':<11} {'search':<24} {'backend':<12} {'lm_w/bonus':<10
 
 def fmt_search_row(r: dict) -> str:
     return (f"{r['model']:<11} {r['search']:<24} {r['backend']:<12} {r['weights']:<10} {r['skip']:6g} "
-            f"{r['wer']:7.2f} {r['utt_s']:8.1f} {r['x_pcd']:6.2f}")
+            f"{r['wer']:7.2f} {r['utt_s']:8.1f} " + (f"{r['x_pcd']:6.2f}" if r["x_pcd"] is not None else f"{'-':>6}"))
 
 
 def main() -> None:
