@@ -297,6 +297,11 @@ def _decode_attention(exp: Path, feats: Path, task: str, *, checkpoint: str, fmt
     for flag, given in ctc_only.items():
         if given:
             raise UsageError(f"{flag} {_CTC_ONLY[flag]} ({exp} is an attention model, task: {task})")
+    from asrkit.decode.emissions import is_emissions_store
+
+    if is_emissions_store(feats):
+        raise UsageError(f"{feats}: holds saved CTC emissions; an attention model ({exp}, task: {task}) decodes a "
+                         f"feature store (its decoder needs the encoder's output)")
     if fmt is None:
         fmt = "jsonl" if nbest is not None else "text"
     if fmt == "ctm":
