@@ -83,7 +83,7 @@ DEFAULT_WORD_BONUS_FLASHLIGHT = 0.0
 #: ``(lm_weight, word_bonus)`` of an LM search when neither ``--lm-weight``/``--word-bonus`` nor
 #: ``EXP/lm_tuning.yaml`` gives them, per backend (docs/decode.md says which tuning runs chose them).
 DEFAULT_WEIGHTS: dict[str, tuple[float, float]] = {
-    "flashlight": (1.0, -1.0),
+    "flashlight": (0.5, -1.0),
     "pyctcdecode": (DEFAULT_LM_WEIGHT, DEFAULT_WORD_BONUS),
 }
 #: Without an LM, classes more than this far (log) below a frame's best are not expanded.
