@@ -74,6 +74,7 @@ def capsys_module():
     ["--beam", "5", "--format", "ctm"],                                   # plain beam, word times
     ["--lm", "LM", "--lm-weight", "0.7", "--word-bonus", "0.5", "--format", "ctm"],   # flashlight + LM
     ["--lm", "LM", "--backend", "pyctcdecode", "--beam", "5", "--nbest", "2"],        # jsonl, n-best
+    ["--lm", "LM", "--format", "jsonl", "--jobs", "2", "--blank-skip", "0.5"],       # worker processes
 ])
 def test_decoding_saved_emissions_gives_what_the_features_give(capsys, char_exp, feats, saved, lm_arpa, extra):
     extra = [str(lm_arpa) if a == "LM" else a for a in extra]
@@ -91,9 +92,13 @@ def test_saved_emissions_record_the_frame_shift(char_exp, feats, saved):
 
 def test_tune_on_saved_emissions_then_decode_them_with_the_tuned_weights(capsys, char_exp, feats, saved, lm_arpa):
     """tune and decode read saved emissions through one function: the tuned point decodes to its WER."""
-    code, out, err = _run(capsys, "tune", str(char_exp), str(saved), str(feats / "text"), "--lm", str(lm_arpa),
-                          "--lm-weights", "0.5,1", "--word-bonuses", "0,1", "--beam", "4")
+    grid = ["--lm-weights", "0.5,1", "--word-bonuses", "0,1", "--beam", "4"]
+    code, skipped, err = _run(capsys, "tune", str(char_exp), str(saved), str(feats / "text"), "--lm", str(lm_arpa),
+                              *grid, "--blank-skip", "1")
     assert code == 0, err
+    code, out, err = _run(capsys, "tune", str(char_exp), str(saved), str(feats / "text"), "--lm", str(lm_arpa), *grid)
+    assert code == 0, err
+    assert out == skipped  # the default (off) is --blank-skip 1
     doc = tune.read_tuning(char_exp)
     code, hyp, err = _run(capsys, "decode", str(char_exp), str(saved), "--beam", "4", "--lm", str(lm_arpa))
     assert code == 0, err
