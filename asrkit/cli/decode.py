@@ -218,8 +218,9 @@ def decode_command(
             f", LM {lm} (weight {decoder.lm_weight}, word bonus {decoder.word_bonus})" if lm is not None
             else ", no LM") + (f", blank skip {decoder.blank_skip:g}" if decoder.blank_skip < 1 else ""))
         if lm is not None and decoder.untuned:
-            log.info(f"untuned {' and '.join(n.replace('_', ' ') for n in decoder.untuned)}: the {decoder.backend} "
-                     f"defaults; tune them on a dev set: asrkit tune {exp} DEV_EMISSIONS DEV_TEXT --lm {lm}")
+            names = {"lm_weight": "LM weight", "word_bonus": "word bonus"}
+            log.info(f"untuned {' and '.join(names[n] for n in decoder.untuned)}: the {decoder.backend} defaults; "
+                     f"tune them on a dev set: asrkit tune {exp} DEV_EMISSIONS DEV_TEXT --lm {lm}")
     with log.progress() as bar:
         task = bar.add_task("decode", total=len(saved if saved is not None else store))
         try:  # greedy when decoder is None; NaN log-probs stop with one line either way
