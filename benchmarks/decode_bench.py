@@ -20,6 +20,17 @@ gives phones only, so their word baseline is the lexicon-constrained beam with L
     .venv/bin/python benchmarks/decode_bench.py \\
         --model tiny-phone=exp/phone,feats/dev,feats/test,lm3.arpa --model tiny-char=exp/char,feats/dev,feats/test,lm3.arpa
 
+Search only, on saved emissions (``asrkit decode EXP FEATS --save-emissions DIR`` of dev and test; no
+model runs): --emissions NAME=EXP,DEV_EMISSIONS,TEST_EMISSIONS,LM gives one row per search setting:
+pyctcdecode with its own defaults (0.5/1.5) and tuned on dev, asrkit's default LM search before
+(flashlight, pruning 15/16, weights 0.5/0) and now (``asrkit decode --lm`` with no weights), each also
+tuned on dev, and the tuned search with blank skipping (--blank-skips). The rows are timed alternately
+in one process, --repeat rounds, median utt/s; "x pcd" is the ratio to tuned pyctcdecode's median.
+Tuning pyctcdecode on dev takes minutes; --tuned BACKEND=W/B reuses weights found before:
+
+    .venv/bin/python benchmarks/decode_bench.py --no-ctc --emissions tiny-char=exp/char,em_dev,em_test,lm3.arpa \
+        --repeat 5 --tuned pyctcdecode=0.75/2
+
 Attention models (task las / transformer; a trained exp dir is needed, so this part runs only when one
 is given with --attention, and is skipped otherwise): the encoder runs once over FEATS, then greedy
 decoding and the beam search (--attention-beam, default 10; CTC weight 0.3 when the model has a CTC
@@ -481,6 +492,114 @@ def before_tree(rev: str, where: Path) -> Path:
     return where
 
 
+@dataclass
+class SearchSetting:
+    label: str
+    backend: str
+    weights: tuple  # (lm_weight, word_bonus); None: the decoder's default; "tuned": tuned on dev
+    blank_skip: float | None = None  # None: the default
+    pruning: dict | None = None  # flashlight beam_threshold / beam_size_token; None: the defaults
+
+
+#: asrkit's default LM search before the search-speed work (commit 61e15c9): flashlight, pruning 15 / 16
+#: units, weights 0.5 / 0, no blank skipping
+BEFORE = {"pruning": {"beam_threshold": 15.0, "beam_size_token": 16}, "weights": (0.5, 0.0), "blank_skip": 1.0}
+
+
+def bench_search(spec: str, beam: int, repeat: int, tuned: dict, blank_skips: list[float]) -> list[dict]:
+    """Search-only rows over saved emissions (see the module docstring)."""
+    from statistics import median
+
+    from asrkit.decode.beam import DEFAULT_BLANK_SKIP, default_weights
+    from asrkit.decode.emissions import open_saved_emissions
+    from asrkit.pipeline.tune import exp_units, references
+
+    torch.set_num_threads(1)
+    name, _, rest = spec.partition("=")
+    parts = rest.split(",")
+    if not name or len(parts) != 4:
+        raise SystemExit(f"--emissions {spec}: expected NAME=EXP,DEV_EMISSIONS,TEST_EMISSIONS,LM")
+    exp, dev_em, test_em, lm = (Path(p) for p in parts)
+    units = exp_units(exp)
+    dev_saved, test_saved = open_saved_emissions(exp, dev_em, units), open_saved_emissions(exp, test_em, units)
+    dev, test = list(dev_saved.outputs()), list(test_saved.outputs())
+    dev_refs = {u: t.split() for u, t in (dev_saved.text or {}).items()}
+    test_refs = {u: t.split() for u, t in (test_saved.text or {}).items()}
+    dev_refs, test_refs = ({u: r[u] for u in (o.utt for o in outs)} for r, outs in ((dev_refs, dev), (test_refs, test)))
+    shift = (test_saved.frame_shift or 10.0) / 1000.0
+    audio_s = sum(o.frames for o in test) * shift
+
+    def tune_on_dev(backend, blank_skip=None, pruning=None):
+        key = backend if pruning is None else f"{backend}-before"
+        if key in tuned:
+            return tuned[key]
+        ws, bs = default_grids(backend)
+        t = time.perf_counter()
+        found = search_grid(units, dev, dev_refs, lm, lm_weights=parse_grid(ws, "--lm-weights"),
+                            word_bonuses=parse_grid(bs, "--word-bonuses"), beam=beam, backend=backend,
+                            blank_skip=blank_skip, pruning=pruning)
+        b = found.best
+        print(f"{name}: {key} tuned on dev in {time.perf_counter() - t:.0f} s: {b.lm_weight:g}/{b.word_bonus:g} "
+              f"(dev WER {b.wer:.2f})", file=sys.stderr, flush=True)
+        tuned[key] = (b.lm_weight, b.word_bonus)
+        return tuned[key]
+
+    pcd = [] if units.kind == "phone" else [  # pyctcdecode cannot decode phones to words
+        SearchSetting("pyctcdecode defaults", "pyctcdecode", (0.5, 1.5), 1.0),
+        SearchSetting("pyctcdecode tuned", "pyctcdecode", tune_on_dev("pyctcdecode", 1.0), 1.0),
+    ]
+    settings = pcd + [
+        SearchSetting("before: default", "flashlight", BEFORE["weights"], 1.0, BEFORE["pruning"]),
+        SearchSetting("before: tuned", "flashlight", tune_on_dev("flashlight", 1.0, BEFORE["pruning"]), 1.0,
+                      BEFORE["pruning"]),
+        SearchSetting("now: default", "flashlight", (None, None)),
+        SearchSetting("now: tuned", "flashlight", tune_on_dev("flashlight")),
+    ]
+    now_tuned = settings[-1].weights
+    for p in blank_skips:
+        if p != DEFAULT_BLANK_SKIP:
+            settings.append(SearchSetting(f"now: tuned, skip {p:g}", "flashlight", now_tuned, p))
+    decoders = []
+    for st in settings:
+        w, b = st.weights
+        decoders.append(BeamDecoder(units, beam=beam, lm=lm, backend=st.backend, lm_weight=w, word_bonus=b,
+                                    blank_skip=st.blank_skip, **(st.pruning or {})))
+    times: list[list[float]] = [[] for _ in settings]
+    hyps: list[dict] = [{} for _ in settings]
+    for _ in range(repeat):  # alternately, so the machine's load falls on every row alike
+        for i, dec in enumerate(decoders):
+            t = time.perf_counter()
+            hyps[i] = {o.utt: dec.decode(o).tokens for o in test}
+            times[i].append(time.perf_counter() - t)
+    base = median(times[1]) if pcd else None  # tuned pyctcdecode's; phone models: none
+    rows = []
+    for st, dec, secs, hy in zip(settings, decoders, times, hyps):
+        m = median(secs)
+        r = {"model": name, "search": st.label, "backend": st.backend,
+             "weights": f"{dec.lm_weight:g}/{dec.word_bonus:g}", "wer": rate(test_refs, hy), "per": None,
+             "utt_s": len(test) / m, "rtf": m / audio_s, "x_pcd": None if base is None else base / m,
+             "skip": dec.blank_skip}
+        rows.append(r)
+        dec.close()
+    frames = sum(o.out_frames for o in test)
+    from asrkit.decode.blank_skip import skip_blanks
+    for p in sorted({r["skip"] for r in rows}):
+        kept = sum(skip_blanks(o.log_probs, int(units.blank_id), p)[0].shape[0] for o in test)
+        print(f"{name}: blank skip {p:g} keeps {kept}/{frames} frames ({100 * kept / frames:.1f}%)", file=sys.stderr)
+    print(f"{name}: {len(test)} test utterances, {audio_s / 60:.1f} min, median of {repeat} alternating rounds, "
+          f"default weights now {default_weights('flashlight')}", file=sys.stderr)
+    return rows
+
+
+SEARCH_HEADER = f"{'model':<11} {'search':<24} {'backend':<12} {'lm_w/bonus':<10} {'skip':>6} {'WER%':>7} " \
+                f"{'utt/s':>8} {'x pcd':>6}"
+
+
+def fmt_search_row(r: dict) -> str:
+    return (f"{r['model']:<11} {r['search']:<24} {r['backend']:<12} {r['weights']:<10} {r['skip']:6g} "
+            f"{r['wer']:7.2f} {r['utt_s']:8.1f} " + (f"{r['x_pcd']:6.2f}" if r["x_pcd"] is not None else f"{'-':>6}"))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", action="append", default=[], metavar="NAME=EXP,DEV,TEST,LM")
@@ -499,6 +618,11 @@ def main() -> None:
                          "text.phones for a phone model's PER); see the module docstring")
     ap.add_argument("--before", default="main", metavar="REV", help="git revision of the 'before' rows (--whole)")
     ap.add_argument("--batch-frames", type=int, default=8000, help="--batch-frames of the rows that use it")
+    ap.add_argument("--emissions", action="append", default=[], metavar="NAME=EXP,DEV_EM,TEST_EM,LM",
+                    help="search-only rows on saved emissions (repeatable; see above)")
+    ap.add_argument("--tuned", action="append", default=[], metavar="BACKEND=W/B",
+                    help="with --emissions: weights tuned on dev before (pyctcdecode, flashlight, flashlight-before)")
+    ap.add_argument("--blank-skips", default="0.999,0.99", help="with --emissions: blank-skip rows (comma list)")
     args = ap.parse_args()
     if args.whole:
         import tempfile
@@ -510,6 +634,15 @@ def main() -> None:
             before = before_tree(args.before, Path(tmp))
             bench_whole(exp_dir, feats, lm, feats / "text", phones, before, args.repeat, args.batch_frames)
         return
+    if args.emissions:
+        tuned = {k: tuple(float(x) for x in v.split("/")) for k, _, v in (t.partition("=") for t in args.tuned)}
+        skips = [float(x) for x in args.blank_skips.split(",") if x]
+        search_rows = [r for spec in args.emissions for r in bench_search(spec, args.beam, args.repeat, tuned, skips)]
+        print(SEARCH_HEADER)
+        for r in search_rows:
+            print(fmt_search_row(r))
+        if args.no_ctc and not args.attention:
+            return
     rows = []
     if not args.no_ctc:
         models = [parse_model(m) for m in args.model] or build_tiny(args.work)

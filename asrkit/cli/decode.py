@@ -22,9 +22,12 @@ def decode_command(
     exp: Path = typer.Argument(
         ..., metavar="EXP", help="Exp dir written by 'asrkit train ctc' (or 'train las' / 'train transformer')."
     ),
-    feats: Path = typer.Argument(..., metavar="FEATS", help="Feature store to decode (asrkit featurize)."),
-    checkpoint: str = typer.Option(
-        "best", "--checkpoint", metavar="NAME|FILE", help="best, last, epoch-N (in EXP/checkpoints) or a .pt file."
+    feats: Path = typer.Argument(
+        ..., metavar="FEATS",
+        help="Feature store to decode (asrkit featurize), or emissions saved by --save-emissions (CTC: the "
+             "search alone, the model does not run)."),
+    checkpoint: Optional[str] = typer.Option(
+        None, "--checkpoint", metavar="NAME|FILE", help="best, last, epoch-N (in EXP/checkpoints) or a .pt file."
     ),
     fmt: Optional[str] = typer.Option(
         None, "--format", metavar="text|trn|ctm|jsonl",
@@ -124,6 +127,13 @@ def decode_command(
         help="At the end, one line on stderr with the seconds of each phase (start, model load, LM load, "
              "features, forward, search, output, total), utterances/s and real-time factor.",
     ),
+    # -- the CTC search (decode-search)
+    blank_skip: Optional[float] = typer.Option(
+        None, "--blank-skip", metavar="P",
+        help="CTC beam search: runs of frames whose blank probability is above P are merged into one frame "
+             "before the search (faster; word times stay in the model's frames). 1: no merging. Default: "
+             "asrkit.decode.beam.DEFAULT_BLANK_SKIP (docs/decode.md).",
+    ),
 ) -> None:
     """Decoding of a feature store, greedy or with a beam and a word LM.
 
@@ -139,30 +149,33 @@ def decode_command(
 
     Word times: asrkit decode exp/ctc feats/test --beam 20 --lm exp/lm3.arpa --format ctm > exp/ctc/hyp.ctm
 
+    Search again without the model: asrkit decode exp/ctc feats/dev --save-emissions exp/ctc/emis_dev > /dev/null;
+    asrkit decode exp/ctc exp/ctc/emis_dev --lm exp/lm3.arpa --lm-weight 1
+
     Attention model (las/transformer): asrkit decode exp/tf feats/test --beam 10 --ctc-weight 0.3 --lm exp/lm3.arpa
 
     With a neural LM on the attention model's units: asrkit decode exp/tf feats/test --beam 10 --lm exp/lm_char
     --lm-weight 0.3
     """
-    from asrkit.data import FeatureStore
-    from asrkit.decode import FORMATS, load_exp, write_hypotheses
+    from asrkit.decode import FORMATS, write_hypotheses
     from asrkit.decode import beam as beam_mod
     from asrkit.decode.backends import resolve_backend
-    from asrkit.decode.beam import decode_store
+    from asrkit.decode.beam import decode_emissions, decode_store
     from asrkit.decode.longform import chunk_frames
     from asrkit.decode.exp import ATTENTION_TASKS, exp_task
 
     fast = _Forward(batch_frames, quantize, timing)  # checks them before anything loads
     task = exp_task(exp)  # None when EXP has no readable config: load_exp says why
     if task in ATTENTION_TASKS:
-        _decode_attention(exp, feats, task, fast, checkpoint=checkpoint, fmt=fmt, batch_size=batch_size, device=device,
+        _decode_attention(exp, feats, task, fast, checkpoint=checkpoint or "best", fmt=fmt, batch_size=batch_size, device=device,
                           impl=impl, beam=beam, lm=lm, lm_weight=lm_weight, nbest=nbest, ctc_weight=ctc_weight,
                           length_bonus=length_bonus, length_norm=length_norm, max_len_ratio=max_len_ratio,
                           chunk_seconds=chunk_seconds,
                           ctc_only={"--backend": backend is not None, "--lexicon": lexicon is not None,
                                     "--extra-lexicon": extra_lexicon is not None,
                                     "--save-emissions": save_emissions is not None,
-                                    "--word-bonus": word_bonus is not None, "--jobs": jobs != 1})
+                                    "--word-bonus": word_bonus is not None, "--jobs": jobs != 1,
+                                    "--blank-skip": blank_skip is not None})
         return
     if task is not None:
         for flag, given in (("--ctc-weight", ctc_weight is not None), ("--length-bonus", length_bonus is not None),
@@ -195,11 +208,18 @@ def decode_command(
         raise UsageError(f"--jobs must be >= 1, got {jobs}")
     chunk_frames(chunk_seconds, None)  # checks it before the model loads
     use_beam = beam is not None or lm is not None or nbest is not None or backend is not None
-    store = FeatureStore(feats)
+    if blank_skip is not None:
+        from asrkit.decode.blank_skip import check_blank_skip
+
+        check_blank_skip(blank_skip)
+        if not use_beam:
+            raise UsageError("--blank-skip merges frames before a beam search; give --beam N or --lm LM")
     with fast.phase("model load"):
-        loaded = load_exp(exp, checkpoint=checkpoint, device=device, impl=impl, task="ctc", quantize=quantize)
+        saved, units, loaded, store = _open_input(exp, feats, checkpoint=checkpoint, device=device, impl=impl,
+                                                  save_emissions=save_emissions, chunk_seconds=chunk_seconds,
+                                                  quantize=quantize)
     if use_beam:
-        backend = resolve_backend(loaded.units.kind, lm is not None, backend)
+        backend = resolve_backend(units.kind, lm is not None, backend)
     if lm is not None and (lm_weight is None or word_bonus is None):
         from asrkit.pipeline.tune import tuned_weights
 
@@ -212,28 +232,35 @@ def decode_command(
     if use_beam:
         with fast.phase("LM load" if lm is not None else "search setup"):
             decoder = beam_mod.BeamDecoder(
-                loaded.units, beam=beam if beam is not None else beam_mod.DEFAULT_BEAM, lm=lm,
-                lm_weight=beam_mod.DEFAULT_LM_WEIGHT if lm_weight is None else lm_weight,
-                word_bonus=word_bonus,  # None: the backend's default
-                nbest=nbest, backend=backend, lexicon=lexicon, extra_lexicon=extra_lexicon)
+                units, beam=beam if beam is not None else beam_mod.DEFAULT_BEAM, lm=lm,
+                lm_weight=lm_weight, word_bonus=word_bonus,  # None: the backend's default
+                nbest=nbest, backend=backend, lexicon=lexicon, extra_lexicon=extra_lexicon, blank_skip=blank_skip)
         log.info(f"beam {decoder.beam}, {decoder.backend}" + (
             f", LM {lm} (weight {decoder.lm_weight}, word bonus {decoder.word_bonus})" if lm is not None
-            else ", no LM"))
+            else ", no LM") + (f", blank skip {decoder.blank_skip:g}" if decoder.blank_skip < 1 else ""))
+        if lm is not None and decoder.untuned:
+            names = {"lm_weight": "LM weight", "word_bonus": "word bonus"}
+            log.info(f"untuned {' and '.join(names[n] for n in decoder.untuned)}: the {decoder.backend} defaults; "
+                     f"tune them on a dev set: asrkit tune {exp} DEV_EMISSIONS DEV_TEXT --lm {lm}")
     with log.progress() as bar:
-        task = bar.add_task("decode", total=len(store))
+        task = bar.add_task("decode", total=len(saved if saved is not None else store))
         try:  # greedy when decoder is None; NaN log-probs stop with one line either way
             with fast.decoding():
-                hyps = decode_store(loaded, store, decoder, batch_size=batch_size, save=save_emissions,
-                                    on_hypothesis=lambda: bar.advance(task, 1), times=fmt in ("ctm", "jsonl"),
-                                    jobs=jobs, max_frames=chunk_frames(chunk_seconds, store),
-                                    batch_frames=batch_frames, clock=fast.clock)
+                if saved is not None:
+                    hyps = decode_emissions(saved, units, decoder, on_hypothesis=lambda: bar.advance(task, 1),
+                                            times=fmt in ("ctm", "jsonl"), jobs=jobs)
+                else:
+                    hyps = decode_store(loaded, store, decoder, batch_size=batch_size, save=save_emissions,
+                                        on_hypothesis=lambda: bar.advance(task, 1), times=fmt in ("ctm", "jsonl"),
+                                        jobs=jobs, max_frames=chunk_frames(chunk_seconds, store),
+                                        batch_frames=batch_frames, clock=fast.clock)
                 write_hypotheses(hyps, sys.stdout, fmt, clock=fast.clock)
         finally:
             if decoder is not None:
                 decoder.close()
     if save_emissions is not None:
         log.info(f"log-probabilities saved in {save_emissions}")
-    fast.report(store)
+    fast.report(saved if saved is not None else store)
 
 
 class _Forward:
@@ -274,12 +301,46 @@ class _Forward:
                 rest = time.perf_counter() - t - sum(s.get(p, 0.0) for p in ("features", "forward", "output"))
                 self.clock.add("search", max(0.0, rest))
 
-    def report(self, store) -> None:
+    def report(self, source) -> None:
+        """``source``: the feature store decoded, or the saved emissions searched (their frames are
+        the model's output frames: ``subsampling`` source frames each)."""
         if self.clock is None:
             return
+        from asrkit.decode.emissions import SavedEmissions
+
+        if isinstance(source, SavedEmissions):
+            store, per_frame = source.store, (source.frame_shift or 10.0) * source.subsampling
+        else:
+            store, per_frame = source, float((source.conf or {}).get("frame_shift", 10.0))
         frames = sum(store.num_frames(u) for u in store.keys())
-        shift = float((store.conf or {}).get("frame_shift", 10.0)) / 1000.0
+        shift = per_frame / 1000.0
         log.console.print(self.clock.summary(len(store), frames * shift), highlight=False, markup=False)  # even with -q
+
+
+def _open_input(exp: Path, feats: Path, *, checkpoint: Optional[str], device: str, impl: Optional[str],
+                save_emissions: Optional[Path], chunk_seconds: Optional[float], quantize: Optional[str] = None):
+    """``(saved emissions, units, None, None)`` when FEATS holds emissions saved by --save-emissions
+    (the model is not loaded, the units come from EXP), else ``(None, units, loaded exp, feature store)``."""
+    from asrkit.data import FeatureStore
+    from asrkit.decode import load_exp
+    from asrkit.decode.emissions import is_emissions_store, open_saved_emissions
+
+    if not is_emissions_store(feats):
+        store = FeatureStore(feats)
+        loaded = load_exp(exp, checkpoint=checkpoint or "best", device=device, impl=impl, task="ctc", quantize=quantize)
+        return None, loaded.units, loaded, store
+    from asrkit.pipeline.tune import exp_units
+
+    if save_emissions is not None:
+        raise UsageError(f"--save-emissions: {feats} already holds saved emissions (the model does not run)")
+    if chunk_seconds is not None:
+        raise UsageError(f"--chunk-seconds cuts utterances before the model; {feats} holds saved emissions "
+                         f"(the model does not run)")
+    for flag, given in (("--checkpoint", checkpoint), ("--impl", impl), ("--quantize", quantize)):
+        if given is not None:
+            log.warn(f"{flag} is not used: {feats} holds saved emissions (the model does not run)")
+    units = exp_units(exp)
+    return open_saved_emissions(exp, feats, units), units, None, None
 
 
 #: Why each CTC search option does not apply to an attention model.
@@ -291,6 +352,7 @@ _CTC_ONLY = {
     "--word-bonus": "is the CTC LM search's; an attention model's beam search takes --length-bonus",
     "--jobs": "runs CTC searches in worker processes; an attention model searches whole batches in one "
               "(use --batch-size)",
+    "--blank-skip": "merges frames before a CTC beam search; an attention model searches label by label",
 }
 
 
@@ -314,6 +376,11 @@ def _decode_attention(exp: Path, feats: Path, task: str, fast: _Forward, *, chec
     for flag, given in ctc_only.items():
         if given:
             raise UsageError(f"{flag} {_CTC_ONLY[flag]} ({exp} is an attention model, task: {task})")
+    from asrkit.decode.emissions import is_emissions_store
+
+    if is_emissions_store(feats):
+        raise UsageError(f"{feats}: holds saved CTC emissions; an attention model ({exp}, task: {task}) decodes a "
+                         f"feature store (its decoder needs the encoder's output)")
     if fmt is None:
         fmt = "jsonl" if nbest is not None else "text"
     if fmt == "ctm":

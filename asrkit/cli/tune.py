@@ -95,6 +95,11 @@ def tune_command(
         help="N-best rescoring of an attention decode with --lm: the --lm-weight that decode used (as for "
              "'asrkit rescore').",
     ),
+    blank_skip: Optional[float] = typer.Option(
+        None, "--blank-skip", metavar="P",
+        help="CTC models: merge runs of frames whose blank probability is above P before every search, as "
+             "'asrkit decode --blank-skip' (default: the same as decode's).",
+    ),
 ) -> None:
     """Pick the LM weight and word bonus with the lowest WER on a dev set.
 
@@ -128,7 +133,8 @@ def tune_command(
                                    "--checkpoint": checkpoint is not None, "--jobs": jobs != 1,
                                    "--batch-size": batch_size != 16, "--ctc-weights": ctc_weights is not None,
                                    "--length-norm": length_norm, "--max-len-ratio": max_len_ratio is not None,
-                                   "--chunk-seconds": chunk_seconds is not None})
+                                   "--chunk-seconds": chunk_seconds is not None,
+                                   "--blank-skip": blank_skip is not None})
         return
     if decoder_lm_weight is not None:
         raise UsageError("--decoder-lm-weight is for n-best rescoring (DATA an n-best jsonl file); "
@@ -140,7 +146,7 @@ def tune_command(
                         max_len_ratio=max_len_ratio, checkpoint=checkpoint, device=device, batch_size=batch_size,
                         chunk_seconds=chunk_seconds, ctc_only={"--word-bonuses": word_bonuses is not None, "--backend": backend is not None,
                                   "--lexicon": lexicon is not None, "--extra-lexicon": extra_lexicon is not None,
-                                  "--jobs": jobs != 1})
+                                  "--jobs": jobs != 1, "--blank-skip": blank_skip is not None})
         return
     if task is not None:
         for flag, given in (("--ctc-weights", ctc_weights is not None),
@@ -166,6 +172,10 @@ def tune_command(
             raise UsageError(f"{name} must be >= 1, got {value}")
     chunk_frames(chunk_seconds)  # checks it
     check_beam(beam, warn=False)  # the decoder warns about a wide beam once it is built
+    if blank_skip is not None:
+        from asrkit.decode.blank_skip import check_blank_skip
+
+        check_blank_skip(blank_skip)
     if backend is not None and backend not in BACKENDS:
         raise UsageError(f"--backend must be one of {', '.join(BACKENDS)}, got '{backend}'")
     # -- inputs (exit 1); cheap ones first, so a typo does not wait for the model
@@ -187,7 +197,7 @@ def tune_command(
         grid = bar.add_task("grid", total=len(weights) * len(bonuses) * len(outputs))
         found = tune.search_grid(units, outputs, refs, lm, lm_weights=weights, word_bonuses=bonuses, beam=beam,
                                  backend=backend, lexicon=lexicon, extra_lexicon=extra_lexicon, jobs=jobs,
-                                 on_progress=lambda n: bar.advance(grid, n))
+                                 on_progress=lambda n: bar.advance(grid, n), blank_skip=blank_skip)
     best = found.best
     path = tune.write_tuning(exp, found, lm=lm, ref=ref, data=data, beam=beam, lexicon=lexicon,
                              extra_lexicon=extra_lexicon,
@@ -203,6 +213,7 @@ _CTC_ONLY = {
     "--lexicon": "lists the words of a CTC LM search; an attention model spells its own words",
     "--extra-lexicon": "adds words to a CTC LM search; an attention model spells its own words",
     "--jobs": "spreads CTC grid points over worker processes; an attention model's grid runs in one",
+    "--blank-skip": "merges frames before a CTC beam search; an attention model searches label by label",
 }
 
 

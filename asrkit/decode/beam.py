@@ -61,8 +61,9 @@ from asrkit.errors import DataError, InputError, UsageError
 from asrkit.io import display_name
 
 __all__ = [
-    "DEFAULT_BEAM", "DEFAULT_LM_WEIGHT", "DEFAULT_WORD_BONUS", "DEFAULT_WORD_BONUS_FLASHLIGHT", "MAX_BEAM",
-    "WARN_BEAM", "BeamDecoder", "beam_decode", "beam_hypotheses", "check_beam", "decode_store", "search_outputs",
+    "DEFAULT_BEAM", "DEFAULT_BLANK_SKIP", "DEFAULT_LM_WEIGHT", "DEFAULT_WORD_BONUS", "DEFAULT_WORD_BONUS_FLASHLIGHT", "MAX_BEAM",
+    "DEFAULT_WEIGHTS", "WARN_BEAM", "BeamDecoder", "beam_decode", "beam_hypotheses", "check_beam", "decode_emissions",
+    "decode_store", "default_weights", "search_outputs",
 ]
 
 #: Beam width when ``--lm`` or ``--nbest`` is given without ``--beam``.
@@ -77,14 +78,28 @@ DEFAULT_LM_WEIGHT = 0.5
 #: Score added per word (pyctcdecode's ``beta``).
 DEFAULT_WORD_BONUS = 1.5
 #: Score added per word with the flashlight backend (its lexicon already keeps
-#: out non-words, which pyctcdecode's bonus partly makes up for).
+#: out non-words, which pyctcdecode's bonus partly makes up for): the centre of its tuning grid.
 DEFAULT_WORD_BONUS_FLASHLIGHT = 0.0
+#: ``(lm_weight, word_bonus)`` of an LM search when neither ``--lm-weight``/``--word-bonus`` nor
+#: ``EXP/lm_tuning.yaml`` gives them, per backend (docs/decode.md says which tuning runs chose them).
+DEFAULT_WEIGHTS: dict[str, tuple[float, float]] = {
+    "flashlight": (0.5, -1.0),
+    "pyctcdecode": (DEFAULT_LM_WEIGHT, DEFAULT_WORD_BONUS),
+}
 #: Without an LM, classes more than this far (log) below a frame's best are not expanded.
 NO_LM_PRUNE = 10.0
+#: ``--blank-skip``: runs of frames whose blank probability is above this are merged into one
+#: before the search (:mod:`asrkit.decode.blank_skip`); 1 merges nothing.
+DEFAULT_BLANK_SKIP = 1.0
 
 _WARNED_MISSING: set[tuple[str, str]] = set()
 _PCD_UNK = "⁇"  # pyctcdecode's unknown token in decoded text
 _MAX_LISTED = 10
+
+
+def default_weights(backend: str) -> tuple[float, float]:
+    """The untuned ``(lm_weight, word_bonus)`` of an LM backend (:data:`DEFAULT_WEIGHTS`)."""
+    return DEFAULT_WEIGHTS.get(backend, (DEFAULT_LM_WEIGHT, DEFAULT_WORD_BONUS))
 
 
 def check_beam(beam: int, warn: bool = True) -> int:
@@ -167,7 +182,8 @@ class BeamDecoder:
         units: the model's :class:`UnitMap` (kind phone, char or bpe).
         beam: beam width (hypotheses kept per frame).
         lm: an ARPA word n-gram model (order >= 2), or None for a plain beam.
-        lm_weight, word_bonus: shallow-fusion weights (only with ``lm``).
+        lm_weight, word_bonus: shallow-fusion weights (only with ``lm``; None: the backend's
+            default, :func:`default_weights`).
         nbest: list this many best hypotheses in ``extra["nbest"]`` (``<= beam``);
             None lists none.
         backend: flashlight, pyctcdecode or plain (None: the default, see
@@ -176,6 +192,11 @@ class BeamDecoder:
             pronunciations), replacing the model's lexicon / the ARPA unigrams.
         extra_lexicon: words (phone units: pronunciations) added to the model's
             lexicon / the ARPA unigrams.
+        blank_skip: runs of frames whose blank probability is above this are
+            merged into their first frame before the search
+            (:mod:`asrkit.decode.blank_skip`); 1: none.
+        beam_threshold, beam_size_token: the flashlight search's pruning (None: its defaults,
+            :data:`asrkit.decode.flashlight.BEAM_THRESHOLD` / ``BEAM_SIZE_TOKEN``).
 
     A decoder pickles as its settings: unpickled (in a worker process) it
     builds its own search and loads the LM again.
@@ -187,10 +208,16 @@ class BeamDecoder:
     """
 
     def __init__(self, units: UnitMap, *, beam: int = DEFAULT_BEAM, lm: Optional[str | os.PathLike] = None,
-                 lm_weight: float = DEFAULT_LM_WEIGHT, word_bonus: Optional[float] = None,
+                 lm_weight: Optional[float] = None, word_bonus: Optional[float] = None,
                  nbest: Optional[int] = None, backend: Optional[str] = None,
-                 lexicon: Optional[str | os.PathLike] = None, extra_lexicon: Optional[str | os.PathLike] = None):
+                 lexicon: Optional[str | os.PathLike] = None, extra_lexicon: Optional[str | os.PathLike] = None,
+                 blank_skip: Optional[float] = None, beam_threshold: Optional[float] = None,
+                 beam_size_token: Optional[int] = None):
+        from asrkit.decode.blank_skip import check_blank_skip
+
         beam = check_beam(beam)
+        self.blank_skip = check_blank_skip(DEFAULT_BLANK_SKIP if blank_skip is None else blank_skip)
+        self.beam_threshold, self.beam_size_token = beam_threshold, beam_size_token
         if nbest is not None and nbest < 1:
             raise UsageError(f"--nbest must be >= 1, got {nbest}")
         if nbest is not None and nbest > beam:
@@ -210,8 +237,11 @@ class BeamDecoder:
         self.lm_path = None if lm is None else Path(lm)
         self.lexicon_path = None if lexicon is None else Path(lexicon)
         self.extra_lexicon_path = None if extra_lexicon is None else Path(extra_lexicon)
-        if word_bonus is None:
-            word_bonus = DEFAULT_WORD_BONUS_FLASHLIGHT if self.backend == "flashlight" else DEFAULT_WORD_BONUS
+        default_w, default_b = default_weights(self.backend)
+        #: which weights are the untuned defaults (not given): ``asrkit decode`` says so
+        self.untuned = tuple(name for name, v in (("lm_weight", lm_weight), ("word_bonus", word_bonus)) if v is None)
+        lm_weight = default_w if lm_weight is None else lm_weight
+        word_bonus = default_b if word_bonus is None else word_bonus
         self._check_weights(lm_weight, word_bonus)
         self.lm_weight = float(lm_weight)
         self.word_bonus = float(word_bonus)
@@ -305,10 +335,12 @@ class BeamDecoder:
         lexicon_name = display_name(self.lexicon_path) if self.lexicon_path else "the model's lexicon"
         if self.extra_lexicon_path is not None:
             lexicon_name = f"{display_name(self.extra_lexicon_path)} + {lexicon_name}"
+        pruning = {k: v for k, v in (("beam_threshold", self.beam_threshold),
+                                     ("beam_size_token", self.beam_size_token)) if v is not None}
         with _silenced_stderr_fd():  # kenlm's loading chatter
             return FlashlightSearch(self.units, path, words, lexicon=lexicon, lexicon_name=lexicon_name,
                                     beam=self.beam, lm_weight=self.lm_weight, word_bonus=self.word_bonus,
-                                    nbest=self.nbest)
+                                    nbest=self.nbest, **pruning)
 
     def _build_lm_decoder(self, path: Path):
         from pyctcdecode.alphabet import Alphabet
@@ -326,7 +358,8 @@ class BeamDecoder:
         """The keyword arguments that build this decoder again (current weights)."""
         return {"beam": self.beam, "lm": self.lm_path, "lm_weight": self.lm_weight, "word_bonus": self.word_bonus,
                 "nbest": self.nbest, "backend": self.backend, "lexicon": self.lexicon_path,
-                "extra_lexicon": self.extra_lexicon_path}
+                "extra_lexicon": self.extra_lexicon_path, "blank_skip": self.blank_skip,
+                "beam_threshold": self.beam_threshold, "beam_size_token": self.beam_size_token}
 
     def __reduce__(self):
         return _rebuild_decoder, (self.units, self.settings())
@@ -383,19 +416,22 @@ class BeamDecoder:
     def decode(self, out: ModelOutput) -> Hypothesis:
         """The best hypothesis of one utterance (``extra["nbest"]`` with the
         ``nbest`` best when ``nbest`` is set)."""
+        from asrkit.decode.blank_skip import frames_back, skip_blanks
+
         check_emissions(out)
         spans = None
+        log_probs, index = skip_blanks(out.log_probs, int(self.units.blank_id), self.blank_skip)  # (T2, C)
         if out.out_frames == 0:  # nothing to search (pyctcdecode would average an empty array)
             cands = [([], [], 0.0, 0.0)]
         elif self._search is not None:
-            found = self._search.search(out.log_probs)
+            found = self._search.search(log_probs)
             cands = [(w, self.units.symbols(ids), sc, am) for w, ids, sc, am, _ in found]
-            if len(found[0][4]) == len(found[0][0]):  # the search's own word times
-                spans = found[0][4]
+            if len(found[0][4]) == len(found[0][0]):  # the search's own word times, in the model's frames
+                spans = frames_back(found[0][4], index)
         elif self._decoder is not None:
-            cands = self._decode_lm(out)
+            cands = self._decode_lm(log_probs)
         else:
-            cands = self._decode_plain(out)
+            cands = self._decode_plain(log_probs)
         tokens, units, score, am = cands[0]
         extra: dict = {"am_score": round(am, 4)}
         if self.nbest is not None:
@@ -404,15 +440,15 @@ class BeamDecoder:
         return Hypothesis(utt=out.utt, tokens=tokens, score=score, frames=out.frames, out_frames=out.out_frames,
                           units=units, extra=extra, token_frames=spans)
 
-    def _decode_plain(self, out: ModelOutput) -> list[tuple[list[str], list[str], float, float]]:
+    def _decode_plain(self, log_probs: torch.Tensor) -> list[tuple[list[str], list[str], float, float]]:
         from asrkit.nn.search import ctc_prefix_beam_search_nbest
 
-        beams = ctc_prefix_beam_search_nbest(out.log_probs, beam=self.beam, blank=int(self.units.blank_id),
+        beams = ctc_prefix_beam_search_nbest(log_probs, beam=self.beam, blank=int(self.units.blank_id),
                                              prune=NO_LM_PRUNE)
         return [(self.units.tokens(ids), self.units.symbols(ids), float(s), float(s)) for ids, s in beams]
 
-    def _decode_lm(self, out: ModelOutput) -> list[tuple[list[str], list[str], float, float]]:
-        logits = out.log_probs.numpy().astype(np.float32, copy=False)  # (T', C)
+    def _decode_lm(self, log_probs: torch.Tensor) -> list[tuple[list[str], list[str], float, float]]:
+        logits = log_probs.numpy().astype(np.float32, copy=False)  # (T', C)
         with _quiet_pyctcdecode():
             beams = self._decoder.decode_beams(logits, beam_width=self.beam)
         cands = []
@@ -467,7 +503,26 @@ def decode_store(exp, store, decoder: Optional[BeamDecoder] = None, *, batch_siz
     if save is not None:
         outputs = save_emissions(outputs, save, exp=exp, store=store)
     frame_seconds = output_frame_seconds((store.conf or {}).get("frame_shift"), exp.subsampling)
-    for hyp in search_outputs(outputs, exp.units, decoder, times=times, jobs=jobs):
+    yield from _timed_hypotheses(outputs, exp.units, decoder, frame_seconds, on_hypothesis, times, jobs)
+
+
+def decode_emissions(saved, units: UnitMap, decoder: Optional[BeamDecoder] = None, *,
+                     utts: Optional[Sequence[str]] = None, on_hypothesis: Optional[Callable[[], None]] = None,
+                     times: bool = False, jobs: int = 1) -> Iterator[Hypothesis]:
+    """:func:`decode_store` over saved emissions (``asrkit decode EXP EMISSIONS_DIR``): the same
+    search (or greedy) and hypotheses, without the model. ``saved`` is a
+    :class:`~asrkit.decode.emissions.SavedEmissions` (:func:`~asrkit.decode.emissions.open_saved_emissions`,
+    checked to fit ``units``); word times use the frame shift and subsampling it recorded."""
+    from asrkit.decode.timing import output_frame_seconds
+
+    frame_seconds = output_frame_seconds(saved.frame_shift, saved.subsampling)
+    yield from _timed_hypotheses(saved.outputs(utts), units, decoder, frame_seconds, on_hypothesis, times, jobs)
+
+
+def _timed_hypotheses(outputs: Iterable[ModelOutput], units: UnitMap, decoder: Optional[BeamDecoder],
+                      frame_seconds: float, on_hypothesis: Optional[Callable[[], None]], times: bool,
+                      jobs: int) -> Iterator[Hypothesis]:
+    for hyp in search_outputs(outputs, units, decoder, times=times, jobs=jobs):
         hyp.frame_seconds = frame_seconds
         if on_hypothesis is not None:
             on_hypothesis()

@@ -45,9 +45,9 @@ from asrkit.io import atomic_write
 
 __all__ = [
     "EMISSIONS_META", "UTT2FRAMES", "ModelOutput", "check_batch_frames", "check_emissions", "check_input_dim",
-    "chunked_batches",
-    "iter_outputs", "length_batches", "load_batch", "load_emissions", "map_batches", "pad_features",
-    "read_emissions_meta", "resolve_device", "save_emissions",
+    "chunked_batches", "check_emissions_belong", "is_emissions_store", "iter_outputs", "length_batches", "load_batch",
+    "load_emissions", "map_batches", "open_saved_emissions", "pad_features", "read_emissions_meta",
+    "resolve_device", "save_emissions", "SavedEmissions",
 ]
 
 R = TypeVar("R")
@@ -379,6 +379,9 @@ def save_emissions(outputs: Iterable[ModelOutput], path: str | os.PathLike, *, e
                      "num_classes": exp.units.num_classes, "subsampling": exp.subsampling})
     if store is not None:
         meta["feats"] = str(store.path)
+        shift = (store.conf or {}).get("frame_shift")
+        if shift is not None:
+            meta["frame_shift"] = float(shift)  # ms: word times of a decode of the saved emissions
     with atomic_write(out_dir / EMISSIONS_META) as f:
         json.dump(meta, f, indent=1)
         f.write("\n")
@@ -415,3 +418,104 @@ def read_emissions_meta(data: str | os.PathLike) -> dict:
     if not isinstance(meta, dict):
         raise InputError(f"{p}: not a JSON object; save the emissions again with 'asrkit decode --save-emissions'")
     return meta
+
+
+def is_emissions_store(path: str | os.PathLike) -> bool:
+    """True when ``path`` is a folder of saved emissions (has ``emissions.json``), not a feature store."""
+    return (Path(path) / EMISSIONS_META).is_file()
+
+
+def _same_path(a: Path, b: Path) -> bool:
+    try:
+        return a.exists() and b.exists() and os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def check_emissions_belong(exp: str | os.PathLike, data: str | os.PathLike, units, meta: dict, dim: int) -> None:
+    """:class:`DataError` (one line) when the emissions in ``data`` were saved from another exp dir than
+    ``exp`` or for other units than ``units`` (another kind, another number of classes in
+    ``emissions.json`` or in the saved rows, ``dim``; 0: unknown)."""
+    exp, data = Path(exp), Path(data)
+    where = f"{data}: emissions"
+    saved_exp = meta.get("exp")
+    if saved_exp is not None:
+        saved = Path(saved_exp)
+        # a relative path was relative to where 'asrkit decode' ran; it is checked when it exists from here
+        if saved.exists() and not _same_path(saved, exp):
+            raise DataError(f"{where} were saved from exp dir {saved_exp}, not {exp}; use that exp dir "
+                            f"or save the emissions of this one ('asrkit decode {exp} FEATS --save-emissions DIR')")
+    kind = meta.get("units")
+    if kind is not None and kind != units.kind:
+        raise DataError(f"{where} are of {kind} units but {exp} has {units.kind} units; they were saved from "
+                        f"another exp dir")
+    for classes, what in ((meta.get("num_classes"), "emissions.json says"), (dim, "the saved rows have")):
+        if classes and int(classes) != units.num_classes:
+            raise DataError(f"{where}: {what} {classes} classes but {exp} has {units.num_classes} units; "
+                            f"they were saved from another exp dir")
+
+
+@dataclass
+class SavedEmissions:
+    """An emissions store checked against the exp dir that reads it (:func:`open_saved_emissions`).
+
+    Attributes:
+        path: the folder.
+        meta: its ``emissions.json``.
+        store: the :class:`~asrkit.data.FeatureStore` of its rows.
+    """
+
+    path: Path
+    meta: dict
+    store: object
+
+    def keys(self) -> list[str]:
+        return self.store.keys()
+
+    def __len__(self) -> int:
+        return len(self.store)
+
+    @property
+    def text(self) -> Optional[dict]:
+        return self.store.text
+
+    @property
+    def subsampling(self) -> int:
+        return int(self.meta.get("subsampling") or 1)
+
+    @property
+    def frame_shift(self) -> Optional[float]:
+        """The source features' frame shift in ms (saved since it is recorded; else the source store's
+        config when it is still there; None: unknown, 10 ms is assumed)."""
+        shift = self.meta.get("frame_shift")
+        if shift is None and self.meta.get("feats"):
+            try:
+                from asrkit.data import FeatureStore
+
+                shift = (FeatureStore(self.meta["feats"]).conf or {}).get("frame_shift")
+            except Exception:  # the source store moved or is gone: the default
+                shift = None
+        return None if shift is None else float(shift)
+
+    def outputs(self, utts: Optional[Sequence[str]] = None,
+                on_output: Optional[Callable[[], None]] = None) -> Iterator[ModelOutput]:
+        """The saved :class:`ModelOutput` of every utterance (or of ``utts``), in order, NaN checked."""
+        for out in load_emissions(self.path, utts):
+            check_emissions(out)
+            if on_output is not None:
+                on_output()
+            yield out
+
+
+def open_saved_emissions(exp: str | os.PathLike, data: str | os.PathLike, units) -> SavedEmissions:
+    """The emissions saved in ``data`` (``asrkit decode --save-emissions``) for a search with ``exp``'s
+    ``units``: what ``asrkit decode EXP DIR`` and ``asrkit tune EXP DIR`` both read. Raises
+    :class:`InputError` for an unreadable or incomplete folder, :class:`DataError` for emissions of
+    another exp dir (:func:`check_emissions_belong`)."""
+    from asrkit.data import FeatureStore
+
+    data = Path(data)
+    meta = read_emissions_meta(data)
+    store = FeatureStore(data)  # InputError when incomplete
+    check_emissions_belong(exp, data, units, meta, store.dim if len(store) else 0)
+    return SavedEmissions(data, meta, store)

@@ -61,7 +61,7 @@ from typing import Any, Callable, Optional, Sequence
 from asrkit.data.units import UnitMap
 from asrkit.decode.backends import DEFAULT_LM_BACKEND, resolve_backend
 from asrkit.decode.beam import BeamDecoder
-from asrkit.decode.emissions import EMISSIONS_META, ModelOutput, check_emissions, read_emissions_meta
+from asrkit.decode.emissions import ModelOutput, check_emissions, is_emissions_store, open_saved_emissions
 from asrkit.workers import check_jobs, worker_pool
 from asrkit.errors import DataError, InputError, UsageError, quote
 from asrkit.score import Counts
@@ -172,26 +172,6 @@ def _same_path(a: Path, b: Path) -> bool:
         return False
 
 
-def _check_emissions_belong(exp: Path, data: Path, units: UnitMap, meta: dict, dim: int) -> None:
-    """Emissions saved from another exp dir (or for other units) are refused."""
-    where = f"{data}: emissions"
-    saved_exp = meta.get("exp")
-    if saved_exp is not None:
-        saved = Path(saved_exp)
-        # a relative path was relative to where 'asrkit decode' ran; it is checked when it exists from here
-        if saved.exists() and not _same_path(saved, exp):
-            raise DataError(f"{where} were saved from exp dir {saved_exp}, not {exp}; tune with that exp dir "
-                            f"or save the emissions of this one ('asrkit decode {exp} FEATS --save-emissions DIR')")
-    kind = meta.get("units")
-    if kind is not None and kind != units.kind:
-        raise DataError(f"{where} are of {kind} units but {exp} has {units.kind} units; they were saved from "
-                        f"another exp dir")
-    for classes, what in ((meta.get("num_classes"), "emissions.json says"), (dim, "the saved rows have")):
-        if classes and int(classes) != units.num_classes:
-            raise DataError(f"{where}: {what} {classes} classes but {exp} has {units.num_classes} units; "
-                            f"they were saved from another exp dir")
-
-
 def _check_data_dir(data: Path) -> None:
     if not data.exists():
         raise InputError(f"{data}: no such folder (DATA is saved emissions or a feature store)")
@@ -225,18 +205,10 @@ def load_outputs(exp: str | os.PathLike, data: str | os.PathLike, units: UnitMap
     exp, data = Path(exp), Path(data)
     _check_data_dir(data)
     outputs: list[ModelOutput] = []
-    if (data / EMISSIONS_META).is_file():
-        from asrkit.decode.emissions import load_emissions
-
-        meta = read_emissions_meta(data)
-        store = FeatureStore(data)  # InputError when incomplete
-        _check_emissions_belong(exp, data, units, meta, store.dim if len(store) else 0)
-        for out in load_emissions(data):
-            check_emissions(out)
-            outputs.append(out)
-            if on_output is not None:
-                on_output()
-        return outputs, {"source": "emissions", "checkpoint": meta.get("checkpoint")}
+    if is_emissions_store(data):
+        saved = open_saved_emissions(exp, data, units)
+        outputs = list(saved.outputs(on_output=on_output))
+        return outputs, {"source": "emissions", "checkpoint": saved.meta.get("checkpoint")}
 
     from asrkit.decode.emissions import iter_outputs
     from asrkit.decode.exp import load_exp
@@ -378,13 +350,15 @@ def search_grid(units: UnitMap, outputs: Sequence[ModelOutput], refs: dict[str, 
                 lm: str | os.PathLike, *, lm_weights: Sequence[float], word_bonuses: Sequence[float],
                 beam: int = 20, backend: Optional[str] = None, lexicon: Optional[str | os.PathLike] = None,
                 extra_lexicon: Optional[str | os.PathLike] = None, jobs: int = 1,
-                on_progress: Optional[Callable[[int], None]] = None) -> GridSearch:
+                on_progress: Optional[Callable[[int], None]] = None,
+                blank_skip: Optional[float] = None, pruning: Optional[dict[str, Any]] = None) -> GridSearch:
     """Decode ``outputs`` at every ``(lm_weight, word_bonus)`` and score the
     hypotheses against ``refs`` (utt-id -> words, one per output).
 
     Returns a :class:`GridSearch`; its points are the same for any ``jobs``.
     ``on_progress(n)`` is called as utterances are decoded (per utterance with ``jobs=1``, per grid point otherwise).
-    ``lexicon`` / ``extra_lexicon``: as in :class:`BeamDecoder`.
+    ``lexicon`` / ``extra_lexicon`` / ``blank_skip`` (None: the default) / ``pruning``
+    (``beam_threshold``, ``beam_size_token``): as in :class:`BeamDecoder`.
     Errors of :class:`BeamDecoder` (a missing LM, a phone model without a
     lexicon) pass through; the first decoder is built before any worker
     starts, so they come at once.
@@ -397,7 +371,8 @@ def search_grid(units: UnitMap, outputs: Sequence[ModelOutput], refs: dict[str, 
     if missing:
         raise DataError(f"no reference for {len(missing)} utterance(s): {', '.join(missing[:_MAX_LISTED])}")
     grid = [(float(w), float(b)) for w in lm_weights for b in word_bonuses]
-    settings = {"beam": beam, "lm": lm, "backend": backend, "lexicon": lexicon, "extra_lexicon": extra_lexicon}
+    settings = {"beam": beam, "lm": lm, "backend": backend, "lexicon": lexicon, "extra_lexicon": extra_lexicon,
+                "blank_skip": blank_skip, **(pruning or {})}
     searcher = _Searcher(units, outputs, refs, settings, grid)
     jobs = min(jobs, len(grid))
     points: list[Optional[GridPoint]] = [None] * len(grid)

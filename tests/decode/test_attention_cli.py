@@ -163,6 +163,15 @@ def test_ctc_options_on_an_attention_model_are_refused(capsys, tf_exp, store, fa
     assert message in err and len(err.strip().splitlines()) == 1
 
 
+def test_saved_ctc_emissions_for_an_attention_model_are_refused(capsys, tf_exp, fake_models, tmp_path):
+    em = tmp_path / "em"
+    em.mkdir()
+    (em / "emissions.json").write_text('{"kind": "ctc-log-probs"}\n')
+    code, out, err = _run(capsys, "decode", str(tf_exp), str(em), "--device", "cpu")
+    assert code == 2 and out == ""
+    assert "holds saved CTC emissions" in err and len(err.strip().splitlines()) == 1
+
+
 def test_ctc_weight_on_las_is_refused(capsys, las_exp, store, fake_models):
     code, out, err = _run(capsys, "decode", str(las_exp), str(store), "--device", "cpu", "--ctc-weight", "0.3")
     assert code == 2 and "has no CTC head" in err and len(err.strip().splitlines()) == 1

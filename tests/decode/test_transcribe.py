@@ -317,7 +317,9 @@ def test_every_model_kind(capsys, setup, tmp_path, kind):
         code, out, err = _run(capsys, "transcribe", str(exp), *files, "--features", feats, "--device", "cpu", *extra)
         assert code == 0, err
         ids = {json.loads(line)["utt"] if line.startswith("{") else line.split()[0] for line in out.splitlines()}
-        assert out == decoded and ids == set(setup["files"])
+        assert out == decoded
+        # a ctm has no line for an utterance without words (a random model's LM search may find none)
+        assert ids <= set(setup["files"]) if "ctm" in extra else ids == set(setup["files"])
         warned = "phone model: without --lm it writes phones" in " ".join(err.split())
         assert warned == (kind == "phone" and "--lm" not in extra)
     if kind == "phone":  # the LM's words, placed in time
