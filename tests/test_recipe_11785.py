@@ -256,3 +256,37 @@ def test_hw3p2_integer_arrays_need_a_phone_map(tiny, tmp_path):
     assert p.returncode == 0, p.stdout + p.stderr
     got = [line.split()[1:] for line in (work / "data/train/feats/text.phones").read_text().splitlines()]
     assert got == [ph.split() for _, _, _, ph, _ in tiny["train"]]  # train-000000... keep the array order
+
+
+@pytest.mark.slow
+def test_hw4p2_per_utterance_folders(tiny, tmp_path):
+    corpus = fabricate_folders(tiny, "hw4p2", tmp_path / "hw4p2")
+    (tmp_path / "las.yaml").write_text(LAS)
+    work = tmp_path / "work"
+    p = run("hw4p2.sh", "--corpus", corpus, "--dir", work, "--device", "cpu", "--conf", tmp_path / "las.yaml",
+            "--beam", "2", "--max-len-ratio", "0.5")
+    _stages(p, ["import", "train", "score_dev", "submission"])
+    print(p.stdout)
+    rows = _table(p.stdout, "HW4P2 results (dev_clean, 12 utterances, las, beam 2)")
+    assert set(rows) == {"mean Levenshtein distance", "%WER", "%CER"}
+    from asrkit.score.distance import levenshtein
+
+    out = work / "exp/las/dev"
+    refs = {line.split()[0]: line.split()[1:] for line in (work / "data/dev_clean/text").read_text().splitlines()}
+    hyps = {line.split()[0]: line.split()[1:] for line in (out / "hyp.txt").read_text().splitlines()}
+    assert sorted(" ".join(r) for r in refs.values()) == sorted(t.upper() for *_, t in tiny["dev"])
+    assert rows["mean Levenshtein distance"] == pytest.approx(levenshtein(refs, hyps).mean, abs=0.005)
+    sub = _csv(work / "exp/las/submission.csv")
+    assert len(sub) == len(tiny["test"])
+    hyp_test = [" ".join(line.split()[1:]) for line in (work / "exp/las/test_hyp.txt").read_text().splitlines()]
+    assert [r["label"] for r in sub] == hyp_test
+
+
+@pytest.mark.slow
+def test_hw4p2_whole_split_arrays_import(tiny, tmp_path):
+    corpus = fabricate_arrays(tiny, "hw4p2", tmp_path / "hw4p2")
+    work = tmp_path / "work"
+    p = run("hw4p2.sh", "--corpus", corpus, "--dir", work, "--stop-stage", "0")
+    assert p.returncode == 0 and "arrays layout" in p.stdout, p.stdout + p.stderr
+    text = (work / "data/dev/text").read_text().splitlines()
+    assert [line.split(maxsplit=1)[1] for line in text] == [t.upper() for *_, t in tiny["dev"]]
