@@ -46,6 +46,15 @@ features: {specaugment: false}
 optim: {lr: 3.0e-3, warmup_steps: 1}
 train: {epochs: 1, tensorboard: false}
 """
+TRANSFORMER = """task: transformer
+model: {type: transformer, impl: scratch, hidden: 16, heads: 2, ff_mult: 2, encoder_layers: 1, decoder_layers: 1,
+        conv_channels: 4, dropout: 0.0}
+units: {kind: char}
+data: {cmvn: global, max_frames: 40000}
+features: {specaugment: false}
+optim: {lr: 3.0e-3, warmup_steps: 1}
+train: {epochs: 1, tensorboard: false}
+"""
 # the splits fabricated from the tiny corpus's (course name, tiny name, utterances kept)
 SPLITS = (("train-clean-100", "train", 60), ("dev-clean", "dev", 12), ("test-clean", "test", 8))
 
@@ -283,10 +292,18 @@ def test_hw4p2_per_utterance_folders(tiny, tmp_path):
 
 
 @pytest.mark.slow
-def test_hw4p2_whole_split_arrays_import(tiny, tmp_path):
+def test_hw4p2_whole_split_arrays_transformer(tiny, tmp_path):
     corpus = fabricate_arrays(tiny, "hw4p2", tmp_path / "hw4p2")
+    (tmp_path / "tf.yaml").write_text(TRANSFORMER)
     work = tmp_path / "work"
-    p = run("hw4p2.sh", "--corpus", corpus, "--dir", work, "--stop-stage", "0")
-    assert p.returncode == 0 and "arrays layout" in p.stdout, p.stdout + p.stderr
+    p = run("hw4p2.sh", "--corpus", corpus, "--dir", work, "--device", "cpu", "--model", "transformer",
+            "--conf", tmp_path / "tf.yaml", "--beam", "2", "--max-len-ratio", "0.5")
+    _stages(p, ["import", "train", "score_dev", "submission"])
+    print(p.stdout)
+    assert "arrays layout" in p.stdout
     text = (work / "data/dev/text").read_text().splitlines()
     assert [line.split(maxsplit=1)[1] for line in text] == [t.upper() for *_, t in tiny["dev"]]
+    rows = _table(p.stdout, "HW4P2 results (dev, 12 utterances, transformer, beam 2)")
+    assert set(rows) == {"mean Levenshtein distance", "%WER", "%CER"}
+    sub = _csv(work / "exp/transformer/submission.csv")
+    assert len(sub) == len(tiny["test"])
