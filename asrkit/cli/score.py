@@ -22,6 +22,8 @@ from asrkit.io import atomic_write
 # UsageErrors: one red line, exit 2.
 _FORMATS = ("auto", "text", "trn")
 _MODES = ("strict", "present", "all")
+_METRICS = ("wer", "levenshtein", "frame-accuracy")
+_UNITS = ("char", "token")
 
 
 def score_command(
@@ -65,12 +67,30 @@ def score_command(
     ),
     seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap resampling."),
     check: bool = typer.Option(
-        False, "--check", help="Recompute the WER with jiwer as a second opinion and print both; exit 1 if they disagree."
+        False, "--check", help="Recompute the WER (or the Levenshtein distance) with jiwer as a second opinion and "
+        "print both; exit 1 if they disagree."
+    ),
+    metric: str = typer.Option(
+        "wer",
+        "--metric",
+        metavar="wer|levenshtein|frame-accuracy",
+        help="wer: %WER/%SER (Kaldi). levenshtein: mean edit distance per utterance (the 11-785 course's HW3P2/HW4P2 "
+        "metric). frame-accuracy: % of frames labelled right, REF an ali and HYP 'asrkit predict frame' output.",
+    ),
+    unit: Optional[str] = typer.Option(
+        None,
+        "--unit",
+        metavar="char|token",
+        help="--metric levenshtein: char compares the strings (tokens joined by one space; spaces count), "
+        "token the token sequences (phones, words). Default: char.",
     ),
 ) -> None:
     """Score hypotheses against references: %WER, %SER (and %CER), Kaldi style.
 
     Example: asrkit score data/test/text exp/ctc/hyp.txt --per-spk --confusions 10
+
+    Course metrics: asrkit score data/dev/text hyp.txt --metric levenshtein [--unit token];
+    asrkit score data/dev/ali pred.ali --metric frame-accuracy
     """
     from asrkit.data.table import read_table
     from asrkit.score import bootstrap_ci, paired_bootstrap, read_transcripts, score
@@ -92,6 +112,23 @@ def score_command(
         raise UsageError(f"--confusions must be >= 0, got {confusions}")
     if per_utt == "-":
         raise UsageError("--per-utt needs a file path (stdout carries the report)")
+    if metric not in _METRICS:
+        raise UsageError(f"--metric must be one of {', '.join(_METRICS)}, got '{metric}'")
+    if unit is not None and unit not in _UNITS:
+        raise UsageError(f"--unit must be one of {', '.join(_UNITS)}, got '{unit}'")
+    if unit is not None and metric != "levenshtein":
+        raise UsageError("--unit applies to --metric levenshtein only")
+    if metric != "wer":
+        wer_only = [name for name, used in (
+            ("--cer", cer), ("--per-utt", per_utt is not None), ("--per-spk", per_spk), ("--confusions", confusions > 0),
+            ("--ci", ci), ("--compare", compare is not None),
+        ) if used]
+        if metric == "frame-accuracy":
+            wer_only += [name for name, used in (
+                ("--check", check), ("--ignore-case", ignore_case), ("--strip-punct", strip_punct),
+                ("--ignore", ignore is not None)) if used]
+        if wer_only:
+            raise UsageError(f"{wer_only[0]} does not apply to --metric {metric}")
     ignore_tokens: list[str] = []
     if ignore is not None:
         ignore_tokens = [t.strip() for t in ignore.split(",") if t.strip()]
@@ -101,6 +138,10 @@ def score_command(
     # -- read and score (exit 1 on bad input) -----------------------------------
     refs = read_transcripts(ref, fmt)
     hyps = read_transcripts(hyp, fmt)
+    if metric != "wer":
+        _course_metric(metric, unit or "char", refs, hyps, mode, as_json, check,
+                       dict(ignore_case=ignore_case, strip_punct=strip_punct, ignore=ignore_tokens))
+        return
     hyps2 = read_transcripts(compare, fmt) if compare is not None else None
     if utt2spk is None and per_spk and ref != "-" and Path(ref).name == "text" and (Path(ref).parent / "utt2spk").is_file():
         utt2spk = str(Path(ref).parent / "utt2spk")
@@ -176,6 +217,38 @@ def score_command(
     _exit_if_disagree(second)
 
 
+def _course_metric(metric: str, unit: str, refs, hyps, mode: str, as_json: bool, check: bool, norm: dict) -> None:
+    """``--metric levenshtein`` / ``frame-accuracy``: compute, then print one line (or the JSON object)."""
+    from asrkit.score import report
+    from asrkit.score.distance import frame_accuracy, levenshtein
+
+    names = dict(ref_name=refs.name, hyp_name=hyps.name)
+    if metric == "frame-accuracy":
+        fa = frame_accuracy(refs.utts, hyps.utts, mode=mode, **names)
+        _say_left_out(fa, refs.name, hyps.name, "wrong frames")
+        obj, lines, second = report.frame_accuracy_json(fa), [report.frame_accuracy_line(fa)], None
+    else:
+        from asrkit.score.check import jiwer_distance_line, jiwer_distance_opinion
+        from asrkit.score.units import unit_mismatch
+
+        kinds = unit_mismatch(refs.utts.values(), hyps.utts.values(), refs.name, hyps.name)
+        if kinds is not None:
+            log.warn(kinds)
+        d = levenshtein(refs.utts, hyps.utts, unit=unit, mode=mode, **norm, **names)
+        _say_left_out(d, refs.name, hyps.name, "empty hypotheses")
+        second = jiwer_distance_opinion(d) if check else None
+        obj, lines = report.levenshtein_json(d), [report.levenshtein_line(d)]
+        if second is not None:
+            obj["jiwer"] = second
+            lines.append(jiwer_distance_line(d, second))
+    out = sys.stdout
+    out.write((json.dumps(obj, ensure_ascii=False) if as_json else "\n".join(lines)) + "\n")
+    if second is not None and not second["agree"]:
+        raise AsrkitError(
+            f"asrkit and jiwer count different edits ({second['edits']} by jiwer); please report this with the two files"
+        )
+
+
 def _exit_if_disagree(second: dict | None) -> None:
     """After the report is printed: a disagreement is an error (exit 1)."""
     if second is not None and not second["agree"]:
@@ -185,7 +258,7 @@ def _exit_if_disagree(second: dict | None) -> None:
         )
 
 
-def _say_left_out(result, ref_name: str, hyp_name: str) -> None:
+def _say_left_out(result, ref_name: str, hyp_name: str, missing_as: str = "deletions") -> None:
     """stderr notes for the lenient modes (nothing left out: silent)."""
     if result.mode == "present" and (result.missing or result.extra):
         log.info(
@@ -194,7 +267,7 @@ def _say_left_out(result, ref_name: str, hyp_name: str) -> None:
         )
     elif result.mode == "all":
         if result.missing:
-            log.info(f"{hyp_name}: {len(result.missing)} reference utterance(s) without hypothesis counted as deletions")
+            log.info(f"{hyp_name}: {len(result.missing)} reference utterance(s) without hypothesis counted as {missing_as}")
         if result.extra:
             log.warn(f"{hyp_name}: ignored {len(result.extra)} hypothesis utterance(s) not in {ref_name}")
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, TextIO
 
+from asrkit.score.distance import DistanceResult, FrameAccuracy
 from asrkit.score.result import Alignment, Confusions, Counts, ScoreResult, SpeakerStats
 from asrkit.score.stats import Comparison, Interval
 
@@ -234,3 +235,44 @@ def to_json(
             "resamples": c.ci.resamples,
         }
     return out
+
+
+# -- the course metrics (asrkit.score.distance) ---------------------------------
+
+_UNIT_WORDS = {"char": "chars", "token": "tokens"}
+
+
+def levenshtein_line(d: DistanceResult) -> str:
+    """``Levenshtein 3.25 [ 13 edits / 4 utts, mean per utterance, chars; 150 reference chars ]``."""
+    unit = _UNIT_WORDS[d.unit]
+    return (f"Levenshtein {d.mean:.2f} [ {d.edits} edits / {d.utts} utts, mean per utterance, {unit}; "
+            f"{d.ref_units} reference {unit} ]")
+
+
+def levenshtein_json(d: DistanceResult) -> dict[str, Any]:
+    return {
+        "metric": "levenshtein",
+        "unit": d.unit,
+        "levenshtein": _round(d.mean),
+        "edits": d.edits,
+        "utts": d.utts,
+        "ref_units": d.ref_units,
+        "hyp_units": d.hyp_units,
+        "missing": len(d.missing),
+    }
+
+
+def frame_accuracy_line(f: FrameAccuracy) -> str:
+    """``%ACC 85.12 [ 8512 / 10000 frames, 100 utts ]`` (frame accuracy)."""
+    return f"%ACC {_pct(f.accuracy)} [ {f.total_correct} / {f.total_frames} frames, {f.utts} utts ] (frame accuracy)"
+
+
+def frame_accuracy_json(f: FrameAccuracy) -> dict[str, Any]:
+    return {
+        "metric": "frame-accuracy",
+        "frame_accuracy": _round(f.accuracy),
+        "correct": f.total_correct,
+        "frames": f.total_frames,
+        "utts": f.utts,
+        "missing": len(f.missing),
+    }

@@ -265,7 +265,7 @@ def _top(keys: np.ndarray, n: int, name) -> list[tuple[int, int]]:
     return cand[:n]
 
 
-def _encode(seqs: Sequence[Sequence[str]], word_ids: dict[str, int]) -> tuple[np.ndarray, np.ndarray]:
+def encode_tokens(seqs: Sequence[Sequence[str]], word_ids: dict[str, int]) -> tuple[np.ndarray, np.ndarray]:
     """Token lists -> (flat int64 ids, (U + 1,) offsets), growing ``word_ids``."""
     lengths = np.fromiter(map(len, seqs), dtype=np.int64, count=len(seqs))
     ids = np.fromiter(map(word_ids.__getitem__, chain.from_iterable(seqs)), dtype=np.int64, count=int(lengths.sum()))
@@ -285,7 +285,7 @@ def _name_ids(ids: list[str], total: int) -> str:
     return shown + (f", ... ({total} in all)" if total > 5 else "")
 
 
-def _check_sizes(ids, ref_lens, hyp_lens, unit: str, keep_ops: bool, ref_name: str, hyp_name: str) -> None:
+def check_sizes(ids, ref_lens, hyp_lens, unit: str, keep_ops: bool, ref_name: str, hyp_name: str) -> None:
     """Refuse, before any work, an utterance pair too large to align."""
     big = oversized_pairs(ref_lens, hyp_lens, keep_ops)
     if len(big):
@@ -296,6 +296,41 @@ def _check_sizes(ids, ref_lens, hyp_lens, unit: str, keep_ops: bool, ref_name: s
             f"({ref_name}, {hyp_name}) are over the limit of {pair_limit_text(keep_ops)} for one alignment; "
             "split long recordings into utterances (e.g. with a segments file) and score those"
         )
+
+
+def select_utts(
+    refs: Mapping[str, object], hyps: Mapping[str, object], mode: str, ref_name: str, hyp_name: str,
+    missing_means: str = "deletions",
+) -> tuple[list[str], list[str], list[str]]:
+    """The utterances to score under ``mode`` (see :func:`score`), in reference
+    order, with the reference ids lacking a hypothesis and the hypothesis ids
+    lacking a reference. ``missing_means`` words what ``--mode all`` does with
+    a missing hypothesis, for the strict mode's message."""
+    if mode not in MODES:
+        raise ValueError(f"unknown mode {mode!r}; expected one of {MODES}")
+    missing = [u for u in refs if u not in hyps]
+    extra = [u for u in hyps if u not in refs]
+    if mode == "strict" and (missing or extra):
+        parts = []
+        if missing:
+            parts.append(
+                f"{len(missing)} reference utterance(s) have no hypothesis in {hyp_name}: {_name_ids(missing, len(missing))}"
+            )
+        if extra:
+            parts.append(
+                f"{len(extra)} hypothesis utterance(s) are not in {ref_name}: {_name_ids(extra, len(extra))}"
+            )
+        raise DataError(
+            "; ".join(parts)
+            + f" (--mode present scores the utterances in both, --mode all counts missing ones as {missing_means})"
+        )
+    if mode == "present":
+        ids = [u for u in refs if u in hyps]
+    else:
+        ids = list(refs)
+    if not ids:
+        raise DataError(f"nothing to score: no utterance of {ref_name} has a hypothesis in {hyp_name}")
+    return ids, missing, extra
 
 
 def score(
@@ -332,30 +367,7 @@ def score(
         A :class:`ScoreResult`. Error counts are those of a unit-cost
         Levenshtein alignment, ties resolved towards substitutions.
     """
-    if mode not in MODES:
-        raise ValueError(f"unknown mode {mode!r}; expected one of {MODES}")
-    missing = [u for u in refs if u not in hyps]
-    extra = [u for u in hyps if u not in refs]
-    if mode == "strict" and (missing or extra):
-        parts = []
-        if missing:
-            parts.append(
-                f"{len(missing)} reference utterance(s) have no hypothesis in {hyp_name}: {_name_ids(missing, len(missing))}"
-            )
-        if extra:
-            parts.append(
-                f"{len(extra)} hypothesis utterance(s) are not in {ref_name}: {_name_ids(extra, len(extra))}"
-            )
-        raise DataError(
-            "; ".join(parts) + " (--mode present scores the utterances in both, --mode all counts missing ones as deletions)"
-        )
-    if mode == "present":
-        ids = [u for u in refs if u in hyps]
-    else:
-        ids = list(refs)
-    if not ids:
-        raise DataError(f"nothing to score: no utterance of {ref_name} has a hypothesis in {hyp_name}")
-
+    ids, missing, extra = select_utts(refs, hyps, mode, ref_name, hyp_name)
     empty: list[str] = []
     ref_seqs = [refs[u] for u in ids]
     hyp_seqs = [hyps.get(u, empty) for u in ids]
@@ -377,9 +389,9 @@ def score(
 
     word_ids: defaultdict[str, int] = defaultdict()
     word_ids.default_factory = word_ids.__len__  # new word -> next id
-    ref_ids, ref_off = _encode(ref_seqs, word_ids)
-    hyp_ids, hyp_off = _encode(hyp_seqs, word_ids)
-    _check_sizes(ids, np.diff(ref_off), np.diff(hyp_off), "words", True, ref_name, hyp_name)
+    ref_ids, ref_off = encode_tokens(ref_seqs, word_ids)
+    hyp_ids, hyp_off = encode_tokens(hyp_seqs, word_ids)
+    check_sizes(ids, np.diff(ref_off), np.diff(hyp_off), "words", True, ref_name, hyp_name)
     al: BatchAlignment = align_batch(ref_ids, ref_off, hyp_ids, hyp_off, keep_ops=True)
     ref_lens, hyp_lens = np.diff(ref_off), np.diff(hyp_off)
     result = ScoreResult(
@@ -403,7 +415,7 @@ def score(
     if cer:
         c_ref, c_ref_off = _encode_chars(ref_seqs)
         c_hyp, c_hyp_off = _encode_chars(hyp_seqs)
-        _check_sizes(ids, np.diff(c_ref_off), np.diff(c_hyp_off), "characters", False, ref_name, hyp_name)
+        check_sizes(ids, np.diff(c_ref_off), np.diff(c_hyp_off), "characters", False, ref_name, hyp_name)
         cal = align_batch(c_ref, c_ref_off, c_hyp, c_hyp_off, keep_ops=False)
         result.char_utt_counts = cal.counts
         result.char_ref_lens = np.diff(c_ref_off)

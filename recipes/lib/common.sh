@@ -106,3 +106,47 @@ for part in sys.argv[3].split("."):
     cfg = cfg[part]
 print(cfg)' "$@"
 }
+
+# require_11785_corpus DIR: DIR (given by --corpus) holds one of the 11-785 course's npy layouts, each with
+# labelled train and dev splits and a test split (else exit 1 naming the first missing part), and sets
+# course_layout: "arrays" (whole-split object arrays: train.npy train_labels.npy dev.npy dev_labels.npy
+# test.npy) when DIR has a train.npy or train_labels.npy, else "folders" (per-utterance files:
+# train*/mfcc/*.npy with train*/transcript/*.npy, the same for dev*, and test*/mfcc/*.npy)
+require_11785_corpus() {
+  require_corpus corpus "$1"
+  if [ -e "$1/train.npy" ] || [ -e "$1/train_labels.npy" ]; then
+    course_layout=arrays
+    require_corpus corpus "$1" train.npy train_labels.npy dev.npy dev_labels.npy test.npy
+  else
+    course_layout=folders
+    require_corpus corpus "$1" "train*/mfcc/*.npy" "train*/transcript/*.npy" "dev*/mfcc/*.npy" \
+      "dev*/transcript/*.npy" "test*/mfcc/*.npy"
+  fi
+}
+
+# course_split DATA PREFIX [NAME]: print NAME when given (it must be a folder of DATA), else the one folder
+# of DATA whose name starts with PREFIX (exit 1 when there is none, or several: then NAME picks one)
+course_split() {
+  local data=$1 prefix=$2 name=${3:-} found=() d
+  if [ -n "$name" ]; then
+    [ -d "$data/$name" ] || { echo "$0: --$prefix-split $name: no such split in $data" >&2; exit 1; }
+    echo "$name"; return
+  fi
+  for d in "$data/$prefix"*/; do [ -d "$d" ] && found+=("$(basename "$d")"); done
+  case ${#found[@]} in
+    1) echo "${found[0]}" ;;
+    0) echo "$0: $data has no $prefix split (imported folders: $(ls "$data" | tr '\n' ' '))" >&2; exit 1 ;;
+    *) echo "$0: $data has several $prefix splits (${found[*]}): choose one with --$prefix-split NAME" >&2; exit 1 ;;
+  esac
+}
+
+# kaggle_csv TEXT OUT: Kaldi text 'utt-id tokens...' (in utt-id order) -> the course's Kaggle submission
+# 'id,label': id runs from 0 in the order of TEXT, label = the tokens joined by one space (a label with a
+# comma or a double quote is quoted). Written to OUT.tmp, then renamed.
+kaggle_csv() {
+  awk 'BEGIN { print "id,label" }
+       { label = ""; for (i = 2; i <= NF; i++) label = label (i > 2 ? " " : "") $i
+         if (label ~ /[",]/) { gsub(/"/, "\"\"", label); label = "\"" label "\"" }
+         print NR - 1 "," label }' "$1" > "$2.tmp"
+  mv "$2.tmp" "$2"
+}
