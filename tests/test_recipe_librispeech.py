@@ -23,8 +23,8 @@ ENV = dict(os.environ, ASRKIT=f"{sys.executable} -m asrkit")
 SPLITS = ["train-clean-100", "dev-clean", "test-clean", "test-other"]
 
 
-def run(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(["bash", str(SCRIPT), *args], capture_output=True, text=True, env=ENV)
+def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(["bash", str(SCRIPT), *args], capture_output=True, text=True, env=ENV, cwd=cwd)
 
 
 def test_syntax_and_help():
@@ -77,6 +77,30 @@ def test_lm_text_folder_without_the_file(tmp_path):
     p = run("--corpus", str(corpus), "--lm-text", str(tmp_path / "lm"), "--dir", str(tmp_path / "work"))
     assert p.returncode == 1 and "no librispeech-lm-norm.txt(.gz) in that folder" in p.stderr, p.stderr
     assert not (tmp_path / "work").exists()
+
+
+def test_lm_on_the_transcripts_without_lm_text(tmp_path):
+    # stage 3 alone needs no corpus; without --lm-text the LM text is the training transcripts
+    # (--dir relative to the current folder)
+    work = tmp_path / "work"
+    lines = {"train_clean_100": ["19-198-0000 THE CAT SAT", "19-198-0001 THE DOG SAT DOWN", "19-198-0002 A CAT RAN"],
+             "dev_clean": ["26-495-0000 THE CAT RAN"], "test_clean": ["27-1-0000 A DOG SAT"],
+             "test_other": ["28-2-0000 THE CAT SAT DOWN"]}
+    for d, text in lines.items():
+        (work / "data" / d).mkdir(parents=True)
+        (work / "data" / d / "text").write_text("\n".join(text) + "\n")
+    p = run("--dir", "work", "--stage", "3", "--stop-stage", "3", "--lm-order", "2", "--lm-prune", "", cwd=tmp_path)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert (work / "exp" / "lm" / "lm_text.txt").read_text().splitlines() == [
+        line.split(" ", 1)[1] for line in lines["train_clean_100"]]
+    assert (work / "exp" / "lm" / "lm2.arpa").read_text().startswith("\\data\\")
+    for s in ("dev_clean", "test_clean", "test_other"):
+        assert "perplexity" in (work / "exp" / "lm" / f"ppl_{s}.txt").read_text(), s
+    # a second run keeps the LM
+    before = (work / "exp" / "lm" / "lm2.arpa").stat().st_mtime_ns
+    p = run("--dir", str(work), "--stage", "3", "--stop-stage", "3", "--lm-order", "2", "--lm-prune", "")
+    assert p.returncode == 0 and "is up to date" in p.stdout, p.stdout + p.stderr
+    assert (work / "exp" / "lm" / "lm2.arpa").stat().st_mtime_ns == before
 
 
 def test_configs_load():

@@ -88,6 +88,7 @@ case "$bpe_type" in
   unigram|bpe) ;;
   *) echo "$0: --bpe-type takes unigram or bpe (got '$bpe_type')" >&2; exit 2 ;;
 esac
+dir=$(realpath -m "$dir")
 ctc_conf=$(realpath -m "$ctc_conf")
 tf_conf=$(realpath -m "$tf_conf")
 for f in "$ctc_conf" "$tf_conf"; do

@@ -81,6 +81,7 @@ check_numbers stage stop_stage nj beam att_beam lm_order
 [ -z "$epochs" ] || check_numbers epochs
 impl_overrides
 [ -z "$epochs" ] || train_overrides+=("train.epochs=$epochs")
+dir=$(realpath -m "$dir")
 ctc_conf=$(realpath -m "$ctc_conf")
 tf_conf=$(realpath -m "$tf_conf")
 for f in "$ctc_conf" "$tf_conf"; do
