@@ -33,7 +33,7 @@ def test_syntax_and_help():
     p = run("--help")
     assert p.returncode == 0, p.stderr
     for word in ("--corpus", "--lm-text", "--stage", "--stop-stage", "--dir", "--nbpe", "--bpe-type", "--ctc-conf",
-                 "--tf-conf", "--epochs", "--test-sets", "0 data", "1 units", "2 features", "3 lm", "4 train ctc",
+                 "--tf-conf", "--epochs", "--test-sets", "--lm-arpa", "0 data", "1 units", "2 features", "3 lm", "4 train ctc",
                  "5 decode ctc", "6 train transformer", "7 decode transformer", "8 results"):
         assert word in p.stdout, word
 
@@ -101,6 +101,16 @@ def test_lm_on_the_transcripts_without_lm_text(tmp_path):
     p = run("--dir", str(work), "--stage", "3", "--stop-stage", "3", "--lm-order", "2", "--lm-prune", "")
     assert p.returncode == 0 and "is up to date" in p.stdout, p.stdout + p.stderr
     assert (work / "exp" / "lm" / "lm2.arpa").stat().st_mtime_ns == before
+    # --lm-arpa: a ready LM, none built; the perplexities are its own
+    ready = tmp_path / "ready.arpa"
+    ready.write_bytes((work / "exp" / "lm" / "lm2.arpa").read_bytes())
+    (work / "exp" / "lm" / "ppl_test_other.txt").unlink()
+    p = run("--dir", str(work), "--stage", "3", "--stop-stage", "3", "--lm-order", "3", "--lm-arpa", str(ready))
+    assert p.returncode == 0 and f"the LM: {ready} (--lm-arpa; none is built)" in p.stdout, p.stdout + p.stderr
+    assert not (work / "exp" / "lm" / "lm3.arpa").exists()
+    assert "perplexity" in (work / "exp" / "lm" / "ppl_test_other.txt").read_text()
+    p = run("--dir", str(work), "--stage", "5", "--lm-arpa", str(tmp_path / "nope.arpa"))
+    assert p.returncode == 1 and f"--lm-arpa {tmp_path / 'nope.arpa'}: no such file" in p.stderr, p.stderr
 
 
 def test_configs_load():

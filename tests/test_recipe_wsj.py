@@ -33,7 +33,7 @@ def test_syntax_and_help():
     p = run("--help")
     assert p.returncode == 0, p.stderr
     for word in ("--corpus", "--stage", "--stop-stage", "--dir", "--ctc-conf", "--tf-conf", "--epochs", "--beam",
-                 "--lm-order", "--lm-prune", "0 data", "1 dict", "2 features", "3 lm", "4 train ctc_phone",
+                 "--lm-order", "--lm-prune", "--lm-arpa", "0 data", "1 dict", "2 features", "3 lm", "4 train ctc_phone",
                  "5 decode ctc_phone", "6 train ctc_char", "8 train transformer", "10 results"):
         assert word in p.stdout, word
 
@@ -81,6 +81,25 @@ def test_corpus_not_needed_after_stage_3(tmp_path):
     # decoding and scoring again needs no corpus; stages past 10 do nothing
     p = run("--dir", str(tmp_path), "--stage", "11")
     assert p.returncode == 0 and "== stage" not in p.stdout, p.stdout + p.stderr
+
+
+def test_lm_arpa_needs_no_lm_text(tmp_path):
+    # with a ready LM, stage 3 needs no corpus: it only measures the perplexities
+    work = tmp_path / "work"
+    for s, line in (("test_dev93", "4k0c0201 THE CAT SAT"), ("test_eval92", "440c0201 A DOG SAT")):
+        (work / "data" / s).mkdir(parents=True)
+        (work / "data" / s / "text").write_text(line + "\n")
+    (tmp_path / "text.txt").write_text("THE CAT SAT\nA DOG SAT DOWN\nTHE DOG SAT\n")
+    subprocess.run([sys.executable, "-m", "asrkit", "-q", "lm", "build", str(tmp_path / "text.txt"), "-n", "2",
+                    "-o", str(tmp_path / "ready.arpa")], check=True)
+    p = run("--dir", str(work), "--stage", "3", "--stop-stage", "3", "--lm-arpa", str(tmp_path / "ready.arpa"))
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert "(--lm-arpa; none is built)" in p.stdout and not (work / "exp" / "lm" / "lm_text.txt").exists()
+    for s in ("test_dev93", "test_eval92"):
+        assert "perplexity" in (work / "exp" / "lm" / f"ppl_{s}.txt").read_text(), s
+    # without it, stage 3 needs the corpus's LM text
+    p = run("--dir", str(work), "--stage", "3", "--stop-stage", "3")
+    assert p.returncode == 2 and "--corpus is required" in p.stderr, p.stderr
 
 
 def test_shortened_audio_without_sph2pipe_stops_with_one_line(tmp_path):

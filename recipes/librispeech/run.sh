@@ -48,6 +48,7 @@ beam=20
 att_beam=10
 lm_order=4
 lm_prune=0,0,1
+lm_arpa=
 tune_lm_weights=
 tune_word_bonuses=
 tune_att_lm_weights=0.3,0.5,0.7
@@ -60,7 +61,7 @@ usage() {
 usage: $0 --corpus DIR [--lm-text FILE|DIR] [--stage N] [--stop-stage N] [--dir DIR] [--nj N]
           [--device auto|cpu|cuda] [--train-set S] [--dev-set S] [--test-sets "S S"] [--nbpe N]
           [--bpe-type unigram|bpe] [--ctc-conf FILE] [--tf-conf FILE] [--epochs N] [--impl scratch|native]
-          [--beam N] [--att-beam N] [--lm-order N] [--lm-prune T1,T2,...]
+          [--beam N] [--att-beam N] [--lm-order N] [--lm-prune T1,T2,...] [--lm-arpa FILE]
           [--tune-lm-weights L] [--tune-word-bonuses B]
           [--tune-att-lm-weights L] [--tune-ctc-weights C] [--tune-length-bonuses B] [--max-len-ratio R]
   stages: 0 data, 1 units, 2 features, 3 lm, 4 train ctc, 5 decode ctc, 6 train transformer,
@@ -74,6 +75,7 @@ usage: $0 --corpus DIR [--lm-text FILE|DIR] [--stage N] [--stop-stage N] [--dir 
   --impl      layer implementation of both models (default: the configs', scratch)
   --beam      CTC beam (default $beam); --att-beam: the transformer's (default $att_beam)
   --lm-order  n-gram order (default $lm_order); --lm-prune: lm build --prune thresholds ('' none; default $lm_prune)
+  --lm-arpa   a ready word LM (ARPA, or a kenlm binary) to decode with instead of building one in stage 3
   --tune-*    tuning grids on the dev set (comma lists or START:STOP:STEP; empty: asrkit tune's defaults)
 USAGE
 }
@@ -96,6 +98,10 @@ for f in "$ctc_conf" "$tf_conf"; do
 done
 read -r -a tests <<< "$test_sets"
 [ ${#tests[@]} -gt 0 ] || { echo "$0: --test-sets names no set" >&2; exit 2; }
+if [ -n "$lm_arpa" ]; then
+  [ -f "$lm_arpa" ] || { echo "$0: --lm-arpa $lm_arpa: no such file" >&2; exit 1; }
+  lm_arpa=$(realpath "$lm_arpa")
+fi
 att_opts=()
 [ -z "$max_len_ratio" ] || att_opts=(--max-len-ratio "$max_len_ratio")
 # the corpus is needed by stage 0; the LM text (when given) by stage 3
@@ -126,7 +132,7 @@ dev=${dev_set//-/_}
 sets=()
 for s in "${tests[@]}"; do sets+=("${s//-/_}"); done
 units=data/local/bpe$nbpe
-lm=exp/lm/lm$lm_order.arpa
+lm=${lm_arpa:-exp/lm/lm$lm_order.arpa}
 
 if run_stage 0 data; then
   {
@@ -163,7 +169,8 @@ if run_stage 3 lm; then
     mkdir -p exp/lm
     # the LM text, remade when its source changed
     src=${lm_text:-$dir/data/$train/text}
-    if newer exp/lm/lm_text.txt "$src" && [ "$(cat exp/lm/lm_text.source 2>/dev/null)" = "$src" ]; then
+    if [ -n "$lm_arpa" ]; then echo "the LM: $lm (--lm-arpa; none is built)"
+    elif newer exp/lm/lm_text.txt "$src" && [ "$(cat exp/lm/lm_text.source 2>/dev/null)" = "$src" ]; then
       echo "exp/lm/lm_text.txt is there"
     else
       case "$src" in
@@ -174,9 +181,11 @@ if run_stage 3 lm; then
       mv exp/lm/lm_text.txt.tmp exp/lm/lm_text.txt
       echo "$src" > exp/lm/lm_text.source
     fi
-    echo "exp/lm/lm_text.txt: $(awk 'END { print NR }' exp/lm/lm_text.txt) sentences from $src"
-    if newer $lm exp/lm/lm_text.txt; then echo "$lm is up to date"
-    else $ASRKIT lm build exp/lm/lm_text.txt --order "$lm_order" ${lm_prune:+--prune "$lm_prune"} -o $lm
+    if [ -z "$lm_arpa" ]; then
+      echo "exp/lm/lm_text.txt: $(awk 'END { print NR }' exp/lm/lm_text.txt) sentences from $src"
+      if newer $lm exp/lm/lm_text.txt; then echo "$lm is up to date"
+      else $ASRKIT lm build exp/lm/lm_text.txt --order "$lm_order" ${lm_prune:+--prune "$lm_prune"} -o $lm
+      fi
     fi
     for s in $dev "${sets[@]}"; do
       echo "-- $s"

@@ -47,6 +47,7 @@ beam=20
 att_beam=10
 lm_order=4
 lm_prune=0,0,1
+lm_arpa=
 tune_lm_weights=
 tune_word_bonuses=
 tune_att_lm_weights=0.3,0.5,0.7
@@ -58,7 +59,7 @@ usage() {
   cat <<USAGE
 usage: $0 --corpus DIR [--stage N] [--stop-stage N] [--dir DIR] [--nj N] [--device auto|cpu|cuda]
           [--ctc-conf FILE] [--tf-conf FILE] [--epochs N] [--impl scratch|native]
-          [--beam N] [--att-beam N] [--lm-order N] [--lm-prune T1,T2,...]
+          [--beam N] [--att-beam N] [--lm-order N] [--lm-prune T1,T2,...] [--lm-arpa FILE]
           [--tune-lm-weights L] [--tune-word-bonuses B]
           [--tune-att-lm-weights L] [--tune-ctc-weights C] [--tune-length-bonuses B] [--max-len-ratio R]
   stages: 0 data, 1 dict, 2 features, 3 lm, 4 train ctc_phone, 5 decode ctc_phone,
@@ -71,6 +72,7 @@ usage: $0 --corpus DIR [--stage N] [--stop-stage N] [--dir DIR] [--nj N] [--devi
   --impl      layer implementation of every model (default: the configs', scratch)
   --beam      CTC beam (default $beam); --att-beam: the transformer's (default $att_beam)
   --lm-order  n-gram order (default $lm_order); --lm-prune: lm build --prune thresholds ('' none; default $lm_prune)
+  --lm-arpa   a ready word LM (ARPA, or a kenlm binary) to decode with instead of building one in stage 3
   --tune-*    tuning grids on dev93 (comma lists or START:STOP:STEP; empty: asrkit tune's defaults)
 USAGE
 }
@@ -87,13 +89,23 @@ tf_conf=$(realpath -m "$tf_conf")
 for f in "$ctc_conf" "$tf_conf"; do
   [ -f "$f" ] || { echo "$0: no such config file: $f" >&2; exit 2; }
 done
+if [ -n "$lm_arpa" ]; then
+  [ -f "$lm_arpa" ] || { echo "$0: --lm-arpa $lm_arpa: no such file" >&2; exit 1; }
+  lm_arpa=$(realpath "$lm_arpa")
+fi
 att_opts=()
 [ -z "$max_len_ratio" ] || att_opts=(--max-len-ratio "$max_len_ratio")
 np_data=13-32.1/wsj1/doc/lng_modl/lm_train/np_data
-# the corpus is needed by stages 0 (audio, transcripts) and 3 (LM text)
-if { [ "$stage" -le 0 ] && [ "$stop_stage" -ge 0 ]; } || { [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ]; }; then
-  require_corpus corpus "$corpus" "*/wsj0/si_tr_s" "*/wsj1/si_tr_s" "*/wsj1/si_dt_20" "*/wsj0/si_et_20" \
-    "$np_data/87/*.z" "$np_data/88/*.z" "$np_data/89/*.z"
+# the corpus is needed by stage 0 (audio, transcripts) and, without --lm-arpa, stage 3 (LM text)
+parts=()
+if [ "$stage" -le 0 ] && [ "$stop_stage" -ge 0 ]; then
+  parts+=("*/wsj0/si_tr_s" "*/wsj1/si_tr_s" "*/wsj1/si_dt_20" "*/wsj0/si_et_20")
+fi
+if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ] && [ -z "$lm_arpa" ]; then
+  parts+=("$np_data/87/*.z" "$np_data/88/*.z" "$np_data/89/*.z")
+fi
+if [ ${#parts[@]} -gt 0 ]; then
+  require_corpus corpus "$corpus" "${parts[@]}"
   corpus=$(realpath "$corpus")
 fi
 find_asrkit
@@ -103,7 +115,7 @@ cd "$dir"
 logdir=exp/log
 mkdir -p "$logdir"
 vp_lex=$here/local/lexicon_vp.txt
-lm=exp/lm/lm$lm_order.arpa
+lm=${lm_arpa:-exp/lm/lm$lm_order.arpa}
 test_sets="test_dev93 test_eval92"
 
 # phone_set NAME: the phone model's version of data set NAME (NAME_phone when stage 1 had to leave
@@ -160,7 +172,8 @@ fi
 if run_stage 3 lm; then
   {
     mkdir -p exp/lm
-    if [ -s exp/lm/lm_text.txt ]; then echo "exp/lm/lm_text.txt is there"
+    if [ -n "$lm_arpa" ]; then echo "the LM: $lm (--lm-arpa; none is built)"
+    elif [ -s exp/lm/lm_text.txt ]; then echo "exp/lm/lm_text.txt is there"
     else
       # the training transcripts, then the newswire text as ESPnet's WSJ recipe reads it: markup lines
       # (<art ...>, <p>, <s>) dropped, upper case
@@ -170,9 +183,11 @@ if run_stage 3 lm; then
       } > exp/lm/lm_text.txt.tmp
       mv exp/lm/lm_text.txt.tmp exp/lm/lm_text.txt
     fi
-    echo "exp/lm/lm_text.txt: $(awk 'END { print NR }' exp/lm/lm_text.txt) sentences"
-    if newer $lm exp/lm/lm_text.txt; then echo "$lm is up to date"
-    else $ASRKIT lm build exp/lm/lm_text.txt --order "$lm_order" ${lm_prune:+--prune "$lm_prune"} -o $lm
+    if [ -z "$lm_arpa" ]; then
+      echo "exp/lm/lm_text.txt: $(awk 'END { print NR }' exp/lm/lm_text.txt) sentences"
+      if newer $lm exp/lm/lm_text.txt; then echo "$lm is up to date"
+      else $ASRKIT lm build exp/lm/lm_text.txt --order "$lm_order" ${lm_prune:+--prune "$lm_prune"} -o $lm
+      fi
     fi
     for s in $test_sets; do
       echo "-- $s"
