@@ -9,6 +9,7 @@ WSJ (the LDC discs)::
     13-2.1/wsj1/si_tr_s/SPK/SPKc02NN.wv1 + SPKc02.dot WSJ1 keeps them beside the audio
     13-16.1/wsj1/si_dt_20/SPK/...                    dev93; 11-6.1/wsj0/si_dt_20/...: WSJ0's own dev set
     11-14.1/wsj0/si_et_20/SPK/...                    eval92
+    11-13.1/wsj0/doc/indices/..., 13-34.1/wsj1/doc/indices/...   the disc index files of the sets
     13-32.1/wsj1/doc/lng_modl/lm_train/np_data/{87,88,89}/wYYMMDD.z   compressed SGML-lined LM text
 
 LibriSpeech::
@@ -75,7 +76,9 @@ def make_wsj(root: Path, every: int = 2) -> dict[str, list[str]]:
     speakers = sorted({s for _, s, _, _ in train + dev + test})
 
     def put(items, disc: str, corpus: str, split: str, spk_ids: dict[str, str], dots_apart: bool,
-            key: str, edit=None) -> None:
+            key: str, edit=None) -> list[str]:
+        """Writes the audio and transcripts; returns the index-file lines ('11_2_1:wsj0/si_tr_s/SPK/UTT')."""
+        index: list[str] = []
         dots: dict[str, list[str]] = {}
         count: dict[str, int] = {}
         for k, (_, s, words, audio) in enumerate(items):
@@ -89,11 +92,13 @@ def make_wsj(root: Path, every: int = 2) -> dict[str, list[str]]:
                 w = edit(k, utt, w)
             dots.setdefault(spk, []).append(f"{w} ({utt})")
             expect[key].append(utt)
+            index.append(f"{disc.replace('-', '_').replace('.', '_')}:{corpus}/{split}/{spk}/{utt}")
         for spk, lines in dots.items():
             folder = (root / "11-4.1" / corpus / "transcrp" / "dots" / split / spk if dots_apart
                       else root / disc / corpus / split / spk)
             folder.mkdir(parents=True, exist_ok=True)
             (folder / f"{spk}c02.dot").write_text("\n".join(lines) + "\n", encoding="latin-1")
+        return index
 
     def train_edit(k: int, utt: str, w: str) -> str:
         if k % 7 == 0:
@@ -109,13 +114,27 @@ def make_wsj(root: Path, every: int = 2) -> dict[str, list[str]]:
     train_speakers = sorted({s for _, s, _, _ in train})
     wsj0 = {s: f"01{chr(97 + i)}" for i, s in enumerate(train_speakers[0::2])}
     wsj1 = {s: f"46{chr(97 + i)}" for i, s in enumerate(train_speakers[1::2])}
-    put([t for t in train if t[1] in wsj0], "11-2.1", "wsj0", "si_tr_s", wsj0, True, "train_si284", train_edit)
-    put([t for t in train if t[1] in wsj1], "13-2.1", "wsj1", "si_tr_s", wsj1, False, "train_si284", train_edit)
-    # Kaldi leaves WSJ0's speaker 401 out of si284; WSJ0's own si_dt_20 is not dev93
-    put(train[:3], "11-2.1", "wsj0", "si_tr_s", {s: "401" for s in speakers}, True, "decoys")
+    ndx0 = put([t for t in train if t[1] in wsj0], "11-2.1", "wsj0", "si_tr_s", wsj0, True, "train_si284",
+               train_edit)
+    ndx1 = put([t for t in train if t[1] in wsj1], "13-2.1", "wsj1", "si_tr_s", wsj1, False, "train_si284",
+               train_edit)
+    # Kaldi leaves WSJ0's speaker 401 out of si284 (its index lists it); WSJ0's own si_dt_20 is not dev93
+    ndx0 += put(train[:3], "11-2.1", "wsj0", "si_tr_s", {s: "401" for s in speakers}, True, "decoys")
     put(dev[:3], "11-6.1", "wsj0", "si_dt_20", {s: "01z" for s in speakers}, False, "decoys")
-    put(dev, "13-16.1", "wsj1", "si_dt_20", {s: f"4k{i}" for i, s in enumerate(speakers)}, False, "test_dev93")
-    put(test, "11-14.1", "wsj0", "si_et_20", {s: f"44{i}" for i, s in enumerate(speakers)}, False, "test_eval92")
+    dev_ndx = put(dev, "13-16.1", "wsj1", "si_dt_20", {s: f"4k{i}" for i, s in enumerate(speakers)}, False,
+                  "test_dev93")
+    test_ndx = put(test, "11-14.1", "wsj0", "si_et_20", {s: f"44{i}" for i, s in enumerate(speakers)}, False,
+                   "test_eval92")
+    # the disc index files; the last dev93 and eval92 utterances are in their folders but not listed
+    for key in ("test_dev93", "test_eval92"):
+        expect["decoys"].append(expect[key].pop())
+    indices = {"13-34.1/wsj1/doc/indices/si_tr_s.ndx": [f"{x}.wv1" for x in ndx1],
+               "11-13.1/wsj0/doc/indices/train/tr_s_wv1.ndx": [f"{x}.wv1" for x in ndx0],
+               "13-34.1/wsj1/doc/indices/h1_p0.ndx": [f"{x}.wv1" for x in dev_ndx[:-1]],
+               "11-13.1/wsj0/doc/indices/test/nvp/si_et_20.ndx": test_ndx[:-1]}   # this one has no '.wv1'
+    for rel, lines in indices.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(f";; index file {Path(rel).name}\n;;\n" + "\n".join(lines) + "\n")
     # the LM text: a few compressed files a year, SGML markup lines around upper/lower-case sentences
     np_data = root / "13-32.1" / "wsj1" / "doc" / "lng_modl" / "lm_train" / "np_data"
     lines = tiny_lm_text()

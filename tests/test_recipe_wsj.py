@@ -184,10 +184,14 @@ def test_run_sh_all_stages_on_a_miniature(tmp_path):
     for n, name in enumerate(names):
         assert (work / "exp" / "log" / f"{n:02d}_{name}.log").is_file(), name
     data = work / "data"
-    # the Kaldi sets: si284 without speaker 401, dev93 only from WSJ1, eval92 from WSJ0
+    # the Kaldi sets: si284 without speaker 401, dev93 only from WSJ1, eval92 from WSJ0, as the indices list
     for s in ("train_si284", "test_dev93", "test_eval92"):
         assert _ids(data / s / "text") == sorted(expect[s]), s
-    assert not set(expect["decoys"]) & {u for s in ("train_si284", "test_dev93") for u in _ids(data / s / "text")}
+    sets = ("train_si284", "test_dev93", "test_eval92")
+    assert not set(expect["decoys"]) & {u for s in sets for u in _ids(data / s / "text")}
+    data_log = (work / "exp" / "log" / "00_data.log").read_text()
+    for s in sets:   # the disc index files picked them (each leaves out an utterance its folder has)
+        assert f"data/wsj/{s}.list: {len(expect[s])} utterances listed by" in data_log, s
     train_text = (data / "train_si284" / "text").read_text()
     assert "[LOUD_BREATH]" not in train_text and NOISE.upper() not in train_text     # --drop-noise
     assert VP_WORD in train_text and OOV_WORD.upper() in train_text

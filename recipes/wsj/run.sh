@@ -5,7 +5,8 @@
 # punctuation), with a word n-gram LM from the WSJ LM training text on the discs.
 #
 #   0  data         asrkit data import wsj --drop-noise; si284 = WSJ0 + WSJ1 si_tr_s without
-#                   speaker 401, dev93 = WSJ1 si_dt_20, eval92 = WSJ0 si_et_20
+#                   speaker 401, dev93 = WSJ1 si_dt_20, eval92 = WSJ0 si_et_20, each only what the
+#                   discs' index files (*.ndx) list where they are there
 #                                                   -> data/{train_si284,test_dev93,test_eval92}
 #   1  dict         phone spellings (CMU dict + local/lexicon_vp.txt for the verbalized punctuation);
 #                   utterances with a word neither spells are left out of the phone model's data
@@ -122,6 +123,22 @@ test_sets="test_dev93 test_eval92"
 # utterances out)
 phone_set() { if [ -d "data/${1}_phone" ]; then echo "${1}_phone"; else echo "$1"; fi; }
 
+# index_filter LIST NDX...: keep the utterances of LIST that the disc index files NDX (relative to the
+# corpus; lines 'disc_id:path/to/UTT[.wv1]', ';' comments) list; LIST unchanged when one is missing
+index_filter() {
+  local list=$1 f
+  shift
+  for f in "$@"; do
+    [ -f "$corpus/$f" ] || { echo "$list: no $f: the whole folder is taken"; return 0; }
+  done
+  (cd "$corpus" && cat "$@") |
+    awk '{ sub(/\r$/, "") } !/^;/ && /:/ { n = split($1, p, "/"); u = tolower(p[n]); sub(/\.wv1$/, "", u); print u }' \
+    > $list.ndx
+  awk 'NR == FNR { listed[$1] = 1; next } $1 in listed' $list.ndx $list > $list.tmp
+  mv $list.tmp $list
+  echo "$list: $(awk 'END { print NR }' $list) utterances listed by $*"
+}
+
 if run_stage 0 data; then
   {
     if [ -f data/test_eval92/text ]; then echo "data/ is there"
@@ -132,6 +149,12 @@ if run_stage 0 data; then
       awk '$1 !~ /^401/ { print $1 }' data/wsj/si_tr_s/wav.scp > data/wsj/train_si284.list
       grep -i '/wsj1/si_dt_20/' data/wsj/si_dt_20/wav.scp | cut -d' ' -f1 > data/wsj/test_dev93.list
       grep -i '/wsj0/si_et_20/' data/wsj/si_et_20/wav.scp | cut -d' ' -f1 > data/wsj/test_eval92.list
+      # ... and, where the discs have them, only the utterances their index files list (Kaldi's sets exactly:
+      # 503 dev93 utterances from the Hub 1 index h1_p0, 333 eval92 from the non-verbalized one)
+      index_filter data/wsj/train_si284.list 13-34.1/wsj1/doc/indices/si_tr_s.ndx \
+        11-13.1/wsj0/doc/indices/train/tr_s_wv1.ndx
+      index_filter data/wsj/test_dev93.list 13-34.1/wsj1/doc/indices/h1_p0.ndx
+      index_filter data/wsj/test_eval92.list 11-13.1/wsj0/doc/indices/test/nvp/si_et_20.ndx
       $ASRKIT data subset data/wsj/si_tr_s data/train_si284 --utt-list data/wsj/train_si284.list
       $ASRKIT data subset data/wsj/si_dt_20 data/test_dev93 --utt-list data/wsj/test_dev93.list
       $ASRKIT data subset data/wsj/si_et_20 data/test_eval92 --utt-list data/wsj/test_eval92.list
