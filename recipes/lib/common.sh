@@ -150,3 +150,21 @@ kaggle_csv() {
          print NR - 1 "," label }' "$1" > "$2.tmp"
   mv "$2.tmp" "$2"
 }
+
+# results_table SET...: a Markdown table of the %WER of every exp/*/decode_<SET>/wer.txt (one row per model,
+# one column per SET; '-' where a model has no score for a set yet), on stdout
+results_table() {
+  local e s f row
+  printf '| model |'; printf ' %s |' "$@"; echo
+  printf '|---|'; printf -- '---:|%.0s' "$@"; echo
+  for e in exp/*/; do
+    e=${e%/}
+    row=""
+    for s in "$@"; do
+      f=$e/decode_$s/wer.txt
+      if [ -f "$f" ]; then row+=" $(awk '$1 == "%WER" { print $2; exit }' "$f") |"; else row+=" - |"; fi
+    done
+    [[ "$row" =~ [0-9] ]] && echo "| ${e#exp/} |$row"
+  done
+  return 0
+}
