@@ -55,6 +55,7 @@ USAGE
 
 . "$here/../lib/common.sh"
 parse_options "$@"
+dir=$(realpath -m "$dir")  # a relative --dir stays right after the cd below
 check_numbers stage stop_stage
 impl_overrides
 conf=$(realpath -m "$conf")

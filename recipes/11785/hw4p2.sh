@@ -65,6 +65,7 @@ USAGE
 
 . "$here/../lib/common.sh"
 parse_options "$@"
+dir=$(realpath -m "$dir")  # a relative --dir stays right after the cd below
 check_numbers stage stop_stage beam
 impl_overrides
 case "$model" in

@@ -65,6 +65,7 @@ USAGE
 
 . "$here/../lib/common.sh"
 parse_options "$@"
+dir=$(realpath -m "$dir")  # a relative --dir stays right after the cd below
 check_numbers stage stop_stage nj beam
 impl_overrides
 ctc_conf=$(realpath -m "$ctc_conf")

@@ -55,6 +55,7 @@ USAGE
 
 . "$here/../lib/common.sh"
 parse_options "$@"
+dir=$(realpath -m "$dir")  # a relative --dir stays right after the cd below
 check_numbers stage stop_stage threads identities per_identity dev_per_identity verify_identities pairs size seed
 [ -z "$epochs" ] || check_numbers epochs
 impl_overrides

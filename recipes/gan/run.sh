@@ -50,6 +50,7 @@ USAGE
 
 . "$here/../lib/common.sh"
 parse_options "$@"
+dir=$(realpath -m "$dir")  # a relative --dir stays right after the cd below
 check_numbers stage stop_stage num
 [ -z "$per_class" ] || check_numbers per_class
 impl_overrides

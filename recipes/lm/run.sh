@@ -66,6 +66,7 @@ USAGE
 
 . "$here/../lib/common.sh"
 parse_options "$@"
+dir=$(realpath -m "$dir")  # a relative --dir stays right after the cd below
 [ -n "$nproc" ] || { [ "$device" = cuda ] && nproc=1 || nproc=2; }
 check_numbers stage stop_stage block vocab_size order nproc
 impl_overrides
