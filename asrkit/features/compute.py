@@ -75,7 +75,7 @@ def num_frames(num_samples: int, conf: FeatureConfig) -> int:
 # result. The int16 scale (x 32768, exact: a power of two) is folded into the
 # window. tests/features check it against torchaudio within 1e-4. Anything
 # else falls back to torchaudio.
-_FAST_CACHE: dict[tuple, "_FastFbank"] = {}
+_FAST_CACHE: dict[tuple, "_FastFbank | None"] = {}  # fbank options -> fast path (None: torchaudio)
 _WINDOWS = ("hamming", "hanning", "povey", "rectangular", "blackman")
 CHUNK_FRAMES = 512  # frames per pass: ~2.5 MB of work buffers at 25 ms / 512-point FFT
 
@@ -176,14 +176,19 @@ class _FastFbank:
 def _fast_fbank(conf: FeatureConfig) -> "_FastFbank | None":
     if conf.type != "fbank":
         return None
-    o = {**kaldi_options("fbank"), **conf.options}
-    if (o["dither"] != 0.0 or o["use_energy"] or o["subtract_mean"] or not o["snip_edges"]
-            or o["vtln_warp"] != 1.0 or o["window_type"] not in _WINDOWS or o["channel"] not in (-1, 0)):
-        return None
-    key = tuple(sorted((k, repr(v)) for k, v in o.items()))
-    f = _FAST_CACHE.get(key)
-    if f is None:
-        f = _FAST_CACHE[key] = _FastFbank(o)
+    try:
+        key = tuple(sorted(conf.options.items()))
+        f = _FAST_CACHE.get(key, False)
+    except TypeError:  # an unhashable option value (not from a YAML config)
+        key, f = None, False
+    if f is False:
+        o = {**kaldi_options("fbank"), **conf.options}
+        f = None
+        if not (o["dither"] != 0.0 or o["use_energy"] or o["subtract_mean"] or not o["snip_edges"]
+                or o["vtln_warp"] != 1.0 or o["window_type"] not in _WINDOWS or o["channel"] not in (-1, 0)):
+            f = _FastFbank(o)
+        if key is not None:
+            _FAST_CACHE[key] = f
     return f
 
 
