@@ -119,18 +119,27 @@ class _FastFbank:
         self.num_mel_bins = o["num_mel_bins"]
         self._local = threading.local()  # work buffers, one set per thread (featurize --jobs runs threads)
 
-    def _buffers(self) -> tuple[torch.Tensor, ...]:
-        b = getattr(self._local, "buffers", None)
-        if b is None:
+    def _views(self, k: int) -> tuple[torch.Tensor, ...]:
+        """This thread's work buffers cut to ``k`` frames (made once per ``k``:
+        slicing a tensor costs microseconds of Python, with the GIL held)."""
+        views = getattr(self._local, "views", None)
+        if views is None:
             c, bins = CHUNK_FRAMES, self.nfft // 2 + 1
-            b = self._local.buffers = (
+            self._local.buffers = (
                 torch.empty(c, 1),                             # frame means
                 torch.empty(c, self.size),                     # frames - mean
                 torch.zeros(c, self.nfft),                     # windowed frames; columns >= W stay 0 (FFT padding)
                 torch.empty(c, bins, dtype=torch.complex64),   # spectrum
                 torch.empty(c, bins),                          # power (or magnitude) spectrum
             )
-        return b
+            views = self._local.views = {}
+        v = views.get(k)
+        if v is None:
+            means, cent, padded, spec, power = self._local.buffers
+            cent, win, ri = cent[:k], padded[:k, :self.size], torch.view_as_real(spec[:k])  # ri (k, bins, 2)
+            v = views[k] = (means[:k], cent, cent[:, :-1], cent[:, :1], win, win[:, 1:], win[:, :1],
+                            padded[:k], spec[:k], ri, ri[..., 0], ri[..., 1], power[:k])
+        return v
 
     def __call__(self, wave: torch.Tensor) -> torch.Tensor:
         """(T,) samples in [-1, 1] -> (frames, M) fbank of ``wave * 32768``."""
@@ -141,33 +150,33 @@ class _FastFbank:
         m = 1 + (n - self.size) // self.shift
         frames = x.unfold(0, self.size, self.shift)  # (F, W) view, Kaldi's snip_edges frames
         out = torch.empty(m, self.num_mel_bins)
-        means, cent, padded, spec, power = self._buffers()
+        c = self.preemph
         # near-equal chunks, so none is a single row (a 1-row matmul takes another BLAS path)
         chunks = -(-m // CHUNK_FRAMES)
         for i in range(chunks):
             a, b = i * m // chunks, (i + 1) * m // chunks
-            k = b - a
+            means, cent, cent_prev, cent_first, win, win_next, win_first, padded, spec, ri, re, im, power = \
+                self._views(b - a)
             fr = frames[a:b]  # (k, W)
             if self.remove_dc:
-                torch.mean(fr, dim=1, keepdim=True, out=means[:k])
-                fr = torch.sub(fr, means[:k], out=cent[:k])
-            win = padded[:k, :self.size]  # (k, W)
-            if self.preemph != 0.0:  # x[i] - c * x[i-1], with x[-1] := x[0] (Kaldi)
-                torch.mul(fr[:, :-1], self.preemph, out=win[:, 1:])
-                torch.mul(fr[:, :1], self.preemph, out=win[:, :1])
+                torch.mean(fr, dim=1, keepdim=True, out=means)
+                fr, fr_prev, fr_first = torch.sub(fr, means, out=cent), cent_prev, cent_first
+            else:
+                fr_prev, fr_first = fr[:, :-1], fr[:, :1]
+            if c != 0.0:  # x[i] - c * x[i-1], with x[-1] := x[0] (Kaldi)
+                torch.mul(fr_prev, c, out=win_next)
+                torch.mul(fr_first, c, out=win_first)
                 torch.sub(fr, win, out=win)
                 win.mul_(self.window)
             else:
                 torch.mul(fr, self.window, out=win)
-            sp = torch.fft.rfft(padded[:k], out=spec[:k])  # (k, nfft/2 + 1)
-            pw = power[:k]
+            torch.fft.rfft(padded, out=spec)  # (k, nfft/2 + 1)
             if self.use_power:
-                ri = torch.view_as_real(sp)  # (k, bins, 2)
                 ri.square_()
-                torch.add(ri[..., 0], ri[..., 1], out=pw)
+                torch.add(re, im, out=power)
             else:
-                torch.abs(sp, out=pw)
-            o = torch.mm(pw, self.mel_t, out=out[a:b])  # (k, M)
+                torch.abs(spec, out=power)
+            o = torch.mm(power, self.mel_t, out=out[a:b])  # (k, M)
             if self.use_log:
                 o.clamp_min_(self.eps).log_()
         return out
