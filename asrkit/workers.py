@@ -1,4 +1,8 @@
-"""Worker processes (``asrkit featurize --jobs``, ``decode --jobs``, ``tune --jobs``).
+"""Worker processes (``asrkit decode --jobs``, ``tune --jobs``).
+
+(``asrkit featurize --jobs`` runs threads instead: its work is torch and
+numpy calls that let go of the GIL, and a thread costs nothing to start;
+see :mod:`asrkit.features.pipeline`.)
 
 Workers are started with the ``forkserver`` method, never by forking the
 calling process: by then the caller has torch's OpenMP thread pool (and, for

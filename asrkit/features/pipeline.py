@@ -12,9 +12,13 @@ OUT follows :func:`asrkit.io.prepare_output_dir` (a non-empty folder that
 featurize did not make needs ``--overwrite``) and is locked for the run
 (``OUT/.lock``; ``--shard`` runs share it). A long recording is read and
 computed in blocks (:func:`asrkit.features.compute.compute_blocks`), so
-memory does not grow with its length. Worker processes come from
-:mod:`asrkit.workers` (a forkserver, never a fork of a parent that has torch
-initialized).
+memory does not grow with its length.
+
+``--jobs N`` runs N threads in this process, each doing whole shards (the
+next unstarted one when it is free). The work is torch and numpy calls that
+let go of the GIL (FFT, matrix products, reading, writing); the Python
+between them is a few percent, so N threads use N cores, without the second
+or so a worker process needs to start and import torch.
 """
 from __future__ import annotations
 
@@ -23,6 +27,7 @@ import json
 import math
 import os
 import queue as queue_mod
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,7 +43,6 @@ from asrkit.data.table import write_table
 from asrkit.errors import AudioError, DataError, OutputError, UsageError
 from asrkit.features.config import FeatureConfig
 from asrkit.io import atomic_write, check_output_dir, os_error_line, output_lock, prepare_output_dir
-from asrkit.workers import worker_context, worker_pool
 
 COMMAND = "featurize"  # the name in the .asrkit marker of a store
 
@@ -89,24 +93,16 @@ def shard_bounds(n: int, num_shards: int, i: int) -> tuple[int, int]:
 
 
 # ----------------------------------------------------------------- the worker
-_worker_queue = None
-
-
-def _init_worker(q) -> None:
-    import signal
-
-    global _worker_queue
-    _worker_queue = q
-    # A worker does not write to the console the parent's progress bar holds:
-    # it stays quiet and sends what the parent should say through the queue.
-    log.set_quiet(True)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and terminates us
+class _Stopped(Exception):
+    """Ends a shard early: another shard failed or the run was interrupted."""
 
 
 def _run_shard(out: str, shard: int, items: list[Item], conf_dict: dict, skip_bad: bool,
                report: Callable[[int, float], None] | None = None, opts: dict | None = None) -> dict:
     """Featurize one shard's utterances into ``out``; returns its marker.
-    ``opts``: ``pipe_timeout`` (seconds), ``block_frames``."""
+    ``opts``: ``pipe_timeout`` (seconds), ``block_frames``, ``stop`` (a
+    :class:`threading.Event`: when set, the shard is abandoned before its
+    next utterance)."""
     try:
         return _featurize_shard(out, shard, items, conf_dict, skip_bad, report, opts or {})
     except OSError as e:  # disk full, permissions: a user problem, not a bug
@@ -122,28 +118,20 @@ def _featurize_shard(out: str, shard: int, items: list[Item], conf_dict: dict, s
     rate = conf.sample_rate
     pipe_timeout = opts.get("pipe_timeout")
     block_frames = opts.get("block_frames") or DEFAULT_BLOCK_FRAMES
-    if report is None and _worker_queue is not None:
-        q = _worker_queue
-
-        def report(n: int, s: float) -> None:
-            q.put((n, s))
-
-    seen_rates: set[int] = set()
+    stop = opts.get("stop")
 
     clear_shard(out, shard)
     cache: dict = {}  # the last decoded recording (segments of one piped/compressed file)
     n_pending, s_pending, last = 0, 0.0, time.monotonic()
     with ShardWriter(out, shard) as w:
         for utt, spk, src, start, end in items:
+            if stop is not None and stop.is_set():
+                raise _Stopped()
             secs = 0.0
             began = False
             try:
                 with open_samples(src, rate, start=start, end=end, pipe_timeout=pipe_timeout,
                                   cache=cache if start is not None else None) as x:
-                    r = x.source_rate
-                    if r != rate and r not in seen_rates and _worker_queue is not None:
-                        _worker_queue.put(("resample", r, rate))
-                    seen_rates.add(r)
                     w.begin(utt, spk)
                     began = True
                     frames = 0
@@ -307,51 +295,72 @@ def _featurize_locked(d: DataDir, data: Path, out: Path, conf: FeatureConfig, it
 
 def _run(out: Path, items: list[Item], n: int, todo: list[int], conf: FeatureConfig, skip_bad: bool,
          jobs: int, report: Callable[[int, float], None], opts: dict | None = None) -> list[dict]:
-    conf_dict = conf.to_dict()
-    chunks = {i: items[slice(*shard_bounds(len(items), n, i))] for i in todo}
-    if jobs == 1 or len(todo) == 1:
-        import torch
+    import torch
 
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)
-        try:
+    conf_dict = conf.to_dict()
+    opts = dict(opts or {})
+    chunks = {i: items[slice(*shard_bounds(len(items), n, i))] for i in todo}
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # one core per job
+    try:
+        if jobs == 1 or len(todo) == 1:
             return [_run_shard(str(out), i, chunks[i], conf_dict, skip_bad, report, opts) for i in todo]
-        finally:
-            torch.set_num_threads(threads)
-    # worker processes from a forkserver (asrkit.workers), never a fork of this torch-initialized process
-    q = worker_context().Queue()
-    with worker_pool(min(jobs, len(todo)), _init_worker, (q,)) as pool:
-        results = [pool.apply_async(_run_shard, (str(out), i, chunks[i], conf_dict, skip_bad, None, opts))
-                   for i in todo]
-        pool.close()
-        while True:
+        return _run_threads(str(out), chunks, todo, conf_dict, skip_bad, min(jobs, len(todo)), report, opts)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _run_threads(out: str, chunks: dict[int, list[Item]], todo: list[int], conf_dict: dict, skip_bad: bool,
+                 jobs: int, report: Callable[[int, float], None], opts: dict) -> list[dict]:
+    """Shards ``todo`` on ``jobs`` threads, each taking the next shard when it
+    is free; progress comes to this thread through a queue. The first error
+    (or Ctrl-C here) stops the others before their next utterance; their
+    partial shards are removed, as a re-run would."""
+    import torch
+
+    progress: queue_mod.SimpleQueue = queue_mod.SimpleQueue()
+    stop = threading.Event()
+    next_shard = iter(todo)
+    lock = threading.Lock()
+    markers: dict[int, dict] = {}
+    errors: list[BaseException] = []
+
+    def work() -> None:
+        torch.set_num_threads(1)  # per thread: a new thread would otherwise start with all cores
+        try:
+            while not stop.is_set():
+                with lock:
+                    i = next(next_shard, None)
+                if i is None:
+                    return
+                markers[i] = _run_shard(out, i, chunks[i], conf_dict, skip_bad,
+                                        lambda k, s: progress.put((k, s)), {**opts, "stop": stop})
+        except _Stopped:
+            pass
+        except BaseException as e:  # noqa: BLE001 -- handed to the calling thread
+            errors.append(e)
+            stop.set()
+
+    workers = [threading.Thread(target=work, name=f"featurize-{j}", daemon=True) for j in range(jobs)]
+    for t in workers:
+        t.start()
+    try:
+        while any(t.is_alive() for t in workers):
             try:
-                while True:
-                    _message(q.get(timeout=0.1), report)
+                report(*progress.get(timeout=0.1))
             except queue_mod.Empty:
                 pass
-            for r in results:
-                if r.ready() and not r.successful():
-                    r.get()  # raises the worker's error
-            if all(r.ready() for r in results):
-                break
-        try:
-            while True:
-                _message(q.get_nowait(), report)
-        except queue_mod.Empty:
-            pass
-        return [r.get() for r in results]
-
-
-def _message(msg: tuple, report: Callable[[int, float], None]) -> None:
-    """A worker's message: progress ``(utterances, seconds)`` or
-    ``("resample", from_rate, to_rate)``, said once."""
-    if msg[0] == "resample":
-        from asrkit.audio.reader import note_resample
-
-        note_resample(msg[1], msg[2])
-        return
-    report(msg[0], msg[1])
+    except BaseException:  # Ctrl-C: the threads stop before their next utterance
+        stop.set()
+        raise
+    finally:
+        for t in workers:
+            t.join()
+    while not progress.empty():
+        report(*progress.get())
+    if errors:
+        raise errors[0]
+    return [markers[i] for i in todo]
 
 
 def merge_only(data: str | os.PathLike, out: str | os.PathLike, kaldi: bool = False) -> dict:
