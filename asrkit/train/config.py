@@ -94,6 +94,7 @@ _SCHEMA: dict[str, dict[str, tuple[Any, tuple, tuple | None]]] = {
         "nan_limit": (10, (int,), None),
         "keep_epochs": (None, _OPT_INT, None),       # keep only the last N epoch-*.pt (None: all)
         "tensorboard": (True, (bool,), None),
+        "init": (None, (str, type(None)), None),     # start from these weights (a checkpoint or an exp dir)
     },
 }
 

@@ -393,6 +393,11 @@ def _run(cfg: dict, train_path: str, dev_path: str, out_path: str, resume: bool,
         raise UsageError(f"{exp} already has checkpoints; continue it with --resume or pick a new --out")
     elif resume and d.main:
         log.info(f"{exp}: no checkpoint to resume from; starting from scratch")
+    init = None
+    if ck is None and cfg["train"].get("init"):
+        init = _init_source(cfg["train"]["init"], exp)
+        # fine-tuning keeps the units of the run the weights come from, so unit ids keep their meaning
+        cfg["units"]["dir"] = cfg["units"].get("dir") or str(init.units)
     if d.main and ck is None and not resume:
         # the rule of every command that writes a folder: never into one another command made
         prepare_output_dir(exp, "train", overwrite, inputs=(train_path, dev_path))
@@ -417,7 +422,7 @@ def _run(cfg: dict, train_path: str, dev_path: str, out_path: str, resume: bool,
     if not d.main:
         log.set_quiet(True)
     try:
-        return _loop(cfg, d, exp, ck, data, device, amp_dtype, seed, task, hooks)
+        return _loop(cfg, d, exp, ck, data, device, amp_dtype, seed, task, hooks, init)
     except KeyboardInterrupt:
         raise _interrupted(exp) from None
     except CheckpointWriteError as err:
@@ -433,6 +438,35 @@ def _run(cfg: dict, train_path: str, dev_path: str, out_path: str, resume: bool,
         distributed.shutdown()
 
 
+@dataclass
+class _Init:
+    """Where a fine-tuning run's first weights come from (``train.init``)."""
+    path: Path      # the checkpoint file
+    units: Path     # the units folder of its exp
+    weights: dict   # its model state
+
+
+def _init_source(given: str, exp: Path) -> _Init:
+    """``train.init``: a checkpoint file (``EXP/checkpoints/*.pt``) or an exp dir (its
+    ``checkpoints/best.pt``, else ``last.pt``); its exp's ``units`` folder comes along."""
+    p = Path(given)
+    if p.is_dir():
+        ck_path = next((p / "checkpoints" / n for n in ("best.pt", "last.pt") if (p / "checkpoints" / n).is_file()),
+                       None)
+        if ck_path is None:
+            raise UsageError(f"train.init={given}: no checkpoints/best.pt or last.pt in that exp dir")
+        p = ck_path
+    elif not p.is_file():
+        raise UsageError(f"train.init={given}: no such checkpoint file or exp dir")
+    units = p.resolve().parent.parent / "units"
+    if not (units / "units.txt").is_file():
+        raise UsageError(f"train.init={given}: {units}/units.txt is missing (the checkpoint must sit in an exp "
+                         f"dir's checkpoints/ folder, beside its units)")
+    if units.resolve() == (exp / "units").resolve():
+        raise UsageError(f"train.init={given} is a checkpoint of {exp} itself; continue it with --resume")
+    return _Init(p, units, load_checkpoint(p)["model"])
+
+
 def _barrier(d: distributed.Dist) -> None:
     if d.enabled:
         torch.distributed.barrier()
@@ -440,7 +474,7 @@ def _barrier(d: distributed.Dist) -> None:
 
 def _loop(cfg: dict, d: distributed.Dist, exp: Path, ck: dict | None, data, device: torch.device,
           amp_dtype: torch.dtype | None, seed: int, task: Task,
-          hooks: dict[str, Callable[..., Any]] | None) -> TrainResult:
+          hooks: dict[str, Callable[..., Any]] | None, init: "_Init | None" = None) -> TrainResult:
     import random
 
     dist = torch.distributed
@@ -470,6 +504,10 @@ def _loop(cfg: dict, d: distributed.Dist, exp: Path, ck: dict | None, data, devi
     torch.manual_seed(seed)
     model = task.build_model(cfg["model"])
     cfg["model"] = dict(model.config)
+    if init is not None:
+        load_weights(model, init.weights, init.path, of=exp / "config.yaml")
+        if d.main:
+            log.info(f"{exp}: starting from the weights of {init.path} (fresh optimizer and schedule)")
     model.to(device)
 
     # ---- data: the task's datasets, batch plan and dev set

@@ -271,3 +271,35 @@ def test_tensorboard_events_when_installed(stores, tmp_path, monkeypatch):
     tags = {c[0] for c in calls}
     assert {"train/loss", "train/lr", "train/frames_per_s", "dev/dev_acc", "dev/dev_loss", "close"} <= tags
     assert calls[0] == ("init", str(tmp_path / "e" / "tensorboard"))
+
+
+def test_init_fine_tunes_from_another_runs_weights_and_units(stores, tmp_path):
+    """train.init: the first weights (and units) of a new run come from another run's
+    checkpoint; the optimizer and schedule start fresh; a run cannot start from itself."""
+    pre = tmp_path / "pre"
+    train(_cfg("ctc", "train.epochs=2", "features.specaugment=false"), stores["train"], stores["dev"], pre)
+    ft = tmp_path / "ft"
+    # one update at a vanishing lr, so the fine-tuned run's weights are exactly the init's
+    r = train(_cfg("ctc", "train.epochs=1", "train.max_steps=1", "optim.lr=1e-12", "optim.weight_decay=0",
+                   "features.specaugment=false", f"train.init={pre}"), stores["train"], stores["dev"], ft)
+    assert r.steps == 1
+    assert (ft / "units" / "units.txt").read_text() == (pre / "units" / "units.txt").read_text()
+    a, b = _weights(pre / "checkpoints" / "best.pt"), _weights(ft / "checkpoints" / "last.pt")
+    learned = [k for k in a if "running_" not in k and "num_batches" not in k]  # BatchNorm's stats move
+    assert learned and all(torch.allclose(a[k], b[k], atol=1e-6) for k in learned)
+    # starting from random weights instead gives other weights
+    scratch = tmp_path / "scratch"
+    train(_cfg("ctc", "train.epochs=1", "train.max_steps=1", "optim.lr=1e-12", "optim.weight_decay=0",
+               "features.specaugment=false", "train.seed=5"), stores["train"], stores["dev"], scratch)
+    c = _weights(scratch / "checkpoints" / "last.pt")
+    assert not all(torch.allclose(a[k], c[k], atol=1e-6) for k in learned)
+    with pytest.raises(UsageError, match="no such checkpoint"):
+        train(_cfg("ctc", f"train.init={tmp_path / 'nope'}"), stores["train"], stores["dev"], tmp_path / "x")
+    assert not (tmp_path / "x").exists()
+    with pytest.raises(UsageError, match="itself"):
+        train(_cfg("ctc", f"train.init={pre}"), stores["train"], stores["dev"], pre, overwrite=True)
+    # weights of another shape: one line naming the checkpoint
+    from asrkit.errors import InputError
+
+    with pytest.raises(InputError, match="weights do not fit"):
+        train(_cfg("ctc", "model.hidden=24", f"train.init={pre}"), stores["train"], stores["dev"], tmp_path / "y")
