@@ -1,6 +1,7 @@
-# Shared by recipes/*/run.sh (like Kaldi's utils/): source it after the option defaults are set,
-# then `parse_options "$@"`. Uses: $here (the recipe folder), $stage, $stop_stage, $dir, $logdir,
-# and a usage() function of the recipe.
+# Shared by recipes/*/run.sh and recipes/11785/*.sh (like Kaldi's utils/): source it, set the option
+# defaults (by hand, or with recipe_defaults / lm_recipe_defaults / course_defaults), define usage(), then
+# `parse_options "$@"`. Uses: $here (the recipe folder), $stage, $stop_stage, $dir, $logdir, and the
+# recipe's usage() function.
 
 # parse_options ARGS...: like Kaldi's utils/parse_options.sh. `--some-name VALUE` sets the variable
 # some_name, which the recipe must have set to its default before (so a misspelt option is an
