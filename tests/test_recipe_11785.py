@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 import re
 import subprocess
 import sys
@@ -18,43 +17,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from recipe_helpers import ENV as RECIPE_ENV
+from recipe_helpers import ROOT, check_syntax_and_help, run_script, write_conf
 
-ROOT = Path(__file__).resolve().parents[1]
 RECIPES = ROOT / "recipes" / "11785"
-ENV = dict(os.environ, ASRKIT=f"{sys.executable} -m asrkit", OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))
-
-FRAME = """task: frame
-model: {type: frame_mlp, impl: scratch, context: 2, hidden: [32], dropout: 0.0}
-data: {cmvn: global, max_frames: 40000}
-optim: {lr: 3.0e-3, warmup_steps: 1}
-train: {epochs: 2, tensorboard: false}
-"""
-CTC = """task: ctc
-model: {type: ctc, impl: scratch, subsampling: 2, encoder: lstm, hidden: 16, layers: 1, dropout: 0.0}
-units: {kind: phone}
-data: {cmvn: global, max_frames: 40000}
-features: {specaugment: false}
-optim: {lr: 3.0e-3, warmup_steps: 1}
-train: {epochs: 1, tensorboard: false}
-"""
-LAS = """task: las
-model: {type: las, impl: scratch, listener_hidden: 16, pyramid_layers: 2, attention_dim: 16, embed_dim: 16,
-        speller_hidden: 16, location_channels: 2, location_kernel: 5, dropout: 0.0}
-units: {kind: char}
-data: {cmvn: global, max_frames: 40000}
-features: {specaugment: false}
-optim: {lr: 3.0e-3, warmup_steps: 1}
-train: {epochs: 1, tensorboard: false}
-"""
-TRANSFORMER = """task: transformer
-model: {type: transformer, impl: scratch, hidden: 16, heads: 2, ff_mult: 2, encoder_layers: 1, decoder_layers: 1,
-        conv_channels: 4, dropout: 0.0}
-units: {kind: char}
-data: {cmvn: global, max_frames: 40000}
-features: {specaugment: false}
-optim: {lr: 3.0e-3, warmup_steps: 1}
-train: {epochs: 1, tensorboard: false}
-"""
+ENV = dict(RECIPE_ENV, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))
 # the splits fabricated from the tiny corpus's (course name, tiny name, utterances kept)
 SPLITS = (("train-clean-100", "train", 60), ("dev-clean", "dev", 12), ("test-clean", "test", 8))
 
@@ -95,18 +62,19 @@ def _labels(kind: str, ali: str, phones: str, text: str) -> list[str]:
     return list(text.upper())
 
 
-def fabricate_folders(tiny, kind: str, root: Path) -> Path:
-    """The per-utterance layout: SPLIT/mfcc/UTT.npy and SPLIT/transcript/UTT.npy (no labels for test)."""
+def fabricate_folders(tiny, kind: str, root: Path, labels: str = "transcript") -> Path:
+    """The per-utterance layout: SPLIT/mfcc/UTT.npy and SPLIT/LABELS/UTT.npy (no labels for test);
+    ``labels`` is transcript, or transcript/raw as a HW4P2 year has it."""
     sos, eos = ("<sos>", "<eos>") if kind == "hw4p2" else ("[SOS]", "[EOS]")
     for course, name, _ in SPLITS:
         (root / course / "mfcc").mkdir(parents=True)
         if name != "test":
-            (root / course / "transcript").mkdir()
+            (root / course / labels).mkdir(parents=True)
         for k, (_, feats, ali, phones, text) in enumerate(tiny[name]):
             utt = f"{1000 + k % 3}-{2000 + k % 3}-{k:04d}"  # LibriSpeech-like ids, as the course's files
             np.save(root / course / "mfcc" / f"{utt}.npy", feats)
             if name != "test":
-                np.save(root / course / "transcript" / f"{utt}.npy", np.array([sos, *_labels(kind, ali, phones, text), eos]))
+                np.save(root / course / labels / f"{utt}.npy", np.array([sos, *_labels(kind, ali, phones, text), eos]))
     return root
 
 
@@ -130,8 +98,8 @@ def fabricate_arrays(tiny, kind: str, root: Path, int_labels: bool = False) -> P
     return root
 
 
-def run(script: str, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(["bash", str(RECIPES / script), *map(str, args)], capture_output=True, text=True, env=ENV)
+def run(script: str, *args: object) -> subprocess.CompletedProcess:
+    return run_script(RECIPES / script, *args, env=ENV)
 
 
 def _table(out: str, title: str) -> dict[str, float]:
@@ -165,7 +133,7 @@ def _stages(p: subprocess.CompletedProcess, names: list[str]) -> None:
 @pytest.mark.slow
 def test_hw1p2_whole_split_arrays(tiny, tmp_path):
     corpus = fabricate_arrays(tiny, "hw1p2", tmp_path / "hw1p2", int_labels=True)
-    (tmp_path / "frame.yaml").write_text(FRAME)
+    write_conf(tmp_path / "frame.yaml", "frame", epochs=2)
     work = tmp_path / "work"
     p = run("hw1p2.sh", "--corpus", corpus, "--dir", work, "--device", "cpu", "--conf", tmp_path / "frame.yaml")
     _stages(p, ["import", "train_frame", "score_dev", "submission"])
@@ -187,7 +155,7 @@ def test_hw1p2_whole_split_arrays(tiny, tmp_path):
 @pytest.mark.slow
 def test_hw1p2_per_utterance_folders(tiny, tmp_path):
     corpus = fabricate_folders(tiny, "hw1p2", tmp_path / "hw1p2")
-    (tmp_path / "frame.yaml").write_text(FRAME)
+    write_conf(tmp_path / "frame.yaml", "frame", epochs=2)
     work = tmp_path / "work"
     p = run("hw1p2.sh", "--corpus", corpus, "--dir", work, "--device", "cpu", "--conf", tmp_path / "frame.yaml")
     _stages(p, ["import", "train_frame", "score_dev", "submission"])
@@ -197,6 +165,27 @@ def test_hw1p2_per_utterance_folders(tiny, tmp_path):
     sub = _csv(work / "exp/frame_mlp/submission.csv")
     assert len(sub) == sum(f.shape[0] for _, f, *_ in tiny["test"])
     assert {r["label"] for r in sub} <= {_phone_label(p) for _, _, ali, _, _ in tiny["train"] for p in ali.split()}
+
+
+@pytest.mark.parametrize("script, words", [
+    ("hw1p2.sh", ["0 import", "1 train frame", "2 score dev", "3 submission"]),
+    ("hw3p2.sh", ["0 import", "1 phones", "2 train ctc", "3 score dev", "4 submission", "--phone-map"]),
+    ("hw4p2.sh", ["0 import", "1 train", "2 score dev", "3 submission", "--model", "fbank/"]),
+])
+def test_syntax_and_help_name_the_layouts_and_years(script, words):
+    # every script states which course years' layouts it accepts
+    check_syntax_and_help(RECIPES / script, ["--corpus", "--stage", "--stop-stage", "--dir", "--conf", "--impl",
+                                             "fall 2023 HW1P2", "fall 2025 HW3P2", "spring 2019 HW1P2",
+                                             "transcript/raw", "train_labels.npy", *words])
+
+
+def test_refuses_a_missing_config_before_writing(tmp_path):
+    for script in ("hw1p2.sh", "hw3p2.sh", "hw4p2.sh"):
+        p = run(script, "--stage", "1", "--conf", tmp_path / "none.yaml", "--dir", tmp_path / "w")
+        assert p.returncode == 2 and f"no such config file: {tmp_path}/none.yaml" in p.stderr, p.stderr
+    p = run("hw4p2.sh", "--model", "rnnt", "--dir", tmp_path / "w")
+    assert p.returncode == 2 and "--model takes las or transformer (got 'rnnt')" in p.stderr, p.stderr
+    assert not (tmp_path / "w").exists()
 
 
 def test_refuses_a_missing_or_incomplete_corpus(tmp_path):
@@ -218,6 +207,13 @@ def test_refuses_a_missing_or_incomplete_corpus(tmp_path):
     p = run("hw3p2.sh", "--corpus", folders, "--dir", tmp_path / "w")
     assert p.returncode == 1
     assert p.stderr.strip().endswith(f"--corpus {folders} is incomplete: dev*/transcript/*.npy is missing"), p.stderr
+    raw = tmp_path / "raw"   # transcripts in transcript/raw/: the dev split's are looked for there too
+    for part in ("train-clean-100/mfcc", "train-clean-100/transcript/raw", "dev-clean/mfcc", "dev-clean/transcript"):
+        (raw / part).mkdir(parents=True)
+        np.save(raw / part / "1-2-0000.npy", np.zeros(1))
+    p = run("hw4p2.sh", "--corpus", raw, "--dir", tmp_path / "w")
+    assert p.returncode == 1
+    assert p.stderr.strip().endswith(f"--corpus {raw} is incomplete: dev*/transcript/raw/*.npy is missing"), p.stderr
     (tmp_path / "empty").mkdir()
     p = run("hw4p2.sh", "--corpus", tmp_path / "empty", "--dir", tmp_path / "w2")
     assert p.returncode == 1 and "is incomplete: train*/mfcc/*.npy is missing" in p.stderr, p.stderr
@@ -231,7 +227,7 @@ def _phones_without_sil(tiny, split: str) -> list[list[str]]:
 @pytest.mark.slow
 def test_hw3p2_per_utterance_folders(tiny, tmp_path):
     corpus = fabricate_folders(tiny, "hw3p2", tmp_path / "hw3p2")
-    (tmp_path / "ctc.yaml").write_text(CTC)
+    write_conf(tmp_path / "ctc.yaml", "ctc", subsampling=2)
     work = tmp_path / "work"
     p = run("hw3p2.sh", "--corpus", corpus, "--dir", work, "--device", "cpu", "--conf", tmp_path / "ctc.yaml",
             "--beam", "4")
@@ -269,8 +265,8 @@ def test_hw3p2_integer_arrays_need_a_phone_map(tiny, tmp_path):
 
 @pytest.mark.slow
 def test_hw4p2_per_utterance_folders(tiny, tmp_path):
-    corpus = fabricate_folders(tiny, "hw4p2", tmp_path / "hw4p2")
-    (tmp_path / "las.yaml").write_text(LAS)
+    corpus = fabricate_folders(tiny, "hw4p2", tmp_path / "hw4p2", labels="transcript/raw")
+    write_conf(tmp_path / "las.yaml", "las")
     work = tmp_path / "work"
     p = run("hw4p2.sh", "--corpus", corpus, "--dir", work, "--device", "cpu", "--conf", tmp_path / "las.yaml",
             "--beam", "2", "--max-len-ratio", "0.5")
@@ -294,7 +290,7 @@ def test_hw4p2_per_utterance_folders(tiny, tmp_path):
 @pytest.mark.slow
 def test_hw4p2_whole_split_arrays_transformer(tiny, tmp_path):
     corpus = fabricate_arrays(tiny, "hw4p2", tmp_path / "hw4p2")
-    (tmp_path / "tf.yaml").write_text(TRANSFORMER)
+    write_conf(tmp_path / "tf.yaml", "transformer")
     work = tmp_path / "work"
     p = run("hw4p2.sh", "--corpus", corpus, "--dir", work, "--device", "cpu", "--model", "transformer",
             "--conf", tmp_path / "tf.yaml", "--beam", "2", "--max-len-ratio", "0.5")

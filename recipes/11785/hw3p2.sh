@@ -5,11 +5,12 @@
 # edit per phone, as the course's distance between strings of one character per phone).
 #
 # Layouts accepted (--corpus DIR; 'asrkit data import kaggle-11785' reads both):
-#   folders: per-utterance files, the course's layout from 2021 on:
+#   folders: per-utterance files, the course's layout in its LibriSpeech years (checked against
+#            students' code for fall 2023 HW1P2 and fall 2025 HW3P2; see docs/recipes.md):
 #            DIR/train-clean-100/{mfcc,transcript}/*.npy, DIR/dev-clean/{mfcc,transcript}/*.npy,
 #            DIR/test-clean/mfcc/*.npy (any split names starting with train, dev, test); transcripts
 #            of ARPAbet phone names in any case ('AA', 'sil', '[SIL]'; [SOS]/[EOS] dropped)
-#   arrays:  whole-split object arrays (the older years): DIR/train.npy DIR/train_labels.npy
+#   arrays:  whole-split object arrays (the earlier years): DIR/train.npy DIR/train_labels.npy
 #            DIR/dev.npy DIR/dev_labels.npy DIR/test.npy; integer labels need --phone-map
 #
 #   0  import         asrkit data import kaggle-11785       -> data/{TRAIN,DEV,TEST}
@@ -31,19 +32,12 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+. "$here/../lib/common.sh"
 
-stage=0
-stop_stage=100
-device=auto
-corpus=
-dir=$here/hw3p2
+course_defaults hw3p2   # stage, stop_stage, device, corpus, dir, the *_split names, impl
 conf=$here/conf/ctc_phone.yaml
 beam=20
 phone_map=
-train_split=
-dev_split=
-test_split=
-impl=
 
 usage() {
   cat <<USAGE
@@ -51,50 +45,21 @@ usage: $0 --corpus DIR [--stage N] [--stop-stage N] [--dir DIR] [--device auto|c
           [--phone-map FILE] [--conf FILE] [--impl scratch|native]
           [--train-split NAME] [--dev-split NAME] [--test-split NAME]
   stages: 0 import, 1 phones, 2 train ctc, 3 score dev (Levenshtein, PER), 4 submission (Kaggle csv)
-  --corpus     the course's data: per-utterance folders (SPLIT/mfcc/*.npy + SPLIT/transcript/*.npy)
-               or whole-split arrays (train.npy train_labels.npy dev.npy dev_labels.npy test.npy)
   --phone-map  'label phone' lines: the ARPAbet phone (or sil) of each of the course's labels, needed
-               when the labels are integers (the older years' arrays)
+               when the labels are integers (the earlier years' arrays)
   --beam       CTC prefix beam width of the dev and test decodes (default $beam)
-  --dir        where data/ and exp/ go (default: $here/hw3p2)
   --conf       the CTC model's config (default: $here/conf/ctc_phone.yaml)
-  --*-split    which imported split is train / dev / test (default: the one whose name starts so)
 USAGE
+  course_usage hw3p2
+  echo "  (HW3P2's labels: ARPAbet phone names in any case, '[SIL]' as sil; an older year's wsj0_*_merged_labels.npy"
+  echo "   is not read: rename its files to train.npy train_labels.npy ...)"
 }
 
-. "$here/../lib/common.sh"
 parse_options "$@"
-dir=$(realpath -m "$dir")  # a relative --dir stays right after the cd below
-check_numbers stage stop_stage beam
-impl_overrides
-conf=$(realpath -m "$conf")
-if [ -n "$phone_map" ]; then
-  [ -f "$phone_map" ] || { echo "$0: --phone-map $phone_map: no such file" >&2; exit 1; }
-  phone_map=$(realpath "$phone_map")
-fi
-if [ "$stage" -le 0 ]; then
-  require_11785_corpus "$corpus"
-  corpus=$(realpath "$corpus")
-fi
-find_asrkit
-
-mkdir -p "$dir"
-cd "$dir"
-logdir=exp/log
-mkdir -p "$logdir"
+optional_file phone_map
+course_setup beam
 exp=exp/ctc_phone
-
-if run_stage 0 import; then
-  if [ -f data/.imported ]; then echo "data/ is there"
-  else
-    echo "$corpus: $course_layout layout"
-    $ASRKIT data import kaggle-11785 "$corpus" data 2>&1 | tee "$log"
-    touch data/.imported
-  fi
-fi
-train=$(course_split data train "$train_split")
-dev=$(course_split data dev "$dev_split")
-test=$(course_split data test "$test_split")
+course_import
 
 # to_phones TEXT OUT: the course's labels as phones: through --phone-map, else lower case with brackets
 # dropped ([SIL] -> sil); integer labels without a map, or a label the map lacks, stop here naming it
@@ -128,18 +93,8 @@ if run_stage 1 phones; then
 fi
 
 if run_stage 2 train_ctc; then
-  $ASRKIT train ctc --train data/$train/feats --dev data/$dev/feats --out $exp --conf "$conf" \
-    --device "$device" --resume ${train_overrides[@]+"${train_overrides[@]}"} 2>&1 | tee "$log"
+  train_model ctc data/$train/feats data/$dev/feats $exp "$conf"
 fi
-
-# decode_beam STORE OUT: beam search hypotheses (phones) of STORE into OUT, unless OUT is newer than the model
-decode_beam() {
-  if newer "$2" $exp/checkpoints/best.pt; then echo "$2 is up to date"
-  else
-    $ASRKIT decode $exp "$1" --beam "$beam" --device "$device" > "$2.tmp" 2>> "$log"
-    mv "$2.tmp" "$2"
-  fi
-}
 
 if run_stage 3 score_dev; then
   out=$exp/dev
@@ -152,15 +107,11 @@ if run_stage 3 score_dev; then
   $ASRKIT score $out/ref.txt $out/hyp.txt --metric levenshtein --unit token 2>> "$log" > $out/levenshtein.txt
   $ASRKIT score $out/ref.txt $out/hyp.txt 2>> "$log" | sed 's/%WER/%PER/' > $out/per.txt
   echo "HW3P2 results ($dev, $(wc -l < $out/ref.txt) utterances, beam $beam)"
-  printf '  %-30s %10s\n' metric value \
-    "mean Levenshtein distance" "$(awk '{ print $2 }' $out/levenshtein.txt)" \
-    "%PER" "$(awk 'NR == 1 { print $2 }' $out/per.txt)" | tee $out/results.txt
+  results_rows $out/results.txt "mean Levenshtein distance" "$(awk '{ print $2 }' $out/levenshtein.txt)" \
+    "%PER" "$(awk 'NR == 1 { print $2 }' $out/per.txt)"
   cat $out/levenshtein.txt $out/per.txt | tee -a "$log"
 fi
 
 if run_stage 4 submission; then
-  : > "$log"
-  decode_beam data/$test/feats $exp/test_hyp.txt
-  kaggle_csv $exp/test_hyp.txt $exp/submission.csv
-  echo "Kaggle submission: $dir/$exp/submission.csv ($(($(wc -l < $exp/submission.csv) - 1)) utterances of $test)"
+  course_submission
 fi

@@ -5,10 +5,13 @@
 # count), averaged over utterances (asrkit score --metric levenshtein).
 #
 # Layouts accepted (--corpus DIR; 'asrkit data import kaggle-11785' reads both):
-#   folders: per-utterance files, the course's layout from 2021 on:
+#   folders: per-utterance files, the course's layout in its LibriSpeech years (checked against
+#            students' code for fall 2023 HW1P2 and fall 2025 HW3P2; see docs/recipes.md):
 #            DIR/train-clean-100/{mfcc,transcript}/*.npy, DIR/dev-clean/{mfcc,transcript}/*.npy,
 #            DIR/test-clean/mfcc/*.npy (any split names starting with train, dev, test); transcripts
-#            as arrays of characters (<sos>/<eos> dropped, the characters joined into words)
+#            as arrays of characters (<sos>/<eos> dropped, the characters joined into words), in
+#            SPLIT/transcript/ or, as a HW4P2 year has them, SPLIT/transcript/raw/. Not read: a later
+#            year's SPLIT/fbank/*.npy + SPLIT/text/*.npy (its features are stored (F, T)).
 #   arrays:  whole-split object arrays named as the importer reads them: DIR/train.npy
 #            DIR/train_labels.npy DIR/dev.npy DIR/dev_labels.npy DIR/test.npy, labels arrays of
 #            characters (an older year's train_transcripts.npy of words is not read: rename and
@@ -31,20 +34,13 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+. "$here/../lib/common.sh"
 
-stage=0
-stop_stage=100
-device=auto
-corpus=
-dir=$here/hw4p2
+course_defaults hw4p2   # stage, stop_stage, device, corpus, dir, the *_split names, impl
 model=las
 conf=
 beam=10
 max_len_ratio=
-train_split=
-dev_split=
-test_split=
-impl=
 
 usage() {
   cat <<USAGE
@@ -52,86 +48,45 @@ usage: $0 --corpus DIR [--stage N] [--stop-stage N] [--dir DIR] [--device auto|c
           [--model las|transformer] [--conf FILE] [--beam N] [--max-len-ratio R] [--impl scratch|native]
           [--train-split NAME] [--dev-split NAME] [--test-split NAME]
   stages: 0 import, 1 train, 2 score dev (Levenshtein, WER, CER), 3 submission (Kaggle csv)
-  --corpus         the course's data: per-utterance folders (SPLIT/mfcc/*.npy + SPLIT/transcript/*.npy)
-                   or whole-split arrays (train.npy train_labels.npy dev.npy dev_labels.npy test.npy)
   --model          las (default) or transformer
   --conf           the model's config (default: conf/las.yaml or conf/transformer.yaml of the repository)
   --beam           attention beam width of the dev and test decodes (default $beam)
   --max-len-ratio  at most R output characters per encoder frame (default: decode's)
-  --dir            where data/ and exp/ go (default: $here/hw4p2)
-  --*-split        which imported split is train / dev / test (default: the one whose name starts so)
 USAGE
+  course_usage hw4p2
+  echo "  (HW4P2's labels: arrays of characters, <sos>/<eos> dropped. Not read: an older year's train_transcripts.npy"
+  echo "   of words, and the fbank/ + text/ folders of a later year, whose features are stored (F, T))"
 }
 
-. "$here/../lib/common.sh"
 parse_options "$@"
-dir=$(realpath -m "$dir")  # a relative --dir stays right after the cd below
-check_numbers stage stop_stage beam
-impl_overrides
 case "$model" in
   las|transformer) ;;
   *) echo "$0: --model takes las or transformer (got '$model')" >&2; exit 2 ;;
 esac
 [ -n "$conf" ] || conf=$here/../../conf/$model.yaml
-conf=$(realpath -m "$conf")
-att_opts=()
-[ -z "$max_len_ratio" ] || att_opts=(--max-len-ratio "$max_len_ratio")
-if [ "$stage" -le 0 ]; then
-  require_11785_corpus "$corpus"
-  corpus=$(realpath "$corpus")
-fi
-find_asrkit
-
-mkdir -p "$dir"
-cd "$dir"
-logdir=exp/log
-mkdir -p "$logdir"
+set_att_opts
+course_setup beam
 exp=exp/$model
-
-if run_stage 0 import; then
-  if [ -f data/.imported ]; then echo "data/ is there"
-  else
-    echo "$corpus: $course_layout layout"
-    $ASRKIT data import kaggle-11785 "$corpus" data 2>&1 | tee "$log"
-    touch data/.imported
-  fi
-fi
-train=$(course_split data train "$train_split")
-dev=$(course_split data dev "$dev_split")
-test=$(course_split data test "$test_split")
+course_import
 
 if run_stage 1 train; then
-  $ASRKIT train $model --train data/$train/feats --dev data/$dev/feats --out $exp --conf "$conf" \
-    --device "$device" --resume ${train_overrides[@]+"${train_overrides[@]}"} 2>&1 | tee "$log"
+  train_model $model data/$train/feats data/$dev/feats $exp "$conf"
 fi
-
-# decode_beam STORE OUT: beam search transcripts of STORE into OUT, unless OUT is newer than the model
-decode_beam() {
-  if newer "$2" $exp/checkpoints/best.pt; then echo "$2 is up to date"
-  else
-    $ASRKIT decode $exp "$1" --beam "$beam" --device "$device" ${att_opts[@]+"${att_opts[@]}"} > "$2.tmp" 2>> "$log"
-    mv "$2.tmp" "$2"
-  fi
-}
 
 if run_stage 2 score_dev; then
   out=$exp/dev
   mkdir -p $out
   : > "$log"
-  decode_beam data/$dev/feats $out/hyp.txt
+  decode_beam data/$dev/feats $out/hyp.txt ${att_opts[@]+"${att_opts[@]}"}
   $ASRKIT score data/$dev/text $out/hyp.txt --metric levenshtein 2>> "$log" > $out/levenshtein.txt
   $ASRKIT score data/$dev/text $out/hyp.txt --cer 2>> "$log" > $out/wer.txt
   echo "HW4P2 results ($dev, $(wc -l < data/$dev/text) utterances, $model, beam $beam)"
-  printf '  %-30s %10s\n' metric value \
-    "mean Levenshtein distance" "$(awk '{ print $2 }' $out/levenshtein.txt)" \
+  results_rows $out/results.txt "mean Levenshtein distance" "$(awk '{ print $2 }' $out/levenshtein.txt)" \
     "%WER" "$(awk '$1 == "%WER" { print $2 }' $out/wer.txt)" \
-    "%CER" "$(awk '$1 == "%CER" { print $2 }' $out/wer.txt)" | tee $out/results.txt
+    "%CER" "$(awk '$1 == "%CER" { print $2 }' $out/wer.txt)"
   cat $out/levenshtein.txt $out/wer.txt | tee -a "$log"
 fi
 
 if run_stage 3 submission; then
-  : > "$log"
-  decode_beam data/$test/feats $exp/test_hyp.txt
-  kaggle_csv $exp/test_hyp.txt $exp/submission.csv
-  echo "Kaggle submission: $dir/$exp/submission.csv ($(($(wc -l < $exp/submission.csv) - 1)) utterances of $test)"
+  course_submission ${att_opts[@]+"${att_opts[@]}"}
 fi

@@ -1,6 +1,7 @@
-# Shared by recipes/*/run.sh (like Kaldi's utils/): source it after the option defaults are set,
-# then `parse_options "$@"`. Uses: $here (the recipe folder), $stage, $stop_stage, $dir, $logdir,
-# and a usage() function of the recipe.
+# Shared by recipes/*/run.sh and recipes/11785/*.sh (like Kaldi's utils/): source it, set the option
+# defaults (by hand, or with recipe_defaults / lm_recipe_defaults / course_defaults), define usage(), then
+# `parse_options "$@"`. Uses: $here (the recipe folder), $stage, $stop_stage, $dir, $logdir, and the
+# recipe's usage() function.
 
 # parse_options ARGS...: like Kaldi's utils/parse_options.sh. `--some-name VALUE` sets the variable
 # some_name, which the recipe must have set to its default before (so a misspelt option is an
@@ -21,6 +22,16 @@ parse_options() {
     printf -v "$name" '%s' "$2"
     shift 2
   done
+}
+
+# recipe_defaults DIR: the defaults of --stage 0, --stop-stage 100 (all stages), --device auto, --dir DIR and
+# --impl '' (the configs' own) (call before parse_options)
+recipe_defaults() {
+  stage=0
+  stop_stage=100
+  device=auto
+  dir=$1
+  impl=
 }
 
 # check_numbers NAME...: each named variable holds a whole number (else exit 2 naming its option)
@@ -51,14 +62,68 @@ find_asrkit() {
   fi
 }
 
+# stage_selected N: stage N lies within --stage .. --stop-stage (says nothing; run_stage does)
+stage_selected() { [ "$stage" -le "$1" ] && [ "$stop_stage" -ge "$1" ]; }
+
 # run_stage N NAME [SUFFIX]: true when stage N is selected; says so and sets $log to its log file
 run_stage() {
-  if [ "$stage" -le "$1" ] && [ "$stop_stage" -ge "$1" ]; then
+  if stage_selected "$1"; then
     log=$logdir/$(printf %02d "$1")_$2${3:-}.log
     echo "== stage $1: $2 (log: $dir/$log)"
     return 0
   fi
   return 1
+}
+
+# enter_dir: make --dir and go there, with the log folder exp/log ($logdir); call it after every check, so that
+# a refused run writes nothing
+enter_dir() {
+  mkdir -p "$dir"
+  cd "$dir"
+  logdir=exp/log
+  mkdir -p "$logdir"
+}
+
+# require_confs NAME...: each named variable (a --*-conf option) names a config file; made absolute, else exit 2
+require_confs() {
+  local v
+  for v in "$@"; do
+    printf -v "$v" '%s' "$(realpath -m "${!v}")"
+    [ -f "${!v}" ] || { echo "$0: no such config file: ${!v}" >&2; exit 2; }
+  done
+}
+
+# optional_file NAME: the variable NAME (option --NAME, '_' read as '-') is empty or names a file; made absolute,
+# else exit 1
+optional_file() {
+  [ -n "${!1}" ] || return 0
+  [ -f "${!1}" ] || { echo "$0: --${1//_/-} ${!1}: no such file" >&2; exit 1; }
+  printf -v "$1" '%s' "$(realpath "${!1}")"
+}
+
+# set_att_opts: the array att_opts of the attention decodes' options (--max-len-ratio when $max_len_ratio is set)
+set_att_opts() {
+  att_opts=()
+  [ -z "$max_len_ratio" ] || att_opts=(--max-len-ratio "$max_len_ratio")
+}
+
+# train_model TASK TRAIN DEV EXP CONF [OVERRIDE...]: asrkit train TASK on the feature stores TRAIN and DEV into EXP,
+# resumed from its last checkpoint, on $device, with the OVERRIDEs and then $train_overrides; logged to $log
+train_model() {
+  local task=$1 train=$2 dev=$3 exp=$4 conf=$5
+  shift 5
+  $ASRKIT train "$task" --train "$train" --dev "$dev" --out "$exp" --conf "$conf" --device "$device" --resume \
+    "$@" ${train_overrides[@]+"${train_overrides[@]}"} 2>&1 | tee "$log"
+}
+
+# featurize_sets SET...: asrkit featurize data/SET into feats/SET with $nj jobs, unless feats/SET is there
+featurize_sets() {
+  local s
+  for s in "$@"; do
+    if [ -f "feats/$s/index.tsv" ]; then echo "feats/$s is there"
+    else $ASRKIT featurize "data/$s" "feats/$s" --jobs "$nj"
+    fi
+  done
 }
 
 # newer A B: A exists and is newer than B
@@ -111,7 +176,8 @@ print(cfg)' "$@"
 # labelled train and dev splits and a test split (else exit 1 naming the first missing part), and sets
 # course_layout: "arrays" (whole-split object arrays: train.npy train_labels.npy dev.npy dev_labels.npy
 # test.npy) when DIR has a train.npy or train_labels.npy, else "folders" (per-utterance files:
-# train*/mfcc/*.npy with train*/transcript/*.npy, the same for dev*, and test*/mfcc/*.npy)
+# train*/mfcc/*.npy with train*/transcript/*.npy, the same for dev*, and test*/mfcc/*.npy; the transcripts
+# may be in transcript/raw/ instead, as a HW4P2 year has them)
 require_11785_corpus() {
   require_corpus corpus "$1"
   if [ -e "$1/train.npy" ] || [ -e "$1/train_labels.npy" ]; then
@@ -119,8 +185,10 @@ require_11785_corpus() {
     require_corpus corpus "$1" train.npy train_labels.npy dev.npy dev_labels.npy test.npy
   else
     course_layout=folders
-    require_corpus corpus "$1" "train*/mfcc/*.npy" "train*/transcript/*.npy" "dev*/mfcc/*.npy" \
-      "dev*/transcript/*.npy" "test*/mfcc/*.npy"
+    local labels=transcript
+    if compgen -G "$1/train*/transcript/raw/*.npy" >/dev/null; then labels=transcript/raw; fi
+    require_corpus corpus "$1" "train*/mfcc/*.npy" "train*/$labels/*.npy" "dev*/mfcc/*.npy" \
+      "dev*/$labels/*.npy" "test*/mfcc/*.npy"
   fi
 }
 
@@ -138,6 +206,93 @@ course_split() {
     0) echo "$0: $data has no $prefix split (imported folders: $(ls "$data" | tr '\n' ' '))" >&2; exit 1 ;;
     *) echo "$0: $data has several $prefix splits (${found[*]}): choose one with --$prefix-split NAME" >&2; exit 1 ;;
   esac
+}
+
+# course_defaults NAME: the defaults of the options the 11-785 recipes share (--dir: $here/NAME); call before
+# usage and parse_options
+course_defaults() {
+  recipe_defaults "$here/$1"
+  corpus=
+  train_split=
+  dev_split=
+  test_split=
+}
+
+# course_usage NAME: the usage lines of the options the 11-785 recipes share, with the course years whose Kaggle
+# layouts the corpus check and the import accept (docs/recipes.md says where each was checked)
+course_usage() {
+  cat <<USAGE
+  --corpus     the course's Kaggle data for ${1^^}, in either layout ('asrkit data import kaggle-11785'):
+               folders, the LibriSpeech years (checked: fall 2023 HW1P2, fall 2025 HW3P2, a HW4P2 year
+                 with transcript/raw/): SPLIT/mfcc/*.npy + SPLIT/transcript/*.npy (or transcript/raw/*.npy)
+                 for train* and dev*, test*/mfcc/*.npy
+               arrays, the earlier years (checked: spring 2019 HW1P2, a LibriSpeech HW1P2 and a HW3P2 year):
+                 train.npy train_labels.npy dev.npy dev_labels.npy test.npy (object arrays)
+  --dir        where data/ and exp/ go (default: $here/$1)
+  --device     auto (default), cpu or cuda; --impl: scratch or native layers (default: the config's)
+  --*-split    which imported split is train / dev / test (default: the one whose name starts so)
+USAGE
+}
+
+# course_setup NAME...: the checks and the start shared by the 11-785 recipes: --stage, --stop-stage (and the numbers
+# NAME...), --impl, --conf, and, when stage 0 runs, the corpus (require_11785_corpus); then find asrkit and enter
+# --dir. Exits on the first bad option before anything is written.
+course_setup() {
+  dir=$(realpath -m "$dir")  # a relative --dir stays right after the cd below
+  check_numbers stage stop_stage "$@"
+  impl_overrides
+  require_confs conf
+  if stage_selected 0; then
+    require_11785_corpus "$corpus"
+    corpus=$(realpath "$corpus")
+  fi
+  find_asrkit
+  enter_dir
+}
+
+# course_import: stage 0 of the 11-785 recipes (asrkit data import kaggle-11785 of --corpus into data/, once),
+# then set train, dev and test to the imported splits (--train-split, --dev-split, --test-split pick among several)
+course_import() {
+  if run_stage 0 import; then
+    if [ -f data/.imported ]; then echo "data/ is there"
+    else
+      echo "$corpus: $course_layout layout"
+      $ASRKIT data import kaggle-11785 "$corpus" data 2>&1 | tee "$log"
+      touch data/.imported
+    fi
+  fi
+  train=$(course_split data train "$train_split")
+  dev=$(course_split data dev "$dev_split")
+  test=$(course_split data test "$test_split")
+}
+
+# decode_beam STORE OUT [OPTION...]: beam search (--beam $beam, on $device, the OPTIONs) of the model $exp on the
+# feature store STORE into OUT, unless OUT is newer than the model; errors to $log
+decode_beam() {
+  local store=$1 out=$2
+  shift 2
+  if newer "$out" $exp/checkpoints/best.pt; then echo "$out is up to date"
+  else
+    $ASRKIT decode $exp "$store" --beam "$beam" --device "$device" "$@" > "$out.tmp" 2>> "$log"
+    mv "$out.tmp" "$out"
+  fi
+}
+
+# course_submission [OPTION...]: the submission stage of HW3P2/HW4P2: decode_beam of the test split into
+# $exp/test_hyp.txt, then the Kaggle csv $exp/submission.csv
+course_submission() {
+  : > "$log"
+  decode_beam data/$test/feats $exp/test_hyp.txt "$@"
+  kaggle_csv $exp/test_hyp.txt $exp/submission.csv
+  echo "Kaggle submission: $dir/$exp/submission.csv ($(($(wc -l < $exp/submission.csv) - 1)) utterances of $test)"
+}
+
+# results_rows OUT NAME VALUE [NAME VALUE...]: the 'metric value' table of a course recipe's score stage, on stdout
+# and into OUT
+results_rows() {
+  local out=$1
+  shift
+  printf '  %-30s %10s\n' metric value "$@" | tee "$out"
 }
 
 # kaggle_csv TEXT OUT: Kaldi text 'utt-id tokens...' (in utt-id order) -> the course's Kaggle submission
@@ -167,4 +322,110 @@ results_table() {
     [[ "$row" =~ [0-9] ]] && echo "| ${e#exp/} |$row"
   done
   return 0
+}
+
+# -- the corpus recipes that train CTC and transformer models and decode them with a word n-gram LM
+#    (recipes/wsj, recipes/librispeech): their shared options, the LM and the decoding
+
+# lm_recipe_defaults: set the defaults of the options these recipes share (call before usage and parse_options)
+lm_recipe_defaults() {
+  recipe_defaults "$here"
+  nj=2
+  ctc_conf=$here/conf/ctc.yaml
+  tf_conf=$here/conf/transformer.yaml
+  epochs=
+  beam=20
+  att_beam=10
+  lm_order=4
+  lm_prune=0,0,1
+  lm_arpa=
+  tune_lm_weights=
+  tune_word_bonuses=
+  tune_att_lm_weights=0.3,0.5,0.7
+  tune_ctc_weights=0.3,0.5
+  tune_length_bonuses=0,1
+  max_len_ratio=
+}
+
+# lm_recipe_usage DEV: the usage lines of the shared options (DEV: the set the weights are tuned on)
+lm_recipe_usage() {
+  cat <<USAGE
+  --dir       where data/, feats/ and exp/ go (default: $here)
+  --nj        featurize, tune and decode processes (default $nj); --device: auto (default), cpu or cuda
+  --ctc-conf, --tf-conf   the CTC and the transformer models' configs (default: conf/ctc.yaml, conf/transformer.yaml)
+  --epochs    training epochs of every model (default: the configs')
+  --impl      layer implementation of every model (default: the configs', scratch)
+  --beam      CTC beam (default $beam); --att-beam: the transformer's (default $att_beam)
+  --lm-order  n-gram order (default $lm_order); --lm-prune: lm build --prune thresholds ('' none; default $lm_prune)
+  --lm-arpa   a ready word LM (ARPA, or a kenlm binary) to decode with instead of building one in stage 3
+  --tune-*    tuning grids on $1 (comma lists or START:STOP:STEP; empty: asrkit tune's defaults)
+  --max-len-ratio  the transformer decodes' maximum output length per encoder frame (default: decode's)
+USAGE
+}
+
+# lm_recipe_checks NAME...: check the shared options (and the numbers NAME...), exit 2 (or 1: --lm-arpa) on the
+# first bad one; sets dir, the confs and lm_arpa absolute, the arrays train_overrides and att_opts. Writes nothing.
+lm_recipe_checks() {
+  check_numbers stage stop_stage nj beam att_beam lm_order "$@"
+  [ -z "$epochs" ] || check_numbers epochs
+  impl_overrides
+  [ -z "$epochs" ] || train_overrides+=("train.epochs=$epochs")
+  dir=$(realpath -m "$dir")
+  require_confs ctc_conf tf_conf
+  optional_file lm_arpa
+  set_att_opts
+}
+
+# build_lm_and_ppl SET...: stage 3's end: unless --lm-arpa, estimate $lm from exp/lm/lm_text.txt when the text
+# is newer; then the perplexity of each data/SET/text under $lm -> exp/lm/ppl_SET.txt
+build_lm_and_ppl() {
+  local s
+  if [ -z "$lm_arpa" ]; then
+    if newer $lm exp/lm/lm_text.txt; then echo "$lm is up to date"
+    else $ASRKIT lm build exp/lm/lm_text.txt --order "$lm_order" ${lm_prune:+--prune "$lm_prune"} -o $lm
+    fi
+  fi
+  for s in "$@"; do
+    echo "-- $s"
+    cut -d' ' -f2- data/$s/text | $ASRKIT lm ppl $lm - | tee exp/lm/ppl_$s.txt
+  done
+}
+
+# lm_decode EXP KIND DEV NAME SET...: the weights tuned on data/DEV with feats/DEV into EXP/lm_tuning.yaml (KIND
+# ctc: LM weight and word bonus, beam $beam; att: LM weight x CTC weight x length bonus, beam $att_beam; NAME names
+# DEV in EXP/tune_NAME.txt and the messages), then beam + $lm on feats/SET of every SET -> EXP/decode_SET/hyp.txt,
+# scored against data/SET/text -> wer.txt (%WER; %CER too for att, and for ctc when $ctc_cer is yes) and
+# per_utt.txt. Tuning is redone only when the model or the LM is newer, decoding when the tuning is.
+lm_decode() {
+  local exp=$1 kind=$2 dev=$3 name=$4 s out keys
+  shift 4
+  local opts=(--lm $lm --device "$device") tune_opts score_opts=(--cer)
+  if [ $kind = ctc ]; then
+    opts+=(--beam "$beam" --jobs "$nj")
+    tune_opts=(${tune_lm_weights:+--lm-weights "$tune_lm_weights"} ${tune_word_bonuses:+--word-bonuses "$tune_word_bonuses"})
+    keys="lm_weight|word_bonus|wer"
+    [ "${ctc_cer:-no}" = yes ] || score_opts=()
+  else
+    opts+=(--beam "$att_beam" ${att_opts[@]+"${att_opts[@]}"})
+    tune_opts=(--lm-weights "$tune_att_lm_weights" --ctc-weights "$tune_ctc_weights" --length-bonuses "$tune_length_bonuses")
+    keys="lm_weight|ctc_weight|length_bonus|wer"
+  fi
+  if newer $exp/lm_tuning.yaml $exp/checkpoints/best.pt && newer $exp/lm_tuning.yaml $lm; then
+    echo "$exp/lm_tuning.yaml is up to date"
+  else
+    $ASRKIT tune $exp feats/$dev data/$dev/text "${opts[@]}" ${tune_opts[@]+"${tune_opts[@]}"} > $exp/tune_$name.txt 2>> "$log"
+  fi
+  grep -E "^($keys):" $exp/lm_tuning.yaml | sed "s/^/tuned on $name: /"
+  for s in "$@"; do
+    out=$exp/decode_$s
+    mkdir -p $out
+    if newer $out/hyp.txt $exp/lm_tuning.yaml; then echo "$out/hyp.txt is up to date"
+    else
+      $ASRKIT decode $exp feats/$s "${opts[@]}" > $out/hyp.txt.tmp 2>> "$log"
+      mv $out/hyp.txt.tmp $out/hyp.txt
+    fi
+    echo "-- $s: $out/hyp.txt"
+    $ASRKIT score data/$s/text $out/hyp.txt ${score_opts[@]+"${score_opts[@]}"} --per-utt $out/per_utt.txt 2>> "$log" \
+      | tee $out/wer.txt
+  done
 }

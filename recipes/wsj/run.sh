@@ -33,28 +33,10 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+. "$here/../lib/common.sh"
 
 corpus=
-stage=0
-stop_stage=100
-nj=2
-device=auto
-dir=$here
-ctc_conf=$here/conf/ctc.yaml
-tf_conf=$here/conf/transformer.yaml
-epochs=
-impl=
-beam=20
-att_beam=10
-lm_order=4
-lm_prune=0,0,1
-lm_arpa=
-tune_lm_weights=
-tune_word_bonuses=
-tune_att_lm_weights=0.3,0.5,0.7
-tune_ctc_weights=0.3,0.5
-tune_length_bonuses=0,1
-max_len_ratio=
+lm_recipe_defaults   # stage, stop_stage, nj, device, dir, ctc_conf, tf_conf, epochs, impl, beam, lm_*, tune_*, ...
 
 usage() {
   cat <<USAGE
@@ -66,43 +48,22 @@ usage: $0 --corpus DIR [--stage N] [--stop-stage N] [--dir DIR] [--nj N] [--devi
   stages: 0 data, 1 dict, 2 features, 3 lm, 4 train ctc_phone, 5 decode ctc_phone,
           6 train ctc_char, 7 decode ctc_char, 8 train transformer, 9 decode transformer, 10 results
   --corpus    the LDC WSJ tree: a folder holding the discs (11-1.1 ... 11-14.1 of WSJ0,
-              13-1.1 ... 13-34.1 of WSJ1) as they come off the LDC release
-  --dir       where data/, feats/ and exp/ go (default: $here)
-  --ctc-conf  both CTC models' config (the recipe sets units.kind); --tf-conf: the transformer's
-  --epochs    training epochs of every model (default: the configs')
-  --impl      layer implementation of every model (default: the configs', scratch)
-  --beam      CTC beam (default $beam); --att-beam: the transformer's (default $att_beam)
-  --lm-order  n-gram order (default $lm_order); --lm-prune: lm build --prune thresholds ('' none; default $lm_prune)
-  --lm-arpa   a ready word LM (ARPA, or a kenlm binary) to decode with instead of building one in stage 3
-  --tune-*    tuning grids on dev93 (comma lists or START:STOP:STEP; empty: asrkit tune's defaults)
+              13-1.1 ... 13-34.1 of WSJ1) as they come off the LDC release; needed by stage 0,
+              and by stage 3 unless --lm-arpa is given
 USAGE
+  lm_recipe_usage dev93
+  echo "  (--ctc-conf is both CTC models' config: the recipe sets units.kind)"
 }
 
-. "$here/../lib/common.sh"
 parse_options "$@"
-check_numbers stage stop_stage nj beam att_beam lm_order
-[ -z "$epochs" ] || check_numbers epochs
-impl_overrides
-[ -z "$epochs" ] || train_overrides+=("train.epochs=$epochs")
-dir=$(realpath -m "$dir")
-ctc_conf=$(realpath -m "$ctc_conf")
-tf_conf=$(realpath -m "$tf_conf")
-for f in "$ctc_conf" "$tf_conf"; do
-  [ -f "$f" ] || { echo "$0: no such config file: $f" >&2; exit 2; }
-done
-if [ -n "$lm_arpa" ]; then
-  [ -f "$lm_arpa" ] || { echo "$0: --lm-arpa $lm_arpa: no such file" >&2; exit 1; }
-  lm_arpa=$(realpath "$lm_arpa")
-fi
-att_opts=()
-[ -z "$max_len_ratio" ] || att_opts=(--max-len-ratio "$max_len_ratio")
+lm_recipe_checks
 np_data=13-32.1/wsj1/doc/lng_modl/lm_train/np_data
 # the corpus is needed by stage 0 (audio, transcripts) and, without --lm-arpa, stage 3 (LM text)
 parts=()
-if [ "$stage" -le 0 ] && [ "$stop_stage" -ge 0 ]; then
+if stage_selected 0; then
   parts+=("*/wsj0/si_tr_s" "*/wsj1/si_tr_s" "*/wsj1/si_dt_20" "*/wsj0/si_et_20")
 fi
-if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ] && [ -z "$lm_arpa" ]; then
+if stage_selected 3 && [ -z "$lm_arpa" ]; then
   parts+=("$np_data/87/*.z" "$np_data/88/*.z" "$np_data/89/*.z")
 fi
 if [ ${#parts[@]} -gt 0 ]; then
@@ -110,11 +71,8 @@ if [ ${#parts[@]} -gt 0 ]; then
   corpus=$(realpath "$corpus")
 fi
 find_asrkit
+enter_dir
 
-mkdir -p "$dir"
-cd "$dir"
-logdir=exp/log
-mkdir -p "$logdir"
 vp_lex=$here/local/lexicon_vp.txt
 lm=${lm_arpa:-exp/lm/lm$lm_order.arpa}
 test_sets="test_dev93 test_eval92"
@@ -183,13 +141,7 @@ if run_stage 1 dict; then
 fi
 
 if run_stage 2 features; then
-  {
-    for s in train_si284 $test_sets $(phone_set train_si284) $(phone_set test_dev93); do
-      if [ -f "feats/$s/index.tsv" ]; then echo "feats/$s is there"
-      else $ASRKIT featurize "data/$s" "feats/$s" --jobs "$nj"
-      fi
-    done
-  } 2>&1 | tee "$log"
+  featurize_sets train_si284 $test_sets $(phone_set train_si284) $(phone_set test_dev93) 2>&1 | tee "$log"
 fi
 
 if run_stage 3 lm; then
@@ -206,98 +158,38 @@ if run_stage 3 lm; then
       } > exp/lm/lm_text.txt.tmp
       mv exp/lm/lm_text.txt.tmp exp/lm/lm_text.txt
     fi
-    if [ -z "$lm_arpa" ]; then
-      echo "exp/lm/lm_text.txt: $(awk 'END { print NR }' exp/lm/lm_text.txt) sentences"
-      if newer $lm exp/lm/lm_text.txt; then echo "$lm is up to date"
-      else $ASRKIT lm build exp/lm/lm_text.txt --order "$lm_order" ${lm_prune:+--prune "$lm_prune"} -o $lm
-      fi
-    fi
-    for s in $test_sets; do
-      echo "-- $s"
-      cut -d' ' -f2- data/$s/text | $ASRKIT lm ppl $lm - | tee exp/lm/ppl_$s.txt
-    done
+    [ -n "$lm_arpa" ] || echo "exp/lm/lm_text.txt: $(awk 'END { print NR }' exp/lm/lm_text.txt) sentences"
+    build_lm_and_ppl $test_sets
   } 2>&1 | tee "$log"
 fi
 
-# decode_ctc EXP: LM weight and word bonus tuned on dev93, then beam + LM on every test set, WER
-decode_ctc() {
-  local exp=$1 s out
-  if newer $exp/lm_tuning.yaml $exp/checkpoints/best.pt && newer $exp/lm_tuning.yaml $lm; then
-    echo "$exp/lm_tuning.yaml is up to date"
-  else
-    $ASRKIT tune $exp feats/test_dev93 data/test_dev93/text --lm $lm --beam "$beam" --jobs "$nj" --device "$device" \
-      ${tune_lm_weights:+--lm-weights "$tune_lm_weights"} ${tune_word_bonuses:+--word-bonuses "$tune_word_bonuses"} \
-      > $exp/tune_dev93.txt 2>> "$log"
-  fi
-  grep -E '^(lm_weight|word_bonus|wer):' $exp/lm_tuning.yaml | sed 's/^/tuned on dev93: /'
-  for s in $test_sets; do
-    out=$exp/decode_$s
-    mkdir -p $out
-    if newer $out/hyp.txt $exp/lm_tuning.yaml; then echo "$out/hyp.txt is up to date"
-    else
-      $ASRKIT decode $exp feats/$s --beam "$beam" --lm $lm --jobs "$nj" --device "$device" > $out/hyp.txt.tmp 2>> "$log"
-      mv $out/hyp.txt.tmp $out/hyp.txt
-    fi
-    echo "-- $s: $out/hyp.txt"
-    $ASRKIT score data/$s/text $out/hyp.txt --per-utt $out/per_utt.txt 2>> "$log" | tee $out/wer.txt
-  done
-}
-
-# decode_att EXP: LM weight x CTC weight x length bonus tuned on dev93, then beam + CTC + LM, WER and CER
-decode_att() {
-  local exp=$1 s out
-  if newer $exp/lm_tuning.yaml $exp/checkpoints/best.pt && newer $exp/lm_tuning.yaml $lm; then
-    echo "$exp/lm_tuning.yaml is up to date"
-  else
-    $ASRKIT tune $exp feats/test_dev93 data/test_dev93/text --lm $lm --beam "$att_beam" --device "$device" \
-      --lm-weights "$tune_att_lm_weights" --ctc-weights "$tune_ctc_weights" --length-bonuses "$tune_length_bonuses" \
-      ${att_opts[@]+"${att_opts[@]}"} > $exp/tune_dev93.txt 2>> "$log"
-  fi
-  grep -E '^(lm_weight|ctc_weight|length_bonus|wer):' $exp/lm_tuning.yaml | sed 's/^/tuned on dev93: /'
-  for s in $test_sets; do
-    out=$exp/decode_$s
-    mkdir -p $out
-    if newer $out/hyp.txt $exp/lm_tuning.yaml; then echo "$out/hyp.txt is up to date"
-    else
-      $ASRKIT decode $exp feats/$s --beam "$att_beam" --lm $lm --device "$device" ${att_opts[@]+"${att_opts[@]}"} \
-        > $out/hyp.txt.tmp 2>> "$log"
-      mv $out/hyp.txt.tmp $out/hyp.txt
-    fi
-    echo "-- $s: $out/hyp.txt"
-    $ASRKIT score data/$s/text $out/hyp.txt --cer --per-utt $out/per_utt.txt 2>> "$log" | tee $out/wer.txt
-  done
-}
-
 if run_stage 4 train_ctc_phone; then
-  $ASRKIT train ctc --train feats/$(phone_set train_si284) --dev feats/$(phone_set test_dev93) --out exp/ctc_phone \
-    --conf "$ctc_conf" --device "$device" --resume units.kind=phone units.lexicon="$vp_lex" \
-    ${train_overrides[@]+"${train_overrides[@]}"} 2>&1 | tee "$log"
+  train_model ctc feats/$(phone_set train_si284) feats/$(phone_set test_dev93) exp/ctc_phone "$ctc_conf" \
+    units.kind=phone units.lexicon="$vp_lex"
 fi
 
+# stages 5, 7, 9: the weights tuned on dev93, beam + LM on dev93 and eval92, WER (the transformer's: and CER)
 if run_stage 5 decode_ctc_phone; then
   : > "$log"
-  decode_ctc exp/ctc_phone 2>&1 | tee -a "$log"
+  lm_decode exp/ctc_phone ctc test_dev93 dev93 $test_sets 2>&1 | tee -a "$log"
 fi
 
 if run_stage 6 train_ctc_char; then
-  $ASRKIT train ctc --train feats/train_si284 --dev feats/test_dev93 --out exp/ctc_char \
-    --conf "$ctc_conf" --device "$device" --resume units.kind=char \
-    ${train_overrides[@]+"${train_overrides[@]}"} 2>&1 | tee "$log"
+  train_model ctc feats/train_si284 feats/test_dev93 exp/ctc_char "$ctc_conf" units.kind=char
 fi
 
 if run_stage 7 decode_ctc_char; then
   : > "$log"
-  decode_ctc exp/ctc_char 2>&1 | tee -a "$log"
+  lm_decode exp/ctc_char ctc test_dev93 dev93 $test_sets 2>&1 | tee -a "$log"
 fi
 
 if run_stage 8 train_transformer; then
-  $ASRKIT train transformer --train feats/train_si284 --dev feats/test_dev93 --out exp/transformer \
-    --conf "$tf_conf" --device "$device" --resume ${train_overrides[@]+"${train_overrides[@]}"} 2>&1 | tee "$log"
+  train_model transformer feats/train_si284 feats/test_dev93 exp/transformer "$tf_conf"
 fi
 
 if run_stage 9 decode_transformer; then
   : > "$log"
-  decode_att exp/transformer 2>&1 | tee -a "$log"
+  lm_decode exp/transformer att test_dev93 dev93 $test_sets 2>&1 | tee -a "$log"
 fi
 
 if run_stage 10 results; then

@@ -158,6 +158,17 @@ def test_kaggle_11785_per_utterance_layout(tmp_path):
         assert validate(p) == []
 
 
+def test_kaggle_11785_transcript_raw_folder(tmp_path):
+    # a HW4P2 year keeps its character transcripts in SPLIT/transcript/raw/
+    src = tmp_path / "hw4p2"
+    (src / "dev-clean" / "mfcc").mkdir(parents=True)
+    (src / "dev-clean" / "transcript" / "raw").mkdir(parents=True)
+    np.save(src / "dev-clean" / "mfcc" / "84-121-0000.npy", np.zeros((12, 15), np.float32))
+    np.save(src / "dev-clean" / "transcript" / "raw" / "84-121-0000.npy", np.array(["<sos>", *"GO ON", "<eos>"]))
+    import_corpus("kaggle-11785", src, tmp_path / "out")
+    assert DataDir.load(tmp_path / "out" / "dev_clean").text == {"84-121-0000": "GO ON"}
+
+
 def test_kaggle_11785_whole_split_arrays(tmp_path):
     src = tmp_path / "old"
     src.mkdir()

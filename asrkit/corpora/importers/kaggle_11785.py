@@ -7,7 +7,8 @@ Per-utterance layout (HW1P2/HW3P2/HW4P2 from 2021 on)::
     SRC/test-clean/mfcc/*.npy                         (no labels)
 
 Feature folders: ``mfcc``, ``fbank``, ``feats``, ``features``; label
-folders: ``transcript``, ``transcripts``, ``text``, ``labels``, ``ali``.
+folders: ``transcript/raw`` (a HW4P2 year's character transcripts),
+``transcript``, ``transcripts``, ``text``, ``labels``, ``ali``.
 Whole-split layout (HW1P2 up to 2020)::
 
     SRC/train.npy  SRC/train_labels.npy  SRC/dev.npy ...   (object arrays)
@@ -38,7 +39,7 @@ from asrkit.errors import DataError, InputError
 from asrkit.io import atomic_write
 
 FEATURE_DIRS = ("mfcc", "fbank", "feats", "features")
-LABEL_DIRS = ("transcript", "transcripts", "text", "labels", "ali")
+LABEL_DIRS = ("transcript/raw", "transcript", "transcripts", "text", "labels", "ali")
 _MARKERS = {"[SOS]", "[EOS]", "<sos>", "<eos>", "<SOS>", "<EOS>", "[sos]", "[eos]"}
 _LIBRI = re.compile(r"^\d+-\d+-\d+$")
 
