@@ -394,7 +394,8 @@ def check_voices(names: Iterable[str]) -> list[VoiceInfo]:
 def _run(cmd: list[str], what: str, stdin: str | None = None, program: str | None = None) -> str:
     program = program or cmd[0]
     try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=300, input=stdin)
+        proc = subprocess.run(cmd, capture_output=True, text=True, encoding="utf-8", errors="replace",
+                              check=False, timeout=300, input=stdin)
     except subprocess.TimeoutExpired:
         raise AsrkitError(f"{what}: {program} did not finish within 300 s") from None
     if proc.returncode != 0:

@@ -429,6 +429,25 @@ def test_synth_espeak_formant_voices_8k(short_text: Path, tmp_path: Path):
         assert np.array_equal(sf.read(path)[0], sf.read(read_table(again / "wav.scp")[utt])[0]), utt
 
 
+def _onset_error_ms(voice: str, sentence: str) -> float:
+    """Speech onset (5 ms RMS within 30 dB of the loudest) minus the first
+    phone's start, in ms, at 16 kHz."""
+    audio, segs = synth.synthesize(voice, sentence)
+    first = next(k for k, (p, _) in enumerate(segs) if p != "sil")
+    start = segs[first - 1][1] if first else 0.0
+    env = np.sqrt(np.convolve(audio.astype(np.float64) ** 2, np.ones(80) / 80, mode="same") + 1e-20)
+    onset = np.flatnonzero(env > env.max() * 10 ** (-30 / 20))[0] / 16000
+    return (onset - start) * 1000
+
+
+@needs_espeak
+@pytest.mark.parametrize("voice", ["en-us+m3", "en+f2"])
+def test_espeak_phone_times_are_where_the_speech_starts(voice: str):
+    # The phoneme events are sample-exact: speech starts within a few ms of the first phone.
+    for sentence in ("she sells sea shells", "six thick thistle sticks"):
+        assert -5 < _onset_error_ms(voice, sentence) < 10, (voice, sentence)
+
+
 @pytest.mark.needs_tool("espeak-ng", "mbrola")
 @pytest.mark.parametrize("voice", synth.MBROLA_VOICES)
 def test_synth_mbrola_voices(voice: str, short_text: Path, tmp_path: Path, require_file):
@@ -438,6 +457,8 @@ def test_synth_mbrola_voices(voice: str, short_text: Path, tmp_path: Path, requi
     synth_corpus(short_text, out, SynthOptions(voices=[voice], variants=2, seed=1, sample_rate=8000))
     wav, ali = _check_datadir(out, rate=8000)
     _labels_line_up(wav, ali, 8000)
+    # MBROLA's diphones start softly (mb-us3 most), so the bound is looser than espeak-ng's formant voices'.
+    assert -5 < _onset_error_ms(voice, "she sells sea shells") < 60  # mb-us3: 46
     # MBROLA renders the durations espeak-ng gave it: the audio ends where the last phone does.
     for utt in wav:
         rec = json.loads((out / ".synth" / f"{utt}.json").read_text())
