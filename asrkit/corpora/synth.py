@@ -330,7 +330,8 @@ def _check_espeak(voice: VoiceInfo) -> None:
                if shutil.which(tool) is None]
     if missing:
         raise AsrkitError(
-            f"voice '{voice.name}' needs {' and '.join(missing)}, which is not installed: apt-get install {packages}"
+            f"voice '{voice.name}' needs {' and '.join(missing)}, which {'is' if len(missing) == 1 else 'are'} "
+            f"not installed: apt-get install {packages}"
             + ("" if voice.engine == "espeak-ng" else " (Debian contrib/non-free)")
         )
     languages, mbrola, variants = _espeak_installed()
