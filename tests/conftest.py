@@ -1,7 +1,8 @@
 """Test setup shared by every test: the Debian tools some tests drive.
 
 A few tests compare against, or drive, Debian programs: sclite (package
-sctk), sox, flite, festival and three festival voices. ``make test``
+sctk), sox, flite, festival and three festival voices, espeak-ng, mbrola and
+four MBROLA voices. ``make test``
 installs them first where it can (``tools/install_debian_deps.sh``). A test
 that needs one that is missing:
 
@@ -29,6 +30,8 @@ TOOLS: dict[str, tuple[str, tuple[str, ...]]] = {
     "sox": ("sox", ()),
     "flite": ("flite", ()),
     "festival": ("festival", ()),
+    "espeak-ng": ("espeak-ng", ()),
+    "mbrola": ("mbrola", ()),  # in Debian's contrib section; its voices (mbrola-us1, ...) in non-free
 }
 
 
@@ -82,7 +85,7 @@ def require_festival_voice(voice: str) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
-        "needs_tool(*names): the test drives these Debian tools (sclite, sox, flite, festival); "
+        "needs_tool(*names): the test drives these Debian tools (sclite, sox, flite, festival, espeak-ng, mbrola); "
         "skipped where missing, failed where missing under CI=true",
     )
 

@@ -32,7 +32,8 @@ def synth(
     voices: str = typer.Option(
         "kal16,awb,rms,slt", "--voices",
         help="Comma-separated voices: flite kal, kal16, awb, rms, slt; festival kal_diphone, ked_diphone, "
-        "cmu_us_slt_arctic_hts.",
+        "cmu_us_slt_arctic_hts; espeak-ng English LANGUAGE[+VARIANT] (en-us, en-us+f3, en+m2, "
+        "en-gb-scotland+klatt, ...); espeak-ng + MBROLA mb-us1, mb-us2, mb-us3, mb-en1.",
     ),
     num: Optional[int] = typer.Option(None, "--num", help="Use only the first N sentences."),
     start_index: int = typer.Option(0, "--start-index", help="Number utterances from this index (keeps splits apart)."),
@@ -41,13 +42,18 @@ def synth(
     rate: str = typer.Option("0.9:1.1", "--rate", help="Speaking-rate factor range LOW:HIGH."),
     pitch: str = typer.Option("-2:2", "--pitch", help="Pitch shift range in semitones LOW:HIGH."),
     noise_snr: Optional[float] = typer.Option(None, "--noise-snr", help="Add white noise at this SNR (dB)."),
-    audio_format: str = typer.Option("flac", "--format", help="Audio files: flac, wav or ogg (16 kHz)."),
+    audio_format: str = typer.Option("flac", "--format", help="Audio files: flac, wav or ogg."),
+    sample_rate: int = typer.Option(
+        16000, "--sample-rate", "--rate-hz",
+        help="Sample rate of the audio and of ali's frames (8000: telephone band, as the Asterisk recipe's features).",
+    ),
     jobs: int = typer.Option(1, "--jobs", "-j", help="Parallel synthesizer processes."),
     overwrite: bool = typer.Option(False, "--overwrite", help=_OVERWRITE_HELP),
 ) -> None:
     """Synthesize one utterance per sentence into a data dir with exact frame phone labels (ali).
 
     Example: asrkit corpus synth --text sentences.txt --out data/synth --voices slt,awb --jobs 2
+    Example: asrkit corpus synth --text s.txt --out data/synth8k --voices mb-us1,en-us+f3,slt --sample-rate 8000
     """
     from asrkit import log
     from asrkit.corpora.synth import SynthOptions, synth_corpus
@@ -62,6 +68,7 @@ def synth(
         pitch_range=_range(pitch, "--pitch"),
         noise_snr=noise_snr,
         audio_format=audio_format,
+        sample_rate=sample_rate,
     )
     from asrkit.corpora.synth import check_voices
     from asrkit.io import prepare_output_dir

@@ -2,22 +2,37 @@
 
 Each sentence of a text file becomes one utterance spoken by one of the
 Debian speech synthesizers' voices (``flite``: kal, kal16, awb, rms, slt;
-``festival``: kal_diphone, ked_diphone, cmu_us_slt_arctic_hts). The
-synthesizer reports where each phone ends; those end times give one phone
-label per 10 ms frame (``ali``), so the labels are exact by construction.
+``festival``: kal_diphone, ked_diphone, cmu_us_slt_arctic_hts; ``espeak-ng``:
+its English voices and their variants, ``en-us``, ``en-us+f3``, ...;
+``espeak-ng`` + ``mbrola``: mb-us1, mb-us2, mb-us3, mb-en1). The synthesizer
+reports where each phone ends; those end times give one phone label per 10 ms
+frame (``ali``), so the labels are exact by construction.
 
-Frame rule (default fbank conf: 25 ms window = 400 samples, 10 ms shift = 160
-samples, ``snip_edges=True``, 16 kHz)::
+How each synthesizer reports its phones: flite prints each segment's end
+(``-psdur``), festival its Segment relation; espeak-ng's formant voices are run
+through libespeak-ng (``espeak_events.py``), whose wave generator emits a
+phoneme event at the sample where each phoneme's synthesis starts; for the
+MBROLA voices espeak-ng writes the MBROLA input (``--pho``: every phone with its
+duration in ms) and ``mbrola`` renders exactly those durations. espeak-ng
+starts speaking at once, so its utterances get :data:`LEAD_SILENCE` of
+silence in front (and formant voices the same at the end).
 
-    frames = 1 + (num_samples - 400) // 160   if num_samples >= 400 else 0
+Frame rule (default fbank conf: 25 ms window, 10 ms shift, ``snip_edges=True``;
+at 16 kHz 400 and 160 samples, at 8 kHz 200 and 80)::
 
-Frame ``i`` covers samples ``[160 i, 160 i + 400)``; its label is the phone
-whose time span contains the frame's centre ``(160 i + 200) / 16000`` s
-(``sil`` after the last phone).
+    frames = 1 + (num_samples - win) // shift   if num_samples >= win else 0
+
+Frame ``i`` covers samples ``[shift i, shift i + win)``; its label is the phone
+whose time span contains the frame's centre ``(shift i + win / 2) / rate`` =
+``0.010 i + 0.0125`` s (``sil`` after the last phone). The corpus is written at
+``SynthOptions.sample_rate`` (16 kHz, or 8 kHz for telephone recipes) and the
+labels follow the frames of that rate, so they match ``asrkit featurize`` with a
+conf of the same ``sample_frequency``.
 
 Phones are ARPAbet without stress, 39 phones plus ``sil``, lowercase
-(:data:`ARPABET39`); :data:`PHONE_MAP` folds the synthesizers' radio/CMU phone
-sets onto it.
+(:data:`ARPABET39`); :data:`PHONE_MAP` folds the flite/festival radio/CMU phone
+sets onto it, :data:`ESPEAK_PHONES` espeak-ng's phoneme mnemonics and
+:data:`MBROLA_PHONES` the MBROLA voices' SAMPA.
 
 Speaker variety: a speaker is a voice plus a variant (``slt-v1``); each variant
 has its own base speaking rate and pitch drawn from the ranges, and each
@@ -25,6 +40,10 @@ utterance jitters around its variant's base (rate x U(0.96, 1.04), pitch +-0.5
 semitone, clipped to the ranges). Rate uses the synthesizer's own duration
 control (``duration_stretch`` / ``Duration_Stretch``), pitch its own F0 control
 (flite ``f0_shift``, festival ``int_lr_params``) where the voice has one;
+espeak-ng's rate is its words-per-minute (175 x rate, within 80..450) and its
+pitch its pitch parameter (50 + 50/12 per semitone: the base pitch scales by
+2^((p - 50) / 50)), for the MBROLA voices too (espeak-ng writes their pitch and
+durations);
 otherwise sox's ``tempo``/``pitch`` effects do it and phone times are scaled by
 the tempo factor (then labels follow the audio to within sox's WSOLA splicing:
 speech onset/offset stay within about 16 ms of the scaled times). Optional
@@ -40,6 +59,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import tempfile
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
@@ -59,6 +79,11 @@ from asrkit.io import atomic_write, iter_lines
 
 __all__ = [
     "ARPABET39",
+    "ESPEAK_PHONES",
+    "ESPEAK_VARIANTS",
+    "LEAD_SILENCE",
+    "MBROLA_PHONES",
+    "MBROLA_VOICES",
     "PHONE_MAP",
     "SAMPLE_RATE",
     "VOICES",
@@ -66,6 +91,7 @@ __all__ = [
     "SynthResult",
     "VoiceInfo",
     "check_voices",
+    "frame_geometry",
     "frame_labels",
     "map_phone",
     "num_frames",
@@ -73,9 +99,10 @@ __all__ = [
     "synthesize",
 ]
 
-SAMPLE_RATE = 16000
+SAMPLE_RATE = 16000  # the default output rate
 FRAME_LENGTH = 400  # samples: 25 ms at 16 kHz
 FRAME_SHIFT = 160  # samples: 10 ms at 16 kHz
+LEAD_SILENCE = 0.15  # s of silence put before (and after) espeak-ng's speech
 
 
 #: Synthesizer phone -> ARPAbet-39 (no stress) or ``sil``. The 39 phones map to
@@ -89,36 +116,92 @@ PHONE_MAP.update(
     }
 )
 
+#: espeak-ng phoneme mnemonic (its English phoneme tables: en-us, en, en-gb-*,
+#: en-029) -> ARPAbet-39/``sil``; case matters. ``None``: no phone of its own
+#: (``;``, espeak's linking glide between two vowels, joins the phone before it).
+#: A pair ``(first, second, share)`` is one espeak phoneme that ARPAbet spells with
+#: two phones (an r-coloured vowel: ``A@`` = aa r); the first gets ``share`` of
+#: its time, as espeak-ng's own MBROLA tables split it (phsource/mbrola/us). When
+#: the next phoneme is an r already (``e@ r``), the vowel keeps its whole span.
+ESPEAK_PHONES: dict[str, str | tuple[str, str, float] | None] = {
+    # pauses
+    "_": "sil", "_:": "sil", "_!": "sil", "_|": "sil", "_^_": "sil", ";": None, "g-": None,
+    # vowels
+    "a": "ae", "aa": "ae", "a#": "ah", "A:": "aa", "0": "aa", "O": "ao", "O:": "ao", "O2": "ao",
+    "V": "ah", "@": "ah", "@2": "ah", "@5": "ah", "@/": "ah", "@-": "ah", "3": "er", "3:": "er",
+    "IR": "er", "VR": "er", "E": "eh", "I": "ih", "I2": "ih", "I#": "ih", "i": "iy", "i:": "iy",
+    "U": "uh", "u:": "uw", "eI": "ey", "aI": "ay", "aI2": "ay", "OI": "oy", "aU": "aw", "oU": "ow",
+    "@U": "ow", "i@": "ih",
+    "e@": ("eh", "r", 0.5), "A@": ("aa", "r", 0.5), "O@": ("ao", "r", 0.5), "o@": ("ao", "r", 0.5),
+    "U@": ("uh", "r", 0.5), "i@3": ("ih", "r", 0.6), "aI@": ("ay", "er", 0.6), "aI3": ("ay", "er", 0.6),
+    "aU@": ("aw", "er", 0.75),
+    # consonants
+    "p": "p", "b": "b", "t": "t", "t#": "t", "t2": "t", "t[": "t", "?": "t", "d": "d", "d#": "d", "d[": "d",
+    "k": "k", "g": "g", "x": "k", "f": "f", "v": "v", "T": "th", "D": "dh", "s": "s", "z": "z",
+    "S": "sh", "Z": "zh", "h": "hh", "tS": "ch", "dZ": "jh", "m": "m", "n": "n", "n-": "n", "N": "ng",
+    "l": "l", "l/": "l", "l/2": "l", "@L": "l", "r": "r", "r-": "r", "r/": "r", "w": "w", "w/": "w",
+    "w#": "w", "j": "y",
+}
 
-def map_phone(phone: str) -> str:
-    """Map a synthesizer phone to ARPAbet-39/``sil``; stress digits are dropped."""
-    p = phone.lower().rstrip("012")
-    try:
-        return PHONE_MAP[p]
-    except KeyError:
-        raise AsrkitError(f"synthesizer produced the unknown phone '{phone}'; add it to PHONE_MAP") from None
+#: MBROLA voice phone (SAMPA of us1/us2/us3 and en1, as espeak-ng's ``--pho``
+#: writes them) -> ARPAbet-39/``sil``; case matters.
+MBROLA_PHONES: dict[str, str] = {
+    "_": "sil",
+    "p": "p", "p_h": "p", "t": "t", "t_h": "t", "4": "t", "k": "k", "k_h": "k", "b": "b", "d": "d",
+    "g": "g", "f": "f", "v": "v", "T": "th", "D": "dh", "s": "s", "z": "z", "S": "sh", "Z": "zh",
+    "h": "hh", "tS": "ch", "dZ": "jh", "m": "m", "n": "n", "N": "ng", "l": "l", "l=": "l", "5": "l",
+    "r": "r", "r=": "er", "w": "w", "j": "y",
+    "i": "iy", "i:": "iy", "I": "ih", "E": "eh", "e": "eh", "{": "ae", "A": "aa", "A:": "aa", "Q": "aa",
+    "O": "ao", "O2": "ao", "O:": "ao", "V": "ah", "@": "ah", "3:": "er", "U": "uh", "u": "uw", "u:": "uw",
+    "EI": "ey", "eI": "ey", "AI": "ay", "aI": "ay", "OI": "oy", "aU": "aw", "@U": "ow",
+    "I@": "ih", "e@": "eh", "U@": "uh",
+}
+
+#: Phones a MBROLA database lacks most diphones of, renamed before it renders
+#: (us3 has few diphones with espeak-ng's O2: MBROLA would put silence there).
+MBROLA_RENAME: dict[str, dict[str, str]] = {"us3": {"O2": "O"}}
 
 
-def num_frames(num_samples: int) -> int:
-    """Frames the default fbank conf (25 ms / 10 ms, snip_edges, 16 kHz) gives."""
-    if num_samples < FRAME_LENGTH:
+def map_phone(phone: str, engine: str = "flite") -> str:
+    """Map a synthesizer phone to ARPAbet-39/``sil``. flite/festival: stress
+    digits are dropped, case does not matter; ``mbrola``: :data:`MBROLA_PHONES`."""
+    if engine == "mbrola":
+        found = MBROLA_PHONES.get(phone)
+        table = "MBROLA_PHONES"
+    else:
+        found = PHONE_MAP.get(phone.lower().rstrip("012"))
+        table = "PHONE_MAP"
+    if found is None:
+        raise AsrkitError(f"synthesizer produced the unknown phone '{phone}'; add it to {table}")
+    return found
+
+
+def frame_geometry(sample_rate: int = SAMPLE_RATE) -> tuple[int, int]:
+    """``(window, shift)`` in samples of the default fbank conf (25 ms / 10 ms)
+    at ``sample_rate``, rounded as ``asrkit featurize`` rounds them."""
+    return int(sample_rate * 25.0 * 0.001), int(sample_rate * 10.0 * 0.001)
+
+
+def num_frames(num_samples: int, sample_rate: int = SAMPLE_RATE) -> int:
+    """Frames the default fbank conf (25 ms / 10 ms, snip_edges) gives at ``sample_rate``."""
+    win, shift = frame_geometry(sample_rate)
+    if num_samples < win:
         return 0
-    return 1 + (num_samples - FRAME_LENGTH) // FRAME_SHIFT
+    return 1 + (num_samples - win) // shift
 
 
 def frame_labels(segments: Sequence[tuple[str, float]], num_samples: int, sample_rate: int = SAMPLE_RATE) -> list[str]:
     """One label per frame from ``(phone, end_seconds)`` segments in time order.
 
     Frame ``i`` gets the phone whose span contains its centre
-    ``(160 i + 200) / sample_rate``; frames after the last end get ``sil``.
+    ``(shift i + win / 2) / sample_rate``; frames after the last end get ``sil``.
     """
-    if sample_rate != SAMPLE_RATE:
-        raise ValueError(f"frame labels are defined at {SAMPLE_RATE} Hz, got {sample_rate}")
+    win, shift = frame_geometry(sample_rate)
     labels: list[str] = []
     ends = [end for _, end in segments]
     j = 0
-    for i in range(num_frames(num_samples)):
-        centre = (i * FRAME_SHIFT + FRAME_LENGTH / 2) / sample_rate
+    for i in range(num_frames(num_samples, sample_rate)):
+        centre = (i * shift + win / 2) / sample_rate
         while j < len(ends) and ends[j] <= centre:
             j += 1
         labels.append(segments[j][0] if j < len(segments) else "sil")
@@ -134,13 +217,21 @@ class VoiceInfo:
     """A synthesizer voice and what it can do natively."""
 
     name: str
-    engine: str  # "flite" | "festival"
-    package: str  # Debian package that provides it
+    engine: str  # "flite" | "festival" | "espeak-ng" | "mbrola" (espeak-ng + mbrola)
+    package: str  # Debian package(s) that provide it
     sample_rate: int
     native_rate: bool
     native_pitch: bool
     description: str
 
+
+#: The MBROLA voices espeak-ng drives whose phone sets :data:`MBROLA_PHONES` maps
+#: (their Debian packages are in the contrib and non-free sections).
+MBROLA_VOICES = ("mb-us1", "mb-us2", "mb-us3", "mb-en1")
+
+#: espeak-ng variants that make plain (not whispered, croaking or robotic)
+#: voices, for the docs and for a many-voice default; any installed variant works.
+ESPEAK_VARIANTS = ("m1", "m2", "m3", "m4", "m5", "m6", "m7", "f1", "f2", "f3", "f4", "klatt", "klatt2", "klatt3")
 
 VOICES: dict[str, VoiceInfo] = {
     v.name: v
@@ -156,8 +247,16 @@ VOICES: dict[str, VoiceInfo] = {
                   "US English male (Kurt), residual-LPC diphone"),
         VoiceInfo("cmu_us_slt_arctic_hts", "festival", "festvox-us-slt-hts", 32000, False, False,
                   "US English female (SLT, Arctic), HTS"),
+        VoiceInfo("mb-us1", "mbrola", "mbrola-us1", 16000, True, True, "US English female, MBROLA diphone"),
+        VoiceInfo("mb-us2", "mbrola", "mbrola-us2", 16000, True, True, "US English male, MBROLA diphone"),
+        VoiceInfo("mb-us3", "mbrola", "mbrola-us3", 16000, True, True, "US English male, MBROLA diphone"),
+        VoiceInfo("mb-en1", "mbrola", "mbrola-en1", 16000, True, True, "British English male, MBROLA diphone"),
+        VoiceInfo("en-us", "espeak-ng", "espeak-ng", 22050, True, True, "US English, espeak-ng formant"),
+        VoiceInfo("en", "espeak-ng", "espeak-ng", 22050, True, True, "British English, espeak-ng formant"),
     )
 }
+
+_ESPEAK_NAME = re.compile(r"(en(?:-[A-Za-z0-9]+)*)(?:\+([A-Za-z0-9_-]+))?")
 
 
 @lru_cache(maxsize=None)
@@ -175,6 +274,30 @@ def _festival_voices() -> frozenset[str]:
     return frozenset(re.findall(r"[A-Za-z0-9_]+", out.stdout))
 
 
+@lru_cache(maxsize=None)
+def _espeak_installed() -> tuple[frozenset[str], frozenset[str], frozenset[str]]:
+    """espeak-ng's English languages (lowercase), its MBROLA voice names and
+    its variants, as ``espeak-ng --voices`` and its data folder list them."""
+    out = subprocess.run(["espeak-ng", "--voices=en"], capture_output=True, text=True, check=False).stdout
+    languages, mbrola = set(), set()
+    for line in out.splitlines()[1:]:
+        fields = line.split()
+        if len(fields) < 5:
+            continue
+        file = fields[4].rsplit("/", 1)[-1]
+        if file.startswith("mb-"):
+            mbrola.add(file)
+        elif fields[1].lower().startswith("en"):
+            languages.add(fields[1].lower())
+            languages.add(file.lower())
+    version = subprocess.run(["espeak-ng", "--version"], capture_output=True, text=True, check=False).stdout
+    m = re.search(r"Data at:\s*(\S+)", version)
+    variants = set()
+    if m and (Path(m.group(1)) / "voices" / "!v").is_dir():
+        variants = {p.name for p in (Path(m.group(1)) / "voices" / "!v").iterdir() if p.is_file()}
+    return frozenset(languages), frozenset(mbrola), frozenset(variants)
+
+
 def _other_festival_voice(name: str) -> VoiceInfo | None:
     """An installed festival voice not in :data:`VOICES` (e.g. from another
     ``festvox-*`` package): rate through ``Duration_Stretch`` (sox tempo for
@@ -188,16 +311,69 @@ def _other_festival_voice(name: str) -> VoiceInfo | None:
     return VoiceInfo(name, "festival", f"festvox package of {name}", 16000, not hts, False, "installed festival voice")
 
 
+def _espeak_voice(name: str) -> VoiceInfo | None:
+    """An espeak-ng English voice ``LANGUAGE[+VARIANT]`` (``en-us+f3``,
+    ``en-gb-scotland+m2``) not in :data:`VOICES`; whether it is installed is
+    :func:`check_voices`'s question."""
+    m = _ESPEAK_NAME.fullmatch(name)
+    if m is None:
+        return None
+    variant = f" variant {m.group(2)}" if m.group(2) else ""
+    return VoiceInfo(name, "espeak-ng", "espeak-ng", 22050, True, True, f"espeak-ng formant {m.group(1)}{variant}")
+
+
+def _check_espeak(voice: VoiceInfo) -> None:
+    """Raise naming what to install unless espeak-ng (and for MBROLA voices,
+    mbrola and the voice's database) is there."""
+    packages = "espeak-ng" if voice.engine == "espeak-ng" else f"espeak-ng mbrola {voice.package}"
+    missing = [tool for tool in ("espeak-ng", "mbrola")[: 1 if voice.engine == "espeak-ng" else 2]
+               if shutil.which(tool) is None]
+    if missing:
+        raise AsrkitError(
+            f"voice '{voice.name}' needs {' and '.join(missing)}, which {'is' if len(missing) == 1 else 'are'} "
+            f"not installed: apt-get install {packages}"
+            + ("" if voice.engine == "espeak-ng" else " (Debian contrib/non-free)")
+        )
+    languages, mbrola, variants = _espeak_installed()
+    if voice.engine == "mbrola":
+        if voice.name not in mbrola or _mbrola_database(voice) is None:
+            raise AsrkitError(f"MBROLA voice '{voice.name}' is not installed: apt-get install {voice.package} "
+                              f"(Debian non-free)")
+        return
+    m = _ESPEAK_NAME.fullmatch(voice.name)
+    assert m is not None
+    language, variant = m.group(1), m.group(2)
+    if language.lower() not in languages:
+        raise AsrkitError(f"espeak-ng has no English voice '{language}'; installed: {', '.join(sorted(languages))}")
+    if variant is not None and variant not in variants:
+        raise AsrkitError(f"espeak-ng has no variant '{variant}' (voice '{voice.name}'); "
+                          f"e.g. {', '.join(v for v in ESPEAK_VARIANTS if v in variants)}")
+
+
+def _mbrola_database(voice: VoiceInfo) -> Path | None:
+    code = voice.name.split("-", 1)[1]
+    for base in ("/usr/share/mbrola", "/usr/share/mbrola/voices", "/usr/lib/mbrola"):
+        for path in (Path(base) / code / code, Path(base) / code):
+            if path.is_file():
+                return path
+    return None
+
+
 def check_voices(names: Iterable[str]) -> list[VoiceInfo]:
     """Resolve voice names; a missing synthesizer or voice raises
     :class:`AsrkitError` naming the Debian package to install."""
     voices = []
     for name in names:
-        voice = VOICES.get(name) or _other_festival_voice(name)
+        voice = VOICES.get(name) or _espeak_voice(name) or _other_festival_voice(name)
         if voice is None:
             raise UsageError(
-                f"unknown voice '{name}'; known voices: {', '.join(VOICES)} (or any other installed festival voice)"
+                f"unknown voice '{name}'; known voices: {', '.join(VOICES)}, any espeak-ng English voice "
+                f"LANGUAGE+VARIANT (e.g. en-us+f3, en-gb-scotland+m2) or any other installed festival voice"
             )
+        if voice.engine in ("espeak-ng", "mbrola"):
+            _check_espeak(voice)
+            voices.append(voice)
+            continue
         if shutil.which(voice.engine) is None:
             raise AsrkitError(
                 f"voice '{name}' needs {voice.engine}, which is not installed: "
@@ -216,14 +392,16 @@ def check_voices(names: Iterable[str]) -> list[VoiceInfo]:
 # One utterance
 
 
-def _run(cmd: list[str], what: str) -> str:
+def _run(cmd: list[str], what: str, stdin: str | None = None, program: str | None = None) -> str:
+    program = program or cmd[0]
     try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=300)
+        proc = subprocess.run(cmd, capture_output=True, text=True, encoding="utf-8", errors="replace",
+                              check=False, timeout=300, input=stdin)
     except subprocess.TimeoutExpired:
-        raise AsrkitError(f"{what}: {cmd[0]} did not finish within 300 s") from None
+        raise AsrkitError(f"{what}: {program} did not finish within 300 s") from None
     if proc.returncode != 0:
         err = (proc.stderr or proc.stdout).strip().splitlines()
-        raise AsrkitError(f"{what}: {cmd[0]} failed (exit {proc.returncode}): {err[-1] if err else ''}")
+        raise AsrkitError(f"{what}: {program} failed (exit {proc.returncode}): {err[-1] if err else ''}")
     return proc.stdout
 
 
@@ -236,7 +414,7 @@ def _flite(voice: VoiceInfo, text: str, stretch: float, f0: float, wav: Path) ->
     segments = []
     for item in out.split():
         phone, _, end = item.rpartition(":")
-        segments.append((phone, float(end)))
+        segments.append((map_phone(phone), float(end)))
     return segments
 
 
@@ -268,10 +446,120 @@ def _festival(voice: VoiceInfo, text: str, stretch: float, f0: float, wav: Path)
     for line in out.splitlines():
         m = re.fullmatch(r"(\S+):([0-9.eE+-]+)", line.strip())
         if m:
-            segments.append((m.group(1), float(m.group(2))))
+            segments.append((map_phone(m.group(1)), float(m.group(2))))
     if not wav.exists() or not segments:
         raise AsrkitError(f"festival voice {voice.name} produced no audio/segments for {text!r}")
     return segments
+
+
+def _espeak_settings(rate: float, pitch: float) -> tuple[int, int]:
+    """espeak-ng's words per minute and pitch parameter for a rate factor and a
+    shift in semitones (its base pitch scales by 2^((p - 50) / 50))."""
+    wpm = int(np.clip(round(175 * rate), 80, 450))
+    return wpm, int(np.clip(round(50 + pitch * 50 / 12), 0, 100))
+
+
+def _join_silence(segments: list[tuple[str, float]], lead: float, total: float | None) -> list[tuple[str, float]]:
+    """Shift ``segments`` by ``lead`` s of silence in front, stretch the last one
+    to ``total`` s when given, drop empty segments and merge neighbouring ``sil``."""
+    out: list[tuple[str, float]] = [("sil", lead)] if lead > 0 else []
+    for phone, end in segments:
+        end += lead
+        if out and end <= out[-1][1]:
+            continue  # no time of its own
+        if out and phone == "sil" == out[-1][0]:
+            out[-1] = ("sil", end)
+        else:
+            out.append((phone, end))
+    if total is not None and out and total > out[-1][1]:
+        if out[-1][0] == "sil":
+            out[-1] = ("sil", total)
+        else:
+            out.append(("sil", total))
+    return out
+
+
+def _espeak_phones(events: list[tuple[str, int]], num_samples: int, rate: int) -> list[tuple[str, float]]:
+    """ARPAbet segments from espeak-ng phoneme events ``(mnemonic, start_sample)``."""
+    segments: list[tuple[str, float]] = []
+    if events and events[0][1] > 0:
+        segments.append(("sil", events[0][1] / rate))
+    stops = [start for _, start in events[1:]] + [num_samples]
+    for k, ((name, start), stop) in enumerate(zip(events, stops)):
+        if name not in ESPEAK_PHONES:
+            raise AsrkitError(f"espeak-ng produced the unknown phoneme '{name}'; add it to ESPEAK_PHONES")
+        if stop <= start:
+            continue
+        phone = ESPEAK_PHONES[name]
+        if phone is None:  # a linking glide: part of the phone before it
+            segments.append((segments[-1][0] if segments else "sil", stop / rate))
+        elif isinstance(phone, tuple):
+            first, second, share = phone
+            after = ESPEAK_PHONES.get(events[k + 1][0]) if k + 1 < len(events) else None
+            if second == "r" and after == "r":
+                segments.append((first, stop / rate))
+            else:
+                segments.append((first, (start + share * (stop - start)) / rate))
+                segments.append((second, stop / rate))
+        else:
+            segments.append((phone, stop / rate))
+    return segments
+
+
+def _espeak(voice: VoiceInfo, text: str, rate: float, pitch: float, wav: Path) -> tuple[list[tuple[str, float]], float]:
+    """A formant voice through libespeak-ng's phoneme events (``espeak_events.py``
+    in a fresh process). Returns the segments and the seconds of silence to put
+    around the audio."""
+    wpm, p = _espeak_settings(rate, pitch)
+    helper = Path(__file__).with_name("espeak_events.py")
+    out = _run([sys.executable, "-I", "-S", str(helper), voice.name, str(wpm), str(p), str(wav)],
+               f"espeak-ng voice {voice.name}", stdin=text, program="libespeak-ng")
+    events: list[tuple[str, int]] = []
+    sr = num_samples = 0
+    for line in out.splitlines():
+        name, _, value = line.rpartition(" ")
+        if name == "rate":
+            sr = int(value)
+        elif name == "end":
+            num_samples = int(value)
+        elif name:
+            events.append((name, int(value)))
+    if not events or not num_samples:
+        raise AsrkitError(f"espeak-ng voice {voice.name} produced no audio/phonemes for {text!r}")
+    segments = _espeak_phones(events, num_samples, sr)
+    lead = round(LEAD_SILENCE * sr) / sr  # a whole number of samples
+    return _join_silence(segments, lead, num_samples / sr + 2 * lead), lead
+
+
+def _mbrola(voice: VoiceInfo, text: str, rate: float, pitch: float, wav: Path) -> list[tuple[str, float]]:
+    """An MBROLA voice: espeak-ng writes the phones with their durations and
+    pitch (``--pho``), mbrola renders exactly those durations."""
+    wpm, p = _espeak_settings(rate, pitch)
+    what = f"espeak-ng voice {voice.name}"
+    pho = _run(["espeak-ng", "-v", voice.name, "-s", str(wpm), "-p", str(p), "-q", "--pho"], what, stdin=text)
+    rename = MBROLA_RENAME.get(voice.name.split("-", 1)[1], {})
+    lines = [f"_ {LEAD_SILENCE * 1000:.0f}"]
+    segments: list[tuple[str, float]] = [("sil", LEAD_SILENCE)]
+    t = LEAD_SILENCE
+    for line in pho.splitlines():
+        fields = line.split()
+        if len(fields) < 2 or line.startswith(";"):
+            continue
+        phone = fields[0]
+        t += float(fields[1]) / 1000.0
+        segments.append((map_phone(phone, "mbrola"), t))
+        fields[0] = rename.get(phone, phone)
+        lines.append(" ".join(fields))
+    if len(segments) < 2:
+        raise AsrkitError(f"{what}: espeak-ng wrote no phones for {text!r}")
+    pho_file = wav.with_suffix(".pho")
+    pho_file.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    database = _mbrola_database(voice)
+    if database is None:
+        raise AsrkitError(f"MBROLA voice '{voice.name}' is not installed: apt-get install {voice.package}")
+    # -e: a diphone the database lacks becomes silence instead of ending the run
+    _run(["mbrola", "-e", str(database), str(pho_file), str(wav)], f"mbrola voice {voice.name}")
+    return _join_silence(segments, 0.0, None)
 
 
 def synthesize(
@@ -295,10 +583,15 @@ def synthesize(
     stretch = 1.0 / rate
     with tempfile.TemporaryDirectory(prefix="asrkit-synth-") as tmp:
         wav = Path(tmp) / "utt.wav"
+        pad = 0.0  # s of silence to put before and after the audio
         if voice.engine == "flite":
             raw = _flite(voice, text, stretch, f0, wav)
-        else:
+        elif voice.engine == "festival":
             raw = _festival(voice, text, stretch, f0, wav)
+        elif voice.engine == "espeak-ng":
+            raw, pad = _espeak(voice, text, rate, pitch, wav)
+        else:
+            raw = _mbrola(voice, text, rate, pitch, wav)
         effects: list[str] = []
         time_scale = 1.0
         if not voice.native_rate and abs(rate - 1.0) > 1e-6:
@@ -315,6 +608,9 @@ def synthesize(
         except (RuntimeError, sf.LibsndfileError) as e:  # pragma: no cover - synthesizer bug
             raise AudioError(f"cannot read synthesized audio of voice {voice.name}: {e}") from None
         audio = audio[:, 0]
+    if pad > 0:
+        zeros = np.zeros(int(round(pad * sr)), dtype=np.float32)
+        audio = np.concatenate([zeros, audio, zeros])
     if sr != sample_rate:
         # torchaudio's windowed-sinc resampler, as asrkit.audio uses for every other
         # resampling (without its "resampling audio" note: this one is internal).
@@ -322,7 +618,7 @@ def synthesize(
         import torchaudio.functional as AF
 
         audio = AF.resample(torch.from_numpy(np.ascontiguousarray(audio, dtype=np.float32)), sr, sample_rate).numpy()
-    segments = [(map_phone(p), end * time_scale) for p, end in raw]
+    segments = [(p, end * time_scale) for p, end in raw]
     return audio, segments
 
 
@@ -344,6 +640,7 @@ class SynthOptions:
     noise_snr: float | None = None
     audio_format: str = "flac"  # flac | wav | ogg
     ogg_quality: float = 0.9  # soundfile compression_level for ogg/vorbis (1 = smallest)
+    sample_rate: int = SAMPLE_RATE  # of the audio files and the frames of ali (8000: telephone)
 
     def check(self) -> None:
         if not self.voices:
@@ -360,6 +657,9 @@ class SynthOptions:
         lo, hi = self.pitch_range
         if not -12 <= lo <= hi <= 12:
             raise UsageError(f"bad pitch range {lo}:{hi}: need -12 <= low <= high <= 12 semitones")
+        if not (8000 <= self.sample_rate <= 48000 and self.sample_rate % 200 == 0):
+            raise UsageError(f"bad sample rate {self.sample_rate}: use 8000 or 16000 (a multiple of 200 Hz "
+                             f"from 8000 to 48000, so 25 ms windows and 10 ms shifts are whole samples)")
         if self.audio_format not in _FORMATS:
             raise UsageError(f"unknown audio format '{self.audio_format}'; use one of {', '.join(_FORMATS)}")
 
@@ -413,14 +713,15 @@ def _utt_plan(options: SynthOptions, index: int, speakers: list[tuple[str, int]]
     }
 
 
-def _add_noise(audio: np.ndarray, segments: list[tuple[str, float]], snr_db: float, seed: int) -> np.ndarray:
+def _add_noise(audio: np.ndarray, segments: list[tuple[str, float]], snr_db: float, seed: int,
+               sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     """White Gaussian noise at ``snr_db`` relative to the power of the speech
     (non-``sil``) samples."""
     mask = np.zeros(len(audio), dtype=bool)
     start = 0.0
     for phone, end in segments:
         if phone != "sil":
-            mask[int(start * SAMPLE_RATE) : int(end * SAMPLE_RATE)] = True
+            mask[int(start * sample_rate) : int(end * sample_rate)] = True
         start = end
     speech = audio[mask] if mask.any() else audio
     power = float(np.mean(speech.astype(np.float64) ** 2)) or 1e-10
@@ -446,20 +747,21 @@ def _read_sentences(text_path: str | os.PathLike, num: int | None) -> tuple[list
 
 
 def _make_utterance(out: Path, utt: str, words: str, plan: dict, options: SynthOptions, voice: VoiceInfo) -> dict:
-    audio, segments = synthesize(voice, words, rate=plan["rate"], pitch=plan["pitch"])
+    sr = options.sample_rate
+    audio, segments = synthesize(voice, words, rate=plan["rate"], pitch=plan["pitch"], sample_rate=sr)
     if options.noise_snr is not None:
-        audio = _add_noise(audio, segments, options.noise_snr, plan["noise_seed"])
+        audio = _add_noise(audio, segments, options.noise_snr, plan["noise_seed"], sr)
     peak = float(np.max(np.abs(audio))) if len(audio) else 0.0
     if peak > 0.99:
         audio = audio * (0.99 / peak)
-    labels = frame_labels(segments, len(audio))
+    labels = frame_labels(segments, len(audio), sr)
     if not labels:
         raise AsrkitError(f"utterance {utt}: synthesized audio shorter than one frame ({len(audio)} samples)")
     fmt, subtype = _FORMATS[options.audio_format]
     path = out / "audio" / f"{utt}.{options.audio_format}"
     with atomic_write(path, "wb") as f:
         kwargs = {"compression_level": options.ogg_quality} if fmt == "OGG" else {}
-        sf.write(f, audio, SAMPLE_RATE, format=fmt, subtype=subtype, **kwargs)
+        sf.write(f, audio, sr, format=fmt, subtype=subtype, **kwargs)
     record = {
         "utt": utt,
         "speaker": plan["speaker"],
@@ -507,7 +809,8 @@ def synth_corpus(text_path: str | os.PathLike, out: str | os.PathLike, options: 
     if manifest.exists():
         try:
             previous = json.loads(manifest.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError):
+            previous.setdefault("sample_rate", SAMPLE_RATE)  # made before the option existed
+        except (OSError, json.JSONDecodeError, AttributeError):
             previous = None
         if previous != record:
             raise UsageError(
@@ -556,8 +859,8 @@ def synth_corpus(text_path: str | os.PathLike, out: str | os.PathLike, options: 
                         f.cancel()
                     raise
     wall = time.perf_counter() - t0
-    _write_tables(out, records)
-    seconds = sum(r["num_samples"] for r in records.values()) / SAMPLE_RATE
+    _write_tables(out, records, options.sample_rate)
+    seconds = sum(r["num_samples"] for r in records.values()) / options.sample_rate
     return SynthResult(
         out=out,
         utterances=len(records),
@@ -569,7 +872,8 @@ def synth_corpus(text_path: str | os.PathLike, out: str | os.PathLike, options: 
     )
 
 
-def _write_tables(out: Path, records: dict[str, dict], relative_audio: bool = False) -> None:
+def _write_tables(out: Path, records: dict[str, dict], sample_rate: int = SAMPLE_RATE,
+                  relative_audio: bool = False) -> None:
     """Write the data dir tables from per-utterance records."""
     wav = {u: (r["audio"] if relative_audio else str(out / r["audio"])) for u, r in records.items()}
     write_table(out / "wav.scp", wav)
@@ -580,6 +884,6 @@ def _write_tables(out: Path, records: dict[str, dict], relative_audio: bool = Fa
     for u in sorted_keys(records):
         spk2utt.setdefault(records[u]["speaker"], []).append(u)
     write_table(out / "spk2utt", spk2utt)
-    write_table(out / "utt2dur", {u: f"{r['num_samples'] / SAMPLE_RATE:.4f}" for u, r in records.items()})
+    write_table(out / "utt2dur", {u: f"{r['num_samples'] / sample_rate:.4f}" for u, r in records.items()})
     write_table(out / "ali", {u: r["ali"] for u, r in records.items()})
 
