@@ -478,11 +478,10 @@ def _conv2d_grads(gy: torch.Tensor, x: torch.Tensor | None, weight: torch.Tensor
     _, cg, kh, kw = weight.shape
     k = cg * kh * kw
     og = o // groups
-    if need_x and _use_channels_last(cg, groups, wo) and _full_pad(in_hw, (kh, kw), stride, pad, dilation,
-                                                                 (ho, wo)) is not None:
+    if need_x and groups == 1 and _full_pad(in_hw, (kh, kw), stride, pad, dilation, (ho, wo)) is not None:
         # stride 1: dL/dx is the "full" correlation of gy with W flipped and transposed,
         # one more forward conv (its columns are built from gy's O channels) in place of the
-        # column product and the kh*kw strided adds of col2im
+        # column product and the kh*kw strided adds of col2im (~5% of a 32x32 layer's backward)
         fpad = _full_pad(in_hw, (kh, kw), stride, pad, dilation, (ho, wo))
         # W flipped and transposed, (C, O, kh, kw), stored channels-last (C, kh, kw, O) as the
         # channels-last columns read it: the kh*kw taps in reverse order, one gather of the
