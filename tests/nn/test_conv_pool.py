@@ -231,10 +231,10 @@ def _grads_match(x, w, b, conv, ref, **kw):
 @pytest.mark.parametrize("cin,cout,hw,k,kw", [
     (32, 24, (5, 4), 3, {"padding": 1}),                                # border classes, stride 1
     (32, 16, (5, 7), (3, 2), {"stride": (2, 3), "padding": (1, 0)}),     # strided: col2im by classes
-    (32, 8, (6, 6), 3, {"padding": 3, "dilation": 2}),                  # dilated, wide padding
-    (16, 8, (2, 3), 1, {"padding": 2}),                                 # positions that see padding only
-    (24, 8, (3, 3), 5, {"padding": 2}),                                 # kernel wider than the image
-    (20, 12, (4, 4), 2, {"padding": "same"}),                           # asymmetric ("same", even kernel)
+    (64, 8, (6, 6), 3, {"padding": 3, "dilation": 2}),                  # dilated, wide padding
+    (24, 8, (2, 1), (1, 3), {"padding": 2}),                            # positions that see padding only
+    (40, 8, (3, 3), 5, {"padding": 2}),                                 # kernel wider than the image
+    (32, 12, (4, 4), 2, {"padding": "same"}),                           # asymmetric ("same", even kernel)
     (16, 16, (1, 1), 3, {"padding": 1}),                                # one pixel: outputs never alias the workspace
 ])
 def test_conv_channels_last_border_classes_match_torch(cin, cout, hw, k, kw):
@@ -243,9 +243,11 @@ def test_conv_channels_last_border_classes_match_torch(cin, cout, hw, k, kw):
     x = torch.randn(3, cin, *hw, dtype=F64, generator=g, requires_grad=True)
     w = torch.randn(cout, cin, *ks, dtype=F64, generator=g, requires_grad=True)
     b = torch.randn(cout, dtype=F64, generator=g, requires_grad=True)
-    assert C._use_channels_last(cin, 1, hw[1])
     _grads_match(x, w, b, C.conv2d, torch.nn.functional.conv2d, **kw)
     s, p, d = (C._pair(kw.get(a, v)) for a, v in (("stride", 1), ("padding", 0), ("dilation", 1)))
+    if kw.get("padding") != "same":
+        wo = C.conv_out_size(hw[1], ks[1], s[1], p[1], p[1], d[1])
+        assert C._use_channels_last(cin, 1, wo, ks)
     if kw.get("padding") != "same" and all((hw[i] - 1) * s[i] - 2 * p[i] + d[i] * (ks[i] - 1) >= 0
                                            for i in range(2)):
         # the transposed conv runs the same kernels the other way round
@@ -254,19 +256,22 @@ def test_conv_channels_last_border_classes_match_torch(cin, cout, hw, k, kw):
                      stride=s, padding=kw["padding"], dilation=kw.get("dilation", 1))
 
 
-@pytest.mark.parametrize("groups,kw", [
-    (1, {"padding": 1}),                        # stride 1: input gradient as the full correlation
-    (1, {"padding": (2, 1), "dilation": (2, 1)}),
-    (1, {"stride": 2, "padding": 1}),           # strided: column product and col2im
-    (2, {"padding": 1}),                        # groups: column product and col2im
+@pytest.mark.parametrize("cin,groups,k,kw", [
+    (4, 1, 3, {"padding": 1}),                  # stride 1: input gradient as the full correlation
+    (4, 1, 3, {"padding": (2, 1), "dilation": (2, 1)}),
+    (4, 1, 3, {"stride": 2, "padding": 1}),     # strided: column product and col2im
+    (4, 2, 3, {"padding": 1}),                  # groups: column product and col2im
+    (64, 1, 1, {}),                             # 1x1, stride 1: the input is its own columns
+    (64, 1, 1, {"stride": 2}),                  # 1x1 strided (the ResNet shortcut onto 8x8 maps)
+    (4, 2, 1, {"padding": 1}),
 ])
-def test_conv_item_major_path_matches_torch(groups, kw):
-    # few channels on a large image: the item-major columns (the stem and 32x32 stage)
+def test_conv_item_major_path_matches_torch(cin, groups, k, kw):
+    # few channels on a large image, or a 1x1 kernel: the item-major columns
     g = torch.Generator().manual_seed(2)
-    x = torch.randn(5, 4, 12, 11, dtype=F64, generator=g, requires_grad=True)
-    w = torch.randn(6, 4 // groups, 3, 3, dtype=F64, generator=g, requires_grad=True)
+    x = torch.randn(5, cin, 12, 11, dtype=F64, generator=g, requires_grad=True)
+    w = torch.randn(6, cin // groups, k, k, dtype=F64, generator=g, requires_grad=True)
     b = torch.randn(6, dtype=F64, generator=g, requires_grad=True)
-    assert not C._use_channels_last(4 // groups, groups, 11)
+    assert not C._use_channels_last(cin // groups, groups, 11, (k, k))
     _grads_match(x, w, b, C.conv2d, torch.nn.functional.conv2d, groups=groups, **kw)
 
 

@@ -106,11 +106,14 @@ def _chunks(n: int, item_numel: int, t: torch.Tensor) -> list[slice]:
 
 def _im2col(xp: torch.Tensor, groups: int, kernel: tuple[int, int], stride: tuple[int, int],
             dilation: tuple[int, int], out_hw: tuple[int, int]) -> torch.Tensor:
-    """``xp (n, C, Hp, Wp)`` (padded) -> ``cols (n, G, Cg*kh*kw, Ho*Wo)`` in the workspace (one copy)."""
+    """``xp (n, C, Hp, Wp)`` (padded) -> ``cols (n, G, Cg*kh*kw, Ho*Wo)`` in the workspace (one copy);
+    a 1x1 kernel that visits every pixel reads ``xp`` itself: its columns are the input."""
     n, c = xp.shape[:2]
     (kh, kw), (sh, sw), (dh, dw), (ho, wo) = kernel, stride, dilation, out_hw
-    sn, sc, sy, sx = xp.stride()
     cg = c // groups
+    if (kh, kw, sh, sw) == (1, 1, 1, 1) and tuple(xp.shape[2:]) == (ho, wo) and xp.is_contiguous():
+        return xp.view(n, groups, cg, ho * wo)                      # (n, G, K, L), no copy
+    sn, sc, sy, sx = xp.stride()
     view = xp.as_strided(                                           # no copy: a window view
         (n, groups, cg, kh, kw, ho, wo), (sn, sc * cg, sc, dh * sy, dw * sx, sh * sy, sw * sx),
         xp.storage_offset())                                        # (n, G, Cg, kh, kw, Ho, Wo)
@@ -252,10 +255,12 @@ def _out_hw(in_hw, kernel, stride, pad: Pad4, dilation) -> tuple[int, int]:
 # Positions whose window misses the image altogether (padding wider than the
 # kernel's reach) are in no class: their output is the bias alone.
 
-def _use_channels_last(cg: int, groups: int, wo: int) -> bool:
-    """Channels-last columns when a window row's channels are at least 4x its positions
-    (measured on the ResNet's stages: 64-256 channels at 8x8 and 4x4 gain, 32 at 32x32 does not)."""
-    return groups == 1 and cg >= max(16, 4 * wo)
+def _use_channels_last(cg: int, groups: int, wo: int, kernel: tuple[int, int]) -> bool:
+    """Channels-last columns when a window row's channels are at least 8x its positions, 32x for
+    a 1x1 kernel (measured on the face ResNet's layers: 3x3 kernels over 64-256 channels at 8x8
+    and 4x4 gain, 64 at 16x16 and 32 at 32x32 run faster item-major; so does the 1x1 shortcut
+    onto 8x8, not the one onto 4x4)."""
+    return groups == 1 and cg >= max(16, (32 if tuple(kernel) == (1, 1) else 8) * wo)
 
 
 @functools.lru_cache(maxsize=256)
@@ -437,7 +442,7 @@ def _conv2d(x: torch.Tensor, weight: torch.Tensor, stride, pad: Pad4, dilation, 
     n = x.shape[0]
     o, cg, kh, kw = weight.shape
     ho, wo = out_hw or _out_hw(x.shape[2:], (kh, kw), stride, pad, dilation)
-    if _use_channels_last(cg, groups, wo):
+    if _use_channels_last(cg, groups, wo, (kh, kw)):
         return _conv2d_nhwc(x, weight, stride, pad, dilation, bias, (ho, wo))
     wg = weight.reshape(groups, o // groups, cg * kh * kw)              # (G, Og, K)
     y = torch.empty(n, o, ho, wo, dtype=x.dtype, device=x.device)      # (N, O, Ho, Wo)
@@ -493,7 +498,7 @@ def _conv2d_grads(gy: torch.Tensor, x: torch.Tensor | None, weight: torch.Tensor
         gx = _conv2d(gy, wf, (1, 1), fpad, dilation, 1)                 # (N, C, H, W)
         _, gw, gb = _conv2d_grads(gy, x, weight, in_hw, stride, pad, dilation, groups, False, need_w, need_b)
         return gx, gw, gb
-    if _use_channels_last(cg, groups, wo):
+    if _use_channels_last(cg, groups, wo, (kh, kw)):
         return _conv2d_grads_nhwc(gy, x, weight, in_hw, stride, pad, dilation, need_x, need_w, need_b)
     wgt = weight.reshape(groups, og, k).transpose(1, 2)                 # (G, K, Og)
     g4 = gy.view(n, groups, og, ho * wo)                                # (N, G, Og, L)
