@@ -235,7 +235,7 @@ def _grads_match(x, w, b, conv, ref, **kw):
     (24, 8, (2, 1), (1, 3), {"padding": 2}),                            # positions that see padding only
     (40, 8, (3, 3), 5, {"padding": 2}),                                 # kernel wider than the image
     (32, 12, (4, 4), 2, {"padding": "same"}),                           # asymmetric ("same", even kernel)
-    (16, 16, (1, 1), 3, {"padding": 1}),                                # one pixel: outputs never alias the workspace
+    (16, 16, (1, 1), 3, {"padding": 1}),                                # one pixel (no workspace views out)
 ])
 def test_conv_channels_last_border_classes_match_torch(cin, cout, hw, k, kw):
     g = torch.Generator().manual_seed(1)

@@ -99,10 +99,11 @@ def _chunks(n: int, item_numel: int, t: torch.Tensor) -> list[slice]:
 # ``Wg (Og, K) @ cols[i, g] (K, L)`` writes each item's output straight into
 # its own ``(Og, L)`` block of ``y (N, O, Ho, Wo)`` and the backward reads
 # ``gy`` in place: no permuting copy of the outputs or their gradients. This
-# path serves the large maps (few channels per position: the stem and the
-# 32x32 stage), where ``L`` is long enough (256-1024) for a product per item
-# to run as fast as one over the whole chunk; small maps with many channels
-# take the channels-last path below.
+# path serves the large maps (few channels per position: in the face ResNet
+# the stem, the 32x32 and 16x16 stages and the 1x1 shortcut onto 8x8), where
+# ``L`` is long enough (64-1024) for a product per item to run as fast as one
+# over the whole chunk; small maps with many channels take the channels-last
+# path below.
 
 def _im2col(xp: torch.Tensor, groups: int, kernel: tuple[int, int], stride: tuple[int, int],
             dilation: tuple[int, int], out_hw: tuple[int, int]) -> torch.Tensor:
@@ -263,8 +264,11 @@ def _use_channels_last(cg: int, groups: int, wo: int, kernel: tuple[int, int]) -
     return groups == 1 and cg >= max(16, (32 if tuple(kernel) == (1, 1) else 8) * wo)
 
 
+Run = tuple[int, int, int, int]                   # (o0, o1, t0, t1): outputs [o0, o1) use taps [t0, t1)
+
+
 @functools.lru_cache(maxsize=256)
-def _tap_runs(size: int, k: int, s: int, lo: int, d: int, n_out: int) -> tuple[tuple[int, int, int, int], ...]:
+def _tap_runs(size: int, k: int, s: int, lo: int, d: int, n_out: int) -> tuple[Run, ...]:
     """Output positions ``[o0, o1)`` grouped into runs whose in-range taps are the same
     ``[t0, t1)`` (tap ``t`` of output ``o`` reads input ``o*s + t*d - lo``, in range when in
     ``[0, size)``); ``t0 == t1`` for positions that read padding only."""
@@ -279,9 +283,6 @@ def _tap_runs(size: int, k: int, s: int, lo: int, d: int, n_out: int) -> tuple[t
         else:
             runs.append([o, o + 1, t0, t1])
     return tuple(tuple(r) for r in runs)
-
-
-Run = tuple[int, int, int, int]                   # (o0, o1, t0, t1): outputs [o0, o1) use taps [t0, t1)
 
 
 def _classes(in_hw, kernel, stride, pad: Pad4, dilation, out_hw) -> tuple[list[tuple[Run, Run]], bool]:
