@@ -206,3 +206,85 @@ def test_workspace_first_made_under_inference_mode_still_trains():
     y.sum().backward()
     assert torch.allclose(y.detach(), y_inf)
     assert conv.weight.grad is not None
+
+
+# ------------------------------------------------------------------ the kernels' paths, in float64
+
+def test_tap_runs_group_border_positions_by_their_in_range_taps():
+    # 4 outputs of a 3-tap, stride-1 window padded by 1: the first and last hang over the border
+    assert C._tap_runs(4, 3, 1, 1, 1, 4) == ((0, 1, 1, 3), (1, 3, 0, 3), (3, 4, 0, 2))
+    # stride 2 over 8 inputs: only the first output reads padding
+    assert C._tap_runs(8, 3, 2, 1, 1, 4) == ((0, 1, 1, 3), (1, 4, 0, 3))
+    # padding wider than the kernel's reach: the outer outputs read padding only
+    assert C._tap_runs(2, 1, 1, 2, 1, 6) == ((0, 2, 0, 0), (2, 4, 0, 1), (4, 6, 0, 0))
+
+
+def _grads_match(x, w, b, conv, ref, **kw):
+    ya, yb = conv(x, w, b, **kw), ref(x, w, b, **kw)
+    torch.testing.assert_close(ya, yb)
+    gy = torch.randn_like(yb)
+    args = [t for t in (x, w, b) if t is not None]
+    for a, r in zip(torch.autograd.grad(ya, args, gy), torch.autograd.grad(yb, args, gy)):
+        torch.testing.assert_close(a, r)
+
+
+@pytest.mark.parametrize("cin,cout,hw,k,kw", [
+    (32, 24, (5, 4), 3, {"padding": 1}),                                # border classes, stride 1
+    (32, 16, (5, 7), (3, 2), {"stride": (2, 3), "padding": (1, 0)}),     # strided: col2im by classes
+    (64, 8, (6, 6), 3, {"padding": 3, "dilation": 2}),                  # dilated, wide padding
+    (24, 8, (2, 1), (1, 3), {"padding": 2}),                            # positions that see padding only
+    (40, 8, (3, 3), 5, {"padding": 2}),                                 # kernel wider than the image
+    (32, 12, (4, 4), 2, {"padding": "same"}),                           # asymmetric ("same", even kernel)
+    (16, 16, (1, 1), 3, {"padding": 1}),                                # one pixel (no workspace views out)
+])
+def test_conv_channels_last_border_classes_match_torch(cin, cout, hw, k, kw):
+    g = torch.Generator().manual_seed(1)
+    ks = (k, k) if isinstance(k, int) else k
+    x = torch.randn(3, cin, *hw, dtype=F64, generator=g, requires_grad=True)
+    w = torch.randn(cout, cin, *ks, dtype=F64, generator=g, requires_grad=True)
+    b = torch.randn(cout, dtype=F64, generator=g, requires_grad=True)
+    _grads_match(x, w, b, C.conv2d, torch.nn.functional.conv2d, **kw)
+    s, p, d = (C._pair(kw.get(a, v)) for a, v in (("stride", 1), ("padding", 0), ("dilation", 1)))
+    if kw.get("padding") != "same":
+        wo = C.conv_out_size(hw[1], ks[1], s[1], p[1], p[1], d[1])
+        assert C._use_channels_last(cin, 1, wo, ks)
+    if kw.get("padding") != "same" and all((hw[i] - 1) * s[i] - 2 * p[i] + d[i] * (ks[i] - 1) >= 0
+                                           for i in range(2)):
+        # the transposed conv runs the same kernels the other way round
+        wt = torch.randn(cin, 6, *ks, dtype=F64, generator=g, requires_grad=True)
+        _grads_match(x, wt, None, C.conv_transpose2d, torch.nn.functional.conv_transpose2d,
+                     stride=s, padding=kw["padding"], dilation=kw.get("dilation", 1))
+
+
+@pytest.mark.parametrize("cin,groups,k,kw", [
+    (4, 1, 3, {"padding": 1}),                  # stride 1: input gradient as the full correlation
+    (4, 1, 3, {"padding": (2, 1), "dilation": (2, 1)}),
+    (4, 1, 3, {"stride": 2, "padding": 1}),     # strided: column product and col2im
+    (4, 2, 3, {"padding": 1}),                  # groups: column product and col2im
+    (64, 1, 1, {}),                             # 1x1, stride 1: the input is its own columns
+    (64, 1, 1, {"stride": 2}),                  # 1x1 strided (the ResNet shortcut onto 8x8 maps)
+    (4, 2, 1, {"padding": 1}),
+])
+def test_conv_item_major_path_matches_torch(cin, groups, k, kw):
+    # few channels on a large image, or a 1x1 kernel: the item-major columns
+    g = torch.Generator().manual_seed(2)
+    x = torch.randn(5, cin, 12, 11, dtype=F64, generator=g, requires_grad=True)
+    w = torch.randn(6, cin // groups, k, k, dtype=F64, generator=g, requires_grad=True)
+    b = torch.randn(6, dtype=F64, generator=g, requires_grad=True)
+    assert not C._use_channels_last(cin // groups, groups, 11, (k, k))
+    _grads_match(x, w, b, C.conv2d, torch.nn.functional.conv2d, groups=groups, **kw)
+
+
+def test_conv_outputs_and_gradients_survive_the_next_conv():
+    """Nothing a conv returns may alias the reused workspace."""
+    torch.manual_seed(3)
+    for cin, hw in ((32, 1), (32, 4), (3, 16)):
+        x = torch.randn(2, cin, hw, hw, requires_grad=True)
+        w = torch.randn(8, cin, 3, 3, requires_grad=True)
+        y = C.conv2d(x, w, None, 1, 1)
+        gx, gw = torch.autograd.grad(y, (x, w), torch.ones_like(y))
+        keep = [t.clone() for t in (y, gx, gw)]
+        y2 = C.conv2d(torch.randn_like(x, requires_grad=True), w, None, 1, 1)
+        torch.autograd.grad(y2, w, torch.randn_like(y2))
+        for a, b in zip((y, gx, gw), keep):
+            assert torch.equal(a, b)

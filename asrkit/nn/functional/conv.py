@@ -33,6 +33,7 @@ the convolution's forward applied to ``gy``. 1-D ops run the 2-D code with
 """
 from __future__ import annotations
 
+import functools
 from typing import Sequence
 
 import torch
@@ -93,29 +94,33 @@ def _chunks(n: int, item_numel: int, t: torch.Tensor) -> list[slice]:
 
 
 # ---------------------------------------------------------------- im2col / col2im
-# The columns of a chunk of n items are laid out channel-major, ``(G, K, n*L)``
-# (``K = Cg*kh*kw`` rows, the n items' ``L = Ho*Wo`` positions side by side),
-# so each product is ONE matrix product per group whose long side spans the
-# whole chunk (``Wg (Og, K) @ cols (K, n*L)``), not n thin ones: the last
-# stages of a CNN have only a few positions per item (4x4 = 16), where a
-# product per item wastes most of the matrix unit. The outputs and output
-# gradients move between their ``(n, O, Ho, Wo)`` layout and ``(G, Og, n*L)``
-# with one permuting copy, which is small next to the columns (``K / Og``
-# times fewer entries).
+# The columns of a chunk of n items are laid out item-major, ``(n, G, K, L)``
+# (``K = Cg*kh*kw`` rows, ``L = Ho*Wo`` positions per item), so the product
+# ``Wg (Og, K) @ cols[i, g] (K, L)`` writes each item's output straight into
+# its own ``(Og, L)`` block of ``y (N, O, Ho, Wo)`` and the backward reads
+# ``gy`` in place: no permuting copy of the outputs or their gradients. This
+# path serves the large maps (few channels per position: in the face ResNet
+# the stem, the 32x32 and 16x16 stages and the 1x1 shortcut onto 8x8), where
+# ``L`` is long enough (64-1024) for a product per item to run as fast as one
+# over the whole chunk; small maps with many channels take the channels-last
+# path below.
 
 def _im2col(xp: torch.Tensor, groups: int, kernel: tuple[int, int], stride: tuple[int, int],
             dilation: tuple[int, int], out_hw: tuple[int, int]) -> torch.Tensor:
-    """``xp (n, C, Hp, Wp)`` (padded) -> ``cols (G, Cg*kh*kw, n*Ho*Wo)`` in the workspace (one copy)."""
+    """``xp (n, C, Hp, Wp)`` (padded) -> ``cols (n, G, Cg*kh*kw, Ho*Wo)`` in the workspace (one copy);
+    a 1x1 kernel that visits every pixel reads ``xp`` itself: its columns are the input."""
     n, c = xp.shape[:2]
     (kh, kw), (sh, sw), (dh, dw), (ho, wo) = kernel, stride, dilation, out_hw
-    sn, sc, sy, sx = xp.stride()
     cg = c // groups
+    if (kh, kw, sh, sw) == (1, 1, 1, 1) and tuple(xp.shape[2:]) == (ho, wo) and xp.is_contiguous():
+        return xp.view(n, groups, cg, ho * wo)                      # (n, G, K, L), no copy
+    sn, sc, sy, sx = xp.stride()
     view = xp.as_strided(                                           # no copy: a window view
-        (groups, cg, kh, kw, n, ho, wo), (sc * cg, sc, dh * sy, dw * sx, sn, sh * sy, sw * sx),
-        xp.storage_offset())                                        # (G, Cg, kh, kw, n, Ho, Wo)
+        (n, groups, cg, kh, kw, ho, wo), (sn, sc * cg, sc, dh * sy, dw * sx, sh * sy, sw * sx),
+        xp.storage_offset())                                        # (n, G, Cg, kh, kw, Ho, Wo)
     cols = workspace(view.numel(), xp.dtype, xp.device).view(view.shape)
     cols.copy_(view)
-    return cols.view(groups, cg * kh * kw, n * ho * wo)             # (G, K, n*L)
+    return cols.view(n, groups, cg * kh * kw, ho * wo)              # (n, G, K, L)
 
 
 def _tap_range(i: int, k_dil: int, s: int, lo: int, size: int, n_out: int) -> tuple[slice, slice] | None:
@@ -140,7 +145,7 @@ def _col2im_taps(in_hw: tuple[int, int], kernel: tuple[int, int], stride: tuple[
     tap ``(i, j)`` that lands inside the input this is one strided add
     covering all positions of all items at once::
 
-        gx[:, :, rows_in, cols_in] += cols[:, i, j, :, rows_out, cols_out]   (moved to (n, C, .., ..))
+        gx[:, :, rows_in, cols_in] += cols[:, :, i, j, rows_out, cols_out]
 
     Returns those taps ``(i, j, rows_in, cols_in, rows_out, cols_out)`` and
     whether the first tap reaches every pixel (the centre tap of a stride-1
@@ -166,16 +171,16 @@ def _col2im_taps(in_hw: tuple[int, int], kernel: tuple[int, int], stride: tuple[
 
 def _col2im(plan: tuple[list[tuple[int, int, slice, slice, slice, slice]], bool], cols: torch.Tensor,
             gx: torch.Tensor, kernel: tuple[int, int], out_hw: tuple[int, int]) -> None:
-    """Write ``gx (n, C, H, W)`` (a chunk's slice) from its columns ``cols (G, K, n*L)`` by the
+    """Write ``gx (n, C, H, W)`` (a chunk's slice) from its columns ``cols (n, G, K, L)`` by the
     taps of :func:`_col2im_taps`."""
     taps, covers_all = plan
     n, c = gx.shape[:2]
-    c6 = cols.view(c, kernel[0], kernel[1], n, out_hw[0], out_hw[1])   # (C, kh, kw, n, Ho, Wo)
+    c6 = cols.view(n, c, kernel[0], kernel[1], out_hw[0], out_hw[1])   # (n, C, kh, kw, Ho, Wo)
     if not covers_all:
         gx.zero_()
     for t, (i, j, rows_in, cols_in, rows_out, cols_out) in enumerate(taps):
         pixels = gx[:, :, rows_in, cols_in]                             # (n, C, rows, cols)
-        entries = c6[:, i, j, :, rows_out, cols_out].transpose(0, 1)    # (n, C, rows, cols)
+        entries = c6[:, :, i, j, rows_out, cols_out]                    # (n, C, rows, cols)
         if t == 0 and covers_all:
             pixels.copy_(entries)
         else:
@@ -192,9 +197,23 @@ def _pad4(x: torch.Tensor, pad: Pad4) -> torch.Tensor:
     n, c, h, w = x.shape
     xp = workspace(n * c * (h + top + bottom) * (w + left + right), x.dtype, x.device, slot=2)
     xp = xp.view(n, c, h + top + bottom, w + left + right)
-    _zero_border(xp, (top, top + h), (left, left + w), hw_dims=(2, 3))
+    _zero_border(xp, (top, top + h), (left, left + w))
     xp[:, :, top:top + h, left:left + w].copy_(x)
     return xp
+
+
+def _zero_border(xp: torch.Tensor, rows: tuple[int, int], cols: tuple[int, int]) -> None:
+    """Zero ``xp (n, C, Hp, Wp)`` outside ``[rows) x [cols)``: the padding frame only, the
+    interior is about to be written."""
+    hp, wp = xp.shape[2:]
+    if rows[0] > 0:
+        xp[:, :, :rows[0]].zero_()
+    if rows[1] < hp:
+        xp[:, :, rows[1]:].zero_()
+    if cols[0] > 0:
+        xp[:, :, rows[0]:rows[1], :cols[0]].zero_()
+    if cols[1] < wp:
+        xp[:, :, rows[0]:rows[1], cols[1]:].zero_()
 
 
 def _out_hw(in_hw, kernel, stride, pad: Pad4, dilation) -> tuple[int, int]:
@@ -211,144 +230,205 @@ def _out_hw(in_hw, kernel, stride, pad: Pad4, dilation) -> tuple[int, int]:
 # copies above move runs of ``Wo`` (4, 8) elements at a time, far below what a
 # copy loop needs to be fast. When the channels far outnumber the row's
 # positions (and groups = 1), the columns are built from a channels-last copy of the
-# input instead, ``xp (n, Hp, Wp, C)``: every window entry is then a run of
+# input instead, ``xh (n, H, W, C)``: every window entry is then a run of
 # ``C`` contiguous channels, and the same maths reads
 #
-#     cols[(n, ho, wo), (i, j, c)] = xp[n, ho*sh + i*dh, wo*sw + j*dw, c]   (n*L, K)
+#     cols[(n, ho, wo), (i, j, c)] = x[n, ho*sh + i*dh - top, wo*sw + j*dw - left, c]   (n*L, K)
 #     y    = cols @ W'^T                     W' = W as (O, kh, kw, C)        (n*L, O)
 #     dL/dW' = gy^T @ cols,   dL/dcols = gy @ W'                             (O, K), (n*L, K)
 #
-# col2im adds each tap's (n, Ho, Wo, C) block into a zero-padded
-# channels-last gradient buffer (runs of C again), whose interior is the input
-# gradient. Moving x, y and their gradients between (n, C, H, W) and
-# channels-last is one transposing copy each, small next to the columns.
+# Border classes. On a 4x4 map a 3x3 "same" kernel has 100 of its 144
+# position-tap pairs inside the image; the rest read the zero padding, and a
+# product over padded columns spends 31% of its multiply-adds on those zeros
+# (16% on 8x8, 8% on 16x16). So the output positions are split into classes
+# that use the same taps: per dim, the first and last few positions (whose
+# windows hang over the border) each form a run of their own, the interior
+# one run (:func:`_tap_runs`); a class is a rectangle of rows x columns, and
+# its columns hold only its in-range taps, ``K_c = ti*tj*C``. Every tap of a
+# class lands inside the image, so the columns are a window view of the
+# *unpadded* channels-last input (no padding copy), and the maths above runs
+# per class with ``W'_c = W'[:, i0:i1, j0:j1, :]``:
+#
+#     y[:, :, class]          = cols_c @ W'_c^T
+#     dL/dW'[:, i0:i1, j0:j1] += gy_c^T @ cols_c
+#     dL/dcols_c              = gy_c @ W'_c      (then added back to the pixels, tap by tap)
+#
+# Positions whose window misses the image altogether (padding wider than the
+# kernel's reach) are in no class: their output is the bias alone.
 
-def _use_channels_last(cg: int, groups: int, wo: int) -> bool:
-    """Channels-last columns when a window row's channels are at least 4x its positions
-    (measured on the ResNet's stages: 64-256 channels at 8x8 and 4x4 gain, 32 at 32x32 does not)."""
-    return groups == 1 and cg >= max(16, 4 * wo)
+def _use_channels_last(cg: int, groups: int, wo: int, kernel: tuple[int, int]) -> bool:
+    """Channels-last columns when a window row's channels are at least 8x its positions, 32x for
+    a 1x1 kernel (measured on the face ResNet's layers: 3x3 kernels over 64-256 channels at 8x8
+    and 4x4 gain, 64 at 16x16 and 32 at 32x32 run faster item-major; so does the 1x1 shortcut
+    onto 8x8, not the one onto 4x4)."""
+    return groups == 1 and cg >= max(16, (32 if tuple(kernel) == (1, 1) else 8) * wo)
 
 
-def _nhwc_padded(x: torch.Tensor, pad: Pad4, hw_p: tuple[int, int]) -> torch.Tensor:
-    """``x (n, C, H, W)`` -> ``xp (n, Hp, Wp, C)`` in workspace slot 2, zero outside ``x``."""
+Run = tuple[int, int, int, int]                   # (o0, o1, t0, t1): outputs [o0, o1) use taps [t0, t1)
+
+
+@functools.lru_cache(maxsize=256)
+def _tap_runs(size: int, k: int, s: int, lo: int, d: int, n_out: int) -> tuple[Run, ...]:
+    """Output positions ``[o0, o1)`` grouped into runs whose in-range taps are the same
+    ``[t0, t1)`` (tap ``t`` of output ``o`` reads input ``o*s + t*d - lo``, in range when in
+    ``[0, size)``); ``t0 == t1`` for positions that read padding only."""
+    runs: list[list[int]] = []
+    for o in range(n_out):
+        t0 = max(0, -((o * s - lo) // d))                               # ceil((lo - o*s) / d)
+        t1 = min(k, (size - 1 + lo - o * s) // d + 1)
+        if t1 <= t0:
+            t0 = t1 = 0
+        if runs and runs[-1][2:] == [t0, t1]:
+            runs[-1][1] = o + 1
+        else:
+            runs.append([o, o + 1, t0, t1])
+    return tuple(tuple(r) for r in runs)
+
+
+def _classes(in_hw, kernel, stride, pad: Pad4, dilation, out_hw) -> tuple[list[tuple[Run, Run]], bool]:
+    """The border classes (row run, column run) with at least one tap, and whether they
+    cover every output position."""
+    rows = _tap_runs(in_hw[0], kernel[0], stride[0], pad[0], dilation[0], out_hw[0])
+    cols = _tap_runs(in_hw[1], kernel[1], stride[1], pad[2], dilation[1], out_hw[1])
+    classes = [(r, c) for r in rows if r[3] > r[2] for c in cols if c[3] > c[2]]
+    covers = all(r[3] > r[2] for r in rows) and all(c[3] > c[2] for c in cols)
+    return classes, covers
+
+
+def _nhwc(x: torch.Tensor) -> torch.Tensor:
+    """``x (n, C, H, W)`` -> a channels-last copy ``(n, H, W, C)`` in workspace slot 2."""
     n, c, h, w = x.shape
-    xp = workspace(n * hw_p[0] * hw_p[1] * c, x.dtype, x.device, slot=2).view(n, hw_p[0], hw_p[1], c)
-    _zero_border(xp, (pad[0], pad[0] + h), (pad[2], pad[2] + w))
-    xp[:, pad[0]:pad[0] + h, pad[2]:pad[2] + w].copy_(x.permute(0, 2, 3, 1))
-    return xp
+    xh = workspace(x.numel(), x.dtype, x.device, slot=2).view(n, h, w, c)
+    xh.copy_(x.permute(0, 2, 3, 1))
+    return xh
 
 
-def _zero_border(xp: torch.Tensor, rows: tuple[int, int], cols: tuple[int, int],
-                 hw_dims: tuple[int, int] = (1, 2)) -> None:
-    """Zero ``xp`` (``(n, Hp, Wp, C)``, or ``(n, C, Hp, Wp)`` with ``hw_dims=(2, 3)``) outside
-    ``[rows) x [cols)``: the padding frame only, the interior is about to be written."""
-    hd, wd = hw_dims
-    hp, wp = xp.shape[hd], xp.shape[wd]
-
-    def region(r: slice, c: slice) -> torch.Tensor:
-        idx = [slice(None)] * xp.dim()
-        idx[hd], idx[wd] = r, c
-        return xp[tuple(idx)]
-
-    if rows[0] > 0:
-        region(slice(0, rows[0]), slice(None)).zero_()
-    if rows[1] < hp:
-        region(slice(rows[1], hp), slice(None)).zero_()
-    if cols[0] > 0:
-        region(slice(rows[0], rows[1]), slice(0, cols[0])).zero_()
-    if cols[1] < wp:
-        region(slice(rows[0], rows[1]), slice(cols[1], wp)).zero_()
+def _im2col_class(xh: torch.Tensor, rows: Run, cols: Run, stride, dilation, pad: Pad4) -> torch.Tensor:
+    """``xh (n, H, W, C)`` -> one class's columns ``(n*r*q, ti*tj*C)`` in workspace slot 0 (one
+    copy of a window view; every tap of the class lies inside ``xh``)."""
+    n, _, _, c = xh.shape
+    sn, sy, sx, sc = xh.stride()
+    (o0, o1, i0, i1), (p0, p1, j0, j1) = rows, cols
+    y0 = o0 * stride[0] + i0 * dilation[0] - pad[0]                    # first window's top-left
+    x0 = p0 * stride[1] + j0 * dilation[1] - pad[2]
+    view = xh.as_strided((n, o1 - o0, p1 - p0, i1 - i0, j1 - j0, c),
+                         (sn, stride[0] * sy, stride[1] * sx, dilation[0] * sy, dilation[1] * sx, sc),
+                         xh.storage_offset() + y0 * sy + x0 * sx)       # (n, r, q, ti, tj, C)
+    out = workspace(view.numel(), xh.dtype, xh.device).view(view.shape)
+    out.copy_(view)
+    return out.view(n * (o1 - o0) * (p1 - p0), -1)                      # (n*r*q, K_c)
 
 
-def _im2col_nhwc(xp: torch.Tensor, kernel, stride, dilation, out_hw) -> torch.Tensor:
-    """``xp (n, Hp, Wp, C)`` -> ``cols (n*Ho*Wo, kh*kw*C)`` in workspace slot 0 (one copy)."""
-    n, _, _, c = xp.shape
-    sn, sy, sx, sc = xp.stride()
-    (kh, kw), (ho, wo) = kernel, out_hw
-    view = xp.as_strided((n, ho, wo, kh, kw, c), (sn, stride[0] * sy, stride[1] * sx, dilation[0] * sy,
-                                                  dilation[1] * sx, sc), xp.storage_offset())
-    cols = workspace(view.numel(), xp.dtype, xp.device).view(view.shape)
-    cols.copy_(view)
-    return cols.view(n * ho * wo, kh * kw * c)                         # (n*L, K)
+def _w4(weight: torch.Tensor) -> torch.Tensor:
+    """``weight (O, C, kh, kw)`` -> ``W' (O, kh, kw, C)``, contiguous (a view when it already is
+    stored that way, as the flipped weight of the input gradient)."""
+    return weight.permute(0, 2, 3, 1).contiguous()
 
 
-def _padded_hw(in_hw, kernel, stride, pad: Pad4, dilation, out_hw) -> tuple[int, int]:
-    """The padded size that holds ``in_hw`` with its padding and every window of ``out_hw``."""
-    return tuple(max(in_hw[d] + pad[2 * d] + pad[2 * d + 1],
-                     (out_hw[d] - 1) * stride[d] + dilation[d] * (kernel[d] - 1) + 1) for d in range(2))
+def _tap_matrix(w4: torch.Tensor, rows: Run, cols: Run) -> torch.Tensor:
+    """``W'_c = w4[:, i0:i1, j0:j1, :]`` as an ``(O, ti*tj*C)`` matrix: a view when the class
+    uses whole kernel rows, else a copy (small: the weight, not the columns)."""
+    sub = w4[:, rows[2]:rows[3], cols[2]:cols[3], :]                    # (O, ti, tj, C)
+    return sub.reshape(sub.shape[0], -1)
+
+
+def _rows_of(t: torch.Tensor, b: slice, rows: Run, cols: Run, slot: int) -> torch.Tensor:
+    """A class's block ``t[b, o0:o1, p0:p1, :]`` of a channels-last ``t (N, Ho, Wo, D)`` as a
+    matrix ``(n*r*q, D)``: a view when the block is contiguous, else a copy in ``slot``."""
+    blk = t[b, rows[0]:rows[1], cols[0]:cols[1]]                       # (n, r, q, D)
+    if blk.is_contiguous():
+        return blk.view(-1, t.shape[3])
+    out = workspace(blk.numel(), t.dtype, t.device, slot=slot).view(blk.shape)
+    out.copy_(blk)
+    return out.view(-1, t.shape[3])
+
+
+def _fresh_nchw(t: torch.Tensor) -> torch.Tensor:
+    """A channels-last workspace tensor ``(a, H, W, C)`` copied out as a new ``(a, C, H, W)``
+    (never a view of the workspace, even where the permuted view would be contiguous)."""
+    out = torch.empty(t.shape[0], t.shape[3], t.shape[1], t.shape[2], dtype=t.dtype, device=t.device)
+    out.copy_(t.permute(0, 3, 1, 2))
+    return out
 
 
 def _conv2d_nhwc(x, weight, stride, pad: Pad4, dilation, bias, out_hw) -> torch.Tensor:
-    """:func:`_conv2d` by channels-last columns (groups = 1)."""
+    """:func:`_conv2d` by channels-last columns (groups = 1), class by class."""
     n, c, h, w = x.shape
     o, _, kh, kw = weight.shape
     ho, wo = out_hw
-    hw_p = _padded_hw((h, w), (kh, kw), stride, pad, dilation, out_hw)
-    wk = weight.permute(0, 2, 3, 1).reshape(o, kh * kw * c)            # (O, K), K in (i, j, c) order
-    y = torch.empty(n, o, ho, wo, dtype=x.dtype, device=x.device)      # (N, O, Ho, Wo)
-    for b in _chunks(n, kh * kw * c * ho * wo, x):
-        m = b.stop - b.start
-        cols = _im2col_nhwc(_nhwc_padded(x[b], pad, hw_p), (kh, kw), stride, dilation, out_hw)  # (n*L, K)
-        out = workspace(m * ho * wo * o, x.dtype, x.device, slot=1).view(m * ho * wo, o)
-        torch.matmul(cols, wk.t(), out=out)                             # (n*L, O)
-        y[b].copy_(out.view(m, ho, wo, o).permute(0, 3, 1, 2))          # (n, O, Ho, Wo)
-        if bias is not None:
-            y[b] += bias.reshape(1, -1, 1, 1)
+    w4 = _w4(weight)                                                    # (O, kh, kw, C)
+    classes, covers = _classes((h, w), (kh, kw), stride, pad, dilation, out_hw)
+    xh = _nhwc(x)                                                       # (N, H, W, C)
+    yh = workspace(n * ho * wo * o, x.dtype, x.device, slot=3).view(n, ho, wo, o)
+    if not covers:
+        yh.zero_()                                                      # positions in no class
+    for rows, cols in classes:
+        wk = _tap_matrix(w4, rows, cols)                                # (O, K_c)
+        r, q = rows[1] - rows[0], cols[1] - cols[0]
+        for b in _chunks(n, wk.shape[1] * r * q, x):
+            m = b.stop - b.start
+            cc = _im2col_class(xh[b], rows, cols, stride, dilation, pad)  # (n*r*q, K_c)
+            blk = yh[b, rows[0]:rows[1], cols[0]:cols[1]]               # (n, r, q, O)
+            if blk.is_contiguous():                                     # the product writes y itself
+                torch.matmul(cc, wk.t(), out=blk.view(m * r * q, o))
+            else:
+                out = workspace(m * r * q * o, x.dtype, x.device, slot=1).view(m * r * q, o)
+                torch.matmul(cc, wk.t(), out=out)                       # (n*r*q, O)
+                blk.copy_(out.view(m, r, q, o))
+    y = _fresh_nchw(yh)                                                 # (N, O, Ho, Wo)
+    if bias is not None:
+        y += bias.reshape(1, -1, 1, 1)                                  # y is fresh: in place
     return y
 
 
 def _conv2d_grads_nhwc(gy, x, weight, in_hw, stride, pad: Pad4, dilation, need_x, need_w, need_b):
-    """:func:`_conv2d_grads` by channels-last columns (groups = 1)."""
+    """:func:`_conv2d_grads` by channels-last columns (groups = 1), class by class."""
     n, o, ho, wo = gy.shape
     _, c, kh, kw = weight.shape
-    k = kh * kw * c
-    hw_p = _padded_hw(in_hw, (kh, kw), stride, pad, dilation, (ho, wo))
-    wk = weight.permute(0, 2, 3, 1).reshape(o, k)                      # (O, K)
-    gx = gw = gb = None
-    if need_x:
-        gx = torch.empty(n, c, in_hw[0], in_hw[1], dtype=gy.dtype, device=gy.device)
+    h, w = in_hw
+    classes, _ = _classes(in_hw, (kh, kw), stride, pad, dilation, (ho, wo))
+    gyh = workspace(gy.numel(), gy.dtype, gy.device, slot=3).view(n, ho, wo, o)
+    gyh.copy_(gy.permute(0, 2, 3, 1))                                   # (N, Ho, Wo, O)
+    w4 = _w4(weight) if need_x else None                                # (O, kh, kw, C)
+    gx = gw = gb = gxh = xh = None
+    if need_x:                                                          # (N, H, W, C), every tap adds
+        gxh = workspace(n * h * w * c, gy.dtype, gy.device, slot=4).view(n, h, w, c).zero_()
     if need_w:
-        gw = torch.zeros(o, k, dtype=gy.dtype, device=gy.device)       # (O, K)
+        gw = workspace(o * kh * kw * c, gy.dtype, gy.device, slot=6).view(o, kh, kw, c).zero_()
+        xh = _nhwc(x)                                                   # (N, H, W, C)
+    for rows, cols in classes:
+        (o0, o1, i0, i1), (p0, p1, j0, j1) = rows, cols
+        r, q, ti, tj = o1 - o0, p1 - p0, i1 - i0, j1 - j0
+        kc = ti * tj * c
+        wk = _tap_matrix(w4, rows, cols) if need_x else None           # (O, K_c)
+        for b in _chunks(n, kc * r * q, gy):
+            m = b.stop - b.start
+            g = _rows_of(gyh, b, rows, cols, slot=1)                    # (n*r*q, O)
+            if need_x:
+                gcols = workspace(m * r * q * kc, gy.dtype, gy.device).view(m * r * q, kc)
+                torch.matmul(g, wk, out=gcols)                          # (n*r*q, K_c)
+                c6 = gcols.view(m, r, q, ti, tj, c)
+                for i in range(i0, i1):                                 # one strided add per tap
+                    y0 = o0 * stride[0] + i * dilation[0] - pad[0]
+                    for j in range(j0, j1):
+                        x0 = p0 * stride[1] + j * dilation[1] - pad[2]
+                        gxh[b, y0:y0 + (r - 1) * stride[0] + 1:stride[0],
+                            x0:x0 + (q - 1) * stride[1] + 1:stride[1]] += c6[:, :, :, i - i0, j - j0]
+            if need_w:
+                # this chunk's columns (gcols is used up by now)
+                cc = _im2col_class(xh[b], rows, cols, stride, dilation, pad)  # (n*r*q, K_c)
+                if ti == kh and tj == kw:
+                    gw.view(o, kc).addmm_(g.t(), cc)                    # (O, K)
+                else:
+                    part = workspace(o * kc, gy.dtype, gy.device, slot=5).view(o, kc)
+                    torch.matmul(g.t(), cc, out=part)                   # (O, K_c)
+                    gw[:, i0:i1, j0:j1, :] += part.view(o, ti, tj, c)
+    if need_x:
+        gx = _fresh_nchw(gxh)                                           # (N, C, H, W)
     if need_b:
-        gb = torch.zeros(o, dtype=gy.dtype, device=gy.device)
-    span = tuple((out_hw - 1) * st + 1 for out_hw, st in zip((ho, wo), stride))
-    # a stride-1 tap whose window is exactly the input (the centre of a "same" conv) fills
-    # every input pixel once: it is copied, so the buffer is not zeroed and re-read for it
-    taps = [(i, j) for i in range(kh) for j in range(kw)]
-    first = None
-    if stride == (1, 1):
-        first = next(((i, j) for i, j in taps if (i * dilation[0], j * dilation[1]) == (pad[0], pad[2])
-                      and span == tuple(in_hw)), None)
-        if first is not None:
-            taps.remove(first)
-    for b in _chunks(n, k * ho * wo, gy):
-        m = b.stop - b.start
-        g = workspace(m * ho * wo * o, gy.dtype, gy.device, slot=1).view(m, ho, wo, o)
-        g.copy_(gy[b].permute(0, 2, 3, 1))                              # (n, Ho, Wo, O)
-        g = g.view(m * ho * wo, o)                                      # (n*L, O)
-        if need_x:
-            gcols = workspace(m * ho * wo * k, gy.dtype, gy.device).view(m * ho * wo, k)
-            torch.matmul(g, wk, out=gcols)                              # (n*L, K)
-            c6 = gcols.view(m, ho, wo, kh, kw, c)
-            gxp = workspace(m * hw_p[0] * hw_p[1] * c, gy.dtype, gy.device, slot=2).view(m, hw_p[0], hw_p[1], c)
-            if first is None:
-                gxp.zero_()
-            else:                                                       # the tap covering the input
-                i, j = first                                            # is copied, the frame zeroed
-                _zero_border(gxp, (pad[0], pad[0] + in_hw[0]), (pad[2], pad[2] + in_hw[1]))
-                gxp[:, pad[0]:pad[0] + in_hw[0], pad[2]:pad[2] + in_hw[1]].copy_(c6[:, :, :, i, j])
-            for i, j in taps:                                           # one strided add per tap
-                r0, c0 = i * dilation[0], j * dilation[1]
-                gxp[:, r0:r0 + span[0]:stride[0], c0:c0 + span[1]:stride[1]] += c6[:, :, :, i, j]
-            gx[b].copy_(gxp[:, pad[0]:pad[0] + in_hw[0], pad[2]:pad[2] + in_hw[1]].permute(0, 3, 1, 2))
-        if need_w:
-            # rebuild this chunk's columns; gcols and gxp are used up by now
-            cols = _im2col_nhwc(_nhwc_padded(x[b], pad, hw_p), (kh, kw), stride, dilation, (ho, wo))
-            gw.addmm_(g.t(), cols)                                      # (O, K)
-        if need_b:
-            gb += g.sum(0)
-    if gw is not None:
-        gw = gw.view(o, kh, kw, c).permute(0, 3, 1, 2).contiguous()    # (O, C, kh, kw)
+        gb = gy.sum((0, 2, 3))                                          # (O,)
+    if need_w:
+        gw = _fresh_nchw(gw)                                            # (O, C, kh, kw)
     return gx, gw, gb
 
 
@@ -363,17 +443,14 @@ def _conv2d(x: torch.Tensor, weight: torch.Tensor, stride, pad: Pad4, dilation, 
     n = x.shape[0]
     o, cg, kh, kw = weight.shape
     ho, wo = out_hw or _out_hw(x.shape[2:], (kh, kw), stride, pad, dilation)
-    if _use_channels_last(cg, groups, wo):
+    if _use_channels_last(cg, groups, wo, (kh, kw)):
         return _conv2d_nhwc(x, weight, stride, pad, dilation, bias, (ho, wo))
     wg = weight.reshape(groups, o // groups, cg * kh * kw)              # (G, Og, K)
     y = torch.empty(n, o, ho, wo, dtype=x.dtype, device=x.device)      # (N, O, Ho, Wo)
     y4 = y.view(n, groups, o // groups, ho * wo)                        # (N, G, Og, L)
     for b in _chunks(n, groups * cg * kh * kw * ho * wo, x):
-        m = b.stop - b.start
-        cols = _im2col(_pad4(x[b], pad), groups, (kh, kw), stride, dilation, (ho, wo))  # (G, K, n*L)
-        out = workspace(o * m * ho * wo, x.dtype, x.device, slot=1).view(groups, o // groups, m * ho * wo)
-        torch.matmul(wg, cols, out=out)                                 # (G, Og, n*L)
-        y4[b].copy_(out.view(groups, o // groups, m, ho * wo).permute(2, 0, 1, 3))  # (n, G, Og, L)
+        cols = _im2col(_pad4(x[b], pad), groups, (kh, kw), stride, dilation, (ho, wo))  # (n, G, K, L)
+        torch.matmul(wg, cols, out=y4[b])                               # (n, G, Og, L): y itself
         if bias is not None:
             y[b] += bias.reshape(1, -1, 1, 1)                           # (n, O, Ho, Wo)
     return y
@@ -407,17 +484,22 @@ def _conv2d_grads(gy: torch.Tensor, x: torch.Tensor | None, weight: torch.Tensor
     _, cg, kh, kw = weight.shape
     k = cg * kh * kw
     og = o // groups
-    if need_x and _use_channels_last(cg, groups, wo) and _full_pad(in_hw, (kh, kw), stride, pad, dilation,
-                                                                 (ho, wo)) is not None:
+    if need_x and groups == 1 and _full_pad(in_hw, (kh, kw), stride, pad, dilation, (ho, wo)) is not None:
         # stride 1: dL/dx is the "full" correlation of gy with W flipped and transposed,
         # one more forward conv (its columns are built from gy's O channels) in place of the
-        # column product and the kh*kw strided adds of col2im
+        # column product and the kh*kw strided adds of col2im (~5% of a 32x32 layer's backward)
         fpad = _full_pad(in_hw, (kh, kw), stride, pad, dilation, (ho, wo))
-        wf = weight.flip(2, 3).transpose(0, 1)                          # (C, O, kh, kw)
+        # W flipped and transposed, (C, O, kh, kw), stored channels-last (C, kh, kw, O) as the
+        # channels-last columns read it: the kh*kw taps in reverse order, one gather of the
+        # weight (torch.flip is ~10x slower on a 256x256x3x3 weight)
+        rev = torch.arange(kh * kw - 1, -1, -1, device=weight.device)
+        wf = (weight.reshape(o, cg * kh * kw).t().contiguous()         # (C*kh*kw, O)
+              .view(cg, kh * kw, o).index_select(1, rev)
+              .view(cg, kh, kw, o).permute(0, 3, 1, 2))                # (C, O, kh, kw)
         gx = _conv2d(gy, wf, (1, 1), fpad, dilation, 1)                 # (N, C, H, W)
-        _, gw, gb = _conv2d_grads_nhwc(gy, x, weight, in_hw, stride, pad, dilation, False, need_w, need_b)
+        _, gw, gb = _conv2d_grads(gy, x, weight, in_hw, stride, pad, dilation, groups, False, need_w, need_b)
         return gx, gw, gb
-    if _use_channels_last(cg, groups, wo):
+    if _use_channels_last(cg, groups, wo, (kh, kw)):
         return _conv2d_grads_nhwc(gy, x, weight, in_hw, stride, pad, dilation, need_x, need_w, need_b)
     wgt = weight.reshape(groups, og, k).transpose(1, 2)                 # (G, K, Og)
     g4 = gy.view(n, groups, og, ho * wo)                                # (N, G, Og, L)
@@ -432,22 +514,21 @@ def _conv2d_grads(gy: torch.Tensor, x: torch.Tensor | None, weight: torch.Tensor
         gb = torch.zeros(groups, og, dtype=gy.dtype, device=gy.device)    # (G, Og)
     for b in chunks:
         m = b.stop - b.start
-        # this chunk's output gradient, channel-major like the columns
-        g = workspace(o * m * ho * wo, gy.dtype, gy.device, slot=1).view(groups, og, m, ho * wo)
-        g.copy_(g4[b].permute(1, 2, 0, 3))                              # (G, Og, n, L)
-        g = g.view(groups, og, m * ho * wo)                             # (G, Og, n*L)
+        g = g4[b]                                                       # (n, G, Og, L), gy in place
         if need_x:
             # dL/dcols = W^T gy, then every column entry goes back to its pixel
-            gcols = workspace(groups * k * m * ho * wo, gy.dtype, gy.device).view(groups, k, m * ho * wo)
-            torch.matmul(wgt, g, out=gcols)                             # (G, K, n*L)
+            gcols = workspace(m * groups * k * ho * wo, gy.dtype, gy.device).view(m, groups, k, ho * wo)
+            torch.matmul(wgt, g, out=gcols)                             # (n, G, K, L)
             _col2im(plan, gcols, gx[b], (kh, kw), (ho, wo))             # gx[b] (n, C, H, W)
         if need_w:
-            # rebuild this chunk's columns (cheaper than keeping them) and correlate with gy;
-            # they take the same workspace, gcols is used up by now
-            cols = _im2col(_pad4(x[b], pad), groups, (kh, kw), stride, dilation, (ho, wo))  # (G, K, n*L)
-            gw.baddbmm_(g, cols.transpose(1, 2))                        # (G, Og, K)
+            # rebuild this chunk's columns (cheaper than keeping them) and correlate with gy,
+            # summed over the chunk's items; they take the same workspace, gcols is used up
+            cols = _im2col(_pad4(x[b], pad), groups, (kh, kw), stride, dilation, (ho, wo))  # (n, G, K, L)
+            part = workspace(m * o * k, gy.dtype, gy.device, slot=1).view(m, groups, og, k)
+            torch.matmul(g, cols.transpose(2, 3), out=part)             # (n, G, Og, K), per item
+            gw += part.sum(0)                                           # (G, Og, K)
         if need_b:
-            gb += g.sum(2)                                              # (G, Og): over items, positions
+            gb += g.sum((0, 3))                                         # (G, Og): over items, positions
     return (gx, gw.reshape(weight.shape) if gw is not None else None,  # (O, Cg, kh, kw)
             gb.reshape(o) if gb is not None else None)                  # (O,)
 
