@@ -130,6 +130,11 @@ def quantize_model(model: torch.nn.Module, quantize: str = "int8") -> QuantizeRe
     with warnings.catch_warnings():  # torch 2.10+ announces a future replacement of its quantized tensors
         warnings.filterwarnings("ignore", message=".*quantize_per_tensor.*", category=UserWarning)
         warnings.filterwarnings("ignore", message=".*torch.ao.quantization.*", category=DeprecationWarning)
-        torch.ao.quantization.quantize_dynamic(model, kinds, dtype=torch.qint8, inplace=True)
+        q = torch.ao.quantization
+        # Linear weights with one scale per output row (per channel): closer to float32 than one
+        # scale per tensor; the recurrent layers have only torch's per-tensor dynamic kernels
+        spec = {k: (q.per_channel_dynamic_qconfig if k is torch.nn.Linear else q.default_dynamic_qconfig)
+                for k in kinds}
+        q.quantize_dynamic(model, spec, dtype=torch.qint8, inplace=True)
     model.eval()
     return report
