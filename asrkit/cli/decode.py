@@ -17,6 +17,12 @@ import typer
 from asrkit import log
 from asrkit.errors import UsageError
 
+#: Padded frames per forward pass by default: length-sorted batches of about this many frames ran the
+#: Asterisk test set's forward pass several times faster than 16-utterance batches on one CPU thread
+#: (docs/benchmarks.md); --batch-size N switches to N utterances per pass (16 when given without a count).
+DEFAULT_BATCH_FRAMES = 8000
+_UTTS_PER_BATCH = 16
+
 
 def decode_command(
     exp: Path = typer.Argument(
@@ -35,7 +41,10 @@ def decode_command(
              "the CTC frames x frame shift x subsampling); jsonl: {utt, hyp, score, frames, out_frames, units} "
              "(beam: + am_score, nbest). Default: text, jsonl with --nbest.",
     ),
-    batch_size: int = typer.Option(16, "--batch-size", metavar="N", help="Utterances per forward pass."),
+    batch_size: Optional[int] = typer.Option(
+        None, "--batch-size", metavar="N",
+        help=f"Utterances per forward pass, instead of batches by frames (--batch-frames, default {DEFAULT_BATCH_FRAMES}).",
+    ),
     device: str = typer.Option("auto", "--device", metavar="auto|cpu|cuda", help="Where the model runs."),
     impl: Optional[str] = typer.Option(
         None, "--impl", metavar="scratch|native", help="Layer implementation (default: the one it was trained with)."
@@ -115,7 +124,8 @@ def decode_command(
     batch_frames: Optional[int] = typer.Option(
         None, "--batch-frames", metavar="N",
         help="Fill each forward pass with utterances of similar length up to N padded frames (batch size x its "
-             "longest utterance), instead of --batch-size utterances; same hypotheses, same order.",
+             f"longest utterance; default {DEFAULT_BATCH_FRAMES} unless --batch-size is given); same hypotheses, same "
+             "order.",
     ),
     quantize: Optional[str] = typer.Option(
         None, "--quantize", metavar="int8",
@@ -164,6 +174,11 @@ def decode_command(
     from asrkit.decode.longform import chunk_frames
     from asrkit.decode.exp import ATTENTION_TASKS, exp_task
 
+    if batch_size is not None and batch_frames is not None:
+        raise UsageError("give --batch-size (utterances per forward pass) or --batch-frames (frames per pass), not both")
+    if batch_size is None and batch_frames is None:
+        batch_frames = DEFAULT_BATCH_FRAMES
+    batch_size = _UTTS_PER_BATCH if batch_size is None else batch_size
     fast = _Forward(batch_frames, quantize, timing)  # checks them before anything loads
     task = exp_task(exp)  # None when EXP has no readable config: load_exp says why
     if task in ATTENTION_TASKS:

@@ -70,6 +70,26 @@ def test_batch_frames_gives_the_batch_size_hypotheses(capsys, ctc_exp, big_store
     assert [line.split()[0] for line in got.splitlines()] == FeatureStore(big_store).keys()
 
 
+def test_batches_by_frames_are_the_default_and_batch_size_switches(capsys, ctc_exp, big_store, monkeypatch):
+    import asrkit.decode.emissions as em
+
+    seen = []
+    real = em.length_batches
+    monkeypatch.setattr(em, "length_batches", lambda utts, lengths, size, frames=None:
+                        seen.append(frames) or real(utts, lengths, size, frames))
+    code, default, err = _run(capsys, "decode", str(ctc_exp), str(big_store), "--device", "cpu")
+    assert code == 0, err
+    from asrkit.cli.decode import DEFAULT_BATCH_FRAMES
+
+    assert seen and set(seen) == {DEFAULT_BATCH_FRAMES}
+    seen.clear()
+    code, counted, err = _run(capsys, "decode", str(ctc_exp), str(big_store), "--device", "cpu", "--batch-size", "2")
+    assert code == 0 and counted == default
+    assert set(seen) <= {None}
+    code, _, err = _run(capsys, "decode", str(ctc_exp), str(big_store), "--batch-size", "2", "--batch-frames", "9")
+    assert code == 2 and "not both" in err
+
+
 def test_batch_frames_log_probs_match(ctc_exp, big_store):
     exp = load_exp(ctc_exp, device="cpu", task="ctc")
     fs = FeatureStore(big_store)
