@@ -435,10 +435,14 @@ def bench_whole(exp_dir: Path, feats: Path, lm: Path, text: Path, phones: Option
     exp_dir, feats, lm = exp_dir.resolve(), feats.resolve(), lm.resolve()
     common = ["decode", str(exp_dir), str(feats), "--device", "cpu"]
     lm_args = ["--beam", "20", "--lm", str(lm)]
-    cases = [("greedy", "before", before, []), ("greedy", "after", REPO, []),
+    # "after" with no option: batches by frames (the default since 8000-frame batches); --batch-size 16
+    # the batches of 16 utterances that were the default before
+    cases = [("greedy", "before", before, []), ("greedy", "after", REPO, ["--batch-size", "16"]),
              ("greedy", "after", REPO, ["--batch-frames", str(batch_frames)]),
              ("greedy", "after", REPO, ["--quantize", "int8"]),
-             ("beam 20 + LM", "before", before, lm_args), ("beam 20 + LM", "after", REPO, lm_args),
+             ("beam 20 + LM", "before", before, lm_args),
+             ("beam 20 + LM", "after", REPO, [*lm_args, "--batch-size", "16"]),
+             ("beam 20 + LM", "after", REPO, [*lm_args, "--batch-frames", str(batch_frames)]),
              ("beam 20 + LM", "after", REPO, [*lm_args, "--quantize", "int8"])]
     words = {u: t.split() for u, t in read_table(text).items()}
     phone_ref = ({u: [p for p in t.split() if p != "sil"] for u, t in read_table(phones).items()}
