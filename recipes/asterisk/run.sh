@@ -36,7 +36,8 @@
 #                  (asrkit corpus synth: the train_nodev prompts x3 + 1200 State of the Union sentences)
 #                  through a simulated telephone channel; features  -> data/{train_sp,synth,synth_tel}, feats/
 #  11  pretrain + fine-tune  the model of --ctc-conf on train_sp + synth_tel (--pretrain-epochs), then
-#                  on train_nodev from those weights (train.init, --finetune-epochs)  -> exp/ctc_pre, exp/ctc_ft
+#                  on train_nodev from those weights (train.init, --finetune-epochs, --finetune-lr)
+#                                        -> exp/ctc_pre, exp/ctc_ft
 #  12  decode + table  exp/ctc_ft with the open LM (tuned on dev); the table of every step, WER on all
 #                  111 test prompts, without and with only the long prompt, and on the one-word prompts
 #                                        -> exp/results.txt
@@ -67,8 +68,9 @@ impl=
 transformer_conf=$here/conf/transformer_char.yaml
 attention=no
 extra=no
-pretrain_epochs=12
+pretrain_epochs=10
 finetune_epochs=10
+finetune_lr=5e-4
 synth_voices=kal16,awb,rms,slt,kal_diphone,ked_diphone,cmu_us_slt_arctic_hts
 
 usage() {
@@ -83,7 +85,8 @@ usage: $0 [--stage N] [--stop-stage N] [--nj N] [--device auto|cpu|cuda] [--dir 
   --from  folder with asterisk-core-sounds-en(-wav) unpacked (default: apt-get download)
   --impl  the model's layer implementation (default: the config's, scratch)
   --extra yes|no  the accuracy stages 8-12 (open vocabulary, more data, pretrain + fine-tune)
-  --pretrain-epochs N, --finetune-epochs N  epochs of stage 11's two runs (default 12, 10)
+  --pretrain-epochs N, --finetune-epochs N  epochs of stage 11's two runs (default 10, 10)
+  --finetune-lr LR  peak learning rate of the fine-tuning run (default 5e-4; the config's is for training from scratch)
   --synth-voices V1,V2,...  stage 10's synthesizer voices (asrkit corpus synth --voices)
 USAGE
 }
@@ -488,7 +491,8 @@ if run_stage 11 pretrain_finetune; then
     $ASRKIT train ctc --train feats/train_more --dev feats/dev --out $pre --conf "$ctc_conf" --device "$device" \
       --resume train.epochs="$pretrain_epochs" ${lexicon[@]+"${lexicon[@]}"} ${train_overrides[@]+"${train_overrides[@]}"}
     $ASRKIT train ctc --train feats/train_nodev --dev feats/dev --out $ft --conf "$ctc_conf" --device "$device" \
-      --resume train.epochs="$finetune_epochs" train.init="$dir/$pre" ${train_overrides[@]+"${train_overrides[@]}"}
+      --resume train.epochs="$finetune_epochs" train.init="$dir/$pre" optim.lr="$finetune_lr" optim.warmup_steps=20 \
+      ${train_overrides[@]+"${train_overrides[@]}"}
   } 2>&1 | tee "$log"
 fi
 
