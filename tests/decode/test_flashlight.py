@@ -236,3 +236,41 @@ def test_lm_weight_zero_is_the_same_search_every_time(phone_exp, tmp_path):
         assert texts == {"a cat sat a mat"}
         dec.set_weights(1.0, 0.0)  # back to the full lexicon: the LM decides
         assert dec.decode(out).text == "a cat sat a mat"
+
+
+def test_bpe_search_is_the_same_whatever_was_allocated_before(tmp_path):
+    """flashlight orders hypotheses whose scores tie exactly by the addresses
+    of their LM states, so a tie at the beam's edge kept other hypotheses
+    depending on the heap (another utterance decoded first, another process).
+    Ties are common with a random model whose log-probabilities repeat
+    (saturated outputs, here rounded logits) and a small LM (equal counts):
+    the same emissions must give the same words, paths and scores every time."""
+    import random
+
+    import torch
+
+    exp = make_ctc_exp(tmp_path / "bpe", kind="bpe", impl="native", steps=0)
+    units = load_units(exp)
+    (tmp_path / "lm.txt").write_text("a cat sat\non a mat\ncat on mat\na sat\n")
+    build_lm(tmp_path / "lm.txt", tmp_path / "lm.arpa", 2, progress=False)
+    g = torch.Generator().manual_seed(0)
+    outs = []
+    for i in range(24):
+        logits = (torch.randn(60, units.num_classes, generator=g) * 6).round() / 2  # repeated values
+        outs.append(ModelOutput(f"u{i:02d}", logits.log_softmax(-1), 120))
+
+    def run(order, junk):
+        keep = [bytearray(random.Random(junk).randint(1, 5000)) for _ in range(junk)]  # another heap
+        got = {}
+        for o in order:
+            h = dec.decode(o)
+            got[o.utt] = (h.text, h.extra["nbest"])
+        del keep
+        return got
+
+    for weight, bonus in ((0.5, 0.0), (1.0, -1.0), (0.0, 0.0)):
+        with BeamDecoder(units, beam=20, lm=tmp_path / "lm.arpa", lm_weight=weight, word_bonus=bonus,
+                         nbest=3) as dec:
+            first = run(outs, 0)
+            assert run(outs[::-1], 3000) == first, (weight, bonus)
+            assert run(random.Random(1).sample(outs, len(outs)), 300) == first, (weight, bonus)
