@@ -26,6 +26,7 @@ decoder first, so LM and lexicon problems come once, from the caller).
 from __future__ import annotations
 
 import multiprocessing
+import sys
 from contextlib import contextmanager
 from multiprocessing.pool import Pool
 from typing import Any, Callable, Iterator
@@ -63,8 +64,9 @@ def _start(initializer: Callable[..., None], initargs: tuple) -> None:
 def worker_context(fork: bool = False):
     """The multiprocessing context workers start from; make queues and locks
     that go to workers (in ``initargs``) with it. ``fork``: fork the caller
-    where the platform can (see the module docstring for when that is safe)."""
-    if fork and "fork" in multiprocessing.get_all_start_methods():
+    on Linux (see the module docstring for when that is safe); elsewhere the
+    forkserver."""
+    if fork and sys.platform.startswith("linux"):  # macOS: forking a process with torch loaded is unsafe
         return multiprocessing.get_context("fork")
     ctx = multiprocessing.get_context(START_METHOD)
     # the server imports torch once (no thread pool runs yet, so forking from it is safe); workers skip that
