@@ -215,6 +215,7 @@ class FlashlightSearch:
         start = self.lm.start(False)
         self._unigram = {w: self.lm.score(start, self.word_dict.get_index(w))[1] for w in self.words}
         self.trie = self._make_trie(self.spellings)
+        self._alike = self._lm_alike_homophones()
         self._lexicon_trie = None  # made when an LM weight of 0 is first asked for
         self._tie_break = _TieBreak(units.num_classes)
         self.set_weights(lm_weight, word_bonus)
@@ -237,6 +238,45 @@ class FlashlightSearch:
                     trie.insert(sp + [end], idx, score)
         trie.smear(SmearingMode.MAX)
         return trie
+
+    def _lm_alike_homophones(self) -> dict[str, list[str]]:
+        """word -> the other words with the same spellings and the same unigram score, sorted.
+
+        Such words (two names seen equally often) tie exactly wherever the LM backs off to
+        unigrams, and no tie-break on the log-probabilities can part them (their paths are the
+        same): which of them stays in the beam is flashlight's choice by memory address. The
+        search's hypotheses are rewritten to the first in alphabetical order of the words that
+        give them the same LM score (:meth:`_canonical`)."""
+        groups: dict[tuple, list[str]] = {}
+        for w in self.words:
+            key = (tuple(sorted(tuple(sp) for sp in self.spellings[w])), self._unigram[w])
+            groups.setdefault(key, []).append(w)
+        return {w: sorted(g) for g in groups.values() if len(g) > 1 for w in g}
+
+    def _lm_score(self, words: Sequence[str]) -> float:
+        state, total = self.lm.start(False), 0.0
+        for w in words:
+            state, score = self.lm.score(state, self.word_dict.get_index(w))
+            total += score
+        return total + self.lm.finish(state)[1]
+
+    def _canonical(self, words: tuple[str, ...]) -> tuple[str, ...]:
+        """``words`` with each word that has LM-alike homophones replaced by the first of them
+        (alphabetically) that leaves the sentence's LM score exactly the same: the same
+        hypothesis whichever of them flashlight kept."""
+        if not self._alike or not any(w in self._alike for w in words):
+            return words
+        out = list(words)
+        base = self._lm_score(out)
+        for i, w in enumerate(words):
+            for alt in self._alike.get(w, ()):
+                if alt >= w:
+                    break
+                trial = out[:i] + [alt] + out[i + 1:]
+                if self._lm_score(trial) == base:
+                    out = trial
+                    break
+        return tuple(out)
 
     def _homophone_free_trie(self):
         """The trie for an LM weight of 0: one word per spelling, the one the LM's unigrams
@@ -285,12 +325,16 @@ class FlashlightSearch:
         seen: set[tuple[str, ...]] = set()
         frames = np.arange(T)
         em_np, jit_np = em.numpy(), jittered.numpy()
-        for r in results:
-            words = tuple(self.word_dict.get_entry(x) for x in r.words if x >= 0)
+        # best first; equal scores (what the tie-break cannot part: homophones the LM scores alike)
+        # in the order of their words and paths, not flashlight's (memory addresses)
+        ranked = sorted(((float(r.score), self._canonical(tuple(self.word_dict.get_entry(x) for x in r.words
+                                                                 if x >= 0)),
+                          list(r.tokens), r) for r in results), key=lambda x: (-x[0], x[1], x[2]))
+        for _, words, all_tokens, r in ranked:
             if words in seen:  # different paths of the same words: keep the best
                 continue
             seen.add(words)
-            tokens = list(r.tokens)[1:-1]  # T + 2: start/end states
+            tokens = all_tokens[1:-1]  # T + 2: start/end states
             ids, spans = self._path(tokens, list(r.words)[1:-1])
             # the scores without the tie-break: the path's own log-probabilities
             tok = np.asarray(tokens, dtype=np.int64)

@@ -274,3 +274,30 @@ def test_bpe_search_is_the_same_whatever_was_allocated_before(tmp_path):
             first = run(outs, 0)
             assert run(outs[::-1], 3000) == first, (weight, bonus)
             assert run(random.Random(1).sample(outs, len(outs)), 300) == first, (weight, bonus)
+
+
+def test_homophones_the_lm_scores_alike_come_out_as_the_first(phone_exp, tmp_path):
+    """'cat' and 'kat' sound alike and the LM saw them equally often: their
+    hypotheses tie exactly, and flashlight keeps either. The hypothesis is
+    written with the first of them (alphabetically), every time."""
+    import random
+
+    units = load_units(phone_exp)
+    d = tmp_path / "lm"
+    d.mkdir()
+    (d / "lm.txt").write_text("a kat sat\na cat sat\non a mat\n")
+    build_lm(d / "lm.txt", d / "lm.arpa", 3, progress=False)
+    extra = tmp_path / "extra.txt"
+    extra.write_text("kat K AE1 T\n")
+    out = _phone_emissions(units, _say("ah", "k", "ae", "t", "s", "ae", "t"))
+    with BeamDecoder(units, beam=10, lm=d / "lm.arpa", extra_lexicon=extra, lm_weight=1.0, word_bonus=0.0,
+                     nbest=3) as dec:
+        got = set()
+        for k in range(12):
+            keep = [bytearray(random.Random(k).randint(1, 3000)) for _ in range(50 * k)]  # another heap
+            h = dec.decode(out)
+            got.add((h.text, tuple(n["hyp"] for n in h.extra["nbest"])))
+            del keep
+    assert len(got) == 1
+    text, nbest = got.pop()
+    assert text == "a cat sat" and "a kat sat" not in nbest
