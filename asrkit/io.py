@@ -135,7 +135,8 @@ def iter_lines(
 # ------------------------------------------------------------ output folders
 MARKER = ".asrkit"
 LOCK = ".lock"
-_BOOKKEEPING = (MARKER, LOCK)
+PREPARE_LOCK = ".lock.prepare"  # taken while a run takes LOCK and prepares the folder (output_lock)
+_BOOKKEEPING = (MARKER, LOCK, PREPARE_LOCK)
 
 
 def os_error_line(path: str | os.PathLike, e: OSError) -> str:
@@ -314,8 +315,10 @@ def output_lock(path: str | os.PathLike, shared: bool = False,
     other's half-written files for stale ones, or clear them). ``alone`` is
     False when other ``shared`` runs already hold the lock: they prepared the
     folder and are writing into it, so ``prepare`` must join their work, not
-    replace it. The turn-taking is a blocking flock on the folder itself,
-    held only for the lock taking and ``prepare``."""
+    replace it. The turn-taking is a blocking flock on ``path/.lock.prepare``,
+    held only for the lock taking and ``prepare`` (a file opened for writing:
+    NFS emulates flock with fcntl locks, which refuse a read-only
+    descriptor such as a folder's)."""
     import errno
     import fcntl
 
@@ -324,13 +327,13 @@ def output_lock(path: str | os.PathLike, shared: bool = False,
     p = Path(path)
     try:
         p.mkdir(parents=True, exist_ok=True)
-        dir_fd = os.open(p, os.O_RDONLY)
+        prep_fd = os.open(p / PREPARE_LOCK, os.O_RDWR | os.O_CREAT, 0o666 & ~_UMASK)
     except OSError as e:
         raise OutputError(os_error_line(p, e)) from None
     fd = -1
     try:
         try:
-            fcntl.flock(dir_fd, fcntl.LOCK_EX)  # waits for a run that is preparing (short)
+            fcntl.flock(prep_fd, fcntl.LOCK_EX)  # waits for a run that is preparing (short)
             fd = os.open(p / LOCK, os.O_RDWR | os.O_CREAT, 0o666 & ~_UMASK)
         except OSError as e:
             raise OutputError(os_error_line(p, e)) from None
@@ -361,11 +364,11 @@ def output_lock(path: str | os.PathLike, shared: bool = False,
             prepare(alone)
         if shared and alone:
             fcntl.flock(fd, fcntl.LOCK_SH)  # others wait on the folder lock, so nobody slips in between
-        os.close(dir_fd)
-        dir_fd = -1
+        os.close(prep_fd)
+        prep_fd = -1
         yield p
     finally:
-        if dir_fd >= 0:
-            os.close(dir_fd)
+        if prep_fd >= 0:
+            os.close(prep_fd)
         if fd >= 0:
             os.close(fd)
