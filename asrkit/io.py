@@ -135,7 +135,8 @@ def iter_lines(
 # ------------------------------------------------------------ output folders
 MARKER = ".asrkit"
 LOCK = ".lock"
-_BOOKKEEPING = (MARKER, LOCK)
+PREPARE_LOCK = ".lock.prepare"  # taken while a run takes LOCK and prepares the folder (output_lock)
+_BOOKKEEPING = (MARKER, LOCK, PREPARE_LOCK)
 
 
 def os_error_line(path: str | os.PathLike, e: OSError) -> str:
@@ -298,13 +299,26 @@ def prepare_output_dir(path: str | os.PathLike, command: str, overwrite: bool = 
 
 
 @contextmanager
-def output_lock(path: str | os.PathLike, shared: bool = False) -> Iterator[Path]:
+def output_lock(path: str | os.PathLike, shared: bool = False,
+                prepare: Callable[[bool], object] | None = None) -> Iterator[Path]:
     """Hold an flock on ``path/.lock`` (made with the folder if missing) while
     the block runs. Exclusive by default; ``shared`` lets runs that write
     disjoint parts (``featurize --shard``) go together while shutting out an
     exclusive one. A lock already held elsewhere raises
     :class:`~asrkit.errors.OutputError` naming the holder's pid. Non-blocking.
-    The lock file stays (removing it would race with a waiting run)."""
+    The lock file stays (removing it would race with a waiting run).
+
+    ``prepare(alone)`` (e.g. :func:`prepare_output_dir` and writing a plan)
+    runs once the lock is held, before the block, while no other run can
+    take the lock or be in its own ``prepare``: the runs that start together
+    prepare one after the other, never interleaved (one must not take the
+    other's half-written files for stale ones, or clear them). ``alone`` is
+    False when other ``shared`` runs already hold the lock: they prepared the
+    folder and are writing into it, so ``prepare`` must join their work, not
+    replace it. The turn-taking is a blocking flock on ``path/.lock.prepare``,
+    held only for the lock taking and ``prepare`` (a file opened for writing:
+    NFS emulates flock with fcntl locks, which refuse a read-only
+    descriptor such as a folder's)."""
     import errno
     import fcntl
 
@@ -313,25 +327,48 @@ def output_lock(path: str | os.PathLike, shared: bool = False) -> Iterator[Path]
     p = Path(path)
     try:
         p.mkdir(parents=True, exist_ok=True)
-        fd = os.open(p / LOCK, os.O_RDWR | os.O_CREAT, 0o666 & ~_UMASK)
+        prep_fd = os.open(p / PREPARE_LOCK, os.O_RDWR | os.O_CREAT, 0o666 & ~_UMASK)
     except OSError as e:
         raise OutputError(os_error_line(p, e)) from None
+    fd = -1
     try:
         try:
-            fcntl.flock(fd, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
+            fcntl.flock(prep_fd, fcntl.LOCK_EX)  # waits for a run that is preparing (short)
+            fd = os.open(p / LOCK, os.O_RDWR | os.O_CREAT, 0o666 & ~_UMASK)
+        except OSError as e:
+            raise OutputError(os_error_line(p, e)) from None
+        alone = True
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as e:
             if e.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
                 raise OutputError(os_error_line(p, e)) from None
+            alone = False
             try:
-                pid = os.pread(fd, 32, 0).decode("ascii", "replace").split()[0]
-            except (OSError, IndexError):
-                pid = "unknown"
-            raise OutputError(f"{p} is being written by another asrkit process (pid {pid})") from None
-        try:
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-        except OSError:
-            pass  # the pid is for the message only
+                if not shared:
+                    raise e
+                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)  # other shared runs: join them
+            except OSError:
+                try:
+                    pid = os.pread(fd, 32, 0).decode("ascii", "replace").split()[0]
+                except (OSError, IndexError):
+                    pid = "unknown"
+                raise OutputError(f"{p} is being written by another asrkit process (pid {pid})") from None
+        if alone:
+            try:
+                os.ftruncate(fd, 0)
+                os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+            except OSError:
+                pass  # the pid is for the message only
+        if prepare is not None:
+            prepare(alone)
+        if shared and alone:
+            fcntl.flock(fd, fcntl.LOCK_SH)  # others wait on the folder lock, so nobody slips in between
+        os.close(prep_fd)
+        prep_fd = -1
         yield p
     finally:
-        os.close(fd)
+        if prep_fd >= 0:
+            os.close(prep_fd)
+        if fd >= 0:
+            os.close(fd)

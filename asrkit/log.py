@@ -7,7 +7,7 @@ stdout carries only results; everything a person reads while a command runs
 from __future__ import annotations
 
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Callable, Iterator
 
 from rich.console import Console
 from rich.progress import (
@@ -45,15 +45,39 @@ def is_quiet() -> bool:
     return _quiet
 
 
+_forward: Callable[[str, str], None] | None = None
+
+
+def forward_to(send: Callable[[str, str], None] | None) -> None:
+    """In a worker process: hand each :func:`info` and :func:`warn` line to
+    ``send(kind, message)`` (kind ``"info"`` or ``"warn"``) instead of
+    printing it, for the parent to print with :func:`relay` (under its
+    progress bar, which a worker's own print would break)."""
+    global _forward
+    _forward = send
+
+
+def relay(kind: str, message: str) -> None:
+    """Print a line a worker forwarded (see :func:`forward_to`)."""
+    (warn if kind == "warn" else info)(message)
+
+
 def info(message: str) -> None:
     """Print an informational line on stderr unless ``-q`` was given."""
-    if not _quiet:
+    if _quiet:
+        return
+    if _forward is not None:
+        _forward("info", message)
+    else:
         console.print(message, highlight=False)
 
 
 def warn(message: str) -> None:
     """Print a warning on stderr (even with ``-q``: warnings are not progress)."""
-    console.print(f"[yellow]warning:[/yellow] {message}", highlight=False)
+    if _forward is not None:
+        _forward("warn", message)
+    else:
+        console.print(f"[yellow]warning:[/yellow] {message}", highlight=False)
 
 
 @contextmanager

@@ -1,13 +1,14 @@
-"""Worker processes (``asrkit decode --jobs``, ``tune --jobs``).
-
-(``asrkit featurize --jobs`` runs threads instead: its work is torch and
-numpy calls that let go of the GIL, and a thread costs nothing to start;
-see :mod:`asrkit.features.pipeline`.)
+"""Worker processes (``asrkit decode --jobs``, ``tune --jobs``, ``featurize --jobs``).
 
 Workers are started with the ``forkserver`` method, never by forking the
 calling process: by then the caller has torch's OpenMP thread pool (and, for
 a search, kenlm) loaded, and a child forked from such a process can
-deadlock. A forkserver child starts from a clean server process, so whatever
+deadlock. (``featurize --jobs`` forks, ``worker_context(fork=True)``: it starts its
+workers before it has run any torch op or started a thread of its own,
+and each worker sets torch to one thread before its first op, as torch's
+own DataLoader workers do; a forked worker starts in milliseconds, where a
+forkserver first imports torch, 1-2 s.)
+A forkserver child starts from a clean server process, so whatever
 a worker needs comes through :func:`worker_pool`'s ``initargs`` (pickled):
 units, decoder settings, log-probabilities, a message queue made with
 :func:`worker_context`.
@@ -25,6 +26,7 @@ decoder first, so LM and lexicon problems come once, from the caller).
 from __future__ import annotations
 
 import multiprocessing
+import sys
 from contextlib import contextmanager
 from multiprocessing.pool import Pool
 from typing import Any, Callable, Iterator
@@ -59,9 +61,13 @@ def _start(initializer: Callable[..., None], initargs: tuple) -> None:
     initializer(*initargs)
 
 
-def worker_context():
+def worker_context(fork: bool = False):
     """The multiprocessing context workers start from; make queues and locks
-    that go to workers (in ``initargs``) with it."""
+    that go to workers (in ``initargs``) with it. ``fork``: fork the caller
+    on Linux (see the module docstring for when that is safe); elsewhere the
+    forkserver."""
+    if fork and sys.platform.startswith("linux"):  # macOS: forking a process with torch loaded is unsafe
+        return multiprocessing.get_context("fork")
     ctx = multiprocessing.get_context(START_METHOD)
     # the server imports torch once (no thread pool runs yet, so forking from it is safe); workers skip that
     ctx.set_forkserver_preload(["torch"])
@@ -69,10 +75,11 @@ def worker_context():
 
 
 @contextmanager
-def worker_pool(jobs: int, initializer: Callable[..., None], initargs: tuple[Any, ...] = ()) -> Iterator[Pool]:
+def worker_pool(jobs: int, initializer: Callable[..., None], initargs: tuple[Any, ...] = (),
+                context=None) -> Iterator[Pool]:
     """A pool of ``jobs`` worker processes, each running torch on one thread
     and set up by ``initializer(*initargs)``; terminated (workers ended) on
-    exit."""
+    exit. ``context``: the :func:`worker_context` its queues were made with."""
     check_jobs(jobs)
-    with worker_context().Pool(jobs, initializer=_start, initargs=(initializer, initargs)) as pool:
+    with (context or worker_context()).Pool(jobs, initializer=_start, initargs=(initializer, initargs)) as pool:
         yield pool

@@ -48,7 +48,9 @@ and beam 20 + LM, the code at git revision --before (`git archive` of the asrkit
 folder) against this checkout (plain, --batch-frames, --quantize int8), alternated, --repeat times: the
 median CPU seconds per phase (start = the interpreter and imports, model load, LM load, forward = features
 and the model, search = the rest of the command, output), the total (user + sys, start to exit), utt/s,
-RTF, wall seconds, and the error rate of the output:
+RTF, wall seconds, and the error rate of the output; ``exit`` is the CPU seconds after the command returned (the
+interpreter's exit; the child ends through ``asrkit.cli.main.finish`` where the code has it, as the
+``asrkit`` program does). --whole-plain runs only the rows without --batch-frames / --quantize:
 
     .venv/bin/python benchmarks/decode_bench.py --before 61e15c9 --repeat 3 \\
         --whole exp/ctc_phone,feats/test,exp/lm3.arpa
@@ -375,7 +377,12 @@ c0 = time.process_time()
 code = main(["-q", *args])
 c1 = time.process_time()
 sys.stdout.flush()
-json.dump({"c_cmd": c0, "c_end": c1, "code": code, "phases": ph}, open(out_json, "w"))
+with open(out_json, "w") as f:
+    json.dump({"c_cmd": c0, "c_end": c1, "code": code, "phases": ph}, f)
+# end the process as the asrkit program does (cli.main.finish: os._exit after a decode, where the code has it)
+finish = getattr(sys.modules["asrkit.cli.main"], "finish", None)
+if finish is not None:
+    finish(code, ["-q", *args])
 """
 
 
@@ -415,12 +422,13 @@ def run_whole(src: Path, args: list[str], hyp: Path) -> dict:
            "LM load": ph.get("LM load", 0.0), "forward": ph.get("forward", 0.0) + ph.get("features", 0.0),
            "output": ph.get("output", 0.0),
            "total": (ru1.ru_utime - ru0.ru_utime) + (ru1.ru_stime - ru0.ru_stime), "wall": t_exit - t_spawn}
+    row["exit"] = max(0.0, row["total"] - meta["c_end"])  # after the command: the interpreter's exit
     row["search"] = max(0.0, command - row["model load"] - row["LM load"] - row["forward"] - row["output"])
     return row
 
 
 def bench_whole(exp_dir: Path, feats: Path, lm: Path, text: Path, phones: Optional[Path], before: Path,
-                repeat: int, batch_frames: int) -> list[dict]:
+                repeat: int, batch_frames: int, plain: bool = False) -> list[dict]:
     """Whole ``asrkit decode`` commands, before (the code at ``before``) and after (this checkout), greedy and
     beam 20 + LM, run alternately ``repeat`` times: median seconds per phase, utt/s and RTF of the total, the
     error rate of the output."""
@@ -444,6 +452,8 @@ def bench_whole(exp_dir: Path, feats: Path, lm: Path, text: Path, phones: Option
              ("beam 20 + LM", "after", REPO, [*lm_args, "--batch-size", "16"]),
              ("beam 20 + LM", "after", REPO, [*lm_args, "--batch-frames", str(batch_frames)]),
              ("beam 20 + LM", "after", REPO, [*lm_args, "--quantize", "int8"])]
+    if plain:  # --whole-plain: the commands without --batch-frames / --quantize
+        cases = [c for c in cases if c[3] in ([], lm_args)]
     words = {u: t.split() for u, t in read_table(text).items()}
     phone_ref = ({u: [p for p in t.split() if p != "sil"] for u, t in read_table(phones).items()}
                  if phones is not None else None)
@@ -476,14 +486,14 @@ def bench_whole(exp_dir: Path, feats: Path, lm: Path, text: Path, phones: Option
 
 
 WHOLE_HEADER = (f"{'search':<13} {'code':<7} {'options':<20} {'start':>6} {'model':>6} {'LM':>6} {'fwd':>6} "
-                f"{'search':>6} {'out':>5} {'total':>6} {'utt/s':>6} {'RTF':>7} {'wall':>6} {'RTF wall':>8} "
+                f"{'search':>6} {'out':>5} {'exit':>5} {'total':>6} {'utt/s':>6} {'RTF':>7} {'wall':>6} {'RTF wall':>8} "
                 f"{'err%':>10}")
 
 
 def fmt_whole(r: dict) -> str:
     kind, err = r["err"]
     return (f"{r['mode']:<13} {r['version']:<7} {r['options']:<20} {r['start']:6.2f} {r['model load']:6.2f} "
-            f"{r['LM load']:6.2f} {r['forward']:6.2f} {r['search']:6.2f} {r['output']:5.2f} {r['total']:6.2f} "
+            f"{r['LM load']:6.2f} {r['forward']:6.2f} {r['search']:6.2f} {r['output']:5.2f} {r['exit']:5.2f} {r['total']:6.2f} "
             f"{r['utt_s']:6.2f} {r['rtf']:7.4f} {r['wall']:6.2f} {r['rtf_wall']:8.4f} {kind} {err:6.2f}")
 
 
@@ -621,6 +631,8 @@ def main() -> None:
                     help="only the forward pass and the whole-command rows of this CTC model (FEATS with text, and "
                          "text.phones for a phone model's PER); see the module docstring")
     ap.add_argument("--before", default="main", metavar="REV", help="git revision of the 'before' rows (--whole)")
+    ap.add_argument("--whole-plain", action="store_true",
+                    help="with --whole: only the whole commands without --batch-frames/--quantize, no forward table")
     ap.add_argument("--batch-frames", type=int, default=8000, help="--batch-frames of the rows that use it")
     ap.add_argument("--emissions", action="append", default=[], metavar="NAME=EXP,DEV_EM,TEST_EM,LM",
                     help="search-only rows on saved emissions (repeatable; see above)")
@@ -632,11 +644,13 @@ def main() -> None:
         import tempfile
 
         exp_dir, feats, lm = (Path(p) for p in args.whole.split(","))
-        bench_forward(exp_dir, feats, args.repeat, args.batch_frames)
+        if not args.whole_plain:
+            bench_forward(exp_dir, feats, args.repeat, args.batch_frames)
         phones = feats / "text.phones" if (feats / "text.phones").is_file() else None
         with tempfile.TemporaryDirectory() as tmp:
             before = before_tree(args.before, Path(tmp))
-            bench_whole(exp_dir, feats, lm, feats / "text", phones, before, args.repeat, args.batch_frames)
+            bench_whole(exp_dir, feats, lm, feats / "text", phones, before, args.repeat, args.batch_frames,
+                        plain=args.whole_plain)
         return
     if args.emissions:
         tuned = {k: tuple(float(x) for x in v.split("/")) for k, _, v in (t.partition("=") for t in args.tuned)}

@@ -1,6 +1,6 @@
 """Speed of ``asrkit featurize`` against a plain loop over torchaudio's Kaldi fbank.
 
-    .venv/bin/python benchmarks/featurize_bench.py [--hours 1.0] [--repeats 5] [--no-cli]
+    .venv/bin/python benchmarks/featurize_bench.py [--hours 1.0] [--repeats 5] [--no-cli] [--jobs-only]
 
 Makes a corpus of 16 kHz 16-bit WAV files (3-15 s each) in a temp folder,
 then, side by side in this one process, repeats (``--repeats``) a round of
@@ -103,11 +103,16 @@ def main() -> None:
     ap.add_argument("--hours", type=float, default=1.0)
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--no-cli", action="store_true", help="skip the subprocess CLI run")
+    ap.add_argument("--jobs-only", action="store_true",
+                    help="only featurize --jobs 1 and --jobs 2, alternating which goes first, with the CPU "
+                         "seconds and the load average of every run")
     args = ap.parse_args()
     torch.set_num_threads(1)
     from asrkit import log
 
     log.set_quiet(True)
+    if args.jobs_only:
+        return jobs_only(args)
     load0 = os.getloadavg()[0]
     tmp = Path(tempfile.mkdtemp(prefix="featbench."))
     try:
@@ -194,6 +199,60 @@ def main() -> None:
         c1, c2 = cpu["featurize --jobs 1"], cpu["featurize --jobs 2"]
         print(f"cpu s      featurize --jobs 2 / --jobs 1:        {c2 / c1:.2f}   (parallel overhead; the wall-clock speed-up "
               f"needs 2 idle cores, the load average says how many others used)")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _cpu_seconds() -> float:
+    a, b = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return a.ru_utime + a.ru_stime + b.ru_utime + b.ru_stime
+
+
+def jobs_only(args) -> None:
+    """``--jobs-only``: pairs of ``featurize --jobs 1`` and ``--jobs 2`` back to
+    back, the first of each pair alternating; per pair the wall seconds, the
+    CPU seconds (this process and its waited-for workers), the 1-minute
+    load average before it, and what two processes of the plain loop gave
+    over one right after (the ceiling at that moment: the kernel shares the
+    cores between sessions, so while other sessions are busy a session gets
+    its share however many processes it runs). The ratio to quote: the median over pairs of
+    wall(--jobs 1) / wall(--jobs 2)."""
+    tmp = Path(tempfile.mkdtemp(prefix="featbench."))
+    try:
+        data, secs = make_corpus(tmp, args.hours)
+        conf = FeatureConfig.load(None)
+        featurize(data, tmp / "warm", conf, jobs=1)  # page cache and lazy imports warm
+        shutil.rmtree(tmp / "warm")
+        print(f"corpus: {len(DataDir.load(data))} utterances, {secs / 3600:.2f} h; cores: {os.cpu_count()}")
+        paths = [d for d in (DataDir.load(data).wav_scp[u] for u in DataDir.load(data).utt_ids)]
+        print(f"{'pair':>4s} {'load':>5s} {'j1 s':>6s} {'j1 cpu':>6s} {'j2 s':>6s} {'j2 cpu':>6s} "
+              f"{'j1/j2':>6s} {'cpu j2/j1':>9s} {'loop 1p/2p':>10s}")
+        ratios, cpus, ceilings = [], [], []
+        for r in range(args.repeats):
+            load = os.getloadavg()[0]
+            got = {}
+            for jobs in ((1, 2) if r % 2 == 0 else (2, 1)):
+                out = tmp / f"feats{jobs}.{r}"
+                c, t = _cpu_seconds(), time.perf_counter()
+                featurize(data, out, conf, jobs=jobs)
+                got[jobs] = (time.perf_counter() - t, _cpu_seconds() - c)
+                shutil.rmtree(out)
+            # what two processes of the plain loop got from the cores at this moment
+            t = time.perf_counter()
+            loop_read_fbank(paths)
+            one = time.perf_counter() - t
+            t = time.perf_counter()
+            loop_read_fbank_2proc(paths)
+            ceilings.append(one / (time.perf_counter() - t))
+            ratios.append(got[1][0] / got[2][0])
+            cpus.append(got[2][1] / got[1][1])
+            print(f"{r:4d} {load:5.2f} {got[1][0]:6.2f} {got[1][1]:6.2f} {got[2][0]:6.2f} {got[2][1]:6.2f} "
+                  f"{ratios[-1]:6.2f} {cpus[-1]:9.2f} {ceilings[-1]:10.2f}", flush=True)
+        print(f"featurize --jobs 2 / --jobs 1 (wall): median {np.median(ratios):.2f}, "
+              f"range {min(ratios):.2f}-{max(ratios):.2f}   (target >= 1.70 on 2 idle cores)")
+        print(f"plain loop 2 processes / 1 (what the cores gave): median {np.median(ceilings):.2f}")
+        print(f"CPU seconds --jobs 2 / --jobs 1: median {np.median(cpus):.2f}; "
+              f"load average now {os.getloadavg()[0]:.2f}")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

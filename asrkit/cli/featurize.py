@@ -25,7 +25,7 @@ def featurize(
     out: Path = typer.Argument(..., help="Feature store folder to write."),
     overrides: Optional[List[str]] = typer.Argument(None, help="Config overrides key=value (e.g. num_mel_bins=40)."),
     conf: Optional[Path] = typer.Option(None, "--conf", help="Feature config YAML (default: conf/fbank80.yaml settings)."),
-    jobs: int = typer.Option(1, "--jobs", "-j", help="Threads, each doing whole shards on one core."),
+    jobs: int = typer.Option(1, "--jobs", "-j", help="Worker processes, each doing whole shards on one core."),
     shard: Optional[str] = typer.Option(None, "--shard", help="Do only shard I of N (I/N), for cluster array jobs."),
     merge: bool = typer.Option(False, "--merge", help="Join the shards written by --shard runs."),
     num_shards: Optional[int] = typer.Option(None, "--num-shards", help="Shards to cut the data into (first run only)."),

@@ -13,7 +13,7 @@ Layout of a store folder ``OUT/``::
     utt2spk, text, ali   copied from the data dir (only the utterances in the store)
     skipped.txt          ``utt-id reason`` for utterances left out by --skip-bad
     .asrkit              which command made the folder (see asrkit.io.prepare_output_dir)
-    .lock                flock'ed by a running featurize
+    .lock                flock'ed by a running featurize (.lock.prepare: while one prepares OUT)
 
 ``index.tsv`` is written last by the merge: a store without it is not
 complete. The store keeps raw features; CMVN is applied on read

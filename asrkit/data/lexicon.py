@@ -93,7 +93,10 @@ class Lexicon(Mapping[str, list[tuple[str, ...]]]):
 
     def __init__(self, entries: Mapping[str, Sequence[Sequence[str]]] | None = None, name: str = "<lexicon>"):
         self.name = name
-        self._prons: dict[str, list[tuple[str, ...]]] = {}
+        # key -> pronunciations; a str is a word's pronunciations as read from a file, not yet
+        # normalized (one per line), parsed on first use by _get (a decode looks up a few thousand
+        # of the CMU dict's 126k words: parsing them all took most of its start-up)
+        self._prons: dict[str, list[tuple[str, ...]] | str] = {}
         self._spelling: dict[str, str] = {}  # key -> word as first seen
         for word, prons in (entries or {}).items():
             for pron in prons:
@@ -101,9 +104,23 @@ class Lexicon(Mapping[str, list[tuple[str, ...]]]):
 
     # -- construction -----------------------------------------------------
 
+    def _get(self, key: str) -> list[tuple[str, ...]] | None:
+        """The pronunciations of ``key`` (parsed on first use), or None."""
+        prons = self._prons.get(key)
+        if isinstance(prons, str):
+            parsed: list[tuple[str, ...]] = []
+            for line in prons.split("\n"):
+                pron = tuple(_STRESS_IN_LINE.sub("", line.lower()).split())
+                if pron not in parsed:
+                    parsed.append(pron)
+            prons = self._prons[key] = parsed
+        return prons
+
     def _add(self, word: str, pron: tuple[str, ...]) -> None:
         key = _key(word)
-        prons = self._prons.setdefault(key, [])
+        prons = self._get(key)
+        if prons is None:
+            prons = self._prons[key] = []
         self._spelling.setdefault(key, word)
         if pron not in prons:
             prons.append(pron)
@@ -139,7 +156,9 @@ class Lexicon(Mapping[str, list[tuple[str, ...]]]):
             text = read_text(path)
         lex = cls(name=name)
         prons_of, spelling = lex._prons, lex._spelling
-        strip_comment, strip_variant, strip_stress = _COMMENT.sub, _VARIANT.sub, _STRESS_IN_LINE.sub
+        strip_comment, strip_variant = _COMMENT.sub, _VARIANT.sub
+        # each word's phone fields are kept as read and normalized (lower case, no stress, each
+        # pronunciation once) when the word is first looked up (_get)
         for lineno, line in enumerate(text.splitlines(), start=1):
             if "#" in line:
                 line = strip_comment("", line)
@@ -149,14 +168,13 @@ class Lexicon(Mapping[str, list[tuple[str, ...]]]):
             word = strip_variant("", fields[0]) if fields[0].endswith(")") else fields[0]
             if len(fields) < 2 or not word:
                 raise InputError(f"{name}:{lineno}: {quote(fields[0])} has no phones (expected 'word phone phone ...')")
-            pron = tuple(strip_stress("", fields[1].lower()).split())
             key = word.lower()
             prons = prons_of.get(key)
             if prons is None:
-                prons_of[key] = [pron]
+                prons_of[key] = fields[1]
                 spelling[key] = word
-            elif pron not in prons:
-                prons.append(pron)
+            else:
+                prons_of[key] = prons + "\n" + fields[1]
         if not lex._prons:
             raise InputError(f"{name}: the lexicon is empty")
         return lex
@@ -174,7 +192,7 @@ class Lexicon(Mapping[str, list[tuple[str, ...]]]):
         for lx in lexicons:
             for key, prons in lx._prons.items():
                 if key not in out._prons:
-                    out._prons[key] = list(prons)
+                    out._prons[key] = prons if isinstance(prons, str) else list(prons)
                     out._spelling[key] = lx._spelling[key]
         return out
 
@@ -183,11 +201,11 @@ class Lexicon(Mapping[str, list[tuple[str, ...]]]):
     def prons(self, word: str) -> list[tuple[str, ...]]:
         """All pronunciations of ``word`` (main one first); ``[]`` when the
         word is not in the lexicon."""
-        return list(self._prons.get(_key(word), ()))
+        return list(self._get(_key(word)) or ())
 
     def pron(self, word: str) -> tuple[str, ...]:
         """The main (first) pronunciation; :class:`UnknownWordError` if none."""
-        prons = self._prons.get(_key(word))
+        prons = self._get(_key(word))
         if not prons:
             raise UnknownWordError(f"{quote(word)} is not in the lexicon {self.name}", [word])
         return prons[0]
@@ -212,12 +230,12 @@ class Lexicon(Mapping[str, list[tuple[str, ...]]]):
             )
         out: list[str] = []
         for w in words:
-            out.extend(self._prons[_key(w)][0])
+            out.extend(self._get(_key(w))[0])
         return out
 
     def phones(self) -> list[str]:
         """Every phone the lexicon uses, sorted."""
-        return sorted({p for prons in self._prons.values() for pron in prons for p in pron})
+        return sorted({p for key in self._prons for pron in self._get(key) for p in pron})
 
     def words(self) -> list[str]:
         """The words (as first spelled in the source), in insertion order."""
@@ -230,14 +248,15 @@ class Lexicon(Mapping[str, list[tuple[str, ...]]]):
         for w in words:
             key = _key(w)
             if key in self._prons and key not in out._prons:
-                out._prons[key] = list(self._prons[key])
+                prons = self._prons[key]
+                out._prons[key] = prons if isinstance(prons, str) else list(prons)
                 out._spelling[key] = w
         return out
 
     # -- Mapping protocol ---------------------------------------------------
 
     def __getitem__(self, word: str) -> list[tuple[str, ...]]:
-        prons = self._prons.get(_key(word))
+        prons = self._get(_key(word))
         if prons is None:
             raise KeyError(word)
         return list(prons)
@@ -273,7 +292,7 @@ class Lexicon(Mapping[str, list[tuple[str, ...]]]):
         if sort:
             chosen = sorted_keys(chosen)
         for w in chosen:
-            for pron in self._prons[_key(w)]:
+            for pron in self._get(_key(w)):
                 yield f"{w} {' '.join(pron)}"
 
     def write(self, path: str | os.PathLike, words: Iterable[str] | None = None, sort: bool = True) -> int:

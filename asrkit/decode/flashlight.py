@@ -57,6 +57,14 @@ SIL_SCORE = -1e-3
 #: so the same search gave other words from run to run. This weight only orders such ties (by
 #: the LM); it is far below any score difference the search otherwise acts on.
 TIE_LM_WEIGHT = 1e-4
+#: The word bonus used in place of 0. A word is completed either on its last unit or on the
+#: blank/'|' after it (both spellings are in the trie); with no word bonus the two hypotheses
+#: tie exactly whenever the LM gives the word its unigram score (a backed-off n-gram), and
+#: flashlight orders exact ties by memory address, so the beam kept other hypotheses from run
+#: to run. This bonus only orders such ties.
+TIE_WORD_BONUS = -1e-6
+#: Size of the tie-break added to each log-probability the search sees (see :class:`_TieBreak`).
+TIE_JITTER = 1e-4
 _LN10 = math.log(10.0)
 _MAX_LISTED = 10
 
@@ -115,6 +123,54 @@ def lexicon_spellings(units: UnitMap, words: Sequence[str], lexicon=None,
     return out
 
 
+def _unit_hash(n: int, salt: int) -> "np.ndarray":
+    """``n`` fixed numbers in [0, 1), the i-th a function of ``i`` and ``salt``
+    only (splitmix64)."""
+    import numpy as np
+
+    with np.errstate(over="ignore"):
+        x = np.arange(n, dtype=np.uint64) * np.uint64(0x9E3779B97F4A7C15) + np.uint64(salt)
+        x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        x = x ^ (x >> np.uint64(31))
+    return (x >> np.uint64(11)).astype(np.float64) / float(1 << 53)
+
+
+class _TieBreak:
+    """What the search sees instead of the log-probabilities: each frame's
+    log-probabilities less the frame's best (the same shift for every
+    hypothesis, so nothing is decided differently), plus ``TIE_JITTER *
+    u(t mod 256, c)``, ``u`` fixed pseudo-random numbers in [0, 1).
+
+    flashlight keeps the beam with ``std::nth_element`` over hypotheses
+    ordered by the *addresses* of their LM states and trie nodes
+    (``LMState::compare`` compares pointers). When two hypotheses' scores
+    tie exactly -- a random or saturated model gives several units the same
+    log-probability, and a small LM gives their words the same score --
+    which one stays in the beam then depends on where the allocator put
+    those objects, and the words change from run to run (another process,
+    another utterance decoded first). With the tie-break two different unit
+    paths no longer sum to the same score. Shifting each frame's best to 0
+    first keeps the competing values small, so that a float32 can hold the
+    tie-break's differences. The scores reported are the path's own
+    log-probabilities (the tie-break taken back out)."""
+
+    BLOCK = 256  # frames of the table (reused cyclically for longer inputs)
+
+    def __init__(self, num_classes: int):
+        u = _unit_hash(self.BLOCK * num_classes, 0x5EED).reshape(self.BLOCK, num_classes)
+        self._table = torch.from_numpy(u * TIE_JITTER).to(torch.float32)  # (BLOCK, C)
+
+    def __call__(self, em: Tensor) -> Tensor:
+        """``em`` (T, C) float32 -> what the search sees, (T, C) float32, contiguous."""
+        T = em.shape[0]
+        out = em - em.max(dim=1, keepdim=True).values if T else em.clone()
+        for start in range(0, T, self.BLOCK):
+            n = min(self.BLOCK, T - start)
+            out[start:start + n] += self._table[:n]
+        return out.contiguous()
+
+
 class FlashlightSearch:
     """One lexicon decoder: trie of spellings + KenLM, reused for every utterance.
 
@@ -159,7 +215,9 @@ class FlashlightSearch:
         start = self.lm.start(False)
         self._unigram = {w: self.lm.score(start, self.word_dict.get_index(w))[1] for w in self.words}
         self.trie = self._make_trie(self.spellings)
+        self._alike = self._lm_alike_homophones()
         self._lexicon_trie = None  # made when an LM weight of 0 is first asked for
+        self._tie_break = _TieBreak(units.num_classes)
         self.set_weights(lm_weight, word_bonus)
 
     def _make_trie(self, spellings: dict[str, list[list[int]]]):
@@ -180,6 +238,45 @@ class FlashlightSearch:
                     trie.insert(sp + [end], idx, score)
         trie.smear(SmearingMode.MAX)
         return trie
+
+    def _lm_alike_homophones(self) -> dict[str, list[str]]:
+        """word -> the other words with the same spellings and the same unigram score, sorted.
+
+        Such words (two names seen equally often) tie exactly wherever the LM backs off to
+        unigrams, and no tie-break on the log-probabilities can part them (their paths are the
+        same): which of them stays in the beam is flashlight's choice by memory address. The
+        search's hypotheses are rewritten to the first in alphabetical order of the words that
+        give them the same LM score (:meth:`_canonical`)."""
+        groups: dict[tuple, list[str]] = {}
+        for w in self.words:
+            key = (tuple(sorted(tuple(sp) for sp in self.spellings[w])), self._unigram[w])
+            groups.setdefault(key, []).append(w)
+        return {w: sorted(g) for g in groups.values() if len(g) > 1 for w in g}
+
+    def _lm_score(self, words: Sequence[str]) -> float:
+        state, total = self.lm.start(False), 0.0
+        for w in words:
+            state, score = self.lm.score(state, self.word_dict.get_index(w))
+            total += score
+        return total + self.lm.finish(state)[1]
+
+    def _canonical(self, words: tuple[str, ...]) -> tuple[str, ...]:
+        """``words`` with each word that has LM-alike homophones replaced by the first of them
+        (alphabetically) that leaves the sentence's LM score exactly the same: the same
+        hypothesis whichever of them flashlight kept."""
+        if not self._alike or not any(w in self._alike for w in words):
+            return words
+        out = list(words)
+        base = self._lm_score(out)
+        for i, w in enumerate(words):
+            for alt in self._alike.get(w, ()):
+                if alt >= w:
+                    break
+                trial = out[:i] + [alt] + out[i + 1:]
+                if self._lm_score(trial) == base:
+                    out = trial
+                    break
+        return tuple(out)
 
     def _homophone_free_trie(self):
         """The trie for an LM weight of 0: one word per spelling, the one the LM's unigrams
@@ -205,7 +302,8 @@ class FlashlightSearch:
         self.word_bonus = float(word_bonus)
         opts = LexiconDecoderOptions(
             beam_size=self.beam, beam_size_token=self.beam_size_token, beam_threshold=self.beam_threshold,
-            lm_weight=(self.lm_weight or TIE_LM_WEIGHT) * _LN10, word_score=self.word_bonus, unk_score=-math.inf, sil_score=SIL_SCORE,
+            lm_weight=(self.lm_weight or TIE_LM_WEIGHT) * _LN10, word_score=self.word_bonus or TIE_WORD_BONUS,
+            unk_score=-math.inf, sil_score=SIL_SCORE,
             log_add=False, criterion_type=CriterionType.CTC)
         trie = self.trie if self.lm_weight != 0 else self._homophone_free_trie()
         self.decoder = LexiconDecoder(opts, trie, self.lm, self.sil, self.blank, self.unk, [], False)
@@ -215,20 +313,34 @@ class FlashlightSearch:
         (``nbest`` of them, at least one) for one utterance's ``(T', C)``
         log-probabilities; word frames are ``(start, end)`` output frames of
         each word on the search's own path (end exclusive)."""
+        import numpy as np
+
         em = log_probs.detach().to(torch.float32).cpu().contiguous()
         T, N = em.shape
-        results = self.decoder.decode(em.data_ptr(), T, N)
+        jittered = self._tie_break(em)  # (T, N)
+        results = self.decoder.decode(jittered.data_ptr(), T, N)
         if not results:
             return [([], [], -math.inf, -math.inf, [])]
         out = []
         seen: set[tuple[str, ...]] = set()
-        for r in results:
-            words = tuple(self.word_dict.get_entry(x) for x in r.words if x >= 0)
+        frames = np.arange(T)
+        em_np, jit_np = em.numpy(), jittered.numpy()
+        # best first; equal scores (what the tie-break cannot part: homophones the LM scores alike)
+        # in the order of their words and paths, not flashlight's (memory addresses)
+        ranked = sorted(((float(r.score), self._canonical(tuple(self.word_dict.get_entry(x) for x in r.words
+                                                                 if x >= 0)),
+                          list(r.tokens), r) for r in results), key=lambda x: (-x[0], x[1], x[2]))
+        for _, words, all_tokens, r in ranked:
             if words in seen:  # different paths of the same words: keep the best
                 continue
             seen.add(words)
-            ids, spans = self._path(list(r.tokens)[1:-1], list(r.words)[1:-1])  # T + 2: start/end states
-            out.append((list(words), ids, float(r.score), float(r.emittingModelScore), spans))
+            tokens = all_tokens[1:-1]  # T + 2: start/end states
+            ids, spans = self._path(tokens, list(r.words)[1:-1])
+            # the scores without the tie-break: the path's own log-probabilities
+            tok = np.asarray(tokens, dtype=np.int64)
+            am = float(np.cumsum(em_np[frames, tok], dtype=np.float64)[-1]) if T else 0.0
+            am_jit = float(np.cumsum(jit_np[frames, tok], dtype=np.float64)[-1]) if T else 0.0
+            out.append((list(words), ids, float(r.score) - (am_jit - am), am, spans))
             if len(out) >= (self.nbest or 1):
                 break
         return out

@@ -117,7 +117,7 @@ class _FastFbank:
         self.mel_t = mel.T.contiguous()  # (nfft/2 + 1, M)
         self.eps = torch.finfo(torch.float32).eps
         self.num_mel_bins = o["num_mel_bins"]
-        self._local = threading.local()  # work buffers, one set per thread (featurize --jobs runs threads)
+        self._local = threading.local()  # work buffers, one set per thread (a library caller may run threads)
 
     def _views(self, k: int) -> tuple[torch.Tensor, ...]:
         """This thread's work buffers cut to ``k`` frames (made once per ``k``:

@@ -14,11 +14,10 @@ featurize did not make needs ``--overwrite``) and is locked for the run
 computed in blocks (:func:`asrkit.features.compute.compute_blocks`), so
 memory does not grow with its length.
 
-``--jobs N`` runs N threads in this process, each doing whole shards (the
-next unstarted one when it is free). The work is torch and numpy calls that
-let go of the GIL (FFT, matrix products, reading, writing); the Python
-between them is a few percent, so N threads use N cores, without the second
-or so a worker process needs to start and import torch.
+``--jobs N`` runs N worker processes, forked (no torch import to repeat),
+each doing whole shards (the next unstarted one when it is free) with torch
+on one thread. The default number of shards does not depend on ``--jobs``
+up to 4, so the store is the same bytes whatever the jobs.
 """
 from __future__ import annotations
 
@@ -26,9 +25,8 @@ import hashlib
 import json
 import math
 import os
-import queue as queue_mod
-import threading
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -48,6 +46,7 @@ COMMAND = "featurize"  # the name in the .asrkit marker of a store
 
 Item = tuple  # (utt, spk, source, start, end)
 _REPORT_EVERY = 0.2  # seconds between progress messages from a worker
+MIN_SHARDS = 16  # the default shard count for up to 4 jobs (see default_num_shards)
 
 
 @dataclass
@@ -82,10 +81,13 @@ def _fingerprint(items: list[Item]) -> str:
 def default_num_shards(n: int, jobs: int) -> int:
     """Enough shards to keep ``jobs`` workers busy (4 each) and to lose at most
     ~2000 utterances per worker to an interrupt, few enough to keep the
-    number of shard files modest (a million utterances: 500 shards)."""
+    number of shard files modest (a million utterances: 500 shards). At
+    least 16, so that up to 4 jobs cut the data the same way: the shard
+    files and the CMVN sums (added shard by shard) are then the same bytes
+    with ``--jobs 1`` as with ``--jobs 4``."""
     if n == 0:
         return 1
-    return max(1, min(n, max(4 * jobs, math.ceil(n / 2000))))
+    return max(1, min(n, max(MIN_SHARDS, 4 * jobs, math.ceil(n / 2000))))
 
 
 def shard_bounds(n: int, num_shards: int, i: int) -> tuple[int, int]:
@@ -101,7 +103,7 @@ def _run_shard(out: str, shard: int, items: list[Item], conf_dict: dict, skip_ba
                report: Callable[[int, float], None] | None = None, opts: dict | None = None) -> dict:
     """Featurize one shard's utterances into ``out``; returns its marker.
     ``opts``: ``pipe_timeout`` (seconds), ``block_frames``, ``stop`` (a
-    :class:`threading.Event`: when set, the shard is abandoned before its
+    :class:`multiprocessing.Event`: when set, the shard is abandoned before its
     next utterance)."""
     try:
         return _featurize_shard(out, shard, items, conf_dict, skip_bad, report, opts or {})
@@ -233,20 +235,27 @@ def featurize(data: str | os.PathLike, out: str | os.PathLike, conf: FeatureConf
         num_shards = n
     check_output_dir(out, COMMAND, overwrite, inputs=(data,))
     opts = {"pipe_timeout": pipe_timeout, "block_frames": block_frames}
-    with output_lock(out, shared=shard is not None):
-        try:
-            prepare_output_dir(out, COMMAND, overwrite, inputs=(data,))
-            return _featurize_locked(d, data, out, conf, items, t0, jobs=jobs, shard=shard, merge=merge,
-                                     skip_bad=skip_bad, kaldi=kaldi, overwrite=overwrite,
-                                     num_shards=num_shards, opts=opts)
-        except OSError as e:  # disk full, read-only: one line, not a traceback
-            raise OutputError(os_error_line(out, e)) from None
+    plan: dict = {}
+
+    def prepare(alone: bool) -> None:
+        # --shard runs that start together prepare one at a time; one that
+        # joins runs already writing (alone False) keeps their work even
+        # with --overwrite (the first of them cleared the folder)
+        replace = overwrite and alone
+        prepare_output_dir(out, COMMAND, replace, inputs=(data,))
+        plan.update(_prepare(out, conf, items, data, jobs, num_shards, replace))
+
+    try:
+        with output_lock(out, shared=shard is not None, prepare=prepare):
+            return _featurize_locked(d, data, out, conf, items, plan, t0, jobs=jobs, shard=shard, merge=merge,
+                                     skip_bad=skip_bad, kaldi=kaldi, opts=opts)
+    except OSError as e:  # disk full, read-only: one line, not a traceback
+        raise OutputError(os_error_line(out, e)) from None
 
 
-def _featurize_locked(d: DataDir, data: Path, out: Path, conf: FeatureConfig, items: list[Item], t0: float, *,
-                      jobs: int, shard: tuple[int, int] | None, merge: bool, skip_bad: bool, kaldi: bool,
-                      overwrite: bool, num_shards: int | None, opts: dict) -> Result:
-    plan = _prepare(out, conf, items, data, jobs, num_shards, overwrite)
+def _featurize_locked(d: DataDir, data: Path, out: Path, conf: FeatureConfig, items: list[Item], plan: dict,
+                      t0: float, *, jobs: int, shard: tuple[int, int] | None, merge: bool, skip_bad: bool,
+                      kaldi: bool, opts: dict) -> Result:
     n = plan["num_shards"]
     wanted = [shard[0]] if shard is not None else list(range(n))
     if merge:
@@ -262,7 +271,9 @@ def _featurize_locked(d: DataDir, data: Path, out: Path, conf: FeatureConfig, it
     done_utts, done_secs, skipped = 0, 0.0, 0
     if todo:
         total = sum(shard_bounds(len(items), n, i)[1] - shard_bounds(len(items), n, i)[0] for i in todo)
-        with log.progress(*_progress_columns()) as bar:
+        jobs = min(jobs, len(todo))
+        pool = _ShardPool(jobs, out, items, n, conf, skip_bad, opts) if jobs > 1 else nullcontext()
+        with pool, log.progress(*_progress_columns()) as bar:  # the workers start before the bar's thread
             task = bar.add_task("featurize", total=total, hours=0.0, xrt=0.0)
             t_start = time.monotonic()
             state = {"secs": 0.0}
@@ -272,7 +283,7 @@ def _featurize_locked(d: DataDir, data: Path, out: Path, conf: FeatureConfig, it
                 el = max(time.monotonic() - t_start, 1e-6)
                 bar.update(task, advance=k, hours=state["secs"] / 3600, xrt=state["secs"] / el)
 
-            markers = _run(out, items, n, todo, conf, skip_bad, jobs, report, opts)
+            markers = _run(out, items, n, todo, conf, skip_bad, jobs, report, opts, pool if jobs > 1 else None)
         for m in markers:
             done_utts += m["utterances"]
             skipped += m["skipped"]
@@ -294,73 +305,120 @@ def _featurize_locked(d: DataDir, data: Path, out: Path, conf: FeatureConfig, it
 
 
 def _run(out: Path, items: list[Item], n: int, todo: list[int], conf: FeatureConfig, skip_bad: bool,
-         jobs: int, report: Callable[[int, float], None], opts: dict | None = None) -> list[dict]:
-    import torch
-
+         jobs: int, report: Callable[[int, float], None], opts: dict | None = None,
+         pool: "_ShardPool | None" = None) -> list[dict]:
+    """Featurize shards ``todo``: here, one after the other, or on ``pool``'s
+    worker processes when given."""
     conf_dict = conf.to_dict()
     opts = dict(opts or {})
-    chunks = {i: items[slice(*shard_bounds(len(items), n, i))] for i in todo}
+    if pool is not None:
+        return pool.run(todo, report)
+    import torch
+
     threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # one core per job
+    torch.set_num_threads(1)  # one core, as each worker of --jobs N
     try:
-        if jobs == 1 or len(todo) == 1:
-            return [_run_shard(str(out), i, chunks[i], conf_dict, skip_bad, report, opts) for i in todo]
-        return _run_threads(str(out), chunks, todo, conf_dict, skip_bad, min(jobs, len(todo)), report, opts)
+        return [_run_shard(str(out), i, items[slice(*shard_bounds(len(items), n, i))], conf_dict, skip_bad,
+                           report, opts) for i in todo]
     finally:
         torch.set_num_threads(threads)
 
 
-def _run_threads(out: str, chunks: dict[int, list[Item]], todo: list[int], conf_dict: dict, skip_bad: bool,
-                 jobs: int, report: Callable[[int, float], None], opts: dict) -> list[dict]:
-    """Shards ``todo`` on ``jobs`` threads, each taking the next shard when it
-    is free; progress comes to this thread through a queue. The first error
-    (or Ctrl-C here) stops the others before their next utterance; their
-    partial shards are removed, as a re-run would."""
-    import torch
+# --jobs N: worker processes. The state a worker needs (set by _init_worker;
+# with the fork start method it is inherited, not pickled)
+_WORKER: dict = {}
 
-    progress: queue_mod.SimpleQueue = queue_mod.SimpleQueue()
-    stop = threading.Event()
-    next_shard = iter(todo)
-    lock = threading.Lock()
-    markers: dict[int, dict] = {}
-    errors: list[BaseException] = []
 
-    def work() -> None:
-        torch.set_num_threads(1)  # per thread: a new thread would otherwise start with all cores
-        try:
-            while not stop.is_set():
-                with lock:
-                    i = next(next_shard, None)
-                if i is None:
-                    return
-                markers[i] = _run_shard(out, i, chunks[i], conf_dict, skip_bad,
-                                        lambda k, s: progress.put((k, s)), {**opts, "stop": stop})
-        except _Stopped:
-            pass
-        except BaseException as e:  # noqa: BLE001 -- handed to the calling thread
-            errors.append(e)
-            stop.set()
+def _init_worker(out: str, items: list[Item], n: int, conf_dict: dict, skip_bad: bool, opts: dict,
+                 progress, stop) -> None:
+    import signal
 
-    workers = [threading.Thread(target=work, name=f"featurize-{j}", daemon=True) for j in range(jobs)]
-    for t in workers:
-        t.start()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's: it sets ``stop``
+    log.forward_to(lambda kind, message: progress.put(("log", kind, message)))
+    _WORKER.update(out=out, items=items, n=n, conf_dict=conf_dict, skip_bad=skip_bad, progress=progress,
+                   opts={**opts, "stop": stop})
+
+
+def _shard_task(i: int) -> tuple[int, dict | None]:
+    w = _WORKER
+    chunk = w["items"][slice(*shard_bounds(len(w["items"]), w["n"], i))]
     try:
-        while any(t.is_alive() for t in workers):
+        return i, _run_shard(w["out"], i, chunk, w["conf_dict"], w["skip_bad"],
+                             lambda k, s: w["progress"].put(("done", k, s)), w["opts"])
+    except _Stopped:
+        return i, None
+
+
+class _ShardPool:
+    """``jobs`` worker processes, each doing whole shards (the next unstarted
+    one when it is free) with torch on one thread. Started before the
+    progress bar: with the fork start method the workers are forked from
+    this process before it starts any thread of its own (see
+    :func:`asrkit.workers.worker_context`). Progress comes back through a
+    queue, and so do the workers' log lines. The first error, or Ctrl-C here, sets ``stop``: the other workers
+    abandon their shard before their next utterance and remove its partial
+    files; whatever a killed worker left of an unfinished shard is cleared
+    when the pool closes."""
+
+    def __init__(self, jobs: int, out: Path, items: list[Item], n: int, conf: FeatureConfig, skip_bad: bool,
+                 opts: dict):
+        from asrkit.workers import worker_context, worker_pool
+
+        self.out, self._started = out, []
+        ctx = worker_context(fork=True)
+        self._progress, self._stop = ctx.SimpleQueue(), ctx.Event()
+        self._cm = worker_pool(jobs, _init_worker, (str(out), items, n, conf.to_dict(), skip_bad, dict(opts),
+                                                    self._progress, self._stop), context=ctx)
+
+    def __enter__(self) -> "_ShardPool":
+        self._pool = self._cm.__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        try:
+            self._cm.__exit__(*exc)  # terminates the workers
+        finally:
+            for i in self._started:
+                if not shard_done(self.out, i):
+                    clear_shard(self.out, i)
+
+    def _drain(self, report: Callable[[int, float], None]) -> None:
+        while not self._progress.empty():
+            what, a, b = self._progress.get()
+            if what == "log":
+                log.relay(a, b)
+            else:
+                report(a, b)
+
+    def run(self, todo: list[int], report: Callable[[int, float], None]) -> list[dict]:
+        import multiprocessing
+
+        self._started = list(todo)
+        markers: dict[int, dict | None] = {}
+        error: BaseException | None = None
+        results = self._pool.imap_unordered(_shard_task, todo)
+        got, deadline = 0, None
+        while got < len(todo) and (deadline is None or time.monotonic() < deadline):
             try:
-                report(*progress.get(timeout=0.1))
-            except queue_mod.Empty:
+                i, markers_i = results.next(timeout=0.1)
+                markers[i] = markers_i
+                got += 1
+            except multiprocessing.TimeoutError:
                 pass
-    except BaseException:  # Ctrl-C: the threads stop before their next utterance
-        stop.set()
-        raise
-    finally:
-        for t in workers:
-            t.join()
-    while not progress.empty():
-        report(*progress.get())
-    if errors:
-        raise errors[0]
-    return [markers[i] for i in todo]
+            except KeyboardInterrupt as e:  # Ctrl-C here: the workers stop before their next utterance
+                error = error or e
+                self._stop.set()
+                deadline = time.monotonic() + 5.0  # then they are terminated
+            except Exception as e:  # noqa: BLE001 -- a worker's error: stop the others, raise it when they have
+                got += 1
+                if error is None:
+                    error = e
+                    self._stop.set()
+            self._drain(report)
+        self._drain(report)
+        if error is not None:
+            raise error
+        return [markers[i] for i in todo]
 
 
 def merge_only(data: str | os.PathLike, out: str | os.PathLike, kaldi: bool = False) -> dict:

@@ -34,12 +34,14 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Optional, Sequence
 
 from asrkit import log
 from asrkit.errors import TrainingError, UsageError
 from asrkit.io import atomic_write
-from asrkit.score import Counts
+
+if TYPE_CHECKING:  # imported where used: every asrkit command imports this module (cli.demo's defaults)
+    from asrkit.score import Counts
 
 __all__ = ["DEMO_CONFIG", "DEMO_EPOCHS", "DEMO_THREADS", "DemoResult", "GroupScore", "SearchScore",
            "demo_table", "demo_train_config", "run_demo", "words_table"]
@@ -277,6 +279,8 @@ def _stage_decode(exp: Path, store: Path, hyp: Path, device: str) -> None:
 
 def _group(name: str, result, idx: list[int], speakers: list[str]) -> GroupScore:
     """The utterances ``idx`` of a :class:`asrkit.score.ScoreResult` as one group."""
+    from asrkit.score import Counts
+
     counts = Counts.from_arrays(result.utt_counts[idx], result.ref_lens[idx], result.hyp_lens[idx])
     return GroupScore(name, speakers, len(idx), counts)
 

@@ -236,3 +236,68 @@ def test_lm_weight_zero_is_the_same_search_every_time(phone_exp, tmp_path):
         assert texts == {"a cat sat a mat"}
         dec.set_weights(1.0, 0.0)  # back to the full lexicon: the LM decides
         assert dec.decode(out).text == "a cat sat a mat"
+
+
+def test_bpe_search_is_the_same_whatever_was_allocated_before(tmp_path):
+    """flashlight orders hypotheses whose scores tie exactly by the addresses
+    of their LM states, so a tie at the beam's edge kept other hypotheses
+    depending on the heap (another utterance decoded first, another process).
+    Ties are common with a random model whose log-probabilities repeat
+    (saturated outputs, here rounded logits) and a small LM (equal counts):
+    the same emissions must give the same words, paths and scores every time."""
+    import random
+
+    import torch
+
+    exp = make_ctc_exp(tmp_path / "bpe", kind="bpe", impl="native", steps=0)
+    units = load_units(exp)
+    (tmp_path / "lm.txt").write_text("a cat sat\non a mat\ncat on mat\na sat\n")
+    build_lm(tmp_path / "lm.txt", tmp_path / "lm.arpa", 2, progress=False)
+    g = torch.Generator().manual_seed(0)
+    outs = []
+    for i in range(24):
+        logits = (torch.randn(60, units.num_classes, generator=g) * 6).round() / 2  # repeated values
+        outs.append(ModelOutput(f"u{i:02d}", logits.log_softmax(-1), 120))
+
+    def run(order, junk):
+        keep = [bytearray(random.Random(junk).randint(1, 5000)) for _ in range(junk)]  # another heap
+        got = {}
+        for o in order:
+            h = dec.decode(o)
+            got[o.utt] = (h.text, h.extra["nbest"])
+        del keep
+        return got
+
+    for weight, bonus in ((0.5, 0.0), (1.0, -1.0), (0.0, 0.0)):
+        with BeamDecoder(units, beam=20, lm=tmp_path / "lm.arpa", lm_weight=weight, word_bonus=bonus,
+                         nbest=3) as dec:
+            first = run(outs, 0)
+            assert run(outs[::-1], 3000) == first, (weight, bonus)
+            assert run(random.Random(1).sample(outs, len(outs)), 300) == first, (weight, bonus)
+
+
+def test_homophones_the_lm_scores_alike_come_out_as_the_first(phone_exp, tmp_path):
+    """'cat' and 'kat' sound alike and the LM saw them equally often: their
+    hypotheses tie exactly, and flashlight keeps either. The hypothesis is
+    written with the first of them (alphabetically), every time."""
+    import random
+
+    units = load_units(phone_exp)
+    d = tmp_path / "lm"
+    d.mkdir()
+    (d / "lm.txt").write_text("a kat sat\na cat sat\non a mat\n")
+    build_lm(d / "lm.txt", d / "lm.arpa", 3, progress=False)
+    extra = tmp_path / "extra.txt"
+    extra.write_text("kat K AE1 T\n")
+    out = _phone_emissions(units, _say("ah", "k", "ae", "t", "s", "ae", "t"))
+    with BeamDecoder(units, beam=10, lm=d / "lm.arpa", extra_lexicon=extra, lm_weight=1.0, word_bonus=0.0,
+                     nbest=3) as dec:
+        got = set()
+        for k in range(12):
+            keep = [bytearray(random.Random(k).randint(1, 3000)) for _ in range(50 * k)]  # another heap
+            h = dec.decode(out)
+            got.add((h.text, tuple(n["hyp"] for n in h.extra["nbest"])))
+            del keep
+    assert len(got) == 1
+    text, nbest = got.pop()
+    assert text == "a cat sat" and "a kat sat" not in nbest

@@ -204,6 +204,83 @@ def test_shard_runs_share_the_lock(tmp_path):
                 pass
 
 
+def _in_thread(fn, *args, **kwargs):
+    """Run ``fn`` on a thread (flocks are per open file, so two threads lock
+    like two processes); returns the thread and a list that gets its error."""
+    import threading
+
+    errors: list[BaseException] = []
+
+    def run():
+        try:
+            fn(*args, **kwargs)
+        except BaseException as e:  # noqa: BLE001 -- checked by the test
+            errors.append(e)
+
+    t = threading.Thread(target=run)
+    t.start()
+    return t, errors
+
+
+def test_concurrent_first_shard_runs_do_not_break_each_other(tmp_path, monkeypatch):
+    """Two --shard runs start together on a new folder: neither takes the
+    other's half-written marker for a stale one (or fails on it)."""
+    import yaml
+
+    data = _data(tmp_path)
+    real = yaml.safe_dump
+
+    def slow_dump(obj, stream=None, **kw):  # widen the window while the marker's temp file exists
+        if isinstance(obj, dict) and "command" in obj and stream is not None:  # the .asrkit marker
+            time.sleep(0.4)
+        return real(obj, stream, **kw)
+
+    monkeypatch.setattr(yaml, "safe_dump", slow_dump)
+    out = tmp_path / "o"
+    runs = [_in_thread(featurize, data, out, shard=(i, 2)) for i in range(2)]
+    for t, errors in runs:
+        t.join(60)
+        assert not errors, errors
+    from asrkit.features.pipeline import merge_only
+
+    merge_only(data, out)
+    assert len(FeatureStore(out)) == 4 and read_marker(out)["command"] == "featurize"
+
+
+def test_a_shard_run_joining_others_keeps_their_work_even_with_overwrite(tmp_path):
+    """An array job gives every --shard run --overwrite: the first clears the
+    folder; one that starts while it writes joins it instead of wiping it."""
+    d = DataDir.load(_data(tmp_path))
+    featurize(d.save(tmp_path / "plain"), tmp_path / "ref")
+    first = d.utt_ids[0]
+    go = tmp_path / "go"
+    # shard 0 waits inside its first utterance until shard 1 has run
+    d.wav_scp[first] = f"sh -c 'while [ ! -e {go} ]; do sleep 0.05; done; cat {d.wav_scp[first]}' |"
+    data = d.save(tmp_path / "slow")
+    out = tmp_path / "o"
+    out.mkdir()
+    (out / "old.txt").write_text("an earlier run's leftovers\n")  # what --overwrite is for
+    t, errors = _in_thread(featurize, data, out, shard=(0, 2), overwrite=True)
+    try:
+        deadline = time.time() + 60
+        while time.time() < deadline and not (out / "feats.0.f32.partial").exists():
+            assert t.is_alive(), errors
+            time.sleep(0.05)
+        assert not (out / "old.txt").exists()  # the first run cleared the folder
+        featurize(data, out, shard=(1, 2), overwrite=True)
+    finally:
+        go.touch()
+        t.join(60)
+    assert not errors, errors
+    from asrkit.features.pipeline import merge_only
+
+    merge_only(data, out)
+    st, ref = FeatureStore(out), FeatureStore(tmp_path / "ref")
+    assert st.keys() == ref.keys()
+    for u in ref.keys():
+        np.testing.assert_array_equal(st[u], ref[u])
+
+
 # -------------------------------------------------------- piped command timeout
 @pytest.mark.timeout(25)  # the hung command sleeps 30 s: finishing at all shows the 1 s timeout fired
 def test_pipe_timeout_names_utterance_and_command(tmp_path):
