@@ -61,8 +61,8 @@ def test_a_config_asrkit_refuses_exits_2(tmp_path):
 
 
 def test_no_stage_selected_does_nothing(tmp_path):
-    # stages 8..9 do not exist: no stage runs, nothing is downloaded or computed
-    p = run("--dir", str(tmp_path), "--stage", "8", "--stop-stage", "9")
+    # stages 13..14 do not exist (the last is 12): no stage runs, nothing is downloaded or computed
+    p = run("--dir", str(tmp_path), "--stage", "13", "--stop-stage", "14")
     assert p.returncode == 0, p.stderr
     assert "== stage" not in p.stdout
     assert sorted(x.name for x in tmp_path.iterdir()) == ["exp"]
