@@ -164,3 +164,9 @@ def test_run_sh_all_stages(tmp_path):
     p = run(*cmd, "--stage", "3", "--stop-stage", "4")
     assert p.returncode == 0, p.stdout + p.stderr
     assert (ctc / "decode_test" / "hyp.txt").stat().st_mtime_ns == before
+
+
+def test_a_later_stage_without_its_inputs_says_which_stage_makes_them(tmp_path):
+    p = run("--dir", str(tmp_path), "--stage", "12", "--stop-stage", "12")
+    assert p.returncode == 1
+    assert p.stderr.strip() == f"{RECIPE / 'run.sh'}: stage 12 needs {tmp_path}/exp/ctc_phone/lm_tuning.yaml: run stage 5 first", p.stderr

@@ -384,6 +384,7 @@ open_vocab_setup() {
 }
 
 if run_stage 8 lm_open; then
+  needs 8 0 data/train_nodev/text data/dev/text data/test/text $extra_lex
   {
     mkdir -p exp/lm_open data/local
     cut -d' ' -f2- data/dev/text data/test/text | sort -u > exp/lm_open/heldout.txt
@@ -437,10 +438,13 @@ if run_stage 8 lm_open; then
 fi
 
 if run_stage 9 decode_open "$sfx"; then
+  needs 9 3 $ctc/checkpoints/best.pt
+  needs 9 8 $open_lm $open_lex
   { open_vocab_setup $ctc; decode_open $ctc $ctc/decode_test_open; } 2>&1 | tee "$log"
 fi
 
 if run_stage 10 more_data; then
+  needs 10 8 exp/lm_open/indomain.txt exp/lm_open/sotu.txt
   {
     # Kaldi's speed perturbation of the real training prompts (1.0 keeps them)
     if [ -f data/train_sp/text ]; then echo "data/train_sp is there"
@@ -481,6 +485,8 @@ pre=exp/ctc_pre
 ft=exp/ctc_ft
 
 if run_stage 11 pretrain_finetune; then
+  needs 11 10 feats/train_more/index.tsv
+  needs 11 8 $open_lex
   lexicon=()
   if [ "$units_kind" = phone ]; then
     # the synthetic sentences' words that the CMU dict lacks are spelled by the G2P model (stage 8)
@@ -497,6 +503,9 @@ if run_stage 11 pretrain_finetune; then
 fi
 
 if run_stage 12 results; then
+  needs 12 5 $ctc/lm_tuning.yaml $ctc/decode_test_lm/hyp.txt
+  needs 12 9 $ctc/decode_test_open/hyp.txt
+  needs 12 11 $ft/checkpoints/best.pt
   {
     open_vocab_setup $ft
     decode_open $ft $ft/decode_test_open

@@ -129,6 +129,15 @@ featurize_sets() {
 # newer A B: A exists and is newer than B
 newer() { [ -f "$1" ] && [ -f "$2" ] && [ "$1" -nt "$2" ]; }
 
+# needs N M FILE...: stage N reads each FILE (relative to --dir), which stage M makes; else exit 1 saying so
+needs() {
+  local n=$1 m=$2 f
+  shift 2
+  for f in "$@"; do
+    [ -e "$f" ] || { echo "$0: stage $n needs $dir/$f: run stage $m first" >&2; exit 1; }
+  done
+}
+
 # require_corpus OPTION DIR PART...: DIR (given by --OPTION) exists and holds every PART (a path relative
 # to DIR; a glob matches if any file does), else exit 1 naming the first missing one
 require_corpus() {
