@@ -66,7 +66,7 @@ DEMO_CONFIG: dict[str, Any] = {
     "features.vtlp": True,
     "features.vtlp_warp": [0.9, 1.1],
     "features.time_stretch": True,
-    "features.stretch_rate": [0.9, 1.1],
+    "features.stretch_rate": [0.8, 1.2],
     "optim.lr": 2e-3,
     "optim.warmup_steps": 100,
     "optim.scheduler": "cosine",
