@@ -75,17 +75,23 @@ class UtteranceDataset(torch.utils.data.Dataset):
     :class:`asrkit.features.specaugment.SpecAugment`, injected by the trainer so
     that ``data`` does not import ``features``) is applied with the seed
     ``(seed, epoch, index)``; call :meth:`set_epoch` before each epoch.
+    ``perturb`` (the same kind of callable, e.g. a
+    :class:`asrkit.features.perturb.Perturb`) is applied with the same seed to
+    the raw features before CMVN, and may change the number of frames
+    (``lengths`` stay the stored ones: the batch plan does not depend on it).
     """
 
     def __init__(self, store, utts: Sequence[str], targets: dict[str, np.ndarray] | None = None,
                  cmvn: str | None = "global", norm_vars: bool = True,
-                 specaugment: Callable[..., torch.Tensor] | None = None, seed: int = 0) -> None:
+                 specaugment: Callable[..., torch.Tensor] | None = None, seed: int = 0,
+                 perturb: Callable[..., torch.Tensor] | None = None) -> None:
         self.store = store
         self.utts = list(utts)
         self.targets = targets
         self.cmvn = cmvn
         self.norm_vars = norm_vars
         self.specaugment = specaugment
+        self.perturb = perturb
         self.seed = seed
         self.epoch = 0
         self.lengths = [store.num_frames(u) for u in self.utts]
@@ -98,8 +104,13 @@ class UtteranceDataset(torch.utils.data.Dataset):
 
     def __getitem__(self, i: int) -> Example:
         utt = self.utts[i]
-        x = torch.from_numpy(np.ascontiguousarray(self.store.get(utt, cmvn=self.cmvn, norm_vars=self.norm_vars),
-                                                  dtype=np.float32))
+        if self.perturb is None:
+            a = self.store.get(utt, cmvn=self.cmvn, norm_vars=self.norm_vars)
+        else:
+            raw = torch.from_numpy(np.array(self.store[utt], dtype=np.float32))  # a writable copy
+            raw = self.perturb(raw, seed=(self.seed, self.epoch, i))
+            a = self.store.normalize(utt, raw.numpy(), cmvn=self.cmvn, norm_vars=self.norm_vars)
+        x = torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))
         if self.specaugment is not None:
             x = self.specaugment(x, seed=(self.seed, self.epoch, i))
         y = None

@@ -461,9 +461,13 @@ class FeatureStore:
         ``"global"`` (corpus stats), ``"speaker"`` (the utterance's
         speaker's stats), ``"utterance"`` (its own) or None (raw copy).
         Means are subtracted; with ``norm_vars`` also divided by the std."""
+        return self.normalize(utt, self[utt], cmvn, norm_vars)
+
+    def normalize(self, utt: str, x, cmvn: str | None = None, norm_vars: bool = True) -> np.ndarray:
+        """Features ``x`` (T, D) of ``utt`` (e.g. perturbed) with CMVN applied as
+        :meth:`get` does (a new float32 array)."""
         from asrkit.data.cmvn import utterance_cmvn
 
-        x = self[utt]
         if cmvn is None:
             return np.array(x)
         if cmvn == "global":

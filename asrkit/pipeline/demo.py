@@ -63,6 +63,12 @@ DEMO_CONFIG: dict[str, Any] = {
     "data.cmvn": "global",
     "data.max_frames": 4000,
     "features.specaugment": False,
+    # VTLP and time stretching of the training features: a little more robust to a voice not heard
+    # in training, at the same epochs and updates (docs/demo.md, "Augmentation")
+    "features.vtlp": True,
+    "features.vtlp_warp": [0.9, 1.1],
+    "features.time_stretch": True,
+    "features.stretch_rate": [0.8, 1.2],
     "optim.lr": 2e-3,
     "optim.warmup_steps": 100,
     "optim.scheduler": "cosine",

@@ -54,8 +54,10 @@ class StoreTask(Task):
         dev_store = open_store(dev, "dev")
         if dev_store.dim != train_store.dim:
             raise DataError(f"{dev}: {dev_store.dim}-dim features but {train} has {train_store.dim}-dim")
-        return TaskData(train_store, dev_store, str(train), str(dev), input_dim=train_store.dim,
+        data = TaskData(train_store, dev_store, str(train), str(dev), input_dim=train_store.dim,
                         feature_conf=train_store.conf or None)
+        self.perturb(data)  # a perturbation the features cannot take stops here, before any work
+        return data
 
     def train_data(self, data: TaskData, units: UnitMap, model: torch.nn.Module, *, seed: int,
                    dist) -> TrainData:
@@ -83,13 +85,34 @@ class StoreTask(Task):
         if fcfg["specaugment"]:
             aug = SpecAugment(fcfg["freq_masks"], fcfg["freq_width"], fcfg["time_masks"], fcfg["time_width"],
                               fcfg["time_ratio"])
-        train_ds = UtteranceDataset(train_store, train_utts, train_tg, dcfg["cmvn"], dcfg["norm_vars"], aug, seed)
+        perturb = self.perturb(data)
+        train_ds = UtteranceDataset(train_store, train_utts, train_tg, dcfg["cmvn"], dcfg["norm_vars"], aug, seed,
+                                    perturb)
         dev_ds = UtteranceDataset(dev_store, dev_utts, dev_tg, dcfg["cmvn"], dcfg["norm_vars"], None, seed)
         weights = self.sampler_weights(train_utts, train_tg)
         plan = FrameBatchSampler(train_ds.lengths, dcfg["max_frames"], dcfg["buckets"], dcfg["shuffle"], seed,
                                  dist.rank, dist.world_size, weights)
         return TrainData(train_ds, plan, partial(collate, frame_targets=self.frame_targets), dev_ds, dev_refs,
                          train_items=f"{len(train_utts)} utterances", dev_items=f"{len(dev_utts)} utterances")
+
+    def perturb(self, data: TaskData):
+        """The training features' :class:`asrkit.features.perturb.Perturb`
+        (``features.vtlp``, ``features.time_stretch``) or None when both are off."""
+        from asrkit.errors import ConfigError
+        from asrkit.features.perturb import MelGeometry, Perturb
+
+        fcfg = self.cfg["features"]
+        if not (fcfg["vtlp"] or fcfg["time_stretch"]):
+            return None
+        if fcfg["time_stretch"] and self.frame_targets:
+            raise ConfigError(f"features.time_stretch changes the number of frames, but the {self.name} task "
+                              f"has one target per frame; turn it off")
+        geom = None
+        if fcfg["vtlp"]:
+            geom = MelGeometry.from_conf(data.feature_conf or {}, fcfg["vtlp_low"], fcfg["vtlp_high"],
+                                         where=f"{data.train_path}/conf.yaml")
+        return Perturb(geom, fcfg["vtlp_warp"] if geom is not None else None,
+                       fcfg["stretch_rate"] if fcfg["time_stretch"] else None)
 
     # ------------------------------------------------------------------ targets
     @abstractmethod

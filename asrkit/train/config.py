@@ -60,6 +60,12 @@ _SCHEMA: dict[str, dict[str, tuple[Any, tuple, tuple | None]]] = {
         "time_masks": (2, (int,), None),
         "time_width": (40, (int,), None),
         "time_ratio": (0.05, _NUM, None),           # at most this share of frames per time mask
+        "vtlp": (False, (bool,), None),             # vocal tract length perturbation (fbank features)
+        "vtlp_warp": ([0.9, 1.1], (list,), None),   # warp factor alpha ~ U[low, high] per utterance
+        "vtlp_low": (100.0, _NUM, None),            # Hz: the warp's low cutoff (Kaldi --vtln-low)
+        "vtlp_high": (-500.0, _NUM, None),          # Hz, <= 0: below Nyquist (Kaldi --vtln-high)
+        "time_stretch": (False, (bool,), None),     # speed perturbation of the feature frames
+        "stretch_rate": ([0.9, 1.1], (list,), None),  # rate ~ U[low, high]; > 1: fewer frames
     },
     "units": {
         "kind": (None, (str, type(None)), None),     # phone | char | bpe | ali: the task says which
