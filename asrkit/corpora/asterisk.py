@@ -16,7 +16,9 @@ Rules:
   and so are prompts without audio or without a transcript;
 - transcripts are normalized by :func:`asrkit.corpora.textnorm.normalize`
   (lowercase words; digits and ordinals to words; ``*`` -> star, ``#`` ->
-  pound; punctuation removed);
+  pound; punctuation removed) with ``digit_strings``: the prompts read the
+  numbers a caller dials digit by digit (``dial 500`` is spoken ``dial five
+  zero zero``, ``extension 1234`` ``extension one two three four``);
 - utt-id = ``allison-`` + name with ``/`` replaced by ``-``; speaker ``allison``;
 - split: sort the utt-ids (C locale); ``test`` = positions 0, 5, 10, ...;
   ``train`` = the rest. Audio stays 8 kHz; ``asrkit featurize`` resamples.
@@ -165,10 +167,11 @@ def _read_transcripts(path: Path) -> dict[str, str]:
 
 def clean_transcript(text: str) -> str:
     """Drop ``[...]``, ``(...)``, ``<...>`` annotations, then normalize to
-    lowercase words (empty: not speech)."""
+    lowercase words, numbers of 3+ digits read digit by digit (empty: not
+    speech)."""
     for _ in range(3):  # nested brackets
         text = re.sub(r"\[[^\[\]]*\]|\([^()]*\)|<[^<>]*>", " ", text)
-    return normalize(text)
+    return normalize(text, digit_strings=True)
 
 
 def build_asterisk(out: str | os.PathLike, source: str | os.PathLike | None = None,

@@ -14,6 +14,12 @@ synthesizer speaks and a transcript lists, so that audio and ``text`` agree:
 - punctuation removed, hyphens and dashes become word breaks, apostrophes
   inside words are kept (``don't``).
 
+With ``digit_strings=True`` (telephone prompts, which read numbers the way a
+caller dials them) an integer of three or more digits without commas is read
+digit by digit (``dial 500`` -> ``dial five zero zero``, ``extension 1234``
+-> ``extension one two three four``); decimals and the digits after a period
+(``H.323``) keep the rules above.
+
 The output contains only ``[a-z']`` words separated by single spaces.
 :func:`split_sentences` cuts running text into sentences without breaking at
 abbreviations.
@@ -141,8 +147,14 @@ def _money(m: re.Match) -> str:
     return f" {words} {unit} "
 
 
-def _number_token(m: re.Match) -> str:
+def _digit_by_digit(text: str) -> str:
+    return " " + " ".join(_ONES[int(d)] for d in text) + " "
+
+
+def _number_token(m: re.Match, digit_strings: bool = False) -> str:
     text = m.group(0)
+    if digit_strings and len(text) >= 3 and text.isdigit() and not m.string[:m.start()].endswith("."):
+        return _digit_by_digit(text)
     if "." in text:
         return " " + _decimal_words(text) + " "
     if "," in text:
@@ -152,7 +164,7 @@ def _number_token(m: re.Match) -> str:
         return " " + year_to_words(n) + " "
     if len(text) > 1 and text.startswith("0"):
         # Leading zeros (codes, "007"): read digit by digit.
-        return " " + " ".join(_ONES[int(d)] for d in text) + " "
+        return _digit_by_digit(text)
     return " " + number_to_words(n) + " "
 
 
@@ -182,8 +194,9 @@ _DECADE_RE = re.compile(r"\b(\d+0)'?s\b")
 _NUMBER_RE = re.compile(r"\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+\.\d+|\d+")
 
 
-def normalize(text: str) -> str:
-    """Normalize written English to lowercase spoken words (see the module doc).
+def normalize(text: str, digit_strings: bool = False) -> str:
+    """Normalize written English to lowercase spoken words (see the module doc;
+    ``digit_strings``: integers of 3+ digits read digit by digit).
 
     >>> normalize("Mr. Smith paid $5 on the 3rd of May, 1984 -- 10% more!")
     'mister smith paid five dollars on the third of may nineteen eighty four ten percent more'
@@ -198,7 +211,7 @@ def normalize(text: str) -> str:
     text = _INITIALISM_RE.sub(_initialism, text)
     text = _ORDINAL_RE.sub(_ordinal, text)
     text = _DECADE_RE.sub(_decade, text)
-    text = _NUMBER_RE.sub(_number_token, text)
+    text = _NUMBER_RE.sub(lambda m: _number_token(m, digit_strings), text)
     for symbol, words in _SYMBOLS.items():
         text = text.replace(symbol, words)
     text = text.lower()

@@ -61,6 +61,11 @@ def test_clean_transcript():
     assert clean_transcript("IAX (note: does not say \"2\")") == "iax"
     assert clean_transcript("press * to toggle, press # to exit") == "press star to toggle press pound to exit"
     assert clean_transcript("Dial 1 for the 2nd option.") == "dial one for the second option"
+    # the numbers a caller dials are spoken digit by digit (the recordings say "dial five zero zero");
+    # decimals and a protocol's digits after a period keep the usual reading
+    assert clean_transcript("dial 500, extension 1234 and password 4242.") == \
+        "dial five zero zero extension one two three four and password four two four two"
+    assert clean_transcript("a 28.8 kilobit modem, H.323") == "a twenty eight point eight kilobit modem h three hundred twenty three"
 
 
 def test_fake_layout(tmp_path: Path):

@@ -75,3 +75,11 @@ def test_split_sentences_respects_abbreviations():
     assert split_sentences(text) == [
         "Mr. Smith went to Washington.", 'He said: "Hi!"', "Then U.S. troops left?", "1990 was good. the end",
     ]
+
+
+def test_digit_strings_read_dialled_numbers_digit_by_digit():
+    assert normalize("extension 1234 in 1984") == "extension twelve thirty four in nineteen eighty four"
+    assert normalize("extension 1234 in 1984", digit_strings=True) == \
+        "extension one two three four in one nine eight four"
+    assert normalize("dial 8500 or 12, 1,500 or 2.50", digit_strings=True) == \
+        "dial eight five zero zero or twelve one thousand five hundred or two point five zero"
