@@ -63,6 +63,11 @@ TIE_LM_WEIGHT = 1e-4
 #: flashlight orders exact ties by memory address, so the beam kept other hypotheses from run
 #: to run. This bonus only orders such ties.
 TIE_WORD_BONUS = -1e-6
+#: Words a trie node holds (flashlight's ``kTrieMaxLabel``): a word inserted at a node that
+#: already has this many is silently dropped. With a large vocabulary more words than that share a
+#: spelling (y uw: you, u, ewe, hugh, uwe, yew, yoo, yu, yue), so each spelling keeps the ones the
+#: LM's unigrams like best; in alphabetical order "you" was the one dropped.
+TRIE_MAX_WORDS = 6
 #: Size of the tie-break added to each log-probability the search sees (see :class:`_TieBreak`).
 TIE_JITTER = 1e-4
 _LN10 = math.log(10.0)
@@ -221,7 +226,8 @@ class FlashlightSearch:
         self.set_weights(lm_weight, word_bonus)
 
     def _make_trie(self, spellings: dict[str, list[list[int]]]):
-        """A trie of the words' spellings, each with its unigram score (for smearing)."""
+        """A trie of the words' spellings, each with its unigram score (for smearing); a
+        spelling shared by more than :data:`TRIE_MAX_WORDS` words keeps the most likely ones."""
         from flashlight.lib.text.decoder import SmearingMode, Trie
 
         trie = Trie(self.units.num_classes, self.sil)
@@ -230,9 +236,14 @@ class FlashlightSearch:
         # have to become more words. Each spelling is also inserted followed by the blank (and, for
         # char units, by '|'): the word then ends at the first frame after its last unit's run.
         enders = sorted({self.blank, self.sil})
-        for w in sorted(spellings):
+        held: dict[tuple[int, ...], int] = {}
+        for w in sorted(spellings, key=lambda w: (-self._unigram[w], w)):  # most likely first
             idx, score = self.word_dict.get_index(w), self._unigram[w]
             for sp in spellings[w]:
+                key = tuple(sp)
+                if held.get(key, 0) >= TRIE_MAX_WORDS:
+                    continue
+                held[key] = held.get(key, 0) + 1
                 trie.insert(sp, idx, score)
                 for end in enders:
                     trie.insert(sp + [end], idx, score)

@@ -301,3 +301,23 @@ def test_homophones_the_lm_scores_alike_come_out_as_the_first(phone_exp, tmp_pat
     assert len(got) == 1
     text, nbest = got.pop()
     assert text == "a cat sat" and "a kat sat" not in nbest
+
+
+def test_a_spelling_shared_by_many_words_keeps_the_likely_ones(phone_exp, tmp_path):
+    """flashlight's trie holds 6 words per spelling and drops the rest without a word. Eight
+    words spelled k ae t: the LM's most frequent one ('kzt', alphabetically last) must stay, and
+    the search must produce it where the LM prefers it."""
+    from asrkit.decode.flashlight import TRIE_MAX_WORDS
+
+    units = load_units(phone_exp)
+    alike = ["caat", "catt", "kaat", "kat", "katt", "khat", "kkat", "kzt"]
+    assert len(alike) > TRIE_MAX_WORDS
+    d = tmp_path / "lm"
+    d.mkdir()
+    (d / "lm.txt").write_text("a kzt sat\n" * 5 + "".join(f"{w}\n" for w in alike) + "on a mat\n")
+    build_lm(d / "lm.txt", d / "lm.arpa", 3, progress=False)
+    extra = tmp_path / "extra.txt"
+    extra.write_text("".join(f"{w} K AE1 T\n" for w in alike))
+    out = _phone_emissions(units, _say("ah", "k", "ae", "t", "s", "ae", "t"))
+    with BeamDecoder(units, beam=10, lm=d / "lm.arpa", extra_lexicon=extra, lm_weight=1.0, word_bonus=0.0) as dec:
+        assert dec.decode(out).text == "a kzt sat"
