@@ -33,7 +33,8 @@ def test_help_lists_stages_and_options():
     assert p.returncode == 0, p.stderr
     for word in ("--stage", "--stop-stage", "--dir", "--ctc-conf", "--fbank-conf", "--exp", "--beam", "--from",
                  "0 corpus", "1 features", "2 lm", "3 train ctc", "4 decode", "5 decode lm", "--attention",
-                 "6 train transformer", "7 decode transformer", "--transformer-conf"):
+                 "6 train transformer", "7 decode transformer", "--transformer-conf", "--extra", "--average",
+                 "--finetune-lr", "8 lm open", "12 results"):
         assert word in p.stdout, word
 
 
@@ -46,6 +47,8 @@ def test_help_lists_stages_and_options():
     (["--exp", "../x"], "--exp takes a folder name (got '../x')"),
     (["--ctc-conf", "/nonexistent/ctc.yaml"], "no such config file: /nonexistent/ctc.yaml"),
     (["--attention", "maybe"], "--attention takes yes or no (got 'maybe')"),
+    (["--average", "0"], "--average takes a number of epochs >= 1 (got 0)"),
+    (["--extra", "maybe"], "--extra takes yes or no (got 'maybe')"),
 ])
 def test_bad_options_exit_2(tmp_path, args, message):
     p = run("--dir", str(tmp_path / "work"), *args)

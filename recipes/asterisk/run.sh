@@ -38,7 +38,8 @@
 #  11  pretrain + fine-tune  the model of --ctc-conf on train_sp + synth_tel (--pretrain-epochs), then
 #                  on train_nodev from those weights (train.init, --finetune-epochs, --finetune-lr)
 #                                        -> exp/ctc_pre, exp/ctc_ft
-#  12  decode + table  exp/ctc_ft with the open LM (tuned on dev); the table of every step, WER on all
+#  12  decode + table  exp/ctc_ft (best epoch, and the average of the last --average epochs) with the open
+#                  LM (tuned on dev); the table of every step, WER on all
 #                  111 test prompts, without and with only the long prompt, and on the one-word prompts
 #                                        -> exp/results.txt
 # No test sentence enters any LM, lexicon or training text: stages 2, 8 and 10 drop exact test (and
@@ -71,6 +72,7 @@ extra=no
 pretrain_epochs=10
 finetune_epochs=10
 finetune_lr=5e-4
+average=5
 synth_voices=kal16,awb,rms,slt,kal_diphone,ked_diphone,cmu_us_slt_arctic_hts
 
 usage() {
@@ -79,6 +81,8 @@ usage: $0 [--stage N] [--stop-stage N] [--nj N] [--device auto|cpu|cuda] [--dir 
           [--ctc-conf FILE] [--fbank-conf FILE] [--exp NAME] [--beam N] [--from DIR] [--impl scratch|native]
   stages: 0 corpus, 1 features, 2 lm, 3 train ctc, 4 decode (greedy, PER), 5 decode lm (WER);
           with --attention yes (or --stage 6 and up): 6 train transformer, 7 decode transformer
+          with --extra yes (or --stage 8 and up): 8 lm open, 9 decode open, 10 more data,
+          11 pretrain + fine-tune, 12 results (the table of every step)
   --attention yes|no, --transformer-conf FILE: the attention stages and their model's config
   --dir   where data/, feats/ and exp/ go (default: $here)
   --exp   the model's exp dir: exp/NAME (default: ctc_phone; one per --ctc-conf tried)
@@ -87,6 +91,7 @@ usage: $0 [--stage N] [--stop-stage N] [--nj N] [--device auto|cpu|cuda] [--dir 
   --extra yes|no  the accuracy stages 8-12 (open vocabulary, more data, pretrain + fine-tune)
   --pretrain-epochs N, --finetune-epochs N  epochs of stage 11's two runs (default 10, 10)
   --finetune-lr LR  peak learning rate of the fine-tuning run (default 5e-4; the config's is for training from scratch)
+  --average N     stage 12 also decodes the average of the last N fine-tuning epochs (default 5; stage 11 keeps them)
   --synth-voices V1,V2,...  stage 10's synthesizer voices (asrkit corpus synth --voices)
 USAGE
 }
@@ -94,7 +99,8 @@ USAGE
 . "$here/../lib/common.sh"
 parse_options "$@"
 dir=$(realpath -m "$dir")  # a relative --dir stays right after the cd below
-check_numbers stage stop_stage nj beam pretrain_epochs finetune_epochs
+check_numbers stage stop_stage nj beam pretrain_epochs finetune_epochs average
+[ "$average" -ge 1 ] || { echo "$0: --average takes a number of epochs >= 1 (got $average)" >&2; exit 2; }
 impl_overrides
 ctc_conf=$(realpath -m "$ctc_conf")
 fbank_conf=$(realpath -m "$fbank_conf")
@@ -358,29 +364,32 @@ tune_weights() {
   [ -z "$keep" ] || mv $keep $model/lm_tuning.yaml
 }
 
-# decode_open MODEL OUT: beam + the open LM, weights from MODEL/lm_tuning_open.yaml, scored
+# decode_open MODEL OUT [CHECKPOINT [TAG]]: beam + the open LM with MODEL's CHECKPOINT (default best.pt), weights
+# from MODEL/lm_tuning_open$TAG.yaml, scored
 decode_open() {
-  local model=$1 out=$2 w b
-  w=$(awk '$1 == "lm_weight:" { print $2 }' $model/lm_tuning_open.yaml)
-  b=$(awk '$1 == "word_bonus:" { print $2 }' $model/lm_tuning_open.yaml)
+  local model=$1 out=$2 ckpt=${3:-$1/checkpoints/best.pt} tuning=$1/lm_tuning_open${4:-}.yaml w b
+  w=$(awk '$1 == "lm_weight:" { print $2 }' $tuning)
+  b=$(awk '$1 == "word_bonus:" { print $2 }' $tuning)
   mkdir -p $out
-  $ASRKIT decode $model feats/test --device "$device" --beam "$beam" --lm $open_lm --extra-lexicon $open_lex \
-    --lm-weight "$w" --word-bonus "$b" > $out/hyp.txt.tmp
+  $ASRKIT decode $model feats/test --checkpoint "$ckpt" --device "$device" --beam "$beam" --lm $open_lm \
+    --extra-lexicon $open_lex --lm-weight "$w" --word-bonus "$b" > $out/hyp.txt.tmp
   mv $out/hyp.txt.tmp $out/hyp.txt
   $ASRKIT score data/test/text $out/hyp.txt --per-utt $out/per_utt.txt | tee $out/wer.txt
 }
 
-# open_vocab_setup MODEL: dev emissions of MODEL and the open LM's weights tuned on them
+# open_vocab_setup MODEL [CHECKPOINT [TAG]]: dev emissions of MODEL's CHECKPOINT (default best.pt) and the open
+# LM's weights tuned on them -> MODEL/lm_tuning_open$TAG.yaml
 open_vocab_setup() {
-  local model=$1
-  if newer $model/lm_tuning_open.yaml $model/checkpoints/best.pt && newer $model/lm_tuning_open.yaml $open_lm; then
-    echo "$model/lm_tuning_open.yaml is up to date"
+  local model=$1 ckpt=${2:-$1/checkpoints/best.pt} tag=${3:-}
+  local tuning=$model/lm_tuning_open$tag.yaml em=$model/emissions_dev_open$tag
+  if newer $tuning $ckpt && newer $tuning $open_lm; then
+    echo "$tuning is up to date"
   else
-    rm -rf $model/emissions_dev_open
-    $ASRKIT decode $model feats/dev --device "$device" --save-emissions $model/emissions_dev_open > /dev/null
-    tune_weights $model/emissions_dev_open $open_lm $model/lm_tuning_open.yaml $model --extra-lexicon $open_lex
+    rm -rf $em
+    $ASRKIT decode $model feats/dev --checkpoint "$ckpt" --device "$device" --save-emissions $em > /dev/null
+    tune_weights $em $open_lm $tuning $model --extra-lexicon $open_lex
   fi
-  grep -E '^(lm_weight|word_bonus|wer):' $model/lm_tuning_open.yaml | sed "s|^|$model, open LM, dev: |"
+  grep -E '^(lm_weight|word_bonus|wer):' $tuning | sed "s|^|$tuning, dev: |"
 }
 
 if run_stage 8 lm_open; then
@@ -498,6 +507,7 @@ if run_stage 11 pretrain_finetune; then
       --resume train.epochs="$pretrain_epochs" ${lexicon[@]+"${lexicon[@]}"} ${train_overrides[@]+"${train_overrides[@]}"}
     $ASRKIT train ctc --train feats/train_nodev --dev feats/dev --out $ft --conf "$ctc_conf" --device "$device" \
       --resume train.epochs="$finetune_epochs" train.init="$dir/$pre" optim.lr="$finetune_lr" optim.warmup_steps=20 \
+      train.keep_epochs="$average" \
       ${train_overrides[@]+"${train_overrides[@]}"}
   } 2>&1 | tee "$log"
 fi
@@ -509,6 +519,12 @@ if run_stage 12 results; then
   {
     open_vocab_setup $ft
     decode_open $ft $ft/decode_test_open
+    # the average of the last fine-tuning epochs' weights (ESPnet decodes an average too), made again only
+    # when training went on
+    avg=$ft/checkpoints/avg-last-$average.pt
+    newer $avg $ft/checkpoints/last.pt || $ASRKIT average $ft --last "$average" -o $avg > /dev/null
+    open_vocab_setup $ft $avg _avg
+    decode_open $ft $ft/decode_test_open_avg $avg _avg
     # the baseline: the stage-3 model and the stage-2 LM on whole utterances (no long-form chunks)
     out=$ctc/decode_test_lm_whole
     mkdir -p $out
@@ -536,11 +552,13 @@ if run_stage 12 results; then
       rm -f $r $h
     }
     {
-      printf '%-58s %8s %10s %8s %9s\n' "system (test, 111 prompts, 760 words)" "WER %" "w/o long" "long" "one-word"
+      printf '%-58s %8s %10s %8s %9s\n' "system (test, $(wc -l < data/test/text) prompts, $(awk '{ n += NF - 1 } END { print n }' \
+        data/test/text) words)" "WER %" "w/o long" "long" "one-word"
       for row in "baseline: stage-3 model, in-domain 3-gram, whole utterances|$ctc/decode_test_lm_whole/hyp.txt" \
                  "+ long-form decoding (20 s chunks at pauses)|$ctc/decode_test_lm/hyp.txt" \
                  "+ open vocabulary (SOTU 3-gram + CMU words, G2P)|$ctc/decode_test_open/hyp.txt" \
-                 "+ speed perturbation, synthetic voices, fine-tuning|$ft/decode_test_open/hyp.txt"; do
+                 "+ speed perturbation, synthetic voices, fine-tuning|$ft/decode_test_open/hyp.txt" \
+                 "+ average of the last $average fine-tuning epochs|$ft/decode_test_open_avg/hyp.txt"; do
         name=${row%|*} hyp=${row#*|}
         printf '%-58s %8s %10s %8s %9s\n' "$name" "$(wer_of $hyp)" "$(wer_of $hyp drop exp/long_prompt.list)" \
           "$(wer_of $hyp keep exp/long_prompt.list)" "$(wer_of $hyp keep exp/one_word.list)"
