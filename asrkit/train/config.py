@@ -135,6 +135,19 @@ def defaults(task: str) -> dict[str, Any]:
     return cfg
 
 
+def with_new_defaults(saved: dict, task: str) -> dict:
+    """A copy of ``saved`` (a run's config, perhaps written by an older asrkit)
+    with the default of every section key it lacks: a key added later, whose
+    default is what the older code did. The model section is kept as saved."""
+    cfg = copy.deepcopy(saved)
+    for sec, keys in defaults(task).items():
+        if sec == "model" or not isinstance(keys, dict) or not isinstance(cfg.get(sec), dict):
+            continue
+        for k, v in keys.items():
+            cfg[sec].setdefault(k, v)
+    return cfg
+
+
 def parse_value(text: str) -> Any:
     """A command-line value as YAML (``1e-3`` -> float, ``null`` -> None, ``[1,2]`` -> list)."""
     try:
@@ -198,9 +211,10 @@ def parse_overrides(items: list[str]) -> list[tuple[str, Any]]:
 def load_config(task: str, conf: str | os.PathLike | None = None,
                 overrides: list[str] | list[tuple[str, Any]] | None = None, base: dict | None = None) -> dict:
     """Defaults of ``task`` (or ``base``, e.g. the saved config of a run to
-    resume), then the YAML file ``conf``, then the overrides; validated (see
-    :func:`validate`). Returns the config dict."""
-    cfg = copy.deepcopy(base) if base is not None else defaults(task)
+    resume, with the defaults of keys added since it was saved), then the YAML
+    file ``conf``, then the overrides; validated (see :func:`validate`).
+    Returns the config dict."""
+    cfg = defaults(task) if base is None else with_new_defaults(base, task)
     if conf is not None:
         data = read_yaml(conf)
         if "task" in data and data["task"] != task:

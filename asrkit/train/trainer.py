@@ -342,6 +342,9 @@ def _merge_resume_config(saved: dict, new: dict, ck_path: Path, task: Task) -> d
     if saved.get("task") != new["task"]:
         raise ConfigError(f"{ck_path}: is a '{saved.get('task')}' run, not '{new['task']}'; resume it with "
                           f"'asrkit train {saved.get('task')}' or start a new --out")
+    from asrkit.train.config import with_new_defaults
+
+    saved = with_new_defaults(saved, saved["task"])  # a key added since the run was saved: what the run did
     merged = json.loads(json.dumps(saved))
     for sec in ("data", "features", "units", "optim", "train"):
         for k, v in new[sec].items():

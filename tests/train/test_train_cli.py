@@ -111,3 +111,28 @@ def test_resume_needs_only_the_paths(stores, tmp_path, capsys):
     assert ck["epoch"] == 2 and ck["config"]["train"]["seed"] == 5
     assert main(["-q", *paths, "--resume", "--seed", "6"]) == 2
     assert "train.seed=6 differs from 5" in capsys.readouterr().err
+
+
+def test_resume_a_run_saved_before_a_key_existed(stores, tmp_path, capsys):
+    """A run whose config (config.yaml and last.pt) predates a config key (here the features.vtlp
+    and time_stretch keys) resumes: the key's default is what the older code did."""
+    import yaml
+
+    exp = tmp_path / "exp"
+    paths = ["train", "ctc", "--train", str(stores["train"]), "--dev", str(stores["dev"]), "--out", str(exp)]
+    assert main(["-q", *paths, *small_overrides("ctc"), "train.epochs=1"]) == 0
+    new_keys = ("vtlp", "vtlp_warp", "vtlp_low", "vtlp_high", "time_stretch", "stretch_rate")
+    saved = yaml.safe_load((exp / "config.yaml").read_text())
+    for k in new_keys:
+        del saved["features"][k]
+    (exp / "config.yaml").write_text(yaml.safe_dump(saved))
+    last = exp / "checkpoints" / "last.pt"
+    ck = torch.load(last, weights_only=True)
+    for k in new_keys:
+        del ck["config"]["features"][k]
+    torch.save(ck, last)
+    assert main(["-q", *paths, "--resume", "train.epochs=2"]) == 0, capsys.readouterr().err
+    assert torch.load(last, weights_only=True)["epoch"] == 2
+    # a value other than the default is a change of config, refused as before
+    assert main(["-q", *paths, "--resume", "train.epochs=3", "features.time_stretch=true"]) == 2
+    assert "features.time_stretch=True differs from False" in capsys.readouterr().err
