@@ -37,6 +37,7 @@
 #                  through a simulated telephone channel; features  -> data/{train_sp,synth,synth_tel}, feats/
 #  11  pretrain + fine-tune  the model of --ctc-conf on train_sp + synth_tel (--pretrain-epochs), then
 #                  on train_nodev from those weights (train.init, --finetune-epochs, --finetune-lr)
+#                  (with --big-conf FILE also that model -> exp/ctc_big_pre, exp/ctc_big_ft)
 #                                        -> exp/ctc_pre, exp/ctc_ft
 #  12  decode + table  exp/ctc_ft (best epoch, and the average of the last --average epochs) with the open
 #                  LM (tuned on dev); the table of every step, WER on all
@@ -73,6 +74,7 @@ pretrain_epochs=10
 finetune_epochs=10
 finetune_lr=5e-4
 average=5
+big_conf=
 synth_voices=kal16,awb,rms,slt,kal_diphone,ked_diphone,cmu_us_slt_arctic_hts
 
 usage() {
@@ -92,6 +94,7 @@ usage: $0 [--stage N] [--stop-stage N] [--nj N] [--device auto|cpu|cuda] [--dir 
   --pretrain-epochs N, --finetune-epochs N  epochs of stage 11's two runs (default 10, 10)
   --finetune-lr LR  peak learning rate of the fine-tuning run (default 5e-4; the config's is for training from scratch)
   --average N     stage 12 also decodes the average of the last N fine-tuning epochs (default 5; stage 11 keeps them)
+  --big-conf FILE  stages 11-12 also train and decode a bigger model (e.g. conf/ctc_phone_big.yaml; default none)
   --synth-voices V1,V2,...  stage 10's synthesizer voices (asrkit corpus synth --voices)
 USAGE
 }
@@ -121,7 +124,8 @@ with_attention=yes
 [ -z "$from" ] || from=$(realpath -m "$from")
 exp_name=$exp
 [[ "$exp_name" =~ ^[A-Za-z0-9_.-]+$ ]] || { echo "$0: --exp takes a folder name (got '$exp_name')" >&2; exit 2; }
-for f in "$ctc_conf" "$fbank_conf" "$transformer_conf"; do
+[ -z "$big_conf" ] || big_conf=$(realpath -m "$big_conf")
+for f in "$ctc_conf" "$fbank_conf" "$transformer_conf" ${big_conf:+"$big_conf"}; do
   [ -f "$f" ] || { echo "$0: no such config file: $f" >&2; exit 2; }
 done
 
@@ -492,6 +496,28 @@ fi
 
 pre=exp/ctc_pre
 ft=exp/ctc_ft
+big_pre=exp/ctc_big_pre
+big_ft=exp/ctc_big_ft
+
+# pretrain_finetune CONF PRE FT: the model of CONF trained on train_more into PRE, then fine-tuned on
+# train_nodev from PRE's weights into FT (the last $average epochs kept)
+pretrain_finetune() {
+  local conf=$1 pre=$2 ft=$3
+  $ASRKIT train ctc --train feats/train_more --dev feats/dev --out $pre --conf "$conf" --device "$device" \
+    --resume train.epochs="$pretrain_epochs" ${lexicon[@]+"${lexicon[@]}"} ${train_overrides[@]+"${train_overrides[@]}"}
+  $ASRKIT train ctc --train feats/train_nodev --dev feats/dev --out $ft --conf "$conf" --device "$device" \
+    --resume train.epochs="$finetune_epochs" train.init="$dir/$pre" optim.lr="$finetune_lr" optim.warmup_steps=20 \
+    train.keep_epochs="$average" ${train_overrides[@]+"${train_overrides[@]}"}
+}
+
+# averaged_open MODEL: the average of MODEL's last $average epochs (made again only when training went on),
+# decoded with the open LM tuned on dev -> MODEL/decode_test_open_avg
+averaged_open() {
+  local model=$1 avg=$1/checkpoints/avg-last-$average.pt
+  newer $avg $model/checkpoints/last.pt || $ASRKIT average $model --last "$average" -o $avg > /dev/null
+  open_vocab_setup $model $avg _avg
+  decode_open $model $model/decode_test_open_avg $avg _avg
+}
 
 if run_stage 11 pretrain_finetune; then
   needs 11 10 feats/train_more/index.tsv
@@ -503,12 +529,8 @@ if run_stage 11 pretrain_finetune; then
     lexicon=(units.lexicon="$dir/data/local/lexicon_train.txt")
   fi
   {
-    $ASRKIT train ctc --train feats/train_more --dev feats/dev --out $pre --conf "$ctc_conf" --device "$device" \
-      --resume train.epochs="$pretrain_epochs" ${lexicon[@]+"${lexicon[@]}"} ${train_overrides[@]+"${train_overrides[@]}"}
-    $ASRKIT train ctc --train feats/train_nodev --dev feats/dev --out $ft --conf "$ctc_conf" --device "$device" \
-      --resume train.epochs="$finetune_epochs" train.init="$dir/$pre" optim.lr="$finetune_lr" optim.warmup_steps=20 \
-      train.keep_epochs="$average" \
-      ${train_overrides[@]+"${train_overrides[@]}"}
+    pretrain_finetune "$ctc_conf" $pre $ft
+    [ -z "$big_conf" ] || pretrain_finetune "$big_conf" $big_pre $big_ft
   } 2>&1 | tee "$log"
 fi
 
@@ -516,15 +538,17 @@ if run_stage 12 results; then
   needs 12 5 $ctc/lm_tuning.yaml $ctc/decode_test_lm/hyp.txt
   needs 12 9 $ctc/decode_test_open/hyp.txt
   needs 12 11 $ft/checkpoints/best.pt
+  [ -z "$big_conf" ] || needs 12 11 $big_ft/checkpoints/best.pt
   {
     open_vocab_setup $ft
     decode_open $ft $ft/decode_test_open
-    # the average of the last fine-tuning epochs' weights (ESPnet decodes an average too), made again only
-    # when training went on
-    avg=$ft/checkpoints/avg-last-$average.pt
-    newer $avg $ft/checkpoints/last.pt || $ASRKIT average $ft --last "$average" -o $avg > /dev/null
-    open_vocab_setup $ft $avg _avg
-    decode_open $ft $ft/decode_test_open_avg $avg _avg
+    # the average of the last fine-tuning epochs' weights (ESPnet decodes an average too)
+    averaged_open $ft
+    rows=()
+    if [ -n "$big_conf" ]; then
+      averaged_open $big_ft
+      rows=("+ bigger model ($(basename "$big_conf" .yaml)), averaged too|$big_ft/decode_test_open_avg/hyp.txt")
+    fi
     # the baseline: the stage-3 model and the stage-2 LM on whole utterances (no long-form chunks)
     out=$ctc/decode_test_lm_whole
     mkdir -p $out
@@ -558,7 +582,8 @@ if run_stage 12 results; then
                  "+ long-form decoding (20 s chunks at pauses)|$ctc/decode_test_lm/hyp.txt" \
                  "+ open vocabulary (SOTU 3-gram + CMU words, G2P)|$ctc/decode_test_open/hyp.txt" \
                  "+ speed perturbation, synthetic voices, fine-tuning|$ft/decode_test_open/hyp.txt" \
-                 "+ average of the last $average fine-tuning epochs|$ft/decode_test_open_avg/hyp.txt"; do
+                 "+ average of the last $average fine-tuning epochs|$ft/decode_test_open_avg/hyp.txt" \
+                 ${rows[@]+"${rows[@]}"}; do
         name=${row%|*} hyp=${row#*|}
         printf '%-58s %8s %10s %8s %9s\n' "$name" "$(wer_of $hyp)" "$(wer_of $hyp drop exp/long_prompt.list)" \
           "$(wer_of $hyp keep exp/long_prompt.list)" "$(wer_of $hyp keep exp/one_word.list)"
