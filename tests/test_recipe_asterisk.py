@@ -48,6 +48,7 @@ def test_help_lists_stages_and_options():
     (["--ctc-conf", "/nonexistent/ctc.yaml"], "no such config file: /nonexistent/ctc.yaml"),
     (["--attention", "maybe"], "--attention takes yes or no (got 'maybe')"),
     (["--average", "0"], "--average takes a number of epochs >= 1 (got 0)"),
+    (["--big-conf", "/nonexistent/big.yaml"], "no such config file: /nonexistent/big.yaml"),
     (["--extra", "maybe"], "--extra takes yes or no (got 'maybe')"),
 ])
 def test_bad_options_exit_2(tmp_path, args, message):
