@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install the Debian tools some tests compare against or drive, where this
-# machine lets us: sclite (sctk), sox, flite, festival and three festival
+# machine lets us: sclite (sctk), sox, flite, festival and four festival
 # voices, espeak-ng, mbrola and four MBROLA voices, and the Fashion-MNIST data
 # set (dataset-fashion-mnist). `make test` (and so CI) runs this before pytest.
 #
@@ -23,6 +23,7 @@ command -v flite >/dev/null 2>&1 || need+=(flite)
 command -v festival >/dev/null 2>&1 || need+=(festival)
 [ -d /usr/share/festival/voices/english/kal_diphone ] || need+=(festvox-kallpc16k)
 [ -d /usr/share/festival/voices/english/ked_diphone ] || need+=(festvox-kdlpc16k)
+[ -d /usr/share/festival/voices/english/rab_diphone ] || need+=(festvox-rablpc16k)
 [ -d /usr/share/festival/voices/us/cmu_us_slt_arctic_hts ] || need+=(festvox-us-slt-hts)
 [ -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ] || need+=(dataset-fashion-mnist)
 command -v espeak-ng >/dev/null 2>&1 || need+=(espeak-ng)

@@ -32,7 +32,7 @@ def synth(
     voices: str = typer.Option(
         "kal16,awb,rms,slt", "--voices",
         help="Comma-separated voices: flite kal, kal16, awb, rms, slt; festival kal_diphone, ked_diphone, "
-        "cmu_us_slt_arctic_hts; espeak-ng English LANGUAGE[+VARIANT] (en-us, en-us+f3, en+m2, "
+        "rab_diphone, cmu_us_slt_arctic_hts; espeak-ng English LANGUAGE[+VARIANT] (en-us, en-us+f3, en+m2, "
         "en-gb-scotland+klatt, ...); espeak-ng + MBROLA mb-us1, mb-us2, mb-us3, mb-en1.",
     ),
     num: Optional[int] = typer.Option(None, "--num", help="Use only the first N sentences."),

@@ -2,7 +2,7 @@
 
 Each sentence of a text file becomes one utterance spoken by one of the
 Debian speech synthesizers' voices (``flite``: kal, kal16, awb, rms, slt;
-``festival``: kal_diphone, ked_diphone, cmu_us_slt_arctic_hts; ``espeak-ng``:
+``festival``: kal_diphone, ked_diphone, rab_diphone, cmu_us_slt_arctic_hts; ``espeak-ng``:
 its English voices and their variants, ``en-us``, ``en-us+f3``, ...;
 ``espeak-ng`` + ``mbrola``: mb-us1, mb-us2, mb-us3, mb-en1). The synthesizer
 reports where each phone ends; those end times give one phone label per 10 ms
@@ -157,6 +157,19 @@ MBROLA_PHONES: dict[str, str] = {
     "I@": "ih", "e@": "eh", "U@": "uh",
 }
 
+#: festival's ``mrpa`` phone set (British voices: rab_diphone, don_diphone) ->
+#: ARPAbet-39/``sil``; these voices are non-rhotic, so the centring diphthongs
+#: (``e@`` in "air") are the vowel alone, as the audio has no r.
+MRPA_PHONES: dict[str, str] = {
+    "#": "sil", "pau": "sil",
+    "uh": "ah", "e": "eh", "a": "ae", "o": "aa", "i": "ih", "u": "uh", "ii": "iy", "uu": "uw",
+    "oo": "ao", "aa": "aa", "@@": "er", "@": "ah", "ai": "ay", "ei": "ey", "oi": "oy", "au": "aw",
+    "ou": "ow", "e@": "eh", "i@": "ih", "u@": "uh",
+    "p": "p", "t": "t", "k": "k", "b": "b", "d": "d", "g": "g", "s": "s", "z": "z", "sh": "sh",
+    "zh": "zh", "f": "f", "v": "v", "th": "th", "dh": "dh", "ch": "ch", "jh": "jh", "h": "hh",
+    "m": "m", "n": "n", "ng": "ng", "l": "l", "r": "r", "w": "w", "y": "y",
+}
+
 #: Phones a MBROLA database lacks most diphones of, renamed before it renders
 #: (us3 has few diphones with espeak-ng's O2: MBROLA would put silence there).
 MBROLA_RENAME: dict[str, dict[str, str]] = {"us3": {"O2": "O"}}
@@ -164,10 +177,14 @@ MBROLA_RENAME: dict[str, dict[str, str]] = {"us3": {"O2": "O"}}
 
 def map_phone(phone: str, engine: str = "flite") -> str:
     """Map a synthesizer phone to ARPAbet-39/``sil``. flite/festival: stress
-    digits are dropped, case does not matter; ``mbrola``: :data:`MBROLA_PHONES`."""
+    digits are dropped, case does not matter; ``mbrola``: :data:`MBROLA_PHONES`;
+    ``mrpa`` (festival's British voices): :data:`MRPA_PHONES`."""
     if engine == "mbrola":
         found = MBROLA_PHONES.get(phone)
         table = "MBROLA_PHONES"
+    elif engine == "mrpa":
+        found = MRPA_PHONES.get(phone.lower())
+        table = "MRPA_PHONES"
     else:
         found = PHONE_MAP.get(phone.lower().rstrip("012"))
         table = "PHONE_MAP"
@@ -245,6 +262,8 @@ VOICES: dict[str, VoiceInfo] = {
                   "US English male (Kevin), residual-LPC diphone"),
         VoiceInfo("ked_diphone", "festival", "festvox-kdlpc16k", 16000, True, True,
                   "US English male (Kurt), residual-LPC diphone"),
+        VoiceInfo("rab_diphone", "festival", "festvox-rablpc16k", 16000, True, True,
+                  "British English male (Roger), residual-LPC diphone, mrpa phones"),
         VoiceInfo("cmu_us_slt_arctic_hts", "festival", "festvox-us-slt-hts", 32000, False, False,
                   "US English female (SLT, Arctic), HTS"),
         VoiceInfo("mb-us1", "mbrola", "mbrola-us1", 16000, True, True, "US English female, MBROLA diphone"),
@@ -428,6 +447,7 @@ _FESTIVAL_SCRIPT = """\
 (set! utt (Utterance Text "{text}"))
 (utt.synth utt)
 (utt.save.wave utt "{wav}" 'riff)
+(format t "phoneset=%s\\n" (cadr (car (PhoneSet.description '(name)))))
 (mapcar (lambda (s) (format t "%s:%f\\n" (item.name s) (item.feat s "end"))) (utt.relation.items utt 'Segment))
 """
 
@@ -442,11 +462,13 @@ def _festival(voice: VoiceInfo, text: str, stretch: float, f0: float, wav: Path)
         encoding="utf-8",
     )
     out = _run(["festival", "--batch", str(script)], f"festival voice {voice.name}")
+    phoneset = re.search(r"^phoneset=(\S+)$", out, re.M)
+    engine = "mrpa" if phoneset is not None and phoneset.group(1) == "mrpa" else "festival"
     segments = []
     for line in out.splitlines():
         m = re.fullmatch(r"(\S+):([0-9.eE+-]+)", line.strip())
         if m:
-            segments.append((map_phone(m.group(1)), float(m.group(2))))
+            segments.append((map_phone(m.group(1), engine), float(m.group(2))))
     if not wav.exists() or not segments:
         raise AsrkitError(f"festival voice {voice.name} produced no audio/segments for {text!r}")
     return segments

@@ -223,7 +223,7 @@ def test_synth_rate_changes_duration(tmp_path: Path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("voice", ["kal_diphone", "ked_diphone", "cmu_us_slt_arctic_hts"])
+@pytest.mark.parametrize("voice", ["kal_diphone", "ked_diphone", "rab_diphone", "cmu_us_slt_arctic_hts"])
 def test_synth_festival_voices(voice: str, text_file: Path, tmp_path: Path, require_festival_voice):
     require_festival_voice(voice)
     out = tmp_path / voice
@@ -351,6 +351,24 @@ def test_espeak_and_mbrola_tables_target_arpabet39_plus_sil():
     assert map_phone("r=", "mbrola") == "er" and map_phone("{", "mbrola") == "ae" and map_phone("_", "mbrola") == "sil"
     with pytest.raises(AsrkitError, match="MBROLA_PHONES"):
         map_phone("O3", "mbrola")
+
+
+def test_mrpa_table_targets_arpabet39_plus_sil():
+    """festival's British voices speak mrpa phones: 'uh' is the strut vowel there (ARPAbet ah), not
+    ARPAbet's uh, so the table is chosen by phone set, not by the phone's name."""
+    assert set(synth.MRPA_PHONES.values()) <= set(ARPABET39) | {"sil"}
+    assert map_phone("uh", "mrpa") == "ah" and map_phone("uh") == "uh"
+    assert map_phone("@@", "mrpa") == "er" and map_phone("ii", "mrpa") == "iy" and map_phone("#", "mrpa") == "sil"
+    with pytest.raises(AsrkitError, match="MRPA_PHONES"):
+        map_phone("ax", "mrpa")
+
+
+@pytest.mark.slow
+def test_british_festival_voice_phones(tmp_path: Path, require_festival_voice):
+    require_festival_voice("rab_diphone")
+    _, segs = synth.synthesize(synth.VOICES["rab_diphone"], "here is the car", rate=1.0, pitch=0.0)
+    # h i@ r i z dh @ k aa: non-rhotic: a linking r before "is", none at the end of "car"
+    assert [p for p, _ in segs if p != "sil"] == ["hh", "ih", "r", "ih", "z", "dh", "ah", "k", "aa"]
 
 
 def test_espeak_events_to_segments():
