@@ -15,7 +15,7 @@ How a run calls the hooks (``T`` the task, every rank unless it says rank 0)::
     T.validate(); T.check_config()                  # config only, before any data is read
     T.metric()                                      # (name, "max" | "min") chooses best.pt, early stopping
     data = T.open_data(train, dev)                  # -> TaskData: the sources opened and checked, input_dim
-    T.make_units(data.train, exp/"units")           # rank 0, new runs only; then every rank:
+    T.make_units_from(data, exp/"units")            # rank 0, new runs only: make_units(data.train); then every rank:
     units = T.load_units(exp/"units")
     model = T.build_model(cfg["model"])             # input_dim (when data has one) / num_classes filled in, seeded
     td = T.train_data(data, units, model, seed=, dist=)  # -> TrainData: datasets, batch plan, collate, dev set
@@ -288,6 +288,12 @@ class Task(ABC):
         (:attr:`TaskData.train`; rank 0 only; every rank then reads it with
         :meth:`load_units`). Replace what is there; leave nothing that looks
         whole when interrupted."""
+
+    def make_units_from(self, data: TaskData, units_dir: Path) -> None:
+        """What the trainer calls for a new run: :meth:`make_units` of the
+        training source. A task whose classes may also come from the dev
+        source (the frame task's labels) overrides this instead."""
+        self.make_units(data.train, units_dir)
 
     @abstractmethod
     def load_units(self, units_dir: Path) -> UnitMap:

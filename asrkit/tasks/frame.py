@@ -33,8 +33,11 @@ def _label_key(s: str):
     return (0, int(s), s) if s.lstrip("-").isdigit() else (1, 0, s)
 
 
-def frame_units(train_store, units_dir: str | None) -> UnitMap:
-    """Units of the frame task: from ``units_dir`` or from the training ``ali``."""
+def frame_units(train_store, units_dir: str | None, dev_store=None) -> UnitMap:
+    """Units of the frame task: from ``units_dir`` or from the ``ali`` labels of
+    the training store and (when given and labelled) the dev store: a class the
+    training set happens to lack still gets its output, and dev frames of it
+    count as errors instead of stopping the run."""
     from asrkit.data.tokenizer import BLANK, PHONE_UNITS, Tokenizer
     from asrkit.data.units import load_units_dir
 
@@ -49,6 +52,8 @@ def frame_units(train_store, units_dir: str | None) -> UnitMap:
         labels.update(v.split())
     if not labels:
         raise DataError(f"{train_store.path}/ali: has no labels")
+    for v in (getattr(dev_store, "ali", None) or {}).values():
+        labels.update(v.split())
     if labels <= set(PHONE_UNITS[1:]):
         from asrkit.data.lexicon import Lexicon
 
@@ -57,6 +62,10 @@ def frame_units(train_store, units_dir: str | None) -> UnitMap:
         return UnitMap("ali", list(PHONE_UNITS), tok)
     if BLANK in labels:
         raise DataError(f"{train_store.path}/ali: '{BLANK}' cannot be a frame label")
+    if all(s.isdigit() and s == str(int(s)) for s in labels):
+        # integer labels index a fixed list (the course's older years): every id up to the largest is a
+        # class, so a phone that a small training set happens to lack keeps its slot for dev and test
+        return UnitMap("ali", [BLANK, *(str(i) for i in range(max(int(s) for s in labels) + 1))])
     return UnitMap("ali", [BLANK, *sorted(labels, key=_label_key)])
 
 
@@ -110,9 +119,12 @@ class FrameTask(StoreTask):
                 "data": {"max_frames": 40000},
                 "optim": {"warmup_steps": 100}}
 
-    def make_units(self, train_store, units_dir: Path) -> None:
+    def make_units(self, train_store, units_dir: Path, dev_store=None) -> None:
         src = self.cfg["units"]["dir"]
-        save_units(frame_units(train_store, src), units_dir, src)
+        save_units(frame_units(train_store, src, dev_store), units_dir, src)
+
+    def make_units_from(self, data, units_dir: Path) -> None:
+        self.make_units(data.train, units_dir, data.dev)  # a label only dev has still gets its class
 
     def load_units(self, units_dir: Path) -> UnitMap:
         from asrkit.data.units import load_units_dir

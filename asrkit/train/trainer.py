@@ -489,7 +489,7 @@ def _loop(cfg: dict, d: distributed.Dist, exp: Path, ck: dict | None, data, devi
     if d.main:
         exp.mkdir(parents=True, exist_ok=True)
         if ck is None:
-            task.make_units(data.train, units_dir)
+            task.make_units_from(data, units_dir)
     _barrier(d)
     units = task.load_units(units_dir)
     metric_name, metric_mode = task.metric()

@@ -127,3 +127,20 @@ main(["train", "toy", "--help"])
     out = " ".join(p.stdout.split())
     assert "toy A toy task for the registry test." in out and "frame" in out and "ctc" in out
     assert "Needs toy labels." in out and "conf/toy.yaml" in out
+
+
+def test_frame_units_of_integer_labels_keep_every_id_up_to_the_largest():
+    """Integer frame labels index a fixed list (the course's older HW1P2 years): a training set that
+    lacks id 2 still gets its class, so a dev frame labelled 2 is not 'out of range'."""
+    from types import SimpleNamespace
+
+    from asrkit.tasks.frame import frame_units
+
+    store = SimpleNamespace(path="feats/train", ali={"u1": "0 1 1 3", "u2": "4 0"})
+    units = frame_units(store, None)
+    assert units.units[1:] == ["0", "1", "2", "3", "4"] and units.id_of("2") == 3
+    train = SimpleNamespace(path="feats/train", ali={"u1": "x y", "u2": "07 y"})
+    assert frame_units(train, None).units[1:] == ["07", "x", "y"]  # names, not indices: the labels seen
+    # ... in training and in dev: a phone the training set lacks keeps a class for dev
+    dev = SimpleNamespace(path="feats/dev", ali={"d1": "x OY"})
+    assert frame_units(train, None, dev).units[1:] == ["07", "OY", "x", "y"]
