@@ -48,20 +48,19 @@ def frame_units(train_store, units_dir: str | None, dev_store=None) -> UnitMap:
         raise DataError(f"{train_store.path}: no 'ali' file; the frame task needs frame labels "
                         f"(copy the data dir's ali into the feature store, or re-run asrkit featurize)")
     labels: set[str] = set()
-    for v in ali.values():
-        labels.update(v.split())
-    if not labels:
-        raise DataError(f"{train_store.path}/ali: has no labels")
-    for v in (getattr(dev_store, "ali", None) or {}).values():
-        labels.update(v.split())
+    for store in (train_store, dev_store):
+        seen = {s for v in (getattr(store, "ali", None) or {}).values() for s in v.split()}
+        if store is train_store and not seen:
+            raise DataError(f"{train_store.path}/ali: has no labels")
+        if BLANK in seen:  # the error names the store that has it
+            raise DataError(f"{store.path}/ali: '{BLANK}' cannot be a frame label")
+        labels |= seen
     if labels <= set(PHONE_UNITS[1:]):
         from asrkit.data.lexicon import Lexicon
 
         tok = Tokenizer("phone", PHONE_UNITS, lexicon=Lexicon.default(),
                         config={"lexicon": {"user": None, "cmudict": True}})
         return UnitMap("ali", list(PHONE_UNITS), tok)
-    if BLANK in labels:
-        raise DataError(f"{train_store.path}/ali: '{BLANK}' cannot be a frame label")
     if all(s.isdigit() and s == str(int(s)) for s in labels):
         # integer labels index a fixed list (the course's older years): every id up to the largest is a
         # class, so a phone that a small training set happens to lack keeps its slot for dev and test

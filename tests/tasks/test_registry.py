@@ -144,3 +144,7 @@ def test_frame_units_of_integer_labels_keep_every_id_up_to_the_largest():
     # ... in training and in dev: a phone the training set lacks keeps a class for dev
     dev = SimpleNamespace(path="feats/dev", ali={"d1": "x OY"})
     assert frame_units(train, None, dev).units[1:] == ["07", "OY", "x", "y"]
+    from asrkit.errors import DataError
+
+    with pytest.raises(DataError, match="feats/dev/ali: '<blank>' cannot be a frame label"):
+        frame_units(train, None, SimpleNamespace(path="feats/dev", ali={"d1": "x <blank>"}))
