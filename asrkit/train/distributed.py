@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import socket
+import sys
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -78,13 +79,24 @@ def _child(rank: int, world: int, port: int, fn: Callable[..., Any], args: tuple
     torch.set_num_threads(max(1, (os.cpu_count() or 1) // world))
     try:
         fn(*args, **kwargs)
-        q.put((rank, None, None, 0))
+        shutdown()
     except AsrkitError as e:
         q.put((rank, type(e).__name__, str(e), e.exit_code))
         raise SystemExit(1)
     except BaseException as e:  # noqa: BLE001 - report any failure to the parent
         q.put((rank, type(e).__name__, "".join(traceback.format_exception(e)), 1))
         raise SystemExit(1)
+    # Done, and everything the run wrote is closed or flushed (the trainer flushes each log line and
+    # closes its files). The interpreter's teardown is skipped: with gloo's threads still being torn
+    # down it could abort ("terminate called without an active exception", exit -6) after a
+    # successful run, which the parent must count as a failure.
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    q.put((rank, None, None, 0))  # a SimpleQueue's put has written to the pipe when it returns
+    os._exit(0)
 
 
 def launch(nproc: int, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
