@@ -334,26 +334,40 @@ class FlashlightSearch:
             return [([], [], -math.inf, -math.inf, [])]
         out = []
         seen: set[tuple[str, ...]] = set()
-        frames = np.arange(T)
         em_np, jit_np = em.numpy(), jittered.numpy()
+        want = self.nbest or 1
         # best first; equal scores (what the tie-break cannot part: homophones the LM scores alike)
-        # in the order of their words and paths, not flashlight's (memory addresses)
-        ranked = sorted(((float(r.score), self._canonical(tuple(self.word_dict.get_entry(x) for x in r.words
-                                                                 if x >= 0)),
-                          list(r.tokens), r) for r in results), key=lambda x: (-x[0], x[1], x[2]))
-        for _, words, all_tokens, r in ranked:
-            if words in seen:  # different paths of the same words: keep the best
-                continue
-            seen.add(words)
-            tokens = all_tokens[1:-1]  # T + 2: start/end states
-            ids, spans = self._path(tokens, list(r.words)[1:-1])
-            # the scores without the tie-break: the path's own log-probabilities
-            tok = np.asarray(tokens, dtype=np.int64)
-            am = float(np.cumsum(em_np[frames, tok], dtype=np.float64)[-1]) if T else 0.0
-            am_jit = float(np.cumsum(jit_np[frames, tok], dtype=np.float64)[-1]) if T else 0.0
-            out.append((list(words), ids, float(r.score) - (am_jit - am), am, spans))
-            if len(out) >= (self.nbest or 1):
-                break
+        # in the order of their words and paths, not flashlight's (memory addresses). Only the
+        # hypotheses up to the wanted ones are turned into words (the beam holds up to --beam).
+        scores = [float(r.score) for r in results]
+        order = sorted(range(len(results)), key=lambda i: -scores[i])
+        k = 0
+        while k < len(order) and len(out) < want:
+            tie = k + 1
+            while tie < len(order) and scores[order[tie]] == scores[order[k]]:
+                tie += 1
+            group = [(self._canonical(tuple(self.word_dict.get_entry(x) for x in results[i].words if x >= 0)),
+                      list(results[i].tokens), results[i]) for i in order[k:tie]]
+            if len(group) > 1:
+                group.sort(key=lambda g: (g[0], g[1]))
+            k = tie
+            for words, all_tokens, r in group:
+                if words in seen:  # different paths of the same words: keep the best
+                    continue
+                seen.add(words)
+                tokens = all_tokens[1:-1]  # T + 2: start/end states
+                ids, spans = self._path(tokens, list(r.words)[1:-1])
+                # the scores without the tie-break: the path's own log-probabilities
+                if T:
+                    tok = np.asarray(tokens, dtype=np.int64)
+                    rows = np.arange(T)
+                    am = float(em_np[rows, tok].sum(dtype=np.float64))
+                    am_jit = float(jit_np[rows, tok].sum(dtype=np.float64))
+                else:
+                    am = am_jit = 0.0
+                out.append((list(words), ids, float(r.score) - (am_jit - am), am, spans))
+                if len(out) >= want:
+                    break
         return out
 
     def _path(self, tokens: list[int], word_at: list[int]) -> tuple[list[int], list[tuple[int, int]]]:
