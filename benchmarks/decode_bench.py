@@ -24,7 +24,9 @@ Search only, on saved emissions (``asrkit decode EXP FEATS --save-emissions DIR`
 model runs): --emissions NAME=EXP,DEV_EMISSIONS,TEST_EMISSIONS,LM gives one row per search setting:
 pyctcdecode with its own defaults (0.5/1.5) and tuned on dev, asrkit's default LM search before
 (flashlight, pruning 15/16, weights 0.5/0) and now (``asrkit decode --lm`` with no weights), each also
-tuned on dev, and the tuned search with blank skipping (--blank-skips). The rows are timed alternately
+tuned on dev, the tuned search with blank skipping (--blank-skips), and narrower flashlight pruning
+(--prunings THRESHOLD/UNITS,...: beam_threshold / beam_size_token, each tuned on dev; the speed a
+narrower search buys and the WER it costs). The rows are timed alternately
 in one process, --repeat rounds, median utt/s; "x pcd" is the ratio to tuned pyctcdecode's median.
 Tuning pyctcdecode on dev takes minutes; --tuned BACKEND=W/B reuses weights found before:
 
@@ -520,7 +522,8 @@ class SearchSetting:
 BEFORE = {"pruning": {"beam_threshold": 15.0, "beam_size_token": 16}, "weights": (0.5, 0.0), "blank_skip": 1.0}
 
 
-def bench_search(spec: str, beam: int, repeat: int, tuned: dict, blank_skips: list[float]) -> list[dict]:
+def bench_search(spec: str, beam: int, repeat: int, tuned: dict, blank_skips: list[float],
+                 prunings: list[tuple[float, int]] = ()) -> list[dict]:
     """Search-only rows over saved emissions (see the module docstring)."""
     from statistics import median
 
@@ -543,8 +546,8 @@ def bench_search(spec: str, beam: int, repeat: int, tuned: dict, blank_skips: li
     shift = (test_saved.frame_shift or 10.0) / 1000.0
     audio_s = sum(o.frames for o in test) * shift
 
-    def tune_on_dev(backend, blank_skip=None, pruning=None):
-        key = backend if pruning is None else f"{backend}-before"
+    def tune_on_dev(backend, blank_skip=None, pruning=None, key=None):
+        key = key or (backend if pruning is None else f"{backend}-before")
         if key in tuned:
             return tuned[key]
         ws, bs = default_grids(backend)
@@ -573,6 +576,10 @@ def bench_search(spec: str, beam: int, repeat: int, tuned: dict, blank_skips: li
     for p in blank_skips:
         if p != DEFAULT_BLANK_SKIP:
             settings.append(SearchSetting(f"now: tuned, skip {p:g}", "flashlight", now_tuned, p))
+    for thr, tok in prunings:
+        pr = {"beam_threshold": float(thr), "beam_size_token": int(tok)}
+        settings.append(SearchSetting(f"tuned, pruning {thr:g}/{tok}", "flashlight",
+                                      tune_on_dev("flashlight", 1.0, pr, key=f"flashlight-{thr:g}/{tok}"), 1.0, pr))
     decoders = []
     for st in settings:
         w, b = st.weights
@@ -639,6 +646,9 @@ def main() -> None:
     ap.add_argument("--tuned", action="append", default=[], metavar="BACKEND=W/B",
                     help="with --emissions: weights tuned on dev before (pyctcdecode, flashlight, flashlight-before)")
     ap.add_argument("--blank-skips", default="0.999,0.99", help="with --emissions: blank-skip rows (comma list)")
+    ap.add_argument("--prunings", default="", metavar="T/N,...",
+                    help="with --emissions: rows of flashlight pruning beam_threshold T / beam_size_token N "
+                         "(comma list; each tuned on dev, or --tuned flashlight-T/N=W/B)")
     args = ap.parse_args()
     if args.whole:
         import tempfile
@@ -655,7 +665,9 @@ def main() -> None:
     if args.emissions:
         tuned = {k: tuple(float(x) for x in v.split("/")) for k, _, v in (t.partition("=") for t in args.tuned)}
         skips = [float(x) for x in args.blank_skips.split(",") if x]
-        search_rows = [r for spec in args.emissions for r in bench_search(spec, args.beam, args.repeat, tuned, skips)]
+        prunings = [(float(t), int(n)) for t, _, n in (x.partition("/") for x in args.prunings.split(",") if x)]
+        search_rows = [r for spec in args.emissions
+                       for r in bench_search(spec, args.beam, args.repeat, tuned, skips, prunings)]
         print(SEARCH_HEADER)
         for r in search_rows:
             print(fmt_search_row(r))

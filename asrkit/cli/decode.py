@@ -144,6 +144,15 @@ def decode_command(
              "before the search (faster; word times stay in the model's frames). 1: no merging. Default: "
              "asrkit.decode.beam.DEFAULT_BLANK_SKIP (docs/decode.md).",
     ),
+    beam_threshold: Optional[float] = typer.Option(
+        None, "--beam-threshold", metavar="T",
+        help="flashlight LM search: drop hypotheses more than T (log) below the frame's best (default 12; "
+             "smaller: faster, less accurate).",
+    ),
+    beam_size_token: Optional[int] = typer.Option(
+        None, "--beam-size-token", metavar="N",
+        help="flashlight LM search: try the N best units per frame (default 8; smaller: faster, less accurate).",
+    ),
 ) -> None:
     """Decoding of a feature store, greedy or with a beam and a word LM.
 
@@ -190,7 +199,9 @@ def decode_command(
                                     "--extra-lexicon": extra_lexicon is not None,
                                     "--save-emissions": save_emissions is not None,
                                     "--word-bonus": word_bonus is not None, "--jobs": jobs != 1,
-                                    "--blank-skip": blank_skip is not None})
+                                    "--blank-skip": blank_skip is not None,
+                                    "--beam-threshold": beam_threshold is not None,
+                                    "--beam-size-token": beam_size_token is not None})
         return
     if task is not None:
         for flag, given in (("--ctc-weight", ctc_weight is not None), ("--length-bonus", length_bonus is not None),
@@ -229,6 +240,7 @@ def decode_command(
         check_blank_skip(blank_skip)
         if not use_beam:
             raise UsageError("--blank-skip merges frames before a beam search; give --beam N or --lm LM")
+    beam_mod.check_pruning(beam_threshold, beam_size_token, with_lm=lm is not None)
     with fast.phase("model load"):
         saved, units, loaded, store = _open_input(exp, feats, checkpoint=checkpoint, device=device, impl=impl,
                                                   save_emissions=save_emissions, chunk_seconds=chunk_seconds,
@@ -249,10 +261,14 @@ def decode_command(
             decoder = beam_mod.BeamDecoder(
                 units, beam=beam if beam is not None else beam_mod.DEFAULT_BEAM, lm=lm,
                 lm_weight=lm_weight, word_bonus=word_bonus,  # None: the backend's default
-                nbest=nbest, backend=backend, lexicon=lexicon, extra_lexicon=extra_lexicon, blank_skip=blank_skip)
+                nbest=nbest, backend=backend, lexicon=lexicon, extra_lexicon=extra_lexicon, blank_skip=blank_skip,
+                beam_threshold=beam_threshold, beam_size_token=beam_size_token)
         log.info(f"beam {decoder.beam}, {decoder.backend}" + (
             f", LM {lm} (weight {decoder.lm_weight}, word bonus {decoder.word_bonus})" if lm is not None
-            else ", no LM") + (f", blank skip {decoder.blank_skip:g}" if decoder.blank_skip < 1 else ""))
+            else ", no LM") + (f", blank skip {decoder.blank_skip:g}" if decoder.blank_skip < 1 else "")
+            + (f", pruning {beam_threshold if beam_threshold is not None else 'default'}/"
+               f"{beam_size_token if beam_size_token is not None else 'default'}"
+               if beam_threshold is not None or beam_size_token is not None else ""))
         if lm is not None and decoder.untuned:
             names = {"lm_weight": "LM weight", "word_bonus": "word bonus"}
             log.info(f"untuned {' and '.join(names[n] for n in decoder.untuned)}: the {decoder.backend} defaults; "
@@ -368,6 +384,8 @@ _CTC_ONLY = {
     "--jobs": "runs CTC searches in worker processes; an attention model searches whole batches in one "
               "(use --batch-size)",
     "--blank-skip": "merges frames before a CTC beam search; an attention model searches label by label",
+    "--beam-threshold": "prunes the CTC flashlight LM search; an attention model's beam is --beam N",
+    "--beam-size-token": "prunes the CTC flashlight LM search; an attention model's beam is --beam N",
 }
 
 

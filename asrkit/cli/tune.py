@@ -100,6 +100,14 @@ def tune_command(
         help="CTC models: merge runs of frames whose blank probability is above P before every search, as "
              "'asrkit decode --blank-skip' (default: the same as decode's).",
     ),
+    beam_threshold: Optional[float] = typer.Option(
+        None, "--beam-threshold", metavar="T",
+        help="flashlight LM search: its pruning threshold, as 'asrkit decode --beam-threshold' (default 12).",
+    ),
+    beam_size_token: Optional[int] = typer.Option(
+        None, "--beam-size-token", metavar="N",
+        help="flashlight LM search: units tried per frame, as 'asrkit decode --beam-size-token' (default 8).",
+    ),
 ) -> None:
     """Pick the LM weight and word bonus with the lowest WER on a dev set.
 
@@ -119,7 +127,7 @@ def tune_command(
     EXP/rescore_tuning.yaml: asrkit tune exp/tf nbest_dev.jsonl data/dev/text --lm exp/lm_lstm
     """
     from asrkit.decode.backends import BACKENDS, resolve_backend
-    from asrkit.decode.beam import check_beam
+    from asrkit.decode.beam import check_beam, check_pruning
     from asrkit.decode.exp import ATTENTION_TASKS, exp_task
     from asrkit.decode.longform import chunk_frames
     from asrkit.pipeline import tune
@@ -134,7 +142,9 @@ def tune_command(
                                    "--batch-size": batch_size != 16, "--ctc-weights": ctc_weights is not None,
                                    "--length-norm": length_norm, "--max-len-ratio": max_len_ratio is not None,
                                    "--chunk-seconds": chunk_seconds is not None,
-                                   "--blank-skip": blank_skip is not None})
+                                   "--blank-skip": blank_skip is not None,
+                                   "--beam-threshold": beam_threshold is not None,
+                                   "--beam-size-token": beam_size_token is not None})
         return
     if decoder_lm_weight is not None:
         raise UsageError("--decoder-lm-weight is for n-best rescoring (DATA an n-best jsonl file); "
@@ -146,7 +156,9 @@ def tune_command(
                         max_len_ratio=max_len_ratio, checkpoint=checkpoint, device=device, batch_size=batch_size,
                         chunk_seconds=chunk_seconds, ctc_only={"--word-bonuses": word_bonuses is not None, "--backend": backend is not None,
                                   "--lexicon": lexicon is not None, "--extra-lexicon": extra_lexicon is not None,
-                                  "--jobs": jobs != 1, "--blank-skip": blank_skip is not None})
+                                  "--jobs": jobs != 1, "--blank-skip": blank_skip is not None,
+                                  "--beam-threshold": beam_threshold is not None,
+                                  "--beam-size-token": beam_size_token is not None})
         return
     if task is not None:
         for flag, given in (("--ctc-weights", ctc_weights is not None),
@@ -176,6 +188,7 @@ def tune_command(
         from asrkit.decode.blank_skip import check_blank_skip
 
         check_blank_skip(blank_skip)
+    check_pruning(beam_threshold, beam_size_token, backend=backend if backend in BACKENDS else None)
     if backend is not None and backend not in BACKENDS:
         raise UsageError(f"--backend must be one of {', '.join(BACKENDS)}, got '{backend}'")
     # -- inputs (exit 1); cheap ones first, so a typo does not wait for the model
@@ -197,7 +210,9 @@ def tune_command(
         grid = bar.add_task("grid", total=len(weights) * len(bonuses) * len(outputs))
         found = tune.search_grid(units, outputs, refs, lm, lm_weights=weights, word_bonuses=bonuses, beam=beam,
                                  backend=backend, lexicon=lexicon, extra_lexicon=extra_lexicon, jobs=jobs,
-                                 on_progress=lambda n: bar.advance(grid, n), blank_skip=blank_skip)
+                                 on_progress=lambda n: bar.advance(grid, n), blank_skip=blank_skip,
+                                 pruning={k: v for k, v in (("beam_threshold", beam_threshold),
+                                                            ("beam_size_token", beam_size_token)) if v is not None})
     best = found.best
     path = tune.write_tuning(exp, found, lm=lm, ref=ref, data=data, beam=beam, lexicon=lexicon,
                              extra_lexicon=extra_lexicon,
@@ -214,6 +229,8 @@ _CTC_ONLY = {
     "--extra-lexicon": "adds words to a CTC LM search; an attention model spells its own words",
     "--jobs": "spreads CTC grid points over worker processes; an attention model's grid runs in one",
     "--blank-skip": "merges frames before a CTC beam search; an attention model searches label by label",
+    "--beam-threshold": "prunes the CTC flashlight LM search; an attention model's beam is --beam N",
+    "--beam-size-token": "prunes the CTC flashlight LM search; an attention model's beam is --beam N",
 }
 
 

@@ -61,9 +61,9 @@ from asrkit.errors import DataError, InputError, UsageError
 from asrkit.io import display_name
 
 __all__ = [
-    "DEFAULT_BEAM", "DEFAULT_BLANK_SKIP", "DEFAULT_LM_WEIGHT", "DEFAULT_WORD_BONUS", "DEFAULT_WORD_BONUS_FLASHLIGHT", "MAX_BEAM",
-    "DEFAULT_WEIGHTS", "WARN_BEAM", "BeamDecoder", "beam_decode", "beam_hypotheses", "check_beam", "decode_emissions",
-    "decode_store", "default_weights", "search_outputs",
+    "DEFAULT_BEAM", "DEFAULT_BLANK_SKIP", "DEFAULT_LM_WEIGHT", "DEFAULT_WORD_BONUS", "MAX_BEAM",
+    "DEFAULT_WEIGHTS", "WARN_BEAM", "BeamDecoder", "beam_decode", "beam_hypotheses", "check_beam", "check_pruning",
+    "decode_emissions", "decode_store", "default_weights", "search_outputs",
 ]
 
 #: Beam width when ``--lm`` or ``--nbest`` is given without ``--beam``.
@@ -77,13 +77,10 @@ WARN_BEAM = 500
 DEFAULT_LM_WEIGHT = 0.5
 #: Score added per word (pyctcdecode's ``beta``).
 DEFAULT_WORD_BONUS = 1.5
-#: Score added per word with the flashlight backend (its lexicon already keeps
-#: out non-words, which pyctcdecode's bonus partly makes up for): the centre of its tuning grid.
-DEFAULT_WORD_BONUS_FLASHLIGHT = 0.0
 #: ``(lm_weight, word_bonus)`` of an LM search when neither ``--lm-weight``/``--word-bonus`` nor
 #: ``EXP/lm_tuning.yaml`` gives them, per backend (docs/decode.md says which tuning runs chose them).
 DEFAULT_WEIGHTS: dict[str, tuple[float, float]] = {
-    "flashlight": (0.5, -1.0),
+    "flashlight": (0.75, -1.0),
     "pyctcdecode": (DEFAULT_LM_WEIGHT, DEFAULT_WORD_BONUS),
 }
 #: Without an LM, classes more than this far (log) below a frame's best are not expanded.
@@ -114,6 +111,24 @@ def check_beam(beam: int, warn: bool = True) -> int:
         from asrkit import log
         log.warn(f"--beam {beam} is wide (search time and memory grow with it); 20-100 is usual")
     return int(beam)
+
+
+def check_pruning(beam_threshold: Optional[float], beam_size_token: Optional[int], *, with_lm: bool = True,
+                  backend: Optional[str] = None) -> None:
+    """:class:`UsageError` naming ``--beam-threshold`` / ``--beam-size-token`` unless each is None or
+    in range (a finite threshold > 0, at least 1 unit per frame), and, when either is given, the
+    search is an LM search (``with_lm``) of flashlight (``backend``; None: not known yet)."""
+    if beam_threshold is not None and (not math.isfinite(beam_threshold) or beam_threshold <= 0):
+        raise UsageError(f"--beam-threshold must be a finite number > 0 (log score below a frame's best), "
+                         f"got {beam_threshold:g}")
+    if beam_size_token is not None and beam_size_token < 1:
+        raise UsageError(f"--beam-size-token must be >= 1 (units tried per frame), got {beam_size_token}")
+    if beam_threshold is None and beam_size_token is None:
+        return
+    if not with_lm or backend not in (None, "flashlight"):
+        flag = "--beam-threshold" if beam_threshold is not None else "--beam-size-token"
+        raise UsageError(f"{flag} prunes the flashlight LM search; give --lm LM" + (
+            f" (this search is {backend}'s)" if with_lm else ""))
 
 
 @contextmanager
@@ -230,6 +245,7 @@ class BeamDecoder:
             raise UsageError("--lexicon lists the words of an LM search; give the LM with --lm")
         if extra_lexicon is not None and lm is None:
             raise UsageError("--extra-lexicon adds words to an LM search; give the LM with --lm")
+        check_pruning(beam_threshold, beam_size_token, with_lm=lm is not None, backend=self.backend)
         self.units = units
         self._unit_set = set(units.units)
         self.beam = int(beam)

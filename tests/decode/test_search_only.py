@@ -213,3 +213,58 @@ def test_untuned_weights_are_named_once(capsys, char_exp, saved, lm_arpa):
     assert code == 0 and "untuned" not in err
     code, _, err = _run(capsys, "decode", str(char_exp), str(saved), "--beam", "3", quiet=False)
     assert code == 0 and "untuned" not in err  # no LM, no weights
+
+
+# -- the flashlight search's pruning (--beam-threshold / --beam-size-token) ----------------------------
+
+
+def test_pruning_options_reach_the_search(capsys, char_exp, saved, lm_arpa):
+    base = ["decode", str(char_exp), str(saved), "--lm", str(lm_arpa), "--lm-weight", "0.5", "--word-bonus", "0"]
+    code, wide, err = _run(capsys, *base)
+    assert code == 0, err
+    code, narrow, err = _run(capsys, *base, "--beam-threshold", "0.5", "--beam-size-token", "1")
+    assert code == 0, err
+    units = load_units(char_exp)
+    from asrkit.decode.emissions import open_saved_emissions
+
+    outs = list(open_saved_emissions(char_exp, saved, units).outputs())
+    for kw, out in (({}, wide), ({"beam_threshold": 0.5, "beam_size_token": 1}, narrow)):
+        with BeamDecoder(units, beam=20, lm=lm_arpa, lm_weight=0.5, word_bonus=0.0, **kw) as dec:
+            want = "".join(f"{o.utt} {' '.join(dec.decode(o).tokens)}".rstrip() + "\n" for o in outs)
+        assert out == want
+    assert narrow != wide  # one unit per frame within 0.5 of the best cannot spell what the wide search finds
+
+
+def test_tune_sweeps_with_the_pruning_given(capsys, monkeypatch, tmp_path, char_exp, saved, lm_arpa):
+    seen = {}
+    search_grid = tune.search_grid
+
+    def spy(*a, **kw):
+        seen.update(kw.get("pruning") or {})
+        return search_grid(*a, **kw)
+
+    monkeypatch.setattr(tune, "search_grid", spy)
+    monkeypatch.setattr(tune, "write_tuning", lambda *a, **kw: tmp_path / "lm_tuning.yaml")  # char_exp is shared
+    code, out, err = _run(capsys, "tune", str(char_exp), str(saved), str(saved / "text"), "--lm", str(lm_arpa),
+                          "--lm-weights", "0.5", "--word-bonuses", "0", "--beam-threshold", "0.5",
+                          "--beam-size-token", "1")
+    assert code == 0, err
+    assert seen == {"beam_threshold": 0.5, "beam_size_token": 1}
+    code, _, err = _run(capsys, "tune", str(char_exp), str(saved), str(saved / "text"), "--lm", str(lm_arpa),
+                        "--beam-size-token", "0")
+    assert code == 2 and "--beam-size-token must be >= 1" in err
+
+
+@pytest.mark.parametrize("args, msg", [
+    (["--lm", "LM", "--beam-threshold", "0"], "--beam-threshold must be a finite number > 0"),
+    (["--lm", "LM", "--beam-threshold", "nan"], "--beam-threshold must be"),
+    (["--lm", "LM", "--beam-size-token", "0"], "--beam-size-token must be >= 1"),
+    (["--beam", "5", "--beam-threshold", "8"], "--beam-threshold prunes the flashlight LM search; give --lm LM"),
+    (["--lm", "LM", "--backend", "pyctcdecode", "--beam-size-token", "3"],
+     "--beam-size-token prunes the flashlight LM search; give --lm LM (this search is pyctcdecode's)"),
+])
+def test_pruning_options_bad_use_is_one_line(capsys, char_exp, saved, lm_arpa, args, msg):
+    args = [str(lm_arpa) if a == "LM" else a for a in args]
+    code, out, err = _run(capsys, "decode", str(char_exp), str(saved), *args)
+    assert code == 2 and out == ""
+    assert msg in err and len(err.strip().splitlines()) == 1, err
