@@ -188,9 +188,9 @@ def tune_command(
         from asrkit.decode.blank_skip import check_blank_skip
 
         check_blank_skip(blank_skip)
-    check_pruning(beam_threshold, beam_size_token, backend=backend if backend in BACKENDS else None)
     if backend is not None and backend not in BACKENDS:
         raise UsageError(f"--backend must be one of {', '.join(BACKENDS)}, got '{backend}'")
+    check_pruning(beam_threshold, beam_size_token, backend=backend)
     # -- inputs (exit 1); cheap ones first, so a typo does not wait for the model
     for path, what in ((lm, "--lm"), (ref, "REF"), (lexicon, "--lexicon"), (extra_lexicon, "--extra-lexicon")):
         if path is not None and not path.is_file():
@@ -211,8 +211,7 @@ def tune_command(
         found = tune.search_grid(units, outputs, refs, lm, lm_weights=weights, word_bonuses=bonuses, beam=beam,
                                  backend=backend, lexicon=lexicon, extra_lexicon=extra_lexicon, jobs=jobs,
                                  on_progress=lambda n: bar.advance(grid, n), blank_skip=blank_skip,
-                                 pruning={k: v for k, v in (("beam_threshold", beam_threshold),
-                                                            ("beam_size_token", beam_size_token)) if v is not None})
+                                 pruning={"beam_threshold": beam_threshold, "beam_size_token": beam_size_token})
     best = found.best
     path = tune.write_tuning(exp, found, lm=lm, ref=ref, data=data, beam=beam, lexicon=lexicon,
                              extra_lexicon=extra_lexicon,

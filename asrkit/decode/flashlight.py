@@ -336,6 +336,7 @@ class FlashlightSearch:
         seen: set[tuple[str, ...]] = set()
         em_np, jit_np = em.numpy(), jittered.numpy()
         want = self.nbest or 1
+        rows = np.arange(T)
         # best first; equal scores (what the tie-break cannot part: homophones the LM scores alike)
         # in the order of their words and paths, not flashlight's (memory addresses). Only the
         # hypotheses up to the wanted ones are turned into words (the beam holds up to --beam).
@@ -348,8 +349,7 @@ class FlashlightSearch:
                 tie += 1
             group = [(self._canonical(tuple(self.word_dict.get_entry(x) for x in results[i].words if x >= 0)),
                       list(results[i].tokens), results[i]) for i in order[k:tie]]
-            if len(group) > 1:
-                group.sort(key=lambda g: (g[0], g[1]))
+            group.sort(key=lambda g: (g[0], g[1]))
             k = tie
             for words, all_tokens, r in group:
                 if words in seen:  # different paths of the same words: keep the best
@@ -360,7 +360,6 @@ class FlashlightSearch:
                 # the scores without the tie-break: the path's own log-probabilities
                 if T:
                     tok = np.asarray(tokens, dtype=np.int64)
-                    rows = np.arange(T)
                     am = float(em_np[rows, tok].sum(dtype=np.float64))
                     am_jit = float(jit_np[rows, tok].sum(dtype=np.float64))
                 else:
