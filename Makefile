@@ -24,7 +24,7 @@ test: $(STAMP)
 	@tools/install_debian_deps.sh
 	$(PY) -m pytest -q --durations=10
 
-# tiny corpus -> features -> Conformer-CTC phone model (scratch layers, a fixed 30 epochs) -> greedy
+# tiny corpus -> features -> Conformer-CTC phone model (scratch layers, a fixed 15 epochs) -> greedy
 # decoding; prints the test PER table (all voices, voices heard in training, the voice heard only in
 # test), then lm build -> tune on dev -> decode --beam 20 --lm (words via the CMU lexicon) and prints
 # the WER/PER table of greedy / lexicon / lexicon + 3-gram LM, and the output paths.
