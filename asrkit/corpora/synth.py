@@ -95,6 +95,7 @@ __all__ = [
     "frame_labels",
     "map_phone",
     "num_frames",
+    "speaker_voice",
     "synth_corpus",
     "synthesize",
 ]
@@ -704,6 +705,11 @@ class SynthResult:
 
 def _speaker_id(voice: str, variant: int) -> str:
     return f"{voice}-v{variant}"
+
+
+def speaker_voice(speaker: str) -> str:
+    """The voice of a synthesized speaker id (the inverse of its naming): ``slt-v1`` -> ``slt``."""
+    return speaker.rsplit("-v", 1)[0]
 
 
 def _variant_base(options: SynthOptions, voice: str, variant: int) -> tuple[float, float]:

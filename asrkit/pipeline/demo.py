@@ -291,13 +291,9 @@ def _group(name: str, result, idx: list[int], speakers: list[str]) -> GroupScore
     return GroupScore(name, speakers, len(idx), counts)
 
 
-def _voice(speaker: str) -> str:
-    """The voice of a synthesized speaker: ``slt-v1`` -> ``slt``."""
-    return speaker.rsplit("-v", 1)[0]
-
-
 def _stage_score(out: Path, hyp: Path, ref: Path, report: Path, per_utt: Path) -> tuple[list[GroupScore],
                                                                                           list[GroupScore]]:
+    from asrkit.corpora.synth import speaker_voice
     from asrkit.data.table import read_table, write_table
     from asrkit.score import read_transcripts, score
     from asrkit.score import report as rep
@@ -308,14 +304,14 @@ def _stage_score(out: Path, hyp: Path, ref: Path, report: Path, per_utt: Path) -
     utt2spk = read_table(test / "utt2spk")
     # by voice (the synthesizer's voice of speaker VOICE-vN): a subset of train (utts_per_split) may
     # miss a variant of a voice it has
-    seen = {_voice(s) for s in read_table(out / "data" / "train" / "utt2spk").values()}
+    seen = {speaker_voice(s) for s in read_table(out / "data" / "train" / "utt2spk").values()}
     refs = read_transcripts(ref, "text").utts
     hyps = read_transcripts(hyp, "text").utts
     result = score(refs, hyps, utt2spk=utt2spk, ref_name=str(ref), hyp_name=str(hyp))
     spk_of = [utt2spk[u] for u in result.ids]
     all_idx = list(range(result.utts))
-    seen_idx = [i for i, s in enumerate(spk_of) if _voice(s) in seen]
-    new_idx = [i for i, s in enumerate(spk_of) if _voice(s) not in seen]
+    seen_idx = [i for i, s in enumerate(spk_of) if speaker_voice(s) in seen]
+    new_idx = [i for i, s in enumerate(spk_of) if speaker_voice(s) not in seen]
     seen_spk = sorted({spk_of[i] for i in seen_idx})
     new_spk = sorted({spk_of[i] for i in new_idx})
     groups = [_group("test, all voices", result, all_idx, sorted(set(spk_of)))]

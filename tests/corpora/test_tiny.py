@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from asrkit.corpora.synth import ARPABET39, num_frames
+from asrkit.corpora.synth import ARPABET39, num_frames, speaker_voice
 from asrkit.corpora.tiny import SPLITS, tiny_root, write_tiny
 from asrkit.data import validate
 from asrkit.data.table import read_table
@@ -48,7 +48,7 @@ def test_tiny_dirs_validate_and_labels_match_audio(tiny: Path):
             assert len(labels) == num_frames(info.frames), utt
             assert set(labels) <= allowed
         spk_by_split[split] = set(read_table(d / "utt2spk").values())
-    voices = {s: {spk.rsplit("-v", 1)[0] for spk in spks} for s, spks in spk_by_split.items()}
+    voices = {s: {speaker_voice(spk) for spk in spks} for s, spks in spk_by_split.items()}
     assert len(voices["train"]) >= 4
     assert voices["test"] - voices["train"] - voices["dev"], "a voice heard only in test"
     assert 200 <= sum(len(read_table(tiny / s / "text")) for s in SPLITS) <= 1000
