@@ -14,7 +14,7 @@ import pytest
 from asrkit.pipeline.demo import run_demo
 from asrkit.errors import TrainingError
 
-TINY = ["model.hidden=32", "model.layers=1", "model.subsampling=2", "data.max_frames=6000",
+TINY = ["model.hidden=32", "model.layers=2", "model.subsampling=2", "data.max_frames=6000",
         "optim.warmup_steps=2", "optim.lr=5e-3"]
 
 

@@ -108,7 +108,9 @@ def build_model(model_cfg: Mapping[str, Any]) -> torch.nn.Module:
     else:
         model = CTCModel(cfg["input_dim"], cfg["num_classes"], cfg["subsampling"], cfg["encoder"], cfg["hidden"],
                          cfg["layers"], cfg["dropout"], cfg["conv_channels"], cfg["heads"], cfg["ff_mult"],
-                         cfg["conv_kernel"], cfg["pos_enc"], impl=cfg["impl"])
+                         cfg["conv_kernel"], cfg["pos_enc"],
+                         tuple(cfg["inter_ctc_layers"] or ()) if cfg["inter_ctc_weight"] > 0 else (),
+                         cfg["inter_ctc_condition"], impl=cfg["impl"])
     model.config = cfg
     return model
 

@@ -51,6 +51,12 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "ff_mult": 4,
         "conv_kernel": 15,
         "pos_enc": "rel",    # rel | abs
+        # intermediate CTC (conformer only; a task setting, no parameters of its own): the outputs of
+        # these encoder layers (1-based, below the last) also go through the output layer, and the loss
+        # is (1 - w) CTC(last layer) + w mean CTC(those layers), w = inter_ctc_weight
+        "inter_ctc_weight": 0.0,
+        "inter_ctc_layers": None,  # null: the middle layer, layers // 2
+        "inter_ctc_condition": False,  # self-conditioned CTC: tapped posteriors fed back (adds a Linear)
     },
     # Listen, Attend and Spell (asrkit.models.las); sizes for the tiny corpus on a CPU
     "las": {
@@ -316,4 +322,37 @@ def resolve_model_config(cfg: Mapping[str, Any]) -> dict[str, Any]:
         if out["encoder"] == "conformer":
             _check_heads_ff(out)
             _check_conformer(out)
+        _check_inter_ctc(out)
     return out
+
+
+def _check_inter_ctc(out: dict[str, Any]) -> None:
+    """``inter_ctc_weight`` in [0, 1); ``inter_ctc_layers`` null (the middle layer) or 1-based layers below
+    the last, resolved to a list; only the conformer encoder has per-layer outputs to tap."""
+    w = out["inter_ctc_weight"] = _prob(out, "inter_ctc_weight")
+    layers, n = out["inter_ctc_layers"], out["layers"]
+    if _bool(out, "inter_ctc_condition") and w == 0:
+        raise ConfigError("model.inter_ctc_condition: self-conditioning feeds back the intermediate CTC "
+                          "layers' posteriors; set model.inter_ctc_weight > 0 (e.g. 0.3) or turn it off")
+    if w == 0:
+        if layers is not None:
+            out["inter_ctc_layers"] = _inter_layers(layers, n)
+        return
+    if out["encoder"] != "conformer":
+        raise ConfigError(f"model.inter_ctc_weight: intermediate CTC needs the conformer encoder "
+                          f"(model.encoder={out['encoder']!r}); set model.inter_ctc_weight=0")
+    if layers is None:
+        if n < 2:
+            raise ConfigError("model.inter_ctc_weight: intermediate CTC needs model.layers >= 2")
+        layers = [n // 2]
+    out["inter_ctc_layers"] = _inter_layers(layers, n)
+
+
+def _inter_layers(layers: Any, n: int) -> list[int]:
+    ok = (isinstance(layers, (list, tuple)) and len(layers) > 0
+          and all(isinstance(v, int) and not isinstance(v, bool) and 1 <= v < n for v in layers)
+          and len(set(layers)) == len(layers))
+    if not ok:
+        raise _bad("inter_ctc_layers", f"null or a list of distinct layers in 1 .. {n - 1} "
+                                       f"(below model.layers={n})", layers)
+    return sorted(layers)

@@ -48,7 +48,8 @@ from torch import Tensor
 
 from asrkit.models.common import check_input, lengths_to_padding_mask
 from asrkit.nn import (
-    GRU, LSTM, Conformer, Conv2d, Dropout, Linear, Module, ReLU, SinusoidalPositionalEncoding, UtteranceNorm,
+    GRU, LSTM, Conformer, Conv2d, Dropout, Linear, Module, ReLU, SinusoidalPositionalEncoding, Softmax,
+    UtteranceNorm,
 )
 from asrkit.nn.functional import shape as S
 
@@ -128,16 +129,26 @@ class CTCModel(Module):
         heads, ff_mult, conv_kernel, pos_enc: Conformer attention heads, feed-forward
             width ``ff_mult * hidden``, depthwise kernel (odd), ``"rel"`` (relative
             positions in attention) or ``"abs"`` (sinusoidal table added to the input).
+        inter_layers: Conformer layers (1-based, below the last) whose outputs also go through
+            the output layer with ``forward(..., inter=True)`` (intermediate CTC).
+        inter_condition: self-conditioned CTC: the tapped layers' posteriors go through a
+            Linear(num_classes, hidden) and are added to their outputs, in every forward.
         impl: ``"scratch"`` or ``"native"`` for every layer.
     """
 
     def __init__(self, input_dim: int, num_classes: int, subsampling: int = 4, encoder: str = "lstm",
                  hidden: int = 256, layers: int = 3, dropout: float = 0.1, conv_channels: int = 32,
                  heads: int = 4, ff_mult: float = 4, conv_kernel: int = 15, pos_enc: str = "rel",
-                 *, impl: str = "scratch") -> None:
+                 inter_layers: tuple[int, ...] = (), inter_condition: bool = False, *,
+                 impl: str = "scratch") -> None:
         super().__init__(impl)
         if encoder not in _ENCODERS:
             raise ValueError(f"encoder must be one of {_ENCODERS}, got {encoder!r}")
+        if inter_layers and (encoder != "conformer" or not all(1 <= i < layers for i in inter_layers)):
+            raise ValueError(f"inter_layers: conformer layers in 1 .. {layers - 1}, got {inter_layers!r}")
+        if inter_condition and not inter_layers:
+            raise ValueError("inter_condition needs inter_layers")
+        self.inter_layers = tuple(inter_layers)
         self.input_dim = input_dim
         self.num_classes = num_classes
         self.subsampling = subsampling
@@ -163,6 +174,10 @@ class CTCModel(Module):
                                      pos_enc=pos_enc, mask_conv_padding=True, impl=impl)
             width = hidden
         self.output = Linear(width, num_classes, impl=impl)
+        # self-conditioned CTC: each tapped layer's posteriors, mapped back to the model width, are added
+        # to its output before the next layer reads it (one Linear shared by the taps, as in ESPnet)
+        self.condition = Linear(num_classes, width, impl=impl) if inter_condition else None
+        self.softmax = Softmax(-1, impl=impl) if inter_condition else None
         if rnn_encoder:
             # start with blank probability 0.6 (see the module docstring)
             with torch.no_grad():
@@ -173,7 +188,9 @@ class CTCModel(Module):
         """Frames out per utterance: ``ceil(T / subsampling)`` (see :func:`subsampled_lengths`)."""
         return subsampled_lengths(lengths, self.subsampling)
 
-    def forward(self, feats: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
+    def forward(self, feats: Tensor, lengths: Tensor, inter: bool = False):
+        """``(logits, out_lengths)``; with ``inter=True`` also the list of logits of the
+        ``inter_layers`` (1-based encoder layers) through the same output layer (intermediate CTC)."""
         check_input(feats, lengths, self.input_dim)
         lengths = lengths.to(feats.device)
         x, out_lengths = self.frontend(feats, lengths)  # (B, T', H)
@@ -183,8 +200,26 @@ class CTCModel(Module):
         if self.encoder_type == "conformer":
             if self.pos_enc is not None:
                 x = self.pos_enc(x)
-            x, _ = self.encoder(x, out_lengths)  # (B, T', H)
+            inter_logits: list[Tensor] = []
+            cond = self.condition is not None
+            outs = self.encoder.forward_layers(x, out_lengths, self._tap(inter_logits) if cond else None)
+            x = outs[-1]  # (B, T', H)
         else:
             x, _ = self.encoder(x, lengths=out_lengths)  # (B, T', 2H), zeros past each length
         logits = self.output(self.dropout(x))  # (B, T', C)
-        return logits, out_lengths
+        if not inter:
+            return logits, out_lengths
+        if self.condition is None:  # the tapped layers' logits, computed after the last layer's
+            inter_logits = [self.output(self.dropout(outs[i - 1])) for i in self.inter_layers]
+        return logits, out_lengths, inter_logits
+
+    def _tap(self, inter_logits: list[Tensor]):
+        """The encoder's per-layer hook when self-conditioning: the tapped layers' logits into
+        ``inter_logits`` and their posteriors fed back into the layer's output."""
+        def after(k: int, h: Tensor) -> Tensor:
+            if k not in self.inter_layers:
+                return h
+            z = self.output(self.dropout(h))
+            inter_logits.append(z)
+            return h + self.condition(self.softmax(z))
+        return after

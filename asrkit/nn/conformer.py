@@ -18,7 +18,7 @@ Built from asrkit's Linear, LayerNorm, Dropout, SiLU, Conv1d and BatchNorm1d.
 """
 from __future__ import annotations
 
-from typing import Optional
+from typing import Callable, Optional
 
 import torch
 from torch import Tensor
@@ -152,8 +152,17 @@ class Conformer(Module):
         ])
 
     def forward(self, input: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
+        return self.forward_layers(input, lengths)[-1], lengths
+
+    def forward_layers(self, input: Tensor, lengths: Tensor,
+                       after: Optional[Callable[[int, Tensor], Tensor]] = None) -> list[Tensor]:
+        """The output ``(B, T, D)`` of every block, first to last (``forward`` keeps the last);
+        ``after(k, x)``, when given, replaces block ``k``'s output (1-based) before the next block reads it."""
         mask = lengths_to_padding_mask(lengths, input.shape[1])  # (B, T)
-        x = input
-        for layer in self.conformer_layers:
+        x, outs = input, []
+        for k, layer in enumerate(self.conformer_layers, 1):
             x = layer(x, mask)
-        return x, lengths
+            if after is not None:
+                x = after(k, x)
+            outs.append(x)
+        return outs

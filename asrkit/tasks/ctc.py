@@ -40,12 +40,23 @@ class CTCTask(TokenTask):
         from asrkit.nn import CTCLoss
 
         self.crit = CTCLoss(blank=0, reduction="none", zero_infinity=True, impl=model.config["impl"])
+        self.inter_weight = float(model.config.get("inter_ctc_weight", 0.0))
+
+    def _ctc_sum(self, logits, out_lens, batch):
+        lp = logits.float().log_softmax(-1).transpose(0, 1)  # (T', B, C)
+        return self.crit(lp, batch.targets, out_lens, batch.target_lengths).sum()
 
     def loss(self, net, batch, device, autocast):
+        w = self.inter_weight
         with autocast():
-            logits, out_lens = net(batch.feats, batch.lengths)  # (B, T', C), (B,)
-        lp = logits.float().log_softmax(-1).transpose(0, 1)  # (T', B, C)
-        loss_sum = self.crit(lp, batch.targets, out_lens, batch.target_lengths).sum()
+            if w > 0:
+                logits, out_lens, inter = net(batch.feats, batch.lengths, inter=True)
+            else:
+                logits, out_lens = net(batch.feats, batch.lengths)  # (B, T', C), (B,)
+        loss_sum = self._ctc_sum(logits, out_lens, batch)
+        if w > 0:  # intermediate CTC: (1 - w) last layer + w mean over the tapped layers
+            aux = sum(self._ctc_sum(x, out_lens, batch) for x in inter) / len(inter)
+            loss_sum = (1 - w) * loss_sum + w * aux
         return loss_sum, float(batch.target_lengths.sum()), {}
 
     def evaluate(self, model, dev_ds, refs, units, *, device, autocast, dist):
