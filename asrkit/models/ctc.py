@@ -209,7 +209,10 @@ class CTCModel(Module):
         logits = self.output(self.dropout(x))  # (B, T', C)
         if not inter:
             return logits, out_lengths
-        if self.condition is None:  # the tapped layers' logits, computed after the last layer's
+        if self.condition is None:
+            # the tapped layers' logits, after the last layer's: the same values the hook would give,
+            # but computing them inside the encoder loop changes autograd's summation order and so
+            # the rounding of a whole training run (docs/demo.md's numbers come from this order)
             inter_logits = [self.output(self.dropout(outs[i - 1])) for i in self.inter_layers]
         return logits, out_lengths, inter_logits
 

@@ -78,7 +78,7 @@ DEMO_CONFIG: dict[str, Any] = {
     "features.time_stretch": True,
     "features.stretch_rate": [0.8, 1.2],
     # with the intermediate CTC loss a higher peak rate trains better: 3e-3 against 2e-3, over three
-    # seeds 1.0 point lower test PER and 1.7 lower dev PER (docs/demo.md, "Intermediate CTC")
+    # seeds 1.0 point lower test PER and 1.7 lower dev PER (docs/demo.md, "A higher learning rate")
     "optim.lr": 3e-3,
     "optim.warmup_steps": 100,
     "optim.scheduler": "cosine",
