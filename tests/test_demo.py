@@ -57,6 +57,11 @@ def test_demo_end_to_end(tmp_path):
     assert [x.search for x in r.searches] == ["greedy CTC (phones)", "beam 20 + lexicon, no LM",
                                               "beam 20 + lexicon + 3-gram LM"]
     assert r.searches[0].wer is None and r.searches[0].per == pytest.approx(r.per)
+    # each search's PER on the held-out voice alone; greedy's is the held-out group's
+    assert r.searches[0].per_held_out == pytest.approx(r.groups[2].per)
+    assert all(x.per_held_out is not None and 0 <= x.per_held_out for x in r.searches)
+    assert "HELD-OUT" in text and f"{r.searches[2].per_held_out:.2f}" in text
+    assert summary["searches"][2]["per_held_out"] == round(r.searches[2].per_held_out, 2)
     assert all(x.wer is not None and 0 <= x.wer for x in r.searches[1:])
     assert "%WER" in text and f"{r.searches[2].wer:.2f}" in text
     assert [x["search"] for x in summary["searches"]] == [x.search for x in r.searches]

@@ -127,12 +127,14 @@ LEXICON_BONUSES = (-8.0, -6.0, -4.0, -2.0, 0.0)
 
 @dataclass
 class SearchScore:
-    """WER and PER of one search over the test set (WER None: phones only)."""
+    """WER and PER of one search over the test set (WER None: phones only);
+    ``per_held_out``: its PER on the voice heard only in test (None: no such voice)."""
 
     search: str
     hyp: str
     wer: Optional[float]
     per: float
+    per_held_out: Optional[float] = None
 
 
 def _pct(x: Optional[float]) -> str:
@@ -181,8 +183,8 @@ class DemoResult:
             "impl": self.impl, "threads": self.threads,
             "train_frames_per_s": None if self.train_frames_per_s is None else round(self.train_frames_per_s),
             "seconds": {k: round(v, 1) for k, v in self.seconds.items()},
-            "searches": [{"search": x.search, "hyp": x.hyp, "wer": _round(x.wer), "per": _round(x.per)}
-                         for x in self.searches],
+            "searches": [{"search": x.search, "hyp": x.hyp, "wer": _round(x.wer), "per": _round(x.per),
+                          "per_held_out": _round(x.per_held_out)} for x in self.searches],
         }
 
 
@@ -352,10 +354,11 @@ def _stage_lm(out: Path) -> Path:
 
 
 def _stage_lm_decode(out: Path, exp: Path, lm: Path, dec: Path, ref_phones: Path,
-                     device: str) -> list[SearchScore]:
+                     device: str, held_out: Sequence[str] = ()) -> list[SearchScore]:
     """Tune the LM weight / word bonus on dev, decode test with the lexicon
-    alone and with the LM, score words and phones; the greedy hypothesis
-    (``hyp.txt``) is scored for phones only."""
+    alone and with the LM, score words and phones (all voices, and the
+    ``held_out`` speakers alone); the greedy hypothesis (``hyp.txt``) is
+    scored for phones only."""
     from asrkit.data import FeatureStore
     from asrkit.data.table import read_table
     from asrkit.decode import BeamDecoder, iter_outputs, load_exp, write_hypotheses
@@ -386,9 +389,15 @@ def _stage_lm_decode(out: Path, exp: Path, lm: Path, dec: Path, ref_phones: Path
     frame_seconds = output_frame_seconds((fs.conf or {}).get("frame_shift"), loaded.subsampling)
     words_ref = read_table(out / "data" / "test" / "text")
     phones_ref = {u: v.split() for u, v in read_table(ref_phones).items()}
+    utt2spk = read_table(out / "data" / "test" / "utt2spk")
+    new_ref = {u: v for u, v in phones_ref.items() if utt2spk.get(u) in set(held_out)}
+
+    def pers(hyps: dict[str, list[str]]) -> tuple[float, Optional[float]]:
+        held = float(score(new_ref, {u: hyps[u] for u in new_ref}).wer) if new_ref else None
+        return float(score(phones_ref, hyps).wer), held
+
     greedy = {u: v.split() for u, v in read_table(dec / "hyp.txt").items()}
-    rows = [SearchScore("greedy CTC (phones)", str(dec / "hyp.txt"), None,
-                        float(score(phones_ref, greedy).wer))]
+    rows = [SearchScore("greedy CTC (phones)", str(dec / "hyp.txt"), None, *pers(greedy))]
     for name, file, weight, bonus in [("beam 20 + lexicon, no LM", "hyp_lex", 0.0, lex.word_bonus),
                                       (f"beam 20 + lexicon + {LM_ORDER}-gram LM", "hyp_lm", best.lm_weight,
                                        best.word_bonus)]:
@@ -400,8 +409,7 @@ def _stage_lm_decode(out: Path, exp: Path, lm: Path, dec: Path, ref_phones: Path
             with atomic_write(dec / (file + suffix)) as f:
                 write_hypotheses(hyps, f, fmt, flush=False)
         wer = float(score({h.utt: words_ref[h.utt].split() for h in hyps}, {h.utt: h.tokens for h in hyps}).wer)
-        per = float(score(phones_ref, {h.utt: h.units for h in hyps}).wer)
-        rows.append(SearchScore(name, str(dec / (file + ".txt")), wer, per))
+        rows.append(SearchScore(name, str(dec / (file + ".txt")), wer, *pers({h.utt: h.units for h in hyps})))
     with atomic_write(dec / "words.txt") as f:
         f.write(rep_words(rows) + "\n")
     return rows
@@ -414,13 +422,16 @@ def rep_words(rows: Sequence[SearchScore]) -> str:
 
 
 def words_table(rows: Sequence[SearchScore]):
-    """A :class:`asrkit.score.report.Table` of the searches' WER and PER."""
+    """A :class:`asrkit.score.report.Table` of the searches' WER and PER (and PER
+    on the voice heard only in test, when there is one)."""
     from asrkit.score.report import Table
 
+    held = any(r.per_held_out is not None for r in rows)
     return Table("Decoding the tiny test set to words (phone model + CMU lexicon)",
-                 ["SEARCH", "%WER", "%PER"],
-                 [[r.search, "-" if r.wer is None else f"{r.wer:.2f}", f"{r.per:.2f}"] for r in rows],
-                 [False, True, True])
+                 ["SEARCH", "%WER", "%PER"] + (["%PER HELD-OUT VOICE"] if held else []),
+                 [[r.search, _pct(r.wer), f"{r.per:.2f}"] + ([_pct(r.per_held_out)] if held else [])
+                  for r in rows],
+                 [False, True, True] + ([True] if held else []))
 
 
 # ---------------------------------------------------------------------- report
@@ -564,7 +575,8 @@ def _run(out: Path, cfg: dict, minutes: Optional[float], device: str, jobs: int,
     seconds["score"] = time.monotonic() - t
     t = time.monotonic()
     lm = _stage_lm(out)
-    searches = _stage_lm_decode(out, exp, lm, dec, ref, device)
+    held_out = groups[2].speakers if len(groups) > 2 else []
+    searches = _stage_lm_decode(out, exp, lm, dec, ref, device, held_out)
     seconds["lm"] = time.monotonic() - t
 
     import torch

@@ -9,8 +9,8 @@ import pytest
 import yaml
 
 from asrkit.errors import ConfigError, UsageError
-from asrkit.pipeline.demo import (DEMO_CONFIG, DEMO_EPOCHS, DemoResult, GroupScore, demo_table, demo_train_config,
-                                  run_demo)
+from asrkit.pipeline.demo import (DEMO_CONFIG, DEMO_EPOCHS, DemoResult, GroupScore, SearchScore, demo_table,
+                                  demo_train_config, run_demo, words_table)
 from asrkit.score import Counts
 from asrkit.score.report import render_plain
 
@@ -97,6 +97,18 @@ def test_table():
     empty = GroupScore("empty", ["x"], 1, Counts(0, 2, 0, 0, 0, 2))
     assert empty.per is None
     assert render_plain(demo_table([empty], "PER")).splitlines()[-1].split()[-1] == "-"
+
+
+def test_words_table_shows_the_held_out_voice_when_there_is_one():
+    rows = [SearchScore("greedy CTC (phones)", "h", None, 16.0, 35.5),
+            SearchScore("beam 20 + lexicon + 3-gram LM", "l", 31.25, 12.0, 32.5)]
+    lines = render_plain(words_table(rows)).splitlines()
+    assert "%PER HELD-OUT VOICE" in lines[1]
+    assert lines[-2].split()[-3:] == ["-", "16.00", "35.50"]
+    assert lines[-1].split()[-3:] == ["31.25", "12.00", "32.50"]
+    # no held-out voice (a corpus subset without it): the column is left out
+    plain = render_plain(words_table([SearchScore("greedy CTC (phones)", "h", None, 16.0)]))
+    assert "HELD-OUT" not in plain and plain.splitlines()[-1].split()[-2:] == ["-", "16.00"]
 
 
 def test_demo_json_counts(tmp_path):
