@@ -11,9 +11,10 @@ import sys
 
 import pytest
 
-from asrkit.pipeline.demo import run_demo
+from asrkit.pipeline.demo import DEMO_WARPS, run_demo
 from asrkit.errors import TrainingError
 
+WARPS = ",".join(f"{a:g}" for a in DEMO_WARPS)  # the demo's test-time VTLP, for asrkit decode --warps
 TINY = ["model.hidden=32", "model.layers=2", "model.subsampling=2", "data.max_frames=6000",
         "optim.warmup_steps=2", "optim.lr=5e-3"]
 
@@ -50,6 +51,7 @@ def test_demo_end_to_end(tmp_path):
     assert "%PER" in text and str(r.hyp) in text and f"{r.per:.2f}" in text
     summary = json.loads((out / "demo.json").read_text())
     assert summary["per"] == round(r.per, 2) and summary["epochs"] == 2 and summary["impl"] == "scratch"
+    assert r.warps == DEMO_WARPS and summary["warps"] == list(DEMO_WARPS) and f"warps {WARPS} (5 forward" in text
     assert summary["groups"][0]["errors"] == total.errors and summary["groups"][0]["ref"] == total.ref
     assert "PER" in r.report.read_text() and r.per_utt.read_text().count("id: (") == 8
 
@@ -72,12 +74,13 @@ def test_demo_end_to_end(tmp_path):
     assert (r.exp / "lm_tuning.yaml").is_file() and (out / "exp" / "lm3.arpa").is_file()
     # asrkit decode with the tuned weights (read from lm_tuning.yaml) writes the demo's LM hypotheses
     lm_cli = subprocess.run([sys.executable, "-m", "asrkit", "-q", "decode", str(r.exp), str(out / "feats" / "test"),
-                             "--device", "cpu", "--lm", str(out / "exp" / "lm3.arpa")], capture_output=True, text=True)
+                             "--device", "cpu", "--lm", str(out / "exp" / "lm3.arpa"), "--warps", WARPS],
+                            capture_output=True, text=True)
     assert lm_cli.returncode == 0 and lm_cli.stdout.splitlines() == lm_hyp, lm_cli.stderr
 
     # decode | score on the demo's model (trained scratch, decoded with torch's layers) gives the demo's PER
     dec = subprocess.Popen([sys.executable, "-m", "asrkit", "-q", "decode", str(r.exp), str(out / "feats" / "test"),
-                            "--device", "cpu", "--impl", "native"], stdout=subprocess.PIPE)
+                            "--device", "cpu", "--impl", "native", "--warps", WARPS], stdout=subprocess.PIPE)
     sc = subprocess.run([sys.executable, "-m", "asrkit", "score", str(r.ref), "-", "--json"], stdin=dec.stdout,
                         capture_output=True, text=True)
     dec.stdout.close()
@@ -89,3 +92,12 @@ def test_demo_end_to_end(tmp_path):
     again = run_demo(out, epochs=2, overrides=TINY, utts_per_split=8, device="cpu", jobs=1, stdout=io.StringIO())
     assert again.per == r.per and again.hyp.stat().st_mtime_ns == before
     assert again.searches == r.searches
+
+    # without test-time VTLP (--warps 1) the greedy stage decodes again, as plain asrkit decode does
+    shown = io.StringIO()
+    plain = run_demo(out, epochs=2, overrides=TINY, utts_per_split=8, device="cpu", jobs=1, warps=(1.0,),
+                     stdout=shown)
+    assert plain.warps == () and "one plain forward pass" in shown.getvalue()
+    cli = subprocess.run([sys.executable, "-m", "asrkit", "-q", "decode", str(r.exp), str(out / "feats" / "test"),
+                          "--device", "cpu"], capture_output=True, text=True)
+    assert cli.returncode == 0 and cli.stdout.splitlines() == plain.hyp.read_text().splitlines(), cli.stderr

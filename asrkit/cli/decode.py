@@ -120,6 +120,12 @@ def decode_command(
              "pauses (CTC: their log-probabilities joined before the search; attention: their hypotheses "
              "joined). Default 20; 0: whole utterances.",
     ),
+    warps: Optional[str] = typer.Option(
+        None, "--warps", metavar="A,B,...",
+        help="CTC models on fbank features: test-time VTLP. The model runs once per warp factor on the features "
+             "with their mel axis warped by it (1 = as they are) and the search reads the mean of the runs' "
+             "log-probabilities, e.g. --warps 0.9,0.95,1,1.05,1.1 (that many forward passes).",
+    ),
     # -- forward pass and loading: batches by frames, int8 weights, where the time goes --
     batch_frames: Optional[int] = typer.Option(
         None, "--batch-frames", metavar="N",
@@ -201,7 +207,8 @@ def decode_command(
                                     "--word-bonus": word_bonus is not None, "--jobs": jobs != 1,
                                     "--blank-skip": blank_skip is not None,
                                     "--beam-threshold": beam_threshold is not None,
-                                    "--beam-size-token": beam_size_token is not None})
+                                    "--beam-size-token": beam_size_token is not None,
+                                    "--warps": warps is not None})
         return
     if task is not None:
         for flag, given in (("--ctc-weight", ctc_weight is not None), ("--length-bonus", length_bonus is not None),
@@ -233,6 +240,7 @@ def decode_command(
     if jobs < 1:
         raise UsageError(f"--jobs must be >= 1, got {jobs}")
     chunk_frames(chunk_seconds, None)  # checks it before the model loads
+    warp_factors = parse_warps(warps) if warps is not None else ()
     use_beam = beam is not None or lm is not None or nbest is not None or backend is not None
     if blank_skip is not None:
         from asrkit.decode.blank_skip import check_blank_skip
@@ -244,7 +252,7 @@ def decode_command(
     with fast.phase("model load"):
         saved, units, loaded, store = _open_input(exp, feats, checkpoint=checkpoint, device=device, impl=impl,
                                                   save_emissions=save_emissions, chunk_seconds=chunk_seconds,
-                                                  quantize=quantize)
+                                                  quantize=quantize, warps=bool(warp_factors))
     if use_beam:
         backend = resolve_backend(units.kind, lm is not None, backend)
     if lm is not None and (lm_weight is None or word_bonus is None):
@@ -284,7 +292,7 @@ def decode_command(
                     hyps = decode_store(loaded, store, decoder, batch_size=batch_size, save=save_emissions,
                                         on_hypothesis=lambda: bar.advance(task, 1), times=fmt in ("ctm", "jsonl"),
                                         jobs=jobs, max_frames=chunk_frames(chunk_seconds, store),
-                                        batch_frames=batch_frames, clock=fast.clock)
+                                        batch_frames=batch_frames, clock=fast.clock, warps=warp_factors)
                 write_hypotheses(hyps, sys.stdout, fmt, clock=fast.clock)
         finally:
             if decoder is not None:
@@ -349,7 +357,8 @@ class _Forward:
 
 
 def _open_input(exp: Path, feats: Path, *, checkpoint: Optional[str], device: str, impl: Optional[str],
-                save_emissions: Optional[Path], chunk_seconds: Optional[float], quantize: Optional[str] = None):
+                save_emissions: Optional[Path], chunk_seconds: Optional[float], quantize: Optional[str] = None,
+                warps: bool = False):
     """``(saved emissions, units, None, None)`` when FEATS holds emissions saved by --save-emissions
     (the model is not loaded, the units come from EXP), else ``(None, units, loaded exp, feature store)``."""
     from asrkit.data import FeatureStore
@@ -366,6 +375,9 @@ def _open_input(exp: Path, feats: Path, *, checkpoint: Optional[str], device: st
         raise UsageError(f"--save-emissions: {feats} already holds saved emissions (the model does not run)")
     if chunk_seconds is not None:
         raise UsageError(f"--chunk-seconds cuts utterances before the model; {feats} holds saved emissions "
+                         f"(the model does not run)")
+    if warps:
+        raise UsageError(f"--warps warps the features before the model; {feats} holds saved emissions "
                          f"(the model does not run)")
     for flag, given in (("--checkpoint", checkpoint), ("--impl", impl), ("--quantize", quantize)):
         if given is not None:
@@ -386,7 +398,21 @@ _CTC_ONLY = {
     "--blank-skip": "merges frames before a CTC beam search; an attention model searches label by label",
     "--beam-threshold": "prunes the CTC flashlight LM search; an attention model's beam is --beam N",
     "--beam-size-token": "prunes the CTC flashlight LM search; an attention model's beam is --beam N",
+    "--warps": "averages CTC log-probabilities over warped copies of the features; an attention model's search "
+               "has none",
 }
+
+
+def parse_warps(text: str) -> tuple[float, ...]:
+    """``--warps 0.9,0.95,1,1.05,1.1`` -> the checked warp factors (UsageError for anything else)."""
+    from asrkit.decode.emissions import check_warps
+
+    try:
+        values = [float(x) for x in text.split(",")]
+    except ValueError:
+        raise UsageError(f"--warps: want comma-separated warp factors such as 0.9,0.95,1,1.05,1.1, "
+                         f"got {text!r}") from None
+    return check_warps(values)
 
 
 def _decode_attention(exp: Path, feats: Path, task: str, fast: _Forward, *, checkpoint: str, fmt: Optional[str],

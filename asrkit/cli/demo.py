@@ -6,7 +6,7 @@ from typing import Optional
 
 import typer
 
-from asrkit.pipeline.demo import DEMO_EPOCHS, DEMO_THREADS
+from asrkit.pipeline.demo import DEMO_EPOCHS, DEMO_THREADS, DEMO_WARPS
 
 
 def demo_command(
@@ -23,6 +23,11 @@ def demo_command(
         DEMO_THREADS, "--threads",
         help="torch CPU threads (1 keeps its speed when other jobs share the cores).",
     ),
+    warps: str = typer.Option(
+        ",".join(f"{a:g}" for a in DEMO_WARPS), "--warps", metavar="A,B,...",
+        help="Test-time VTLP of every decode: the mean over these mel warp factors (asrkit decode --warps); "
+             "1: one plain forward pass.",
+    ),
     overrides: Optional[list[str]] = typer.Argument(
         None, help="Training config overrides KEY=VALUE, e.g. model.impl=native (torch's own layers).",
     ),
@@ -37,10 +42,11 @@ def demo_command(
     Example: asrkit demo --out exp/demo; torch's own layers instead of the scratch ones:
     asrkit demo --out exp/demo_native model.impl=native
     """
+    from asrkit.cli.decode import parse_warps
     from asrkit.pipeline.demo import run_demo
 
     run_demo(out, epochs=epochs, minutes=minutes, device=device, jobs=jobs, threads=threads,
-             overrides=overrides or ())
+             warps=parse_warps(warps), overrides=overrides or ())
 
 
 def register(app: typer.Typer) -> None:

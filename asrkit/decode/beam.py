@@ -496,7 +496,7 @@ def decode_store(exp, store, decoder: Optional[BeamDecoder] = None, *, batch_siz
                  utts: Optional[Sequence[str]] = None, save: Optional[str | os.PathLike] = None,
                  on_hypothesis: Optional[Callable[[], None]] = None, times: bool = False,
                  jobs: int = 1, max_frames: Optional[int] = None, batch_frames: Optional[int] = None,
-                 clock=None) -> Iterator[Hypothesis]:
+                 clock=None, warps: Sequence[float] = ()) -> Iterator[Hypothesis]:
     """Hypotheses of every utterance of ``store`` (utt-id order): the beam
     search of ``decoder``, or greedy when it is None; with ``save`` the
     log-probabilities are also written to that folder (:func:`save_emissions`).
@@ -510,12 +510,14 @@ def decode_store(exp, store, decoder: Optional[BeamDecoder] = None, *, batch_siz
     log-probabilities joined before the search (:mod:`asrkit.decode.longform`).
     ``batch_frames``: batches of that many padded frames instead of ``batch_size`` utterances;
     ``clock``: a :class:`~asrkit.decode.stopwatch.Stopwatch` for the features and forward time
-    (:func:`~asrkit.decode.emissions.map_batches`)."""
+    (:func:`~asrkit.decode.emissions.map_batches`). ``warps``: test-time VTLP
+    (:func:`~asrkit.decode.emissions.iter_outputs`)."""
     from asrkit.decode.timing import output_frame_seconds
 
     outputs: Iterable[ModelOutput] = iter_outputs(
         exp.model, store, cmvn=exp.cmvn, norm_vars=exp.norm_vars, batch_size=batch_size, device=exp.device,
-        utts=utts, input_dim=exp.input_dim, max_frames=max_frames, batch_frames=batch_frames, clock=clock)
+        utts=utts, input_dim=exp.input_dim, max_frames=max_frames, batch_frames=batch_frames, clock=clock,
+        warps=warps)
     if save is not None:
         outputs = save_emissions(outputs, save, exp=exp, store=store)
     frame_seconds = output_frame_seconds((store.conf or {}).get("frame_shift"), exp.subsampling)

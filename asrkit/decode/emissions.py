@@ -29,6 +29,7 @@ without the model::
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import time
@@ -45,6 +46,7 @@ from asrkit.io import atomic_write
 
 __all__ = [
     "EMISSIONS_META", "UTT2FRAMES", "ModelOutput", "check_batch_frames", "check_emissions", "check_input_dim",
+    "check_warps",
     "chunked_batches", "check_emissions_belong", "is_emissions_store", "iter_outputs", "length_batches", "load_batch",
     "load_emissions", "map_batches", "open_saved_emissions", "pad_features", "read_emissions_meta",
     "resolve_device", "save_emissions", "SavedEmissions",
@@ -270,6 +272,7 @@ def iter_outputs(
     max_frames: Optional[int] = None,
     batch_frames: Optional[int] = None,
     clock=None,
+    warps: Sequence[float] = (),
 ) -> Iterator[ModelOutput]:
     """Yield the model's log-probabilities for every utterance, in utt-id order.
 
@@ -289,10 +292,20 @@ def iter_outputs(
             pieces cut at pauses, their log-probabilities concatenated
             (:mod:`asrkit.decode.longform`); None: whole utterances.
         batch_frames, clock: as in :func:`map_batches`.
+        warps: test-time VTLP (fbank features only): the model runs once per warp factor on
+            the features with their mel axis warped by it (:func:`asrkit.features.perturb.vtlp`,
+            before CMVN; 1.0 is the features as they are), and each utterance's
+            log-probabilities are the renormalized mean over the runs (a product of experts).
+            Empty: one plain run.
     """
     from asrkit.decode.longform import join_outputs
 
     device = torch.device(device)
+    if len(warps):
+        yield from _warped_outputs(model, store, warps, cmvn=cmvn, norm_vars=norm_vars, batch_size=batch_size,
+                                   device=device, utts=utts, input_dim=input_dim, on_batch=on_batch,
+                                   max_frames=max_frames, batch_frames=batch_frames, clock=clock)
+        return
 
     def run(names: list[str], feats: Tensor, lengths: Tensor) -> list[ModelOutput]:
         logits, out_lengths = model(feats.to(device), lengths.to(device))  # (B, T', C), (B,)
@@ -300,9 +313,57 @@ def iter_outputs(
         n_out = out_lengths.cpu().tolist()
         return [ModelOutput(u, log_probs[b, :int(n_out[b])].clone(), int(lengths[b])) for b, u in enumerate(names)]
 
-    return map_batches(store, run, cmvn=cmvn, norm_vars=norm_vars, batch_size=batch_size, utts=utts,
-                       input_dim=input_dim, on_batch=on_batch, max_frames=max_frames, join=join_outputs,
-                       multiple=int(getattr(model, "subsampling", 1)), batch_frames=batch_frames, clock=clock)
+    yield from map_batches(store, run, cmvn=cmvn, norm_vars=norm_vars, batch_size=batch_size, utts=utts,
+                           input_dim=input_dim, on_batch=on_batch, max_frames=max_frames, join=join_outputs,
+                           multiple=int(getattr(model, "subsampling", 1)), batch_frames=batch_frames,
+                           clock=clock)
+
+
+def check_warps(warps: Sequence[float]) -> tuple[float, ...]:
+    """The test-time warp factors, checked: each finite and in [0.5, 2] (UsageError)."""
+    out = tuple(float(a) for a in warps)
+    for a in out:
+        if not (math.isfinite(a) and 0.5 <= a <= 2.0):
+            raise UsageError(f"--warps: each warp factor must be in [0.5, 2] (got {a:g}); e.g. 0.9,0.95,1,1.05,1.1")
+    if len(set(out)) != len(out):
+        raise UsageError(f"--warps: a warp factor is given twice ({','.join(f'{a:g}' for a in out)})")
+    return out
+
+
+class _WarpedStore:
+    """A feature store read through the VTLP warp ``alpha``: raw features warped, then CMVN as the
+    store applies it (:meth:`asrkit.data.FeatureStore.normalize`); everything else is the store's."""
+
+    def __init__(self, store, alpha: float, geom) -> None:
+        self._store, self._alpha, self._geom = store, alpha, geom
+
+    def get(self, utt: str, cmvn: Optional[str] = None, norm_vars: bool = True) -> np.ndarray:
+        from asrkit.features.perturb import vtlp
+
+        raw = torch.from_numpy(np.array(self._store[utt], dtype=np.float32))
+        return self._store.normalize(utt, vtlp(raw, self._alpha, self._geom).numpy(), cmvn, norm_vars)
+
+    def __getattr__(self, name: str):
+        return getattr(self._store, name)
+
+
+def _warped_outputs(model, store, warps: Sequence[float], *, on_batch=None, **kw) -> Iterator[ModelOutput]:
+    """:func:`iter_outputs` with test-time VTLP: one pass per warp, in step, averaged per utterance."""
+    from asrkit.features.perturb import MelGeometry
+
+    warps = check_warps(warps)
+    kind = (store.conf or {}).get("type")
+    if kind != "fbank":
+        raise UsageError(f"--warps: test-time VTLP warps log-mel filterbank features, but {store.path} holds "
+                         f"{kind or 'features of an unknown kind (no type in conf.yaml)'}")
+    geom = MelGeometry.from_conf(store.conf, where=f"{store.path}/conf.yaml")
+    if geom.dim != store.dim:
+        raise DataError(f"{store.path}: {store.dim}-dim features, but its conf.yaml describes {geom.dim}-dim fbank")
+    passes = [iter_outputs(model, store if a == 1.0 else _WarpedStore(store, a, geom),
+                           on_batch=on_batch if i == 0 else None, **kw) for i, a in enumerate(warps)]
+    for outs in zip(*passes):
+        lp = torch.stack([o.log_probs for o in outs]).mean(0)  # (T', C): the same frames in every pass
+        yield ModelOutput(outs[0].utt, torch.log_softmax(lp, dim=-1), outs[0].frames)
 
 
 def check_emissions(out: ModelOutput) -> None:

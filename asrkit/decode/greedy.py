@@ -37,11 +37,11 @@ def greedy_hypotheses(outputs: Iterable[ModelOutput], units, blank: int = 0) -> 
 
 def greedy_decode(exp, store, *, batch_size: int = 16, utts: Optional[Sequence[str]] = None,
                   on_batch: Optional[Callable[[int], None]] = None,
-                  max_frames: Optional[int] = None) -> Iterator[Hypothesis]:
+                  max_frames: Optional[int] = None, warps: Sequence[float] = ()) -> Iterator[Hypothesis]:
     """Greedy hypotheses of every utterance of ``store`` (utt-id order) with
     the model of a loaded exp dir (:func:`asrkit.decode.exp.load_exp`); ``max_frames``: long
-    utterances in pieces (:func:`asrkit.decode.emissions.iter_outputs`)."""
+    utterances in pieces, ``warps``: test-time VTLP (:func:`asrkit.decode.emissions.iter_outputs`)."""
     outputs = iter_outputs(exp.model, store, cmvn=exp.cmvn, norm_vars=exp.norm_vars, batch_size=batch_size,
                            device=exp.device, utts=utts, input_dim=exp.input_dim, on_batch=on_batch,
-                           max_frames=max_frames)
+                           max_frames=max_frames, warps=warps)
     return greedy_hypotheses(outputs, exp.units, blank=exp.units.blank_id)

@@ -41,7 +41,7 @@ import torch
 from asrkit.errors import ConfigError
 from asrkit.features.specaugment import seed_of
 
-__all__ = ["MelGeometry", "Perturb", "time_stretch", "vtlp_positions", "vtlp_warp"]
+__all__ = ["MelGeometry", "Perturb", "time_stretch", "vtlp", "vtlp_positions", "vtlp_warp"]
 
 
 def _mel(f: torch.Tensor) -> torch.Tensor:
@@ -141,6 +141,24 @@ def _interp(x: torch.Tensor, pos: torch.Tensor, dim: int) -> torch.Tensor:
     return x.index_select(dim, i0) * (1 - w) + x.index_select(dim, i1) * w
 
 
+@torch.no_grad()
+def vtlp(feats: torch.Tensor, alpha: float, geom: MelGeometry) -> torch.Tensor:
+    """Raw log-mel ``feats (T, D)`` with the mel axis warped by ``alpha`` (each
+    block's bins; an energy column kept): a new tensor. The training
+    augmentation (:class:`Perturb`) and test-time warping
+    (:func:`asrkit.decode.emissions.iter_outputs`' ``warps``) both use it."""
+    if feats.dim() != 2 or feats.shape[1] != geom.dim:
+        raise ValueError(f"vtlp: want (T, {geom.dim}) features for this mel geometry, got {tuple(feats.shape)}")
+    out = feats.clone()
+    if alpha == 1.0:
+        return out
+    pos = vtlp_positions(alpha, geom)
+    for b in range(geom.blocks):
+        a = b * (geom.block or geom.num_bins) + geom.offset
+        out[:, a:a + geom.num_bins] = _interp(feats[:, a:a + geom.num_bins], pos, 1)
+    return out
+
+
 def time_stretch(feats: torch.Tensor, rate: float) -> torch.Tensor:
     """``feats (T, D)`` played ``rate`` times as fast: ``(round(T / rate), D)``
     by linear interpolation between frames (first and last frame kept)."""
@@ -189,14 +207,9 @@ class Perturb:
         alpha, rate = self.draw(seed)
         out = feats
         if self.geom is not None and alpha != 1.0:
-            g = self.geom
-            if feats.shape[1] != g.dim:
-                raise ValueError(f"Perturb: {feats.shape[1]}-dim features, but the mel geometry has {g.dim}")
-            pos = vtlp_positions(alpha, g)
-            out = feats.clone()
-            for b in range(g.blocks):
-                a = b * (g.block or g.num_bins) + g.offset
-                out[:, a:a + g.num_bins] = _interp(feats[:, a:a + g.num_bins], pos, 1)
+            if feats.shape[1] != self.geom.dim:
+                raise ValueError(f"Perturb: {feats.shape[1]}-dim features, but the mel geometry has {self.geom.dim}")
+            out = vtlp(feats, alpha, self.geom)
         if self.rate is not None and rate != 1.0:
             out = time_stretch(out, rate)
         return out.clone() if out is feats else out

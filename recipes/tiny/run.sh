@@ -4,13 +4,13 @@
 #   0  corpus          asrkit corpus tiny               -> data/{train,dev,test}
 #   1  features        asrkit featurize (fbank 80)      -> feats/{train,dev,test}
 #   2  train ctc       Conformer-CTC on phones          -> exp/ctc_phone
-#   3  decode          greedy CTC on the test set       -> exp/ctc_phone/decode_test/hyp.txt
+#   3  decode          greedy CTC on the test set, test-time VTLP (--warps) -> exp/ctc_phone/decode_test/hyp.txt
 #   4  score           PER against text.phones (no sil) -> exp/ctc_phone/decode_test/per.txt
 #   5  train frame     MLP frame classifier on the exact alignments (ali) -> exp/frame_mlp
 #   6  predict frame   per-frame labels of the test set, frame accuracy, Kaggle csv
 #                                                       -> exp/frame_mlp/predict_test/
 #   7  lm              3-gram on the corpus's LM text   -> exp/lm3.arpa
-#   8  decode lm       LM weights tuned on dev (asrkit tune), then beam 20 + LM to words through
+#   8  decode lm       LM weights tuned on dev (asrkit tune on dev emissions made with --warps), then beam 20 + LM to words through
 #                      the CMU lexicon, WER             -> exp/ctc_phone/decode_test/{hyp_lm.txt,hyp_lm.ctm,wer.txt}
 #
 # Attention models (only with --attention yes, or when --stage starts at 9 or later):
@@ -47,13 +47,14 @@ tune_ctc_weights=0.3,0.5
 tune_length_bonuses=0,1,2
 max_len_ratio=
 impl=
+warps=0.9,0.95,1,1.05,1.1
 
 usage() {
   cat <<USAGE
 usage: $0 [--stage N] [--stop-stage N] [--nj N] [--device auto|cpu|cuda] [--dir DIR]
           [--ctc-conf FILE] [--frame-conf FILE] [--impl scratch|native]
           [--attention yes|no] [--transformer-conf FILE] [--las-conf FILE] [--max-len-ratio R]
-          [--tune-lm-weights L] [--tune-ctc-weights C] [--tune-length-bonuses B]
+          [--tune-lm-weights L] [--tune-ctc-weights C] [--tune-length-bonuses B] [--warps A,B,...]
   stages: 0 corpus, 1 features, 2 train ctc, 3 decode, 4 score, 5 train frame, 6 predict frame,
           7 lm, 8 decode with the lm (tune on dev, WER on test);
           with --attention yes (or --stage 9 and up): 9 train transformer, 10 decode transformer,
@@ -63,6 +64,7 @@ usage: $0 [--stage N] [--stop-stage N] [--nj N] [--device auto|cpu|cuda] [--dir 
                    $tune_ctc_weights, $tune_length_bonuses)
   --dir   where data/, feats/ and exp/ go (default: $here)
   --impl  layer implementation of both models (default: the configs', scratch)
+  --warps the CTC decodes' test-time VTLP factors, as the demo's (default $warps; 1: one plain pass)
 USAGE
 }
 
@@ -115,12 +117,13 @@ fi
 
 if run_stage 3 decode; then
   mkdir -p $ctc/decode_test
-  if newer $ctc/decode_test/hyp.txt $ctc/checkpoints/best.pt; then
+  if newer $ctc/decode_test/hyp.txt $ctc/checkpoints/best.pt && [ "$(cat $ctc/decode_test/warps 2>/dev/null)" = "$warps" ]; then
     echo "$ctc/decode_test/hyp.txt is up to date"
   else
-    $ASRKIT decode $ctc feats/test --device "$device" > $ctc/decode_test/hyp.txt.tmp 2> "$log"
+    $ASRKIT decode $ctc feats/test --device "$device" --warps "$warps" > $ctc/decode_test/hyp.txt.tmp 2> "$log"
     mv $ctc/decode_test/hyp.txt.tmp $ctc/decode_test/hyp.txt
-    $ASRKIT decode $ctc feats/test --device "$device" --format jsonl > $ctc/decode_test/hyp.jsonl 2>> "$log"
+    $ASRKIT decode $ctc feats/test --device "$device" --warps "$warps" --format jsonl > $ctc/decode_test/hyp.jsonl 2>> "$log"
+    echo "$warps" > $ctc/decode_test/warps
   fi
 fi
 
@@ -165,12 +168,16 @@ fi
 if run_stage 8 decode_lm; then
   out=$ctc/decode_test
   mkdir -p $out
-  # the LM weight and word bonus with the lowest dev WER -> $ctc/lm_tuning.yaml (decode's defaults)
-  $ASRKIT tune $ctc feats/dev data/dev/text --lm exp/lm3.arpa --device "$device" > $ctc/tune_dev.txt 2> "$log"
+  # the LM weight and word bonus with the lowest dev WER -> $ctc/lm_tuning.yaml (decode's defaults),
+  # tuned on the dev log-probabilities of the same test-time VTLP as the test decode
+  $ASRKIT decode $ctc feats/dev --device "$device" --warps "$warps" --save-emissions $ctc/emissions_dev \
+    > /dev/null 2> "$log"
+  $ASRKIT tune $ctc $ctc/emissions_dev data/dev/text --lm exp/lm3.arpa > $ctc/tune_dev.txt 2>> "$log"
   tail -1 $ctc/tune_dev.txt
-  $ASRKIT decode $ctc feats/test --beam 20 --lm exp/lm3.arpa --device "$device" > $out/hyp_lm.txt.tmp 2>> "$log"
+  $ASRKIT decode $ctc feats/test --beam 20 --lm exp/lm3.arpa --device "$device" --warps "$warps" \
+    > $out/hyp_lm.txt.tmp 2>> "$log"
   mv $out/hyp_lm.txt.tmp $out/hyp_lm.txt
-  $ASRKIT decode $ctc feats/test --beam 20 --lm exp/lm3.arpa --device "$device" --format ctm \
+  $ASRKIT decode $ctc feats/test --beam 20 --lm exp/lm3.arpa --device "$device" --warps "$warps" --format ctm \
     > $out/hyp_lm.ctm.tmp 2>> "$log"
   mv $out/hyp_lm.ctm.tmp $out/hyp_lm.ctm
   $ASRKIT score data/test/text $out/hyp_lm.txt --per-spk --utt2spk data/test/utt2spk 2>> "$log" | tee $out/wer.txt

@@ -151,6 +151,7 @@ def test_max_length_warns_once_with_the_count(capsys, tf_exp, store, fake_models
     (["--save-emissions", "em"], "--save-emissions saves CTC log-probabilities"),
     (["--word-bonus", "1"], "--word-bonus is the CTC LM search's"),
     (["--jobs", "2"], "--jobs runs CTC searches in worker processes"),
+    (["--warps", "0.9,1,1.1"], "--warps averages CTC log-probabilities over warped copies"),
     (["--format", "ctm"], "ctm needs frame times; attention models do not give them"),
     (["--lm-weight", "1"], "--lm-weight weighs an LM"),
     (["--nbest", "2", "--format", "text"], "--nbest writes its hypotheses in the jsonl"),
