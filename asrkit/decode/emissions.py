@@ -210,9 +210,13 @@ def map_batches(
         long = [u for u in part if max_frames is not None and store.num_frames(u) > max_frames]
         cache = {u: store.get(u, cmvn=cmvn, norm_vars=norm_vars) for u in long}
         items: list[tuple[str, int, Optional[int]]] = []    # (utt, start, end); end None: the whole utterance
+        # where the pauses are: on the store's own features (a warped view of a store cuts where the
+        # store does, so test-time VTLP's passes line up frame by frame)
+        unwarped = getattr(store, "unwarped", None)
         for u in part:
             if u in cache:
-                cuts = pause_cuts(loudness(torch.from_numpy(np.asarray(cache[u], dtype=np.float32))),
+                x = cache[u] if unwarped is None else unwarped.get(u, cmvn=cmvn, norm_vars=norm_vars)
+                cuts = pause_cuts(loudness(torch.from_numpy(np.asarray(x, dtype=np.float32))),
                                   int(max_frames), multiple=multiple)
                 items += [(u, s, e) for s, e in piece_bounds(cuts, int(cache[u].shape[0]))]
             else:
@@ -336,6 +340,7 @@ class _WarpedStore:
 
     def __init__(self, store, alpha: float, geom) -> None:
         self._store, self._alpha, self._geom = store, alpha, geom
+        self.unwarped = store  # map_batches finds long utterances' pauses on it
 
     def get(self, utt: str, cmvn: Optional[str] = None, norm_vars: bool = True) -> np.ndarray:
         from asrkit.features.perturb import vtlp

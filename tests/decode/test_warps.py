@@ -121,3 +121,36 @@ def test_warps_need_fbank_features_and_the_model(capsys, ctc_exp, store, fbank_s
     code, out, err = _run(capsys, "decode", str(ctc_exp), str(em), "--warps", "0.9,1")
     assert code == 2 and out == ""
     assert "--warps warps the features before the model" in err and len(err.strip().splitlines()) == 1
+
+
+def test_long_utterances_are_cut_where_the_plain_features_pause(ctc_exp, tmp_path, monkeypatch):
+    """Long-form pieces (max_frames): every warped pass looks for pauses on the unwarped features,
+    so the passes cut alike, line up frame by frame and have the plain long-form decode's frames."""
+    import asrkit.decode.longform as longform
+
+    seen: list[torch.Tensor] = []
+    real = longform.pause_cuts
+
+    def record(loud, *a, **k):
+        seen.append(loud.clone())
+        return real(loud, *a, **k)
+
+    monkeypatch.setattr(longform, "pause_cuts", record)
+    p = tmp_path / "long"
+    make_store(p, n=3, seed=9, min_frames=250, max_frames=400)
+    (p / "conf.yaml").write_text(yaml.safe_dump({"type": "fbank", "num_mel_bins": DIM, "sample_frequency": 16000.0}))
+    loaded = load_exp(ctc_exp, device="cpu", task="ctc")
+    fs = FeatureStore(p)
+    kw = dict(cmvn=loaded.cmvn, norm_vars=loaded.norm_vars, batch_size=4, input_dim=loaded.input_dim, max_frames=80)
+    plain = {o.utt: o for o in iter_outputs(loaded.model, fs, **kw)}
+    warped = {o.utt: o for o in iter_outputs(loaded.model, fs, warps=(0.8, 1.0, 1.25), **kw)}
+    assert sorted(warped) == sorted(plain) == fs.keys()
+    # the plain run and the three passes: each long utterance's loudness curve is the plain one
+    n = len(fs.keys())
+    assert len(seen) == 4 * n
+    for i in range(n):
+        assert all(torch.equal(seen[i], seen[n * k + i]) for k in range(1, 4))
+    for u in fs.keys():
+        assert warped[u].log_probs.shape == plain[u].log_probs.shape and warped[u].frames == plain[u].frames
+        total = warped[u].log_probs.exp().sum(-1)
+        assert torch.allclose(total, torch.ones(plain[u].log_probs.shape[0]), atol=1e-5)
