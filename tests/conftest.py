@@ -35,6 +35,17 @@ TOOLS: dict[str, tuple[str, tuple[str, ...]]] = {
 }
 
 
+@pytest.fixture(autouse=True)
+def _loud_log():
+    """Each test starts with asrkit's log not quiet: ``main(["-q", ...])`` sets the process-wide quiet
+    flag and leaves it set, which would silence the next test's ``log.info`` lines (a test that reads
+    them then fails only after some other test, depending on the order)."""
+    from asrkit import log
+
+    log.set_quiet(False)
+    yield
+
+
 def under_ci() -> bool:
     """True when the environment says this is CI (``CI=true``, as CI services set it)."""
     return os.environ.get("CI", "").strip().lower() == "true"
