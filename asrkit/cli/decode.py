@@ -252,7 +252,7 @@ def decode_command(
     with fast.phase("model load"):
         saved, units, loaded, store = _open_input(exp, feats, checkpoint=checkpoint, device=device, impl=impl,
                                                   save_emissions=save_emissions, chunk_seconds=chunk_seconds,
-                                                  quantize=quantize, warps=bool(warp_factors))
+                                                  quantize=quantize, warps=warps is not None)
     if use_beam:
         backend = resolve_backend(units.kind, lm is not None, backend)
     if lm is not None and (lm_weight is None or word_bonus is None):

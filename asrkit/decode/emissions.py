@@ -305,7 +305,8 @@ def iter_outputs(
     from asrkit.decode.longform import join_outputs
 
     device = torch.device(device)
-    if len(warps):
+    warps = check_warps(warps)
+    if warps:
         yield from _warped_outputs(model, store, warps, cmvn=cmvn, norm_vars=norm_vars, batch_size=batch_size,
                                    device=device, utts=utts, input_dim=input_dim, on_batch=on_batch,
                                    max_frames=max_frames, batch_frames=batch_frames, clock=clock)
@@ -324,14 +325,15 @@ def iter_outputs(
 
 
 def check_warps(warps: Sequence[float]) -> tuple[float, ...]:
-    """The test-time warp factors, checked: each finite and in [0.5, 2] (UsageError)."""
+    """The test-time warp factors, checked: each finite and in [0.5, 2] (UsageError); a lone 1
+    (no warping) is ``()``, one plain pass."""
     out = tuple(float(a) for a in warps)
     for a in out:
         if not (math.isfinite(a) and 0.5 <= a <= 2.0):
             raise UsageError(f"--warps: each warp factor must be in [0.5, 2] (got {a:g}); e.g. 0.9,0.95,1,1.05,1.1")
     if len(set(out)) != len(out):
         raise UsageError(f"--warps: a warp factor is given twice ({','.join(f'{a:g}' for a in out)})")
-    return out
+    return () if out == (1.0,) else out
 
 
 class _WarpedStore:
@@ -353,10 +355,10 @@ class _WarpedStore:
 
 
 def _warped_outputs(model, store, warps: Sequence[float], *, on_batch=None, **kw) -> Iterator[ModelOutput]:
-    """:func:`iter_outputs` with test-time VTLP: one pass per warp, in step, averaged per utterance."""
+    """:func:`iter_outputs` with test-time VTLP (``warps`` checked): one pass per warp, in step,
+    averaged per utterance."""
     from asrkit.features.perturb import MelGeometry
 
-    warps = check_warps(warps)
     kind = (store.conf or {}).get("type")
     if kind != "fbank":
         raise UsageError(f"--warps: test-time VTLP warps log-mel filterbank features, but {store.path} holds "

@@ -411,7 +411,8 @@ def _stage_lm_decode(out: Path, exp: Path, lm: Path, dec: Path, ref_phones: Path
     words_ref = read_table(out / "data" / "test" / "text")
     phones_ref = {u: v.split() for u, v in read_table(ref_phones).items()}
     utt2spk = read_table(out / "data" / "test" / "utt2spk")
-    new_ref = {u: v for u, v in phones_ref.items() if utt2spk.get(u) in set(held_out)}
+    held_out = set(held_out)
+    new_ref = {u: v for u, v in phones_ref.items() if utt2spk.get(u) in held_out}
 
     def pers(hyps: dict[str, list[str]]) -> tuple[float, Optional[float]]:
         held = float(score(new_ref, {u: hyps[u] for u in new_ref}).wer) if new_ref else None
@@ -551,8 +552,6 @@ def run_demo(out: str | os.PathLike = "exp/demo", *, epochs: int = DEMO_EPOCHS, 
     from asrkit.decode.emissions import check_warps
 
     warps = check_warps(warps)
-    if warps == (1.0,):
-        warps = ()
     out = Path(out)
     cfg = demo_train_config(epochs, device, seed, overrides)  # bad overrides fail before any work
     import torch
